@@ -1,0 +1,15 @@
+"""Data: LISA crops, the RP2 victims/masks/colours, MNIST, and where they are found."""
+
+from blurnet_tf.data.lisa import (CLASS_NAMES, NUM_CLASSES, SPEED_LIMIT_45, STOP, LisaData,
+                                  load_lisa, split_report, track_split)
+from blurnet_tf.data.rp2_assets import load_mask, load_nps_colors, load_victims
+from blurnet_tf.data.sources import find_data_dir
+
+
+def load_lisa_split(data_dir, test_fraction=0.2, seed=0):
+    """(train, test, report): the LISA crops under data_dir/lisa, split with whole tracks held out."""
+    import pathlib
+
+    data = load_lisa(pathlib.Path(data_dir) / "lisa")
+    train_idx, test_idx = track_split(data, test_fraction, seed)
+    return data.subset(train_idx), data.subset(test_idx), split_report(data, train_idx, test_idx)

@@ -1,0 +1,84 @@
+"""The RP2 authors' attack material: 40 victim stop signs, sticker masks, printable colours."""
+
+import pathlib
+
+import numpy as np
+
+from blurnet_tf.data.images import IMAGE_SIZE, read_mask, read_rgb
+from blurnet_tf.errors import DataError
+
+MASKS = {
+    "rectangles": "masks/mask_l1loss_uniform_rectangles.png",
+    "octagon": "masks/octagon.png",
+}
+ORIGINAL_CHECKPOINT = "original-lisa-cnn/l1basedmask_uniformrectangles-350"
+REFERENCE_LOGS = {
+    "rectangles": "reference-logs/optimization_printout_l1basedmask_uniformrectangles.txt",
+    "octagon": "reference-logs/optimization_printout_noinversemask_second_trial_run.txt",
+}
+
+
+def rp2_dir(data_dir):
+    path = pathlib.Path(data_dir) / "rp2"
+    if not path.is_dir():
+        raise DataError(path, "RP2 material directory not found")
+    return path
+
+
+def load_victims(data_dir):
+    """The 40 victim stop signs as (40,32,32,3) float32 and their file names, in numeric order."""
+    folder = rp2_dir(data_dir) / "victim-set"
+    files = sorted(folder.glob("*.png"), key=lambda p: (len(p.stem), p.stem))
+    if not files:
+        raise DataError(folder, "no victim PNGs found")
+    images = []
+    for f in files:
+        image = read_rgb(f)
+        if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise DataError(f, f"victim images must be {IMAGE_SIZE}x{IMAGE_SIZE}, found {image.shape[1]}x{image.shape[0]}")
+        images.append(image)
+    return np.stack(images), [f.name for f in files]
+
+
+def load_mask(data_dir, name_or_path):
+    """A binarised 32x32x3 mask: 'rectangles', 'octagon' or a path to a PNG."""
+    if name_or_path in MASKS:
+        return read_mask(rp2_dir(data_dir) / MASKS[name_or_path])
+    return read_mask(name_or_path)
+
+
+def load_nps_colors(data_dir_or_file):
+    """Printable colour triplets (P,3), RGB in [0,1] (comma-separated lines)."""
+    path = pathlib.Path(data_dir_or_file)
+    if path.is_dir():
+        path = rp2_dir(path) / "npstriplets.txt"
+    if not path.is_file():
+        raise DataError(path, "printable-colour file not found")
+    rows = []
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = [float(v) for v in line.split(",")]
+        except ValueError:
+            raise DataError(path, f"line {line_no}: not comma-separated numbers") from None
+        if len(row) != 3 or not all(0.0 <= v <= 1.0 for v in row):
+            raise DataError(path, f"line {line_no}: expected 3 values in [0,1], got {line!r}")
+        rows.append(row)
+    if not rows:
+        raise DataError(path, "no colour triplets")
+    return np.asarray(rows, np.float32)
+
+
+def original_checkpoint(data_dir):
+    prefix = rp2_dir(data_dir) / ORIGINAL_CHECKPOINT
+    if not pathlib.Path(str(prefix) + ".index").is_file():
+        raise DataError(str(prefix) + ".index", "original LISA-CNN checkpoint not found")
+    return str(prefix)
+
+
+def load_original_noise(data_dir):
+    """The sticker noise (32,32,3) optimised by the original rectangle-mask run (epoch 350)."""
+    import tensorflow as tf
+
+    return tf.train.load_checkpoint(original_checkpoint(data_dir)).get_tensor("noise")

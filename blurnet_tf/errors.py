@@ -1,0 +1,10 @@
+"""One exception type for bad user input, so binaries can print one clear line."""
+
+
+class DataError(ValueError):
+    """Bad or missing input data. The message names the file and the problem."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -1,0 +1,39 @@
+"""Accuracy of a model on the track-held-out test split and the 40 victim stop signs.
+
+    python -m blurnet_tf.evaluate --model=runs/baseline     (or --model=original)
+"""
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Run directory, .keras file, or 'original'.", required=True)
+flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
+flags.DEFINE_float("test_fraction", 0.2, "Fraction of images in held-out tracks.")
+flags.DEFINE_integer("split_seed", 0, "Seed of the track-held-out split.")
+flags.DEFINE_string("out", None, "Optional JSON file for the results.")
+
+
+def main(argv):
+    del argv
+    from blurnet_tf import io
+    from blurnet_tf.data import find_data_dir, load_lisa_split, load_victims
+    from blurnet_tf.evaluation.clean import evaluate_clean
+    from blurnet_tf.models import load_model
+
+    data_dir = find_data_dir(FLAGS.data_dir)
+    model = load_model(FLAGS.model, data_dir)
+    _, test_set, _ = load_lisa_split(data_dir, FLAGS.test_fraction, FLAGS.split_seed)
+    victims, _ = load_victims(data_dir)
+    result = evaluate_clean(model, test_set, victims)
+    print(f"{FLAGS.model}: legit accuracy {result['legit_accuracy']:.4f} on {result['test_images']} "
+          f"held-out images; victims {result['victims_correct']}/40 predicted stop")
+    for name, acc in result["per_class_accuracy"].items():
+        print(f"  {name:20s} {acc:.3f}")
+    if FLAGS.out:
+        io.write_json(FLAGS.out, {"model": FLAGS.model, **result, "versions": io.package_versions()})
+
+
+if __name__ == "__main__":
+    from blurnet_tf import cli
+
+    cli.run(main)

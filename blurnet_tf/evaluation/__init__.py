@@ -1,0 +1,1 @@
+"""Evaluation: accuracy and attack metrics."""

@@ -1,0 +1,73 @@
+"""The victim model: Cleverhans' `cnn_model` (as used by RP2 and BlurNet) in Keras 3.
+
+Dropout(0.2) -> Conv 64 8x8/2 same -> ReLU -> Conv 128 6x6/2 valid -> ReLU -> Conv 128 5x5/1
+valid -> ReLU -> Dropout(0.5) -> Flatten -> Dense(18). Outputs logits; dropout is off at inference.
+"First-layer feature maps" are the output of the layer named FIRST_LAYER (16x16x64).
+"""
+
+import keras
+import numpy as np
+from keras import layers
+
+from blurnet_tf.data import NUM_CLASSES
+from blurnet_tf.data.rp2_assets import original_checkpoint
+
+FIRST_LAYER = "relu1"
+SECOND_LAYER = "relu2"
+
+# Checkpoint variable of the original TF1/Keras-1 model -> (our layer, weight index).
+_ORIGINAL_NAMES = {
+    "convolution2d_1_W": ("conv1", 0), "convolution2d_1_b": ("conv1", 1),
+    "convolution2d_2_W": ("conv2", 0), "convolution2d_2_b": ("conv2", 1),
+    "convolution2d_3_W": ("conv3", 0), "convolution2d_3_b": ("conv3", 1),
+    "dense_1_W": ("logits", 0), "dense_1_b": ("logits", 1),
+}
+
+
+def cnn_model(input_shape=(32, 32, 3), nb_classes=NUM_CLASSES, nb_filters=64,
+              input_layers=(), l1_layers=(), name="lisa_cnn"):
+    """Builds the LISA-CNN; `input_layers` run on the image, `l1_layers` on the first-layer maps."""
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for layer in input_layers:
+        x = layer(x)
+    x = layers.Dropout(0.2, name="input_dropout")(x)
+    x = layers.Conv2D(nb_filters, 8, strides=2, padding="same", name="conv1")(x)
+    x = layers.Activation("relu", name=FIRST_LAYER)(x)
+    for layer in l1_layers:
+        x = layer(x)
+    x = layers.Conv2D(nb_filters * 2, 6, strides=2, padding="valid", name="conv2")(x)
+    x = layers.Activation("relu", name=SECOND_LAYER)(x)
+    x = layers.Conv2D(nb_filters * 2, 5, strides=1, padding="valid", name="conv3")(x)
+    x = layers.Activation("relu", name="relu3")(x)
+    x = layers.Dropout(0.5, name="dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(nb_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def load_original_lisa_cnn(data_dir):
+    """The RP2 authors' trained LISA-CNN, read from their TF1 checkpoint.
+
+    The checkpoint uses Keras-1 "tf" ordering: HWIO kernels and an NHWC flatten, the same as
+    Keras 3, so the arrays are copied unchanged.
+    """
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(original_checkpoint(data_dir))
+    model = cnn_model(name="original_lisa_cnn")
+    for var, (layer_name, index) in _ORIGINAL_NAMES.items():
+        layer = model.get_layer(layer_name)
+        weights = layer.get_weights()
+        value = reader.get_tensor(var)
+        if value.shape != weights[index].shape:
+            raise ValueError(f"{original_checkpoint(data_dir)}: {var} has shape {value.shape}, "
+                             f"expected {weights[index].shape}")
+        weights[index] = value.astype(np.float32)
+        layer.set_weights(weights)
+    return model
+
+
+def layer_output_model(model, layer_name=FIRST_LAYER):
+    """A model from the same input to the output of `layer_name` (e.g. the first-layer maps)."""
+    return keras.Model(model.inputs, model.get_layer(layer_name).output)
