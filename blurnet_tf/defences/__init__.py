@@ -1,3 +1,9 @@
 """Defences. Importing this package registers every custom layer with Keras."""
 
-from blurnet_tf.defences.factory import DEFENCES, build_model
+from blurnet_tf.defences.adversarial_training import AdversarialTraining
+from blurnet_tf.defences.blur import BlurDepthwiseConv2D, blur_kernel
+from blurnet_tf.defences.factory import (DEFENCE_PARAMS, DEFENCES, build_model, classifier_of,
+                                         insert_blur)
+from blurnet_tf.defences.regularizers import (REGULARISERS, FeatureMapRegularizer, model_regulariser,
+                                              tik_hf, tik_pseudo, total_variation)
+from blurnet_tf.defences.smoothing import smoothed_predict

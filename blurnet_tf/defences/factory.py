@@ -1,13 +1,89 @@
-"""build_model(defence, **params): every Table II model from one place."""
+"""build_model(defence, **params): every Table II model from one place, with the paper's α and σ."""
 
-from blurnet_tf.models.lisa_cnn import cnn_model
+import keras
 
-DEFENCES = ("baseline",)
+from blurnet_tf.defences.adversarial_training import AdversarialTraining
+from blurnet_tf.defences.blur import BlurDepthwiseConv2D
+from blurnet_tf.defences.regularizers import FeatureMapRegularizer
+from blurnet_tf.models.lisa_cnn import FIRST_LAYER, cnn_model
+
+PAPER_CONV_ALPHA = {3: 1e-5, 5: 0.1, 7: 0.1}
+PAPER_ALPHA = {"tv": 1e-4, "tik_hf": 1e-4, "tik_pseudo": 1e-6}
+
+# Parameters each defence takes (the train binary passes these flags through).
+DEFENCE_PARAMS = {
+    "baseline": (),
+    "input_blur": ("kernel_size", "blur_kernel", "blur_sigma"),
+    "l1_blur": ("kernel_size", "blur_kernel", "blur_sigma"),
+    "conv": ("kernel_size", "alpha", "blur_kernel", "blur_sigma"),
+    "tv": ("alpha",),
+    "tik_hf": ("alpha", "tik_window"),
+    "tik_pseudo": ("alpha", "tik_pseudo_mode"),
+    "gaussian_aug": ("sigma",),
+    "adv_train": ("pgd_eps", "pgd_step", "pgd_steps"),
+}
+DEFENCES = tuple(DEFENCE_PARAMS)
+
+
+def _blur(kernel_size, blur_kernel, blur_sigma, trainable, alpha=0.0, name=None):
+    return BlurDepthwiseConv2D(kernel_size, init=blur_kernel or "box", sigma=blur_sigma, alpha=alpha,
+                               trainable=trainable, name=name)
 
 
 def build_model(defence="baseline", **params):
+    """Builds an untrained model. Unset (None) parameters take the paper's values."""
+    if defence not in DEFENCE_PARAMS:
+        raise ValueError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
+    unknown = set(params) - set(DEFENCE_PARAMS[defence])
+    if unknown:
+        raise ValueError(f"{defence} does not take {sorted(unknown)}; it takes {DEFENCE_PARAMS[defence]}")
+    p = {k: v for k, v in params.items() if v is not None}
+    k = p.get("kernel_size", 3)
     if defence == "baseline":
-        if params:
-            raise ValueError(f"baseline takes no parameters, got {sorted(params)}")
         return cnn_model()
-    raise ValueError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
+    if defence == "input_blur":
+        return cnn_model(input_layers=[_blur(k, p.get("blur_kernel"), p.get("blur_sigma"), False, name="input_blur")])
+    if defence == "l1_blur":
+        return cnn_model(l1_layers=[_blur(k, p.get("blur_kernel"), p.get("blur_sigma"), False, name="l1_blur")])
+    if defence == "conv":
+        alpha = p.get("alpha", PAPER_CONV_ALPHA.get(k))
+        if alpha is None:
+            raise ValueError(f"conv with kernel_size={k}: the paper gives no alpha; pass alpha")
+        return cnn_model(l1_layers=[_blur(k, p.get("blur_kernel"), p.get("blur_sigma"), True, alpha, name="l1_conv")])
+    if defence in PAPER_ALPHA:
+        extra = {"tik_hf": {"window": p.get("tik_window", 3)},
+                 "tik_pseudo": {"mode": p.get("tik_pseudo_mode", "elementwise")}}.get(defence, {})
+        return cnn_model(l1_layers=[FeatureMapRegularizer(defence, p.get("alpha", PAPER_ALPHA[defence]), extra,
+                                                          name=f"{defence}_regulariser")])
+    if defence == "gaussian_aug":
+        # GaussianNoise is active in training only and draws fresh noise every batch.
+        return cnn_model(input_layers=[keras.layers.GaussianNoise(p.get("sigma", 0.1), name="gaussian_aug")])
+    return AdversarialTraining(cnn_model(), eps=p.get("pgd_eps", 8 / 255), eps_iter=p.get("pgd_step"),
+                               nb_iter=p.get("pgd_steps", 7), name="adv_train")
+
+
+def classifier_of(model):
+    """The plain Keras classifier inside a training wrapper (or the model itself)."""
+    return model.classifier if isinstance(model, AdversarialTraining) else model
+
+
+def insert_blur(trained_model, where="input", kernel_size=3, kind="box", sigma=None):
+    """The same trained weights with a fixed blur inserted on the input or after the first layer.
+
+    Table I's black-box setting. Every layer is copied (config + weights), so the result shares
+    no variables with `trained_model` and its trained weights stay bit-identical.
+    """
+    if where not in ("input", "l1"):
+        raise ValueError(f"where must be 'input' or 'l1', got {where!r}")
+    source = classifier_of(trained_model)
+    inputs = keras.Input(source.input_shape[1:], name="image")
+    x = inputs
+    if where == "input":
+        x = _blur(kernel_size, kind, sigma, False, name="inserted_input_blur")(x)
+    for layer in source.layers[1:]:
+        copy = layer.__class__.from_config(layer.get_config())
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
+        if where == "l1" and layer.name == FIRST_LAYER:
+            x = _blur(kernel_size, kind, sigma, False, name="inserted_l1_blur")(x)
+    return keras.Model(inputs, x, name=f"{source.name}_{where}_blur{kernel_size}")

@@ -1,0 +1,63 @@
+"""Low-pass kernels as Keras layers: BlurNet's fixed blur and learned depthwise conv (eq. 2)."""
+
+import cv2
+import keras
+import numpy as np
+from keras import ops
+
+
+def blur_kernel(kernel_size, kind="box", sigma=None):
+    """A normalised k x k low-pass kernel: 'box' (ones / k^2) or 'gaussian' (OpenCV's sigma rule)."""
+    if kind == "box":
+        return np.full((kernel_size, kernel_size), 1.0 / kernel_size ** 2, np.float32)
+    if kind == "gaussian":
+        g = cv2.getGaussianKernel(kernel_size, sigma if sigma else 0).astype(np.float32)
+        return g @ g.T
+    raise ValueError(f"unknown blur kernel {kind!r}: use box or gaussian")
+
+
+@keras.saving.register_keras_serializable("blurnet_tf")
+class BlurKernel(keras.initializers.Initializer):
+    """Initialises a depthwise kernel (k, k, C, M) with the same blur kernel for every channel."""
+
+    def __init__(self, kind="box", sigma=None):
+        self.kind, self.sigma = kind, sigma
+
+    def __call__(self, shape, dtype=None):
+        k = blur_kernel(shape[0], self.kind, self.sigma)
+        return ops.convert_to_tensor(np.tile(k[:, :, None, None], (1, 1) + tuple(shape[2:])), dtype=dtype)
+
+    def get_config(self):
+        return {"kind": self.kind, "sigma": self.sigma}
+
+
+def linf_penalty(kernel):
+    """sum_j max |W[:, :, j]|: the L-infinity norm of each channel's filter, summed (eq. 2)."""
+    return ops.sum(ops.max(ops.abs(kernel), axis=(0, 1)))
+
+
+@keras.saving.register_keras_serializable("blurnet_tf")
+class BlurDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    """Depthwise k x k blur, 'same' padding, no bias.
+
+    init: 'box' or 'gaussian' (with sigma). trainable=False gives a fixed blur (Table I,
+    "L1 blur"); trainable=True with alpha > 0 is BlurNet's learned depthwise conv with the
+    L-infinity penalty alpha * sum_j max|W[:,:,j]| added through add_loss (eq. 2).
+    """
+
+    def __init__(self, kernel_size=3, init="box", sigma=None, alpha=0.0, **kwargs):
+        for key in ("depthwise_initializer", "padding", "use_bias", "depth_multiplier", "strides"):
+            kwargs.pop(key, None)
+        super().__init__(kernel_size=kernel_size, padding="same", use_bias=False, depth_multiplier=1,
+                         depthwise_initializer=BlurKernel(init, sigma), **kwargs)
+        self.init, self.sigma, self.alpha = init, sigma, float(alpha)
+
+    def call(self, inputs):
+        if self.alpha > 0:
+            self.add_loss(self.alpha * linf_penalty(self.kernel))
+        return super().call(inputs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"init": self.init, "sigma": self.sigma, "alpha": self.alpha})
+        return config

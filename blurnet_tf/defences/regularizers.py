@@ -1,0 +1,100 @@
+"""Feature-map regularisers of BlurNet §III (eq. 3-7), as pure TensorFlow functions.
+
+Each takes the first-layer maps F of shape [N, H, W, K] and returns the mean over the N*K maps
+of a per-map penalty. Training adds alpha * value (FeatureMapRegularizer); the adaptive attack
+(eq. 9-11) adds the value itself to its loss, so both call the same function.
+"""
+
+import functools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+_TINY = 1e-12  # keeps sqrt differentiable at an all-zero map
+
+
+def total_variation(F):
+    """Anisotropic TV per map, averaged over N*K (eq. 3-4):
+    TV(x) = sum |x[i+1,j] - x[i,j]| + |x[i,j+1] - x[i,j]|."""
+    dh = tf.reduce_sum(tf.abs(F[:, 1:, :, :] - F[:, :-1, :, :]), axis=(1, 2))
+    dw = tf.reduce_sum(tf.abs(F[:, :, 1:, :] - F[:, :, :-1, :]), axis=(1, 2))
+    return tf.reduce_mean(dh + dw)
+
+
+def _map_norm(G):
+    """Frobenius norm of every [H, W] map, as [N, K]."""
+    return tf.sqrt(tf.reduce_sum(tf.square(G), axis=(1, 2)) + _TINY)
+
+
+def moving_average(F, window=3):
+    """L_avg F: the window x window mean around each position, over the positions inside the map."""
+    return tf.nn.avg_pool2d(F, window, strides=1, padding="SAME")
+
+
+def tik_hf(F, window=3):
+    """||(I - L_avg) F[i,:,:,k]||_2 averaged over N*K (eq. 6): the map's high-frequency energy."""
+    return tf.reduce_mean(_map_norm(F - moving_average(F, window)))
+
+
+def pseudo_inverse_difference(n):
+    """L_diff^+ for the n x n forward-difference matrix D (D[i,i] = -1, D[i,i+1] = 1).
+
+    D approximates a derivative; its pseudo-inverse (here the exact inverse, a cumulative sum
+    from the right with sign -1) approximates an integral, i.e. a smoothing operator.
+    """
+    D = -np.eye(n) + np.eye(n, k=1)
+    return np.linalg.pinv(D).astype(np.float32)
+
+
+def tik_pseudo(F, mode="elementwise"):
+    """||L_diff^+ . F[i,:,:,k]||_2 averaged over N*K (eq. 7).
+
+    mode='elementwise' (default, as the paper states: "perform an elementwise multiplication"):
+    the Hadamard product L_diff^+ * F for square maps. mode='matmul': the matrix product
+    L_diff^+ @ F, the usual Tikhonov reading (integration along the rows).
+    """
+    h, w = F.shape[1], F.shape[2]
+    P = tf.constant(pseudo_inverse_difference(h))
+    if mode == "elementwise":
+        if h != w:
+            raise ValueError(f"elementwise Tik_pseudo needs square maps, got {h}x{w}")
+        G = F * P[None, :, :, None]
+    elif mode == "matmul":
+        G = tf.einsum("ij,njwk->niwk", P, F)
+    else:
+        raise ValueError(f"unknown Tik_pseudo mode {mode!r}: use elementwise or matmul")
+    return tf.reduce_mean(_map_norm(G))
+
+
+REGULARISERS = {"tv": total_variation, "tik_hf": tik_hf, "tik_pseudo": tik_pseudo}
+
+
+@keras.saving.register_keras_serializable("blurnet_tf")
+class FeatureMapRegularizer(keras.layers.Layer):
+    """Identity on the feature maps that adds alpha * REGULARISERS[kind](F, **params) via add_loss."""
+
+    def __init__(self, kind, alpha, params=None, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in REGULARISERS:
+            raise ValueError(f"unknown regulariser {kind!r}: use one of {sorted(REGULARISERS)}")
+        self.kind, self.alpha, self.params = kind, float(alpha), dict(params or {})
+
+    @property
+    def function(self):
+        return functools.partial(REGULARISERS[self.kind], **self.params)
+
+    def call(self, inputs):
+        self.add_loss(self.alpha * self.function(inputs))
+        return inputs
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "alpha": self.alpha, "params": self.params}
+
+
+def model_regulariser(model):
+    """(function of F, alpha) of the model's feature-map regulariser, or None if it has none."""
+    for layer in model.layers:
+        if isinstance(layer, FeatureMapRegularizer):
+            return layer.function, layer.alpha
+    return None
