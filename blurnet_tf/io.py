@@ -62,3 +62,13 @@ def git_commit():
         return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except OSError:
         return "unknown"
+
+
+def atomic_replace(tmp, path):
+    os.replace(tmp, path)
+
+
+def ensure_dir(path):
+    path = pathlib.Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

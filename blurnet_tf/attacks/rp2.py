@@ -1,0 +1,130 @@
+"""RP2 (Eykholt et al. 2018) as BlurNet runs it, in one tf.function (BlurNet eq. 1):
+
+    argmin_delta  lam * ||M_x delta||_p + NPS(M_x delta) + J(f(clip(x_i + M_x delta, 0, 1)), y*)
+
+One noise tensor per (lambda, target), shared by all images, optimised with Adam. Every
+(lambda, target, image) triple is one row of a single batch, so a full 17-target sweep is one
+call and one model evaluation per epoch. Each (lambda, target) problem is independent: the
+summed loss gives each noise exactly its own gradient and Adam acts elementwise, so the result
+equals separate runs.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from blurnet_tf.dct import low_pass
+from blurnet_tf.models.lisa_cnn import FIRST_LAYER
+
+_TINY = 1e-12
+
+
+@dataclasses.dataclass
+class RP2Result:
+    """noise [L,T,H,W,C] (clipped), adversarial [L,T,N,H,W,C], predictions [L,T,N],
+    history {'loss','misclassified','targeted'} each [epochs, L, T] (percent for the last two,
+    measured before each epoch's update, as the original printout)."""
+
+    noise: np.ndarray
+    adversarial: np.ndarray
+    predictions: np.ndarray
+    clean_predictions: np.ndarray
+    history: dict
+    lambdas: np.ndarray
+    targets: np.ndarray
+
+
+def low_frequency(dim=16):
+    """BlurNet eq. 8: delta' = IDCT(M_dim * DCT(M_x delta)) keeps the top-left dim x dim coefficients."""
+    return lambda masked_noise: low_pass(masked_noise, dim)
+
+
+def masked_norm(masked, norm):
+    """||M delta||_p per leading index; the L2 norm stays differentiable at zero."""
+    axes = (-3, -2, -1)
+    if norm == "l2":
+        return tf.sqrt(tf.reduce_sum(tf.square(masked), axis=axes) + _TINY)
+    if norm == "l1":
+        return tf.reduce_sum(tf.abs(masked), axis=axes)
+    raise ValueError(f"unknown norm {norm!r}: use l2 or l1")
+
+
+def nps(masked, colors):
+    """Non-printability score as the original code: sum over pixels of prod over colours of
+    ||delta_pixel - p||_2 (over the masked noise, zeros outside the mask included)."""
+    diff = masked[..., None, :] - colors  # [..., H, W, P, 3]
+    dist = tf.sqrt(tf.reduce_sum(tf.square(diff), axis=-1) + _TINY)
+    return tf.reduce_sum(tf.reduce_prod(dist, axis=-1), axis=(-2, -1))
+
+
+def rp2(model, images, mask, targets, *, lam, epochs=300, lr=0.1, norm="l2", nps_colors=None,
+        noise_init="uniform", noise_clip=20.0, input_clip=(0.0, 1.0), transform=None, extra_loss=None,
+        seed=0):
+    """Runs RP2 for every lambda in `lam` and every target in `targets` at once.
+
+    model: Keras classifier returning logits. images [N,H,W,C] in [0,1]; mask [H,W,C] binary.
+    lam: a float or a sequence (swept in the same call). noise_init: 'uniform' (U(0,1), the
+    original), 'zeros', or an RGB triplet in [0,1]. transform: maps the masked noise before it is
+    added (e.g. low_frequency(16)). extra_loss: a function of the first-layer maps F of the
+    adversarial images (e.g. the defence's own regulariser, eq. 9-11), added unweighted.
+    """
+    images = tf.constant(images, tf.float32)
+    mask = tf.constant(mask, tf.float32)
+    lambdas = np.atleast_1d(np.asarray(lam, np.float32))
+    targets = np.atleast_1d(np.asarray(targets, np.int32))
+    L, T, N = len(lambdas), len(targets), int(images.shape[0])
+    shape = (L, T) + tuple(images.shape[1:])
+    if noise_init == "uniform":
+        init = tf.random.stateless_uniform(shape, seed=[seed, 0])
+    elif noise_init == "zeros":
+        init = tf.zeros(shape)
+    else:
+        init = tf.broadcast_to(tf.constant(noise_init, tf.float32), shape)
+    noise = tf.Variable(init, name="rp2_noise")
+    optimizer = keras.optimizers.Adam(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    optimizer.build([noise])
+    outputs = [model.output] + ([model.get_layer(FIRST_LAYER).output] if extra_loss else [])
+    net = keras.Model(model.inputs, outputs) if extra_loss else model
+    lam_t = tf.constant(lambdas)[:, None]
+    target_rows = tf.constant(np.broadcast_to(targets[None, :, None], (L, T, N)).reshape(-1))
+    colors = None if nps_colors is None else tf.constant(nps_colors, tf.float32)
+    clean_pred = tf.argmax(model(images, training=False), axis=-1, output_type=tf.int32)
+
+    def forward(noise_value):
+        clipped = tf.clip_by_value(noise_value, -noise_clip, noise_clip)
+        masked = mask * clipped  # [L,T,H,W,C]
+        perturbation = transform(masked) if transform is not None else masked
+        adv = tf.clip_by_value(images + perturbation[:, :, None], *input_clip)  # [L,T,N,H,W,C]
+        flat = tf.reshape(adv, (-1,) + tuple(images.shape[1:]))
+        out = net(flat, training=False)
+        logits = out[0] if extra_loss else out
+        ce = tf.keras.losses.sparse_categorical_crossentropy(target_rows, logits, from_logits=True)
+        loss = tf.reduce_mean(tf.reshape(ce, (L, T, N)), axis=-1) + lam_t * masked_norm(masked, norm)
+        if colors is not None:
+            loss += nps(masked, colors)
+        total = tf.reduce_sum(loss)
+        if extra_loss:  # mean over all L*T*N*K maps times L*T = the sum of the per-problem means
+            total += L * T * extra_loss(out[1])
+        pred = tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), (L, T, N))
+        return total, loss, pred, adv, clipped
+
+    @tf.function
+    def optimise():
+        hist = [tf.TensorArray(tf.float32, size=epochs) for _ in range(3)]
+        for epoch in tf.range(epochs):
+            with tf.GradientTape() as tape:
+                total, loss, pred, _, _ = forward(noise)
+            optimizer.apply_gradients([(tape.gradient(total, noise), noise)])
+            mis = 100.0 * tf.reduce_mean(tf.cast(pred != clean_pred, tf.float32), axis=-1)
+            hit = 100.0 * tf.reduce_mean(tf.cast(pred == tf.constant(targets)[None, :, None], tf.float32), axis=-1)
+            hist = [h.write(epoch, v) for h, v in zip(hist, (loss, mis, hit))]
+        _, _, pred, adv, clipped = forward(noise)
+        return [h.stack() for h in hist], pred, adv, clipped
+
+    (loss_h, mis_h, hit_h), pred, adv, clipped = optimise()
+    return RP2Result(noise=clipped.numpy(), adversarial=adv.numpy(), predictions=pred.numpy(),
+                     clean_predictions=clean_pred.numpy(),
+                     history={"loss": loss_h.numpy(), "misclassified": mis_h.numpy(), "targeted": hit_h.numpy()},
+                     lambdas=lambdas, targets=targets)

@@ -1,0 +1,41 @@
+"""The project's one 2-D DCT: orthonormal type-II over the spatial axes of [..., H, W, C] tensors.
+
+A DCT-matrix einsum (faster than tf.signal.dct with transposes on CPU; see STACK-NOTES).
+Used by the low-frequency RP2 attack (BlurNet eq. 8) and Defend++'s low-pass targets.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def dct_matrix(n):
+    """C[k, i] = s_k cos(pi (2i + 1) k / 2n), s_0 = sqrt(1/n), s_k = sqrt(2/n): orthonormal."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    c = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    c[0] /= np.sqrt(2.0)
+    return c.astype(np.float32)
+
+
+def dct2(x):
+    """Orthonormal 2-D DCT-II over axes (-3, -2) of [..., H, W, C]."""
+    h, w = x.shape[-3], x.shape[-2]
+    return tf.einsum("ai,bj,...ijc->...abc", dct_matrix(h), dct_matrix(w), x)
+
+
+def idct2(x):
+    """Inverse of dct2 (the transpose, since the basis is orthonormal)."""
+    h, w = x.shape[-3], x.shape[-2]
+    return tf.einsum("ai,bj,...abc->...ijc", dct_matrix(h), dct_matrix(w), x)
+
+
+def low_pass_mask(size, keep):
+    """M_dim: ones on the top-left keep x keep DCT coefficients, [size, size, 1]."""
+    m = np.zeros((size, size, 1), np.float32)
+    m[:keep, :keep] = 1.0
+    return m
+
+
+def low_pass(x, keep):
+    """IDCT(M_keep * DCT(x)): keeps the top-left keep x keep coefficients of each channel."""
+    return idct2(dct2(x) * low_pass_mask(x.shape[-3], keep))

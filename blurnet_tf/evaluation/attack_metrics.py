@@ -1,0 +1,39 @@
+"""Per-target and aggregate RP2 metrics, in the shape of BlurNet's tables."""
+
+import numpy as np
+
+from blurnet_tf.evaluation.metrics import attack_success_rate, l2_dissimilarity, targeted_success
+
+# Paper numbers for the white-box baseline (Table II) to put beside ours.
+PAPER_WHITEBOX_BASELINE = {"avg_asr": 0.4918, "worst_asr": 0.90, "l2": 0.207}
+
+
+def per_target_rows(clean_images, clean_pred, adversarial, adv_pred, targets, lam):
+    """One row per target: ASR (vs the clean prediction), targeted success, L2 dissimilarity."""
+    return [{"lambda": float(f"{lam:g}"), "target": int(t),
+             "asr": attack_success_rate(clean_pred, adv_pred[i]),
+             "targeted": targeted_success(adv_pred[i], t),
+             "l2": l2_dissimilarity(clean_images, adversarial[i])}
+            for i, t in enumerate(targets)]
+
+
+def aggregate(rows, true_class):
+    """Average and worst ASR and mean L2 over targets != true class, per lambda and best-of-lambda."""
+    out = {}
+    for lam in sorted({r["lambda"] for r in rows}):
+        sel = [r for r in rows if r["lambda"] == lam and r["target"] != true_class]
+        out[f"lambda={lam:g}"] = _summary(sel)
+    by_target = {}
+    for r in rows:  # the sweep: each target's strongest lambda
+        if r["target"] != true_class and (r["target"] not in by_target or r["asr"] > by_target[r["target"]]["asr"]):
+            by_target[r["target"]] = r
+    out["best_lambda_per_target"] = _summary(list(by_target.values()))
+    return out
+
+
+def _summary(rows):
+    asr = np.array([r["asr"] for r in rows])
+    return {"avg_asr": float(asr.mean()), "worst_asr": float(asr.max()),
+            "worst_target": int(rows[int(asr.argmax())]["target"]),
+            "avg_targeted": float(np.mean([r["targeted"] for r in rows])),
+            "l2": float(np.mean([r["l2"] for r in rows])), "targets": len(rows)}
