@@ -1,0 +1,1 @@
+"""Reports: Markdown tables with our numbers beside the paper's."""
