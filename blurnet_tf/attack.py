@@ -146,7 +146,7 @@ def main(argv):
                     for ti, t in enumerate(group):
                         np.save(io.ensure_dir(out / "noise") / f"lambda{lam:g}_target{t}.npy", r.noise[li, ti])
                         _save_pngs(out / "images", adv[li, ti, :FLAGS.save_images], f"lambda{lam:g}_target{t}")
-                        saved["history"][f"{lam:g}/{t}"] = {k: v[:, li, ti].round(5).tolist() for k, v in r.history.items()}
+                        saved["history"][f"{lam:g}/{t}"] = {k: v[:, li, ti].round(5).tolist() for k, v in r.history.items() if v.ndim == 3}
                 io.write_json(part, saved)
                 print(f"targets {group}: {time.time() - t0:.1f}s, ASR " +
                       " ".join(f"{x['target']}:{x['asr']:.2f}" for x in saved["rows"]), flush=True)

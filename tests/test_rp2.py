@@ -77,8 +77,12 @@ def test_adaptive_hook_adds_exactly_the_defence_regulariser(victims, data_dir):
     # zero noise: the adversarial images are the victims; the hook adds TV of their maps
     added = float(total_variation(maps))
     assert added > 0
-    # per-problem history is the attack loss without the hook; the total differs by exactly TV
+    # the hook's term is exactly the model's TV of those maps; the RP2 terms are unchanged
+    assert float(adaptive.history["extra_loss"][0]) == pytest.approx(added, rel=1e-5)
+    assert float(base.history["extra_loss"][0]) == 0.0
     assert base.history["loss"][0, 0, 0] == pytest.approx(adaptive.history["loss"][0, 0, 0])
+    # and it changes the optimisation
+    assert not np.allclose(base.noise, adaptive.noise)
 
 
 def test_norm_is_nan_free_at_zero_and_nps_by_hand():

@@ -25,7 +25,8 @@ _TINY = 1e-12
 class RP2Result:
     """noise [L,T,H,W,C] (clipped), adversarial [L,T,N,H,W,C], predictions [L,T,N],
     history {'loss','misclassified','targeted'} each [epochs, L, T] (percent for the last two,
-    measured before each epoch's update, as the original printout)."""
+    measured before each epoch's update, as the original printout) and 'extra_loss' [epochs]
+    (the adaptive term's mean over all first-layer maps; 0 without extra_loss)."""
 
     noise: np.ndarray
     adversarial: np.ndarray
@@ -105,26 +106,29 @@ def rp2(model, images, mask, targets, *, lam, epochs=300, lr=0.1, norm="l2", nps
         if colors is not None:
             loss += nps(masked, colors)
         total = tf.reduce_sum(loss)
+        extra = tf.zeros(())
         if extra_loss:  # mean over all L*T*N*K maps times L*T = the sum of the per-problem means
-            total += L * T * extra_loss(out[1])
+            extra = extra_loss(out[1])
+            total += L * T * extra
         pred = tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), (L, T, N))
-        return total, loss, pred, adv, clipped
+        return total, loss, pred, adv, clipped, extra
 
     @tf.function
     def optimise():
-        hist = [tf.TensorArray(tf.float32, size=epochs) for _ in range(3)]
+        hist = [tf.TensorArray(tf.float32, size=epochs) for _ in range(4)]
         for epoch in tf.range(epochs):
             with tf.GradientTape() as tape:
-                total, loss, pred, _, _ = forward(noise)
+                total, loss, pred, _, _, extra = forward(noise)
             optimizer.apply_gradients([(tape.gradient(total, noise), noise)])
             mis = 100.0 * tf.reduce_mean(tf.cast(pred != clean_pred, tf.float32), axis=-1)
             hit = 100.0 * tf.reduce_mean(tf.cast(pred == tf.constant(targets)[None, :, None], tf.float32), axis=-1)
-            hist = [h.write(epoch, v) for h, v in zip(hist, (loss, mis, hit))]
-        _, _, pred, adv, clipped = forward(noise)
+            hist = [h.write(epoch, v) for h, v in zip(hist, (loss, mis, hit, extra))]
+        _, _, pred, adv, clipped, _ = forward(noise)
         return [h.stack() for h in hist], pred, adv, clipped
 
-    (loss_h, mis_h, hit_h), pred, adv, clipped = optimise()
+    (loss_h, mis_h, hit_h, extra_h), pred, adv, clipped = optimise()
     return RP2Result(noise=clipped.numpy(), adversarial=adv.numpy(), predictions=pred.numpy(),
                      clean_predictions=clean_pred.numpy(),
-                     history={"loss": loss_h.numpy(), "misclassified": mis_h.numpy(), "targeted": hit_h.numpy()},
+                     history={"loss": loss_h.numpy(), "misclassified": mis_h.numpy(), "targeted": hit_h.numpy(),
+                              "extra_loss": extra_h.numpy()},
                      lambdas=lambdas, targets=targets)
