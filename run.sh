@@ -10,7 +10,7 @@ want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "run.sh: setting up $VENV (first use or requirements changed)"
   "${PYTHON:-python3}" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet --upgrade pip setuptools wheel
   "$VENV/bin/pip" install --quiet -r requirements.txt
   "$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$STAMP"

@@ -10,6 +10,7 @@ DIR/parts/ and skipped when a killed run is started again.
 import csv
 import hashlib
 import json
+import os
 import pathlib
 import time
 
@@ -56,15 +57,13 @@ def _targets(spec):
 
 
 def _write_csv(path, rows, aggregates):
-    from blurnet_tf import io
-
     lines = [["kind", "lambda", "target", "asr", "targeted", "l2"]]
     lines += [["target", r["lambda"], r["target"], r["asr"], r["targeted"], r["l2"]] for r in rows]
     lines += [[f"aggregate:{k}", "", "", v["avg_asr"], v["avg_targeted"], v["l2"]] for k, v in aggregates.items()]
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(lines)
-    io.atomic_replace(tmp, path)
+    os.replace(tmp, path)
 
 
 def run_pgd(model, victims):

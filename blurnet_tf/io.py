@@ -64,10 +64,6 @@ def git_commit():
         return "unknown"
 
 
-def atomic_replace(tmp, path):
-    os.replace(tmp, path)
-
-
 def ensure_dir(path):
     path = pathlib.Path(path)
     path.mkdir(parents=True, exist_ok=True)
