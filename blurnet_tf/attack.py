@@ -86,7 +86,7 @@ def main(argv):
     del argv
     import numpy as np
 
-    from blurnet_tf import io
+    from blurnet_tf import cli, io
     from blurnet_tf.attacks import low_frequency, rp2
     from blurnet_tf.data import STOP, find_data_dir, load_mask, load_nps_colors, load_victims
     from blurnet_tf.defences import classifier_of, model_regulariser
@@ -99,7 +99,7 @@ def main(argv):
     data_dir = find_data_dir(FLAGS.data_dir)
     victims, _ = load_victims(data_dir)
     model = classifier_of(load_model(FLAGS.model, data_dir))
-    config = {n: FLAGS[n].value for n in _RUN_FLAGS}
+    config = cli.flag_values(flags, _RUN_FLAGS)
     result = {"flags": config, "versions": io.package_versions()}
 
     if FLAGS.mode == "pgd":

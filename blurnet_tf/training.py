@@ -34,7 +34,7 @@ def make_strategy(name):
 def epoch_dataset(images, labels, batch_size, seed, first_epoch, last_epoch):
     """Batches for epochs [first_epoch, last_epoch): epoch e is shuffled by (seed, e) only."""
     n = len(labels)
-    steps = int(np.ceil(n / batch_size))
+    steps = int(np.ceil(n / batch_size))  # the same count train() uses for the LR schedule
 
     def one_epoch(epoch):
         order = tf.random.experimental.stateless_shuffle(
@@ -98,7 +98,7 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
     history, first_epoch = [], 0
     strat = make_strategy(strategy)
     x, y = train_data
-    ds, steps = epoch_dataset(x, y, batch_size, seed, 0, epochs)
+    steps = int(np.ceil(len(y) / batch_size))
     with strat.scope():
         if state_file.is_file():
             state = json.loads(state_file.read_text())

@@ -12,6 +12,7 @@ from blurnet_tf.defences import (DEFENCES, BlurDepthwiseConv2D, blur_kernel, bui
                                  model_regulariser, smoothed_predict, tik_hf, tik_pseudo, total_variation)
 from blurnet_tf.defences.blur import linf_penalty
 from blurnet_tf.defences.regularizers import pseudo_inverse_difference
+from blurnet_tf.models import layer_output_model
 from blurnet_tf.training import compile_for_training
 from conftest import run_python
 
@@ -90,7 +91,7 @@ def test_fit_loss_is_cross_entropy_plus_penalties():
         penalty = float(sum(model.losses))
         assert penalty > 0
         if defence == "tv":
-            maps = keras.Model(model.inputs, model.get_layer("relu1").output)(x, training=False)
+            maps = layer_output_model(model)(x, training=False)
             assert penalty == pytest.approx(0.01 * float(total_variation(maps)), rel=1e-5)
         assert loss == pytest.approx(ce + penalty, rel=1e-4)
 
@@ -115,7 +116,7 @@ def test_tv_training_lowers_first_layer_tv_on_the_victims(lisa_split, victims):
         keras.utils.set_random_seed(0)
         model = compile_for_training(build_model(defence, **params), 1e-3, "constant", 1)
         model.fit(train.images, train.labels, batch_size=128, epochs=3, verbose=0)
-        maps = keras.Model(model.inputs, model.get_layer("relu1").output)(victims, training=False)
+        maps = layer_output_model(model)(victims, training=False)
         tvs[defence] = float(total_variation(maps))
     assert tvs["tv"] < 0.8 * tvs["baseline"], tvs
 
