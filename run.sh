@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# ./run.sh          set up .venv on first use, then run the main job
+# ./run.sh          set up .venv on first use, then reproduce the paper (quick profile, ~15 min on 2 cores)
+# ./run.sh full     the same with the paper's budgets (all Table II models, lambda sweep, 300 RP2 epochs)
 # ./run.sh test     same set-up, then the test suite (what CI runs)
+# Extra arguments go to the job, e.g. ./run.sh full --stages=train or ./run.sh test -k rp2.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,11 +25,10 @@ job="${1:-main}"
 case "$job" in
   test)
     exec "$PY" -m pytest -q "$@" ;;
-  main)
-    # Until the reproduction pipeline lands: train the baseline briefly and evaluate it.
-    "$PY" -m blurnet_tf.train --flagfile=flags/models/baseline.flags --epochs=20 --out=runs/baseline-quick "$@"
-    "$PY" -m blurnet_tf.evaluate --model=runs/baseline-quick
-    "$PY" -m blurnet_tf.evaluate --model=original ;;
+  main|quick)
+    exec "$PY" -m blurnet_tf.reproduce --profile=quick "$@" ;;
+  full)
+    exec "$PY" -m blurnet_tf.reproduce --profile=full "$@" ;;
   *)
-    echo "usage: ./run.sh [main|test] [args...]" >&2; exit 2 ;;
+    echo "usage: ./run.sh [main|full|test] [args...]" >&2; exit 2 ;;
 esac

@@ -4,7 +4,7 @@ import sys
 
 from absl import app
 
-from blurnet_tf.errors import DataError
+from blurnet_tf.errors import DataError, StepFailed
 
 
 def run(main):
@@ -16,6 +16,9 @@ def run(main):
         except DataError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+        except StepFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
 
     app.run(guarded)
 

@@ -8,3 +8,7 @@ class DataError(ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class StepFailed(RuntimeError):
+    """A pipeline step's command failed; the message names the step and its log."""

@@ -4,8 +4,6 @@ import numpy as np
 
 from blurnet_tf.evaluation.metrics import attack_success_rate, l2_dissimilarity, targeted_success
 
-# Paper numbers for the white-box baseline (Table II) to put beside ours.
-PAPER_WHITEBOX_BASELINE = {"avg_asr": 0.4918, "worst_asr": 0.90, "l2": 0.207}
 
 
 def per_target_rows(clean_images, clean_pred, adversarial, adv_pred, targets, lam):

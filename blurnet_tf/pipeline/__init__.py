@@ -1,0 +1,1 @@
+"""The reproduction pipeline: resumable steps and the experiment plan."""

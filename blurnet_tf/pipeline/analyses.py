@@ -1,0 +1,159 @@
+"""In-process steps that re-use stored attack results: Table I transfer, randomized smoothing,
+the spectra of Figs. 1, 2 and 4. Each is a callable taking the output directory."""
+
+import json
+import pathlib
+
+import numpy as np
+
+from blurnet_tf import io
+
+TABLE1_LAMBDA = 0.002
+RP2_TARGET = 12  # speedLimit45, the RP2 paper's target
+
+
+def _load(lay, row, data_dir):
+    from blurnet_tf.data import find_data_dir, load_mask, load_victims
+    from blurnet_tf.defences import classifier_of
+    from blurnet_tf.models import load_model
+
+    data_dir = find_data_dir(data_dir)
+    victims, _ = load_victims(data_dir)
+    return data_dir, victims, load_mask(data_dir, "rectangles"), classifier_of(load_model(lay.model(row), data_dir))
+
+
+def _stored_adversarials(attack_dir, victims, mask, lam):
+    """The adversarial victims of every target of a white-box run, rebuilt from its noise files."""
+    from blurnet_tf.evaluation.metrics import apply_sticker
+
+    result = json.loads((attack_dir / "results.json").read_text())
+    targets = sorted({r["target"] for r in result["rows"] if abs(r["lambda"] - lam) < 1e-12})
+    noise_dir = attack_dir / "noise"
+    adv = np.stack([apply_sticker(victims, mask, np.load(noise_dir / f"lambda{lam:g}_target{t}.npy"),
+                                  result["flags"]["noise_clip"]) for t in targets])
+    return targets, adv, result
+
+
+class TransferToBlur:
+    """Table I: stickers optimised on `source` (white-box, lambda 0.002) moved to the same weights
+    with a fixed box blur inserted on the input or on the first-layer maps."""
+
+    def __init__(self, lay, source, kernels, data_dir=None):
+        self.lay, self.source, self.kernels, self.data_dir = lay, source, tuple(kernels), data_dir
+
+    def __call__(self, out):
+        from blurnet_tf.data import STOP, load_lisa_split
+        from blurnet_tf.defences import insert_blur
+        from blurnet_tf.evaluation import metrics
+        from blurnet_tf.evaluation.attack_metrics import aggregate, per_target_rows
+
+        data_dir, victims, mask, model = _load(self.lay, self.source, self.data_dir)
+        _, test, _ = load_lisa_split(data_dir)
+        targets, adv, _ = _stored_adversarials(self.lay.attack("whitebox", self.source), victims, mask, TABLE1_LAMBDA)
+        variants = {"none": model}
+        for where in ("input", "l1"):
+            for k in self.kernels:
+                variants[f"{where}_blur_{k}"] = insert_blur(model, where, k)
+        rows = {}
+        for name, net in variants.items():
+            clean = metrics.predict_classes(net, victims)
+            adv_pred = metrics.predict_classes(net, adv.reshape(-1, *victims.shape[1:])).reshape(len(targets), -1)
+            per_target = per_target_rows(victims, clean, adv, adv_pred, targets, TABLE1_LAMBDA)
+            rows[name] = {"victim_accuracy": metrics.accuracy(clean, STOP),
+                          "legit_accuracy": metrics.accuracy(metrics.predict_classes(net, test.images), test.labels),
+                          "asr_target_12": next((r["asr"] for r in per_target if r["target"] == RP2_TARGET), None),
+                          **aggregate(per_target, STOP)[f"lambda={TABLE1_LAMBDA:g}"], "rows": per_target}
+        io.write_json(out / "results.json", {"source": self.source, "lambda": TABLE1_LAMBDA, "variants": rows})
+
+
+class SmoothingEvaluation:
+    """Randomized smoothing rows of Table II: the white-box stickers of a Gaussian-augmented model
+    classified by its smoothed version (majority of n noisy copies), clean and attacked."""
+
+    def __init__(self, lay, row, sigma, n, data_dir=None):
+        self.lay, self.row, self.sigma, self.n, self.data_dir = lay, row, sigma, n, data_dir
+
+    def __call__(self, out):
+        from blurnet_tf.data import STOP, load_lisa_split
+        from blurnet_tf.defences import smoothed_predict
+        from blurnet_tf.evaluation import metrics
+        from blurnet_tf.evaluation.attack_metrics import aggregate, per_target_rows
+
+        data_dir, victims, mask, model = _load(self.lay, self.row, self.data_dir)
+        _, test, _ = load_lisa_split(data_dir)
+        attack_dir = self.lay.attack("whitebox", self.row)
+        lambdas = json.loads((attack_dir / "results.json").read_text())["flags"]["lambdas"]
+        clean, _ = smoothed_predict(model, victims, self.sigma, self.n)
+        rows = []
+        for lam in (float(v) for v in lambdas):
+            targets, adv, _ = _stored_adversarials(attack_dir, victims, mask, lam)
+            pred, _ = smoothed_predict(model, adv.reshape(-1, *victims.shape[1:]), self.sigma, self.n, seed=1)
+            rows += per_target_rows(victims, clean, adv, pred.reshape(len(targets), -1), targets, lam)
+        legit, _ = smoothed_predict(model, test.images, self.sigma, self.n, seed=2)
+        io.write_json(out / "results.json", {
+            "model": self.row, "sigma": self.sigma, "samples": self.n,
+            "legit_accuracy": metrics.accuracy(legit, test.labels), "victim_accuracy": metrics.accuracy(clean, STOP),
+            "rows": rows, "aggregate": aggregate(rows, STOP)})
+
+
+def log_spectrum(maps):
+    """log(1 + |FFT|), shifted so low frequencies sit in the centre, normalised to [0, 1] per map.
+    maps: [..., H, W]."""
+    s = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(maps), axes=(-2, -1))))
+    lo, hi = s.min(axis=(-2, -1), keepdims=True), s.max(axis=(-2, -1), keepdims=True)
+    return (s - lo) / np.maximum(hi - lo, 1e-12)
+
+
+def high_frequency_fraction(maps, radius_fraction=0.25):
+    """Share of the spectral energy outside a centred disc of radius radius_fraction * size."""
+    h, w = maps.shape[-2:]
+    power = np.abs(np.fft.fftshift(np.fft.fft2(maps), axes=(-2, -1))) ** 2
+    yy, xx = np.mgrid[:h, :w]
+    outer = np.hypot(yy - h // 2, xx - w // 2) > radius_fraction * min(h, w)
+    return float(power[..., outer].sum() / max(power.sum(), 1e-30))
+
+
+class SpectraFigures:
+    """Figs. 1, 2, 4: spectra of a clean and a stickered stop sign (RP2 on `row`, lambda 0.002,
+    target speedLimit45), of its first- and second-layer maps, and of the 3x3-blurred difference."""
+
+    CHANNELS = (0, 16, 32, 48)  # the feature maps shown (a fixed subsample)
+    VICTIM = 0
+
+    def __init__(self, lay, row, data_dir=None):
+        self.lay, self.row, self.data_dir = lay, row, data_dir
+
+    def __call__(self, out):
+        import tensorflow as tf
+
+        from blurnet_tf.defences import blur_kernel
+        from blurnet_tf.models.lisa_cnn import FIRST_LAYER, SECOND_LAYER, layer_output_model
+        from blurnet_tf.reports import figures
+
+        _, victims, mask, model = _load(self.lay, self.row, self.data_dir)
+        targets, adv, _ = _stored_adversarials(self.lay.attack("whitebox", self.row), victims, mask, TABLE1_LAMBDA)
+        clean_img = victims[self.VICTIM]
+        target = RP2_TARGET if RP2_TARGET in targets else targets[0]
+        adv_img = adv[targets.index(target), self.VICTIM]
+        out = pathlib.Path(out)
+        summary = {"victim": self.VICTIM, "target": target, "lambda": TABLE1_LAMBDA}
+        figures.image_spectra(np.moveaxis(clean_img, -1, 0), np.moveaxis(adv_img, -1, 0), out / "fig1_image_spectra.png")
+        summary["fig1_high_frequency_fraction"] = {
+            "clean": high_frequency_fraction(np.moveaxis(clean_img, -1, 0)),
+            "stickered": high_frequency_fraction(np.moveaxis(adv_img, -1, 0)),
+            "sticker_only": high_frequency_fraction(np.moveaxis(adv_img - clean_img, -1, 0))}
+        for fig, layer in (("fig2", FIRST_LAYER), ("fig4", SECOND_LAYER)):
+            maps = layer_output_model(model, layer)(np.stack([clean_img, adv_img]), training=False).numpy()
+            k = tf.constant(np.repeat(blur_kernel(3)[:, :, None, None], maps.shape[-1], axis=2), tf.float32)
+            blurred = tf.nn.depthwise_conv2d(maps, k, [1, 1, 1, 1], "SAME").numpy()
+            chans = [c for c in self.CHANNELS if c < maps.shape[-1]]
+            clean_m, adv_m = np.moveaxis(maps[0], -1, 0), np.moveaxis(maps[1], -1, 0)
+            diff, blurred_diff = adv_m - clean_m, np.moveaxis(blurred[1] - blurred[0], -1, 0)
+            figures.feature_map_spectra(clean_m[chans], adv_m[chans], diff[chans], blurred_diff[chans], chans, layer,
+                                        out / f"{fig}_{layer}_spectra.png")
+            summary[f"{fig}_{layer}"] = {"map_size": list(maps.shape[1:3]),
+                                         "difference_high_frequency_fraction": high_frequency_fraction(diff),
+                                         "blurred_difference_high_frequency_fraction":
+                                             high_frequency_fraction(blurred_diff),
+                                         "clean_high_frequency_fraction": high_frequency_fraction(clean_m)}
+        io.write_json(out / "results.json", summary)

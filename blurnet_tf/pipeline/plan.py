@@ -1,0 +1,123 @@
+"""The experiment plan behind `python -m blurnet_tf.reproduce`: every table and figure as steps.
+
+Each attack or training step is the command line a user would run for that one experiment
+(`python -m blurnet_tf.train --flagfile=flags/models/<row>.flags ...`), so every number in the
+report can be re-run alone. The `quick` profile shrinks budgets and rows; `full` is the paper's.
+"""
+
+import dataclasses
+import os
+import pathlib
+
+from blurnet_tf.pipeline.steps import Step
+
+TABLE2_ROWS = ("baseline", "gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3", "adv_train",
+               "conv_3", "conv_5", "conv_7", "tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
+CONV_ROWS = ("conv_3", "conv_5", "conv_7")
+REGULARISED_ROWS = ("tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
+ORIGINAL = "original"  # the RP2 authors' LISA-CNN weights
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    name: str
+    rows: tuple                 # trained Table II rows
+    train_epochs: int | None    # None: the flagfile's (30)
+    adv_train_epochs: int | None
+    attack_epochs: int
+    lambdas: tuple              # white-box sweep
+    dct_dims: tuple             # Fig. 3 sweep on conv_7 (16 is Table III's)
+    table1_kernels: tuple
+    table5_regularisers: tuple
+    smoothing_samples: int = 100
+    targets: str = "all"        # attack targets (tests use a few)
+    max_train_images: int = 0   # 0 = all (tests use a few)
+
+
+PROFILES = {
+    "quick": Profile("quick", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
+                                    "tik_hf"),
+                     train_epochs=5, adv_train_epochs=2, attack_epochs=80, lambdas=("0.002",), dct_dims=(8, 16),
+                     table1_kernels=(3, 5), table5_regularisers=("tv", "tik_hf")),
+    "full": Profile("full", rows=TABLE2_ROWS, train_epochs=None, adv_train_epochs=None, attack_epochs=300,
+                    lambdas=("0.002", "0.02", "0.2"), dct_dims=(4, 8, 12, 16, 24, 32), table1_kernels=(3, 5, 7),
+                    table5_regularisers=("tv", "tik_hf", "tik_pseudo")),
+}
+
+
+class Layout:
+    """Where a profile's steps write: work_dir/models/<row>, work_dir/<stage>/<name>."""
+
+    def __init__(self, work_dir):
+        self.root = pathlib.Path(work_dir)
+
+    def model(self, row):
+        return ORIGINAL if row == ORIGINAL else os.fspath(self.root / "models" / row)
+
+    def model_file(self, row):
+        return [] if row == ORIGINAL else [self.root / "models" / row / "model.keras"]
+
+    def attack(self, stage, name):
+        return self.root / stage / name
+
+
+def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
+    """The ordered steps of a profile. Imported lazily by the analyses so planning needs no TF."""
+    from blurnet_tf.pipeline import analyses
+
+    lay = Layout(work_dir)
+    flags_dir = pathlib.Path(flags_dir)
+    data = [f"--data_dir={data_dir}"] if data_dir else []
+    steps = []
+
+    for row in profile.rows:
+        epochs = profile.adv_train_epochs if row == "adv_train" else profile.train_epochs
+        steps.append(Step(f"train/{row}", "train", lay.root / "models" / row, command=[
+            "blurnet_tf.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.model(row)}",
+            *([f"--epochs={epochs}"] if epochs else []),
+            *([f"--max_train_images={profile.max_train_images}"] if profile.max_train_images else []), *data]))
+
+    def attack(stage, name, row, flagfile, *extra):
+        out = lay.attack(stage, name)
+        return Step(f"{stage}/{name}", stage, out, inputs=lay.model_file(row), command=[
+            "blurnet_tf.attack", f"--flagfile={flags_dir / 'attacks' / flagfile}", f"--model={lay.model(row)}",
+            f"--out={out}", *extra, *([f"--targets={profile.targets}"] if profile.targets != "all" else []), *data])
+
+    rp2_budget = [f"--epochs={profile.attack_epochs}"]
+    whitebox_rows = (ORIGINAL,) + profile.rows
+    for row in whitebox_rows:
+        steps.append(attack("whitebox", row, row, "whitebox.flags", *rp2_budget,
+                            f"--lambdas={','.join(profile.lambdas)}"))
+
+    for source in (ORIGINAL, "baseline"):
+        steps.append(Step(f"transfer/{source}", "transfer", lay.attack("transfer", source),
+                          function=analyses.TransferToBlur(lay, source, profile.table1_kernels, data_dir),
+                          params={"kernels": profile.table1_kernels, "data_dir": data_dir},
+                          inputs=lay.model_file(source) + [lay.attack("whitebox", source) / "results.json"]))
+
+    for row in (r for r in profile.rows if r.startswith("gaussian_aug_")):
+        sigma = row.removeprefix("gaussian_aug_")
+        steps.append(Step(f"smoothing/{sigma}", "smoothing", lay.attack("smoothing", sigma),
+                          function=analyses.SmoothingEvaluation(lay, row, float(sigma), profile.smoothing_samples,
+                                                                data_dir),
+                          params={"n": profile.smoothing_samples, "data_dir": data_dir},
+                          inputs=lay.model_file(row) + [lay.attack("whitebox", row) / "results.json"]))
+
+    for row in (r for r in profile.rows if r in CONV_ROWS):
+        dims = profile.dct_dims if row == "conv_7" else (16,)
+        for dim in dims:
+            steps.append(attack("lowfreq", f"{row}/dct{dim}", row, "lowfreq.flags", *rp2_budget, f"--dct_dim={dim}"))
+    for row in (r for r in profile.rows if r in REGULARISED_ROWS):
+        steps.append(attack("adaptive", row, row, "adaptive.flags", *rp2_budget))
+    if "adv_train" in profile.rows:
+        for reg in profile.table5_regularisers:
+            steps.append(attack("adaptive_adv_train", reg, "adv_train", "adaptive.flags", *rp2_budget,
+                                f"--regulariser={reg}"))
+    for row in whitebox_rows:
+        steps.append(attack("pgd", row, row, "pgd.flags"))
+
+    if "baseline" in profile.rows:
+        steps.append(Step("figures/spectra", "figures", lay.root / "figures",
+                          function=analyses.SpectraFigures(lay, "baseline", data_dir), params={"data_dir": data_dir},
+                          inputs=lay.model_file("baseline") + [lay.attack("whitebox", "baseline") / "results.json"]))
+    return steps

@@ -1,0 +1,85 @@
+"""The paper's figures as PNGs (matplotlib, no display needed)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from blurnet_tf import io  # noqa: E402
+
+
+def _spectrum(maps):
+    from blurnet_tf.pipeline.analyses import log_spectrum
+
+    return log_spectrum(maps)
+
+
+def _save(fig, path):
+    io.ensure_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def image_spectra(clean, stickered, path):
+    """Fig. 1: log-shifted, normalised FFT magnitude of each RGB channel ([3, H, W] inputs)."""
+    fig, axes = plt.subplots(2, 4, figsize=(9, 4.6))
+    for r, (name, img) in enumerate((("clean", clean), ("stickered", stickered))):
+        axes[r, 0].imshow(np.clip(np.moveaxis(img, 0, -1), 0, 1))
+        axes[r, 0].set_title(name, fontsize=9)
+        for c, spec in enumerate(_spectrum(img)):
+            axes[r, c + 1].imshow(spec, cmap="viridis", vmin=0, vmax=1)
+            axes[r, c + 1].set_title(f"{name}: {'RGB'[c]} spectrum", fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("Fig. 1: FFT magnitude (log, shifted, normalised) of a clean and a stickered stop sign", fontsize=10)
+    _save(fig, path)
+
+
+def feature_map_spectra(clean, adversarial, difference, blurred_difference, channels, layer, path):
+    """Figs. 2 / 4: per feature map, spectra of clean, adversarial, their difference and the
+    difference after a 3x3 box blur of both maps ([K, H, W] inputs)."""
+    cols = (("clean", clean), ("adversarial", adversarial), ("difference", difference),
+            ("blurred difference", blurred_difference))
+    fig, axes = plt.subplots(len(channels), 4, figsize=(8, 2 * len(channels)), squeeze=False)
+    for r, ch in enumerate(channels):
+        for c, (name, maps) in enumerate(cols):
+            axes[r, c].imshow(_spectrum(maps[r]), cmap="viridis", vmin=0, vmax=1)
+            axes[r, c].set_title(f"map {ch}: {name}", fontsize=8)
+            axes[r, c].axis("off")
+    fig.suptitle(f"FFT spectra of {layer} feature maps (log, shifted, normalised)", fontsize=10)
+    _save(fig, path)
+
+
+def asr_vs_dct(dims, avg, worst, paper_points, path):
+    """Fig. 3: low-frequency RP2 success against the DCT mask size on the 7x7 conv model."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.plot(dims, 100 * np.asarray(worst), "o-", label="worst over targets (ours)")
+    ax.plot(dims, 100 * np.asarray(avg), "s--", label="average over targets (ours)")
+    if paper_points:
+        ax.plot(list(paper_points), [100 * v for v in paper_points.values()], "k*", markersize=10,
+                label="paper (worst)")
+    ax.set_xlabel("DCT mask size M_dim")
+    ax.set_ylabel("attack success rate (%)")
+    ax.set_title("Fig. 3: low-frequency RP2 on 7x7 conv", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def asr_vs_l2(series, title, path):
+    """Figs. 5 / 6: ASR against L2 dissimilarity, one point per target, one marker per defence
+    (as the paper: lower and to the right is better). series: {label: [(l2, asr), ...]}."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for (label, points), marker in zip(series.items(), "os^vDP*X<>"):
+        if points:
+            l2, asr = np.array(points).T
+            ax.scatter(l2, asr * 100, marker=marker, label=label, alpha=0.75)
+    ax.set_xlabel("L2 dissimilarity")
+    ax.set_ylabel("attack success rate (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -1,0 +1,55 @@
+"""Reproduce the BlurNet paper: train, attack, and write results/REPORT.md with Tables I-V and Figs. 1-6.
+
+    python -m blurnet_tf.reproduce --profile=quick   # ./run.sh  (about 15 min on 2 CPU cores)
+    python -m blurnet_tf.reproduce --profile=full    # ./run.sh full  (the paper's budgets)
+
+Every step is skipped when it finished before with the same settings, so a killed run picks up
+where it stopped. Step outputs live in runs/<profile>/; the report in results/<profile>/ and
+results/REPORT.md.
+"""
+
+import time
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("profile", "quick", ["quick", "full"], "quick: reduced budgets; full: the paper's.")
+flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")
+flags.DEFINE_string("results_dir", "results", "Where REPORT.md, tables.json and figures go.")
+flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
+flags.DEFINE_list("stages", None, "Run only these stages (e.g. train,whitebox); the report is always written.")
+flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any.")
+
+
+def main(argv):
+    del argv
+    from blurnet_tf.data import find_data_dir
+    from blurnet_tf.pipeline.plan import PROFILES, build_plan
+    from blurnet_tf.pipeline.steps import is_done, run_all
+    from blurnet_tf.reports.reproduction import write_report
+
+    started = time.time()
+    profile = PROFILES[FLAGS.profile]
+    work_dir = FLAGS.work_dir or f"runs/{profile.name}"
+    find_data_dir(FLAGS.data_dir)  # fail early, with the path, if the data are missing
+    steps = build_plan(profile, work_dir, FLAGS.data_dir)
+    if FLAGS.stages:
+        unknown = set(FLAGS.stages) - {s.stage for s in steps}
+        if unknown:
+            raise flags.ValidationError(f"--stages: unknown {sorted(unknown)}; stages are "
+                                        f"{sorted({s.stage for s in steps})}")
+        steps = [s for s in steps if s.stage in FLAGS.stages]
+    print(f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
+          f"outputs in {work_dir}", flush=True)
+    stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True))
+    missing = [s.name for s in build_plan(profile, work_dir, FLAGS.data_dir) if not is_done(s)]
+    report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds, missing)
+    print(f"wrote {report} and {FLAGS.results_dir}/REPORT.md in {(time.time() - started) / 60:.1f} min", flush=True)
+    for stage, seconds in stage_seconds.items():
+        print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    from blurnet_tf import cli
+
+    cli.run(main)
