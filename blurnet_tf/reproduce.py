@@ -8,12 +8,14 @@ where it stopped. Step outputs live in runs/<profile>/; the report in results/<p
 results/REPORT.md.
 """
 
+import pathlib
 import time
 
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("profile", "quick", ["quick", "full"], "quick: reduced budgets; full: the paper's.")
+flags.DEFINE_enum("profile", "quick", ["quick", "full", "smoke"],
+                  "quick: reduced budgets; full: the paper's; smoke: seconds-scale (tests).")
 flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")
 flags.DEFINE_string("results_dir", "results", "Where REPORT.md, tables.json and figures go.")
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
@@ -24,6 +26,7 @@ flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished 
 def main(argv):
     del argv
     from blurnet_tf.data import find_data_dir
+    from blurnet_tf.errors import DataError
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
     from blurnet_tf.pipeline.steps import is_done, run_all
     from blurnet_tf.reports.reproduction import write_report
@@ -32,6 +35,8 @@ def main(argv):
     profile = PROFILES[FLAGS.profile]
     work_dir = FLAGS.work_dir or f"runs/{profile.name}"
     find_data_dir(FLAGS.data_dir)  # fail early, with the path, if the data are missing
+    if not pathlib.Path("flags/models").is_dir():
+        raise DataError(pathlib.Path("flags/models").resolve(), "flagfiles not found: run from the repository root")
     steps = build_plan(profile, work_dir, FLAGS.data_dir)
     if FLAGS.stages:
         unknown = set(FLAGS.stages) - {s.stage for s in steps}

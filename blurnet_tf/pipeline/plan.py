@@ -42,6 +42,12 @@ PROFILES = {
     "full": Profile("full", rows=TABLE2_ROWS, train_epochs=None, adv_train_epochs=None, attack_epochs=300,
                     lambdas=("0.002", "0.02", "0.2"), dct_dims=(4, 8, 12, 16, 24, 32), table1_kernels=(3, 5, 7),
                     table5_regularisers=("tv", "tik_hf", "tik_pseudo")),
+    # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
+    "smoke": Profile("smoke", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
+                                    "tik_hf"),
+                     train_epochs=1, adv_train_epochs=1, attack_epochs=5, lambdas=("0.002", "0.02"), dct_dims=(8, 16),
+                     table1_kernels=(3,), table5_regularisers=("tv",), smoothing_samples=10, targets="5,12",
+                     max_train_images=300),
 }
 
 

@@ -93,7 +93,7 @@ def _run_command(step, log):
            "PYTHONUNBUFFERED": "1"}
     with open(step.out / "log.txt", "a") as logfile:
         proc = subprocess.Popen([sys.executable, "-m", *step.command], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, env=env)
+                                stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=_die_with_parent)
         tail = []
         for line in proc.stdout:
             logfile.write(line)
@@ -105,6 +105,15 @@ def _run_command(step, log):
                              f"{step.out / 'log.txt'}:\n" + "\n".join(tail))
 
 
+def _die_with_parent():
+    """Linux: the step's process is killed with the runner, so a killed run leaves no writer behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _is_progress(line):
     return line.startswith(("Epoch ", "targets ", "lambda=", "best_lambda", "PGD ", "legit accuracy", "resuming"))
 
@@ -113,7 +122,8 @@ def run_all(steps, log=print):
     """Runs the steps in order with a progress line per step and returns per-stage seconds."""
     stage_seconds, total = {}, len(steps)
     for i, step in enumerate(steps, 1):
-        log(f"[{i}/{total}] {step.stage}: {step.name} ...")
+        if not is_done(step):
+            log(f"[{i}/{total}] {step.stage}: {step.name} ...")
         seconds, skipped = run_step(step, log)
         stage_seconds.setdefault(step.stage, 0.0)
         if not skipped:
