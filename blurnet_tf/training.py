@@ -64,8 +64,9 @@ def compile_for_training(model, learning_rate, lr_schedule, total_steps):
 class EpochCheckpoint(keras.callbacks.Callback):
     """Every `every` epochs (and at the end) writes model+optimizer and the history, atomically."""
 
-    def __init__(self, directory, every, total_epochs, config_hash, history):
+    def __init__(self, directory, every, total_epochs, config_hash, history, seconds_before=0.0):
         super().__init__()
+        self.seconds_before, self.started = seconds_before, time.time()
         self.directory = pathlib.Path(directory)
         self.every = every
         self.total_epochs = total_epochs
@@ -77,7 +78,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if (epoch + 1) % self.every == 0 or epoch + 1 == self.total_epochs:
             save_model(self.model, self.directory / "model.keras")
             io.write_json(self.directory / "state.json",
-                          {"epochs_done": epoch + 1, "config_hash": self.config_hash, "history": self.history})
+                          {"epochs_done": epoch + 1, "config_hash": self.config_hash, "history": self.history,
+                           "train_seconds": None if self.seconds_before is None
+                           else self.seconds_before + time.time() - self.started})
 
 
 def config_hash(config):
@@ -95,7 +98,7 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
     ckpt = out_dir / CHECKPOINT_DIR
     chash = config_hash(config or {})
     state_file = ckpt / "state.json"
-    history, first_epoch = [], 0
+    history, first_epoch, seconds_before = [], 0, 0.0
     strat = make_strategy(strategy)
     x, y = train_data
     steps = int(np.ceil(len(y) / batch_size))
@@ -107,17 +110,22 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
                                  f"use another --out or delete {ckpt}")
             model = load_model(ckpt / "model.keras", compile=True)
             history, first_epoch = state["history"], state["epochs_done"]
+            seconds_before = state.get("train_seconds")  # None: written before this was recorded
             print(f"resuming from {ckpt} after epoch {first_epoch}", flush=True)
         else:
             model = compile_for_training(build(), learning_rate, lr_schedule, steps * epochs)
     start = time.time()
     if first_epoch < epochs:
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)
-        callbacks = [EpochCheckpoint(ckpt, checkpoint_every, epochs, chash, history),
+        callbacks = [EpochCheckpoint(ckpt, checkpoint_every, epochs, chash, history, seconds_before),
                      keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard"))]
         model.fit(ds, epochs=epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
                   validation_data=validation_data, callbacks=callbacks, verbose=verbose)
     seconds = time.time() - start
+    # Seconds in fit over every run of this directory up to its last checkpoint (None when an
+    # earlier run did not record them).
+    total = json.loads(state_file.read_text()).get("train_seconds") if state_file.is_file() else None
     info = {"epochs": epochs, "resumed_from_epoch": first_epoch, "train_seconds_this_run": seconds,
+            "train_seconds_total": total,
             "images_per_second": (epochs - first_epoch) * len(y) / seconds if seconds > 0 else None}
     return model, history, info

@@ -50,6 +50,8 @@ def test_killed_training_resumes_without_losing_or_repeating_epochs(tmp_path):
     uninterrupted = json.loads((whole / "metrics.json").read_text())
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4, 5, 6]
     assert resumed["training"]["resumed_from_epoch"] == done_before
+    # The recorded training time covers the epochs before the kill too.
+    assert resumed["training"]["train_seconds_total"] > resumed["training"]["train_seconds_this_run"]
     assert abs(resumed["legit_accuracy"] - uninterrupted["legit_accuracy"]) <= 0.03
     # The epochs before the kill are the same computation in both runs.
     np.testing.assert_allclose([h["loss"] for h in resumed["history"][:done_before]],

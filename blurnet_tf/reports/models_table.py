@@ -10,6 +10,12 @@ import sys
 from blurnet_tf.reports.paper import TABLE2
 
 
+def _minutes(metrics):
+    """Training time summed over resumed runs where recorded, else this run's wall time."""
+    seconds = metrics.get("training", {}).get("train_seconds_total")
+    return f"{seconds / 60:.1f} min" if seconds else f"{metrics['wall_seconds'] / 60:.1f} min (last run)"
+
+
 def table(runs_dir):
     lines = ["| model (flagfile) | epochs | legit acc. (ours) | paper | diff | victims | wall time |",
              "|---|---|---|---|---|---|---|"]
@@ -20,7 +26,7 @@ def table(runs_dir):
         diff = f"{100 * (m['legit_accuracy'] - paper):+.1f} pt" if paper else "–"
         lines.append(f"| {row} | {m['flags']['epochs']} | {100 * m['legit_accuracy']:.1f}% | "
                      f"{f'{100 * paper:.1f}%' if paper else '–'} | {diff} | {m['victims_correct']}/40 | "
-                     f"{m['wall_seconds'] / 60:.1f} min |")
+                     f"{_minutes(m)} |")
     return "\n".join(lines)
 
 
