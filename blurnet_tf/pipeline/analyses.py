@@ -117,7 +117,7 @@ class SpectraFigures:
     """Figs. 1, 2, 4: spectra of a clean and a stickered stop sign (RP2 on `row`, lambda 0.002,
     target speedLimit45), of its first- and second-layer maps, and of the 3x3-blurred difference."""
 
-    CHANNELS = (0, 16, 32, 48)  # the feature maps shown (a fixed subsample)
+    SHOWN = 4  # feature maps shown: the most active ones on the clean sign (dead maps say nothing)
     VICTIM = 0
 
     def __init__(self, lay, row, data_dir=None):
@@ -146,8 +146,8 @@ class SpectraFigures:
             maps = layer_output_model(model, layer)(np.stack([clean_img, adv_img]), training=False).numpy()
             k = tf.constant(np.repeat(blur_kernel(3)[:, :, None, None], maps.shape[-1], axis=2), tf.float32)
             blurred = tf.nn.depthwise_conv2d(maps, k, [1, 1, 1, 1], "SAME").numpy()
-            chans = [c for c in self.CHANNELS if c < maps.shape[-1]]
             clean_m, adv_m = np.moveaxis(maps[0], -1, 0), np.moveaxis(maps[1], -1, 0)
+            chans = sorted(np.argsort(-np.square(clean_m).sum(axis=(1, 2)))[:self.SHOWN].tolist())
             diff, blurred_diff = adv_m - clean_m, np.moveaxis(blurred[1] - blurred[0], -1, 0)
             figures.feature_map_spectra(clean_m[chans], adv_m[chans], diff[chans], blurred_diff[chans], chans, layer,
                                         out / f"{fig}_{layer}_spectra.png")
