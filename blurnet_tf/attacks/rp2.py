@@ -86,8 +86,9 @@ def rp2(model, images, mask, targets, *, lam, epochs=300, lr=0.1, norm="l2", nps
     noise = tf.Variable(init, name="rp2_noise")
     optimizer = keras.optimizers.Adam(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
     optimizer.build([noise])
-    outputs = [model.output] + ([model.get_layer(FIRST_LAYER).output] if extra_loss else [])
-    net = keras.Model(model.inputs, outputs) if extra_loss else model
+    # model may be any callable on a batch (e.g. a defence's BPDA/EOT stand-in) unless extra_loss
+    # needs its first-layer maps.
+    net = keras.Model(model.inputs, [model.output, model.get_layer(FIRST_LAYER).output]) if extra_loss else model
     lam_t = tf.constant(lambdas)[:, None]
     target_rows = tf.constant(np.broadcast_to(targets[None, :, None], (L, T, N)).reshape(-1))
     colors = None if nps_colors is None else tf.constant(nps_colors, tf.float32)

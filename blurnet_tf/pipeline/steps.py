@@ -97,6 +97,7 @@ def _run_command(step, log):
         tail = []
         for line in proc.stdout:
             logfile.write(line)
+            logfile.flush()  # readable while the step runs
             tail = (tail + [line.rstrip()])[-15:]
             if _is_progress(line):
                 log(f"      {line.rstrip()}")
