@@ -261,6 +261,14 @@ def draw_figures(data, profile, work_dir, fig_dir):
     return made
 
 
+def store_stickers(work_dir, folder, lam="0.002"):
+    """Keeps the λ 0.002 sticker noise of the original and baseline white-box runs beside the
+    report (17 small .npy each), so the stored Table I / II numbers can be re-measured."""
+    for row in ("original", "baseline"):
+        for npy in sorted((pathlib.Path(work_dir) / "whitebox" / row / "noise").glob(f"lambda{lam}_target*.npy")):
+            shutil.copyfile(npy, io.ensure_dir(folder / row) / npy.name)
+
+
 def metadata(profile, work_dir, started, stage_seconds_this_run):
     import tensorflow as tf
 
@@ -287,6 +295,7 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
     out = io.ensure_dir(results_dir / profile.name)
     data = collect(work_dir, profile)
     figs = draw_figures(data, profile, work_dir, out / "figures")
+    store_stickers(work_dir, out / "stickers")
     meta = metadata(profile, work_dir, started, stage_seconds_this_run)
     flags = []
     sections = {"I": table1(data, flags), "II": table2(data, flags, profile.lambdas), "III": table3(data, flags),
