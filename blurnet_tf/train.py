@@ -38,10 +38,12 @@ flags.DEFINE_float("sigma", None, "Gaussian augmentation sigma.")
 flags.DEFINE_float("pgd_eps", None, "Adversarial training: PGD L-inf eps (default 8/255).")
 flags.DEFINE_float("pgd_step", None, "Adversarial training: PGD step (default 2.5 eps / steps).")
 flags.DEFINE_integer("pgd_steps", None, "Adversarial training: PGD steps (default 7).")
+flags.DEFINE_float("validation_fraction", 0.0, "Hold out this fraction of the training split's tracks "
+                   "(not trained on) for choosing defence parameters; 0 = train on all.")
 flags.DEFINE_integer("max_train_images", 0, "Use only the first N training images (smoke tests); 0 = all.")
 
 _RUN_FLAGS = ("defence", "epochs", "batch_size", "learning_rate", "lr_schedule", "seed", "deterministic",
-              "strategy", "test_fraction", "split_seed", "max_train_images")
+              "strategy", "test_fraction", "split_seed", "validation_fraction", "max_train_images")
 
 
 def main(argv):
@@ -50,7 +52,7 @@ def main(argv):
     import tensorflow as tf
 
     from blurnet_tf import cli, io
-    from blurnet_tf.data import find_data_dir, load_lisa_split, load_victims
+    from blurnet_tf.data import find_data_dir, hold_out_validation, load_lisa_split, load_victims
     from blurnet_tf.data.lisa import dataset_hash, format_split_report
     from blurnet_tf.defences import DEFENCE_PARAMS, build_model, classifier_of
     from blurnet_tf.evaluation.clean import evaluate_clean
@@ -63,6 +65,8 @@ def main(argv):
         tf.config.experimental.enable_op_determinism()
     data_dir = find_data_dir(FLAGS.data_dir)
     train_set, test_set, split = load_lisa_split(data_dir, FLAGS.test_fraction, FLAGS.split_seed)
+    if FLAGS.validation_fraction:
+        train_set, _ = hold_out_validation(train_set, FLAGS.validation_fraction, FLAGS.split_seed + 1)
     if FLAGS.max_train_images:
         train_set = train_set.subset(slice(0, FLAGS.max_train_images))
     print(format_split_report(split), flush=True)

@@ -13,3 +13,10 @@ def load_lisa_split(data_dir, test_fraction=0.2, seed=0):
     data = load_lisa(pathlib.Path(data_dir) / "lisa")
     train_idx, test_idx = track_split(data, test_fraction, seed)
     return data.subset(train_idx), data.subset(test_idx), split_report(data, train_idx, test_idx)
+
+
+def hold_out_validation(train, fraction, seed=1):
+    """(train', validation): whole tracks of the training split held out for choosing a defence's
+    parameters, so the test split is never looked at (Pixel Deflection's parameter search)."""
+    train_idx, val_idx = track_split(train, fraction, seed)
+    return train.subset(train_idx), train.subset(val_idx)

@@ -9,6 +9,7 @@ import dataclasses
 import os
 import pathlib
 
+from blurnet_tf.evaluation.pixel_deflection import PDBudget
 from blurnet_tf.pipeline.steps import Step
 
 TABLE2_ROWS = ("baseline", "gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3", "adv_train",
@@ -16,6 +17,7 @@ TABLE2_ROWS = ("baseline", "gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug
 CONV_ROWS = ("conv_3", "conv_5", "conv_7")
 REGULARISED_ROWS = ("tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
 ORIGINAL = "original"  # the RP2 authors' LISA-CNN weights
+PD_ROW = "baseline_holdout"  # the baseline trained without Pixel Deflection's validation tracks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,22 +34,29 @@ class Profile:
     smoothing_samples: int = 100
     targets: str = "all"        # attack targets (tests use a few)
     max_train_images: int = 0   # 0 = all (tests use a few)
+    pixel_deflection: PDBudget | None = None
 
 
 PROFILES = {
     "quick": Profile("quick", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
                                     "tik_hf"),
                      train_epochs=5, adv_train_epochs=2, attack_epochs=80, lambdas=("0.002",), dct_dims=(8, 16),
-                     table1_kernels=(3, 5), table5_regularisers=("tv", "tik_hf")),
+                     table1_kernels=(3, 5), table5_regularisers=("tv", "tik_hf"),
+                     pixel_deflection=PDBudget(test_images=200, cw_steps=100, cw_search=4, adaptive_pgd_steps=10,
+                                               adaptive_rp2_targets=(12, 1, 7), adaptive_rp2_epochs=50,
+                                               search_images=200)),
     "full": Profile("full", rows=TABLE2_ROWS, train_epochs=None, adv_train_epochs=None, attack_epochs=300,
                     lambdas=("0.002", "0.02", "0.2"), dct_dims=(4, 8, 12, 16, 24, 32), table1_kernels=(3, 5, 7),
-                    table5_regularisers=("tv", "tik_hf", "tik_pseudo")),
+                    table5_regularisers=("tv", "tik_hf", "tik_pseudo"), pixel_deflection=PDBudget()),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile("smoke", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
                                     "tik_hf"),
                      train_epochs=1, adv_train_epochs=1, attack_epochs=5, lambdas=("0.002", "0.02"), dct_dims=(8, 16),
                      table1_kernels=(3,), table5_regularisers=("tv",), smoothing_samples=10, targets="5,12",
-                     max_train_images=300),
+                     max_train_images=300,
+                     pixel_deflection=PDBudget(test_images=20, cw_steps=5, cw_search=1, eot_samples=2,
+                                               adaptive_pgd_steps=2, adaptive_rp2_targets=(12,), adaptive_rp2_epochs=3,
+                                               ensemble=2, search_images=20)),
 }
 
 
@@ -76,7 +85,8 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
     data = [f"--data_dir={data_dir}"] if data_dir else []
     steps = []
 
-    for row in profile.rows:
+    trained = profile.rows + ((PD_ROW,) if profile.pixel_deflection else ())
+    for row in trained:
         epochs = profile.adv_train_epochs if row == "adv_train" else profile.train_epochs
         steps.append(Step(f"train/{row}", "train", lay.root / "models" / row, command=[
             "blurnet_tf.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.model(row)}",
@@ -122,6 +132,13 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
     for row in whitebox_rows:
         steps.append(attack("pgd", row, row, "pgd.flags"))
 
+    if profile.pixel_deflection:
+        steps.append(Step("pixel_deflection/baseline", "pixel_deflection", lay.root / "pixel_deflection",
+                          function=analyses.PixelDeflectionEvaluation(lay, PD_ROW, profile.pixel_deflection,
+                                                                      profile.attack_epochs, data_dir),
+                          params={"budget": dataclasses.asdict(profile.pixel_deflection),
+                                  "rp2_epochs": profile.attack_epochs, "data_dir": data_dir},
+                          inputs=lay.model_file(PD_ROW)))
     if "baseline" in profile.rows:
         steps.append(Step("figures/spectra", "figures", lay.root / "figures",
                           function=analyses.SpectraFigures(lay, "baseline", data_dir), params={"data_dir": data_dir},
