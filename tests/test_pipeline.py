@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from blurnet_tf.errors import StepFailed
-from blurnet_tf.pipeline.plan import PROFILES, TABLE2_ROWS, build_plan
+from blurnet_tf.pipeline.plan import PD_ROW, PROFILES, TABLE2_ROWS, build_plan
 from blurnet_tf.pipeline.steps import Step, is_done, run_step
 from blurnet_tf.reports import reproduction
 
@@ -81,7 +81,8 @@ def test_failed_command_names_the_step_and_its_log(tmp_path):
 def test_full_plan_has_the_papers_budgets():
     plan = build_plan(PROFILES["full"], "runs/full")
     trained = {s.name.split("/")[1] for s in plan if s.stage == "train"}
-    assert trained == set(TABLE2_ROWS)
+    assert trained == set(TABLE2_ROWS) | {PD_ROW}
+    assert any(s.stage == "pixel_deflection" for s in plan)
     whitebox = [s for s in plan if s.stage == "whitebox"]
     assert len(whitebox) == len(TABLE2_ROWS) + 1  # + the original weights
     for s in whitebox:

@@ -10,14 +10,21 @@ import sys
 from blurnet_tf.reports.paper import TABLE2
 
 
-def _minutes(metrics):
-    """Training time summed over resumed runs where recorded, else this run's wall time."""
-    seconds = metrics.get("training", {}).get("train_seconds_total")
-    return f"{seconds / 60:.1f} min" if seconds else f"{metrics['wall_seconds'] / 60:.1f} min (last run)"
+def _minutes(metrics, run_dir):
+    """Training time: summed over resumed runs where recorded; else the whole pipeline step when
+    it trained from scratch; '–' for runs resumed before times were recorded."""
+    training = metrics.get("training", {})
+    if training.get("train_seconds_total"):
+        return f"{training['train_seconds_total'] / 60:.1f} min"
+    step = run_dir / "step.json"
+    if training.get("resumed_from_epoch") == 0:
+        seconds = json.loads(step.read_text())["seconds"] if step.is_file() else metrics["wall_seconds"]
+        return f"{seconds / 60:.1f} min"
+    return "–"
 
 
 def table(runs_dir):
-    lines = ["| model (flagfile) | epochs | legit acc. (ours) | paper | diff | victims | wall time |",
+    lines = ["| model (flagfile) | epochs | legit acc. (ours) | paper | diff | victims | training time |",
              "|---|---|---|---|---|---|---|"]
     for metrics_file in sorted(pathlib.Path(runs_dir).glob("*/metrics.json")):
         m = json.loads(metrics_file.read_text())
@@ -26,7 +33,7 @@ def table(runs_dir):
         diff = f"{100 * (m['legit_accuracy'] - paper):+.1f} pt" if paper else "–"
         lines.append(f"| {row} | {m['flags']['epochs']} | {100 * m['legit_accuracy']:.1f}% | "
                      f"{f'{100 * paper:.1f}%' if paper else '–'} | {diff} | {m['victims_correct']}/40 | "
-                     f"{_minutes(m)} |")
+                     f"{_minutes(m, metrics_file.parent)} |")
     return "\n".join(lines)
 
 
