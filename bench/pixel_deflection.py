@@ -47,7 +47,8 @@ def main():
     rows = [("bare classifier predict (reference)", rate(lambda: model.predict(x, batch_size=512, verbose=0), n)),
             ("robust activation map", rate(lambda: robust_activation_map(model, x), n)),
             ("deflection", rate(lambda: deflect(x, maps, args.deflections, args.window, rng), n)),
-            ("wavelet denoise (BayesShrink, skimage)", rate(lambda: wavelet_denoise(x), n)),
+            ("wavelet denoise, scikit-image per image", rate(lambda: wavelet_denoise(x, backend="skimage"), n)),
+            ("wavelet denoise, batched TensorFlow", rate(lambda: wavelet_denoise(x, backend="tensorflow"), n)),
             ("JPEG round trip", rate(lambda: jpeg(x), n)),
             ("PD + WD + classifier (single)", rate(lambda: pd.predict(x), n)),
             ("Ens-10", rate(lambda: ens.predict(x), n, repeat=1))]

@@ -69,3 +69,12 @@ def test_bpda_eot_gradient_is_the_classifiers_through_an_identity_defence(origin
 def test_ensemble_prediction_keeps_clean_victims(original_model, victims):
     pd = PixelDeflection(original_model, deflections=20, window=2, ensemble=3)
     assert (pd.predict(victims) == 14).mean() >= 0.9
+
+
+@pytest.mark.parametrize("method,mode", [("BayesShrink", "soft"), ("VisuShrink", "soft"), ("BayesShrink", "hard")])
+def test_batched_tensorflow_denoiser_matches_scikit_image(images, victims, method, mode):
+    batch = np.concatenate([images, victims[:6]])
+    for sigma in (0.02, 0.04, 0.08):
+        ours = wavelet_denoise(batch, sigma, method, mode, backend="tensorflow")
+        ref = wavelet_denoise(batch, sigma, method, mode, backend="skimage")
+        np.testing.assert_allclose(ours, ref, atol=1e-4)
