@@ -18,6 +18,14 @@ from blurnet_tf.evaluation.metrics import predict_classes
 
 EPS = 8 / 255
 
+# The paper's other attacks, and why they are not run (checked 2026-11-21 with our pinned stack).
+NOT_RUN = {
+    "DeepFool": "cleverhans 4 has no TF2 DeepFool; foolbox 3.3.4 (latest) has one but fails on NumPy 2 "
+                "(`np.find_common_type` was removed)",
+    "JSMA": "neither cleverhans 4 (TF2) nor foolbox 3 has it",
+    "L-BFGS": "neither cleverhans 4 (TF2) nor foolbox 3 has it",
+}
+
 
 def _step(steps):
     """Madry et al.'s 2.5 eps / steps, at most eps (cleverhans refuses larger)."""

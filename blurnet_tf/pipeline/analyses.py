@@ -233,6 +233,4 @@ class PixelDeflectionEvaluation:
             "budget": dataclasses.asdict(b), "test_images": len(x), "victims": len(stop),
             "victims_correct": int(correct.sum()),
             "accuracy": table, "l2": l2, "adaptive_accuracy": adaptive, "adaptive_l2": l2_adaptive,
-            "adaptive_rp2_targets": rp2_targets, "seconds": timings,
-            "not_run": {"DeepFool, JSMA, L-BFGS": "no TF2 / Keras 3 implementation in our stack: cleverhans 4's "
-                                                  "tf2 package has none, and foolbox / ART are not dependencies"}})
+            "adaptive_rp2_targets": rp2_targets, "seconds": timings, "not_run": pde.NOT_RUN})

@@ -13,6 +13,7 @@ import shutil
 import time
 
 from blurnet_tf import io
+from blurnet_tf.evaluation.pixel_deflection import NOT_RUN
 from blurnet_tf.reports import figures, paper
 
 DISAGREE_POINTS = 10.0  # report a difference from the paper larger than this (percentage points)
@@ -206,7 +207,7 @@ def pixel_deflection_tables(data):
                      f"{_pct(acc['no defence'][a])} / {ref[0] if ref else '–'} | "
                      f"{_pct(acc['PD+WD (single)'][a])} / {ref[1] if ref else '–'} | "
                      f"{_pct(acc[ens][a])} / {ref[2] if ref else '–'} |")
-    for name, reason in pd.get("not_run", {}).items():
+    for name, reason in NOT_RUN.items():
         lines.append(f"| {name} | not run: {reason} | | | |")
     cols = ["PD", "WD", "PD+WD", "JPEG", "PD+JPEG"]
     lines += ["", "Ablation (single run; paper's Ens-10 numbers in brackets, its Table 3):", "",
