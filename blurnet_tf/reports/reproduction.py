@@ -209,20 +209,10 @@ def pixel_deflection_tables(data):
                      f"{_pct(acc[ens][a])} / {ref[2] if ref else '–'} |")
     for name, reason in NOT_RUN.items():
         lines.append(f"| {name} | not run: {reason} | | | |")
-    cols = ["PD", "WD", "PD+WD", "JPEG", "PD+JPEG"]
-    lines += ["", "Ablation (single run; paper's Ens-10 numbers in brackets, its Table 3):", "",
-              "| attack | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for a in attacks:
-        ref = paper.PD_TABLE3.get(a, {})
-        lines.append(f"| {a} | " + " | ".join(
-            f"{_pct(acc[f'ablation: {c}'][a])}" + (f" ({ref[c]})" if c in ref else "") for c in cols) + " |")
-    th = ["Hard", "VisuShrink", "BayesShrink"]
-    lines += ["", "Thresholding after deflection (single run; paper's Table 4 in brackets):", "",
-              "| attack | " + " | ".join(th) + " |", "|---" * (len(th) + 1) + "|"]
-    for a in attacks:
-        ref = paper.PD_TABLE4.get(a, {})
-        lines.append(f"| {a} | " + " | ".join(
-            f"{_pct(acc[f'threshold: {c}'][a])}" + (f" ({ref[c]})" if c in ref else "") for c in th) + " |")
+    lines += _bracketed_table(acc, attacks, "ablation", ["PD", "WD", "PD+WD", "JPEG", "PD+JPEG"], paper.PD_TABLE3,
+                              "Ablation (single run; paper's Ens-10 numbers in brackets, its Table 3):")
+    lines += _bracketed_table(acc, attacks, "threshold", ["Hard", "VisuShrink", "BayesShrink"], paper.PD_TABLE4,
+                              "Thresholding after deflection (single run; paper's Table 4 in brackets):")
     ad = pd["adaptive_accuracy"]
     b = pd["budget"]
     lines += ["", f"Adaptive attacker: BPDA (identity backward pass) + EOT over {b['eot_samples']} random defences "
@@ -234,6 +224,16 @@ def pixel_deflection_tables(data):
         lines.append(f"| {a} | {_num(pd['adaptive_l2'][a])} | {_pct(ad['no defence'][a])} | "
                      f"{_pct(ad['PD+WD (single)'][a])} | {_pct(ad[ens][a])} |")
     return "\n".join(lines)
+
+
+def _bracketed_table(acc, attacks, prefix, cols, reference, caption):
+    """Rows = attacks, columns = defence variants, the paper's number in brackets where it has one."""
+    lines = ["", caption, "", "| attack | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for a in attacks:
+        ref = reference.get(a, {})
+        lines.append(f"| {a} | " + " | ".join(
+            f"{_pct(acc[f'{prefix}: {c}'][a])}" + (f" ({ref[c]})" if c in ref else "") for c in cols) + " |")
+    return lines
 
 
 def claims(data):
