@@ -189,13 +189,12 @@ class PixelDeflectionEvaluation:
         _, val = hold_out_validation(train, trained["validation_fraction"], trained["split_seed"] + 1)
         t = time.time()
         vx, vy = pde.correctly_classified(model, val.images, val.labels, b.search_images)
-        v_adv, _ = pde.non_adaptive_attacks(model, vx, vy, dataclasses.replace(b, cw_steps=1, cw_search=1))
-        params, search_log = pde.search_parameters(model, vx, vy, v_adv["FGSM"], self.GRID, self.START)
+        params, search_log = pde.search_parameters(model, vx, vy, pde.fgsm(model, vx, vy), self.GRID, self.START)
         timings["search"] = time.time() - t
 
         t = time.time()
         x, y = pde.correctly_classified(model, test.images, test.labels, b.test_images)
-        adv, _ = pde.non_adaptive_attacks(model, x, y, b)
+        adv = pde.non_adaptive_attacks(model, x, y, b)
         correct = predict_classes(model, victims) == STOP
         stop = victims[correct] if correct.any() else victims  # all 40 (recorded) when none is right
         targets = [c for c in range(NUM_CLASSES) if c != STOP]
