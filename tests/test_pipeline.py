@@ -132,7 +132,7 @@ def test_differences_over_ten_points_are_flagged():
 
 
 def test_spectrum_helpers_on_hand_made_maps():
-    from blurnet_tf.pipeline.analyses import high_frequency_fraction, log_spectrum
+    from blurnet_tf.evaluation.spectra import high_frequency_fraction, log_spectrum
 
     flat = np.ones((8, 8))
     spec = log_spectrum(flat)

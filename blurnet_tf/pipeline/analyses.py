@@ -9,9 +9,10 @@ import pathlib
 import numpy as np
 
 from blurnet_tf import io
+from blurnet_tf.data import SPEED_LIMIT_45 as RP2_TARGET  # the RP2 paper's target
+from blurnet_tf.evaluation.spectra import high_frequency_fraction
 
 TABLE1_LAMBDA = 0.002
-RP2_TARGET = 12  # speedLimit45, the RP2 paper's target
 
 
 def _load(lay, row, data_dir):
@@ -96,23 +97,6 @@ class SmoothingEvaluation:
             "model": self.row, "sigma": self.sigma, "samples": self.n,
             "legit_accuracy": metrics.accuracy(legit, test.labels), "victim_accuracy": metrics.accuracy(clean, STOP),
             "rows": rows, "aggregate": aggregate(rows, STOP)})
-
-
-def log_spectrum(maps):
-    """log(1 + |FFT|), shifted so low frequencies sit in the centre, normalised to [0, 1] per map.
-    maps: [..., H, W]."""
-    s = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(maps), axes=(-2, -1))))
-    lo, hi = s.min(axis=(-2, -1), keepdims=True), s.max(axis=(-2, -1), keepdims=True)
-    return (s - lo) / np.maximum(hi - lo, 1e-12)
-
-
-def high_frequency_fraction(maps, radius_fraction=0.25):
-    """Share of the spectral energy outside a centred disc of radius radius_fraction * size."""
-    h, w = maps.shape[-2:]
-    power = np.abs(np.fft.fftshift(np.fft.fft2(maps), axes=(-2, -1))) ** 2
-    yy, xx = np.mgrid[:h, :w]
-    outer = np.hypot(yy - h // 2, xx - w // 2) > radius_fraction * min(h, w)
-    return float(power[..., outer].sum() / max(power.sum(), 1e-30))
 
 
 class SpectraFigures:

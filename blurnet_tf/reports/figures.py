@@ -7,12 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from blurnet_tf import io  # noqa: E402
-
-
-def _spectrum(maps):
-    from blurnet_tf.pipeline.analyses import log_spectrum
-
-    return log_spectrum(maps)
+from blurnet_tf.evaluation.spectra import log_spectrum  # noqa: E402
 
 
 def _save(fig, path):
@@ -29,7 +24,7 @@ def image_spectra(clean, stickered, path):
     for r, (name, img) in enumerate((("clean", clean), ("stickered", stickered))):
         axes[r, 0].imshow(np.clip(np.moveaxis(img, 0, -1), 0, 1))
         axes[r, 0].set_title(name, fontsize=9)
-        for c, spec in enumerate(_spectrum(img)):
+        for c, spec in enumerate(log_spectrum(img)):
             axes[r, c + 1].imshow(spec, cmap="viridis", vmin=0, vmax=1)
             axes[r, c + 1].set_title(f"{name}: {'RGB'[c]} spectrum", fontsize=9)
     for ax in axes.flat:
@@ -46,7 +41,7 @@ def feature_map_spectra(clean, adversarial, difference, blurred_difference, chan
     fig, axes = plt.subplots(len(channels), 4, figsize=(8, 2 * len(channels)), squeeze=False)
     for r, ch in enumerate(channels):
         for c, (name, maps) in enumerate(cols):
-            axes[r, c].imshow(_spectrum(maps[r]), cmap="viridis", vmin=0, vmax=1)
+            axes[r, c].imshow(log_spectrum(maps[r]), cmap="viridis", vmin=0, vmax=1)
             axes[r, c].set_title(f"map {ch}: {name}", fontsize=8)
             axes[r, c].axis("off")
     fig.suptitle(f"FFT spectra of {layer} feature maps (log, shifted, normalised)", fontsize=10)
