@@ -39,3 +39,17 @@ def low_pass_mask(size, keep):
 def low_pass(x, keep):
     """IDCT(M_keep * DCT(x)): keeps the top-left keep x keep coefficients of each channel."""
     return idct2(dct2(x) * low_pass_mask(x.shape[-3], keep))
+
+
+def low_pass_downsample(x, size):
+    """The low-pass image at size x size: the inverse size-point DCT of x's top-left size x size
+    coefficients, scaled by size / H so brightness is kept (a constant image stays that constant).
+
+    Zero-padding this image's DCT back to H x H (times H / size) gives low_pass(x, size) exactly.
+    """
+    h, w = x.shape[-3], x.shape[-2]
+    if h != w:
+        raise ValueError(f"square images only, got {h}x{w}")
+    if not 0 < size <= h:
+        raise ValueError(f"size must be in 1..{h}, got {size}")
+    return idct2(dct2(x)[..., :size, :size, :]) * (size / h)

@@ -119,6 +119,8 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)
         callbacks = [EpochCheckpoint(ckpt, checkpoint_every, epochs, chash, history, seconds_before),
                      keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard"))]
+        # Models with a training schedule (Defend++'s alternating phases) bring their own callbacks.
+        callbacks += model.training_callbacks() if hasattr(model, "training_callbacks") else []
         model.fit(ds, epochs=epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
                   validation_data=validation_data, callbacks=callbacks, verbose=verbose)
     seconds = time.time() - start

@@ -2,6 +2,7 @@
 
 from blurnet_tf.defences.adversarial_training import AdversarialTraining
 from blurnet_tf.defences.blur import BlurDepthwiseConv2D, blur_kernel
+from blurnet_tf.defences.defendpp import DefendPP, FeatureNoise
 from blurnet_tf.defences.factory import (DEFENCE_PARAMS, DEFENCES, build_model, classifier_of,
                                          insert_blur)
 from blurnet_tf.defences.regularizers import (REGULARISERS, FeatureMapRegularizer, model_regulariser,

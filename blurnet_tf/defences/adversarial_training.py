@@ -1,5 +1,8 @@
 """PGD adversarial training (Madry et al.) as a Keras model with its own train_step.
 
+With one step of size eps and no random start it is FGSM adversarial training (Goodfellow et
+al.), Defend++'s "Adv. FGSM" baseline.
+
 Each batch is half clean, half PGD-L-infinity examples made against the current weights with
 cleverhans' tf2 `projected_gradient_descent` (BlurNet §IV-D: eps 8/255, 7 steps). The paper's
 step 0.1 exceeds eps, which cleverhans refuses (eps_iter <= eps); we use Madry et al.'s rule
@@ -16,13 +19,14 @@ from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient
 class AdversarialTraining(keras.Model):
     """Wraps a classifier; inference is the classifier itself, training mixes in PGD examples."""
 
-    def __init__(self, classifier, eps=8 / 255, eps_iter=None, nb_iter=7, **kwargs):
+    def __init__(self, classifier, eps=8 / 255, eps_iter=None, nb_iter=7, rand_init=True, **kwargs):
         super().__init__(**kwargs)
         eps_iter = 2.5 * eps / nb_iter if eps_iter is None else eps_iter
         if eps_iter > eps:
             raise ValueError(f"PGD step {eps_iter} exceeds eps {eps}; cleverhans requires step <= eps")
         self.classifier = classifier
         self.eps, self.eps_iter, self.nb_iter = float(eps), float(eps_iter), int(nb_iter)
+        self.rand_init = bool(rand_init)  # False with nb_iter=1, eps_iter=eps: FGSM training
 
     def call(self, inputs, training=False):
         return self.classifier(inputs, training=training)
@@ -30,7 +34,7 @@ class AdversarialTraining(keras.Model):
     def adversarial(self, x, y):
         return projected_gradient_descent(
             lambda t: self.classifier(t, training=False), x, self.eps, self.eps_iter, self.nb_iter,
-            np.inf, clip_min=0.0, clip_max=1.0, y=y, rand_init=True, sanity_checks=False)
+            np.inf, clip_min=0.0, clip_max=1.0, y=y, rand_init=self.rand_init, sanity_checks=False)
 
     def train_step(self, data):
         x, y = data
@@ -51,7 +55,7 @@ class AdversarialTraining(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier),
-                "eps": self.eps, "eps_iter": self.eps_iter, "nb_iter": self.nb_iter}
+                "eps": self.eps, "eps_iter": self.eps_iter, "nb_iter": self.nb_iter, "rand_init": self.rand_init}
 
     @classmethod
     def from_config(cls, config):

@@ -1,11 +1,17 @@
-"""build_model(defence, **params): every Table II model from one place, with the paper's α and σ."""
+"""build_model(defence, dataset, **params): every model from one place, with the papers' values.
+
+LISA: the LISA-CNN with any defence (Table II, Defend++). MNIST: the small residual classifier,
+for Defend++'s comparison (baseline, FGSM or PGD training, Gaussian augmentation, Defend++).
+"""
 
 import keras
 
 from blurnet_tf.defences.adversarial_training import AdversarialTraining
 from blurnet_tf.defences.blur import BlurDepthwiseConv2D
+from blurnet_tf.defences.defendpp import PAPER_LOW_PASS_WEIGHT, DefendPP
 from blurnet_tf.defences.regularizers import FeatureMapRegularizer
 from blurnet_tf.models.lisa_cnn import FIRST_LAYER, cnn_model
+from blurnet_tf.models.mnist_resnet import mnist_resnet
 
 PAPER_CONV_ALPHA = {3: 1e-5, 5: 0.1, 7: 0.1}
 PAPER_ALPHA = {"tv": 1e-4, "tik_hf": 1e-4, "tik_pseudo": 1e-6}
@@ -21,8 +27,15 @@ DEFENCE_PARAMS = {
     "tik_pseudo": ("alpha", "tik_pseudo_mode"),
     "gaussian_aug": ("sigma",),
     "adv_train": ("pgd_eps", "pgd_step", "pgd_steps"),
+    "fgsm_train": ("fgsm_eps",),
+    "defendpp": ("decoder", "low_pass_weight", "reconstruction_weight", "gn_sigma", "schedule",
+                 "alternating_cycles", "alternating_epochs"),
 }
 DEFENCES = tuple(DEFENCE_PARAMS)
+DATASETS = {"lisa": cnn_model, "mnist": mnist_resnet}
+# The blur and feature-map defences tap the LISA-CNN's first layer by name.
+_LISA_ONLY = ("input_blur", "l1_blur", "conv", "tv", "tik_hf", "tik_pseudo")
+PAPER_FGSM_EPS = {"lisa": 8 / 255, "mnist": 0.2}  # Defend++ §4.1 uses ε 0.2 on MNIST
 
 
 def _blur(kernel_size, blur_kernel, blur_sigma, trainable, alpha=0.0, name=None):
@@ -30,17 +43,31 @@ def _blur(kernel_size, blur_kernel, blur_sigma, trainable, alpha=0.0, name=None)
                                trainable=trainable, name=name)
 
 
-def build_model(defence="baseline", **params):
+def build_model(defence="baseline", dataset="lisa", **params):
     """Builds an untrained model. Unset (None) parameters take the paper's values."""
     if defence not in DEFENCE_PARAMS:
         raise ValueError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    if dataset != "lisa" and defence in _LISA_ONLY:
+        raise ValueError(f"{defence} is defined on the LISA-CNN's first layer; it has no {dataset} version")
     unknown = set(params) - set(DEFENCE_PARAMS[defence])
     if unknown:
         raise ValueError(f"{defence} does not take {sorted(unknown)}; it takes {DEFENCE_PARAMS[defence]}")
     p = {k: v for k, v in params.items() if v is not None}
     k = p.get("kernel_size", 3)
+    base = DATASETS[dataset]
     if defence == "baseline":
-        return cnn_model()
+        return base()
+    if defence == "defendpp":
+        return DefendPP(base(), decoder=p.get("decoder", "pyramid"),
+                        low_pass_weight=p.get("low_pass_weight", PAPER_LOW_PASS_WEIGHT),
+                        reconstruction_weight=p.get("reconstruction_weight", 1.0), gn_sigma=p.get("gn_sigma", 0.0),
+                        schedule=p.get("schedule", "joint"), alternating_cycles=p.get("alternating_cycles", 2),
+                        alternating_epochs=p.get("alternating_epochs", 1), name="defendpp")
+    if defence == "fgsm_train":
+        eps = p.get("fgsm_eps", PAPER_FGSM_EPS[dataset])
+        return AdversarialTraining(base(), eps=eps, eps_iter=eps, nb_iter=1, rand_init=False, name="fgsm_train")
     if defence == "input_blur":
         return cnn_model(input_layers=[_blur(k, p.get("blur_kernel"), p.get("blur_sigma"), False, name="input_blur")])
     if defence == "l1_blur":
@@ -57,14 +84,14 @@ def build_model(defence="baseline", **params):
                                                           name=f"{defence}_regulariser")])
     if defence == "gaussian_aug":
         # GaussianNoise is active in training only and draws fresh noise every batch.
-        return cnn_model(input_layers=[keras.layers.GaussianNoise(p.get("sigma", 0.1), name="gaussian_aug")])
-    return AdversarialTraining(cnn_model(), eps=p.get("pgd_eps", 8 / 255), eps_iter=p.get("pgd_step"),
+        return base(input_layers=[keras.layers.GaussianNoise(p.get("sigma", 0.1), name="gaussian_aug")])
+    return AdversarialTraining(base(), eps=p.get("pgd_eps", 8 / 255), eps_iter=p.get("pgd_step"),
                                nb_iter=p.get("pgd_steps", 7), name="adv_train")
 
 
 def classifier_of(model):
     """The plain Keras classifier inside a training wrapper (or the model itself)."""
-    return model.classifier if isinstance(model, AdversarialTraining) else model
+    return model.classifier if isinstance(model, (AdversarialTraining, DefendPP)) else model
 
 
 def insert_blur(trained_model, where="input", kernel_size=3, kind="box", sigma=None):

@@ -1,9 +1,10 @@
 """In-process steps: Table I transfer and randomized smoothing (re-using stored stickers), the
-spectra of Figs. 1, 2 and 4, and the Pixel Deflection evaluation. Each is a callable taking
+spectra of Figs. 1, 2 and 4, the Pixel Deflection evaluation and the Defend++ reconstructions. Each is a callable taking
 the output directory."""
 
 import dataclasses
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -217,3 +218,59 @@ class PixelDeflectionEvaluation:
             "victims_correct": int(correct.sum()),
             "accuracy": table, "l2": l2, "adaptive_accuracy": adaptive, "adaptive_l2": l2_adaptive,
             "adaptive_rp2_targets": rp2_targets, "seconds": timings, "not_run": pde.NOT_RUN})
+
+
+class DefendppReconstructions:
+    """Defend++'s Figs. 6 and 8: the auto-encoder's reconstructions of clean and FGSM images, and
+    R = D_rc / D_ra, the distance from the reconstruction of an attacked image to the clean image
+    over its distance to the attacked one (R < 1: the auto-encoder removed most of the attack).
+
+    rows: (dataset, run directory) pairs; FGSM uses ε 0.2 on MNIST (Defend++ §4.1) and 8/255 on LISA.
+    """
+
+    EPS = {"mnist": 0.2, "lisa": 8 / 255}
+    IMAGES = 500
+
+    def __init__(self, rows, data_dir=None):
+        self.rows, self.data_dir = [(d, pathlib.Path(p)) for d, p in rows], data_dir
+
+    def __call__(self, out):
+        from blurnet_tf.data import find_data_dir
+        from blurnet_tf.evaluation.pixel_deflection import correctly_classified
+        from blurnet_tf.evaluation.robustness import AttackBudget, adversarial
+        from blurnet_tf.models import load_model
+        from blurnet_tf.reports import figures
+
+        data_dir = find_data_dir(self.data_dir)
+        out = pathlib.Path(out)
+        summary = {}
+        for dataset, run in self.rows:
+            trained = json.loads((run / "metrics.json").read_text())["flags"]
+            if dataset == "mnist":
+                from blurnet_tf.data.mnist import load_mnist
+
+                _, _, images, labels = load_mnist(data_dir, trained["test_fraction"], trained["split_seed"])
+            else:
+                from blurnet_tf.data import load_lisa_split
+
+                _, test, _ = load_lisa_split(data_dir, trained["test_fraction"], trained["split_seed"])
+                images, labels = test.images, test.labels
+            model, autoencoder = load_model(run), load_model(run / "autoencoder.keras")
+            x, y = correctly_classified(model, images, labels, self.IMAGES)
+            adv = adversarial("fgsm", model, x, y, AttackBudget(fgsm_eps=self.EPS[dataset]))
+            rec_clean = autoencoder.predict(x, verbose=0)[0]
+            rec_adv = autoencoder.predict(adv, verbose=0)[0]
+            flat = lambda a: a.reshape(len(a), -1)  # noqa: E731
+            d_rc = np.linalg.norm(flat(rec_adv - x), axis=1)
+            d_ra = np.linalg.norm(flat(rec_adv - adv), axis=1)
+            ratio = d_rc / np.maximum(d_ra, 1e-12)
+            name = f"{dataset}_{run.name}"
+            figures.reconstructions(x[:8], rec_clean[:8], adv[:8], rec_adv[:8], ratio, name, out / f"{name}.png")
+            summary[name] = {
+                "dataset": dataset, "model": os.fspath(run), "images": int(len(x)), "fgsm_eps": self.EPS[dataset],
+                "ratio_mean": float(ratio.mean()), "ratio_median": float(np.median(ratio)),
+                "ratio_max": float(ratio.max()), "fraction_below_1": float(np.mean(ratio < 1)),
+                "reconstruction_error_clean": float(np.mean(np.square(rec_clean - x))),
+                "histogram": np.histogram(ratio, bins=20, range=(0, 2))[0].tolist(),
+                "figure": f"{name}.png"}
+        io.write_json(out / "results.json", summary)

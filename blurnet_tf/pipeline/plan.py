@@ -14,10 +14,27 @@ from blurnet_tf.pipeline.steps import Step
 
 TABLE2_ROWS = ("baseline", "gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3", "adv_train",
                "conv_3", "conv_5", "conv_7", "tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
+DEFENDPP_ROW = "defendpp"  # Defend++ on the LISA-CNN: a new white-box row beside BlurNet's
+# Defend++'s MNIST comparison (its Table 2) and ablation (its Table 1), one flagfile each.
+MNIST_ROWS = ("mnist_baseline", "mnist_fgsm_train", "mnist_defendpp", "mnist_defendpp_gn",
+              "mnist_defendpp_no_lowpass", "mnist_defendpp_hourglass")
 CONV_ROWS = ("conv_3", "conv_5", "conv_7")
 REGULARISED_ROWS = ("tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
 ORIGINAL = "original"  # the RP2 authors' LISA-CNN weights
 PD_ROW = "baseline_holdout"  # the baseline trained without Pixel Deflection's validation tracks
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistBudget:
+    """Defend++ on MNIST: which rows, their training and the attack budgets (blurnet_tf.robustness)."""
+    rows: tuple = MNIST_ROWS
+    epochs: int | None = None   # None: the flagfile's (30)
+    images: int = 1000          # test images attacked
+    bim_steps: int = 100
+    cw_search: int = 5
+    cw_steps: int = 20
+    ddn_steps: int = 100
+    max_train_images: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,30 +52,34 @@ class Profile:
     targets: str = "all"        # attack targets (tests use a few)
     max_train_images: int = 0   # 0 = all (tests use a few)
     pixel_deflection: PDBudget | None = None
+    mnist: MnistBudget | None = None
 
 
 PROFILES = {
     "quick": Profile("quick", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
-                                    "tik_hf"),
+                                    "tik_hf", DEFENDPP_ROW),
                      train_epochs=5, adv_train_epochs=2, attack_epochs=80, lambdas=("0.002",), dct_dims=(8, 16),
                      table1_kernels=(3, 5), table5_regularisers=("tv", "tik_hf"),
                      pixel_deflection=PDBudget(test_images=100, cw_steps=100, cw_search=4, adaptive_pgd_steps=10,
                                                adaptive_rp2_targets=(12, 1, 7), adaptive_rp2_epochs=50,
-                                               search_images=150)),
-    "full": Profile("full", rows=TABLE2_ROWS, train_epochs=None, adv_train_epochs=None, attack_epochs=300,
+                                               search_images=150),
+                     mnist=MnistBudget(epochs=5, images=300, bim_steps=40, cw_search=3, ddn_steps=50)),
+    "full": Profile("full", rows=TABLE2_ROWS + (DEFENDPP_ROW,), train_epochs=None, adv_train_epochs=None, attack_epochs=300,
                     lambdas=("0.002", "0.02", "0.2"), dct_dims=(4, 8, 12, 16, 24, 32), table1_kernels=(3, 5, 7),
                     table5_regularisers=("tv", "tik_hf", "tik_pseudo"),
                     # BPDA+EOT RP2 runs the numpy defence 4x per image-step: 5 targets keep it to minutes.
-                    pixel_deflection=PDBudget(adaptive_rp2_targets=(1, 3, 7, 10, 12))),
+                    pixel_deflection=PDBudget(adaptive_rp2_targets=(1, 3, 7, 10, 12)), mnist=MnistBudget()),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile("smoke", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
-                                    "tik_hf"),
+                                    "tik_hf", DEFENDPP_ROW),
                      train_epochs=1, adv_train_epochs=1, attack_epochs=5, lambdas=("0.002", "0.02"), dct_dims=(8, 16),
                      table1_kernels=(3,), table5_regularisers=("tv",), smoothing_samples=10, targets="5,12",
                      max_train_images=300,
                      pixel_deflection=PDBudget(test_images=20, cw_steps=5, cw_search=1, eot_samples=2,
                                                adaptive_pgd_steps=2, adaptive_rp2_targets=(12,), adaptive_rp2_epochs=3,
-                                               ensemble=2, search_images=20)),
+                                               ensemble=2, search_images=20),
+                     mnist=MnistBudget(rows=("mnist_baseline", "mnist_defendpp"), epochs=1, images=20, bim_steps=3,
+                                       cw_search=1, cw_steps=3, ddn_steps=3, max_train_images=300)),
 }
 
 
@@ -76,6 +97,9 @@ class Layout:
 
     def attack(self, stage, name):
         return self.root / stage / name
+
+    def mnist_model(self, row):
+        return self.root / "mnist" / "models" / row
 
 
 def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
@@ -141,8 +165,34 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
                           params={"budget": dataclasses.asdict(profile.pixel_deflection),
                                   "rp2_epochs": profile.attack_epochs, "data_dir": data_dir},
                           inputs=lay.model_file(PD_ROW)))
+    if profile.mnist:
+        steps += _mnist_steps(profile.mnist, lay, flags_dir, data)
+    if DEFENDPP_ROW in profile.rows or profile.mnist:
+        rows = ([("mnist", lay.mnist_model("mnist_defendpp"))] if profile.mnist else []) + (
+            [("lisa", lay.root / "models" / DEFENDPP_ROW)] if DEFENDPP_ROW in profile.rows else [])
+        steps.append(Step("defendpp/reconstructions", "defendpp", lay.root / "defendpp_figures",
+                          function=analyses.DefendppReconstructions(rows, data_dir),
+                          params={"rows": [(d, os.fspath(p)) for d, p in rows], "data_dir": data_dir},
+                          inputs=[p / "autoencoder.keras" for _, p in rows]))
     if "baseline" in profile.rows:
         steps.append(Step("figures/spectra", "figures", lay.root / "figures",
                           function=analyses.SpectraFigures(lay, "baseline", data_dir), params={"data_dir": data_dir},
                           inputs=lay.model_file("baseline") + [lay.attack("whitebox", "baseline") / "results.json"]))
+    return steps
+
+
+def _mnist_steps(budget, lay, flags_dir, data):
+    """Defend++ on MNIST: train every row, then attack it (FGSM, BIM, C&W, DDN)."""
+    steps = []
+    for row in budget.rows:
+        steps.append(Step(f"train/{row}", "train", lay.mnist_model(row), command=[
+            "blurnet_tf.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.mnist_model(row)}",
+            *([f"--epochs={budget.epochs}"] if budget.epochs else []),
+            *([f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []), *data]))
+    for row in budget.rows:
+        out = lay.root / "mnist" / "robustness" / row
+        steps.append(Step(f"defendpp/{row}", "defendpp", out, inputs=[lay.mnist_model(row) / "model.keras"], command=[
+            "blurnet_tf.robustness", f"--model={lay.mnist_model(row)}", f"--out={out}", f"--images={budget.images}",
+            f"--bim_steps={budget.bim_steps}", f"--cw_search={budget.cw_search}", f"--cw_steps={budget.cw_steps}",
+            f"--ddn_steps={budget.ddn_steps}", *data]))
     return steps

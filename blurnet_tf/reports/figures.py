@@ -78,3 +78,30 @@ def asr_vs_l2(series, title, path):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def reconstructions(clean, rec_clean, adversarial, rec_adversarial, ratio, name, path):
+    """Defend++ Figs. 6 / 8: clean, its reconstruction, FGSM image, its reconstruction (rows), and
+    the histogram of R = D_rc / D_ra over every attacked image."""
+    n = len(clean)
+    fig = plt.figure(figsize=(1.2 * n + 3.6, 5))
+    grid = fig.add_gridspec(4, n + 4)
+    rows = (("clean", clean), ("reconstructed", rec_clean), ("FGSM", adversarial), ("reconstructed", rec_adversarial))
+    for r, (label, images) in enumerate(rows):
+        for c in range(n):
+            ax = fig.add_subplot(grid[r, c])
+            img = np.clip(images[c], 0, 1)
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                      vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    ax = fig.add_subplot(grid[:, n + 1:])
+    ax.hist(ratio, bins=40, range=(0, max(1.5, float(ratio.max()) * 1.05)), color="tab:blue")
+    ax.axvline(1.0, color="k", linestyle="--", linewidth=1)
+    ax.set_xlabel("R = D_rc / D_ra")
+    ax.set_ylabel("images")
+    ax.set_title(f"{100 * np.mean(ratio < 1):.1f}% of images have R < 1", fontsize=9)
+    fig.suptitle(f"Defend++ auto-encoder ({name}): reconstructions of clean and FGSM images, and R", fontsize=10)
+    _save(fig, path)

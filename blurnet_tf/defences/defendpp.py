@@ -1,0 +1,266 @@
+"""Defend++ (Liu et al., ACM MM 2020): DNN bottleneck reinforcement.
+
+An auto-encoder shares the classifier's encoding blocks and is trained jointly with it on clean
+images (§3.3-3.4); at inference, and in every exported file, the classifier is used alone.
+
+Decoder (Fig. 4, eq. 2): the coarsest output Ĩ^{M-1} comes from a stack of stride-2 transposed
+convolutions on the bottleneck (D_{M-1}); every finer scale is Ĩ^m = U(Ĩ^{m+1}) + H(E_m), with U a
+3x3 conv + stride-2 transposed conv to C image channels and H a 2-layer 3x3 residual block with a
+1x1 skip, fed by the encoder's feature map at that scale. Targets I^m keep the top-left
+W/2^m x H/2^m DCT coefficients of the image (§3.3, "multi-scale low-pass objective").
+Loss (eq. 3): L = L_cls + ||Ĩ^0 - I^0||² + λ Σ_{m≥1} ||Ĩ^m - I^m||², λ = 0.01, as pixel-wise MSE.
+
+How the encoders map to scales (`TAPS`; no scale below 7x7, as the paper requires):
+- mnist_resnet (28x28): scales 28/14/7. H_0 <- block0 (28x28), H_1 <- block1 (14x14); D_2 decodes
+  the bottleneck block3 (4x4) to 7x7 (one transposed conv to 8x8, cropped). As in the paper's
+  ResNet-18, all four encoding blocks are shared.
+- lisa_cnn (32x32): scales 32/16/8. The LISA-CNN has no feature map at 32x32 (conv1 has stride 2)
+  nor at 8x8 (conv2 is 'valid': 6x6), so H_1 <- relu1 (16x16), H_0 <- relu1 upsampled x2
+  (nearest), and D_2 decodes the bottleneck relu3 (2x2) by two transposed convs (2->4->8). All
+  three convolutions are shared; conv2 is reached through the bottleneck.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from blurnet_tf.dct import low_pass_downsample
+
+PAPER_LOW_PASS_WEIGHT = 0.01  # λ of eq. 3
+DECODERS = ("pyramid", "hourglass")
+SCHEDULES = ("joint", "alternating")
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderTaps:
+    """Where the decoder reads a classifier: target sizes (finest first), the layer feeding H at
+    every scale but the coarsest, and the bottleneck layer D_{M-1} decodes."""
+    sizes: tuple
+    skips: tuple
+    bottleneck: str
+
+
+TAPS = {
+    "mnist_resnet": EncoderTaps(sizes=(28, 14, 7), skips=("block0", "block1"), bottleneck="block3"),
+    "lisa_cnn": EncoderTaps(sizes=(32, 16, 8), skips=("relu1", "relu1"), bottleneck="relu3"),
+}
+
+
+def taps_for(classifier):
+    """The EncoderTaps whose layers the classifier has and whose finest size is its input's."""
+    names = {layer.name for layer in classifier.layers}
+    for taps in TAPS.values():
+        if {*taps.skips, taps.bottleneck} <= names and classifier.input_shape[1] == taps.sizes[0]:
+            return taps
+    raise ValueError(f"Defend++ has no encoder mapping for model {classifier.name!r} "
+                     f"(known: {', '.join(TAPS)})")
+
+
+def low_pass_targets(images, sizes):
+    """[I^0, ..., I^{M-1}]: I^m holds the image's top-left sizes[m]^2 DCT coefficients, as a
+    sizes[m] x sizes[m] image (the project's one DCT, `blurnet_tf.dct`). I^0 is the image itself."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    if sizes[0] != images.shape[-3]:
+        raise ValueError(f"finest target size {sizes[0]} differs from the image size {images.shape[-3]}")
+    return [images] + [low_pass_downsample(images, s) for s in sizes[1:]]
+
+
+def reconstruction_loss(outputs, targets, low_pass_weight=PAPER_LOW_PASS_WEIGHT):
+    """Eq. 3 as pixel-wise MSE: mse(Ĩ^0, I^0) + λ Σ_{m≥1} mse(Ĩ^m, I^m)."""
+    mse = [tf.reduce_mean(tf.square(o - t)) for o, t in zip(outputs, targets)]
+    return mse[0] + low_pass_weight * tf.add_n(mse[1:]) if len(mse) > 1 else mse[0]
+
+
+@keras.saving.register_keras_serializable("blurnet_tf")
+class FeatureNoise(layers.Layer):
+    """'+GN': Gaussian noise on the representations the decoder reads, in training only, with a
+    standard deviation of `sigma` times the feature map's own (so the encoder cannot outgrow it)."""
+
+    def __init__(self, sigma, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma = float(sigma)
+
+    def call(self, x, training=False):
+        if not training or self.sigma == 0:
+            return x
+        scale = tf.stop_gradient(tf.math.reduce_std(x))
+        return x + self.sigma * scale * tf.random.normal(tf.shape(x))
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
+
+
+def _coarsest(x, size, name):
+    """D_{M-1}: stride-2 transposed convs at the bottleneck's width up to size (cropped if over)."""
+    filters = x.shape[-1]
+    i = 0
+    while x.shape[1] < size:
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation="relu",
+                                   name=f"{name}_deconv{i}")(x)
+        i += 1
+    if x.shape[1] > size:
+        extra = x.shape[1] - size
+        x = layers.Cropping2D(((0, extra), (0, extra)), name=f"{name}_crop")(x)
+    return x
+
+
+def _to_size(feature, size, name):
+    """Nearest upsampling by an integer factor when the tapped map is coarser than its scale."""
+    if feature.shape[1] == size:
+        return feature
+    if size % feature.shape[1]:
+        raise ValueError(f"{name}: a {feature.shape[1]}x{feature.shape[1]} map cannot feed scale {size}")
+    return layers.UpSampling2D(size // feature.shape[1], name=f"{name}_upsample")(feature)
+
+
+def _pyramid(skips, bottleneck, sizes, channels):
+    """Eq. 2: Ĩ^m = U(Ĩ^{m+1}) + H(E_m), coarsest first; returns outputs finest first."""
+    m_last = len(sizes) - 1
+    x = _coarsest(bottleneck, sizes[-1], f"decoder_d{m_last}")
+    out = layers.Conv2D(channels, 3, padding="same", name=f"decoder_d{m_last}_out")(x)
+    outputs = [out]
+    for m in range(m_last - 1, -1, -1):
+        feature = _to_size(skips[m], sizes[m], f"decoder_h{m}")
+        width = skips[m].shape[-1]
+        u = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"decoder_u{m}_conv")(out)
+        u = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", name=f"decoder_u{m}_deconv")(u)
+        h = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"decoder_h{m}_conv1")(feature)
+        h = layers.Conv2D(channels, 3, padding="same", name=f"decoder_h{m}_conv2")(h)
+        h = layers.Add(name=f"decoder_h{m}")([layers.Conv2D(channels, 1, name=f"decoder_h{m}_skip")(feature), h])
+        out = layers.Add(name=f"decoder_out{m}")([u, h])
+        outputs.insert(0, out)
+    return outputs
+
+
+def _hourglass(skips, bottleneck, sizes, channels):
+    """Fig. 3's plain hourglass (the ablation): the bottleneck only, mirrored conv + stride-2
+    deconv blocks, and a 1x1 head per scale so the multi-scale objective still applies."""
+    m_last = len(sizes) - 1
+    x = _coarsest(bottleneck, sizes[-1], f"decoder_d{m_last}")
+    outputs = [layers.Conv2D(channels, 1, name=f"decoder_out{m_last}")(x)]
+    for m in range(m_last - 1, -1, -1):
+        width = skips[m].shape[-1]
+        x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"decoder_u{m}_conv")(x)
+        x = layers.Conv2DTranspose(width, 3, strides=2, padding="same", activation="relu",
+                                   name=f"decoder_u{m}_deconv")(x)
+        outputs.insert(0, layers.Conv2D(channels, 1, name=f"decoder_out{m}")(x))
+    return outputs
+
+
+def build_joint_model(classifier, decoder="pyramid", gn_sigma=0.0):
+    """One functional graph image -> [logits, Ĩ^0, ..., Ĩ^{M-1}] whose encoder layers ARE the
+    classifier's (shared objects, so every update reaches the classifier)."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    taps = taps_for(classifier)
+    channels = classifier.input_shape[-1]
+    tapped = {name: classifier.get_layer(name).output for name in {*taps.skips, taps.bottleneck}}
+    if gn_sigma:
+        tapped = {name: FeatureNoise(gn_sigma, name=f"gn_{name}")(t) for name, t in tapped.items()}
+    skips = [tapped[name] for name in taps.skips]
+    build = _pyramid if decoder == "pyramid" else _hourglass
+    outputs = build(skips, tapped[taps.bottleneck], taps.sizes, channels)
+    return keras.Model(classifier.input, [classifier.output, *outputs], name=f"{classifier.name}_defendpp")
+
+
+@keras.saving.register_keras_serializable("blurnet_tf")
+class DefendPP(keras.Model):
+    """Wraps a classifier for Defend++ training; calling it (and `classifier_of`) is the classifier.
+
+    schedule 'joint' trains L_cls + L_rect from the first epoch; 'alternating' (§3.4) first runs
+    `alternating_cycles` cycles of `alternating_epochs` auto-encoder-only epochs then as many
+    classifier-only epochs, then joint. The weights are shared, so the paper's copying of encoder
+    weights between the two networks is implicit.
+    """
+
+    def __init__(self, classifier, decoder="pyramid", low_pass_weight=PAPER_LOW_PASS_WEIGHT,
+                 reconstruction_weight=1.0, gn_sigma=0.0, schedule="joint", alternating_cycles=2,
+                 alternating_epochs=1, **kwargs):
+        super().__init__(**kwargs)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self.classifier = classifier
+        self.joint = build_joint_model(classifier, decoder, gn_sigma)
+        self.taps = taps_for(classifier)
+        self.decoder, self.schedule = decoder, schedule
+        self.low_pass_weight, self.reconstruction_weight = float(low_pass_weight), float(reconstruction_weight)
+        self.gn_sigma = float(gn_sigma)
+        self.alternating_cycles, self.alternating_epochs = int(alternating_cycles), int(alternating_epochs)
+        # (weight of L_cls, weight of L_rect), set per epoch by the schedule callback.
+        self.loss_weights = self.add_weight(shape=(2,), initializer="ones", trainable=False, name="loss_weights")
+        self.classification_tracker = keras.metrics.Mean(name="classification_loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.built = True  # every part is a built functional model (lets the optimizer state save)
+
+    @property
+    def autoencoder(self):
+        """image -> [Ĩ^0, ..., Ĩ^{M-1}] (the same layers; for figures, never for inference)."""
+        return keras.Model(self.joint.input, self.joint.outputs[1:], name=f"{self.classifier.name}_autoencoder")
+
+    def call(self, inputs, training=False):
+        return self.classifier(inputs, training=training)
+
+    def phase_weights(self, epoch):
+        """(w_cls, w_rect) for a 0-based epoch under the schedule."""
+        cycle = 2 * self.alternating_epochs
+        if self.schedule == "alternating" and epoch < self.alternating_cycles * cycle:
+            return (0.0, 1.0) if epoch % cycle < self.alternating_epochs else (1.0, 0.0)
+        return (1.0, 1.0)
+
+    def training_callbacks(self):
+        return [_LossSchedule()]
+
+    def losses_on(self, x, y, training):
+        """(total, L_cls incl. the model's add_loss terms, L_rect, logits)."""
+        logits, *recon = self.joint(x, training=training)
+        cls = self.compute_loss(x=x, y=y, y_pred=logits, training=training)
+        rec = reconstruction_loss(recon, low_pass_targets(x, self.taps.sizes), self.low_pass_weight)
+        total = self.loss_weights[0] * cls + self.loss_weights[1] * self.reconstruction_weight * rec
+        return total, cls, rec, logits
+
+    def _report(self, y, total, cls, rec, logits):
+        for metric in self.metrics:
+            if metric is self.classification_tracker:
+                metric.update_state(cls)
+            elif metric is self.reconstruction_tracker:
+                metric.update_state(rec)
+            elif metric.name == "loss":
+                metric.update_state(total)
+            else:
+                metric.update_state(y, logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            total, cls, rec, logits = self.losses_on(x, y, training=True)
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
+        return self._report(y, total, cls, rec, logits)
+
+    def test_step(self, data):
+        x, y = data
+        return self._report(y, *self.losses_on(x, y, training=False))
+
+    def get_config(self):
+        return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier),
+                "decoder": self.decoder, "low_pass_weight": self.low_pass_weight,
+                "reconstruction_weight": self.reconstruction_weight, "gn_sigma": self.gn_sigma,
+                "schedule": self.schedule, "alternating_cycles": self.alternating_cycles,
+                "alternating_epochs": self.alternating_epochs}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
+        return cls(**config)
+
+
+class _LossSchedule(keras.callbacks.Callback):
+    """Sets DefendPP.loss_weights at the start of every epoch (so a resumed run lands in the
+    same phase)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.loss_weights.assign(self.model.phase_weights(epoch))

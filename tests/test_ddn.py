@@ -1,0 +1,37 @@
+"""DDN against the analytic answer: for a linear classifier the smallest L2 perturbation that
+crosses the decision boundary is |margin| / ||w_0 - w_1||."""
+
+import keras
+import numpy as np
+
+from blurnet_tf.attacks.ddn import ddn
+
+
+def _linear_case(seed=0, n=8):
+    rng = np.random.default_rng(seed)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    w = rng.normal(size=(16, 2)).astype(np.float32)
+    model.layers[-1].set_weights([w, np.zeros(2, np.float32)])
+    x = (0.5 + 0.02 * rng.normal(size=(n, 4, 4, 1))).astype(np.float32)  # far from the box edges
+    logits = model(x).numpy()
+    minimal = np.abs(logits[:, 0] - logits[:, 1]) / np.linalg.norm(w[:, 0] - w[:, 1])
+    return model, x, logits.argmax(axis=1), minimal
+
+
+def test_ddn_finds_the_minimal_l2_perturbation_of_a_linear_classifier():
+    model, x, labels, minimal = _linear_case()
+    adv = ddn(model, x, labels, steps=300, init_norm=0.05, quantize_levels=None)
+    assert (model(adv).numpy().argmax(axis=1) != labels).all()
+    found = np.linalg.norm((adv - x).reshape(len(x), -1), axis=1)
+    assert np.all(found >= minimal * 0.999) and np.all(found <= minimal * 1.05), (found, minimal)
+
+
+def test_ddn_quantised_adversarials_are_on_the_grey_level_grid():
+    model, x, labels, minimal = _linear_case(seed=1)
+    x = np.round(x * 255) / 255
+    adv = ddn(model, x, labels, steps=100)
+    assert np.allclose(adv * 255, np.round(adv * 255), atol=1e-3)
+    fooled = model(adv).numpy().argmax(axis=1) != labels
+    found = np.linalg.norm((adv - x).reshape(len(x), -1), axis=1)
+    # Rounding to 1/255 steps costs at most sqrt(16)/510 in norm.
+    assert fooled.all() and np.all(found <= minimal * 1.1 + 4 / 510), (found, minimal)
