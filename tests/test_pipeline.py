@@ -38,10 +38,12 @@ def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
     step = Step("demo/a", "demo", tmp_path / "a", function=fn, params={"x": 1})
     assert run_step(step, log=lambda m: None)[1] is False
     assert run_step(step, log=lambda m: None)[1] is True and fn.calls == 1
-    step.params = {"x": 2}  # other settings: the old output is not reused
+    step.params = {"x": 2}  # other settings: the old output is not reused, but kept aside
     assert not is_done(step)
     run_step(step, log=lambda m: None)
     assert fn.calls == 2
+    kept = list(tmp_path.glob("a.superseded-*"))
+    assert len(kept) == 1 and (kept[0] / "result.txt").read_text() == "ok"
 
 
 def test_changed_input_file_reruns_the_step(tmp_path):

@@ -71,8 +71,14 @@ def run_step(step, log=print):
     if is_done(step):
         return json.loads((step.out / DONE).read_text())["seconds"], True
     pending = step.out / PENDING
-    if step.out.exists() and not (pending.is_file() and json.loads(pending.read_text()).get("key") == key):
-        shutil.rmtree(step.out)  # written under other settings: its partial state is not ours to resume
+    if (step.out / DONE).is_file():
+        # A finished result under other settings (or another work-dir path) is kept, not deleted.
+        old = step.out.with_name(f"{step.out.name}.superseded-{json.loads((step.out / DONE).read_text())['key']}")
+        shutil.rmtree(old, ignore_errors=True)
+        step.out.rename(old)
+        log(f"      {step.name}: finished under other settings; kept as {old}")
+    elif step.out.exists() and not (pending.is_file() and json.loads(pending.read_text()).get("key") == key):
+        shutil.rmtree(step.out)  # partial state written under other settings is not ours to resume
     io.write_json(io.ensure_dir(step.out) / PENDING, {"key": key})
     started = time.time()
     if step.command:
