@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from blurnet_tf.errors import StepFailed
-from blurnet_tf.pipeline.plan import PD_ROW, PROFILES, TABLE2_ROWS, build_plan
+from blurnet_tf.pipeline.plan import DEFENDPP_ROW, MNIST_ROWS, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
 from blurnet_tf.pipeline.steps import Step, is_done, run_step
 from blurnet_tf.reports import reproduction
 
@@ -83,10 +83,14 @@ def test_failed_command_names_the_step_and_its_log(tmp_path):
 def test_full_plan_has_the_papers_budgets():
     plan = build_plan(PROFILES["full"], "runs/full")
     trained = {s.name.split("/")[1] for s in plan if s.stage == "train"}
-    assert trained == set(TABLE2_ROWS) | {PD_ROW}
+    assert trained == set(TABLE2_ROWS) | {PD_ROW, DEFENDPP_ROW} | set(MNIST_ROWS)
     assert any(s.stage == "pixel_deflection" for s in plan)
     whitebox = [s for s in plan if s.stage == "whitebox"]
-    assert len(whitebox) == len(TABLE2_ROWS) + 1  # + the original weights
+    assert len(whitebox) == len(TABLE2_ROWS) + 2  # + the original weights and Defend++
+    robustness = [s for s in plan if s.stage == "defendpp" and s.command]
+    assert {s.name.split("/")[1] for s in robustness} == set(MNIST_ROWS)
+    for s in robustness:  # Defend++'s MNIST budgets: BIM 100 iterations, C&W 5 x 20
+        assert {"--bim_steps=100", "--cw_search=5", "--cw_steps=20", "--images=1000"} <= set(s.command)
     for s in whitebox:
         assert "--epochs=300" in s.command and "--lambdas=0.002,0.02,0.2" in s.command
         assert not any(a.startswith("--targets=") for a in s.command)  # all 17 from the flagfile
@@ -156,11 +160,11 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
         m = re.match(r"\[\d+/\d+\] \S+: (\S+) done in", line)
         if m:
             finished_before_kill.append(m.group(1))
-        if len(finished_before_kill) == 9:  # training done, white-box under way
+        if len(finished_before_kill) == 12:  # training (11 steps) done, white-box under way
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait()
-    assert len(finished_before_kill) == 9
+    assert len(finished_before_kill) == 12
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     skipped = re.findall(r"\] \S+: (\S+) done earlier, skipped", out.stdout)
@@ -169,8 +173,8 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
     report = (results / "smoke" / "REPORT.md").read_text()
     for title in reproduction.TITLES.values():
         assert title in report
-    assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 6
-    for fig in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6"):
+    assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 8  # BlurNet's 6, Defend++'s 2
+    for fig in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "defendpp_mnist", "defendpp_lisa"):
         assert len(list((results / "smoke" / "figures").glob(f"{fig}_*.png"))) == 1
     tables = json.loads((results / "smoke" / "tables.json").read_text())
     data = tables["data"]
@@ -183,3 +187,5 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
     assert {c[1] for c in tables["claims"]} <= {"held", "not held", "not measured"}
     assert data["pgd"]["original"]["asr"] == pytest.approx(0.375)  # the stated Table IV settings on the original
     assert "Steps not run yet" not in report
+    assert set(data["defendpp"]["robustness"]) == {"mnist_baseline", "mnist_defendpp"}
+    assert "| defendpp |" in report  # Defend++ on LISA is a row of the white-box table

@@ -233,7 +233,7 @@ class DefendPP(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        x, y = data
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             total, cls, rec, logits = self.losses_on(x, y, training=True)
         variables = self.trainable_variables
@@ -241,7 +241,7 @@ class DefendPP(keras.Model):
         return self._report(y, total, cls, rec, logits)
 
     def test_step(self, data):
-        x, y = data
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self._report(y, *self.losses_on(x, y, training=False))
 
     def get_config(self):

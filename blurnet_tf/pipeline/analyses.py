@@ -26,6 +26,16 @@ def _load(lay, row, data_dir):
     return data_dir, victims, load_mask(data_dir, "rectangles"), classifier_of(load_model(lay.model(row), data_dir))
 
 
+def _test_split(lay, row, data_dir):
+    """The LISA test split `row` was trained against (its metrics.json); the default split for the
+    original weights, which our split never trained."""
+    from blurnet_tf.data import load_lisa_split
+
+    metrics = pathlib.Path(lay.model(row)) / "metrics.json"
+    trained = json.loads(metrics.read_text())["flags"] if metrics.is_file() else {}
+    return load_lisa_split(data_dir, trained.get("test_fraction", 0.2), trained.get("split_seed", 0))[1]
+
+
 def _stored_adversarials(attack_dir, victims, mask, lam):
     """The adversarial victims of every target of a white-box run, rebuilt from its noise files."""
     from blurnet_tf.evaluation.metrics import apply_sticker
@@ -46,13 +56,13 @@ class TransferToBlur:
         self.lay, self.source, self.kernels, self.data_dir = lay, source, tuple(kernels), data_dir
 
     def __call__(self, out):
-        from blurnet_tf.data import STOP, load_lisa_split
+        from blurnet_tf.data import STOP
         from blurnet_tf.defences import insert_blur
         from blurnet_tf.evaluation import metrics
         from blurnet_tf.evaluation.attack_metrics import aggregate, per_target_rows
 
         data_dir, victims, mask, model = _load(self.lay, self.source, self.data_dir)
-        _, test, _ = load_lisa_split(data_dir)
+        test = _test_split(self.lay, self.source, data_dir)
         targets, adv, _ = _stored_adversarials(self.lay.attack("whitebox", self.source), victims, mask, TABLE1_LAMBDA)
         variants = {"none": model}
         for where in ("input", "l1"):
@@ -78,13 +88,13 @@ class SmoothingEvaluation:
         self.lay, self.row, self.sigma, self.n, self.data_dir = lay, row, sigma, n, data_dir
 
     def __call__(self, out):
-        from blurnet_tf.data import STOP, load_lisa_split
+        from blurnet_tf.data import STOP
         from blurnet_tf.defences import smoothed_predict
         from blurnet_tf.evaluation import metrics
         from blurnet_tf.evaluation.attack_metrics import aggregate, per_target_rows
 
         data_dir, victims, mask, model = _load(self.lay, self.row, self.data_dir)
-        _, test, _ = load_lisa_split(data_dir)
+        test = _test_split(self.lay, self.row, data_dir)
         attack_dir = self.lay.attack("whitebox", self.row)
         lambdas = json.loads((attack_dir / "results.json").read_text())["flags"]["lambdas"]
         clean, _ = smoothed_predict(model, victims, self.sigma, self.n)

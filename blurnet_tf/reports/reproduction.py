@@ -14,13 +14,13 @@ import time
 
 from blurnet_tf import io
 from blurnet_tf.evaluation.pixel_deflection import NOT_RUN
-from blurnet_tf.reports import figures, paper
+from blurnet_tf.reports import defendpp, figures, paper
+from blurnet_tf.reports.format import DISAGREE_POINTS, _diff, _num, _pct
 
-DISAGREE_POINTS = 10.0  # report a difference from the paper larger than this (percentage points)
 PGD_BROKEN = 0.9        # "PGD breaks a model": ASR at least this
 SWEEP_KEY = "best_lambda_per_target"
 STAGES = ("train", "whitebox", "transfer", "smoothing", "lowfreq", "adaptive", "adaptive_adv_train", "pgd",
-          "pixel_deflection", "figures")
+          "pixel_deflection", "defendpp", "figures")
 
 
 def _read(path):
@@ -30,25 +30,6 @@ def _read(path):
 
 def _agg(result, lam="0.002"):
     return None if result is None else result["aggregate"].get(f"lambda={lam}")
-
-
-def _pct(v):
-    return "–" if v is None else f"{100 * v:.1f}"
-
-
-def _num(v, digits=3):
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
-def _diff(ours, theirs, flags, label):
-    """'+x.x' in points; differences over DISAGREE_POINTS are flagged and collected."""
-    if ours is None or theirs is None:
-        return "–"
-    d = 100 * (ours - theirs)
-    if abs(d) > DISAGREE_POINTS:
-        flags.append(f"{label}: ours {100 * ours:.1f}%, paper {100 * theirs:.1f}% ({d:+.1f} pt)")
-        return f"**{d:+.1f}**"
-    return f"{d:+.1f}"
 
 
 def collect(work_dir, profile):
@@ -75,6 +56,7 @@ def collect(work_dir, profile):
         "pgd": {r: (p := _read(root / "pgd" / r / "results.json")) and p["pgd"] for r in rows},
         "spectra": _read(root / "figures" / "results.json"),
         "pixel_deflection": _read(root / "pixel_deflection" / "results.json"),
+        "defendpp": defendpp.collect(root),
     }
 
 
@@ -255,8 +237,8 @@ def claims(data):
     out.append(("Feature-map blur beats input blur at equal kernel size (Table I, average ASR over 17 targets)",
                 _verdict(seen, ok), "; ".join(ev)))
     # 2. TV and Tik_hf have the lowest white-box worst-case ASR (Table II).
-    worst = {row: agg[f"lambda={_first_lambda(agg)}"]["worst_asr"] for row, _, agg, _ in _table2_rows(data)
-             if row != "original"}
+    worst = {row: agg[f"lambda={_first_lambda(agg)}"]["worst_asr"] for row, _, agg, p in _table2_rows(data)
+             if row != "original" and p}  # the paper's own rows (Defend++ is ours)
     tv = [worst[r] for r in worst if r.startswith("tv_")]
     others = [v for r, v in worst.items() if not r.startswith("tv_") and r != "tik_hf"]
     seen = bool(tv) and "tik_hf" in worst and bool(others)
@@ -352,16 +334,20 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
     out = io.ensure_dir(results_dir / profile.name)
     data = collect(work_dir, profile)
     figs = draw_figures(data, profile, work_dir, out / "figures")
+    figs.update(defendpp.copy_figures(work_dir, out / "figures"))
     store_stickers(work_dir, out / "stickers")
     meta = metadata(profile, work_dir, started, stage_seconds_this_run)
     flags = []
     sections = {"I": table1(data, flags), "II": table2(data, flags, profile.lambdas), "III": table3(data, flags),
-                "IV": table4(data, flags), "V": table5(data, flags), "PD": pixel_deflection_tables(data)}
-    verdicts = claims(data)
+                "IV": table4(data, flags), "V": table5(data, flags), "PD": pixel_deflection_tables(data),
+                "DPP": defendpp.section(data, flags)}
+    verdicts = claims(data) + defendpp.claims(data)
     io.write_json(out / "tables.json", {"data": data, "claims": verdicts, "disagreements": flags,
                                         "metadata": meta, "paper": {"table1": paper.TABLE1, "table2": paper.TABLE2,
                                                                     "table3": paper.TABLE3, "table4": paper.TABLE4,
-                                                                    "table5": paper.TABLE5}})
+                                                                    "table5": paper.TABLE5,
+                                                                    "defendpp_table1": paper.DEFENDPP_TABLE1,
+                                                                    "defendpp_table2": paper.DEFENDPP_TABLE2}})
     for prefix, path in (("figures/", out / "REPORT.md"), (f"{profile.name}/figures/", results_dir / "REPORT.md")):
         text = render(profile, sections, verdicts, flags, figs, meta, missing, prefix)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -375,7 +361,8 @@ TITLES = {"I": "Table I: black-box transfer into the same weights with a fixed b
           "III": "Table III: adaptive attacks (low-frequency RP2 on conv, regulariser-aware RP2 on TV / Tik)",
           "IV": "Table IV: PGD L∞ ε 8/255, step 0.01, 10 steps (untargeted, on the 40 victims)",
           "V": "Table V: the adversarially trained model under the adaptive attacks",
-          "PD": "Pixel Deflection (Prakash et al.) on the LISA-CNN, non-adaptive and adaptive"}
+          "PD": "Pixel Deflection (Prakash et al.) on the LISA-CNN, non-adaptive and adaptive",
+          "DPP": "Defend++ (Liu et al.): MNIST Tables 1-2, reconstructions, and on LISA"}
 
 
 def render(profile, sections, verdicts, flags, figs, meta, missing, prefix):
@@ -393,7 +380,8 @@ def render(profile, sections, verdicts, flags, figs, meta, missing, prefix):
     if quick:
         md += ["> Quick profile: models are trained for a few epochs and RP2 runs fewer epochs, so the numbers "
                "below show the pipeline working end to end, not the paper's settings. See the full profile.", ""]
-    md += ["## The paper's claims", "", "| claim | verdict | evidence |", "|---|---|---|"]
+    md += ["## The papers' claims", "", "BlurNet's claims first, then Defend++'s (MNIST).", "",
+           "| claim | verdict | evidence |", "|---|---|---|"]
     md += [f"| {c} | **{v}** | {e} |" for c, v, e in verdicts]
     for key, title in TITLES.items():
         md += ["", f"## {title}{label}", "", sections[key] or "_not run in this profile_"]
@@ -401,7 +389,9 @@ def render(profile, sections, verdicts, flags, figs, meta, missing, prefix):
     captions = {"fig1": "Fig. 1: spectra of a clean and a stickered stop sign",
                 "fig2": "Fig. 2: first-layer feature-map spectra", "fig3": "Fig. 3: ASR vs DCT mask size, 7x7 conv",
                 "fig4": "Fig. 4: second-layer feature-map spectra", "fig5": "Fig. 5: ASR vs L2, conv and TV",
-                "fig6": "Fig. 6: ASR vs L2, Tikhonov and Gaussian"}
+                "fig6": "Fig. 6: ASR vs L2, Tikhonov and Gaussian",
+                "defendpp_mnist_mnist_defendpp": "Defend++ Figs. 6 / 8: MNIST reconstructions and R",
+                "defendpp_lisa_defendpp": "Defend++ Figs. 6 / 8 on LISA: reconstructions and R"}
     for key in sorted(figs):
         md += [f"**{captions.get(key, key)}**", "", f"![{key}]({prefix}{figs[key]})", ""]
     md += ["## Where we differ from the paper by more than 10 points", ""]
