@@ -156,7 +156,7 @@ def build_joint_model(classifier, decoder="pyramid", gn_sigma=0.0):
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     taps = taps_for(classifier)
     channels = classifier.input_shape[-1]
-    tapped = {name: classifier.get_layer(name).output for name in {*taps.skips, taps.bottleneck}}
+    tapped = {name: classifier.get_layer(name).output for name in sorted({*taps.skips, taps.bottleneck})}
     if gn_sigma:
         tapped = {name: FeatureNoise(gn_sigma, name=f"gn_{name}")(t) for name, t in tapped.items()}
     skips = [tapped[name] for name in taps.skips]
