@@ -35,3 +35,16 @@ def test_ddn_quantised_adversarials_are_on_the_grey_level_grid():
     found = np.linalg.norm((adv - x).reshape(len(x), -1), axis=1)
     # Rounding to 1/255 steps costs at most sqrt(16)/510 in norm.
     assert fooled.all() and np.all(found <= minimal * 1.1 + 4 / 510), (found, minimal)
+
+
+def test_ddn_follows_the_tiny_gradients_of_a_saturated_softmax():
+    """Logit margins of ~60 give cross-entropy gradients near 1e-26, whose squares underflow in
+    float32; the minimal perturbation does not change with the scale of the weights."""
+    model, x, labels, minimal = _linear_case(seed=2)
+    w, b = model.layers[-1].get_weights()
+    margins = np.abs(np.diff(model(x).numpy(), axis=1)).ravel()
+    model.layers[-1].set_weights([w * 60 / margins.min(), b])
+    adv = ddn(model, x, labels, steps=300, init_norm=0.05, quantize_levels=None)
+    found = np.linalg.norm((adv - x).reshape(len(x), -1), axis=1)
+    assert (model(adv).numpy().argmax(axis=1) != labels).all()
+    assert np.all(found <= minimal * 1.05), (found, minimal)

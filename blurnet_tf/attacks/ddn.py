@@ -52,9 +52,11 @@ def ddn(model, images, labels, *, steps=100, gamma=0.05, init_norm=1.0, alpha_ma
             best_l2 = tf.where(better, size, best_l2)
             best_adv = tf.where(tf.reshape(better, shape), adv, best_adv)
             norm = tf.minimum(tf.where(is_adv, norm * (1 - gamma), norm * (1 + gamma)), worst_norm)
-            grad_norm = l2(grad)
-            # A zero gradient (saturated softmax) gets a random direction, as in the reference code.
-            grad = tf.where(tf.reshape(grad_norm > 1e-10, shape), grad, tf.random.normal(tf.shape(grad)))
+            # A confident model's cross-entropy gradient can be ~1e-24: its squares underflow in
+            # float32, so scale by the largest entry before normalising. An exactly zero gradient
+            # gets a random direction, as in the reference code.
+            peak = tf.reduce_max(tf.abs(grad), axis=axes, keepdims=True)
+            grad = tf.where(peak > 0, grad / tf.where(peak > 0, peak, 1.0), tf.random.normal(tf.shape(grad)))
             delta = delta + alpha * grad / tf.reshape(l2(grad), shape)  # ascend the loss
             delta = delta * tf.reshape(norm / l2(delta), shape)
             stepped = tf.clip_by_value(x + delta, lo, hi)
