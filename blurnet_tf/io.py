@@ -29,6 +29,12 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+def read_json(path):
+    """The parsed JSON file, or None when it does not exist (a step that has not run yet)."""
+    path = pathlib.Path(path)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()

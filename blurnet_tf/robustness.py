@@ -22,46 +22,38 @@ flags.DEFINE_string("out", None, "Output directory.", required=True)
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
 flags.DEFINE_list("attacks", ["clean", "fgsm", "bim", "cw", "ddn"], "Attacks to run.")
 flags.DEFINE_integer("images", 1000, "Test images attacked (the first N of the test split); 0 = all.")
-flags.DEFINE_float("fgsm_eps", 0.2, "FGSM L-inf eps (Defend++ §4.1: 0.2 on MNIST).")
-flags.DEFINE_float("bim_eps", 0.2, "BIM L-inf eps (not stated in the paper: FGSM's).")
-flags.DEFINE_integer("bim_steps", 100, "BIM iterations (paper: 100).")
-flags.DEFINE_float("bim_step", 0.01, "BIM step size.")
-flags.DEFINE_integer("cw_search", 5, "C&W binary-search steps (paper: 5).")
-flags.DEFINE_integer("cw_steps", 20, "C&W iterations per search step (paper: 20).")
-flags.DEFINE_float("cw_learning_rate", 0.1, "C&W Adam learning rate.")
-flags.DEFINE_integer("ddn_steps", 100, "DDN steps.")
-flags.DEFINE_float("l2_budget", 2.0, "C&W / DDN: an adversarial counts only within this L2 norm.")
+# Attack budget; unset ones take AttackBudget's defaults (the paper's settings where it gives them).
+flags.DEFINE_float("fgsm_eps", None, "FGSM L-inf eps (paper: 0.2 on MNIST).")
+flags.DEFINE_float("bim_eps", None, "BIM L-inf eps (not stated in the paper: FGSM's).")
+flags.DEFINE_integer("bim_steps", None, "BIM iterations (paper: 100).")
+flags.DEFINE_float("bim_step", None, "BIM step size.")
+flags.DEFINE_integer("cw_search", None, "C&W binary-search steps (paper: 5).")
+flags.DEFINE_integer("cw_steps", None, "C&W iterations per search step (paper: 20).")
+flags.DEFINE_float("cw_learning_rate", None, "C&W Adam learning rate.")
+flags.DEFINE_integer("ddn_steps", None, "DDN steps.")
+flags.DEFINE_float("l2_budget", None, "C&W / DDN: an adversarial counts only within this L2 norm.")
 flags.DEFINE_float("test_fraction", 0.3, "MNIST test fraction, when the model has no metrics.json.")
 flags.DEFINE_integer("split_seed", 0, "MNIST split seed, when the model has no metrics.json.")
-
-
-def _split_settings(model_path):
-    """(test_fraction, split_seed) the model was trained with, from its metrics.json."""
-    metrics = pathlib.Path(model_path) / "metrics.json"
-    if metrics.is_file():
-        trained = json.loads(metrics.read_text())["flags"]
-        if trained.get("dataset", "lisa") != "mnist":
-            raise app.UsageError(f"{FLAGS.model}: trained on {trained.get('dataset', 'lisa')}, not MNIST "
-                                 "(attack LISA models with blurnet_tf.attack)")
-        return trained["test_fraction"], trained["split_seed"]
-    return FLAGS.test_fraction, FLAGS.split_seed
 
 
 def main(argv):
     del argv
     from blurnet_tf import io
-    from blurnet_tf.data import find_data_dir
-    from blurnet_tf.data.mnist import load_mnist
+    from blurnet_tf.data import find_data_dir, load_test_split, trained_split
     from blurnet_tf.evaluation.robustness import ATTACKS, AttackBudget, adversarial, score
     from blurnet_tf.models import load_model
 
     unknown = set(FLAGS.attacks) - set(ATTACKS)
     if unknown:
         raise app.UsageError(f"--attacks: unknown {sorted(unknown)}; choose from {', '.join(ATTACKS)}")
-    budget = AttackBudget(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(AttackBudget)})
+    budget = AttackBudget(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(AttackBudget)
+                             if FLAGS[f.name].value is not None})
     data_dir = find_data_dir(FLAGS.data_dir)
-    test_fraction, split_seed = _split_settings(FLAGS.model)
-    _, _, x, y = load_mnist(data_dir, test_fraction, split_seed)
+    dataset, test_fraction, split_seed = trained_split(FLAGS.model, ("mnist", FLAGS.test_fraction, FLAGS.split_seed))
+    if dataset != "mnist":
+        raise app.UsageError(f"{FLAGS.model}: trained on {dataset}, not MNIST (attack LISA models with "
+                             "blurnet_tf.attack)")
+    x, y = load_test_split(data_dir, dataset, test_fraction, split_seed)
     if FLAGS.images:
         x, y = x[:FLAGS.images], y[:FLAGS.images]
     model = load_model(FLAGS.model)

@@ -43,6 +43,23 @@ def original_model(data_dir):
     return load_original_lisa_cnn(data_dir)
 
 
+def linear_classifier_case(seed=0, n=8):
+    """(model, x, labels, minimal): a 2-class linear classifier on 4x4 images near 0.5, far from
+    the box edges, and each image's smallest L2 perturbation to the boundary,
+    |margin| / ||w_0 - w_1|| (the analytic reference for the minimum-norm attacks)."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    w = rng.normal(size=(16, 2)).astype(np.float32)
+    model.layers[-1].set_weights([w, np.zeros(2, np.float32)])
+    x = (0.5 + 0.02 * rng.normal(size=(n, 4, 4, 1))).astype(np.float32)
+    logits = model(x).numpy()
+    minimal = np.abs(logits[:, 0] - logits[:, 1]) / np.linalg.norm(w[:, 0] - w[:, 1])
+    return model, x, logits.argmax(axis=1), minimal
+
+
 def run_python(*args, env=None, timeout=600, check=True):
     """Runs `python args...` in a fresh process from the repository root."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}

@@ -1,25 +1,15 @@
 """DDN against the analytic answer: for a linear classifier the smallest L2 perturbation that
 crosses the decision boundary is |margin| / ||w_0 - w_1||."""
 
-import keras
 import numpy as np
 
 from blurnet_tf.attacks.ddn import ddn
 
-
-def _linear_case(seed=0, n=8):
-    rng = np.random.default_rng(seed)
-    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
-    w = rng.normal(size=(16, 2)).astype(np.float32)
-    model.layers[-1].set_weights([w, np.zeros(2, np.float32)])
-    x = (0.5 + 0.02 * rng.normal(size=(n, 4, 4, 1))).astype(np.float32)  # far from the box edges
-    logits = model(x).numpy()
-    minimal = np.abs(logits[:, 0] - logits[:, 1]) / np.linalg.norm(w[:, 0] - w[:, 1])
-    return model, x, logits.argmax(axis=1), minimal
+from conftest import linear_classifier_case
 
 
 def test_ddn_finds_the_minimal_l2_perturbation_of_a_linear_classifier():
-    model, x, labels, minimal = _linear_case()
+    model, x, labels, minimal = linear_classifier_case()
     adv = ddn(model, x, labels, steps=300, init_norm=0.05, quantize_levels=None)
     assert (model(adv).numpy().argmax(axis=1) != labels).all()
     found = np.linalg.norm((adv - x).reshape(len(x), -1), axis=1)
@@ -27,7 +17,7 @@ def test_ddn_finds_the_minimal_l2_perturbation_of_a_linear_classifier():
 
 
 def test_ddn_quantised_adversarials_are_on_the_grey_level_grid():
-    model, x, labels, minimal = _linear_case(seed=1)
+    model, x, labels, minimal = linear_classifier_case(seed=1)
     x = np.round(x * 255) / 255
     adv = ddn(model, x, labels, steps=100)
     assert np.allclose(adv * 255, np.round(adv * 255), atol=1e-3)
@@ -40,7 +30,7 @@ def test_ddn_quantised_adversarials_are_on_the_grey_level_grid():
 def test_ddn_follows_the_tiny_gradients_of_a_saturated_softmax():
     """Logit margins of ~60 give cross-entropy gradients near 1e-26, whose squares underflow in
     float32; the minimal perturbation does not change with the scale of the weights."""
-    model, x, labels, minimal = _linear_case(seed=2)
+    model, x, labels, minimal = linear_classifier_case(seed=2)
     w, b = model.layers[-1].get_weights()
     margins = np.abs(np.diff(model(x).numpy(), axis=1)).ravel()
     model.layers[-1].set_weights([w * 60 / margins.min(), b])

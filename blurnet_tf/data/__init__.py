@@ -15,6 +15,29 @@ def load_lisa_split(data_dir, test_fraction=0.2, seed=0):
     return data.subset(train_idx), data.subset(test_idx), split_report(data, train_idx, test_idx)
 
 
+def trained_split(run_dir, default=("lisa", 0.2, 0)):
+    """(dataset, test_fraction, split_seed) a run directory was trained with, from its
+    metrics.json; `default` for the original weights or a bare .keras file."""
+    import json
+    import pathlib
+
+    metrics = pathlib.Path(run_dir) / "metrics.json"
+    if not metrics.is_file():
+        return default
+    flags = json.loads(metrics.read_text())["flags"]
+    return flags.get("dataset", "lisa"), flags["test_fraction"], flags["split_seed"]
+
+
+def load_test_split(data_dir, dataset, test_fraction, split_seed):
+    """(images, labels) of the LISA track-held-out or the MNIST test split."""
+    if dataset == "mnist":
+        from blurnet_tf.data.mnist import load_mnist
+
+        return load_mnist(data_dir, test_fraction, split_seed)[2:]
+    _, test, _ = load_lisa_split(data_dir, test_fraction, split_seed)
+    return test.images, test.labels
+
+
 def hold_out_validation(train, fraction, seed=1):
     """(train', validation): whole tracks of the training split held out for choosing a defence's
     parameters, so the test split is never looked at (Pixel Deflection's parameter search)."""

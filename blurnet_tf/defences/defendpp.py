@@ -149,12 +149,11 @@ def _hourglass(skips, bottleneck, sizes, channels):
     return outputs
 
 
-def build_joint_model(classifier, decoder="pyramid", gn_sigma=0.0):
+def build_joint_model(classifier, taps, decoder="pyramid", gn_sigma=0.0):
     """One functional graph image -> [logits, Ĩ^0, ..., Ĩ^{M-1}] whose encoder layers ARE the
     classifier's (shared objects, so every update reaches the classifier)."""
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-    taps = taps_for(classifier)
     channels = classifier.input_shape[-1]
     tapped = {name: classifier.get_layer(name).output for name in sorted({*taps.skips, taps.bottleneck})}
     if gn_sigma:
@@ -182,8 +181,8 @@ class DefendPP(keras.Model):
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.classifier = classifier
-        self.joint = build_joint_model(classifier, decoder, gn_sigma)
         self.taps = taps_for(classifier)
+        self.joint = build_joint_model(classifier, self.taps, decoder, gn_sigma)
         self.decoder, self.schedule = decoder, schedule
         self.low_pass_weight, self.reconstruction_weight = float(low_pass_weight), float(reconstruction_weight)
         self.gn_sigma = float(gn_sigma)

@@ -13,6 +13,14 @@ def accuracy(predictions, labels):
     return float(np.mean(np.asarray(predictions) == np.asarray(labels)))
 
 
+def correctly_classified(model, images, labels, n, seed=0):
+    """Up to n (image, label) pairs the model gets right, drawn with a fixed seed, in index order."""
+    pred = predict_classes(model, images)
+    idx = np.flatnonzero(pred == labels)
+    idx = np.sort(np.random.default_rng(seed).permutation(idx)[:n])
+    return images[idx], labels[idx]
+
+
 def per_class_accuracy(predictions, labels, class_names):
     out = {}
     for c in np.unique(labels):

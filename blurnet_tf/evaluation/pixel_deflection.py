@@ -45,13 +45,6 @@ class PDBudget:
     search_images: int = 300
 
 
-def correctly_classified(model, images, labels, n, seed=0):
-    pred = predict_classes(model, images)
-    idx = np.flatnonzero(pred == labels)
-    idx = np.sort(np.random.default_rng(seed).permutation(idx)[:n])
-    return images[idx], labels[idx]
-
-
 def fgsm(model, x, y):
     """FGSM L∞ ε 8/255 on the bare classifier (cleverhans tf2)."""
     return fast_gradient_method(lambda t: model(t, training=False), x, EPS, np.inf, clip_min=0.0, clip_max=1.0,

@@ -26,16 +26,6 @@ def _load(lay, row, data_dir):
     return data_dir, victims, load_mask(data_dir, "rectangles"), classifier_of(load_model(lay.model(row), data_dir))
 
 
-def _test_split(lay, row, data_dir):
-    """The LISA test split `row` was trained against (its metrics.json); the default split for the
-    original weights, which our split never trained."""
-    from blurnet_tf.data import load_lisa_split
-
-    metrics = pathlib.Path(lay.model(row)) / "metrics.json"
-    trained = json.loads(metrics.read_text())["flags"] if metrics.is_file() else {}
-    return load_lisa_split(data_dir, trained.get("test_fraction", 0.2), trained.get("split_seed", 0))[1]
-
-
 def _stored_adversarials(attack_dir, victims, mask, lam):
     """The adversarial victims of every target of a white-box run, rebuilt from its noise files."""
     from blurnet_tf.evaluation.metrics import apply_sticker
@@ -56,13 +46,13 @@ class TransferToBlur:
         self.lay, self.source, self.kernels, self.data_dir = lay, source, tuple(kernels), data_dir
 
     def __call__(self, out):
-        from blurnet_tf.data import STOP
+        from blurnet_tf.data import STOP, load_test_split, trained_split
         from blurnet_tf.defences import insert_blur
         from blurnet_tf.evaluation import metrics
         from blurnet_tf.evaluation.attack_metrics import aggregate, per_target_rows
 
         data_dir, victims, mask, model = _load(self.lay, self.source, self.data_dir)
-        test = _test_split(self.lay, self.source, data_dir)
+        test_x, test_y = load_test_split(data_dir, *trained_split(self.lay.model(self.source)))
         targets, adv, _ = _stored_adversarials(self.lay.attack("whitebox", self.source), victims, mask, TABLE1_LAMBDA)
         variants = {"none": model}
         for where in ("input", "l1"):
@@ -74,7 +64,7 @@ class TransferToBlur:
             adv_pred = metrics.predict_classes(net, adv.reshape(-1, *victims.shape[1:])).reshape(len(targets), -1)
             per_target = per_target_rows(victims, clean, adv, adv_pred, targets, TABLE1_LAMBDA)
             rows[name] = {"victim_accuracy": metrics.accuracy(clean, STOP),
-                          "legit_accuracy": metrics.accuracy(metrics.predict_classes(net, test.images), test.labels),
+                          "legit_accuracy": metrics.accuracy(metrics.predict_classes(net, test_x), test_y),
                           "asr_target_12": next((r["asr"] for r in per_target if r["target"] == RP2_TARGET), None),
                           **aggregate(per_target, STOP)[f"lambda={TABLE1_LAMBDA:g}"], "rows": per_target}
         io.write_json(out / "results.json", {"source": self.source, "lambda": TABLE1_LAMBDA, "variants": rows})
@@ -88,13 +78,13 @@ class SmoothingEvaluation:
         self.lay, self.row, self.sigma, self.n, self.data_dir = lay, row, sigma, n, data_dir
 
     def __call__(self, out):
-        from blurnet_tf.data import STOP
+        from blurnet_tf.data import STOP, load_test_split, trained_split
         from blurnet_tf.defences import smoothed_predict
         from blurnet_tf.evaluation import metrics
         from blurnet_tf.evaluation.attack_metrics import aggregate, per_target_rows
 
         data_dir, victims, mask, model = _load(self.lay, self.row, self.data_dir)
-        test = _test_split(self.lay, self.row, data_dir)
+        test_x, test_y = load_test_split(data_dir, *trained_split(self.lay.model(self.row)))
         attack_dir = self.lay.attack("whitebox", self.row)
         lambdas = json.loads((attack_dir / "results.json").read_text())["flags"]["lambdas"]
         clean, _ = smoothed_predict(model, victims, self.sigma, self.n)
@@ -103,10 +93,10 @@ class SmoothingEvaluation:
             targets, adv, _ = _stored_adversarials(attack_dir, victims, mask, lam)
             pred, _ = smoothed_predict(model, adv.reshape(-1, *victims.shape[1:]), self.sigma, self.n, seed=1)
             rows += per_target_rows(victims, clean, adv, pred.reshape(len(targets), -1), targets, lam)
-        legit, _ = smoothed_predict(model, test.images, self.sigma, self.n, seed=2)
+        legit, _ = smoothed_predict(model, test_x, self.sigma, self.n, seed=2)
         io.write_json(out / "results.json", {
             "model": self.row, "sigma": self.sigma, "samples": self.n,
-            "legit_accuracy": metrics.accuracy(legit, test.labels), "victim_accuracy": metrics.accuracy(clean, STOP),
+            "legit_accuracy": metrics.accuracy(legit, test_y), "victim_accuracy": metrics.accuracy(clean, STOP),
             "rows": rows, "aggregate": aggregate(rows, STOP)})
 
 
@@ -173,7 +163,7 @@ class PixelDeflectionEvaluation:
         from blurnet_tf.attacks import rp2
         from blurnet_tf.data import NUM_CLASSES, STOP, hold_out_validation, load_lisa_split
         from blurnet_tf.evaluation import pixel_deflection as pde
-        from blurnet_tf.evaluation.metrics import l2_dissimilarity, predict_classes
+        from blurnet_tf.evaluation.metrics import correctly_classified, l2_dissimilarity, predict_classes
 
         b, timings = self.budget, {}
         data_dir, victims, mask, model = _load(self.lay, self.row, self.data_dir)
@@ -183,12 +173,12 @@ class PixelDeflectionEvaluation:
             raise ValueError(f"{self.row} was trained on every training track: no validation split to search on")
         _, val = hold_out_validation(train, trained["validation_fraction"], trained["split_seed"] + 1)
         t = time.time()
-        vx, vy = pde.correctly_classified(model, val.images, val.labels, b.search_images)
+        vx, vy = correctly_classified(model, val.images, val.labels, b.search_images)
         params, search_log = pde.search_parameters(model, vx, vy, pde.fgsm(model, vx, vy), self.GRID, self.START)
         timings["search"] = time.time() - t
 
         t = time.time()
-        x, y = pde.correctly_classified(model, test.images, test.labels, b.test_images)
+        x, y = correctly_classified(model, test.images, test.labels, b.test_images)
         adv = pde.non_adaptive_attacks(model, x, y, b)
         correct = predict_classes(model, victims) == STOP
         stop = victims[correct] if correct.any() else victims  # all 40 (recorded) when none is right
@@ -245,8 +235,8 @@ class DefendppReconstructions:
         self.rows, self.data_dir = [(d, pathlib.Path(p)) for d, p in rows], data_dir
 
     def __call__(self, out):
-        from blurnet_tf.data import find_data_dir
-        from blurnet_tf.evaluation.pixel_deflection import correctly_classified
+        from blurnet_tf.data import find_data_dir, load_test_split, trained_split
+        from blurnet_tf.evaluation.metrics import correctly_classified
         from blurnet_tf.evaluation.robustness import AttackBudget, adversarial
         from blurnet_tf.models import load_model
         from blurnet_tf.reports import figures
@@ -255,24 +245,14 @@ class DefendppReconstructions:
         out = pathlib.Path(out)
         summary = {}
         for dataset, run in self.rows:
-            trained = json.loads((run / "metrics.json").read_text())["flags"]
-            if dataset == "mnist":
-                from blurnet_tf.data.mnist import load_mnist
-
-                _, _, images, labels = load_mnist(data_dir, trained["test_fraction"], trained["split_seed"])
-            else:
-                from blurnet_tf.data import load_lisa_split
-
-                _, test, _ = load_lisa_split(data_dir, trained["test_fraction"], trained["split_seed"])
-                images, labels = test.images, test.labels
+            images, labels = load_test_split(data_dir, *trained_split(run))
             model, autoencoder = load_model(run), load_model(run / "autoencoder.keras")
             x, y = correctly_classified(model, images, labels, self.IMAGES)
             adv = adversarial("fgsm", model, x, y, AttackBudget(fgsm_eps=self.EPS[dataset]))
             rec_clean = autoencoder.predict(x, verbose=0)[0]
             rec_adv = autoencoder.predict(adv, verbose=0)[0]
-            flat = lambda a: a.reshape(len(a), -1)  # noqa: E731
-            d_rc = np.linalg.norm(flat(rec_adv - x), axis=1)
-            d_ra = np.linalg.norm(flat(rec_adv - adv), axis=1)
+            d_rc = np.linalg.norm((rec_adv - x).reshape(len(x), -1), axis=1)
+            d_ra = np.linalg.norm((rec_adv - adv).reshape(len(x), -1), axis=1)
             ratio = d_rc / np.maximum(d_ra, 1e-12)
             name = f"{dataset}_{run.name}"
             figures.reconstructions(x[:8], rec_clean[:8], adv[:8], rec_adv[:8], ratio, name, out / f"{name}.png")

@@ -14,11 +14,6 @@ LISA_ROWS = ("baseline", "defendpp", "adv_train", "tv_1e-4", "tik_hf", "conv_5")
 FIGURES = "defendpp_figures"
 
 
-def _read(path):
-    path = pathlib.Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def collect(work_dir):
     root = pathlib.Path(work_dir) / "mnist"
     models, robustness = {}, {}
@@ -30,7 +25,7 @@ def collect(work_dir):
         r = json.loads(result.read_text())
         robustness[result.parent.name] = {"images": r["images"], "budget": r["budget"], "results": r["results"]}
     return {"models": models, "robustness": robustness,
-            "reconstructions": _read(pathlib.Path(work_dir) / FIGURES / "results.json")}
+            "reconstructions": io.read_json(pathlib.Path(work_dir) / FIGURES / "results.json")}
 
 
 def _acc(dpp, row, attack):

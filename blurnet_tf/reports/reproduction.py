@@ -23,11 +23,6 @@ STAGES = ("train", "whitebox", "transfer", "smoothing", "lowfreq", "adaptive", "
           "pixel_deflection", "defendpp", "figures")
 
 
-def _read(path):
-    path = pathlib.Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def _agg(result, lam="0.002"):
     return None if result is None else result["aggregate"].get(f"lambda={lam}")
 
@@ -36,26 +31,26 @@ def collect(work_dir, profile):
     """All numbers of the report as one JSON-able dict."""
     root = pathlib.Path(work_dir)
     rows = ("original",) + tuple(profile.rows)
-    models = {r: _read(root / "models" / r / "metrics.json") for r in profile.rows}
-    whitebox = {r: _read(root / "whitebox" / r / "results.json") for r in rows}
-    smoothing = {p.name: _read(p / "results.json") for p in sorted((root / "smoothing").glob("*"))}
-    lowfreq = {f"{p.parent.name}/{p.name}": _read(p / "results.json") for p in sorted((root / "lowfreq").glob("*/*"))}
+    models = {r: io.read_json(root / "models" / r / "metrics.json") for r in profile.rows}
+    whitebox = {r: io.read_json(root / "whitebox" / r / "results.json") for r in rows}
+    smoothing = {p.name: io.read_json(p / "results.json") for p in sorted((root / "smoothing").glob("*"))}
+    lowfreq = {f"{p.parent.name}/{p.name}": io.read_json(p / "results.json") for p in sorted((root / "lowfreq").glob("*/*"))}
     return {
         "profile": profile.name,
         "models": {r: m and {k: m[k] for k in ("legit_accuracy", "victims_correct", "wall_seconds")} | {
             "epochs": m["flags"]["epochs"]} for r, m in models.items()},
         "whitebox": {r: w and {"aggregate": w["aggregate"], "rows": w["rows"],
                                "clean_victim_accuracy": w["clean_victim_accuracy"]} for r, w in whitebox.items()},
-        "transfer": {s: _read(root / "transfer" / s / "results.json") for s in ("original", "baseline")},
+        "transfer": {s: io.read_json(root / "transfer" / s / "results.json") for s in ("original", "baseline")},
         "smoothing": smoothing,
         "lowfreq": {k: v and {"aggregate": v["aggregate"], "rows": v["rows"]} for k, v in lowfreq.items()},
-        "adaptive": {r: (a := _read(root / "adaptive" / r / "results.json")) and
+        "adaptive": {r: (a := io.read_json(root / "adaptive" / r / "results.json")) and
                      {"aggregate": a["aggregate"], "rows": a["rows"]} for r in profile.rows},
-        "adaptive_adv_train": {g: (a := _read(root / "adaptive_adv_train" / g / "results.json")) and
+        "adaptive_adv_train": {g: (a := io.read_json(root / "adaptive_adv_train" / g / "results.json")) and
                                {"aggregate": a["aggregate"], "rows": a["rows"]} for g in profile.table5_regularisers},
-        "pgd": {r: (p := _read(root / "pgd" / r / "results.json")) and p["pgd"] for r in rows},
-        "spectra": _read(root / "figures" / "results.json"),
-        "pixel_deflection": _read(root / "pixel_deflection" / "results.json"),
+        "pgd": {r: (p := io.read_json(root / "pgd" / r / "results.json")) and p["pgd"] for r in rows},
+        "spectra": io.read_json(root / "figures" / "results.json"),
+        "pixel_deflection": io.read_json(root / "pixel_deflection" / "results.json"),
         "defendpp": defendpp.collect(root),
     }
 
