@@ -11,8 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from blurnet_tf.data import find_data_dir, load_lisa_split
-from blurnet_tf.defences import build_model
-from blurnet_tf.training import compile_for_training, epoch_dataset
+from blurnet_tf.registry import build_model
+from blurnet_tf.experiments.model_training import compile_for_training, epoch_dataset
 
 
 def main():

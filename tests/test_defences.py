@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from blurnet_tf.defences import (DEFENCES, BlurDepthwiseConv2D, blur_kernel, build_model, insert_blur,
-                                 model_regulariser, smoothed_predict, tik_hf, tik_pseudo, total_variation)
+from blurnet_tf.defences import (BlurDepthwiseConv2D, blur_kernel, insert_blur, model_regulariser, smoothed_predict,
+                                 tik_hf, tik_pseudo, total_variation)
+from blurnet_tf.registry import DEFENCES, build_model
+
+
 from blurnet_tf.defences.blur import linf_penalty
 from blurnet_tf.defences.regularizers import pseudo_inverse_difference
 from blurnet_tf.models import layer_output_model
-from blurnet_tf.training import compile_for_training
+from blurnet_tf.experiments.model_training import compile_for_training
 from conftest import run_python
 
 MAP = np.array([[1, 2, 4], [0, 3, 3], [5, 1, 2]], np.float32)
@@ -142,7 +145,7 @@ def test_every_factory_model_survives_save_and_load_in_a_fresh_process(tmp_path)
         model.save(tmp_path / f"{defence}.keras")
     script = f"""
 import json, numpy as np
-from blurnet_tf.models import load_model
+from blurnet_tf.registry import load_model
 x = np.load(r"{tmp_path / 'x.npy'}")
 out = {{d: load_model(r"{tmp_path}/" + d + ".keras").predict(x, verbose=0).tolist() for d in {list(DEFENCES)!r}}}
 print(json.dumps(out))

@@ -8,9 +8,10 @@ import scipy.fft
 import tensorflow as tf
 
 from blurnet_tf.dct import dct2, low_pass
-from blurnet_tf.defences import DefendPP, build_model, classifier_of
+from blurnet_tf.defences import DefendPP, classifier_of
+from blurnet_tf.registry import build_model
 from blurnet_tf.defences.defendpp import FeatureNoise, low_pass_targets, taps_for
-from blurnet_tf.evaluation.robustness import AttackBudget, score
+from blurnet_tf.evaluation.mnist_attack_suite import AttackBudget, score
 
 SHAPES = {"mnist": (28, 28, 1), "lisa": (32, 32, 3)}
 
@@ -71,7 +72,7 @@ def test_decoder_outputs_match_the_targets(dataset, decoder):
 
 @pytest.mark.parametrize("dataset", ["mnist", "lisa"])
 def test_exported_classifier_is_the_baseline_architecture(dataset, tmp_path):
-    from blurnet_tf.export_savedmodel import export_probabilities
+    from blurnet_tf.registry.savedmodel_export import export_probabilities
 
     defended = classifier_of(build_model("defendpp", dataset))
     baseline = build_model("baseline", dataset)
@@ -122,7 +123,7 @@ def test_alternating_schedule_phases_and_an_autoencoder_phase_leaves_the_head_al
 
 
 def test_training_wrapper_round_trips_through_a_keras_file(mnist_batch, tmp_path):
-    from blurnet_tf.models import load_model, save_model
+    from blurnet_tf.registry import load_model, save_model
 
     x, y = mnist_batch
     model = _compiled(build_model("defendpp", "mnist", gn_sigma=0.5))

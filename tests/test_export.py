@@ -9,7 +9,7 @@ from conftest import run_python
 
 
 def test_export_round_trip_gives_identical_predictions(tmp_path, original_model, victims):
-    run_python("-m", "blurnet_tf.export", "--model=original", f"--out={tmp_path / 'export'}")
+    run_python("-m", "blurnet_tf.cli.export", "--model=original", f"--out={tmp_path / 'export'}")
     np.save(tmp_path / "victims.npy", victims)
     script = f"""
 import json, sys
@@ -30,11 +30,11 @@ print(json.dumps({{"blurnet_tf_imported": "blurnet_tf" in sys.modules}}))
 
 
 def test_unsafe_or_missing_model_files_give_one_line_errors(tmp_path):
-    out = run_python("-m", "blurnet_tf.evaluate", f"--model={tmp_path / 'nothing'}", check=False)
+    out = run_python("-m", "blurnet_tf.cli.evaluate", f"--model={tmp_path / 'nothing'}", check=False)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'nothing'}")
     (tmp_path / "junk.keras").write_text("not a zip")
-    out = run_python("-m", "blurnet_tf.evaluate", f"--model={tmp_path / 'junk.keras'}", check=False)
+    out = run_python("-m", "blurnet_tf.cli.evaluate", f"--model={tmp_path / 'junk.keras'}", check=False)
     assert out.returncode == 2 and "junk.keras: cannot load model" in out.stderr
 
 
@@ -42,7 +42,7 @@ def test_lambda_layers_are_refused_by_safe_mode(tmp_path):
     import keras
 
     from blurnet_tf.errors import DataError
-    from blurnet_tf.models import load_model
+    from blurnet_tf.registry import load_model
 
     inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))

@@ -73,7 +73,7 @@ def test_killed_step_keeps_its_partial_work_and_stale_work_is_cleared(tmp_path):
 
 
 def test_failed_command_names_the_step_and_its_log(tmp_path):
-    step = Step("train/broken", "train", tmp_path / "broken", command=["blurnet_tf.train", "--defence=nonsense",
+    step = Step("train/broken", "train", tmp_path / "broken", command=["blurnet_tf.cli.train", "--defence=nonsense",
                                                                        f"--out={tmp_path / 'x'}"])
     with pytest.raises(StepFailed, match=r"train/broken failed .*log\.txt"):
         run_step(step, log=lambda m: None)
@@ -151,7 +151,7 @@ def test_spectrum_helpers_on_hand_made_maps():
 def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
     """Every stage on the real data with smoke budgets; killed after a few steps, then resumed."""
     work, results = tmp_path / "work", tmp_path / "results"
-    cmd = [sys.executable, "-m", "blurnet_tf.reproduce", "--profile=smoke", f"--work_dir={work}",
+    cmd = [sys.executable, "-m", "blurnet_tf.cli.reproduce", "--profile=smoke", f"--work_dir={work}",
            f"--results_dir={results}", f"--data_dir={data_dir}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -11,7 +11,8 @@ from blurnet_tf import dct
 from blurnet_tf.attacks import low_frequency, rp2
 from blurnet_tf.attacks.rp2 import masked_norm, nps
 from blurnet_tf.data import SPEED_LIMIT_45, load_mask
-from blurnet_tf.defences import build_model, model_regulariser, total_variation
+from blurnet_tf.defences import model_regulariser, total_variation
+from blurnet_tf.registry import build_model
 from blurnet_tf.evaluation.reference_logs import parse_reference_log
 from blurnet_tf.models import layer_output_model
 from conftest import run_python
@@ -98,7 +99,7 @@ def test_norm_is_nan_free_at_zero_and_nps_by_hand():
 
 
 def test_attack_binary_writes_results_and_resumes(tmp_path):
-    args = ("-m", "blurnet_tf.attack", "--model=original", "--flagfile=flags/attacks/whitebox.flags",
+    args = ("-m", "blurnet_tf.cli.attack", "--model=original", "--flagfile=flags/attacks/whitebox.flags",
             "--targets=12,1", "--epochs=20", "--targets_per_call=1", f"--out={tmp_path}")
     first = run_python(*args)
     assert "done in an earlier run" not in first.stdout

@@ -57,5 +57,5 @@ def run_pgd_original(tmp_path_factory):
     from conftest import run_python
 
     out = tmp_path_factory.mktemp("pgd")
-    run_python("-m", "blurnet_tf.attack", "--model=original", "--flagfile=flags/attacks/pgd.flags", f"--out={out}")
+    run_python("-m", "blurnet_tf.cli.attack", "--model=original", "--flagfile=flags/attacks/pgd.flags", f"--out={out}")
     return json.loads((out / "results.json").read_text())["pgd"]

@@ -10,7 +10,7 @@ import numpy as np
 
 from conftest import ROOT, run_python
 
-TRAIN = ("-m", "blurnet_tf.train", "--flagfile=flags/models/baseline.flags")
+TRAIN = ("-m", "blurnet_tf.cli.train", "--flagfile=flags/models/baseline.flags")
 
 
 def test_baseline_recipe_reaches_the_papers_accuracy_quickly(tmp_path):
@@ -64,8 +64,8 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
-from blurnet_tf.defences import build_model
-from blurnet_tf.training import make_strategy, train
+from blurnet_tf.registry import build_model
+from blurnet_tf.experiments.model_training import make_strategy, train
 strategy = make_strategy("mirrored")
 assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
 rng = np.random.default_rng(0)

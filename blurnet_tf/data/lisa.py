@@ -13,7 +13,7 @@ import re
 import cv2
 import numpy as np
 
-from blurnet_tf import io
+from blurnet_tf import files
 from blurnet_tf.data.images import IMAGE_SIZE, read_rgb
 from blurnet_tf.data.sources import cache_root
 from blurnet_tf.errors import DataError
@@ -96,7 +96,7 @@ def load_lisa_folder(root, cache=True):
     images = np.stack([read_rgb(p, IMAGE_SIZE) for p in files])
     data = LisaData(images, np.asarray(labels, np.int32), names)
     if cache:
-        io.save_npz(cache_file, images=data.images, labels=data.labels, names=data.names)
+        files.save_npz(cache_file, images=data.images, labels=data.labels, names=data.names)
     return data
 
 

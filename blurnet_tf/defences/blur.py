@@ -5,6 +5,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from blurnet_tf.models.lisa_cnn import FIRST_LAYER
+
 
 def blur_kernel(kernel_size, kind="box", sigma=None):
     """A normalised k x k low-pass kernel: 'box' (ones / k^2) or 'gaussian' (OpenCV's sigma rule)."""
@@ -61,3 +63,25 @@ class BlurDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         config = super().get_config()
         config.update({"init": self.init, "sigma": self.sigma, "alpha": self.alpha})
         return config
+
+
+def insert_blur(trained_model, where="input", kernel_size=3, kind="box", sigma=None):
+    """The same trained weights with a fixed blur inserted on the input or after the first layer.
+
+    Table I's black-box setting. Every layer is copied (config + weights), so the result shares
+    no variables with `trained_model` and its trained weights stay bit-identical.
+    """
+    if where not in ("input", "l1"):
+        raise ValueError(f"where must be 'input' or 'l1', got {where!r}")
+    source = trained_model
+    inputs = keras.Input(source.input_shape[1:], name="image")
+    x = inputs
+    if where == "input":
+        x = BlurDepthwiseConv2D(kernel_size, init=kind, sigma=sigma, trainable=False, name="inserted_input_blur")(x)
+    for layer in source.layers[1:]:
+        copy = layer.__class__.from_config(layer.get_config())
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
+        if where == "l1" and layer.name == FIRST_LAYER:
+            x = BlurDepthwiseConv2D(kernel_size, init=kind, sigma=sigma, trainable=False, name="inserted_l1_blur")(x)
+    return keras.Model(inputs, x, name=f"{source.name}_{where}_blur{kernel_size}")

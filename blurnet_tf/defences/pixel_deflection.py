@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from skimage.restoration import denoise_wavelet
 
-from blurnet_tf.defences.factory import classifier_of
+from blurnet_tf.defences.wrapped_classifier import classifier_of
 from blurnet_tf.models.lisa_cnn import layer_output_model
 
 DENOISERS = ("wavelet", "jpeg", "none")

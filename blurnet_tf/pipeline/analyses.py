@@ -9,7 +9,7 @@ import pathlib
 
 import numpy as np
 
-from blurnet_tf import io
+from blurnet_tf import files
 from blurnet_tf.data import SPEED_LIMIT_45 as RP2_TARGET  # the RP2 paper's target
 from blurnet_tf.evaluation.spectra import high_frequency_fraction
 
@@ -19,7 +19,7 @@ TABLE1_LAMBDA = 0.002
 def _load(lay, row, data_dir):
     from blurnet_tf.data import find_data_dir, load_mask, load_victims
     from blurnet_tf.defences import classifier_of
-    from blurnet_tf.models import load_model
+    from blurnet_tf.registry import load_model
 
     data_dir = find_data_dir(data_dir)
     victims, _ = load_victims(data_dir)
@@ -49,7 +49,7 @@ class TransferToBlur:
         from blurnet_tf.data import STOP, load_test_split, trained_split
         from blurnet_tf.defences import insert_blur
         from blurnet_tf.evaluation import metrics
-        from blurnet_tf.evaluation.attack_metrics import aggregate, per_target_rows
+        from blurnet_tf.evaluation.sticker_metrics import aggregate, per_target_rows
 
         data_dir, victims, mask, model = _load(self.lay, self.source, self.data_dir)
         test_x, test_y = load_test_split(data_dir, *trained_split(self.lay.model(self.source)))
@@ -67,7 +67,7 @@ class TransferToBlur:
                           "legit_accuracy": metrics.accuracy(metrics.predict_classes(net, test_x), test_y),
                           "asr_target_12": next((r["asr"] for r in per_target if r["target"] == RP2_TARGET), None),
                           **aggregate(per_target, STOP)[f"lambda={TABLE1_LAMBDA:g}"], "rows": per_target}
-        io.write_json(out / "results.json", {"source": self.source, "lambda": TABLE1_LAMBDA, "variants": rows})
+        files.write_json(out / "results.json", {"source": self.source, "lambda": TABLE1_LAMBDA, "variants": rows})
 
 
 class SmoothingEvaluation:
@@ -81,7 +81,7 @@ class SmoothingEvaluation:
         from blurnet_tf.data import STOP, load_test_split, trained_split
         from blurnet_tf.defences import smoothed_predict
         from blurnet_tf.evaluation import metrics
-        from blurnet_tf.evaluation.attack_metrics import aggregate, per_target_rows
+        from blurnet_tf.evaluation.sticker_metrics import aggregate, per_target_rows
 
         data_dir, victims, mask, model = _load(self.lay, self.row, self.data_dir)
         test_x, test_y = load_test_split(data_dir, *trained_split(self.lay.model(self.row)))
@@ -94,7 +94,7 @@ class SmoothingEvaluation:
             pred, _ = smoothed_predict(model, adv.reshape(-1, *victims.shape[1:]), self.sigma, self.n, seed=1)
             rows += per_target_rows(victims, clean, adv, pred.reshape(len(targets), -1), targets, lam)
         legit, _ = smoothed_predict(model, test_x, self.sigma, self.n, seed=2)
-        io.write_json(out / "results.json", {
+        files.write_json(out / "results.json", {
             "model": self.row, "sigma": self.sigma, "samples": self.n,
             "legit_accuracy": metrics.accuracy(legit, test_y), "victim_accuracy": metrics.accuracy(clean, STOP),
             "rows": rows, "aggregate": aggregate(rows, STOP)})
@@ -143,7 +143,7 @@ class SpectraFigures:
                                          "blurred_difference_high_frequency_fraction":
                                              high_frequency_fraction(blurred_diff),
                                          "clean_high_frequency_fraction": high_frequency_fraction(clean_m)}
-        io.write_json(out / "results.json", summary)
+        files.write_json(out / "results.json", summary)
 
 
 class PixelDeflectionEvaluation:
@@ -212,7 +212,7 @@ class PixelDeflectionEvaluation:
         l2_adaptive = {"BPDA+EOT PGD": l2_dissimilarity(ax, pgd),
                        "BPDA+EOT RP2": float(np.mean([l2_dissimilarity(stop, s) for s in eot_stickers]))}
         timings["adaptive"] = time.time() - t
-        io.write_json(out / "results.json", {
+        files.write_json(out / "results.json", {
             "model": self.row, "parameters": params, "search": search_log, "grid": self.GRID, "start": self.START,
             "budget": dataclasses.asdict(b), "test_images": len(x), "victims": len(stop),
             "victims_correct": int(correct.sum()),
@@ -237,8 +237,8 @@ class DefendppReconstructions:
     def __call__(self, out):
         from blurnet_tf.data import find_data_dir, load_test_split, trained_split
         from blurnet_tf.evaluation.metrics import correctly_classified
-        from blurnet_tf.evaluation.robustness import AttackBudget, adversarial
-        from blurnet_tf.models import load_model
+        from blurnet_tf.evaluation.mnist_attack_suite import AttackBudget, adversarial
+        from blurnet_tf.registry import load_model
         from blurnet_tf.reports import figures
 
         data_dir = find_data_dir(self.data_dir)
@@ -263,4 +263,4 @@ class DefendppReconstructions:
                 "reconstruction_error_clean": float(np.mean(np.square(rec_clean - x))),
                 "histogram": np.histogram(ratio, bins=20, range=(0, 2))[0].tolist(),
                 "figure": f"{name}.png"}
-        io.write_json(out / "results.json", summary)
+        files.write_json(out / "results.json", summary)

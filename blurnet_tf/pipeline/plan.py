@@ -9,7 +9,7 @@ import dataclasses
 import os
 import pathlib
 
-from blurnet_tf.evaluation.pixel_deflection import PDBudget
+from blurnet_tf.evaluation.deflection_protocol import PDBudget
 from blurnet_tf.pipeline.steps import Step
 
 TABLE2_ROWS = ("baseline", "gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3", "adv_train",
@@ -115,14 +115,14 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
     for row in trained:
         epochs = profile.adv_train_epochs if row == "adv_train" else profile.train_epochs
         steps.append(Step(f"train/{row}", "train", lay.root / "models" / row, command=[
-            "blurnet_tf.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.model(row)}",
+            "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.model(row)}",
             *([f"--epochs={epochs}"] if epochs else []),
             *([f"--max_train_images={profile.max_train_images}"] if profile.max_train_images else []), *data]))
 
     def attack(stage, name, row, flagfile, *extra):
         out = lay.attack(stage, name)
         return Step(f"{stage}/{name}", stage, out, inputs=lay.model_file(row), command=[
-            "blurnet_tf.attack", f"--flagfile={flags_dir / 'attacks' / flagfile}", f"--model={lay.model(row)}",
+            "blurnet_tf.cli.attack", f"--flagfile={flags_dir / 'attacks' / flagfile}", f"--model={lay.model(row)}",
             f"--out={out}", *extra, *([f"--targets={profile.targets}"] if profile.targets != "all" else []), *data])
 
     rp2_budget = [f"--epochs={profile.attack_epochs}"]
@@ -186,13 +186,13 @@ def _mnist_steps(budget, lay, flags_dir, data):
     steps = []
     for row in budget.rows:
         steps.append(Step(f"train/{row}", "train", lay.mnist_model(row), command=[
-            "blurnet_tf.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.mnist_model(row)}",
+            "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.mnist_model(row)}",
             *([f"--epochs={budget.epochs}"] if budget.epochs else []),
             *([f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []), *data]))
     for row in budget.rows:
         out = lay.root / "mnist" / "robustness" / row
         steps.append(Step(f"defendpp/{row}", "defendpp", out, inputs=[lay.mnist_model(row) / "model.keras"], command=[
-            "blurnet_tf.robustness", f"--model={lay.mnist_model(row)}", f"--out={out}", f"--images={budget.images}",
+            "blurnet_tf.cli.mnist_attacks", f"--model={lay.mnist_model(row)}", f"--out={out}", f"--images={budget.images}",
             f"--bim_steps={budget.bim_steps}", f"--cw_search={budget.cw_search}", f"--cw_steps={budget.cw_steps}",
             f"--ddn_steps={budget.ddn_steps}", *data]))
     return steps

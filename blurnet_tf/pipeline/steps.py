@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from blurnet_tf import io
+from blurnet_tf import files
 from blurnet_tf.errors import StepFailed
 
 DONE = "step.json"
@@ -29,7 +29,7 @@ class Step:
     name: str                     # e.g. "whitebox/tv_1e-4"
     stage: str                    # e.g. "train", "whitebox"
     out: pathlib.Path             # the directory the step fills
-    command: list = None          # argv after `python -m`, e.g. ["blurnet_tf.train", "--flagfile=..."]
+    command: list = None          # argv after `python -m`, e.g. ["blurnet_tf.cli.train", "--flagfile=..."]
     function: object = None       # or fn(out) run in-process
     params: dict = dataclasses.field(default_factory=dict)  # what else defines the result
     inputs: list = dataclasses.field(default_factory=list)  # files whose content the result depends on
@@ -79,14 +79,14 @@ def run_step(step, log=print):
         log(f"      {step.name}: finished under other settings; kept as {old}")
     elif step.out.exists() and not (pending.is_file() and json.loads(pending.read_text()).get("key") == key):
         shutil.rmtree(step.out)  # partial state written under other settings is not ours to resume
-    io.write_json(io.ensure_dir(step.out) / PENDING, {"key": key})
+    files.write_json(files.ensure_dir(step.out) / PENDING, {"key": key})
     started = time.time()
     if step.command:
         _run_command(step, log)
     else:
         step.function(step.out)
     seconds = time.time() - started
-    io.write_json(step.out / DONE, {"key": key, "name": step.name, "command": step.command,
+    files.write_json(step.out / DONE, {"key": key, "name": step.name, "command": step.command,
                                     "params": step.params, "seconds": seconds,
                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     pending.unlink()

@@ -6,12 +6,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blurnet_tf import io  # noqa: E402
+from blurnet_tf import files  # noqa: E402
 from blurnet_tf.evaluation.spectra import log_spectrum  # noqa: E402
 
 
 def _save(fig, path):
-    io.ensure_dir(path.parent)
+    files.ensure_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)

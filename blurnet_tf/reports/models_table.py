@@ -7,7 +7,7 @@ import json
 import pathlib
 import sys
 
-from blurnet_tf.reports.paper import TABLE2
+from blurnet_tf.paper import TABLE2
 
 
 def _minutes(metrics, run_dir):

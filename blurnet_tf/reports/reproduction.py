@@ -12,9 +12,10 @@ import platform
 import shutil
 import time
 
-from blurnet_tf import io
-from blurnet_tf.evaluation.pixel_deflection import NOT_RUN
-from blurnet_tf.reports import defendpp, figures, paper
+from blurnet_tf import files
+from blurnet_tf.evaluation.deflection_protocol import NOT_RUN
+from blurnet_tf import paper
+from blurnet_tf.reports import defendpp_section as defendpp, figures
 from blurnet_tf.reports.format import DISAGREE_POINTS, _diff, _num, _pct
 
 PGD_BROKEN = 0.9        # "PGD breaks a model": ASR at least this
@@ -31,26 +32,26 @@ def collect(work_dir, profile):
     """All numbers of the report as one JSON-able dict."""
     root = pathlib.Path(work_dir)
     rows = ("original",) + tuple(profile.rows)
-    models = {r: io.read_json(root / "models" / r / "metrics.json") for r in profile.rows}
-    whitebox = {r: io.read_json(root / "whitebox" / r / "results.json") for r in rows}
-    smoothing = {p.name: io.read_json(p / "results.json") for p in sorted((root / "smoothing").glob("*"))}
-    lowfreq = {f"{p.parent.name}/{p.name}": io.read_json(p / "results.json") for p in sorted((root / "lowfreq").glob("*/*"))}
+    models = {r: files.read_json(root / "models" / r / "metrics.json") for r in profile.rows}
+    whitebox = {r: files.read_json(root / "whitebox" / r / "results.json") for r in rows}
+    smoothing = {p.name: files.read_json(p / "results.json") for p in sorted((root / "smoothing").glob("*"))}
+    lowfreq = {f"{p.parent.name}/{p.name}": files.read_json(p / "results.json") for p in sorted((root / "lowfreq").glob("*/*"))}
     return {
         "profile": profile.name,
         "models": {r: m and {k: m[k] for k in ("legit_accuracy", "victims_correct", "wall_seconds")} | {
             "epochs": m["flags"]["epochs"]} for r, m in models.items()},
         "whitebox": {r: w and {"aggregate": w["aggregate"], "rows": w["rows"],
                                "clean_victim_accuracy": w["clean_victim_accuracy"]} for r, w in whitebox.items()},
-        "transfer": {s: io.read_json(root / "transfer" / s / "results.json") for s in ("original", "baseline")},
+        "transfer": {s: files.read_json(root / "transfer" / s / "results.json") for s in ("original", "baseline")},
         "smoothing": smoothing,
         "lowfreq": {k: v and {"aggregate": v["aggregate"], "rows": v["rows"]} for k, v in lowfreq.items()},
-        "adaptive": {r: (a := io.read_json(root / "adaptive" / r / "results.json")) and
+        "adaptive": {r: (a := files.read_json(root / "adaptive" / r / "results.json")) and
                      {"aggregate": a["aggregate"], "rows": a["rows"]} for r in profile.rows},
-        "adaptive_adv_train": {g: (a := io.read_json(root / "adaptive_adv_train" / g / "results.json")) and
+        "adaptive_adv_train": {g: (a := files.read_json(root / "adaptive_adv_train" / g / "results.json")) and
                                {"aggregate": a["aggregate"], "rows": a["rows"]} for g in profile.table5_regularisers},
-        "pgd": {r: (p := io.read_json(root / "pgd" / r / "results.json")) and p["pgd"] for r in rows},
-        "spectra": io.read_json(root / "figures" / "results.json"),
-        "pixel_deflection": io.read_json(root / "pixel_deflection" / "results.json"),
+        "pgd": {r: (p := files.read_json(root / "pgd" / r / "results.json")) and p["pgd"] for r in rows},
+        "spectra": files.read_json(root / "figures" / "results.json"),
+        "pixel_deflection": files.read_json(root / "pixel_deflection" / "results.json"),
         "defendpp": defendpp.collect(root),
     }
 
@@ -272,7 +273,7 @@ def draw_figures(data, profile, work_dir, fig_dir):
     """Figs. 1/2/4 (copied from the spectra step), 3, 5 and 6; returns {name: file}."""
     made = {}
     for png in sorted((pathlib.Path(work_dir) / "figures").glob("fig*.png")):
-        shutil.copyfile(png, io.ensure_dir(fig_dir) / png.name)
+        shutil.copyfile(png, files.ensure_dir(fig_dir) / png.name)
         made[png.stem.split("_")[0]] = png.name
     dims = [d for d in profile.dct_dims if data["lowfreq"].get(f"conv_7/dct{d}")]
     if dims:
@@ -300,7 +301,7 @@ def store_stickers(work_dir, folder, lam="0.002"):
     report (17 small .npy each), so the stored Table I / II numbers can be re-measured."""
     for row in ("original", "baseline"):
         for npy in sorted((pathlib.Path(work_dir) / "whitebox" / row / "noise").glob(f"lambda{lam}_target*.npy")):
-            shutil.copyfile(npy, io.ensure_dir(folder / row) / npy.name)
+            shutil.copyfile(npy, files.ensure_dir(folder / row) / npy.name)
 
 
 def metadata(profile, work_dir, started, stage_seconds_this_run):
@@ -314,7 +315,7 @@ def metadata(profile, work_dir, started, stage_seconds_this_run):
     seconds = dict(sorted(seconds.items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else len(STAGES)))
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return {"profile": profile.name, "commit": io.git_commit(), "versions": io.package_versions(),
+    return {"profile": profile.name, "commit": files.git_commit(), "versions": files.package_versions(),
             "seeds": {"training": 0, "split": 0, "rp2_noise_init": 0, "smoothing": [0, 1, 2]},
             "hardware": {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]},
@@ -326,7 +327,7 @@ def metadata(profile, work_dir, started, stage_seconds_this_run):
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, missing=()):
     """Writes results/<profile>/{REPORT.md, tables.json, figures/} and results/REPORT.md (links into it)."""
     results_dir = pathlib.Path(results_dir)
-    out = io.ensure_dir(results_dir / profile.name)
+    out = files.ensure_dir(results_dir / profile.name)
     data = collect(work_dir, profile)
     figs = draw_figures(data, profile, work_dir, out / "figures")
     figs.update(defendpp.copy_figures(work_dir, out / "figures"))
@@ -337,7 +338,7 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
                 "IV": table4(data, flags), "V": table5(data, flags), "PD": pixel_deflection_tables(data),
                 "DPP": defendpp.section(data, flags)}
     verdicts = claims(data) + defendpp.claims(data)
-    io.write_json(out / "tables.json", {"data": data, "claims": verdicts, "disagreements": flags,
+    files.write_json(out / "tables.json", {"data": data, "claims": verdicts, "disagreements": flags,
                                         "metadata": meta, "paper": {"table1": paper.TABLE1, "table2": paper.TABLE2,
                                                                     "table3": paper.TABLE3, "table4": paper.TABLE4,
                                                                     "table5": paper.TABLE5,

@@ -16,8 +16,8 @@ flags.DEFINE_string("data_dir", None, "Data directory (only for --model=original
 
 def main(argv):
     del argv
-    from blurnet_tf.export_savedmodel import export_probabilities
-    from blurnet_tf.models import load_model
+    from blurnet_tf.registry.savedmodel_export import export_probabilities
+    from blurnet_tf.registry import load_model
 
     model = load_model(FLAGS.model, FLAGS.data_dir)
     export_probabilities(model, FLAGS.out)

@@ -10,7 +10,7 @@ from blurnet_tf.defences.adversarial_training import AdversarialTraining
 from blurnet_tf.defences.blur import BlurDepthwiseConv2D
 from blurnet_tf.defences.defendpp import PAPER_LOW_PASS_WEIGHT, DefendPP
 from blurnet_tf.defences.regularizers import FeatureMapRegularizer
-from blurnet_tf.models.lisa_cnn import FIRST_LAYER, cnn_model
+from blurnet_tf.models.lisa_cnn import cnn_model
 from blurnet_tf.models.mnist_resnet import mnist_resnet
 
 PAPER_CONV_ALPHA = {3: 1e-5, 5: 0.1, 7: 0.1}
@@ -87,30 +87,3 @@ def build_model(defence="baseline", dataset="lisa", **params):
         return base(input_layers=[keras.layers.GaussianNoise(p.get("sigma", 0.1), name="gaussian_aug")])
     return AdversarialTraining(base(), eps=p.get("pgd_eps", 8 / 255), eps_iter=p.get("pgd_step"),
                                nb_iter=p.get("pgd_steps", 7), name="adv_train")
-
-
-def classifier_of(model):
-    """The plain Keras classifier inside a training wrapper (or the model itself)."""
-    return model.classifier if isinstance(model, (AdversarialTraining, DefendPP)) else model
-
-
-def insert_blur(trained_model, where="input", kernel_size=3, kind="box", sigma=None):
-    """The same trained weights with a fixed blur inserted on the input or after the first layer.
-
-    Table I's black-box setting. Every layer is copied (config + weights), so the result shares
-    no variables with `trained_model` and its trained weights stay bit-identical.
-    """
-    if where not in ("input", "l1"):
-        raise ValueError(f"where must be 'input' or 'l1', got {where!r}")
-    source = classifier_of(trained_model)
-    inputs = keras.Input(source.input_shape[1:], name="image")
-    x = inputs
-    if where == "input":
-        x = _blur(kernel_size, kind, sigma, False, name="inserted_input_blur")(x)
-    for layer in source.layers[1:]:
-        copy = layer.__class__.from_config(layer.get_config())
-        x = copy(x)
-        copy.set_weights(layer.get_weights())
-        if where == "l1" and layer.name == FIRST_LAYER:
-            x = _blur(kernel_size, kind, sigma, False, name="inserted_l1_blur")(x)
-    return keras.Model(inputs, x, name=f"{source.name}_{where}_blur{kernel_size}")

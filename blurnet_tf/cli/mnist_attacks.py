@@ -38,10 +38,10 @@ flags.DEFINE_integer("split_seed", 0, "MNIST split seed, when the model has no m
 
 def main(argv):
     del argv
-    from blurnet_tf import io
+    from blurnet_tf import files
     from blurnet_tf.data import find_data_dir, load_test_split, trained_split
-    from blurnet_tf.evaluation.robustness import ATTACKS, AttackBudget, adversarial, score
-    from blurnet_tf.models import load_model
+    from blurnet_tf.evaluation.mnist_attack_suite import ATTACKS, AttackBudget, adversarial, score
+    from blurnet_tf.registry import load_model
 
     unknown = set(FLAGS.attacks) - set(ATTACKS)
     if unknown:
@@ -72,11 +72,11 @@ def main(argv):
         started = time.time()
         adv = adversarial(name, model, x, y, budget)
         results[name] = {**score(model, x, y, adv, name, budget), "seconds": time.time() - started}
-        io.write_json(part, {"key": key, "result": results[name]})
+        files.write_json(part, {"key": key, "result": results[name]})
         print(f"[{i}/{len(FLAGS.attacks)}] {name}: accuracy {100 * results[name]['accuracy']:.2f}% "
               f"({time.time() - started:.0f}s)", flush=True)
 
-    io.write_json(out / "results.json", {**settings, "results": results, "versions": io.package_versions()})
+    files.write_json(out / "results.json", {**settings, "results": results, "versions": files.package_versions()})
     tmp = out / ".results.csv.tmp"
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)

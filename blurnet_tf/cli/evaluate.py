@@ -15,10 +15,10 @@ flags.DEFINE_string("out", None, "Optional JSON file for the results.")
 
 def main(argv):
     del argv
-    from blurnet_tf import io
+    from blurnet_tf import files
     from blurnet_tf.data import find_data_dir, load_lisa_split, load_victims
-    from blurnet_tf.evaluation.clean import evaluate_clean
-    from blurnet_tf.models import load_model
+    from blurnet_tf.evaluation.clean_accuracy import evaluate_clean
+    from blurnet_tf.registry import load_model
 
     data_dir = find_data_dir(FLAGS.data_dir)
     model = load_model(FLAGS.model, data_dir)
@@ -30,7 +30,7 @@ def main(argv):
     for name, acc in result["per_class_accuracy"].items():
         print(f"  {name:20s} {acc:.3f}")
     if FLAGS.out:
-        io.write_json(FLAGS.out, {"model": FLAGS.model, **result, "versions": io.package_versions()})
+        files.write_json(FLAGS.out, {"model": FLAGS.model, **result, "versions": files.package_versions()})
 
 
 if __name__ == "__main__":

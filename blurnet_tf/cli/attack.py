@@ -89,15 +89,15 @@ def main(argv):
     del argv
     import numpy as np
 
-    from blurnet_tf import cli, io
+    from blurnet_tf import cli, files
     from blurnet_tf.attacks import low_frequency, rp2
     from blurnet_tf.data import STOP, find_data_dir, load_mask, load_nps_colors, load_victims
     from blurnet_tf.defences import classifier_of, model_regulariser
     from blurnet_tf.defences.regularizers import REGULARISERS
     from blurnet_tf.evaluation import metrics
-    from blurnet_tf.evaluation.attack_metrics import aggregate, per_target_rows
-    from blurnet_tf.reports import paper
-    from blurnet_tf.models import load_model
+    from blurnet_tf.evaluation.sticker_metrics import aggregate, per_target_rows
+    from blurnet_tf import paper
+    from blurnet_tf.registry import load_model
 
     started = time.time()
     out = pathlib.Path(FLAGS.out)
@@ -105,7 +105,7 @@ def main(argv):
     victims, _ = load_victims(data_dir)
     model = classifier_of(load_model(FLAGS.model, data_dir))
     config = cli.flag_values(flags, _RUN_FLAGS)
-    result = {"flags": config, "versions": io.package_versions()}
+    result = {"flags": config, "versions": files.package_versions()}
 
     if FLAGS.mode == "pgd":
         result["pgd"], adv = run_pgd(model, victims)
@@ -152,10 +152,10 @@ def main(argv):
                 for li, lam in enumerate(r.lambdas):
                     saved["rows"] += per_target_rows(victims, clean_pred, adv[li], adv_pred[li], group, lam)
                     for ti, t in enumerate(group):
-                        np.save(io.ensure_dir(out / "noise") / f"lambda{lam:g}_target{t}.npy", r.noise[li, ti])
+                        np.save(files.ensure_dir(out / "noise") / f"lambda{lam:g}_target{t}.npy", r.noise[li, ti])
                         _save_pngs(out / "images", adv[li, ti, :FLAGS.save_images], f"lambda{lam:g}_target{t}")
                         saved["history"][f"{lam:g}/{t}"] = {k: v[:, li, ti].round(5).tolist() for k, v in r.history.items() if v.ndim == 3}
-                io.write_json(part, saved)
+                files.write_json(part, saved)
                 print(f"targets {group}: {time.time() - t0:.1f}s, ASR " +
                       " ".join(f"{x['target']}:{x['asr']:.2f}" for x in saved["rows"]), flush=True)
             rows += saved["rows"]
@@ -169,16 +169,16 @@ def main(argv):
                   f"{agg['worst_target']}), L2 {agg['l2']:.3f}")
         _write_csv(out / "results.csv", rows, result["aggregate"])
     result["wall_seconds"] = time.time() - started
-    io.write_json(out / "results.json", result)
+    files.write_json(out / "results.json", result)
 
 
 def _save_pngs(folder, images, prefix):
     import cv2
     import numpy as np
 
-    from blurnet_tf import io
+    from blurnet_tf import files
 
-    io.ensure_dir(folder)
+    files.ensure_dir(folder)
     for i, image in enumerate(images):
         cv2.imwrite(str(folder / f"{prefix}_{i}.png"), (np.clip(image, 0, 1)[..., ::-1] * 255).round().astype(np.uint8))
 

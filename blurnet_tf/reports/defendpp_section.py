@@ -5,8 +5,8 @@ import json
 import pathlib
 import shutil
 
-from blurnet_tf import io
-from blurnet_tf.reports import paper
+from blurnet_tf import files
+from blurnet_tf import paper
 from blurnet_tf.reports.format import _diff, _num, _pct
 
 ATTACKS = ("clean", "fgsm", "bim", "cw", "ddn")
@@ -25,7 +25,7 @@ def collect(work_dir):
         r = json.loads(result.read_text())
         robustness[result.parent.name] = {"images": r["images"], "budget": r["budget"], "results": r["results"]}
     return {"models": models, "robustness": robustness,
-            "reconstructions": io.read_json(pathlib.Path(work_dir) / FIGURES / "results.json")}
+            "reconstructions": files.read_json(pathlib.Path(work_dir) / FIGURES / "results.json")}
 
 
 def _acc(dpp, row, attack):
@@ -150,6 +150,6 @@ def copy_figures(work_dir, fig_dir):
     made = {}
     for png in sorted((pathlib.Path(work_dir) / FIGURES).glob("*.png")):
         name = f"defendpp_{png.name}"
-        shutil.copyfile(png, io.ensure_dir(fig_dir) / name)
+        shutil.copyfile(png, files.ensure_dir(fig_dir) / name)
         made[f"defendpp_{png.stem}"] = name
     return made

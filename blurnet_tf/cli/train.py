@@ -32,7 +32,7 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"]
 flags.DEFINE_float("test_fraction", None, "Test fraction: LISA images in held-out tracks (default 0.2), "
                    "or MNIST test-set images kept for testing (default 0.3).")
 flags.DEFINE_integer("split_seed", 0, "Seed of the split.")
-# Defence parameters; unset ones take the paper's values (see blurnet_tf.defences.factory).
+# Defence parameters; unset ones take the paper's values (see blurnet_tf.registry.builders).
 flags.DEFINE_integer("kernel_size", None, "Blur / depthwise kernel size k (input_blur, l1_blur, conv).")
 flags.DEFINE_enum("blur_kernel", None, ["box", "gaussian"], "Blur kernel (default box).")
 flags.DEFINE_float("blur_sigma", None, "Gaussian blur sigma (default: OpenCV's rule for k).")
@@ -67,11 +67,12 @@ def main(argv):
     import keras
     import tensorflow as tf
 
-    from blurnet_tf import cli, io
+    from blurnet_tf import cli, files
     from blurnet_tf.data import find_data_dir
-    from blurnet_tf.defences import DEFENCE_PARAMS, DefendPP, build_model, classifier_of
-    from blurnet_tf.models.store import save_model
-    from blurnet_tf.training import train
+    from blurnet_tf.defences import DefendPP, classifier_of
+    from blurnet_tf.registry import DEFENCE_PARAMS, build_model
+    from blurnet_tf.registry.model_files import save_model
+    from blurnet_tf.experiments.model_training import train
 
     started = time.time()
     keras.utils.set_random_seed(FLAGS.seed)
@@ -105,9 +106,9 @@ def main(argv):
     metrics.update({
         "dataset": FLAGS.dataset, "defence": FLAGS.defence, "flags": config, "data_dir": os.fspath(data_dir),
         "data_hash": data["hash"], "split": data["split"], "history": history, "training": info,
-        "wall_seconds": time.time() - started, "versions": io.package_versions(),
+        "wall_seconds": time.time() - started, "versions": files.package_versions(),
     })
-    io.write_json(out / "metrics.json", metrics)
+    files.write_json(out / "metrics.json", metrics)
     victims = f"; victims {metrics['victims_correct']}/40" if "victims_correct" in metrics else ""
     print(f"legit accuracy {metrics['legit_accuracy']:.4f} on {metrics['test_images']} held-out images"
           f"{victims}; wrote {out / 'metrics.json'}", flush=True)
@@ -138,7 +139,7 @@ def _load_data(data_dir):
 
     from blurnet_tf.data import hold_out_validation, load_lisa_split, load_victims
     from blurnet_tf.data.lisa import dataset_hash, format_split_report
-    from blurnet_tf.evaluation.clean import evaluate_clean
+    from blurnet_tf.evaluation.clean_accuracy import evaluate_clean
 
     train_set, test_set, split = load_lisa_split(data_dir, FLAGS.test_fraction, FLAGS.split_seed)
     if FLAGS.validation_fraction:

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf import io
-from blurnet_tf.models.store import load_model, save_model
+from blurnet_tf import files
+from blurnet_tf.registry.model_files import load_model, save_model
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -77,7 +77,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
         if (epoch + 1) % self.every == 0 or epoch + 1 == self.total_epochs:
             save_model(self.model, self.directory / "model.keras")
-            io.write_json(self.directory / "state.json",
+            files.write_json(self.directory / "state.json",
                           {"epochs_done": epoch + 1, "config_hash": self.config_hash, "history": self.history,
                            "train_seconds": None if self.seconds_before is None
                            else self.seconds_before + time.time() - self.started})

@@ -13,7 +13,7 @@ from blurnet_tf.data import find_data_dir, load_lisa_split
 from blurnet_tf.defences import classifier_of
 from blurnet_tf.defences.pixel_deflection import (PixelDeflection, deflect, jpeg, robust_activation_map,
                                                   wavelet_denoise)
-from blurnet_tf.models import load_model
+from blurnet_tf.registry import load_model
 
 
 def rate(fn, n, repeat=3):
