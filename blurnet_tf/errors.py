@@ -1,4 +1,4 @@
-"""One exception type for bad user input, so binaries can print one clear line."""
+"""Exceptions for bad user input, so binaries can print one clear line instead of a traceback."""
 
 
 class DataError(ValueError):
@@ -12,3 +12,12 @@ class DataError(ValueError):
 
 class StepFailed(RuntimeError):
     """A pipeline step's command failed; the message names the step and its log."""
+
+
+class SettingError(ValueError):
+    """A setting out of its range. `field` is the setting's name, which is also its flag's name."""
+
+    def __init__(self, field, problem):
+        self.field = field
+        self.problem = problem
+        super().__init__(f"--{field}: {problem}")

@@ -1,6 +1,11 @@
-"""Atomic result files and run metadata: a kill never leaves half a file behind."""
+"""Writing results safely: every write is atomic and checked, JSON is strict, a run directory has
+one writer at a time. A kill or a full disk never leaves half a file behind under its real name."""
 
+import contextlib
+import csv
+import io as _stdio
 import json
+import math
 import os
 import pathlib
 import platform
@@ -9,30 +14,168 @@ import sys
 
 import numpy as np
 
+from blurnet_tf.errors import DataError
 
-def save_npz(path, **arrays):
-    """Writes an .npz atomically (temp file + rename)."""
+LOCK_FILE = ".lock"
+
+
+def ensure_dir(path):
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(path, f"cannot create directory ({exc.strerror or exc})") from None
+    return path
 
+
+def write_bytes(path, data):
+    """Writes `data` to a PID-named temp file beside `path`, fsyncs it, then renames it into place.
+
+    On any failure (disk full, no permission) the temp file is removed and a DataError names `path`.
+    """
+    path = pathlib.Path(path)
+    ensure_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise DataError(path, f"cannot write ({exc.strerror or exc})") from None
+    return path
+
+
+def write_text(path, text):
+    return write_bytes(path, text.encode())
 
 
 def write_json(path, obj):
-    """Writes JSON atomically (temp file + rename), so a kill never leaves half a file."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    """Strict JSON (NaN and infinity written as null), atomically."""
+    text = json.dumps(_strict(obj), indent=2, allow_nan=False, default=_jsonable) + "\n"
+    return write_text(path, text)
 
 
-def read_json(path):
-    """The parsed JSON file, or None when it does not exist (a step that has not run yet)."""
+def read_json(path, missing_ok=True):
+    """The parsed file; None when it does not exist and missing_ok. A corrupt file is a DataError."""
     path = pathlib.Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        if missing_ok:
+            return None
+        raise DataError(path, "file not found")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"not valid JSON ({exc}); move it aside to start this result again") from None
+
+
+def save_npy(path, array):
+    buffer = _stdio.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return write_bytes(path, buffer.getvalue())
+
+
+def save_npz(path, **arrays):
+    buffer = _stdio.BytesIO()
+    np.savez(buffer, **arrays)
+    return write_bytes(path, buffer.getvalue())
+
+
+def save_png(path, image_rgb):
+    """An RGB float image in [0,1] as an 8-bit PNG; encoding failures are errors, not empty files."""
+    import cv2
+
+    pixels = (np.clip(image_rgb, 0, 1)[..., ::-1] * 255).round().astype(np.uint8)
+    ok, encoded = cv2.imencode(".png", pixels)
+    if not ok:
+        raise DataError(path, "PNG encoding failed")
+    return write_bytes(path, encoded.tobytes())
+
+
+def write_csv(path, rows):
+    buffer = _stdio.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return write_text(path, buffer.getvalue())
+
+
+def move_aside(path, why):
+    """Renames a corrupt file or directory to <name>.corrupt-<n> (never deletes it); returns the new path."""
+    path = pathlib.Path(path)
+    n = 0
+    while (target := path.with_name(f"{path.name}.corrupt-{n}")).exists():
+        n += 1
+    os.replace(path, target)
+    print(f"warning: {path}: {why}; moved aside to {target.name}", file=sys.stderr, flush=True)
+    return target
+
+
+class RunLock:
+    """One writer per run directory: <dir>/.lock holds the owner's PID; a second live writer is refused.
+
+    A lock left by a killed process (its PID no longer runs) is taken over.
+    """
+
+    def __init__(self, directory):
+        self.directory = pathlib.Path(directory)
+        self.path = self.directory / LOCK_FILE
+
+    def __enter__(self):
+        ensure_dir(self.directory)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = _read_pid(self.path)
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise DataError(self.directory, f"in use by another run (PID {owner}); wait for it to "
+                                                    "finish or choose another --out") from None
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()  # stale: its writer is gone
+                continue
+            except OSError as exc:
+                raise DataError(self.directory, f"cannot write here ({exc.strerror or exc})") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return self
+
+    def __exit__(self, *exc):
+        if _read_pid(self.path) == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
+def _read_pid(path):
+    try:
+        return int(pathlib.Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _strict(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.floating,)) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _strict(value.tolist())
+    return value
 
 
 def _jsonable(value):
@@ -40,6 +183,8 @@ def _jsonable(value):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     return str(value)
 
 
@@ -59,6 +204,7 @@ def package_versions():
 
 
 def git_commit():
+    """Short commit of the checkout, '-dirty' when tracked files differ from it."""
     root = pathlib.Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
@@ -68,9 +214,3 @@ def git_commit():
         return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except OSError:
         return "unknown"
-
-
-def ensure_dir(path):
-    path = pathlib.Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -1,7 +1,28 @@
-"""The papers' numbers: BlurNet (full paper, Tables I-V), Pixel Deflection and Defend++, to print beside ours.
+"""The papers' settings and numbers, in one place: BlurNet (full paper, Tables I-V), Pixel
+Deflection and Defend++. Experiments take their defaults from the settings; reports print the
+numbers beside ours and read the settings a run actually used from its record.
 
-Fractions, not percent. Keys are our model rows (flags/models/<row>.flags).
+Numbers are fractions, not percent. Keys are our model rows (flags/models/<row>.flags).
 """
+
+# --- Settings -----------------------------------------------------------------------------
+RP2_LAMBDA = 0.002          # BlurNet's white-box lambda (Tables I-III, V)
+RP2_EPOCHS = 300
+LINF_EPS = 8 / 255          # BlurNet Table IV / adversarial training; Pixel Deflection's attacks
+PGD_STEP = 0.01             # Table IV
+PGD_STEPS = 10              # Table IV
+MNIST_FGSM_EPS = 0.2        # Defend++ §4.1
+LISA_TEST_FRACTION = 0.2    # our track-held-out split (the paper states none)
+MNIST_TEST_FRACTION = 0.3   # the old test-set-only MNIST split
+
+
+def validation_seed(split_seed):
+    """The seed of the validation tracks held out of a training split (Pixel Deflection's search).
+    Training and the search must agree, or the search would tune on training tracks."""
+    return split_seed + 1
+
+
+# --- Numbers ------------------------------------------------------------------------------
 
 TABLE1 = {  # black box, lambda 0.002: accuracy on the 40 clean victims, ASR of the transferred stickers
     "baseline": {"accuracy": 1.0, "asr": 0.90},

@@ -6,26 +6,24 @@ from blurnet_tf.data.rp2_assets import load_mask, load_nps_colors, load_victims
 from blurnet_tf.data.sources import find_data_dir
 
 
-def load_lisa_split(data_dir, test_fraction=0.2, seed=0):
-    """(train, test, report): the LISA crops under data_dir/lisa, split with whole tracks held out."""
+def load_lisa_split(data_dir, test_fraction=0.2, seed=0, allow_missing_classes=False):
+    """(train, test, report): the LISA crops under data_dir/lisa, split with whole tracks held out.
+
+    Every class of the public crops must be present (a missing class folder would silently train
+    a smaller problem) unless allow_missing_classes."""
     import pathlib
 
-    data = load_lisa(pathlib.Path(data_dir) / "lisa")
+    from blurnet_tf.data.lisa import EXPECTED_CLASSES
+    from blurnet_tf.errors import DataError
+
+    root = pathlib.Path(data_dir) / "lisa"
+    data = load_lisa(root)
+    missing = [c for c in EXPECTED_CLASSES if CLASS_NAMES.index(c) not in set(data.labels.tolist())]
+    if missing and not allow_missing_classes:
+        raise DataError(root, f"no images of {', '.join(missing)}; restore them, or pass "
+                              "--allow_missing_classes to train without them")
     train_idx, test_idx = track_split(data, test_fraction, seed)
     return data.subset(train_idx), data.subset(test_idx), split_report(data, train_idx, test_idx)
-
-
-def trained_split(run_dir, default=("lisa", 0.2, 0)):
-    """(dataset, test_fraction, split_seed) a run directory was trained with, from its
-    metrics.json; `default` for the original weights or a bare .keras file."""
-    import json
-    import pathlib
-
-    metrics = pathlib.Path(run_dir) / "metrics.json"
-    if not metrics.is_file():
-        return default
-    flags = json.loads(metrics.read_text())["flags"]
-    return flags.get("dataset", "lisa"), flags["test_fraction"], flags["split_seed"]
 
 
 def load_test_split(data_dir, dataset, test_fraction, split_seed):

@@ -9,6 +9,7 @@ import numpy as np
 from blurnet_tf.errors import DataError
 
 IMAGE_SIZE = 32
+GREY_TOLERANCE = 0.02  # anti-aliasing noise of a binary mask
 
 
 def read_rgb(path, size=None):
@@ -30,11 +31,13 @@ def read_rgb(path, size=None):
     return image.astype(np.float32) / 255.0
 
 
-def read_mask(path, size=IMAGE_SIZE):
-    """Reads a sticker mask and binarises it (pixel > 0.5) to a size x size x 3 float32 array.
+def read_mask(path, size=IMAGE_SIZE, threshold=None):
+    """Reads a sticker mask as a size x size x 3 float32 array of 0 / 1.
 
-    The original code used `imread(mask) / 255` unbinarised; the rectangle mask has 25
-    pixels of value 1/255 or 2/255 from anti-aliasing, which we treat as outside the mask.
+    A binary mask is read as it is. The original code used `imread(mask) / 255` unbinarised; the
+    rectangle mask has 25 anti-aliased pixels of value 1/255 or 2/255, read as outside the mask
+    (values within GREY_TOLERANCE of 0 or 1 count as binary). A grey-level mask is refused unless
+    `threshold` says how to read it (pixel > threshold is sticker).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -51,8 +54,12 @@ def read_mask(path, size=IMAGE_SIZE):
     if mask.shape[:2] != (size, size):
         warnings.warn(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, resized to {size}x{size}")
         mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
-    scale = 65535.0 if mask.dtype == np.uint16 else 255.0
-    binary = (mask.astype(np.float32) / scale > 0.5).astype(np.float32)
+    values = mask.astype(np.float32) / (65535.0 if mask.dtype == np.uint16 else 255.0)
+    grey = int(np.sum((values > GREY_TOLERANCE) & (values < 1 - GREY_TOLERANCE)))
+    if grey and threshold is None:
+        raise DataError(path, f"grey-level mask ({grey} values strictly between 0 and 1); a mask must be "
+                              "black and white, or pass --mask_threshold=T to read pixels above T as sticker")
+    binary = (values > (0.5 if threshold is None else threshold)).astype(np.float32)
     if not binary.any():
         raise DataError(path, "mask has no set pixel")
     return binary

@@ -9,11 +9,12 @@ import hashlib
 import os
 import pathlib
 import re
+import zipfile
 
 import cv2
 import numpy as np
 
-from blurnet_tf import files
+from blurnet_tf.files import move_aside, save_npz
 from blurnet_tf.data.images import IMAGE_SIZE, read_rgb
 from blurnet_tf.data.sources import cache_root
 from blurnet_tf.errors import DataError
@@ -24,6 +25,7 @@ LISA17_CLASSES = (
     "speedLimit45", "speedLimitUrdbl", "stop", "stopAhead", "turnRight", "yield",
 )
 NUM_CLASSES = 18
+EXPECTED_CLASSES = tuple(c for c in LISA17_CLASSES if c != "speedLimitUrdbl")  # the public crops have no Urdbl
 CLASS_NAMES = ("unnamed",) + LISA17_CLASSES  # indexed by model output
 STOP = CLASS_NAMES.index("stop")  # 14
 SPEED_LIMIT_45 = CLASS_NAMES.index("speedLimit45")  # 12
@@ -91,12 +93,15 @@ def load_lisa_folder(root, cache=True):
     names = [p.relative_to(root).as_posix() for p in files]
     cache_file = cache_root() / "arrays" / f"lisa-{_fingerprint(files)}.npz"
     if cache and cache_file.is_file():
-        with np.load(cache_file, allow_pickle=False) as z:
-            return LisaData(z["images"], z["labels"], list(z["names"]))
+        try:
+            with np.load(cache_file, allow_pickle=False) as z:
+                return LisaData(z["images"], z["labels"], list(z["names"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # truncated by a kill or full disk
+            move_aside(cache_file, f"unreadable array cache ({type(exc).__name__}); rebuilding it from the PNGs")
     images = np.stack([read_rgb(p, IMAGE_SIZE) for p in files])
     data = LisaData(images, np.asarray(labels, np.int32), names)
     if cache:
-        files.save_npz(cache_file, images=data.images, labels=data.labels, names=data.names)
+        save_npz(cache_file, images=data.images, labels=data.labels, names=data.names)
     return data
 
 

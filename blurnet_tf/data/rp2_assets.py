@@ -40,11 +40,11 @@ def load_victims(data_dir):
     return np.stack(images), [f.name for f in files]
 
 
-def load_mask(data_dir, name_or_path):
-    """A binarised 32x32x3 mask: 'rectangles', 'octagon' or a path to a PNG."""
+def load_mask(data_dir, name_or_path, threshold=None):
+    """A 0/1 32x32x3 mask: 'rectangles', 'octagon' or a path to a PNG (see read_mask for grey ones)."""
     if name_or_path in MASKS:
-        return read_mask(rp2_dir(data_dir) / MASKS[name_or_path])
-    return read_mask(name_or_path)
+        return read_mask(rp2_dir(data_dir) / MASKS[name_or_path], threshold=threshold)
+    return read_mask(name_or_path, threshold=threshold)
 
 
 def load_nps_colors(data_dir_or_file):

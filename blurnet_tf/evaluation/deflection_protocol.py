@@ -8,14 +8,13 @@ so "no defence" on clean images is 100%.
 import dataclasses
 
 import numpy as np
-from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
-from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
-
+from blurnet_tf import paper
 from blurnet_tf.attacks.carlini_wagner import carlini_wagner_l2
+from blurnet_tf.attacks.linf_gradient import linf_attack, madry_step
 from blurnet_tf.defences.pixel_deflection import PixelDeflection
 from blurnet_tf.evaluation.metrics import predict_classes
 
-EPS = 8 / 255
+EPS = paper.LINF_EPS
 
 # The paper's other attacks, and why they are not run (checked 2026-11-21 with our pinned stack).
 NOT_RUN = {
@@ -24,11 +23,6 @@ NOT_RUN = {
     "JSMA": "neither cleverhans 4 (TF2) nor foolbox 3 has it",
     "L-BFGS": "neither cleverhans 4 (TF2) nor foolbox 3 has it",
 }
-
-
-def _step(steps):
-    """Madry et al.'s 2.5 eps / steps, at most eps (cleverhans refuses larger)."""
-    return min(EPS, 2.5 * EPS / steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,16 +41,14 @@ class PDBudget:
 
 def fgsm(model, x, y):
     """FGSM L∞ ε 8/255 on the bare classifier (cleverhans tf2)."""
-    return fast_gradient_method(lambda t: model(t, training=False), x, EPS, np.inf, clip_min=0.0, clip_max=1.0,
-                                y=y, sanity_checks=False).numpy()
+    return linf_attack(model, x, eps=EPS, y=y)
 
 
 def non_adaptive_attacks(model, x, y, budget):
     """FGSM, BIM (IGSM) at ε 8/255 and C&W L2, all on the bare classifier (cleverhans tf2 + ours)."""
     return {"FGSM": fgsm(model, x, y),
-            "BIM": projected_gradient_descent(lambda t: model(t, training=False), x, EPS, _step(budget.bim_steps),
-                                              budget.bim_steps, np.inf, clip_min=0.0, clip_max=1.0, y=y,
-                                              rand_init=False, sanity_checks=False).numpy(),
+            "BIM": linf_attack(model, x, eps=EPS, steps=budget.bim_steps, step_size=madry_step(EPS, budget.bim_steps),
+                               y=y),
             "C&W L2": carlini_wagner_l2(model, x, y, max_iterations=budget.cw_steps,
                                         binary_search_steps=budget.cw_search)}
 
@@ -110,9 +102,8 @@ def evaluate(classifier, attacked, params, budget, seed=0):
 def adaptive_pgd(classifier, x, y, params, budget):
     """PGD L∞ ε 8/255 through BPDA + EOT (gradients of the mean prediction over m defences)."""
     pd = PixelDeflection(classifier, **params, seed=1)
-    return projected_gradient_descent(pd.eot_model(budget.eot_samples), x, EPS, _step(budget.adaptive_pgd_steps),
-                                      budget.adaptive_pgd_steps, np.inf, clip_min=0.0, clip_max=1.0, y=y,
-                                      rand_init=False, sanity_checks=False).numpy()
+    return linf_attack(pd.eot_model(budget.eot_samples), x, eps=EPS, steps=budget.adaptive_pgd_steps,
+                       step_size=madry_step(EPS, budget.adaptive_pgd_steps), y=y)
 
 
 def adaptive_rp2(classifier, victims, mask, params, budget, targets):
@@ -120,6 +111,6 @@ def adaptive_rp2(classifier, victims, mask, params, budget, targets):
     from blurnet_tf.attacks import rp2
 
     pd = PixelDeflection(classifier, **params, seed=2)
-    result = rp2(pd.eot_model(budget.eot_samples), victims, mask, targets, lam=0.002,
+    result = rp2(pd.eot_model(budget.eot_samples), victims, mask, targets, lam=paper.RP2_LAMBDA,
                  epochs=budget.adaptive_rp2_epochs)
     return result.adversarial[0]

@@ -1,0 +1,30 @@
+"""FGSM, BIM and PGD in L∞, from cleverhans 4 (tf2), behind one call.
+
+    x_adv = Π_{‖x_adv − x‖∞ ≤ ε, [0,1]} (x_adv + α · sign ∇ J(f(x_adv), y)),  `steps` times
+
+steps=1 with α = ε is FGSM (Goodfellow et al.); steps > 1 without a random start is BIM
+(Kurakin et al.); with one, PGD (Madry et al.). `model` is any callable from images to logits;
+Keras models run in inference mode.
+"""
+
+import numpy as np
+from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
+from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+
+
+def linf_attack(model, x, *, eps, steps=1, step_size=None, y=None, rand_init=False):
+    """Adversarial images (numpy). y: the labels to move away from (default: the model's predictions)."""
+    def logits(t):
+        return model(t, training=False) if hasattr(model, "layers") else model(t)
+
+    if steps == 1 and not rand_init:
+        return fast_gradient_method(logits, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y,
+                                    sanity_checks=False).numpy()
+    return projected_gradient_descent(logits, x, eps, eps if step_size is None else step_size, steps, np.inf,
+                                      clip_min=0.0, clip_max=1.0, y=y, rand_init=rand_init,
+                                      sanity_checks=False).numpy()
+
+
+def madry_step(eps, steps):
+    """Madry et al.'s step 2.5 ε / steps, at most ε (cleverhans refuses a larger one)."""
+    return min(eps, 2.5 * eps / steps)

@@ -1,0 +1,145 @@
+"""Training one model row (Table II's defences, Defend++, the MNIST rows): data, build, fit with
+resumable checkpoints, save the deployable classifier and its ModelRecord (metrics.json).
+
+    TrainingRun(defence="tv", params={"alpha": 1e-4}).run("runs/tv")
+"""
+
+import dataclasses
+import hashlib
+import math
+import os
+import pathlib
+import time
+
+import numpy as np
+
+from blurnet_tf import files, paper, rundir
+from blurnet_tf.errors import SettingError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRun:
+    """Every setting that defines a trained model (a checkpoint of other settings is refused)."""
+    dataset: str = "lisa"
+    defence: str = "baseline"
+    params: dict = dataclasses.field(default_factory=dict)   # the defence's own (unset: the paper's)
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    seed: int = 0
+    deterministic: bool = False
+    strategy: str = "default"
+    test_fraction: float | None = None    # None: the dataset's default
+    split_seed: int = 0
+    validation_fraction: float = 0.0
+    max_train_images: int = 0
+    allow_missing_classes: bool = False
+
+    def __post_init__(self):
+        from blurnet_tf.registry import DEFENCE_PARAMS
+
+        _check(self.dataset in ("lisa", "mnist"), "dataset", f"expected lisa or mnist, got {self.dataset!r}")
+        _check(self.defence in DEFENCE_PARAMS, "defence", f"choose from {', '.join(DEFENCE_PARAMS)}")
+        _check(self.epochs >= 1, "epochs", f"expected an integer >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, "batch_size", f"expected an integer >= 1, got {self.batch_size}")
+        _check(math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate",
+               f"expected a positive number, got {self.learning_rate}")
+        _check(self.test_fraction is None or 0 < self.test_fraction < 1, "test_fraction",
+               f"expected a fraction in (0, 1), got {self.test_fraction}")
+        _check(0 <= self.validation_fraction < 1, "validation_fraction",
+               f"expected a fraction in [0, 1), got {self.validation_fraction}")
+        _check(self.max_train_images >= 0, "max_train_images", f"expected an integer >= 0, got {self.max_train_images}")
+        if self.test_fraction is None:
+            default = paper.LISA_TEST_FRACTION if self.dataset == "lisa" else paper.MNIST_TEST_FRACTION
+            object.__setattr__(self, "test_fraction", default)
+
+    def config(self):
+        """The settings as stored in metrics.json and hashed for the checkpoint."""
+        d = dataclasses.asdict(self)
+        d.pop("allow_missing_classes")  # changes nothing once the data loaded
+        return d
+
+    def build(self):
+        from blurnet_tf.registry import build_model
+
+        return build_model(self.defence, self.dataset, **self.params)
+
+    def run(self, out, data_dir=None, checkpoint_every=1, log=print):
+        """Trains (or resumes) into `out`; returns the ModelRecord."""
+        import keras
+        import tensorflow as tf
+
+        from blurnet_tf.data import find_data_dir
+        from blurnet_tf.defences import DefendPP, classifier_of
+        from blurnet_tf.experiments.model_training import train
+        from blurnet_tf.registry import save_model
+
+        started = time.time()
+        try:
+            self.build()  # a bad combination of defence and parameters fails before any data is read
+        except ValueError as exc:
+            raise SettingError("defence", str(exc)) from None
+        out = pathlib.Path(out)
+        with files.RunLock(out):
+            keras.utils.set_random_seed(self.seed)
+            if self.deterministic:
+                tf.config.experimental.enable_op_determinism()
+            data_dir = find_data_dir(data_dir)
+            data = self._load_data(data_dir, log)
+            model, history, info = train(
+                self.build, data["train"], out, epochs=self.epochs, batch_size=self.batch_size,
+                learning_rate=self.learning_rate, lr_schedule=self.lr_schedule, seed=self.seed,
+                checkpoint_every=checkpoint_every, strategy=self.strategy, validation_data=data["test"],
+                verbose=1 if os.isatty(1) else 2, config=self.config())
+            if isinstance(model, DefendPP):  # kept for figures only; inference never uses it
+                save_model(model.autoencoder, out / rundir.AUTOENCODER_FILE)
+            model = classifier_of(model)  # the deployable classifier, without a training wrapper
+            save_model(model, out / rundir.MODEL_FILE)
+            record = rundir.ModelRecord(
+                **data["evaluate"](model), dataset=self.dataset, defence=self.defence, flags=self.config(),
+                split=data["split"], seed=self.seed, history=history, training=info, data_dir=os.fspath(data_dir),
+                data_hash=data["hash"], wall_seconds=time.time() - started, versions=files.package_versions())
+            record.write(out / rundir.METRICS_FILE)
+        return record
+
+    def _load_data(self, data_dir, log):
+        """{train: (x, y), test: (x, y), evaluate: model -> metrics, hash, split}."""
+        from blurnet_tf.evaluation.metrics import accuracy, predict_classes
+
+        if self.dataset == "mnist":
+            from blurnet_tf.data.mnist import load_mnist
+
+            x_train, y_train, x_test, y_test = load_mnist(data_dir, self.test_fraction, self.split_seed)
+            if self.max_train_images:
+                x_train, y_train = x_train[:self.max_train_images], y_train[:self.max_train_images]
+            log(f"MNIST: the 10,000 official test images split {len(y_train)} train / {len(y_test)} test "
+                f"(seed {self.split_seed})")
+            digest = hashlib.sha256(np.ascontiguousarray(x_train).tobytes() + np.ascontiguousarray(x_test).tobytes())
+            return {"train": (x_train, y_train), "test": (x_test, y_test), "hash": digest.hexdigest()[:16],
+                    "split": {"train_images": int(len(y_train)), "test_images": int(len(y_test)),
+                              "test_fraction": self.test_fraction, "seed": self.split_seed},
+                    "evaluate": lambda m: {"legit_accuracy": accuracy(predict_classes(m, x_test), y_test),
+                                           "test_images": int(len(y_test))}}
+
+        from blurnet_tf.data import hold_out_validation, load_lisa_split, load_victims
+        from blurnet_tf.data.lisa import dataset_hash, format_split_report
+        from blurnet_tf.evaluation.clean_accuracy import evaluate_clean
+
+        train_set, test_set, split = load_lisa_split(data_dir, self.test_fraction, self.split_seed,
+                                                     allow_missing_classes=self.allow_missing_classes)
+        if self.validation_fraction:
+            train_set, _ = hold_out_validation(train_set, self.validation_fraction,
+                                               paper.validation_seed(self.split_seed))
+        if self.max_train_images:
+            train_set = train_set.subset(slice(0, self.max_train_images))
+        log(format_split_report(split))
+        victims, _ = load_victims(data_dir)
+        return {"train": (train_set.images, train_set.labels), "test": (test_set.images, test_set.labels),
+                "hash": dataset_hash(train_set) + "/" + dataset_hash(test_set), "split": split,
+                "evaluate": lambda m: evaluate_clean(m, test_set, victims)}
+
+
+def _check(ok, field, problem):
+    if not ok:
+        raise SettingError(field, problem)

@@ -1,0 +1,210 @@
+"""The run-directory contract: every path a run writes, and the typed records stored there.
+
+A record is a frozen dataclass written as JSON with `schema` and `kind`; every record carries the
+settings it was made with and the seed, so per-seed results sit side by side and a report reads
+what a run actually used. Only this module spells file names and record keys.
+
+    <work>/models/<row>[-seed<k>]/      model.keras, metrics.json (ModelRecord), checkpoint/
+    <work>/<stage>/<name>[-seed<k>]/    results.json (StickerRecord, PgdRecord or ResultRecord)
+    <work>/mnist/models/<row>, <work>/mnist/robustness/<row>
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import typing
+
+from blurnet_tf import files
+from blurnet_tf.errors import DataError
+
+SCHEMA = 1
+MODEL_FILE = "model.keras"
+AUTOENCODER_FILE = "autoencoder.keras"
+METRICS_FILE = "metrics.json"
+RESULTS_FILE = "results.json"
+CSV_FILE = "results.csv"
+CHECKPOINT_DIR = "checkpoint"
+ORIGINAL = "original"  # the RP2 authors' LISA-CNN weights: a model spec, not a directory
+
+
+def settings_key(settings, length=16):
+    """A stable hash of a settings mapping or dataclass (sorted JSON)."""
+    if dataclasses.is_dataclass(settings):
+        settings = dataclasses.asdict(settings)
+    text = json.dumps(settings, sort_keys=True, default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _plain(value):
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+
+
+def seeded(name, seed):
+    """Directory name of a row under a seed: seed 0 keeps the bare name (the single-seed layout)."""
+    return name if not seed else f"{name}-seed{seed}"
+
+
+class Layout:
+    """Where a reproduction's steps write."""
+
+    def __init__(self, work_dir):
+        self.root = pathlib.Path(work_dir)
+
+    def model_dir(self, row, seed=0):
+        return self.root / "models" / seeded(row, seed)
+
+    def model(self, row, seed=0):
+        """The model spec a binary takes: 'original' or the run directory."""
+        return ORIGINAL if row == ORIGINAL else os.fspath(self.model_dir(row, seed))
+
+    def model_inputs(self, row, seed=0):
+        """The files a result on this model depends on (none for the fixed original weights)."""
+        return [] if row == ORIGINAL else [self.model_dir(row, seed) / MODEL_FILE]
+
+    def result_dir(self, stage, name, seed=0):
+        return self.root / stage / seeded(name, seed)
+
+    def results(self, stage, name, seed=0):
+        return self.result_dir(stage, name, seed) / RESULTS_FILE
+
+    def mnist_model_dir(self, row):
+        return self.root / "mnist" / "models" / row
+
+    def mnist_robustness_dir(self, row):
+        return self.root / "mnist" / "robustness" / row
+
+
+# --- Records -----------------------------------------------------------------------------
+
+class _Record:
+    KIND: typing.ClassVar[str] = ""
+
+    def to_json(self):
+        return {"schema": SCHEMA, "kind": self.KIND, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data, path="record"):
+        if data.get("schema", SCHEMA) > SCHEMA:
+            raise DataError(path, f"written by a newer blurnet_tf (schema {data['schema']} > {SCHEMA})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in cls._upgrade(dict(data)).items() if k in names})
+
+    @classmethod
+    def _upgrade(cls, data):
+        return data  # schema 0 (no "schema" key) has the same keys unless a record says otherwise
+
+    def write(self, path):
+        files.write_json(path, self.to_json())
+        return path
+
+    @classmethod
+    def read(cls, path):
+        data = files.read_json(path)
+        return None if data is None else cls.from_json(data, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecord(_Record):
+    """metrics.json of a trained model."""
+    KIND: typing.ClassVar[str] = "model"
+    legit_accuracy: float
+    test_images: int
+    dataset: str = "lisa"
+    defence: str = "baseline"
+    flags: dict = dataclasses.field(default_factory=dict)   # the training settings
+    split: dict = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    victims_correct: int | None = None
+    victim_accuracy: float | None = None
+    victim_predictions: list | None = None
+    per_class_accuracy: dict | None = None
+    history: list = dataclasses.field(default_factory=list)
+    training: dict = dataclasses.field(default_factory=dict)
+    data_dir: str | None = None
+    data_hash: str | None = None
+    wall_seconds: float | None = None
+    versions: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def _upgrade(cls, data):
+        data.setdefault("seed", data.get("flags", {}).get("seed", 0))
+        return data
+
+    @property
+    def epochs(self):
+        return self.flags.get("epochs")
+
+    def trained_split(self):
+        """(dataset, test_fraction, split_seed)."""
+        return self.flags.get("dataset", "lisa"), self.flags["test_fraction"], self.flags["split_seed"]
+
+
+@dataclasses.dataclass(frozen=True)
+class StickerRecord(_Record):
+    """results.json of an RP2 run: one row per (lambda, target), aggregates, loss curves."""
+    KIND: typing.ClassVar[str] = "rp2_stickers"
+    flags: dict                      # the attack's settings
+    rows: list                       # {"lambda", "target", "asr", "targeted", "l2"}
+    aggregate: dict                  # "lambda=<l>" and "best_lambda_per_target" -> summary
+    clean_victim_accuracy: float
+    history: dict = dataclasses.field(default_factory=dict)
+    noise_files: dict = dataclasses.field(default_factory=dict)  # "<lambda>/<target>" -> file in the run dir
+    seed: int = 0
+    paper: dict | None = None
+    versions: dict = dataclasses.field(default_factory=dict)
+    wall_seconds: float | None = None
+
+    @classmethod
+    def _upgrade(cls, data):
+        data.setdefault("seed", data.get("flags", {}).get("seed", 0))
+        return data
+
+    def summary(self, lam):
+        return self.aggregate.get(f"lambda={float(lam):g}")
+
+    def noise_file(self, run_dir, lam, target):
+        """The stored noise of one (lambda, target); schema 0 runs used one name per run directory."""
+        name = self.noise_files.get(f"{float(lam):g}/{int(target)}", f"noise/lambda{float(lam):g}_target{int(target)}.npy")
+        return pathlib.Path(run_dir) / name
+
+
+@dataclasses.dataclass(frozen=True)
+class PgdRecord(_Record):
+    KIND: typing.ClassVar[str] = "pgd"
+    flags: dict
+    pgd: dict                        # {"asr", "l2", "paper"}
+    seed: int = 0
+    versions: dict = dataclasses.field(default_factory=dict)
+    wall_seconds: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultRecord(_Record):
+    """Any other experiment's results: its settings, seed and a payload of named values."""
+    KIND: typing.ClassVar[str] = "result"
+    experiment: str
+    settings: dict
+    values: dict
+    seed: int = 0
+
+    @classmethod
+    def read_values(cls, path):
+        """The payload of a record file; schema 0 files were the payload itself."""
+        data = files.read_json(path)
+        if data is None:
+            return None
+        return cls.from_json(data, path).values if "schema" in data else data
+
+
+def read_model(run_dir):
+    """The ModelRecord of a run directory, or None (original weights, a bare .keras file)."""
+    path = pathlib.Path(run_dir) / METRICS_FILE
+    return ModelRecord.read(path) if path.is_file() else None
+
+
+def trained_split(model_spec, default=("lisa", 0.2, 0)):
+    """(dataset, test_fraction, split_seed) a model was trained with; `default` without a record."""
+    record = None if model_spec == ORIGINAL else read_model(model_spec)
+    return default if record is None else record.trained_split()
