@@ -25,6 +25,7 @@ AUTOENCODER_FILE = "autoencoder.keras"
 METRICS_FILE = "metrics.json"
 RESULTS_FILE = "results.json"
 CSV_FILE = "results.csv"
+ARRAYS_FILE = "arrays.npz"  # what a figure is drawn from
 CHECKPOINT_DIR = "checkpoint"
 ORIGINAL = "original"  # the RP2 authors' LISA-CNN weights: a model spec, not a directory
 
@@ -39,6 +40,12 @@ def settings_key(settings, length=16):
 
 def _plain(value):
     return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+
+
+def is_result_dir(path):
+    """False for the copies the pipeline keeps aside (superseded, corrupt, not written by a step)."""
+    path = pathlib.Path(path)
+    return path.is_dir() and not any(f".{tag}" in path.name for tag in ("superseded-", "corrupt-", "not-a-step"))
 
 
 def seeded(name, seed):
@@ -208,3 +215,14 @@ def trained_split(model_spec, default=("lisa", 0.2, 0)):
     """(dataset, test_fraction, split_seed) a model was trained with; `default` without a record."""
     record = None if model_spec == ORIGINAL else read_model(model_spec)
     return default if record is None else record.trained_split()
+
+
+def write_result(experiment, out, values, arrays=None):
+    """Writes an experiment's ResultRecord (and its arrays for the figures, as ARRAYS_FILE)."""
+    out = pathlib.Path(out)
+    if arrays:
+        files.save_npz(out / ARRAYS_FILE, **arrays)
+    record = ResultRecord(experiment=type(experiment).__name__, settings=dataclasses.asdict(experiment), values=values,
+                          seed=getattr(experiment, "seed", 0))
+    record.write(out / RESULTS_FILE)
+    return record

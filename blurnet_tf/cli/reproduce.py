@@ -1,7 +1,7 @@
-"""Reproduce the BlurNet paper: train, attack, and write results/REPORT.md with Tables I-V and Figs. 1-6.
+"""Reproduce the papers: train, attack, and write results/REPORT.md with Tables I-V and Figs. 1-6.
 
-    python -m blurnet_tf.reproduce --profile=quick   # ./run.sh  (about 15 min on 2 CPU cores)
-    python -m blurnet_tf.reproduce --profile=full    # ./run.sh full  (the paper's budgets)
+    python -m blurnet_tf.cli.reproduce --profile=quick   # ./run.sh  (about 15 min on 2 CPU cores)
+    python -m blurnet_tf.cli.reproduce --profile=full    # ./run.sh full  (the paper's budgets)
 
 Every step is skipped when it finished before with the same settings, so a killed run picks up
 where it stopped. Step outputs live in runs/<profile>/; the report in results/<profile>/ and
@@ -28,8 +28,8 @@ def main(argv):
     from blurnet_tf.data import find_data_dir
     from blurnet_tf.errors import DataError
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
-    from blurnet_tf.pipeline.steps import is_done, run_all
-    from blurnet_tf.reports.reproduction import write_report
+    from blurnet_tf.pipeline.steps import is_done, run_all, status
+    from blurnet_tf.reports.report_writer import write_report
 
     started = time.time()
     profile = PROFILES[FLAGS.profile]
@@ -47,8 +47,10 @@ def main(argv):
     print(f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
           f"outputs in {work_dir}", flush=True)
     stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True))
-    missing = [s.name for s in build_plan(profile, work_dir, FLAGS.data_dir) if not is_done(s)]
-    report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds, missing)
+    states = {s.name: status(s) for s in build_plan(profile, work_dir, FLAGS.data_dir)}
+    missing = [n for n, st in states.items() if st == "missing"]
+    stale = [n for n, st in states.items() if st == "stale"]
+    report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds, missing, stale)
     print(f"wrote {report} and {FLAGS.results_dir}/REPORT.md in {(time.time() - started) / 60:.1f} min", flush=True)
     for stage, seconds in stage_seconds.items():
         print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)

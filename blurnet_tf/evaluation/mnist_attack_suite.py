@@ -34,6 +34,17 @@ class AttackBudget:
     ddn_steps: int = 100
     l2_budget: float = 2.0      # budget for C&W and DDN accuracy (a common MNIST L2 budget)
 
+    def __post_init__(self):
+        from blurnet_tf.errors import SettingError
+
+        for name in ("fgsm_eps", "bim_eps", "bim_step", "cw_learning_rate", "l2_budget"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise SettingError(name, f"expected a positive number, got {value}")
+        for name in ("bim_steps", "cw_search", "cw_steps", "ddn_steps"):
+            if getattr(self, name) < 1:
+                raise SettingError(name, f"expected an integer >= 1, got {getattr(self, name)}")
+
 
 def adversarial(name, model, x, y, budget):
     """The attack's adversarial images for (x, y) against model (images -> logits)."""

@@ -1,7 +1,7 @@
-"""The experiment plan behind `python -m blurnet_tf.reproduce`: every table and figure as steps.
+"""The experiment plan behind `python -m blurnet_tf.cli.reproduce`: every table and figure as steps.
 
 Each attack or training step is the command line a user would run for that one experiment
-(`python -m blurnet_tf.train --flagfile=flags/models/<row>.flags ...`), so every number in the
+(`python -m blurnet_tf.cli.train --flagfile=flags/models/<row>.flags ...`), so every number in the
 report can be re-run alone. The `quick` profile shrinks budgets and rows; `full` is the paper's.
 """
 
@@ -9,8 +9,10 @@ import dataclasses
 import os
 import pathlib
 
+from blurnet_tf import rundir
 from blurnet_tf.evaluation.deflection_protocol import PDBudget
 from blurnet_tf.pipeline.steps import Step
+from blurnet_tf.rundir import ORIGINAL, Layout
 
 TABLE2_ROWS = ("baseline", "gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3", "adv_train",
                "conv_3", "conv_5", "conv_7", "tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
@@ -20,13 +22,12 @@ MNIST_ROWS = ("mnist_baseline", "mnist_fgsm_train", "mnist_defendpp", "mnist_def
               "mnist_defendpp_no_lowpass", "mnist_defendpp_hourglass")
 CONV_ROWS = ("conv_3", "conv_5", "conv_7")
 REGULARISED_ROWS = ("tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
-ORIGINAL = "original"  # the RP2 authors' LISA-CNN weights
 PD_ROW = "baseline_holdout"  # the baseline trained without Pixel Deflection's validation tracks
 
 
 @dataclasses.dataclass(frozen=True)
 class MnistBudget:
-    """Defend++ on MNIST: which rows, their training and the attack budgets (blurnet_tf.robustness)."""
+    """Defend++ on MNIST: which rows, their training and the attack budgets (blurnet_tf.cli.mnist_attacks)."""
     rows: tuple = MNIST_ROWS
     epochs: int | None = None   # None: the flagfile's (30)
     images: int = 1000          # test images attacked
@@ -83,28 +84,13 @@ PROFILES = {
 }
 
 
-class Layout:
-    """Where a profile's steps write: work_dir/models/<row>, work_dir/<stage>/<name>."""
-
-    def __init__(self, work_dir):
-        self.root = pathlib.Path(work_dir)
-
-    def model(self, row):
-        return ORIGINAL if row == ORIGINAL else os.fspath(self.root / "models" / row)
-
-    def model_file(self, row):
-        return [] if row == ORIGINAL else [self.root / "models" / row / "model.keras"]
-
-    def attack(self, stage, name):
-        return self.root / stage / name
-
-    def mnist_model(self, row):
-        return self.root / "mnist" / "models" / row
-
-
 def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
-    """The ordered steps of a profile. Imported lazily by the analyses so planning needs no TF."""
-    from blurnet_tf.pipeline import analyses
+    """The ordered steps of a profile. Experiments are imported lazily so planning needs no TF."""
+    from blurnet_tf.experiments.blur_transfer import BlurTransfer
+    from blurnet_tf.experiments.deflection_study import DeflectionStudy
+    from blurnet_tf.experiments.defendpp_reconstructions import DefendppReconstructions
+    from blurnet_tf.experiments.smoothing_votes import SmoothingVotes
+    from blurnet_tf.experiments.spectra_maps import SpectraMaps
 
     lay = Layout(work_dir)
     flags_dir = pathlib.Path(flags_dir)
@@ -114,16 +100,19 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
     trained = profile.rows + ((PD_ROW,) if profile.pixel_deflection else ())
     for row in trained:
         epochs = profile.adv_train_epochs if row == "adv_train" else profile.train_epochs
-        steps.append(Step(f"train/{row}", "train", lay.root / "models" / row, command=[
+        steps.append(Step(f"train/{row}", "train", lay.model_dir(row), command=[
             "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.model(row)}",
             *([f"--epochs={epochs}"] if epochs else []),
             *([f"--max_train_images={profile.max_train_images}"] if profile.max_train_images else []), *data]))
 
     def attack(stage, name, row, flagfile, *extra):
-        out = lay.attack(stage, name)
-        return Step(f"{stage}/{name}", stage, out, inputs=lay.model_file(row), command=[
+        out = lay.result_dir(stage, name)
+        return Step(f"{stage}/{name}", stage, out, inputs=lay.model_inputs(row), command=[
             "blurnet_tf.cli.attack", f"--flagfile={flags_dir / 'attacks' / flagfile}", f"--model={lay.model(row)}",
             f"--out={out}", *extra, *([f"--targets={profile.targets}"] if profile.targets != "all" else []), *data])
+
+    def whitebox_inputs(row):
+        return lay.model_inputs(row) + [lay.results("whitebox", row)]
 
     rp2_budget = [f"--epochs={profile.attack_epochs}"]
     whitebox_rows = (ORIGINAL,) + profile.rows
@@ -132,18 +121,17 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
                             f"--lambdas={','.join(profile.lambdas)}"))
 
     for source in (ORIGINAL, "baseline"):
-        steps.append(Step(f"transfer/{source}", "transfer", lay.attack("transfer", source),
-                          function=analyses.TransferToBlur(lay, source, profile.table1_kernels, data_dir),
-                          params={"kernels": profile.table1_kernels, "data_dir": data_dir},
-                          inputs=lay.model_file(source) + [lay.attack("whitebox", source) / "results.json"]))
+        steps.append(Step(f"transfer/{source}", "transfer", lay.result_dir("transfer", source),
+                          experiment=BlurTransfer(source, lay.model(source), os.fspath(lay.result_dir("whitebox", source)),
+                                                  tuple(profile.table1_kernels), data_dir=data_dir),
+                          inputs=whitebox_inputs(source)))
 
     for row in (r for r in profile.rows if r.startswith("gaussian_aug_")):
         sigma = row.removeprefix("gaussian_aug_")
-        steps.append(Step(f"smoothing/{sigma}", "smoothing", lay.attack("smoothing", sigma),
-                          function=analyses.SmoothingEvaluation(lay, row, float(sigma), profile.smoothing_samples,
-                                                                data_dir),
-                          params={"n": profile.smoothing_samples, "data_dir": data_dir},
-                          inputs=lay.model_file(row) + [lay.attack("whitebox", row) / "results.json"]))
+        steps.append(Step(f"smoothing/{sigma}", "smoothing", lay.result_dir("smoothing", sigma),
+                          experiment=SmoothingVotes(row, lay.model(row), os.fspath(lay.result_dir("whitebox", row)),
+                                                    float(sigma), profile.smoothing_samples, data_dir),
+                          inputs=whitebox_inputs(row)))
 
     for row in (r for r in profile.rows if r in CONV_ROWS):
         dims = profile.dct_dims if row == "conv_7" else (16,)
@@ -160,24 +148,22 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
 
     if profile.pixel_deflection:
         steps.append(Step("pixel_deflection/baseline", "pixel_deflection", lay.root / "pixel_deflection",
-                          function=analyses.PixelDeflectionEvaluation(lay, PD_ROW, profile.pixel_deflection,
-                                                                      profile.attack_epochs, data_dir),
-                          params={"budget": dataclasses.asdict(profile.pixel_deflection),
-                                  "rp2_epochs": profile.attack_epochs, "data_dir": data_dir},
-                          inputs=lay.model_file(PD_ROW)))
+                          experiment=DeflectionStudy(PD_ROW, lay.model(PD_ROW), profile.pixel_deflection,
+                                                     profile.attack_epochs, data_dir=data_dir),
+                          inputs=lay.model_inputs(PD_ROW)))
     if profile.mnist:
         steps += _mnist_steps(profile.mnist, lay, flags_dir, data)
     if DEFENDPP_ROW in profile.rows or profile.mnist:
-        rows = ([("mnist", lay.mnist_model("mnist_defendpp"))] if profile.mnist else []) + (
-            [("lisa", lay.root / "models" / DEFENDPP_ROW)] if DEFENDPP_ROW in profile.rows else [])
+        runs = ((("mnist", os.fspath(lay.mnist_model_dir("mnist_defendpp"))),) if profile.mnist else ()) + (
+            (("lisa", lay.model(DEFENDPP_ROW)),) if DEFENDPP_ROW in profile.rows else ())
         steps.append(Step("defendpp/reconstructions", "defendpp", lay.root / "defendpp_figures",
-                          function=analyses.DefendppReconstructions(rows, data_dir),
-                          params={"rows": [(d, os.fspath(p)) for d, p in rows], "data_dir": data_dir},
-                          inputs=[p / "autoencoder.keras" for _, p in rows]))
+                          experiment=DefendppReconstructions(runs, data_dir=data_dir),
+                          inputs=[pathlib.Path(p) / rundir.AUTOENCODER_FILE for _, p in runs]))
     if "baseline" in profile.rows:
         steps.append(Step("figures/spectra", "figures", lay.root / "figures",
-                          function=analyses.SpectraFigures(lay, "baseline", data_dir), params={"data_dir": data_dir},
-                          inputs=lay.model_file("baseline") + [lay.attack("whitebox", "baseline") / "results.json"]))
+                          experiment=SpectraMaps(lay.model("baseline"), os.fspath(lay.result_dir("whitebox", "baseline")),
+                                                 data_dir=data_dir),
+                          inputs=whitebox_inputs("baseline")))
     return steps
 
 
@@ -185,14 +171,15 @@ def _mnist_steps(budget, lay, flags_dir, data):
     """Defend++ on MNIST: train every row, then attack it (FGSM, BIM, C&W, DDN)."""
     steps = []
     for row in budget.rows:
-        steps.append(Step(f"train/{row}", "train", lay.mnist_model(row), command=[
-            "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.mnist_model(row)}",
+        steps.append(Step(f"train/{row}", "train", lay.mnist_model_dir(row), command=[
+            "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.mnist_model_dir(row)}",
             *([f"--epochs={budget.epochs}"] if budget.epochs else []),
             *([f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []), *data]))
     for row in budget.rows:
-        out = lay.root / "mnist" / "robustness" / row
-        steps.append(Step(f"defendpp/{row}", "defendpp", out, inputs=[lay.mnist_model(row) / "model.keras"], command=[
-            "blurnet_tf.cli.mnist_attacks", f"--model={lay.mnist_model(row)}", f"--out={out}", f"--images={budget.images}",
-            f"--bim_steps={budget.bim_steps}", f"--cw_search={budget.cw_search}", f"--cw_steps={budget.cw_steps}",
-            f"--ddn_steps={budget.ddn_steps}", *data]))
+        out = lay.mnist_robustness_dir(row)
+        steps.append(Step(f"defendpp/{row}", "defendpp", out, inputs=[lay.mnist_model_dir(row) / rundir.MODEL_FILE],
+                          command=["blurnet_tf.cli.mnist_attacks", f"--model={lay.mnist_model_dir(row)}", f"--out={out}",
+                                   f"--images={budget.images}", f"--bim_steps={budget.bim_steps}",
+                                   f"--cw_search={budget.cw_search}", f"--cw_steps={budget.cw_steps}",
+                                   f"--ddn_steps={budget.ddn_steps}", *data]))
     return steps

@@ -1,10 +1,12 @@
 """Resumable experiment steps: each step writes one directory and is skipped when done.
 
 A step is a command line of one of our binaries (what a user would type to run that experiment
-alone) or an in-process function. Its key hashes the command, the content of the flagfiles it
-reads and the files it depends on (e.g. the trained model), so a changed setting or a retrained
-model re-runs exactly the steps that depend on it. The binaries resume themselves (training
-checkpoints, finished target groups), so a step killed half-way loses at most one chunk.
+alone) or an experiment run in-process (a settings dataclass with `run(out)`). Its key hashes the
+command and the content of the flagfiles it reads, or every field of the experiment, plus the
+files it depends on (e.g. the trained model): a changed setting or a retrained model re-runs
+exactly the steps that depend on it, and no setting can be left out of the key by hand. The
+binaries resume themselves (training checkpoints, finished target groups), so a step killed
+half-way loses at most one chunk.
 """
 
 import dataclasses
@@ -30,8 +32,7 @@ class Step:
     stage: str                    # e.g. "train", "whitebox"
     out: pathlib.Path             # the directory the step fills
     command: list = None          # argv after `python -m`, e.g. ["blurnet_tf.cli.train", "--flagfile=..."]
-    function: object = None       # or fn(out) run in-process
-    params: dict = dataclasses.field(default_factory=dict)  # what else defines the result
+    experiment: object = None     # or a settings dataclass whose run(out) is called in-process
     inputs: list = dataclasses.field(default_factory=list)  # files whose content the result depends on
 
 
@@ -46,51 +47,74 @@ def _file_digest(path):
     return h.hexdigest()
 
 
-def _name_of(function):
-    if function is None:
-        return None
-    return getattr(function, "__qualname__", type(function).__qualname__)
-
-
 def step_key(step):
     flagfiles = [a.split("=", 1)[1] for a in step.command or [] if a.startswith("--flagfile=")]
-    payload = {"command": step.command, "function": _name_of(step.function),
-               "params": step.params, "flagfiles": {f: _file_digest(f) for f in flagfiles},
+    experiment = None if step.experiment is None else {
+        "type": type(step.experiment).__qualname__, "settings": dataclasses.asdict(step.experiment)}
+    payload = {"command": step.command, "experiment": experiment,
+               "flagfiles": {f: _file_digest(f) for f in flagfiles},
                "inputs": {os.fspath(p): _file_digest(p) for p in step.inputs}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _marker(path):
+    """A step marker's contents; a torn or corrupt marker reads as absent (the step re-runs)."""
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 def is_done(step):
-    done = step.out / DONE
-    return done.is_file() and json.loads(done.read_text()).get("key") == step_key(step)
+    done = _marker(step.out / DONE)
+    return done is not None and done.get("key") == step_key(step)
+
+
+def status(step):
+    """'done', 'stale' (finished under other settings or inputs) or 'missing'."""
+    done = _marker(step.out / DONE)
+    return "missing" if done is None else ("done" if done.get("key") == step_key(step) else "stale")
 
 
 def run_step(step, log=print):
     """Runs one step unless done; returns (seconds, skipped)."""
     key = step_key(step)
-    if is_done(step):
-        return json.loads((step.out / DONE).read_text())["seconds"], True
-    pending = step.out / PENDING
-    if (step.out / DONE).is_file():
+    done, pending = _marker(step.out / DONE), _marker(step.out / PENDING)
+    if done is not None and done.get("key") == key:
+        return done["seconds"], True
+    if done is not None:
         # A finished result under other settings (or another work-dir path) is kept, not deleted.
-        old = step.out.with_name(f"{step.out.name}.superseded-{json.loads((step.out / DONE).read_text())['key']}")
-        shutil.rmtree(old, ignore_errors=True)
+        old = _free_name(step.out, f"superseded-{done.get('key')}")
         step.out.rename(old)
         log(f"      {step.name}: finished under other settings; kept as {old}")
-    elif step.out.exists() and not (pending.is_file() and json.loads(pending.read_text()).get("key") == key):
-        shutil.rmtree(step.out)  # partial state written under other settings is not ours to resume
+    elif step.out.exists() and (pending is None or pending.get("key") != key):
+        if pending is not None:
+            shutil.rmtree(step.out)  # our own partial work under other settings: not resumable
+        else:  # not written by a step: never ours to delete
+            old = _free_name(step.out, "not-a-step")
+            step.out.rename(old)
+            log(f"      {step.name}: {step.out} was not written by this pipeline; moved to {old}")
     files.write_json(files.ensure_dir(step.out) / PENDING, {"key": key})
     started = time.time()
     if step.command:
         _run_command(step, log)
     else:
-        step.function(step.out)
+        step.experiment.run(step.out)
     seconds = time.time() - started
+    settings = None if step.experiment is None else dataclasses.asdict(step.experiment)
     files.write_json(step.out / DONE, {"key": key, "name": step.name, "command": step.command,
-                                    "params": step.params, "seconds": seconds,
-                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    pending.unlink()
+                                       "experiment": settings, "seconds": seconds,
+                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    (step.out / PENDING).unlink()
     return seconds, False
+
+
+def _free_name(path, suffix):
+    """<path>.<suffix>, or <path>.<suffix>-<n> when that exists: an earlier copy is never replaced."""
+    candidate, n = path.with_name(f"{path.name}.{suffix}"), 1
+    while candidate.exists():
+        candidate, n = path.with_name(f"{path.name}.{suffix}-{n}"), n + 1
+    return candidate
 
 
 def _run_command(step, log):

@@ -1,11 +1,7 @@
 """The report's Defend++ section: its MNIST Table 2 and ablation (Table 1) beside the paper's,
 Defend++ on LISA beside BlurNet's rows, the reconstruction ratio R (its Fig. 8) and its claims."""
 
-import json
-import pathlib
-import shutil
-
-from blurnet_tf import files
+from blurnet_tf import files, rundir
 from blurnet_tf import paper
 from blurnet_tf.reports.format import _diff, _num, _pct
 
@@ -15,17 +11,17 @@ FIGURES = "defendpp_figures"
 
 
 def collect(work_dir):
-    root = pathlib.Path(work_dir) / "mnist"
+    lay = rundir.Layout(work_dir)
     models, robustness = {}, {}
-    for metrics in sorted((root / "models").glob("*/metrics.json")):
-        m = json.loads(metrics.read_text())
-        models[metrics.parent.name] = {"legit_accuracy": m["legit_accuracy"], "epochs": m["flags"]["epochs"],
-                                       "split": m["split"], "wall_seconds": m["wall_seconds"]}
-    for result in sorted((root / "robustness").glob("*/results.json")):
-        r = json.loads(result.read_text())
+    for metrics in sorted(lay.mnist_model_dir("*").parent.glob(f"*/{rundir.METRICS_FILE}")):
+        m = rundir.read_model(metrics.parent)
+        models[metrics.parent.name] = {"legit_accuracy": m.legit_accuracy, "epochs": m.epochs,
+                                       "split": m.split, "wall_seconds": m.wall_seconds}
+    for result in sorted(lay.mnist_robustness_dir("*").parent.glob(f"*/{rundir.RESULTS_FILE}")):
+        r = files.read_json(result)
         robustness[result.parent.name] = {"images": r["images"], "budget": r["budget"], "results": r["results"]}
     return {"models": models, "robustness": robustness,
-            "reconstructions": files.read_json(pathlib.Path(work_dir) / FIGURES / "results.json")}
+            "reconstructions": rundir.ResultRecord.read_values(lay.root / FIGURES / rundir.RESULTS_FILE)}
 
 
 def _acc(dpp, row, attack):
@@ -59,7 +55,7 @@ def _lisa_table(data):
         wb, pgd, m = data["whitebox"].get(row), data["pgd"].get(row), data["models"].get(row)
         if not wb:
             continue
-        a = wb["aggregate"]["lambda=0.002"]
+        a = wb["aggregate"][f"lambda={paper.RP2_LAMBDA:g}"]
         lines.append(f"| {row} | {_pct(m and m['legit_accuracy'])} | {_pct(a['avg_asr'])} | {_pct(a['worst_asr'])} | "
                      f"{_pct(pgd and pgd['asr'])} |")
     return lines
@@ -143,13 +139,3 @@ def claims(data):
                 f"R < 1 for {_pct(rec['fraction_below_1'])}% of {rec['images']} images, median {rec['ratio_median']:.2f}"
                 if rec else ""))
     return out
-
-
-def copy_figures(work_dir, fig_dir):
-    """{key: file} of the reconstruction figures, copied beside the report."""
-    made = {}
-    for png in sorted((pathlib.Path(work_dir) / FIGURES).glob("*.png")):
-        name = f"defendpp_{png.name}"
-        shutil.copyfile(png, files.ensure_dir(fig_dir) / name)
-        made[f"defendpp_{png.stem}"] = name
-    return made

@@ -1,0 +1,68 @@
+"""Defend++'s Tables 1-2 for one MNIST model: accuracy under clean, FGSM, BIM, C&W L2 and DDN on
+the first `images` of its test split. Every finished attack is kept in parts/ and skipped when a
+killed run is started again with the same settings."""
+
+import dataclasses
+import pathlib
+import time
+
+from blurnet_tf import files, rundir
+from blurnet_tf.errors import DataError, SettingError
+from blurnet_tf.evaluation.mnist_attack_suite import ATTACKS, AttackBudget
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistRobustness:
+    model: str
+    attacks: tuple = ATTACKS
+    images: int = 1000               # 0: all
+    budget: AttackBudget = AttackBudget()
+    test_fraction: float = 0.3       # used only when the model has no record
+    split_seed: int = 0
+    data_dir: str | None = None
+
+    def __post_init__(self):
+        unknown = sorted(set(self.attacks) - set(ATTACKS))
+        if unknown:
+            raise SettingError("attacks", f"unknown {unknown}; choose from {', '.join(ATTACKS)}")
+        if self.images < 0:
+            raise SettingError("images", f"expected an integer >= 0, got {self.images}")
+
+    def run(self, out, log=print):
+        from blurnet_tf.data import find_data_dir, load_test_split
+        from blurnet_tf.evaluation.mnist_attack_suite import adversarial, score
+        from blurnet_tf.registry import load_model
+
+        out = pathlib.Path(out)
+        dataset, test_fraction, split_seed = rundir.trained_split(self.model, ("mnist", self.test_fraction,
+                                                                                self.split_seed))
+        if dataset != "mnist":
+            raise DataError(self.model, f"trained on {dataset}, not MNIST (attack LISA models with blurnet_tf.cli.attack)")
+        with files.RunLock(out):
+            x, y = load_test_split(find_data_dir(self.data_dir), dataset, test_fraction, split_seed)
+            if self.images:
+                x, y = x[:self.images], y[:self.images]
+            model = load_model(self.model)
+            settings = {"model": self.model, "images": int(len(y)), "test_fraction": test_fraction,
+                        "split_seed": split_seed, "budget": dataclasses.asdict(self.budget)}
+            key = rundir.settings_key(settings)
+            results = {}
+            for i, name in enumerate(self.attacks, 1):
+                part = files.read_json(out / "parts" / f"{name}.json")
+                if part is not None and part.get("key") == key:
+                    results[name] = part["result"]
+                    log(f"[{i}/{len(self.attacks)}] {name}: done earlier, skipped")
+                    continue
+                started = time.time()
+                adv = adversarial(name, model, x, y, self.budget)
+                results[name] = {**score(model, x, y, adv, name, self.budget), "seconds": time.time() - started}
+                files.write_json(out / "parts" / f"{name}.json", {"key": key, "result": results[name]})
+                log(f"[{i}/{len(self.attacks)}] {name}: accuracy {100 * results[name]['accuracy']:.2f}% "
+                    f"({time.time() - started:.0f}s)")
+            files.write_json(out / rundir.RESULTS_FILE, {**settings, "results": results,
+                                                         "versions": files.package_versions()})
+            files.write_csv(out / rundir.CSV_FILE, [["model", "attack", "accuracy", "accuracy_any_norm", "median_l2",
+                                                     "seconds"]] +
+                            [[self.model, n, r["accuracy"], r.get("accuracy_any_norm", ""), r.get("median_l2", ""),
+                              r["seconds"]] for n, r in results.items()])
+        return results

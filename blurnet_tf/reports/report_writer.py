@@ -1,0 +1,133 @@
+"""REPORT.md and tables.json of a reproduction: the tables, claims, figures and run metadata.
+
+Everything is read from the run's directory through its records, so the report can be
+regenerated at any time: rows whose steps have not run yet are left out and listed as missing.
+"""
+
+import os
+import pathlib
+import platform
+import time
+
+from blurnet_tf import files, paper, rundir
+from blurnet_tf.reports import blurnet_tables as tables
+from blurnet_tf.reports import defendpp_section as defendpp
+from blurnet_tf.reports.blurnet_claims import claims
+from blurnet_tf.reports.collect import collect
+from blurnet_tf.reports.format import DISAGREE_POINTS
+from blurnet_tf.reports.report_figures import draw_figures, store_stickers
+
+STAGES = ("train", "whitebox", "transfer", "smoothing", "lowfreq", "adaptive", "adaptive_adv_train", "pgd",
+          "pixel_deflection", "defendpp", "figures")
+
+
+def metadata(profile, work_dir, started, stage_seconds_this_run):
+    import tensorflow as tf
+
+    seconds = {}
+    for done in pathlib.Path(work_dir).rglob("step.json"):
+        d = files.read_json(done)
+        stage = d["name"].split("/")[0]
+        seconds[stage] = seconds.get(stage, 0.0) + d["seconds"]
+    seconds = dict(sorted(seconds.items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else len(STAGES)))
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    return {"profile": profile.name, "commit": files.git_commit(), "versions": files.package_versions(),
+            "seeds": _seeds(work_dir),
+            "hardware": {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+                         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]},
+            "stage_seconds": seconds, "total_step_seconds": sum(seconds.values()),
+            "this_invocation_seconds": time.time() - started, "stage_seconds_this_invocation": stage_seconds_this_run,
+            "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def _seeds(work_dir):
+    """The seeds the runs actually used, read from their records."""
+    root = pathlib.Path(work_dir)
+    models = [rundir.read_model(p.parent) for p in root.glob("models/*/" + rundir.METRICS_FILE)]
+    attacks = [rundir.StickerRecord.read(p) for p in root.glob("whitebox/*/" + rundir.RESULTS_FILE)]
+    return {"training": sorted({m.seed for m in models if m}), "split": sorted({m.flags.get("split_seed", 0)
+                                                                            for m in models if m}),
+            "rp2_noise_init": sorted({a.seed for a in attacks if a}), "smoothing": [0, 1, 2]}
+
+
+def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, missing=(), stale=()):
+    """Writes results/<profile>/{REPORT.md, tables.json, figures/} and results/REPORT.md (links into it)."""
+    results_dir = pathlib.Path(results_dir)
+    out = files.ensure_dir(results_dir / profile.name)
+    data = collect(work_dir, profile)
+    figs = draw_figures(data, profile, work_dir, out / "figures")
+    store_stickers(work_dir, out / "stickers")
+    meta = metadata(profile, work_dir, started, stage_seconds_this_run)
+    meta["stale_steps"] = list(stale)
+    flags = []
+    sections = {"I": tables.table1(data, flags), "II": tables.table2(data, flags, profile.lambdas),
+                "III": tables.table3(data, flags), "IV": tables.table4(data, flags), "V": tables.table5(data, flags),
+                "PD": tables.pixel_deflection_tables(data),
+                "DPP": defendpp.section(data, flags)}
+    verdicts = claims(data) + defendpp.claims(data)
+    files.write_json(out / "tables.json", {"data": data, "claims": verdicts, "disagreements": flags,
+                                        "metadata": meta, "paper": {"table1": paper.TABLE1, "table2": paper.TABLE2,
+                                                                    "table3": paper.TABLE3, "table4": paper.TABLE4,
+                                                                    "table5": paper.TABLE5,
+                                                                    "defendpp_table1": paper.DEFENDPP_TABLE1,
+                                                                    "defendpp_table2": paper.DEFENDPP_TABLE2}})
+    for prefix, path in (("figures/", out / "REPORT.md"), (f"{profile.name}/figures/", results_dir / "REPORT.md")):
+        files.write_text(path, render(profile, sections, verdicts, flags, figs, meta, missing, prefix))
+    return out / "REPORT.md"
+
+
+TITLES = {"I": "Table I: black-box transfer into the same weights with a fixed blur",
+          "II": "Table II: white-box RP2 (rectangle stickers, 17 targets)",
+          "III": "Table III: adaptive attacks (low-frequency RP2 on conv, regulariser-aware RP2 on TV / Tik)",
+          "IV": "Table IV: PGD L∞ ε 8/255, step 0.01, 10 steps (untargeted, on the 40 victims)",
+          "V": "Table V: the adversarially trained model under the adaptive attacks",
+          "PD": "Pixel Deflection (Prakash et al.) on the LISA-CNN, non-adaptive and adaptive",
+          "DPP": "Defend++ (Liu et al.): MNIST Tables 1-2, reconstructions, and on LISA"}
+
+
+def render(profile, sections, verdicts, flags, figs, meta, missing, prefix):
+    quick = profile.name == "quick"
+    label = " (QUICK PROFILE: reduced budgets, not the paper's)" if quick else ""
+    budget = (f"training {profile.train_epochs or 30} epochs (adv-train {profile.adv_train_epochs or 30}), RP2 "
+              f"{profile.attack_epochs} epochs, λ {', '.join(profile.lambdas)}, 17 targets, 40 victims, "
+              f"randomized smoothing {profile.smoothing_samples} samples; rows: {', '.join(profile.rows)}")
+    md = [f"# BlurNet reproduction report: {profile.name} profile{label}", "",
+          f"Generated by `python -m blurnet_tf.cli.reproduce --profile={profile.name}`. Budgets: {budget}.",
+          "Percentages; Δ = ours − paper in points, **bold** where it exceeds "
+          f"{DISAGREE_POINTS:.0f} points. ASR counts a victim as attacked when its prediction differs from the "
+          "clean prediction (the paper's definition); L2 = mean ‖x − x_adv‖₂ / ‖x‖₂. Every number comes from "
+          "a step whose command line is in its `step.json`.", ""]
+    if quick:
+        md += ["> Quick profile: models are trained for a few epochs and RP2 runs fewer epochs, so the numbers "
+               "below show the pipeline working end to end, not the paper's settings. See the full profile.", ""]
+    md += ["## The papers' claims", "", "BlurNet's claims first, then Defend++'s (MNIST).", "",
+           "| claim | verdict | evidence |", "|---|---|---|"]
+    md += [f"| {c} | **{v}** | {e} |" for c, v, e in verdicts]
+    for key, title in TITLES.items():
+        md += ["", f"## {title}{label}", "", sections[key] or "_not run in this profile_"]
+    md += ["", "## Figures", ""]
+    captions = {"fig1": "Fig. 1: spectra of a clean and a stickered stop sign",
+                "fig2": "Fig. 2: first-layer feature-map spectra", "fig3": "Fig. 3: ASR vs DCT mask size, 7x7 conv",
+                "fig4": "Fig. 4: second-layer feature-map spectra", "fig5": "Fig. 5: ASR vs L2, conv and TV",
+                "fig6": "Fig. 6: ASR vs L2, Tikhonov and Gaussian",
+                "defendpp_mnist_mnist_defendpp": "Defend++ Figs. 6 / 8: MNIST reconstructions and R",
+                "defendpp_lisa_defendpp": "Defend++ Figs. 6 / 8 on LISA: reconstructions and R"}
+    for key in sorted(figs):
+        md += [f"**{captions.get(key, key)}**", "", f"![{key}]({prefix}{figs[key]})", ""]
+    md += ["## Where we differ from the paper by more than 10 points", ""]
+    md += [f"- {f}" for f in flags] or ["- none"]
+    if missing:
+        md += ["", "## Steps not run yet", ""] + [f"- {m}" for m in missing]
+    md += ["", "## Run metadata", "", f"- commit `{meta['commit']}`; profile `{profile.name}`; generated {meta['generated']}",
+           f"- hardware: {meta['hardware']['cpu']} × {meta['hardware']['cpu_count']} CPUs, "
+           f"GPUs: {', '.join(meta['hardware']['gpus']) or 'none'}; {meta['hardware']['platform']}",
+           f"- seeds: {meta['seeds']}",
+           "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+           f"- compute time of all steps: {meta['total_step_seconds'] / 60:.1f} min; this invocation: "
+           f"{meta['this_invocation_seconds'] / 60:.1f} min", "", "| stage | minutes |", "|---|---|"]
+    md += [f"| {s} | {t / 60:.1f} |" for s, t in meta["stage_seconds"].items()]
+    if meta.get("stale_steps"):
+        md += ["", f"{len(meta['stale_steps'])} steps finished under other settings or inputs than the current "
+               "plan's; their numbers are shown, and the next run redoes them: " + ", ".join(meta["stale_steps"])]
+    return "\n".join(md) + "\n"
