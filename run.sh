@@ -26,9 +26,9 @@ case "$job" in
   test)
     exec "$PY" -m pytest -q "$@" ;;
   main|quick)
-    exec "$PY" -m blurnet_tf.reproduce --profile=quick "$@" ;;
+    exec "$PY" -m blurnet_tf.cli.reproduce --profile=quick "$@" ;;
   full)
-    exec "$PY" -m blurnet_tf.reproduce --profile=full "$@" ;;
+    exec "$PY" -m blurnet_tf.cli.reproduce --profile=full "$@" ;;
   *)
     echo "usage: ./run.sh [main|full|test] [args...]" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 """Throughput of Pixel Deflection (images/s), whole defence and each stage, beside the bare
 classifier's prediction measured in the same run.
 
-    python bench/pixel_deflection.py [--model original] [--images 512] [--deflections 100 --window 10]
+    python bench/deflection_speed.py [--model original] [--images 512] [--deflections 100 --window 10]
 """
 
 import argparse

@@ -11,65 +11,93 @@ import sys
 import numpy as np
 import pytest
 
+import dataclasses
+
 from blurnet_tf.errors import StepFailed
 from blurnet_tf.pipeline.plan import DEFENDPP_ROW, MNIST_ROWS, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
-from blurnet_tf.pipeline.steps import Step, is_done, run_step
-from blurnet_tf.reports import reproduction
+from blurnet_tf.pipeline.steps import Step, is_done, run_step, step_key
+from blurnet_tf.reports import blurnet_claims, format as report_format, report_writer
 
 from conftest import ROOT
 
 
-class Counter:
-    """A function step that counts its runs and leaves a partial file before failing, if asked."""
+CALLS = []
 
-    def __init__(self, fail=False):
-        self.calls, self.fail = 0, fail
 
-    def __call__(self, out):
-        self.calls += 1
-        (out / "partial.txt").write_text(str(self.calls))
+@dataclasses.dataclass(frozen=True)
+class Counted:
+    """An experiment that counts its runs and leaves a partial file before failing, if asked."""
+    x: int = 1
+    fail: bool = False
+
+    def run(self, out):
+        CALLS.append(self)
+        (out / "partial.txt").write_text(str(len(CALLS)))
         if self.fail:
             raise KeyboardInterrupt  # as a kill would stop it
         (out / "result.txt").write_text("ok")
 
 
 def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
-    fn = Counter()
-    step = Step("demo/a", "demo", tmp_path / "a", function=fn, params={"x": 1})
+    CALLS.clear()
+    step = Step("demo/a", "demo", tmp_path / "a", experiment=Counted(x=1))
     assert run_step(step, log=lambda m: None)[1] is False
-    assert run_step(step, log=lambda m: None)[1] is True and fn.calls == 1
-    step.params = {"x": 2}  # other settings: the old output is not reused, but kept aside
+    assert run_step(step, log=lambda m: None)[1] is True and len(CALLS) == 1
+    step.experiment = Counted(x=2)  # other settings: the old output is not reused, but kept aside
     assert not is_done(step)
     run_step(step, log=lambda m: None)
-    assert fn.calls == 2
+    assert len(CALLS) == 2
     kept = list(tmp_path.glob("a.superseded-*"))
     assert len(kept) == 1 and (kept[0] / "result.txt").read_text() == "ok"
 
 
+def test_every_field_of_every_planned_experiment_is_in_its_key():
+    """Step keys come from the experiment's fields: changing any one of them changes the key."""
+    for step in build_plan(PROFILES["smoke"], "runs/smoke"):
+        if step.experiment is None:
+            continue
+        for field in dataclasses.fields(step.experiment):
+            value = getattr(step.experiment, field.name)
+            other = (value + 1 if isinstance(value, (int, float)) and not isinstance(value, bool) else
+                     (not value) if isinstance(value, bool) else
+                     dataclasses.replace(value, **{dataclasses.fields(value)[0].name: 99})
+                     if dataclasses.is_dataclass(value) else value + (("x", 1),) if isinstance(value, tuple)
+                     else f"{value}-changed")
+            changed = dataclasses.replace(step, experiment=dataclasses.replace(step.experiment, **{field.name: other}))
+            assert step_key(changed) != step_key(step), (step.name, field.name)
+
+
 def test_changed_input_file_reruns_the_step(tmp_path):
+    CALLS.clear()
     model = tmp_path / "model.keras"
     model.write_bytes(b"v1")
-    fn = Counter()
-    step = Step("demo/b", "demo", tmp_path / "b", function=fn, inputs=[model])
+    step = Step("demo/b", "demo", tmp_path / "b", experiment=Counted(), inputs=[model])
     run_step(step, log=lambda m: None)
     model.write_bytes(b"v2")  # retrained model
     assert not is_done(step)
     run_step(step, log=lambda m: None)
-    assert fn.calls == 2
+    assert len(CALLS) == 2
 
 
 def test_killed_step_keeps_its_partial_work_and_stale_work_is_cleared(tmp_path):
-    step = Step("demo/c", "demo", tmp_path / "c", function=Counter(fail=True))
+    step = Step("demo/c", "demo", tmp_path / "c", experiment=Counted(fail=True))
     with pytest.raises(KeyboardInterrupt):
         run_step(step, log=lambda m: None)
     assert (step.out / "partial.txt").is_file() and not is_done(step)
-    step.function = Counter()  # same key: the binaries' own resume state must survive
     (step.out / "resume-state").write_text("epoch 7")
-    run_step(step, log=lambda m: None)
-    assert (step.out / "resume-state").is_file() and is_done(step)
-    stale = Step("demo/c", "demo", tmp_path / "c", function=Counter(), params={"other": True})
+    with pytest.raises(KeyboardInterrupt):  # same key: the binaries' own resume state must survive
+        run_step(step, log=lambda m: None)
+    assert (step.out / "resume-state").is_file()
+    stale = Step("demo/c", "demo", tmp_path / "c", experiment=Counted(x=5))
     run_step(stale, log=lambda m: None)
-    assert not (stale.out / "resume-state").exists()
+    assert not (stale.out / "resume-state").exists() and is_done(stale)
+
+
+def test_a_directory_not_written_by_the_pipeline_is_moved_aside_not_deleted(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "mine.txt").write_text("user data")
+    run_step(Step("demo/d", "demo", tmp_path / "d", experiment=Counted(x=7)), log=lambda m: None)
+    assert (tmp_path / "d.not-a-step" / "mine.txt").read_text() == "user data"
 
 
 def test_failed_command_names_the_step_and_its_log(tmp_path):
@@ -115,7 +143,7 @@ def _data(worst, pgd=None, gain=None, transfer=None):
 
 
 def test_claims_are_judged_strictly():
-    verdict = lambda data, i: reproduction.claims(data)[i][1]  # noqa: E731
+    verdict = lambda data, i: blurnet_claims.claims(data)[i][1]  # noqa: E731
     assert verdict(_data({"baseline": 0.9, "tv_1e-4": 0.1, "tik_hf": 0.2, "conv_7": 0.3}), 1) == "held"
     assert verdict(_data({"baseline": 0.9, "tv_1e-4": 0.1, "tik_hf": 0.3, "conv_7": 0.3}), 1) == "not held"  # tie
     assert verdict(_data({"baseline": 0.9, "tv_1e-4": 0.1}), 1) == "not measured"
@@ -132,8 +160,8 @@ def test_claims_are_judged_strictly():
 
 def test_differences_over_ten_points_are_flagged():
     flags = []
-    assert reproduction._diff(0.5, 0.45, flags, "small") == "+5.0"
-    assert reproduction._diff(0.1, 0.3, flags, "large") == "**-20.0**"
+    assert report_format._diff(0.5, 0.45, flags, "small") == "+5.0"
+    assert report_format._diff(0.1, 0.3, flags, "large") == "**-20.0**"
     assert flags == ["large: ours 10.0%, paper 30.0% (-20.0 pt)"]
 
 
@@ -171,7 +199,7 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
     assert set(finished_before_kill) <= set(skipped)
 
     report = (results / "smoke" / "REPORT.md").read_text()
-    for title in reproduction.TITLES.values():
+    for title in report_writer.TITLES.values():
         assert title in report
     assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 8  # BlurNet's 6, Defend++'s 2
     for fig in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "defendpp_mnist", "defendpp_lisa"):

@@ -101,7 +101,7 @@ def rp2(model, images, mask, targets, *, lam, epochs=300, lr=0.1, norm="l2", nps
         adv = tf.clip_by_value(images + perturbation[:, :, None], *input_clip)  # [L,T,N,H,W,C]
         flat = tf.reshape(adv, (-1,) + tuple(images.shape[1:]))
         out = net(flat, training=False)
-        logits = out[0] if extra_loss else out
+        logits = tf.cast(out[0] if extra_loss else out, tf.float32)  # losses stay float32 under bf16
         ce = tf.keras.losses.sparse_categorical_crossentropy(target_rows, logits, from_logits=True)
         loss = tf.reduce_mean(tf.reshape(ce, (L, T, N)), axis=-1) + lam_t * masked_norm(masked, norm)
         if colors is not None:
@@ -109,7 +109,7 @@ def rp2(model, images, mask, targets, *, lam, epochs=300, lr=0.1, norm="l2", nps
         total = tf.reduce_sum(loss)
         extra = tf.zeros(())
         if extra_loss:  # mean over all L*T*N*K maps times L*T = the sum of the per-problem means
-            extra = extra_loss(out[1])
+            extra = extra_loss(tf.cast(out[1], tf.float32))
             total += L * T * extra
         pred = tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), (L, T, N))
         return total, loss, pred, adv, clipped, extra

@@ -36,6 +36,8 @@ flags.DEFINE_integer("targets_per_call", 17, "Targets optimised together; a fini
 flags.DEFINE_float("pgd_eps", 8 / 255, "pgd: L-inf radius (Table IV: 8/255).")
 flags.DEFINE_float("pgd_step", 0.01, "pgd: step size (Table IV: 0.01).")
 flags.DEFINE_integer("pgd_steps", 10, "pgd: iterations (Table IV: 10).")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
+                  "Compute precision of the attacked model (losses, noise and scoring stay float32).")
 flags.DEFINE_integer("save_images", 4, "Adversarial PNGs to write per target (first images).")
 
 
@@ -46,13 +48,13 @@ def settings():
 
     if FLAGS.mode == "pgd":
         return PgdAttack(model=FLAGS.model, pgd_eps=FLAGS.pgd_eps, pgd_step=FLAGS.pgd_step, pgd_steps=FLAGS.pgd_steps,
-                         data_dir=FLAGS.data_dir)
+                         precision=FLAGS.precision, data_dir=FLAGS.data_dir)
     targets = ALL_TARGETS if FLAGS.targets == "all" else cli.int_list("targets", FLAGS.targets)
     return StickerAttack(
         model=FLAGS.model, mode=FLAGS.mode, lambdas=cli.float_list("lambdas", FLAGS.lambdas), targets=targets,
         epochs=FLAGS.epochs, lr=FLAGS.lr, norm=FLAGS.norm, mask=FLAGS.mask, mask_threshold=FLAGS.mask_threshold,
         nps=FLAGS.nps, noise_clip=FLAGS.noise_clip, source_model=FLAGS.source_model, regulariser=FLAGS.regulariser,
-        dct_dim=FLAGS.dct_dim, seed=FLAGS.seed, data_dir=FLAGS.data_dir)
+        dct_dim=FLAGS.dct_dim, seed=FLAGS.seed, precision=FLAGS.precision, data_dir=FLAGS.data_dir)
 
 
 def main(argv):

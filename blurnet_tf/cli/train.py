@@ -54,11 +54,13 @@ flags.DEFINE_integer("alternating_epochs", None, "Defend++ alternating: epochs p
 flags.DEFINE_float("validation_fraction", 0.0, "Hold out this fraction of the training split's tracks "
                    "(not trained on) for choosing defence parameters; 0 = train on all.")
 flags.DEFINE_integer("max_train_images", 0, "Use only the first N training images (smoke tests); 0 = all.")
+flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
+                  "Compute precision (mixed_bfloat16: bf16 compute; weights, Adam state and loss float32).")
 flags.DEFINE_boolean("allow_missing_classes", False, "Train even when a LISA class has no images.")
 
 _RUN_FLAGS = ("dataset", "defence", "epochs", "batch_size", "learning_rate", "lr_schedule", "seed", "deterministic",
               "strategy", "test_fraction", "split_seed", "validation_fraction", "max_train_images",
-              "allow_missing_classes")
+              "allow_missing_classes", "precision")
 
 
 def settings():
@@ -66,7 +68,7 @@ def settings():
     from blurnet_tf.registry import DEFENCE_PARAMS
 
     if FLAGS.defence not in DEFENCE_PARAMS:
-        raise cli.SettingError("defence", f"choose from {', '.join(DEFENCE_PARAMS)}")
+        raise cli.SettingError("defence", f"unknown {FLAGS.defence!r}; choose from {', '.join(DEFENCE_PARAMS)}")
     return TrainingRun(**cli.flag_values(flags, _RUN_FLAGS),
                        params=cli.flag_values(flags, DEFENCE_PARAMS[FLAGS.defence]))
 

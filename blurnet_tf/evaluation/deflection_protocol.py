@@ -53,7 +53,7 @@ def non_adaptive_attacks(model, x, y, budget):
                                         binary_search_steps=budget.cw_search)}
 
 
-def accuracy(predict, images, labels):
+def defended_accuracy(predict, images, labels):
     return float(np.mean(predict(images) == labels))
 
 
@@ -67,7 +67,7 @@ def search_parameters(classifier, val_x, val_y, val_adv, grid, base):
         for v in values:
             params = {**best, name: v}
             pd = PixelDeflection(classifier, **params)
-            clean, adv = accuracy(pd.predict, val_x, val_y), accuracy(pd.predict, val_adv, val_y)
+            clean, adv = defended_accuracy(pd.predict, val_x, val_y), defended_accuracy(pd.predict, val_adv, val_y)
             scores[v] = (clean + adv) / 2
             log.append({**params, "clean": clean, "fgsm": adv, "objective": scores[v]})
         best[name] = max(scores, key=scores.get)
@@ -95,7 +95,7 @@ def evaluate(classifier, attacked, params, budget, seed=0):
     for name, extra in configs.items():
         predict = (lambda t: predict_classes(classifier, t)) if extra is None else \
             PixelDeflection(classifier, **{**params, **extra, "seed": seed}).predict
-        table[name] = {attack: accuracy(predict, x, y) for attack, (x, y) in attacked.items()}
+        table[name] = {attack: defended_accuracy(predict, x, y) for attack, (x, y) in attacked.items()}
     return table
 
 

@@ -35,12 +35,16 @@ class TrainingRun:
     validation_fraction: float = 0.0
     max_train_images: int = 0
     allow_missing_classes: bool = False
+    precision: str = "float32"            # mixed_bfloat16: bf16 compute, float32 weights, optimiser and loss
 
     def __post_init__(self):
         from blurnet_tf.registry import DEFENCE_PARAMS
 
+        from blurnet_tf.registry.precision import PRECISIONS
+
+        _check(self.precision in PRECISIONS, "precision", f"expected one of {', '.join(PRECISIONS)}")
         _check(self.dataset in ("lisa", "mnist"), "dataset", f"expected lisa or mnist, got {self.dataset!r}")
-        _check(self.defence in DEFENCE_PARAMS, "defence", f"choose from {', '.join(DEFENCE_PARAMS)}")
+        _check(self.defence in DEFENCE_PARAMS, "defence", f"unknown {self.defence!r}; choose from {', '.join(DEFENCE_PARAMS)}")
         _check(self.epochs >= 1, "epochs", f"expected an integer >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, "batch_size", f"expected an integer >= 1, got {self.batch_size}")
         _check(math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate",
@@ -62,8 +66,10 @@ class TrainingRun:
 
     def build(self):
         from blurnet_tf.registry import build_model
+        from blurnet_tf.registry.precision import global_precision
 
-        return build_model(self.defence, self.dataset, **self.params)
+        with global_precision(self.precision):
+            return build_model(self.defence, self.dataset, **self.params)
 
     def run(self, out, data_dir=None, checkpoint_every=1, log=print):
         """Trains (or resumes) into `out`; returns the ModelRecord."""

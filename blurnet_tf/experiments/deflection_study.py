@@ -75,7 +75,7 @@ class DeflectionStudy:
                             (f"PD+WD (Ens-{b.ensemble})", {"ensemble": b.ensemble})):
             predict = (lambda im: predict_classes(model, im)) if extra is None else \
                 pde.PixelDeflection(model, **{**params, **extra, "seed": 3}).predict
-            adaptive[name] = {k: pde.accuracy(predict, ims, labels) for k, (ims, labels) in adaptive_sets.items()}
+            adaptive[name] = {k: pde.defended_accuracy(predict, ims, labels) for k, (ims, labels) in adaptive_sets.items()}
         l2_adaptive = {"BPDA+EOT PGD": l2_dissimilarity(ax, pgd),
                        "BPDA+EOT RP2": float(np.mean([l2_dissimilarity(stop, s) for s in eot_stickers]))}
         timings["adaptive"] = time.time() - t

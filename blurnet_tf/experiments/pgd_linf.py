@@ -7,6 +7,7 @@ import time
 
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.errors import SettingError
+from blurnet_tf.registry.precision import PRECISIONS, with_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +17,7 @@ class PgdAttack:
     pgd_step: float = paper.PGD_STEP
     pgd_steps: int = paper.PGD_STEPS
     seed: int = 0                      # the training seed of `model` (PGD itself starts at the image)
+    precision: str = "float32"         # the attacked model's compute; scoring is always float32
     data_dir: str | None = None
 
     def __post_init__(self):
@@ -23,6 +25,8 @@ class PgdAttack:
             raise SettingError("pgd_eps", f"expected a radius in (0, 1], got {self.pgd_eps}")
         if not (math.isfinite(self.pgd_step) and 0 < self.pgd_step <= self.pgd_eps):
             raise SettingError("pgd_step", f"expected a step in (0, pgd_eps={self.pgd_eps:.4g}], got {self.pgd_step}")
+        if self.precision not in PRECISIONS:
+            raise SettingError("precision", f"expected one of {', '.join(PRECISIONS)}")
         if self.pgd_steps < 1:
             raise SettingError("pgd_steps", f"expected an integer >= 1, got {self.pgd_steps}")
 
@@ -36,7 +40,8 @@ class PgdAttack:
             started = time.time()
             _, victims, _, model = load_victim_setting(self.model, self.data_dir)
             clean = metrics.predict_classes(model, victims)
-            adv = linf_attack(model, victims, eps=self.pgd_eps, steps=self.pgd_steps, step_size=self.pgd_step)
+            attacked = model if self.precision == "float32" else with_precision(model, self.precision)
+            adv = linf_attack(attacked, victims, eps=self.pgd_eps, steps=self.pgd_steps, step_size=self.pgd_step)
             pred = metrics.predict_classes(model, adv)
             result = {"asr": metrics.attack_success_rate(clean, pred), "l2": metrics.l2_dissimilarity(victims, adv),
                       "paper": {"asr": paper.TABLE4["asr"], "l2_range": list(paper.TABLE4["l2_range"])}}

@@ -15,6 +15,7 @@ import numpy as np
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.data import NUM_CLASSES, STOP
 from blurnet_tf.errors import DataError, SettingError
+from blurnet_tf.registry.precision import PRECISIONS, with_precision
 
 MODES = ("whitebox", "transfer", "lowfreq", "adaptive")
 ALL_TARGETS = tuple(t for t in range(NUM_CLASSES) if t != STOP)
@@ -38,9 +39,11 @@ class StickerAttack:
     regulariser: str | None = None        # adaptive: None = the model's own
     dct_dim: int = 16                     # lowfreq
     seed: int = 0
+    precision: str = "float32"            # the attacked model's compute; scoring is always float32
     data_dir: str | None = None
 
     def __post_init__(self):
+        _check(self.precision in PRECISIONS, "precision", f"expected one of {', '.join(PRECISIONS)}")
         _check(self.mode in MODES, "mode", f"expected one of {', '.join(MODES)}, got {self.mode!r}")
         _check(len(self.lambdas) > 0, "lambdas", "expected at least one value")
         for lam in self.lambdas:
@@ -84,6 +87,8 @@ class StickerAttack:
         started = time.time()
         data_dir, victims, mask, model = load_victim_setting(self.model, self.data_dir, self.mask, self.mask_threshold)
         attacked = model if self.mode != "transfer" else load_victim_setting(self.source_model, data_dir)[3]
+        attacked = with_precision(attacked, self.precision) if self.precision != "float32" else attacked
+        rescore = self.mode == "transfer" or self.precision != "float32"  # success is judged on `model`
         kwargs = dict(lam=list(self.lambdas), epochs=self.epochs, lr=self.lr, norm=self.norm,
                       nps_colors=_nps_colors(data_dir) if self.nps else None, noise_clip=self.noise_clip,
                       transform=_transform(self), extra_loss=_extra_loss(self, model), seed=self.seed)
@@ -98,7 +103,7 @@ class StickerAttack:
             else:
                 t0 = time.time()
                 r = rp2(attacked, victims, mask, group, **kwargs)
-                adv_pred = r.predictions if self.mode != "transfer" else np.stack(
+                adv_pred = r.predictions if not rescore else np.stack(
                     [metrics.predict_classes(model, a.reshape(-1, *victims.shape[1:])).reshape(len(group), -1)
                      for a in r.adversarial])
                 saved = {"rows": [], "history": {}, "noise_files": {}}
@@ -130,15 +135,18 @@ class StickerAttack:
 
 
 def load_victim_setting(model_spec, data_dir=None, mask="rectangles", mask_threshold=None):
-    """(data_dir, victims, mask, classifier) for an attack on `model_spec`."""
+    """(data_dir, victims, mask, classifier) for an attack on `model_spec`; the classifier computes in
+    float32 whatever precision it was trained in (results are judged on the deployable model)."""
     from blurnet_tf.data import find_data_dir, load_mask, load_victims
     from blurnet_tf.defences import classifier_of
     from blurnet_tf.registry import load_model
+    from blurnet_tf.registry.precision import compute_precision
 
     data_dir = find_data_dir(data_dir)
     victims, _ = load_victims(data_dir)
-    return (data_dir, victims, load_mask(data_dir, mask, mask_threshold),
-            classifier_of(load_model(model_spec, data_dir)))
+    model = classifier_of(load_model(model_spec, data_dir))
+    model = with_precision(model, "float32") if compute_precision(model) != "float32" else model
+    return data_dir, victims, load_mask(data_dir, mask, mask_threshold), model
 
 
 def stored_adversarials(attack_dir, victims, mask, lam):

@@ -42,7 +42,7 @@ def cnn_model(input_shape=(32, 32, 3), nb_classes=NUM_CLASSES, nb_filters=64,
     x = layers.Activation("relu", name="relu3")(x)
     x = layers.Dropout(0.5, name="dropout")(x)
     x = layers.Flatten(name="flatten")(x)
-    outputs = layers.Dense(nb_classes, name="logits")(x)
+    outputs = layers.Dense(nb_classes, name="logits", dtype="float32")(x)  # float32 logits under mixed precision
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -38,5 +38,5 @@ def mnist_resnet(input_shape=(28, 28, 1), nb_classes=MNIST_CLASSES, input_layers
     for i, (block, filters) in enumerate(zip(BLOCKS, _WIDTHS)):
         x = _residual_block(x, filters, 1 if i == 0 else 2, block)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Dense(nb_classes, name="logits")(x)
+    outputs = layers.Dense(nb_classes, name="logits", dtype="float32")(x)  # float32 logits under mixed precision
     return keras.Model(inputs, outputs, name=name)

@@ -6,17 +6,26 @@ import pathlib
 import keras
 
 from blurnet_tf.errors import DataError
+from blurnet_tf import rundir
+from blurnet_tf.files import ensure_dir
 
-MODEL_FILE = "model.keras"
+MODEL_FILE = rundir.MODEL_FILE
 
 
 def save_model(model, path):
-    """Saves a .keras file atomically (temp file + rename)."""
+    """Saves a .keras file atomically (temp file, fsync, rename); a failed save (disk full, no
+    permission) leaves no temp file and raises a DataError naming `path`."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(path, f"cannot write the model ({exc.strerror or exc})") from None
 
 
 def load_model(spec, data_dir=None, compile=False):

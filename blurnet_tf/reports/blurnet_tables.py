@@ -19,7 +19,7 @@ def _legit(data, row):
     return m and m["legit_accuracy"]
 
 
-def table1(data, flags):
+def table1(data, disagreements):
     lines = []
     for source, result in data["transfer"].items():
         if not result:
@@ -35,7 +35,7 @@ def table1(data, flags):
             label = "baseline (no blur)" if name == "none" else name.replace("_", " ")
             lines.append(f"| {label} | {_pct(v['victim_accuracy'])} / {_pct(p.get('accuracy'))} | "
                          f"{_pct(v['asr_target_12'])} / {_pct(p.get('asr'))} / "
-                         f"{_diff(v['asr_target_12'], p.get('asr'), flags, f'Table I {source} {label} ASR')} | "
+                         f"{_diff(v['asr_target_12'], p.get('asr'), disagreements, f'Table I {source} {label} ASR')} | "
                          f"{_pct(v['avg_asr'])} | {_pct(v['worst_asr'])} | {_pct(v['legit_accuracy'])} |")
     return "\n".join(lines)
 
@@ -51,7 +51,7 @@ def _table2_rows(data):
     return rows
 
 
-def table2(data, flags, lambdas):
+def table2(data, disagreements, lambdas):
     sweep = len(lambdas) > 1
     head = ("| model | legit acc. (ours / paper / Δ) | avg ASR (ours / paper / Δ) | worst ASR (ours / paper / Δ) |"
             " L2 (ours / paper) |" + (" sweep: avg / worst (best λ per target) |" if sweep else ""))
@@ -60,9 +60,9 @@ def table2(data, flags, lambdas):
         a = agg[f"lambda={lambdas[0]}"]
         p = p or {}
         name = "original RP2 weights" if row == "original" else row
-        line = (f"| {name} | {_pct(legit)} / {_pct(p.get('legit'))} / {_diff(legit, p.get('legit'), flags, f'Table II {name} legit')} | "
-                f"{_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / {_diff(a['avg_asr'], p.get('avg_asr'), flags, f'Table II {name} avg ASR')} | "
-                f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / {_diff(a['worst_asr'], p.get('worst_asr'), flags, f'Table II {name} worst ASR')} | "
+        line = (f"| {name} | {_pct(legit)} / {_pct(p.get('legit'))} / {_diff(legit, p.get('legit'), disagreements, f'Table II {name} legit')} | "
+                f"{_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / {_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table II {name} avg ASR')} | "
+                f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / {_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table II {name} worst ASR')} | "
                 f"{_num(a['l2'])} / {_num(p.get('l2'))} |")
         if sweep:
             s = agg[SWEEP_KEY]
@@ -71,7 +71,7 @@ def table2(data, flags, lambdas):
     return "\n".join(lines)
 
 
-def table3(data, flags):
+def table3(data, disagreements):
     lines = ["| model | attack | avg ASR (ours / paper / Δ) | worst ASR (ours / paper / Δ) | L2 (ours / paper) |"
              " white-box avg / worst (ours) |", "|---|---|---|---|---|---|"]
     entries = [(k.split("/")[0], "low-frequency RP2, DCT 16", v) for k, v in data["lowfreq"].items()
@@ -80,15 +80,15 @@ def table3(data, flags):
     for row, attack, v in entries:
         a, p, w = _agg(v), paper.TABLE3.get(row, {}), _agg(data["whitebox"].get(row))
         lines.append(f"| {row} | {attack} | {_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / "
-                     f"{_diff(a['avg_asr'], p.get('avg_asr'), flags, f'Table III {row} avg ASR')} | "
+                     f"{_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table III {row} avg ASR')} | "
                      f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / "
-                     f"{_diff(a['worst_asr'], p.get('worst_asr'), flags, f'Table III {row} worst ASR')} | "
+                     f"{_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table III {row} worst ASR')} | "
                      f"{_num(a['l2'])} / {_num(p.get('l2'))} | "
                      f"{_pct(w and w['avg_asr'])} / {_pct(w and w['worst_asr'])} |")
     return "\n".join(lines)
 
 
-def table4(data, flags):
+def table4(data, disagreements):
     lines = ["| model | ASR (ours / paper / Δ) | L2 (ours / paper) |", "|---|---|---|"]
     for row, p in data["pgd"].items():
         if p:
@@ -96,21 +96,21 @@ def table4(data, flags):
             lo, hi = paper.TABLE4["l2_range"]
             name = "original RP2 weights" if row == "original" else row
             lines.append(f"| {name} | {_pct(p['asr'])} / {_pct(paper.TABLE4['asr'])} / "
-                         f"{_diff(p['asr'], paper.TABLE4['asr'], flags, f'Table IV {name} PGD ASR')} | "
+                         f"{_diff(p['asr'], paper.TABLE4['asr'], disagreements, f'Table IV {name} PGD ASR')} | "
                          f"{_num(p['l2'])} / {_num(l2p) if l2p else f'{lo}–{hi}'} |")
     return "\n".join(lines)
 
 
-def table5(data, flags):
+def table5(data, disagreements):
     lines = ["| adaptive attack on adv-train | avg ASR (ours / paper / Δ) | worst ASR (ours / paper / Δ) |"
              " L2 (ours / paper) |", "|---|---|---|---|"]
     for reg, v in data["adaptive_adv_train"].items():
         if v:
             a, p = _agg(v), paper.TABLE5.get(reg, {})
             lines.append(f"| {reg} | {_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / "
-                         f"{_diff(a['avg_asr'], p.get('avg_asr'), flags, f'Table V {reg} avg ASR')} | "
+                         f"{_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table V {reg} avg ASR')} | "
                          f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / "
-                         f"{_diff(a['worst_asr'], p.get('worst_asr'), flags, f'Table V {reg} worst ASR')} | "
+                         f"{_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table V {reg} worst ASR')} | "
                          f"{_num(a['l2'])} / {_num(p.get('l2'))} |")
     return "\n".join(lines)
 

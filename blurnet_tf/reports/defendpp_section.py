@@ -29,7 +29,7 @@ def _acc(dpp, row, attack):
     return r and r["results"].get(attack, {}).get("accuracy")
 
 
-def _table(dpp, reference, flags, table_name):
+def _table(dpp, reference, disagreements, table_name):
     head = ("| model | " + " | ".join(f"{a} (ours / paper / Δ)" for a in ("clean", "FGSM", "BIM", "C&W", "DDN"))
             + " | C&W / DDN median L2 |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
@@ -38,11 +38,11 @@ def _table(dpp, reference, flags, table_name):
             continue
         cells, label = [], f"Defend++ {table_name} {ref['label']}"
         # A row already compared in Table 2 is shown again in Table 1 but flagged once.
-        row_flags = [] if table_name == "Table 1" and row in paper.DEFENDPP_TABLE2 else flags
+        row_disagreements = [] if table_name == "Table 1" and row in paper.DEFENDPP_TABLE2 else disagreements
         for attack in ATTACKS:
             ours, theirs = _acc(dpp, row, attack), ref[attack] / 100
             cells.append(f"{_pct(ours)} / {ref[attack]:.2f} / "
-                         f"{_diff(ours, theirs, row_flags, f'{label} {attack}')}")
+                         f"{_diff(ours, theirs, row_disagreements, f'{label} {attack}')}")
         res = dpp["robustness"][row]["results"]
         med = " / ".join(_num(res.get(a, {}).get("median_l2"), 2).replace("inf", "∞") for a in ("cw", "ddn"))
         lines.append(f"| {row} ({ref['label']}) | " + " | ".join(cells) + f" | {med} |")
@@ -61,7 +61,7 @@ def _lisa_table(data):
     return lines
 
 
-def section(data, flags):
+def section(data, disagreements):
     """Markdown of the Defend++ section ('' when nothing of it ran)."""
     dpp = data.get("defendpp") or {}
     if not dpp.get("robustness") and not data["whitebox"].get("defendpp"):
@@ -84,9 +84,9 @@ def section(data, flags):
             f"only when the adversarial found is within ‖δ‖₂ ≤ {b['l2_budget']} (the paper does not say how it "
             "scores them); their median smallest L2 is beside it (∞ when the attack failed on most images).", "",
             "**Defend++ Table 2 (comparison with no defence and FGSM adversarial training):**", ""]
-        lines += _table(dpp, paper.DEFENDPP_TABLE2, flags, "Table 2")
+        lines += _table(dpp, paper.DEFENDPP_TABLE2, disagreements, "Table 2")
         lines += ["", "**Defend++ Table 1 (ablation: multi-scale low-pass objective, pyramid vs hourglass):**", ""]
-        lines += _table(dpp, paper.DEFENDPP_TABLE1, flags, "Table 1")
+        lines += _table(dpp, paper.DEFENDPP_TABLE1, disagreements, "Table 1")
     rec = dpp.get("reconstructions") or {}
     if rec:
         lines += ["", "**Reconstructions (Fig. 8):** R = D_rc / D_ra, the distance from the auto-encoder's "

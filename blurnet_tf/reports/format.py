@@ -11,12 +11,12 @@ def _num(v, digits=3):
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _diff(ours, theirs, flags, label):
+def _diff(ours, theirs, disagreements, label):
     """'+x.x' in points; differences over DISAGREE_POINTS are flagged and collected."""
     if ours is None or theirs is None:
         return "–"
     d = 100 * (ours - theirs)
     if abs(d) > DISAGREE_POINTS:
-        flags.append(f"{label}: ours {100 * ours:.1f}%, paper {100 * theirs:.1f}% ({d:+.1f} pt)")
+        disagreements.append(f"{label}: ours {100 * ours:.1f}%, paper {100 * theirs:.1f}% ({d:+.1f} pt)")
         return f"**{d:+.1f}**"
     return f"{d:+.1f}"

@@ -60,20 +60,20 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
     store_stickers(work_dir, out / "stickers")
     meta = metadata(profile, work_dir, started, stage_seconds_this_run)
     meta["stale_steps"] = list(stale)
-    flags = []
-    sections = {"I": tables.table1(data, flags), "II": tables.table2(data, flags, profile.lambdas),
-                "III": tables.table3(data, flags), "IV": tables.table4(data, flags), "V": tables.table5(data, flags),
+    disagreements = []
+    sections = {"I": tables.table1(data, disagreements), "II": tables.table2(data, disagreements, profile.lambdas),
+                "III": tables.table3(data, disagreements), "IV": tables.table4(data, disagreements), "V": tables.table5(data, disagreements),
                 "PD": tables.pixel_deflection_tables(data),
-                "DPP": defendpp.section(data, flags)}
+                "DPP": defendpp.section(data, disagreements)}
     verdicts = claims(data) + defendpp.claims(data)
-    files.write_json(out / "tables.json", {"data": data, "claims": verdicts, "disagreements": flags,
+    files.write_json(out / "tables.json", {"data": data, "claims": verdicts, "disagreements": disagreements,
                                         "metadata": meta, "paper": {"table1": paper.TABLE1, "table2": paper.TABLE2,
                                                                     "table3": paper.TABLE3, "table4": paper.TABLE4,
                                                                     "table5": paper.TABLE5,
                                                                     "defendpp_table1": paper.DEFENDPP_TABLE1,
                                                                     "defendpp_table2": paper.DEFENDPP_TABLE2}})
     for prefix, path in (("figures/", out / "REPORT.md"), (f"{profile.name}/figures/", results_dir / "REPORT.md")):
-        files.write_text(path, render(profile, sections, verdicts, flags, figs, meta, missing, prefix))
+        files.write_text(path, render(profile, sections, verdicts, disagreements, figs, meta, missing, prefix))
     return out / "REPORT.md"
 
 
@@ -86,7 +86,7 @@ TITLES = {"I": "Table I: black-box transfer into the same weights with a fixed b
           "DPP": "Defend++ (Liu et al.): MNIST Tables 1-2, reconstructions, and on LISA"}
 
 
-def render(profile, sections, verdicts, flags, figs, meta, missing, prefix):
+def render(profile, sections, verdicts, disagreements, figs, meta, missing, prefix):
     quick = profile.name == "quick"
     label = " (QUICK PROFILE: reduced budgets, not the paper's)" if quick else ""
     budget = (f"training {profile.train_epochs or 30} epochs (adv-train {profile.adv_train_epochs or 30}), RP2 "
@@ -116,7 +116,7 @@ def render(profile, sections, verdicts, flags, figs, meta, missing, prefix):
     for key in sorted(figs):
         md += [f"**{captions.get(key, key)}**", "", f"![{key}]({prefix}{figs[key]})", ""]
     md += ["## Where we differ from the paper by more than 10 points", ""]
-    md += [f"- {f}" for f in flags] or ["- none"]
+    md += [f"- {f}" for f in disagreements] or ["- none"]
     if missing:
         md += ["", "## Steps not run yet", ""] + [f"- {m}" for m in missing]
     md += ["", "## Run metadata", "", f"- commit `{meta['commit']}`; profile `{profile.name}`; generated {meta['generated']}",

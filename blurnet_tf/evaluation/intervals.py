@@ -1,0 +1,87 @@
+"""Intervals for numbers that depend on training seeds and on the 17-target / 40-victim sample.
+
+A hierarchical percentile bootstrap (numpy): each replicate draws the seeds with replacement,
+then, within each drawn seed, the targets and the victims with replacement (victims are drawn
+once per seed and shared by its targets, as the attack shares them). The statistic is computed
+per seed and averaged over the drawn seeds. A paired comparison draws the same seeds, targets
+and victims for both rows, so its interval is on the difference itself.
+"""
+
+import numpy as np
+
+N_BOOT = 2000
+LEVEL = 0.95
+STATISTICS = {
+    "avg_asr": lambda asr: asr.mean(axis=-1),   # asr: [..., targets]
+    "worst_asr": lambda asr: asr.max(axis=-1),  # the bootstrap of a max leans low: read its interval as such
+}
+
+
+def _draw(n_seeds, n_targets, n_victims, n_boot, rng):
+    seeds = rng.integers(0, n_seeds, (n_boot, n_seeds))
+    targets = rng.integers(0, n_targets, (n_boot, n_seeds, n_targets))
+    victims = rng.integers(0, n_victims, (n_boot, n_seeds, n_victims))
+    return seeds, targets, victims
+
+
+def _replicates(success, statistic, draws):
+    """success [S, T, V] -> the statistic averaged over drawn seeds, one value per replicate [B]."""
+    seeds, targets, victims = draws
+    picked = success[seeds]                                                 # [B, S, T, V]
+    picked = np.take_along_axis(picked, targets[..., None], axis=2)         # targets within each seed
+    picked = np.take_along_axis(picked, victims[:, :, None, :], axis=3)     # victims within each seed
+    return STATISTICS[statistic](picked.mean(axis=-1)).mean(axis=-1)
+
+
+def _interval(values, level=LEVEL):
+    lo, hi = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def asr_interval(success, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+    """{mean, lo, hi, seeds} of a row's ASR statistic; success: [seeds, targets, victims] of 0/1."""
+    success = np.asarray(success, np.float64)
+    draws = _draw(*success.shape, n_boot, np.random.default_rng(seed))
+    estimate = float(STATISTICS[statistic](success.mean(axis=-1)).mean())
+    lo, hi = _interval(_replicates(success, statistic, draws))
+    return {"mean": estimate, "lo": lo, "hi": hi, "seeds": int(success.shape[0])}
+
+
+def paired_difference(success_a, success_b, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+    """{mean, lo, hi} of statistic(a) - statistic(b) with the same seeds, targets and victims drawn."""
+    a, b = np.asarray(success_a, np.float64), np.asarray(success_b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired rows need the same seeds, targets and victims: {a.shape} vs {b.shape}")
+    draws = _draw(*a.shape, n_boot, np.random.default_rng(seed))
+    diff = _replicates(a, statistic, draws) - _replicates(b, statistic, draws)
+    estimate = float(STATISTICS[statistic](a.mean(axis=-1)).mean() - STATISTICS[statistic](b.mean(axis=-1)).mean())
+    lo, hi = _interval(diff)
+    return {"mean": estimate, "lo": lo, "hi": hi}
+
+
+def accuracy_interval(accuracies, n_images, n_boot=N_BOOT, seed=0):
+    """{mean, lo, hi, seeds} of a per-seed accuracy measured on n_images: seeds are drawn with
+    replacement and each drawn accuracy is redrawn as Binomial(n_images, acc) / n_images (the test
+    images' sampling)."""
+    acc = np.asarray(accuracies, np.float64)
+    rng = np.random.default_rng(seed)
+    drawn = acc[rng.integers(0, len(acc), (n_boot, len(acc)))]
+    replicates = (rng.binomial(n_images, drawn) / n_images).mean(axis=1)
+    lo, hi = _interval(replicates)
+    return {"mean": float(acc.mean()), "lo": lo, "hi": hi, "seeds": int(len(acc))}
+
+
+def verdict(interval, claimed_sign):
+    """'held' when the interval lies wholly on the claimed side of 0 (claimed_sign -1: below),
+    'not held' when wholly on the other side, else 'inconclusive'."""
+    lo, hi = interval["lo"], interval["hi"]
+    if (claimed_sign < 0 and hi < 0) or (claimed_sign > 0 and lo > 0):
+        return "held"
+    if (claimed_sign < 0 and lo > 0) or (claimed_sign > 0 and hi < 0):
+        return "not held"
+    return "inconclusive"
+
+
+def agrees(interval, value):
+    """Whether a paper's number lies inside our interval."""
+    return value is not None and interval["lo"] <= value <= interval["hi"]
