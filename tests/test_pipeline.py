@@ -16,7 +16,7 @@ import dataclasses
 from blurnet_tf.errors import StepFailed
 from blurnet_tf.pipeline.plan import DEFENDPP_ROW, MNIST_ROWS, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
 from blurnet_tf.pipeline.steps import Step, is_done, run_step, step_key
-from blurnet_tf.reports import blurnet_claims, format as report_format, report_writer
+from blurnet_tf.reports import format as report_format, report_writer
 
 from conftest import ROOT
 
@@ -132,30 +132,42 @@ def test_full_plan_has_the_papers_budgets():
                 assert (ROOT / a.split("=", 1)[1]).is_file(), a
 
 
-def _data(worst, pgd=None, gain=None, transfer=None):
-    """A minimal collect() result for the claims."""
-    wb = {r: {"aggregate": {"lambda=0.002": {"worst_asr": w, "avg_asr": w / 2}}} for r, w in worst.items()}
-    lowfreq = {}
-    for r, g in (gain or {}).items():
-        lowfreq[f"{r}/dct16"] = {"aggregate": {"lambda=0.002": {"avg_asr": wb[r]["aggregate"]["lambda=0.002"]["avg_asr"] + g}}}
-    return {"whitebox": wb, "smoothing": {}, "models": {}, "pgd": pgd or {}, "lowfreq": lowfreq,
-            "transfer": transfer or {}}
+def _rows(p, seeds=2, targets=17, victims=40, seed=0):
+    """{seed: {"success": [targets, victims], "l2": [...]}} with success probability p per target."""
+    rng = np.random.default_rng(seed)
+    p = np.broadcast_to(np.asarray(p, float), (targets,))
+    return {s: {"success": (rng.random((targets, victims)) < p[:, None]).astype(int).tolist(), "l2": [0.2] * targets}
+            for s in range(seeds)}
 
 
-def test_claims_are_judged_strictly():
-    verdict = lambda data, i: blurnet_claims.claims(data)[i][1]  # noqa: E731
-    assert verdict(_data({"baseline": 0.9, "tv_1e-4": 0.1, "tik_hf": 0.2, "conv_7": 0.3}), 1) == "held"
-    assert verdict(_data({"baseline": 0.9, "tv_1e-4": 0.1, "tik_hf": 0.3, "conv_7": 0.3}), 1) == "not held"  # tie
-    assert verdict(_data({"baseline": 0.9, "tv_1e-4": 0.1}), 1) == "not measured"
-    assert verdict(_data({}, pgd={"a": {"asr": 0.95}, "b": {"asr": 0.9}}), 2) == "held"
-    assert verdict(_data({}, pgd={"a": {"asr": 0.95}, "b": {"asr": 0.375}}), 2) == "not held"
-    worst = {"conv_3": 0.5, "conv_5": 0.5, "conv_7": 0.5}
-    assert verdict(_data(worst, gain={"conv_3": 0.0, "conv_5": 0.2, "conv_7": 0.1}), 3) == "held"
-    assert verdict(_data(worst, gain={"conv_5": 0.1, "conv_7": 0.1}), 3) == "not held"
-    t = {"baseline": {"variants": {"input_blur_3": {"avg_asr": 0.5}, "l1_blur_3": {"avg_asr": 0.2}}}}
-    assert verdict(_data({}, transfer=t), 0) == "held"
-    t["baseline"]["variants"]["l1_blur_3"]["avg_asr"] = 0.5
-    assert verdict(_data({}, transfer=t), 0) == "not held"
+def _seeds(whitebox=None, pgd=None, lowfreq=None, transfer=None):
+    return {"seeds": [0, 1], "models": {}, "whitebox": whitebox or {}, "pgd": pgd or {}, "lowfreq": lowfreq or {},
+            "adaptive": {}, "adaptive_adv_train": {}, "transfer": transfer or {}}
+
+
+def test_claims_are_paired_tests_with_three_verdicts():
+    from blurnet_tf.reports.seed_statistics import claims
+
+    verdict = lambda data, i: claims(data)[i][1]  # noqa: E731
+    low, high = 0.05, 0.8
+    clear = {"tv_1e-4": _rows(low, seed=1), "tik_hf": _rows(low, seed=2), "baseline": _rows(high, seed=3),
+             "conv_7": _rows(high, seed=4)}
+    assert verdict(_seeds(whitebox=clear), 1) == "held"
+    assert verdict(_seeds(whitebox={**clear, "conv_7": _rows(0.0, seed=4)}), 1) == "not held"
+    same = {r: _rows(0.3, seed=i) for i, r in enumerate(("tv_1e-4", "tik_hf", "baseline"))}
+    assert verdict(_seeds(whitebox=same), 1) == "inconclusive"
+    assert verdict(_seeds(whitebox={"tv_1e-4": _rows(low)}), 1) == "not measured"
+    ones = {s: {"success": [[1] * 40]} for s in range(2)}
+    zeros = {s: {"success": [[0] * 40]} for s in range(2)}
+    assert verdict(_seeds(pgd={"a": ones, "b": ones}), 2) == "held"
+    assert verdict(_seeds(pgd={"a": ones, "b": zeros}), 2) == "not held"
+    wb = {r: _rows(0.3, seed=i) for i, r in enumerate(("conv_5", "conv_7"))}
+    lf = {"conv_5": _rows(0.95, seed=7), "conv_7": _rows(0.35, seed=8)}
+    assert verdict(_seeds(whitebox=wb, lowfreq=lf), 3) == "held"
+    assert verdict(_seeds(whitebox=wb, lowfreq={"conv_5": lf["conv_7"], "conv_7": lf["conv_5"]}), 3) == "not held"
+    t = {"baseline": {s: {"input_blur_3": {"success": r["success"]}, "l1_blur_3": {"success": q["success"]}}
+                      for (s, r), q in zip(_rows(0.6, seed=9).items(), _rows(0.1, seed=10).values())}}
+    assert verdict(_seeds(transfer=t), 0) == "held"
 
 
 def test_differences_over_ten_points_are_flagged():

@@ -48,7 +48,7 @@ def settings():
 
     if FLAGS.mode == "pgd":
         return PgdAttack(model=FLAGS.model, pgd_eps=FLAGS.pgd_eps, pgd_step=FLAGS.pgd_step, pgd_steps=FLAGS.pgd_steps,
-                         precision=FLAGS.precision, data_dir=FLAGS.data_dir)
+                         seed=FLAGS.seed, precision=FLAGS.precision, data_dir=FLAGS.data_dir)
     targets = ALL_TARGETS if FLAGS.targets == "all" else cli.int_list("targets", FLAGS.targets)
     return StickerAttack(
         model=FLAGS.model, mode=FLAGS.mode, lambdas=cli.float_list("lambdas", FLAGS.lambdas), targets=targets,

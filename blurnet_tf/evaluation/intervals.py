@@ -49,14 +49,31 @@ def asr_interval(success, statistic="avg_asr", n_boot=N_BOOT, seed=0):
 
 def paired_difference(success_a, success_b, statistic="avg_asr", n_boot=N_BOOT, seed=0):
     """{mean, lo, hi} of statistic(a) - statistic(b) with the same seeds, targets and victims drawn."""
-    a, b = np.asarray(success_a, np.float64), np.asarray(success_b, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired rows need the same seeds, targets and victims: {a.shape} vs {b.shape}")
-    draws = _draw(*a.shape, n_boot, np.random.default_rng(seed))
-    diff = _replicates(a, statistic, draws) - _replicates(b, statistic, draws)
-    estimate = float(STATISTICS[statistic](a.mean(axis=-1)).mean() - STATISTICS[statistic](b.mean(axis=-1)).mean())
-    lo, hi = _interval(diff)
+    return paired_contrast([success_a, success_b], [1, -1], statistic, n_boot, seed)
+
+
+def paired_contrast(successes, weights, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+    """{mean, lo, hi} of sum_i w_i statistic(success_i), every row drawn with the same seeds, targets
+    and victims (e.g. [lowfreq_a, whitebox_a, lowfreq_b, whitebox_b] with [1, -1, -1, 1])."""
+    arrays = [np.asarray(a, np.float64) for a in successes]
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError(f"paired rows need the same seeds, targets and victims: {[a.shape for a in arrays]}")
+    draws = _draw(*arrays[0].shape, n_boot, np.random.default_rng(seed))
+    replicates = sum(w * _replicates(a, statistic, draws) for a, w in zip(arrays, weights))
+    estimate = float(sum(w * STATISTICS[statistic](a.mean(axis=-1)).mean() for a, w in zip(arrays, weights)))
+    lo, hi = _interval(replicates)
     return {"mean": estimate, "lo": lo, "hi": hi}
+
+
+def values_interval(values, n_boot=N_BOOT, seed=0):
+    """{mean, lo, hi, seeds} of a mean over [seeds, items] (e.g. L2 per target): seeds, then items drawn."""
+    v = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    seeds = rng.integers(0, v.shape[0], (n_boot, v.shape[0]))
+    items = rng.integers(0, v.shape[1], (n_boot, v.shape[0], v.shape[1]))
+    replicates = np.take_along_axis(v[seeds], items, axis=2).mean(axis=(1, 2))
+    lo, hi = _interval(replicates)
+    return {"mean": float(v.mean()), "lo": lo, "hi": hi, "seeds": int(v.shape[0])}
 
 
 def accuracy_interval(accuracies, n_images, n_boot=N_BOOT, seed=0):

@@ -7,11 +7,13 @@ from blurnet_tf.evaluation.metrics import attack_success_rate, l2_dissimilarity,
 
 
 def per_target_rows(clean_images, clean_pred, adversarial, adv_pred, targets, lam):
-    """One row per target: ASR (vs the clean prediction), targeted success, L2 dissimilarity."""
+    """One row per target: ASR (vs the clean prediction), targeted success, L2 dissimilarity, and
+    which victims the sticker moved (1 per victim, for intervals over victims)."""
     return [{"lambda": float(f"{lam:g}"), "target": int(t),
              "asr": attack_success_rate(clean_pred, adv_pred[i]),
              "targeted": targeted_success(adv_pred[i], t),
-             "l2": l2_dissimilarity(clean_images, adversarial[i])}
+             "l2": l2_dissimilarity(clean_images, adversarial[i]),
+             "success": (np.asarray(clean_pred) != np.asarray(adv_pred[i])).astype(int).tolist()}
             for i, t in enumerate(targets)]
 
 

@@ -44,6 +44,7 @@ class PgdAttack:
             adv = linf_attack(attacked, victims, eps=self.pgd_eps, steps=self.pgd_steps, step_size=self.pgd_step)
             pred = metrics.predict_classes(model, adv)
             result = {"asr": metrics.attack_success_rate(clean, pred), "l2": metrics.l2_dissimilarity(victims, adv),
+                      "success": (clean != pred).astype(int).tolist(),
                       "paper": {"asr": paper.TABLE4["asr"], "l2_range": list(paper.TABLE4["l2_range"])}}
             for i, image in enumerate(adv[:save_images]):
                 files.save_png(out / "images" / f"pgd_{i}.png", image)

@@ -9,7 +9,7 @@ import dataclasses
 import os
 import pathlib
 
-from blurnet_tf import rundir
+from blurnet_tf import paper, rundir
 from blurnet_tf.evaluation.deflection_protocol import PDBudget
 from blurnet_tf.pipeline.steps import Step
 from blurnet_tf.rundir import ORIGINAL, Layout
@@ -54,7 +54,11 @@ class Profile:
     max_train_images: int = 0   # 0 = all (tests use a few)
     pixel_deflection: PDBudget | None = None
     mnist: MnistBudget | None = None
+    seeds: tuple = (0,)         # training seeds (and RP2 noise seeds) of the seeded rows
+    seeded_rows: tuple = ()     # rows trained and attacked under every seed; the others under seeds[0]
 
+
+SEEDED_ROWS = TABLE2_ROWS  # Tables I-V: the λ sweep, Pixel Deflection and Defend++ stay single-seed
 
 PROFILES = {
     "quick": Profile("quick", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
@@ -64,12 +68,14 @@ PROFILES = {
                      pixel_deflection=PDBudget(test_images=100, cw_steps=100, cw_search=4, adaptive_pgd_steps=10,
                                                adaptive_rp2_targets=(12, 1, 7), adaptive_rp2_epochs=50,
                                                search_images=150),
-                     mnist=MnistBudget(epochs=5, images=300, bim_steps=40, cw_search=3, ddn_steps=50)),
+                     mnist=MnistBudget(epochs=5, images=300, bim_steps=40, cw_search=3, ddn_steps=50),
+                     seeds=(0, 1), seeded_rows=SEEDED_ROWS),
     "full": Profile("full", rows=TABLE2_ROWS + (DEFENDPP_ROW,), train_epochs=None, adv_train_epochs=None, attack_epochs=300,
                     lambdas=("0.002", "0.02", "0.2"), dct_dims=(4, 8, 12, 16, 24, 32), table1_kernels=(3, 5, 7),
                     table5_regularisers=("tv", "tik_hf", "tik_pseudo"),
                     # BPDA+EOT RP2 runs the numpy defence 4x per image-step: 5 targets keep it to minutes.
-                    pixel_deflection=PDBudget(adaptive_rp2_targets=(1, 3, 7, 10, 12)), mnist=MnistBudget()),
+                    pixel_deflection=PDBudget(adaptive_rp2_targets=(1, 3, 7, 10, 12)), mnist=MnistBudget(),
+                    seeds=(0, 1, 2), seeded_rows=SEEDED_ROWS),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile("smoke", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
                                     "tik_hf", DEFENDPP_ROW),
@@ -80,7 +86,8 @@ PROFILES = {
                                                adaptive_pgd_steps=2, adaptive_rp2_targets=(12,), adaptive_rp2_epochs=3,
                                                ensemble=2, search_images=20),
                      mnist=MnistBudget(rows=("mnist_baseline", "mnist_defendpp"), epochs=1, images=20, bim_steps=3,
-                                       cw_search=1, cw_steps=3, ddn_steps=3, max_train_images=300)),
+                                       cw_search=1, cw_steps=3, ddn_steps=3, max_train_images=300),
+                     seeds=(0, 1), seeded_rows=("baseline", "tv_1e-4")),
 }
 
 
@@ -96,74 +103,96 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
     flags_dir = pathlib.Path(flags_dir)
     data = [f"--data_dir={data_dir}"] if data_dir else []
     steps = []
+    first, *more = profile.seeds
+
+    def under(seed):
+        """The rows trained and attacked under `seed` (every row under the first seed)."""
+        return profile.rows if seed == first else tuple(r for r in profile.rows if r in profile.seeded_rows)
+
+    def seed_arg(seed):  # the flagfiles' seed is 0
+        return [] if seed == 0 else [f"--seed={seed}"]
+
+    name = rundir.seeded
 
     trained = profile.rows + ((PD_ROW,) if profile.pixel_deflection else ())
-    for row in trained:
-        epochs = profile.adv_train_epochs if row == "adv_train" else profile.train_epochs
-        steps.append(Step(f"train/{row}", "train", lay.model_dir(row), command=[
-            "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.model(row)}",
-            *([f"--epochs={epochs}"] if epochs else []),
-            *([f"--max_train_images={profile.max_train_images}"] if profile.max_train_images else []), *data]))
+    for seed in profile.seeds:
+        for row in trained if seed == first else under(seed):
+            epochs = profile.adv_train_epochs if row == "adv_train" else profile.train_epochs
+            steps.append(Step(f"train/{name(row, seed)}", "train", lay.model_dir(row, seed), command=[
+                "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
+                f"--out={lay.model(row, seed)}", *([f"--epochs={epochs}"] if epochs else []), *seed_arg(seed),
+                *([f"--max_train_images={profile.max_train_images}"] if profile.max_train_images else []), *data]))
 
-    def attack(stage, name, row, flagfile, *extra):
-        out = lay.result_dir(stage, name)
-        return Step(f"{stage}/{name}", stage, out, inputs=lay.model_inputs(row), command=[
-            "blurnet_tf.cli.attack", f"--flagfile={flags_dir / 'attacks' / flagfile}", f"--model={lay.model(row)}",
-            f"--out={out}", *extra, *([f"--targets={profile.targets}"] if profile.targets != "all" else []), *data])
+    def attack(stage, label, row, flagfile, seed, *extra):
+        out = lay.result_dir(stage, label, seed)
+        return Step(f"{stage}/{name(label, seed)}", stage, out, inputs=lay.model_inputs(row, seed), command=[
+            "blurnet_tf.cli.attack", f"--flagfile={flags_dir / 'attacks' / flagfile}",
+            f"--model={lay.model(row, seed)}", f"--out={out}", *extra, *seed_arg(seed),
+            *([f"--targets={profile.targets}"] if profile.targets != "all" else []), *data])
 
-    def whitebox_inputs(row):
-        return lay.model_inputs(row) + [lay.results("whitebox", row)]
+    def whitebox_inputs(row, seed):
+        return lay.model_inputs(row, seed) + [lay.results("whitebox", row, seed)]
 
     rp2_budget = [f"--epochs={profile.attack_epochs}"]
-    whitebox_rows = (ORIGINAL,) + profile.rows
-    for row in whitebox_rows:
-        steps.append(attack("whitebox", row, row, "whitebox.flags", *rp2_budget,
-                            f"--lambdas={','.join(profile.lambdas)}"))
+    for seed in profile.seeds:  # the λ sweep under the first seed; the paper's λ under the others
+        lambdas = profile.lambdas if seed == first else (f"{paper.RP2_LAMBDA:g}",)
+        for row in (ORIGINAL,) + under(seed):
+            steps.append(attack("whitebox", row, row, "whitebox.flags", seed, *rp2_budget,
+                                f"--lambdas={','.join(lambdas)}"))
 
-    for source in (ORIGINAL, "baseline"):
-        steps.append(Step(f"transfer/{source}", "transfer", lay.result_dir("transfer", source),
-                          experiment=BlurTransfer(source, lay.model(source), os.fspath(lay.result_dir("whitebox", source)),
-                                                  tuple(profile.table1_kernels), data_dir=data_dir),
-                          inputs=whitebox_inputs(source)))
+    for seed in profile.seeds:
+        for source in (ORIGINAL, "baseline"):
+            if source in (ORIGINAL,) + under(seed):
+                steps.append(Step(f"transfer/{name(source, seed)}", "transfer", lay.result_dir("transfer", source, seed),
+                                  experiment=BlurTransfer(source, lay.model(source, seed),
+                                                          os.fspath(lay.result_dir("whitebox", source, seed)),
+                                                          tuple(profile.table1_kernels), data_dir=data_dir),
+                                  inputs=whitebox_inputs(source, seed)))
 
-    for row in (r for r in profile.rows if r.startswith("gaussian_aug_")):
-        sigma = row.removeprefix("gaussian_aug_")
-        steps.append(Step(f"smoothing/{sigma}", "smoothing", lay.result_dir("smoothing", sigma),
-                          experiment=SmoothingVotes(row, lay.model(row), os.fspath(lay.result_dir("whitebox", row)),
-                                                    float(sigma), profile.smoothing_samples, data_dir),
-                          inputs=whitebox_inputs(row)))
+    for seed in profile.seeds:
+        for row in (r for r in under(seed) if r.startswith("gaussian_aug_")):
+            sigma = row.removeprefix("gaussian_aug_")
+            steps.append(Step(f"smoothing/{name(sigma, seed)}", "smoothing", lay.result_dir("smoothing", sigma, seed),
+                              experiment=SmoothingVotes(row, lay.model(row, seed),
+                                                        os.fspath(lay.result_dir("whitebox", row, seed)),
+                                                        float(sigma), profile.smoothing_samples, data_dir),
+                              inputs=whitebox_inputs(row, seed)))
 
-    for row in (r for r in profile.rows if r in CONV_ROWS):
-        dims = profile.dct_dims if row == "conv_7" else (16,)
-        for dim in dims:
-            steps.append(attack("lowfreq", f"{row}/dct{dim}", row, "lowfreq.flags", *rp2_budget, f"--dct_dim={dim}"))
-    for row in (r for r in profile.rows if r in REGULARISED_ROWS):
-        steps.append(attack("adaptive", row, row, "adaptive.flags", *rp2_budget))
-    if "adv_train" in profile.rows:
-        for reg in profile.table5_regularisers:
-            steps.append(attack("adaptive_adv_train", reg, "adv_train", "adaptive.flags", *rp2_budget,
-                                f"--regulariser={reg}"))
-    for row in whitebox_rows:
-        steps.append(attack("pgd", row, row, "pgd.flags"))
+    for seed in profile.seeds:  # the DCT-size sweep (Fig. 3) under the first seed only
+        for row in (r for r in under(seed) if r in CONV_ROWS):
+            for dim in profile.dct_dims if row == "conv_7" and seed == first else (16,):
+                steps.append(attack("lowfreq", f"{row}/dct{dim}", row, "lowfreq.flags", seed, *rp2_budget,
+                                    f"--dct_dim={dim}"))
+    for seed in profile.seeds:
+        for row in (r for r in under(seed) if r in REGULARISED_ROWS):
+            steps.append(attack("adaptive", row, row, "adaptive.flags", seed, *rp2_budget))
+    for seed in profile.seeds:
+        if "adv_train" in under(seed):
+            for reg in profile.table5_regularisers:
+                steps.append(attack("adaptive_adv_train", reg, "adv_train", "adaptive.flags", seed, *rp2_budget,
+                                    f"--regulariser={reg}"))
+    for seed in profile.seeds:  # PGD starts at the image: the fixed original weights need one run
+        for row in ((ORIGINAL,) if seed == first else ()) + under(seed):
+            steps.append(attack("pgd", row, row, "pgd.flags", seed))
 
     if profile.pixel_deflection:
         steps.append(Step("pixel_deflection/baseline", "pixel_deflection", lay.root / "pixel_deflection",
-                          experiment=DeflectionStudy(PD_ROW, lay.model(PD_ROW), profile.pixel_deflection,
+                          experiment=DeflectionStudy(PD_ROW, lay.model(PD_ROW, first), profile.pixel_deflection,
                                                      profile.attack_epochs, data_dir=data_dir),
-                          inputs=lay.model_inputs(PD_ROW)))
+                          inputs=lay.model_inputs(PD_ROW, first)))
     if profile.mnist:
         steps += _mnist_steps(profile.mnist, lay, flags_dir, data)
     if DEFENDPP_ROW in profile.rows or profile.mnist:
         runs = ((("mnist", os.fspath(lay.mnist_model_dir("mnist_defendpp"))),) if profile.mnist else ()) + (
-            (("lisa", lay.model(DEFENDPP_ROW)),) if DEFENDPP_ROW in profile.rows else ())
+            (("lisa", lay.model(DEFENDPP_ROW, first)),) if DEFENDPP_ROW in profile.rows else ())
         steps.append(Step("defendpp/reconstructions", "defendpp", lay.root / "defendpp_figures",
                           experiment=DefendppReconstructions(runs, data_dir=data_dir),
                           inputs=[pathlib.Path(p) / rundir.AUTOENCODER_FILE for _, p in runs]))
     if "baseline" in profile.rows:
         steps.append(Step("figures/spectra", "figures", lay.root / "figures",
-                          experiment=SpectraMaps(lay.model("baseline"), os.fspath(lay.result_dir("whitebox", "baseline")),
-                                                 data_dir=data_dir),
-                          inputs=whitebox_inputs("baseline")))
+                          experiment=SpectraMaps(lay.model("baseline", first),
+                                                 os.fspath(lay.result_dir("whitebox", "baseline", first)), data_dir=data_dir),
+                          inputs=whitebox_inputs("baseline", first)))
     return steps
 
 

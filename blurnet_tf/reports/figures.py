@@ -10,12 +10,35 @@ from blurnet_tf import files  # noqa: E402
 from blurnet_tf.evaluation.spectra import log_spectrum  # noqa: E402
 
 
-def _save(fig, path):
+def _save(fig, path, vector=False):
+    """PNG (and, for the plots read at paper size, a PDF beside it), each written atomically."""
     files.ensure_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    for target in (path, path.with_suffix(".pdf")) if vector else (path,):
+        tmp = target.with_name(f".{target.name}.tmp{target.suffix}")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        tmp.replace(target)
     plt.close(fig)
-    tmp.replace(path)
+
+
+def forest(rows, title, xlabel, path):
+    """One line per row: our mean and 95% interval, the paper's value as a marker.
+    rows: [(label, {mean, lo, hi, seeds}, paper value or None)]."""
+    fig, ax = plt.subplots(figsize=(6, 0.38 * len(rows) + 1.2))
+    for i, (label, r, ref) in enumerate(rows):
+        y = len(rows) - 1 - i
+        ax.errorbar(100 * r["mean"], y, xerr=[[100 * (r["mean"] - r["lo"])], [100 * (r["hi"] - r["mean"])]],
+                    fmt="o", color="tab:blue", capsize=3, label="ours: mean, 95% interval" if i == 0 else None)
+        if ref is not None:
+            ax.plot(100 * ref, y, "kD", markersize=5, label="paper" if i == 0 else None)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{label} (n={r['seeds']})" for label, r, _ in reversed(rows)], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if labels:
+        ax.legend(fontsize=8, loc="best")
+    _save(fig, path, vector=True)
 
 
 def image_spectra(clean, stickered, path):

@@ -84,3 +84,26 @@ def store_stickers(work_dir, folder, lam=paper.RP2_LAMBDA):
             source = record.noise_file(lay.result_dir("whitebox", row), lam, target)
             if source.is_file():  # a record copied without its arrays (a test fixture) has none
                 files.write_bytes(folder / row / f"lambda{lam:g}_target{target}.npy", source.read_bytes())
+
+
+def forest_plots(seed_intervals, fig_dir):
+    """Forest plots of Table II (average and worst ASR), Table III and Table IV: {name: file}."""
+    made = {}
+    wb = seed_intervals.get("whitebox", {})
+    ref2 = lambda row: paper.TABLE2.get("baseline" if row == rundir.ORIGINAL else row, {})  # noqa: E731
+    specs = {
+        "forest_table2_avg": ("Table II: white-box RP2, average ASR", "average ASR over 17 targets (%)",
+                              [(r, m["avg_asr"], ref2(r).get("avg_asr")) for r, m in wb.items()]),
+        "forest_table2_worst": ("Table II: white-box RP2, worst-case ASR", "worst ASR over 17 targets (%)",
+                                [(r, m["worst_asr"], ref2(r).get("worst_asr")) for r, m in wb.items()]),
+        "forest_table3": ("Table III: adaptive attacks, average ASR", "average ASR (%)",
+                          [(f"{r} ({stage})", m["avg_asr"], paper.TABLE3.get(r, {}).get("avg_asr"))
+                           for stage in ("lowfreq", "adaptive") for r, m in seed_intervals.get(stage, {}).items()]),
+        "forest_table4": ("Table IV: PGD L∞ ε 8/255, ASR", "ASR on the 40 victims (%)",
+                          [(r, m["asr"], paper.TABLE4["asr"]) for r, m in seed_intervals.get("pgd", {}).items()]),
+    }
+    for name, (title, xlabel, rows) in specs.items():
+        if rows:
+            figures.forest(rows, title, xlabel, fig_dir / f"{name}.png")
+            made[name] = f"{name}.png"
+    return made

@@ -12,10 +12,10 @@ import time
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.reports import blurnet_tables as tables
 from blurnet_tf.reports import defendpp_section as defendpp
-from blurnet_tf.reports.blurnet_claims import claims
+from blurnet_tf.reports import seed_statistics
 from blurnet_tf.reports.collect import collect
 from blurnet_tf.reports.format import DISAGREE_POINTS
-from blurnet_tf.reports.report_figures import draw_figures, store_stickers
+from blurnet_tf.reports.report_figures import draw_figures, forest_plots, store_stickers
 
 STAGES = ("train", "whitebox", "transfer", "smoothing", "lowfreq", "adaptive", "adaptive_adv_train", "pgd",
           "pixel_deflection", "defendpp", "figures")
@@ -60,13 +60,18 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
     store_stickers(work_dir, out / "stickers")
     meta = metadata(profile, work_dir, started, stage_seconds_this_run)
     meta["stale_steps"] = list(stale)
-    disagreements = []
+    disagreements, interval_misses = [], []
+    seeds_table, seed_intervals = seed_statistics.table(data["seeds"], interval_misses)
     sections = {"I": tables.table1(data, disagreements), "II": tables.table2(data, disagreements, profile.lambdas),
                 "III": tables.table3(data, disagreements), "IV": tables.table4(data, disagreements), "V": tables.table5(data, disagreements),
                 "PD": tables.pixel_deflection_tables(data),
-                "DPP": defendpp.section(data, disagreements)}
-    verdicts = claims(data) + defendpp.claims(data)
-    files.write_json(out / "tables.json", {"data": data, "claims": verdicts, "disagreements": disagreements,
+                "DPP": defendpp.section(data, disagreements), "SEEDS": seeds_table}
+    verdicts = seed_statistics.claims(data["seeds"]) + defendpp.claims(data)
+    figs.update(forest_plots(seed_intervals, out / "figures"))
+    meta["interval_misses"] = interval_misses
+    files.write_json(out / "tables.json", {"data": data, "intervals": seed_intervals,
+                                           "claims": [{"claim": c, "verdict": v, "evidence": e} for c, v, e in verdicts],
+                                           "disagreements": disagreements, "interval_misses": interval_misses,
                                         "metadata": meta, "paper": {"table1": paper.TABLE1, "table2": paper.TABLE2,
                                                                     "table3": paper.TABLE3, "table4": paper.TABLE4,
                                                                     "table5": paper.TABLE5,
@@ -83,7 +88,8 @@ TITLES = {"I": "Table I: black-box transfer into the same weights with a fixed b
           "IV": "Table IV: PGD L∞ ε 8/255, step 0.01, 10 steps (untargeted, on the 40 victims)",
           "V": "Table V: the adversarially trained model under the adaptive attacks",
           "PD": "Pixel Deflection (Prakash et al.) on the LISA-CNN, non-adaptive and adaptive",
-          "DPP": "Defend++ (Liu et al.): MNIST Tables 1-2, reconstructions, and on LISA"}
+          "DPP": "Defend++ (Liu et al.): MNIST Tables 1-2, reconstructions, and on LISA",
+          "SEEDS": "Seeds and 95% intervals (Tables II-V)"}
 
 
 def render(profile, sections, verdicts, disagreements, figs, meta, missing, prefix):
@@ -101,7 +107,10 @@ def render(profile, sections, verdicts, disagreements, figs, meta, missing, pref
     if quick:
         md += ["> Quick profile: models are trained for a few epochs and RP2 runs fewer epochs, so the numbers "
                "below show the pipeline working end to end, not the paper's settings. See the full profile.", ""]
-    md += ["## The papers' claims", "", "BlurNet's claims first, then Defend++'s (MNIST).", "",
+    md += ["## The papers' claims", "", "BlurNet's claims first, judged by paired 95% intervals on the difference "
+           "(same seeds, targets and victims drawn for both sides; held / not held when the interval excludes "
+           "0 on the claimed / other side, else inconclusive); then Defend++'s (MNIST, one seed, point "
+           "comparisons).", "",
            "| claim | verdict | evidence |", "|---|---|---|"]
     md += [f"| {c} | **{v}** | {e} |" for c, v, e in verdicts]
     for key, title in TITLES.items():
@@ -112,10 +121,16 @@ def render(profile, sections, verdicts, disagreements, figs, meta, missing, pref
                 "fig4": "Fig. 4: second-layer feature-map spectra", "fig5": "Fig. 5: ASR vs L2, conv and TV",
                 "fig6": "Fig. 6: ASR vs L2, Tikhonov and Gaussian",
                 "defendpp_mnist_mnist_defendpp": "Defend++ Figs. 6 / 8: MNIST reconstructions and R",
-                "defendpp_lisa_defendpp": "Defend++ Figs. 6 / 8 on LISA: reconstructions and R"}
+                "defendpp_lisa_defendpp": "Defend++ Figs. 6 / 8 on LISA: reconstructions and R",
+                "forest_table2_avg": "Table II, average ASR: our mean and 95% interval per row, the paper's value",
+                "forest_table2_worst": "Table II, worst-case ASR: our mean and 95% interval, the paper's value",
+                "forest_table3": "Table III: our mean and 95% interval, the paper's value",
+                "forest_table4": "Table IV: our mean and 95% interval, the paper's value"}
     for key in sorted(figs):
         md += [f"**{captions.get(key, key)}**", "", f"![{key}]({prefix}{figs[key]})", ""]
-    md += ["## Where we differ from the paper by more than 10 points", ""]
+    md += ["## Where our 95% interval misses the paper's number (rows with seeds)", ""]
+    md += [f"- {f}" for f in meta.get("interval_misses", [])] or ["- none"]
+    md += ["", "## Where we differ from the paper by more than 10 points (single-run tables above)", ""]
     md += [f"- {f}" for f in disagreements] or ["- none"]
     if missing:
         md += ["", "## Steps not run yet", ""] + [f"- {m}" for m in missing]
