@@ -14,6 +14,7 @@ PGD_STEPS = 10              # Table IV
 MNIST_FGSM_EPS = 0.2        # Defend++ §4.1
 LISA_TEST_FRACTION = 0.2    # our track-held-out split (the paper states none)
 MNIST_TEST_FRACTION = 0.3   # the old test-set-only MNIST split
+PRECISIONS = ("float32", "mixed_bfloat16")  # our compute precisions (float32 is the papers')
 
 
 def validation_seed(split_seed):

@@ -5,6 +5,7 @@ status 2 (a failed pipeline step: 1); `--verbosity=1` shows the traceback as wel
 """
 
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines only when asked for
@@ -25,7 +26,23 @@ def run(main):
         except StepFailed as exc:
             _fail(exc, 1)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv):
+    """absl's parsing, with a bad or missing flag reported like every other bad input."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as exc:
+        text = str(exc).splitlines()[0]
+        found = re.match(r"flag --([\w-]+)(?:=([^:\s]*))?:?\s*(.*)", text)
+        if found:
+            name, value, problem = found.groups()
+            if "other than None" in problem:
+                problem, value = "required, not given", None
+            text = f"--{name}: {problem}" + (f" (got {value!r})" if value else "")
+        print(f"error: {text}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _fail(exc, status):

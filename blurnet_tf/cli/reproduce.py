@@ -8,6 +8,7 @@ where it stopped. Step outputs live in runs/<profile>/; the report in results/<p
 results/REPORT.md.
 """
 
+import dataclasses
 import pathlib
 import time
 
@@ -20,6 +21,8 @@ flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")
 flags.DEFINE_string("results_dir", "results", "Where REPORT.md, tables.json and figures go.")
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
 flags.DEFINE_list("stages", None, "Run only these stages (e.g. train,whitebox); the report is always written.")
+flags.DEFINE_list("seeds", None, "Training / RP2 noise seeds of the Table I-V rows (default: the profile's; "
+                  "quick 0,1, full 0,1,2). The λ sweep, Pixel Deflection and Defend++ use the first.")
 flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any.")
 
 
@@ -33,6 +36,13 @@ def main(argv):
 
     started = time.time()
     profile = PROFILES[FLAGS.profile]
+    if FLAGS.seeds:
+        from blurnet_tf import cli
+
+        seeds = cli.int_list("seeds", ",".join(FLAGS.seeds))
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise cli.SettingError("seeds", f"expected distinct integers >= 0, got {','.join(FLAGS.seeds)}")
+        profile = dataclasses.replace(profile, seeds=seeds)
     work_dir = FLAGS.work_dir or f"runs/{profile.name}"
     find_data_dir(FLAGS.data_dir)  # fail early, with the path, if the data are missing
     if not pathlib.Path("flags/models").is_dir():

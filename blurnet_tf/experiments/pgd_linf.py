@@ -6,8 +6,8 @@ import pathlib
 import time
 
 from blurnet_tf import files, paper, rundir
+from blurnet_tf.paper import PRECISIONS
 from blurnet_tf.errors import SettingError
-from blurnet_tf.registry.precision import PRECISIONS, with_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,8 @@ class PgdAttack:
             started = time.time()
             _, victims, _, model = load_victim_setting(self.model, self.data_dir)
             clean = metrics.predict_classes(model, victims)
+            from blurnet_tf.registry.precision import with_precision
+
             attacked = model if self.precision == "float32" else with_precision(model, self.precision)
             adv = linf_attack(attacked, victims, eps=self.pgd_eps, steps=self.pgd_steps, step_size=self.pgd_step)
             pred = metrics.predict_classes(model, adv)

@@ -13,9 +13,9 @@ import time
 import numpy as np
 
 from blurnet_tf import files, paper, rundir
+from blurnet_tf.paper import PRECISIONS
 from blurnet_tf.data import NUM_CLASSES, STOP
 from blurnet_tf.errors import DataError, SettingError
-from blurnet_tf.registry.precision import PRECISIONS, with_precision
 
 MODES = ("whitebox", "transfer", "lowfreq", "adaptive")
 ALL_TARGETS = tuple(t for t in range(NUM_CLASSES) if t != STOP)
@@ -87,7 +87,10 @@ class StickerAttack:
         started = time.time()
         data_dir, victims, mask, model = load_victim_setting(self.model, self.data_dir, self.mask, self.mask_threshold)
         attacked = model if self.mode != "transfer" else load_victim_setting(self.source_model, data_dir)[3]
-        attacked = with_precision(attacked, self.precision) if self.precision != "float32" else attacked
+        if self.precision != "float32":
+            from blurnet_tf.registry.precision import with_precision
+
+            attacked = with_precision(attacked, self.precision)
         rescore = self.mode == "transfer" or self.precision != "float32"  # success is judged on `model`
         kwargs = dict(lam=list(self.lambdas), epochs=self.epochs, lr=self.lr, norm=self.norm,
                       nps_colors=_nps_colors(data_dir) if self.nps else None, noise_clip=self.noise_clip,
@@ -114,7 +117,7 @@ class StickerAttack:
                         files.save_npy(out / name, r.noise[li, ti])
                         saved["noise_files"][f"{lam:g}/{t}"] = name
                         for i, image in enumerate(r.adversarial[li, ti, :save_images]):
-                            files.save_png(out / "images" / f"lambda{lam:g}_target{t}_{i}.png", image)
+                            files.save_png(out / "images" / f"{self.key}-lambda{lam:g}_target{t}_{i}.png", image)
                         saved["history"][f"{lam:g}/{t}"] = {k: v[:, li, ti].round(5).tolist()
                                                             for k, v in r.history.items() if v.ndim == 3}
                 files.write_json(part, saved)
@@ -140,7 +143,7 @@ def load_victim_setting(model_spec, data_dir=None, mask="rectangles", mask_thres
     from blurnet_tf.data import find_data_dir, load_mask, load_victims
     from blurnet_tf.defences import classifier_of
     from blurnet_tf.registry import load_model
-    from blurnet_tf.registry.precision import compute_precision
+    from blurnet_tf.registry.precision import compute_precision, with_precision
 
     data_dir = find_data_dir(data_dir)
     victims, _ = load_victims(data_dir)
@@ -169,12 +172,14 @@ def _check(ok, field, problem):
 
 
 def _refuse_other_settings(out, key):
-    """One run directory holds one attack: results of other settings are never replaced."""
+    """One run directory holds one attack, finished or killed half-way: another's is never replaced."""
     existing = files.read_json(out / rundir.RESULTS_FILE)
     if existing is not None:
         old = rundir.StickerRecord.from_json(existing, out / rundir.RESULTS_FILE).flags if "rows" in existing else None
         if old is None or rundir.settings_key(old, 12) != key:
             raise DataError(out, "holds the results of another attack; choose another --out")
+    if any(not part.name.startswith(f"{key}-") for part in (out / "parts").glob("*.json")):
+        raise DataError(out, "holds the unfinished parts of another attack; choose another --out")
 
 
 def _read_part(part):

@@ -9,7 +9,7 @@ import contextlib
 
 import keras
 
-PRECISIONS = ("float32", "mixed_bfloat16")
+from blurnet_tf.paper import PRECISIONS  # noqa: E402  (kept where binaries can read it without Keras)
 FLOAT32_LAYERS = ("logits",)  # the output layer of our classifiers
 
 

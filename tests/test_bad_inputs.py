@@ -1,0 +1,773 @@
+"""Bad input, every binary: one line `error: <flag or file>: <what was expected>` on stderr, exit
+status 2, never a traceback; nothing the user made is deleted; every write is atomic.
+
+Range checks are tested in-process on the settings dataclasses: a binary start costs seconds of
+TensorFlow import. Each binary runs only a few times, to pin the end-to-end form; those runs are
+started together in the background (`binaries`, two at a time) with the module's first test, so
+they run while the in-process tests do, and the tests at the end of the file collect them.
+Export, serving and training resume are covered in their own test files.
+"""
+
+import concurrent.futures
+import dataclasses
+import errno
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from blurnet_tf.errors import DataError, SettingError
+from conftest import ROOT, run_python
+
+NAN, INF = math.nan, math.inf
+TINY_ATTACK = ("--model=original", "--flagfile=flags/attacks/whitebox.flags", "--targets=12", "--epochs=2")
+UNWRITABLE = "/proc/blurnet_test/out"  # mkdir fails there, whoever runs the tests
+
+
+def assert_bad_input(proc, prefix):
+    """Exit status 2, stderr's last line `error: <prefix>...`, the only error line; no traceback."""
+    detail = f"exit {proc.returncode}\nstdout: {proc.stdout[-1500:]}\nstderr: {proc.stderr[-3000:]}"
+    assert proc.returncode == 2, detail
+    assert "Traceback" not in proc.stderr, detail
+    lines = proc.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith(f"error: {prefix}"), detail
+    assert sum(line.startswith("error:") for line in lines) == 1, detail
+    return lines[-1]
+
+
+def assert_no_work(proc):
+    """Nothing was computed: no attack group, no epoch, no evaluation was printed."""
+    for sign_of_work in ("targets [", "ASR", "Epoch", "legit accuracy", "wrote "):
+        assert sign_of_work not in proc.stdout, proc.stdout
+
+
+def snapshot(directory):
+    """{relative path: bytes} of every file under directory."""
+    directory = pathlib.Path(directory)
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def finished_pid():
+    """The PID of a process that has exited (a stale lock's owner)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def grey_mask_png(path):
+    """A 32x32 single-channel PNG with a horizontal 0..255 gradient; returns its pixels."""
+    pixels = np.tile(np.linspace(0, 255, 32).round().astype(np.uint8), (32, 1))
+    assert cv2.imwrite(str(path), pixels)
+    return pixels
+
+
+def _refuse_constant(constant):
+    raise ValueError(f"non-strict JSON constant {constant}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The binary runs, in the background.
+
+class _Background:
+    """Binary runs in fresh processes, `workers` at a time, output to files (no pipe to fill)."""
+
+    def __init__(self, log_dir, workers=2):
+        self.log_dir = log_dir
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        self.lock = threading.Lock()
+        self.running = []
+        self.stopping = False
+        self.futures = {}
+        self.prepared = {}
+
+    def start(self, name, *args, prepare=None):
+        """Queues `python args...`; `prepare()` runs just before it, its value kept for the test."""
+        self.futures[name] = self.pool.submit(self._run, name, args, prepare)
+
+    def _run(self, name, args, prepare):
+        if prepare is not None:
+            self.prepared[name] = prepare()
+        with open(self.log_dir / f"{name}.stdout", "w+") as out, open(self.log_dir / f"{name}.stderr", "w+") as err:
+            with self.lock:
+                if self.stopping:
+                    raise RuntimeError("stopped before it started")
+                proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=err, text=True,
+                                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                self.running.append(proc)
+            proc.wait()
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+
+    def result(self, name, timeout=600):
+        return self.futures[name].result(timeout)
+
+    def stop(self):
+        with self.lock:
+            self.stopping = True
+            for proc in self.running:
+                if proc.poll() is None:
+                    proc.kill()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="module")
+def binaries(tmp_path_factory):
+    """(runs, paths): every binary run of this file, queued at once."""
+    base = tmp_path_factory.mktemp("binaries")
+    paths = {name: base / name for name in ("tiny", "lambdas", "stop", "busy", "mask", "grey_out", "train_epochs",
+                                            "model", "mnist_out", "work", "results")}
+    paths["mask"] = base / "grey.png"
+    paths["missing"] = base / "missing.keras"
+    grey_mask_png(paths["mask"])
+    paths["tiny"].mkdir()
+    (paths["tiny"] / ".lock").write_text(str(finished_pid()))  # left by a process that has exited
+    paths["busy"].mkdir()
+    (paths["busy"] / ".lock").write_text(str(os.getpid()))  # held by this (live) test process
+    attack, train = ("-m", "blurnet_tf.cli.attack"), ("-m", "blurnet_tf.cli.train")
+    runs = _Background(base)
+    try:
+        runs.start("tiny_attack", *attack, *TINY_ATTACK, f"--out={paths['tiny']}")
+        runs.start("attack_lambdas", *attack, *TINY_ATTACK, "--lambdas=abc", f"--out={paths['lambdas']}")
+        runs.start("attack_stop", *attack, "--model=original", "--targets=14", f"--out={paths['stop']}")
+        runs.start("attack_unwritable", *attack, *TINY_ATTACK, f"--out={UNWRITABLE}")
+        runs.start("attack_busy", *attack, *TINY_ATTACK, f"--out={paths['busy']}")
+        runs.start("attack_grey_mask", *attack, *TINY_ATTACK, f"--mask={paths['mask']}", f"--out={paths['grey_out']}")
+        runs.start("train_epochs", *train, "--epochs=0", f"--out={paths['train_epochs']}")
+        runs.start("train_unwritable", *train, "--epochs=1", "--max_train_images=16", "--batch_size=8",
+                   f"--out={UNWRITABLE}")
+        runs.start("mnist_attacks", "-m", "blurnet_tf.cli.mnist_attacks", f"--model={paths['model']}",
+                   "--attacks=clean,foo", f"--out={paths['mnist_out']}")
+        runs.start("evaluate", "-m", "blurnet_tf.cli.evaluate", f"--model={paths['missing']}")
+        runs.start("reproduce", "-m", "blurnet_tf.cli.reproduce", "--profile=smoke", "--stages=train,bogus",
+                   f"--work_dir={paths['work']}", f"--results_dir={paths['results']}")
+        # Another attack (target 1, not 12) into the first one's directory, once that has finished.
+        runs.start("second_attack", *attack, "--model=original", "--flagfile=flags/attacks/whitebox.flags",
+                   "--targets=1", "--epochs=2", f"--out={paths['tiny']}",
+                   prepare=lambda: (runs.result("tiny_attack"), snapshot(paths["tiny"])))
+        yield runs, paths
+    finally:
+        runs.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_binaries_first(request):
+    """Queues the binary runs with the module's first test when any selected test needs them."""
+    if any("binaries" in getattr(item, "fixturenames", ()) for item in request.session.items
+           if getattr(item, "module", None) is request.module):
+        request.getfixturevalue("binaries")
+
+
+# absl parses the flags before cli.run's guard sees them: a bad enum value, a non-number or a missing
+# required flag exits 1 with "FATAL Flags parsing error: ..." and a second line of help. (Cheap: the
+# flags are parsed before TensorFlow is imported.)
+ABSL_PARSE_CASES = [
+    ("attack", ("--model=original", "--mode=bogus", "--out={tmp}"), "--mode"),
+    ("attack", ("--model=original",), "--out"),
+    ("train", ("--epochs=abc", "--out={tmp}"), "--epochs"),
+    ("mnist_attacks", ("--model={tmp}", "--images=many", "--out={tmp}"), "--images"),
+    ("evaluate", (), "--model"),
+    ("reproduce", ("--profile=bogus",), "--profile"),
+]
+
+
+@pytest.mark.parametrize("binary,args,flag", ABSL_PARSE_CASES,
+                         ids=[f"{b} {' '.join(a)}" for b, a, _ in ABSL_PARSE_CASES])
+def test_flag_parse_errors_follow_the_standard(tmp_path, binary, args, flag):
+    args = [a.replace("{tmp}", str(tmp_path / "x")) for a in args]
+    proc = run_python("-m", f"blurnet_tf.cli.{binary}", *args, check=False)
+    assert_bad_input(proc, f"{flag}:")
+    assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) Range checks, in-process: each settings dataclass refuses a bad value naming its field.
+
+def _ids(cases):
+    return [",".join(f"{k}={v!r}" for k, v in kwargs.items()) for _, kwargs in cases]
+
+
+def _check_setting(make, field, kwargs):
+    with pytest.raises(SettingError) as err:
+        make(**kwargs)
+    assert err.value.field == field
+    assert str(err.value).startswith(f"--{field}: ")
+    assert err.value.problem
+
+
+STICKER_CASES = [
+    ("mode", dict(mode="bogus")),
+    ("mode", dict(mode="pgd")),  # PGD is its own experiment (PgdAttack)
+    ("lambdas", dict(lambdas=())),
+    ("lambdas", dict(lambdas=(-0.1,))),
+    ("lambdas", dict(lambdas=(0.002, NAN))),
+    ("lambdas", dict(lambdas=(INF,))),
+    ("targets", dict(targets=())),
+    ("targets", dict(targets=(18,))),
+    ("targets", dict(targets=(-1,))),
+    ("targets", dict(targets=(14,))),  # the victims' true class, stop
+    ("targets", dict(targets=(1, 12, 1))),
+    ("epochs", dict(epochs=0)),
+    ("epochs", dict(epochs=-5)),
+    ("lr", dict(lr=0.0)),
+    ("lr", dict(lr=-0.1)),
+    ("lr", dict(lr=NAN)),
+    ("lr", dict(lr=INF)),
+    ("norm", dict(norm="linf")),
+    ("noise_clip", dict(noise_clip=0.0)),
+    ("noise_clip", dict(noise_clip=INF)),
+    ("noise_clip", dict(noise_clip=NAN)),
+    ("dct_dim", dict(mode="lowfreq", dct_dim=0)),
+    ("dct_dim", dict(mode="lowfreq", dct_dim=33)),
+    ("source_model", dict(mode="transfer")),
+    ("source_model", dict(mode="transfer", source_model="")),
+    ("regulariser", dict(mode="adaptive", regulariser="l2")),
+    ("mask_threshold", dict(mask_threshold=0.0)),
+    ("mask_threshold", dict(mask_threshold=1.0)),
+    ("mask_threshold", dict(mask_threshold=1.5)),
+    ("mask_threshold", dict(mask_threshold=NAN)),
+    ("precision", dict(precision="float16")),
+]
+
+
+@pytest.mark.parametrize("field,kwargs", STICKER_CASES, ids=_ids(STICKER_CASES))
+def test_sticker_attack_refuses(field, kwargs):
+    from blurnet_tf.experiments.rp2_stickers import StickerAttack
+
+    _check_setting(lambda **kw: StickerAttack(model="original", **kw), field, kwargs)
+
+
+def test_sticker_attack_accepts_the_paper_settings_and_every_mode():
+    from blurnet_tf.experiments.rp2_stickers import ALL_TARGETS, StickerAttack
+
+    assert StickerAttack(model="original").targets == ALL_TARGETS
+    StickerAttack(model="original", mode="transfer", source_model="runs/baseline")
+    StickerAttack(model="original", mode="lowfreq", dct_dim=1)
+    StickerAttack(model="original", mode="lowfreq", dct_dim=32)
+    StickerAttack(model="original", mode="adaptive", regulariser="tik_pseudo")
+    StickerAttack(model="original", lambdas=(0.0, 0.002), targets=(0, 17), mask_threshold=0.5, norm="l1",
+                  precision="mixed_bfloat16")
+
+
+def test_sticker_attack_refuses_targets_per_call_before_touching_out(tmp_path):
+    from blurnet_tf.experiments.rp2_stickers import StickerAttack
+
+    out = tmp_path / "attack"
+    with pytest.raises(SettingError) as err:
+        StickerAttack(model="original", targets=(12,), epochs=1).run(out, targets_per_call=0)
+    assert err.value.field == "targets_per_call"
+    assert not out.exists()
+
+
+PGD_CASES = [
+    ("pgd_eps", dict(pgd_eps=0.0)),
+    ("pgd_eps", dict(pgd_eps=-8 / 255)),
+    ("pgd_eps", dict(pgd_eps=1.5)),
+    ("pgd_eps", dict(pgd_eps=NAN)),
+    ("pgd_step", dict(pgd_step=0.0)),
+    ("pgd_step", dict(pgd_step=0.5)),  # larger than the radius
+    ("pgd_step", dict(pgd_step=NAN)),
+    ("pgd_steps", dict(pgd_steps=0)),
+    ("precision", dict(precision="bfloat16")),
+]
+
+
+@pytest.mark.parametrize("field,kwargs", PGD_CASES, ids=_ids(PGD_CASES))
+def test_pgd_attack_refuses(field, kwargs):
+    from blurnet_tf.experiments.pgd_linf import PgdAttack
+
+    _check_setting(lambda **kw: PgdAttack(model="original", **kw), field, kwargs)
+
+
+def test_pgd_attack_accepts_the_paper_settings():
+    from blurnet_tf.experiments.pgd_linf import PgdAttack
+
+    PgdAttack(model="original")
+    PgdAttack(model="original", pgd_eps=1.0, pgd_step=1.0, pgd_steps=1, precision="mixed_bfloat16")
+
+
+TRAINING_CASES = [
+    ("dataset", dict(dataset="cifar10")),
+    ("defence", dict(defence="no_such_defence")),
+    ("epochs", dict(epochs=0)),
+    ("batch_size", dict(batch_size=0)),
+    ("learning_rate", dict(learning_rate=0.0)),
+    ("learning_rate", dict(learning_rate=-1e-3)),
+    ("learning_rate", dict(learning_rate=NAN)),
+    ("learning_rate", dict(learning_rate=INF)),
+    ("test_fraction", dict(test_fraction=0.0)),
+    ("test_fraction", dict(test_fraction=1.0)),
+    ("test_fraction", dict(test_fraction=NAN)),
+    ("validation_fraction", dict(validation_fraction=-0.1)),
+    ("validation_fraction", dict(validation_fraction=1.0)),
+    ("validation_fraction", dict(validation_fraction=NAN)),
+    ("max_train_images", dict(max_train_images=-1)),
+    ("precision", dict(precision="float64")),
+]
+
+
+@pytest.mark.parametrize("field,kwargs", TRAINING_CASES, ids=_ids(TRAINING_CASES))
+def test_training_run_refuses(field, kwargs):
+    from blurnet_tf.experiments.classifier_training import TrainingRun
+
+    _check_setting(TrainingRun, field, kwargs)
+
+
+def test_training_run_accepts_defaults_and_fills_the_test_fraction():
+    from blurnet_tf import paper
+    from blurnet_tf.experiments.classifier_training import TrainingRun
+
+    assert TrainingRun().test_fraction == paper.LISA_TEST_FRACTION
+    assert TrainingRun(dataset="mnist").test_fraction == paper.MNIST_TEST_FRACTION
+    TrainingRun(epochs=1, batch_size=1, validation_fraction=0.0, max_train_images=0, test_fraction=0.5,
+                precision="mixed_bfloat16")
+
+
+MNIST_CASES = [
+    ("attacks", dict(attacks=("foo",))),
+    ("attacks", dict(attacks=("clean", "pgd"))),
+    ("images", dict(images=-1)),
+]
+
+
+@pytest.mark.parametrize("field,kwargs", MNIST_CASES, ids=_ids(MNIST_CASES))
+def test_mnist_robustness_refuses(field, kwargs):
+    from blurnet_tf.experiments.mnist_robustness import MnistRobustness
+
+    _check_setting(lambda **kw: MnistRobustness(model="runs/mnist", **kw), field, kwargs)
+
+
+BUDGET_FLOATS = ("fgsm_eps", "bim_eps", "bim_step", "cw_learning_rate", "l2_budget")
+BUDGET_INTS = ("bim_steps", "cw_search", "cw_steps", "ddn_steps")
+BUDGET_CASES = ([(f, {f: v}) for f in BUDGET_FLOATS for v in (0.0, -0.1, NAN, INF)] +
+                [(f, {f: v}) for f in BUDGET_INTS for v in (0, -1)])
+
+
+@pytest.mark.parametrize("field,kwargs", BUDGET_CASES, ids=_ids(BUDGET_CASES))
+def test_attack_budget_refuses(field, kwargs):
+    from blurnet_tf.evaluation.mnist_attack_suite import AttackBudget
+
+    _check_setting(AttackBudget, field, kwargs)
+
+
+def test_mnist_robustness_accepts_defaults():
+    from blurnet_tf.evaluation.mnist_attack_suite import ATTACKS, AttackBudget
+    from blurnet_tf.experiments.mnist_robustness import MnistRobustness
+
+    assert MnistRobustness(model="runs/mnist").attacks == ATTACKS
+    MnistRobustness(model="runs/mnist", attacks=("clean",), images=0, budget=AttackBudget(bim_steps=1))
+
+
+def test_list_flags_name_the_flag():
+    from blurnet_tf import cli
+
+    assert cli.float_list("lambdas", ["0.002", "1e-3"]) == (0.002, 0.001)
+    assert cli.int_list("targets", "1,12") == (1, 12)
+    for call, field in ((lambda: cli.float_list("lambdas", ["0.1", "abc"]), "lambdas"),
+                        (lambda: cli.int_list("targets", "1,x"), "targets"),
+                        (lambda: cli.int_list("targets", ""), "targets"),
+                        (lambda: cli.int_list("targets", "1.5"), "targets")):
+        with pytest.raises(SettingError) as err:
+            call()
+        assert err.value.field == field
+
+
+# ---------------------------------------------------------------------------------------------
+# Masks, in-process.
+
+def test_grey_mask_needs_a_threshold(tmp_path):
+    from blurnet_tf.data.images import read_mask
+
+    path = tmp_path / "grey.png"
+    pixels = grey_mask_png(path)
+    with pytest.raises(DataError) as err:
+        read_mask(path)
+    assert err.value.path == str(path)
+    assert "--mask_threshold" in err.value.problem
+    mask = read_mask(path, threshold=0.5)
+    assert mask.shape == (32, 32, 3) and mask.dtype == np.float32
+    expected = (pixels.astype(np.float32) / 255 > 0.5).astype(np.float32)
+    np.testing.assert_array_equal(mask, np.repeat(expected[..., None], 3, axis=2))
+
+
+def test_mask_files(tmp_path, data_dir):
+    from blurnet_tf.data import load_mask
+    from blurnet_tf.data.images import read_mask
+
+    binary = np.zeros((32, 32), np.uint8)
+    binary[8:16, 4:28] = 255
+    cv2.imwrite(str(tmp_path / "bw.png"), binary)
+    np.testing.assert_array_equal(read_mask(tmp_path / "bw.png")[..., 0], binary / 255)
+
+    cv2.imwrite(str(tmp_path / "black.png"), np.zeros((32, 32), np.uint8))
+    (tmp_path / "text.png").write_text("not an image\n")
+    for name, problem in (("black.png", "no set pixel"), ("text.png", "not a readable image"),
+                          ("missing.png", "file not found")):
+        with pytest.raises(DataError) as err:
+            read_mask(tmp_path / name)
+        assert err.value.path == str(tmp_path / name) and problem in err.value.problem
+
+    rectangles = load_mask(data_dir, "rectangles")  # anti-aliased edge pixels count as binary
+    assert set(np.unique(rectangles)) == {0.0, 1.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) files.py: atomic writes, strict JSON, the run lock.
+
+def test_write_json_writes_non_finite_numbers_as_null(tmp_path):
+    from blurnet_tf import files
+
+    path = tmp_path / "r.json"
+    files.write_json(path, {"nan": NAN, "inf": [INF, -INF, 1.5], "np": np.float32("nan"),
+                            "array": np.array([np.inf, 2.0]), "ok": np.float64(3.0), "n": np.int64(4)})
+    data = json.loads(path.read_text(), parse_constant=_refuse_constant)
+    assert data == {"nan": None, "inf": [None, None, 1.5], "np": None, "array": [None, 2.0], "ok": 3.0, "n": 4}
+    assert files.read_json(path) == data
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+class _DiskFullFile:
+    """A file whose write stores half the data, then fails as on a full disk."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[:len(data) // 2])
+        self.f.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self):
+        self.f.flush()
+
+    def fileno(self):
+        return self.f.fileno()
+
+
+@pytest.mark.parametrize("failing", ["write", "rename"])
+def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch, failing):
+    from blurnet_tf import files
+
+    path = tmp_path / "results.json"
+    path.write_text('{"old": true}\n')
+    if failing == "write":
+        real_open = open
+        monkeypatch.setattr(files, "open", lambda p, mode="r", *a, **k: _DiskFullFile(real_open(p, mode, *a, **k)),
+                            raising=False)
+    else:
+        def disk_full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(files.os, "replace", disk_full)
+    with pytest.raises(DataError) as err:
+        files.write_json(path, {"new": list(range(1000))})
+    monkeypatch.undo()
+    assert err.value.path == str(path)
+    assert "No space left on device" in err.value.problem
+    assert path.read_text() == '{"old": true}\n'
+    assert sorted(os.listdir(tmp_path)) == ["results.json"]  # no .results.json.<pid>.tmp
+
+
+def test_write_into_an_unwritable_place():
+    from blurnet_tf import files
+
+    with pytest.raises(DataError) as err:
+        files.write_json(f"{UNWRITABLE}/r.json", {"a": 1})
+    assert err.value.path == UNWRITABLE and "cannot create directory" in err.value.problem
+
+
+def test_read_json_of_a_truncated_file(tmp_path):
+    from blurnet_tf import files
+
+    path = tmp_path / "results.json"
+    files.write_json(path, {"rows": [{"target": t, "asr": 0.5} for t in range(17)]})
+    truncated = path.read_bytes()[:100]
+    path.write_bytes(truncated)
+    with pytest.raises(DataError) as err:
+        files.read_json(path)
+    assert err.value.path == str(path) and "not valid JSON" in err.value.problem
+    assert path.read_bytes() == truncated  # left for the user to look at
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DataError):
+        files.read_json(tmp_path / "binary.json")
+    assert files.read_json(tmp_path / "absent.json") is None
+    with pytest.raises(DataError) as err:
+        files.read_json(tmp_path / "absent.json", missing_ok=False)
+    assert "file not found" in err.value.problem
+
+
+_HOLD_LOCK = """
+import sys, time
+from blurnet_tf.files import RunLock
+RunLock(sys.argv[1]).__enter__()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_run_lock_refuses_a_live_holder_and_takes_over_after_a_kill(tmp_path):
+    from blurnet_tf import files
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DataError) as err:
+            with files.RunLock(run):
+                pass
+        assert err.value.path == str(run) and f"in use by another run (PID {holder.pid})" in err.value.problem
+        assert (run / ".lock").read_text() == str(holder.pid)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    with files.RunLock(run):  # its holder was killed: the lock is stale
+        assert (run / ".lock").read_text() == str(os.getpid())
+    assert not (run / ".lock").exists()
+
+
+@pytest.mark.parametrize("content", ["stale", "", "garbage"])
+def test_run_lock_takes_over_a_stale_or_unreadable_lock(tmp_path, content):
+    from blurnet_tf import files
+
+    (tmp_path / ".lock").write_text(str(finished_pid()) if content == "stale" else content)
+    with files.RunLock(tmp_path):
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_attack_out_naming_a_file_is_refused_and_kept(tmp_path):
+    from blurnet_tf.experiments.rp2_stickers import StickerAttack
+
+    out = tmp_path / "notes.txt"
+    out.write_text("mine\n")
+    with pytest.raises(DataError) as err:
+        StickerAttack(model="original", targets=(12,), epochs=1).run(out, log=lambda message: None)
+    assert err.value.path == str(out) and "cannot create directory" in err.value.problem
+    assert out.read_text() == "mine\n"
+
+
+def test_save_png_reads_back_equal(tmp_path):
+    from blurnet_tf import files
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    files.save_png(tmp_path / "images" / "adv.png", pixels.astype(np.float32) / 255)
+    back = cv2.imread(str(tmp_path / "images" / "adv.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(back[..., ::-1], pixels)
+    assert os.listdir(tmp_path / "images") == ["adv.png"]
+
+
+def test_failed_model_save_leaves_no_temp_file(tmp_path, monkeypatch):
+    import keras
+
+    from blurnet_tf.registry.model_files import load_model, save_model
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    target = tmp_path / "run" / "model.keras"
+    save_model(model, target)  # the good case
+    good = target.read_bytes()
+    np.testing.assert_allclose(load_model(target).predict(np.ones((1, 4)), verbose=0),
+                               model.predict(np.ones((1, 4)), verbose=0), rtol=1e-6)
+
+    def partial_save(path, *args, **kwargs):
+        pathlib.Path(path).write_bytes(b"PK\x03\x04partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(model, "save", partial_save)
+    with pytest.raises(DataError) as err:
+        save_model(model, target)
+    assert err.value.path == str(target) and "No space left on device" in err.value.problem
+    assert os.listdir(target.parent) == ["model.keras"]
+    assert target.read_bytes() == good
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) A truncated LISA array cache is moved aside and rebuilt; (e) a missing LISA class.
+
+def test_truncated_lisa_cache_is_moved_aside_and_rebuilt(data_dir, tmp_path, monkeypatch, capfd):
+    from blurnet_tf.data import load_lisa_split
+
+    cache_dir = tmp_path / "cache"  # this test's own cache: the session's is shared by other tests
+    monkeypatch.setenv("BLURNET_CACHE", str(cache_dir))
+    first = load_lisa_split(data_dir)
+    (cache,) = (cache_dir / "arrays").glob("lisa-*.npz")
+    size = cache.stat().st_size
+    with open(cache, "r+b") as f:
+        f.truncate(size // 2)
+    capfd.readouterr()
+
+    second = load_lisa_split(data_dir)
+    for a, b in zip(first[:2], second[:2]):
+        np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_array_equal(a.names, b.names)
+    assert first[2] == second[2]
+    aside = cache.with_name(cache.name + ".corrupt-0")
+    assert aside.is_file() and aside.stat().st_size == size // 2  # moved aside, never deleted
+    assert "unreadable array cache" in capfd.readouterr().err
+    with np.load(cache, allow_pickle=False) as z:  # rebuilt, whole
+        assert len(z["labels"]) == len(first[0]) + len(first[1])
+
+
+def _lisa_without(data_dir, dest, dropped, per_class=25):
+    """data_dir's LISA tree of class folders without class folder `dropped` (symlinks to the first
+    `per_class` PNGs of each folder), plus rp2 linked."""
+    for split in ("train", "val"):
+        for folder in sorted((data_dir / "lisa" / split).iterdir()):
+            if not folder.is_dir() or folder.name == dropped:
+                continue
+            (dest / "lisa" / split / folder.name).mkdir(parents=True)
+            for png in sorted(folder.iterdir())[:per_class]:
+                (dest / "lisa" / split / folder.name / png.name).symlink_to(png)
+    (dest / "rp2").symlink_to(data_dir / "rp2")
+    return dest
+
+
+def test_missing_lisa_class_is_refused_unless_allowed(data_dir, tmp_path, monkeypatch):
+    from blurnet_tf.data import CLASS_NAMES, load_lisa_split
+
+    monkeypatch.setenv("BLURNET_CACHE", str(tmp_path / "cache"))
+    data = _lisa_without(pathlib.Path(data_dir), tmp_path / "data", dropped="16")  # folder 16: yield
+    with pytest.raises(DataError) as err:
+        load_lisa_split(data)
+    assert err.value.path == str(data / "lisa")
+    assert "yield" in err.value.problem and "--allow_missing_classes" in err.value.problem
+
+    train, test, report = load_lisa_split(data, allow_missing_classes=True)
+    labels = set(train.labels.tolist()) | set(test.labels.tolist())
+    assert CLASS_NAMES.index("yield") not in labels
+    assert labels == {i for i, name in enumerate(CLASS_NAMES) if name not in ("unnamed", "yield", "speedLimitUrdbl")}
+    assert "yield" not in report["per_class"]
+
+
+def test_settings_dataclasses_are_frozen():
+    """Settings are keys of results: a checked value cannot be changed afterwards."""
+    from blurnet_tf.experiments.rp2_stickers import StickerAttack
+
+    attack = StickerAttack(model="original")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        attack.epochs = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) End to end, each binary: the runs queued by `binaries`.
+
+def test_attack_bad_lambdas(binaries):
+    runs, paths = binaries
+    proc = runs.result("attack_lambdas")
+    assert "'abc'" in assert_bad_input(proc, "--lambdas:")
+    assert not paths["lambdas"].exists()
+
+
+def test_attack_target_is_the_victims_class(binaries):
+    runs, paths = binaries
+    proc = runs.result("attack_stop")
+    assert "stop" in assert_bad_input(proc, "--targets:")
+    assert not paths["stop"].exists()
+
+
+def test_train_bad_epochs(binaries):
+    runs, paths = binaries
+    assert_bad_input(runs.result("train_epochs"), "--epochs:")
+    assert not paths["train_epochs"].exists()
+
+
+def test_mnist_attacks_unknown_attack(binaries):
+    runs, paths = binaries
+    assert "foo" in assert_bad_input(runs.result("mnist_attacks"), "--attacks:")
+    assert not paths["mnist_out"].exists()
+
+
+def test_evaluate_missing_model_file(binaries):
+    runs, paths = binaries
+    assert "model file not found" in assert_bad_input(runs.result("evaluate"), f"{paths['missing']}:")
+
+
+def test_reproduce_unknown_stage(binaries):
+    runs, paths = binaries
+    assert "bogus" in assert_bad_input(runs.result("reproduce"), "--stages:")
+    assert not paths["work"].exists() and not paths["results"].exists()
+
+
+@pytest.mark.parametrize("binary", ["attack", "train"])
+def test_unwritable_out_fails_before_any_work(binaries, binary):
+    runs, _ = binaries
+    proc = runs.result(f"{binary}_unwritable")
+    assert "cannot create directory" in assert_bad_input(proc, f"{UNWRITABLE}:")
+    assert_no_work(proc)
+    assert not os.path.exists(UNWRITABLE)
+
+
+def test_attack_grey_mask_refused_without_threshold(binaries):
+    runs, paths = binaries
+    proc = runs.result("attack_grey_mask")
+    assert "--mask_threshold" in assert_bad_input(proc, f"{paths['mask']}:")
+    assert_no_work(proc)
+    assert not (paths["grey_out"] / "results.json").exists()
+    assert not (paths["grey_out"] / ".lock").exists()  # the refused run let go of its directory
+    assert paths["mask"].is_file()
+
+
+def test_attack_refuses_a_directory_in_use(binaries):
+    runs, paths = binaries
+    proc = runs.result("attack_busy")
+    line = assert_bad_input(proc, f"{paths['busy']}:")
+    assert f"in use by another run (PID {os.getpid()})" in line
+    assert_no_work(proc)
+    assert snapshot(paths["busy"]) == {".lock": str(os.getpid()).encode()}  # the holder's lock is left alone
+
+
+def test_valid_tiny_attack_takes_over_a_stale_lock(binaries):
+    runs, paths = binaries
+    out, proc = paths["tiny"], runs.result("tiny_attack")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    results = json.loads((out / "results.json").read_text(), parse_constant=_refuse_constant)
+    assert [row["target"] for row in results["rows"]] == [12]
+    assert (out / "results.csv").is_file()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name]
+
+
+def test_second_attack_into_the_same_out_is_refused(binaries):
+    runs, paths = binaries
+    proc = runs.result("second_attack")
+    first, before = runs.prepared["second_attack"]
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "results.json" in before and ".lock" not in before  # the stale lock was taken over, then released
+    assert "another attack" in assert_bad_input(proc, f"{paths['tiny']}:")
+    assert_no_work(proc)
+    assert snapshot(paths["tiny"]) == before  # results.json byte-identical, nothing added or removed
+
+
+def test_attack_leaves_a_killed_attack_in_its_out_alone(tmp_path):
+    """A killed attack's partial results (parts/ and its adversarial PNGs) are the user's too."""
+    from blurnet_tf.experiments.rp2_stickers import StickerAttack
+
+    out = tmp_path / "run"
+    killed = StickerAttack(model="original", targets=(12,), epochs=3)
+    (out / "parts").mkdir(parents=True)
+    (out / "parts" / f"{killed.key}-12.json").write_text('{"rows": [], "history": {}, "noise_files": {}}\n')
+    (out / "images").mkdir()
+    assert cv2.imwrite(str(out / "images" / "lambda0.002_target12_0.png"), np.zeros((32, 32, 3), np.uint8))
+    before = snapshot(out)
+    try:
+        StickerAttack(model="original", targets=(12,), epochs=2).run(out, save_images=1, log=lambda message: None)
+    except DataError as exc:
+        assert exc.path == str(out)
+    after = snapshot(out)
+    assert {name: after.get(name) for name in before} == before
