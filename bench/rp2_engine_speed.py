@@ -14,19 +14,18 @@ import time
 
 import keras
 import numpy as np
-impodef timed(fn):
+import tensorflow as tf
+
+from blurnet_tf.attacks import rp2
+from blurnet_tf.data import STOP, find_data_dir, load_mask, load_victims
+from blurnet_tf.models import load_original_lisa_cnn
+from blurnet_tf.registry.precision import with_precision
+
+
+def timed(fn):
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
-
-
- best_of(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def model_flops(model, batch):

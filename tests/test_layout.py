@@ -3,8 +3,6 @@ files share a name, no module shadows the standard library or grows past ~250 li
 report of a run made before the move is regenerated unchanged."""
 
 import ast
-import pathlib
-import re
 import sys
 
 from conftest import ROOT

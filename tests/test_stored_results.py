@@ -2,7 +2,6 @@
 the committed sticker noise, applied again to the victims, must give the stored ASR and L2."""
 
 import json
-import pathlib
 
 import numpy as np
 import pytest

@@ -1,8 +1,28 @@
-"""Training with Keras `fit`: deterministic per-epoch shuffling, checkpoints, resume, strategies.
+"""Training with Keras `fit`: deterministic per-epoch shuffling and randomness, checkpoints, resume.
 
-A run directory holds checkpoint/ (model.keras with optimizer state + state.json) every
-`checkpoint_every` epochs; a killed run started again continues from the last checkpoint with
-the same per-epoch batches, so no finished epoch is lost or repeated.
+Resume is bit-exact: a run killed and started again ends with the weights of an uninterrupted run
+with the same seed. Every epoch depends only on (seed, epoch, the weights and optimizer state at
+its start):
+  * its batches are a stateless shuffle keyed by (seed, epoch) (`epoch_dataset`);
+  * its randomness is re-seeded from (seed, epoch) when it begins (`EpochSeeds`): every Keras
+    `SeedGenerator` of the model (Dropout, GaussianNoise) and Keras' global one get a state
+    derived from them; and when the train step uses TF's stateful random ops (cleverhans' PGD
+    random start, tf.random.normal), TF's global seed is set from them and the train function
+    is traced afresh, because those ops keep their state inside the traced function's kernels,
+    where no checkpoint can reach it.
+Re-seeding (rather than saving every generator's state) leaves nothing to save, covers the TF
+ops too, and keeps working when a layer adds a generator (tf.random.Generator objects are not
+covered; training uses none). On CPU the ops themselves are
+deterministic: two runs with one seed give identical weights without op determinism. The model's initial weights come from
+the seed the caller set before `build()` (the binary calls keras.utils.set_random_seed(seed)).
+
+A run directory holds checkpoint/ (model.keras with optimizer state, state.json), written every
+`checkpoint_every` epochs (default: every epoch) and at the end, as one unit: into a fresh
+checkpoint.<pid>.tmp/, fsynced, then swapped in by renames (checkpoint/ -> checkpoint.old/,
+tmp -> checkpoint/, checkpoint.old/ deleted), so at every instant a complete checkpoint exists
+under checkpoint/ or checkpoint.old/. One writer per directory is assumed (the binary holds the
+run lock). A corrupt checkpoint is moved aside and training starts from scratch; one written
+with other settings is refused.
 """
 
 import hashlib
@@ -13,11 +33,12 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.random.seed_generator import global_seed_generator
+from tensorflow.python.eager import context as tf_context
 
 from blurnet_tf import files
-from blurnet_tf.registry.model_files import load_model, save_model
+from blurnet_tf.experiments.training_checkpoint import EpochCheckpoint, load_checkpoint, recover_checkpoint
 
-CHECKPOINT_DIR = "checkpoint"
 
 
 def make_strategy(name):
@@ -61,26 +82,49 @@ def compile_for_training(model, learning_rate, lr_schedule, total_steps):
     return model
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Every `every` epochs (and at the end) writes model+optimizer and the history, atomically."""
+def epoch_seed(seed, epoch, stream=0):
+    """A 31-bit seed for (seed, epoch, stream), the same in every process."""
+    digest = hashlib.sha256(f"{seed}/{epoch}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") >> 1
 
-    def __init__(self, directory, every, total_epochs, config_hash, history, seconds_before=0.0):
+
+# TF's stateful random ops: they keep their state inside the kernels of a traced function.
+STATEFUL_RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal",
+                                 "ParameterizedTruncatedNormal", "RandomGamma", "RandomPoissonV2",
+                                 "Multinomial", "RandomShuffle"})
+
+
+def traced_stateful_random_ops():
+    """Whether a function traced in this process holds one of TF's stateful random ops."""
+    ctx = tf_context.context()
+    return any(node.op in STATEFUL_RANDOM_OPS for name in ctx.list_function_names()
+               for node in ctx.get_function_def(name).node_def)
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Re-seeds all of the model's randomness from (seed, epoch) as each epoch begins."""
+
+    def __init__(self, seed):
         super().__init__()
-        self.seconds_before, self.started = seconds_before, time.time()
-        self.directory = pathlib.Path(directory)
-        self.every = every
-        self.total_epochs = total_epochs
-        self.config_hash = config_hash
-        self.history = history
+        self.seed = seed
+        self.stateful_ops = None  # known once the first epoch has traced the train function
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Layer.variables lists every SeedGenerator's state (Dropout, GaussianNoise, nested models').
+        states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+        states.append(global_seed_generator().state)  # keras.random ops called without a seed
+        for stream, state in enumerate(states):
+            state.assign([epoch_seed(self.seed, epoch, stream), 0])
+        if self.stateful_ops is not False:
+            # A fresh trace under a new global seed restarts TF's stateful random ops from it. At
+            # the first epoch the function is not traced yet, so this costs nothing; later it costs
+            # ~1 s an epoch (2 CPU cores), so it is skipped when no traced function has such ops.
+            tf.random.set_seed(epoch_seed(self.seed, epoch, "tf"))
+            self.model.make_train_function(force=True)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
-        if (epoch + 1) % self.every == 0 or epoch + 1 == self.total_epochs:
-            save_model(self.model, self.directory / "model.keras")
-            files.write_json(self.directory / "state.json",
-                          {"epochs_done": epoch + 1, "config_hash": self.config_hash, "history": self.history,
-                           "train_seconds": None if self.seconds_before is None
-                           else self.seconds_before + time.time() - self.started})
+        if self.stateful_ops is None:
+            self.stateful_ops = traced_stateful_random_ops()
 
 
 def config_hash(config):
@@ -88,27 +132,29 @@ def config_hash(config):
 
 
 def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1e-3,
-          lr_schedule="constant", seed=0, checkpoint_every=10, strategy="default",
+          lr_schedule="constant", seed=0, checkpoint_every=1, strategy="default",
           validation_data=None, verbose=2, config=None):
     """Trains `build()` (a compiled-later Keras model) and returns (model, history, info).
 
-    `config` (the run's flags) is hashed; a checkpoint written under another config is refused.
+    Call keras.utils.set_random_seed(seed) before, so that `build()` draws the same initial
+    weights in every run. `config` (the run's flags) is hashed; a checkpoint written under
+    another config is refused.
     """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}: nothing would be trained")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     out_dir = pathlib.Path(out_dir)
-    ckpt = out_dir / CHECKPOINT_DIR
+    ckpt = recover_checkpoint(files.ensure_dir(out_dir))
     chash = config_hash(config or {})
-    state_file = ckpt / "state.json"
     history, first_epoch, seconds_before = [], 0, 0.0
     strat = make_strategy(strategy)
     x, y = train_data
     steps = int(np.ceil(len(y) / batch_size))
     with strat.scope():
-        if state_file.is_file():
-            state = json.loads(state_file.read_text())
-            if state["config_hash"] != chash:
-                raise ValueError(f"{state_file}: checkpoint was written with other settings; "
-                                 f"use another --out or delete {ckpt}")
-            model = load_model(ckpt / "model.keras", compile=True)
+        resumed = load_checkpoint(ckpt, chash)
+        if resumed:
+            model, state = resumed
             history, first_epoch = state["history"], state["epochs_done"]
             seconds_before = state.get("train_seconds")  # None: written before this was recorded
             print(f"resuming from {ckpt} after epoch {first_epoch}", flush=True)
@@ -117,16 +163,17 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
     start = time.time()
     if first_epoch < epochs:
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)
-        callbacks = [EpochCheckpoint(ckpt, checkpoint_every, epochs, chash, history, seconds_before),
+        callbacks = [EpochSeeds(seed), EpochCheckpoint(out_dir, checkpoint_every, epochs, chash, history, seconds_before),
                      keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard"))]
         # Models with a training schedule (Defend++'s alternating phases) bring their own callbacks.
         callbacks += model.training_callbacks() if hasattr(model, "training_callbacks") else []
         model.fit(ds, epochs=epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
-                  validation_data=validation_data, callbacks=callbacks, verbose=verbose)
+                  validation_data=validation_data, callbacks=callbacks, verbose=verbose,
+                  shuffle=False)  # epoch_dataset shuffles; without this Keras warns it ignores shuffle=True
     seconds = time.time() - start
     # Seconds in fit over every run of this directory up to its last checkpoint (None when an
     # earlier run did not record them).
-    total = json.loads(state_file.read_text()).get("train_seconds") if state_file.is_file() else None
+    total = (files.read_json(ckpt / "state.json") or {}).get("train_seconds")
     info = {"epochs": epochs, "resumed_from_epoch": first_epoch, "train_seconds_this_run": seconds,
             "train_seconds_total": total,
             "images_per_second": (epochs - first_epoch) * len(y) / seconds if seconds > 0 else None}
