@@ -111,21 +111,27 @@ def test_failed_command_names_the_step_and_its_log(tmp_path):
 def test_full_plan_has_the_papers_budgets():
     plan = build_plan(PROFILES["full"], "runs/full")
     trained = {s.name.split("/")[1] for s in plan if s.stage == "train"}
-    assert trained == set(TABLE2_ROWS) | {PD_ROW, DEFENDPP_ROW} | set(MNIST_ROWS)
+    single = set(TABLE2_ROWS) | {PD_ROW, DEFENDPP_ROW} | set(MNIST_ROWS)
+    assert trained == single | {f"{r}-seed{k}" for r in TABLE2_ROWS for k in (1, 2)}  # 3 seeds of Table II
     assert any(s.stage == "pixel_deflection" for s in plan)
     whitebox = [s for s in plan if s.stage == "whitebox"]
-    assert len(whitebox) == len(TABLE2_ROWS) + 2  # + the original weights and Defend++
+    first = [s for s in whitebox if "-seed" not in s.name]
+    assert len(first) == len(TABLE2_ROWS) + 2  # + the original weights and Defend++
+    assert len(whitebox) == len(first) + 2 * (len(TABLE2_ROWS) + 1)  # seeds 1, 2: Table II rows + original
     robustness = [s for s in plan if s.stage == "defendpp" and s.command]
     assert {s.name.split("/")[1] for s in robustness} == set(MNIST_ROWS)
     for s in robustness:  # Defend++'s MNIST budgets: BIM 100 iterations, C&W 5 x 20
         assert {"--bim_steps=100", "--cw_search=5", "--cw_steps=20", "--images=1000"} <= set(s.command)
     for s in whitebox:
-        assert "--epochs=300" in s.command and "--lambdas=0.002,0.02,0.2" in s.command
+        assert "--epochs=300" in s.command
+        lambdas = "--lambdas=0.002,0.02,0.2" if s in first else "--lambdas=0.002"  # the sweep on the first seed
+        assert lambdas in s.command and ("--seed=" in " ".join(s.command)) == (s not in first)
         assert not any(a.startswith("--targets=") for a in s.command)  # all 17 from the flagfile
     assert {s.name for s in plan if s.stage == "lowfreq"} >= {"lowfreq/conv_3/dct16", "lowfreq/conv_5/dct16",
-                                                               "lowfreq/conv_7/dct8"}
+                                                               "lowfreq/conv_7/dct8", "lowfreq/conv_5/dct16-seed2"}
+    assert "lowfreq/conv_7/dct8-seed1" not in {s.name for s in plan}  # Fig. 3's sweep: first seed only
     assert {s.name for s in plan if s.stage == "adaptive_adv_train"} == {
-        "adaptive_adv_train/tv", "adaptive_adv_train/tik_hf", "adaptive_adv_train/tik_pseudo"}
+        f"adaptive_adv_train/{r}{k}" for r in ("tv", "tik_hf", "tik_pseudo") for k in ("", "-seed1", "-seed2")}
     for s in plan:  # every flagfile a step names exists
         for a in s.command or []:
             if a.startswith("--flagfile="):
@@ -200,11 +206,11 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
         m = re.match(r"\[\d+/\d+\] \S+: (\S+) done in", line)
         if m:
             finished_before_kill.append(m.group(1))
-        if len(finished_before_kill) == 12:  # training (11 steps) done, white-box under way
+        if len(finished_before_kill) == 13:  # training (12 steps) done, white-box under way
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait()
-    assert len(finished_before_kill) == 12
+    assert len(finished_before_kill) == 13
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     skipped = re.findall(r"\] \S+: (\S+) done earlier, skipped", out.stdout)
@@ -213,7 +219,7 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
     report = (results / "smoke" / "REPORT.md").read_text()
     for title in report_writer.TITLES.values():
         assert title in report
-    assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 8  # BlurNet's 6, Defend++'s 2
+    assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 12  # BlurNet's 6, Defend++'s 2, 4 forests
     for fig in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "defendpp_mnist", "defendpp_lisa"):
         assert len(list((results / "smoke" / "figures").glob(f"{fig}_*.png"))) == 1
     tables = json.loads((results / "smoke" / "tables.json").read_text())
@@ -224,7 +230,14 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
         rebuilt = {r["target"]: r["asr"] for r in data["transfer"][source]["variants"]["none"]["rows"]}
         engine = {r["target"]: r["asr"] for r in data["whitebox"][source]["rows"] if r["lambda"] == 0.002}
         assert rebuilt == engine
-    assert {c[1] for c in tables["claims"]} <= {"held", "not held", "not measured"}
+    assert {c["verdict"] for c in tables["claims"]} <= {"held", "not held", "inconclusive", "not measured"}
+    # The seeded row (smoke: the baseline under seeds 0 and 1) carries intervals over both seeds.
+    for row in ("baseline",):
+        interval = tables["intervals"]["whitebox"][row]["avg_asr"]
+        assert interval["seeds"] == 2 and interval["lo"] <= interval["mean"] <= interval["hi"]
+    assert tables["intervals"]["models"]["baseline"]["legit_accuracy"]["seeds"] == 2
+    for forest in ("forest_table2_avg", "forest_table2_worst", "forest_table4"):
+        assert (results / "smoke" / "figures" / f"{forest}.pdf").is_file()
     assert data["pgd"]["original"]["asr"] == pytest.approx(0.375)  # the stated Table IV settings on the original
     assert "Steps not run yet" not in report
     assert set(data["defendpp"]["robustness"]) == {"mnist_baseline", "mnist_defendpp"}

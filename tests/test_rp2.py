@@ -111,5 +111,5 @@ def test_attack_binary_writes_results_and_resumes(tmp_path):
     result = json.loads((tmp_path / "results.json").read_text())
     assert {r["target"] for r in result["rows"]} == {12, 1}
     assert result["paper"]["avg_asr"] == 0.4918
-    assert (tmp_path / "results.csv").read_text().startswith("kind,lambda,target,asr,targeted,l2")
+    assert (tmp_path / "results.csv").read_text().startswith("model,seed,lambda,target,asr,targeted,l2\n")
     assert list((tmp_path / "noise").glob("*.npy")) and list((tmp_path / "images").glob("*.png"))

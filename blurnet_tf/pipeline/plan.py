@@ -87,7 +87,7 @@ PROFILES = {
                                                ensemble=2, search_images=20),
                      mnist=MnistBudget(rows=("mnist_baseline", "mnist_defendpp"), epochs=1, images=20, bim_steps=3,
                                        cw_search=1, cw_steps=3, ddn_steps=3, max_train_images=300),
-                     seeds=(0, 1), seeded_rows=("baseline", "tv_1e-4")),
+                     seeds=(0, 1), seeded_rows=("baseline",)),
 }
 
 
