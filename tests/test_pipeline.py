@@ -219,7 +219,7 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
     report = (results / "smoke" / "REPORT.md").read_text()
     for title in report_writer.TITLES.values():
         assert title in report
-    assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 12  # BlurNet's 6, Defend++'s 2, 4 forests
+    assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 11  # BlurNet's 6, Defend++'s 2, 3 forests
     for fig in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "defendpp_mnist", "defendpp_lisa"):
         assert len(list((results / "smoke" / "figures").glob(f"{fig}_*.png"))) == 1
     tables = json.loads((results / "smoke" / "tables.json").read_text())
