@@ -62,14 +62,16 @@ def nps(masked, colors):
 
 def rp2(model, images, mask, targets, *, lam, epochs=300, lr=0.1, norm="l2", nps_colors=None,
         noise_init="uniform", noise_clip=20.0, input_clip=(0.0, 1.0), transform=None, extra_loss=None,
-        seed=0):
+        feature_layer=FIRST_LAYER, seed=0, progress=None, chunk=None):
     """Runs RP2 for every lambda in `lam` and every target in `targets` at once.
 
     model: Keras classifier returning logits. images [N,H,W,C] in [0,1]; mask [H,W,C] binary.
     lam: a float or a sequence (swept in the same call). noise_init: 'uniform' (U(0,1), the
     original), 'zeros', or an RGB triplet in [0,1]. transform: maps the masked noise before it is
-    added (e.g. low_frequency(16)). extra_loss: a function of the first-layer maps F of the
-    adversarial images (e.g. the defence's own regulariser, eq. 9-11), added unweighted.
+    added (e.g. low_frequency(16)). extra_loss: a function of the maps F of `feature_layer` (the
+    LISA-CNN's first layer by default) on the adversarial images (e.g. the defence's own
+    regulariser, eq. 9-11), added unweighted. progress: called as progress(epochs_done, epochs)
+    between chunks of `chunk` epochs (default: about 20 chunks), each chunk one tf.function call.
     """
     images = tf.constant(images, tf.float32)
     mask = tf.constant(mask, tf.float32)
@@ -88,7 +90,7 @@ def rp2(model, images, mask, targets, *, lam, epochs=300, lr=0.1, norm="l2", nps
     optimizer.build([noise])
     # model may be any callable on a batch (e.g. a defence's BPDA/EOT stand-in) unless extra_loss
     # needs its first-layer maps.
-    net = keras.Model(model.inputs, [model.output, model.get_layer(FIRST_LAYER).output]) if extra_loss else model
+    net = keras.Model(model.inputs, [model.output, model.get_layer(feature_layer).output]) if extra_loss else model
     lam_t = tf.constant(lambdas)[:, None]
     target_rows = tf.constant(np.broadcast_to(targets[None, :, None], (L, T, N)).reshape(-1))
     colors = None if nps_colors is None else tf.constant(nps_colors, tf.float32)
@@ -114,22 +116,35 @@ def rp2(model, images, mask, targets, *, lam, epochs=300, lr=0.1, norm="l2", nps
         pred = tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), (L, T, N))
         return total, loss, pred, adv, clipped, extra
 
-    @tf.function
-    def optimise():
-        hist = [tf.TensorArray(tf.float32, size=epochs) for _ in range(4)]
-        for epoch in tf.range(epochs):
+    chunk = int(chunk or max(1, -(-epochs // 20)))
+
+    @tf.function(input_signature=[tf.TensorSpec((), tf.int32)])
+    def optimise(steps):  # one chunk of epochs: the hot loop never leaves the graph inside it
+        hist = [tf.TensorArray(tf.float32, size=steps) for _ in range(4)]
+        for epoch in tf.range(steps):
             with tf.GradientTape() as tape:
                 total, loss, pred, _, _, extra = forward(noise)
             optimizer.apply_gradients([(tape.gradient(total, noise), noise)])
             mis = 100.0 * tf.reduce_mean(tf.cast(pred != clean_pred, tf.float32), axis=-1)
             hit = 100.0 * tf.reduce_mean(tf.cast(pred == tf.constant(targets)[None, :, None], tf.float32), axis=-1)
             hist = [h.write(epoch, v) for h, v in zip(hist, (loss, mis, hit, extra))]
-        _, _, pred, adv, clipped, _ = forward(noise)
-        return [h.stack() for h in hist], pred, adv, clipped
+        return [h.stack() for h in hist]
 
-    (loss_h, mis_h, hit_h, extra_h), pred, adv, clipped = optimise()
+    chunks, done = [], 0
+    while done < epochs:
+        steps = min(chunk, epochs - done)
+        chunks.append([h.numpy() for h in optimise(tf.constant(steps))])
+        done += steps
+        if progress is not None:
+            progress(done, epochs)
+    loss_h, mis_h, hit_h, extra_h = [np.concatenate(h) for h in zip(*chunks)] if chunks else _empty_history(L, T)
+    _, _, pred, adv, clipped, _ = tf.function(forward)(noise)
+
     return RP2Result(noise=clipped.numpy(), adversarial=adv.numpy(), predictions=pred.numpy(),
                      clean_predictions=clean_pred.numpy(),
-                     history={"loss": loss_h.numpy(), "misclassified": mis_h.numpy(), "targeted": hit_h.numpy(),
-                              "extra_loss": extra_h.numpy()},
+                     history={"loss": loss_h, "misclassified": mis_h, "targeted": hit_h, "extra_loss": extra_h},
                      lambdas=lambdas, targets=targets)
+
+
+def _empty_history(L, T):
+    return tuple(np.zeros((0, L, T), np.float32) for _ in range(3)) + (np.zeros((0,), np.float32),)

@@ -65,15 +65,21 @@ class BlurDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         return config
 
 
-def insert_blur(trained_model, where="input", kernel_size=3, kind="box", sigma=None):
+def insert_blur(trained_model, where="input", kernel_size=3, kind="box", sigma=None, after=FIRST_LAYER):
     """The same trained weights with a fixed blur inserted on the input or after the first layer.
 
-    Table I's black-box setting. Every layer is copied (config + weights), so the result shares
+    Table I's black-box setting; where='l1' inserts it after the layer named `after`. Every layer is copied (config + weights), so the result shares
     no variables with `trained_model` and its trained weights stay bit-identical.
     """
     if where not in ("input", "l1"):
         raise ValueError(f"where must be 'input' or 'l1', got {where!r}")
     source = trained_model
+    if where == "l1" and after not in [layer.name for layer in source.layers]:
+        raise ValueError(f"{source.name} has no layer {after!r} to blur after")
+    for previous, layer in zip(source.layers, source.layers[1:]):  # copied in order: a chain only
+        if layer.input is not previous.output:
+            raise ValueError(f"{source.name}: {layer.name} does not take {previous.name}'s output alone; "
+                             "insert_blur copies chains of layers (Sequential-like models) only")
     inputs = keras.Input(source.input_shape[1:], name="image")
     x = inputs
     if where == "input":
@@ -82,6 +88,6 @@ def insert_blur(trained_model, where="input", kernel_size=3, kind="box", sigma=N
         copy = layer.__class__.from_config(layer.get_config())
         x = copy(x)
         copy.set_weights(layer.get_weights())
-        if where == "l1" and layer.name == FIRST_LAYER:
+        if where == "l1" and layer.name == after:
             x = BlurDepthwiseConv2D(kernel_size, init=kind, sigma=sigma, trainable=False, name="inserted_l1_blur")(x)
     return keras.Model(inputs, x, name=f"{source.name}_{where}_blur{kernel_size}")

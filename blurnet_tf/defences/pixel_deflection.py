@@ -30,24 +30,29 @@ DENOISERS = ("wavelet", "jpeg", "none")
 
 
 def class_activation_maps(model, images, conv_layer="relu3", dense_layer="logits"):
-    """CAM of every class: M_c(y, x) = sum_k w[y, x, k, c] f_k(y, x), for a classifier whose last
-    conv maps f [N, h, w, K] go through Flatten into the dense layer (the LISA-CNN: 2x2x128x18).
-    Returns (cams [N, h, w, C], bias [C]); sum over (y, x) of cams plus bias are the logits."""
+    """CAM of every class: M_c(y, x) = sum_k w[y, x, k, c] f_k(y, x) for last conv maps f [N, h, w, K]
+    that reach the dense layer through Flatten (the LISA-CNN: 2x2x128x18), or through global average
+    pooling (w[k, c] / (h w) at every position, Zhou et al.'s CAM). Returns (cams [N, h, w, C], bias [C]);
+    the sum over (y, x) of cams plus bias are the logits."""
     model = classifier_of(model)
     features = layer_output_model(model, conv_layer)(images, training=False)
-    kernel, bias = model.get_layer(dense_layer).get_weights()
+    kernel, bias = model.get_layer(dense_layer).get_weights()[:2]
     _, h, w, k = features.shape
-    if kernel.shape[0] != h * w * k:
+    if kernel.shape[0] == h * w * k:
+        per_position = kernel.reshape(h, w, k, -1)
+    elif kernel.shape[0] == k:
+        per_position = np.broadcast_to(kernel / (h * w), (h, w) + kernel.shape)
+    else:
         raise ValueError(f"{dense_layer} takes {kernel.shape[0]} inputs; {conv_layer} gives {h}x{w}x{k}: "
-                         "the CAM needs Flatten between them")
-    cams = tf.einsum("nhwk,hwkc->nhwc", features, kernel.reshape(h, w, k, -1))
+                         "the CAM needs Flatten or global average pooling between them")
+    cams = tf.einsum("nhwk,hwkc->nhwc", features, tf.constant(per_position, features.dtype))
     return cams.numpy(), bias
 
 
-def robust_activation_map(model, images, top_k=5):
+def robust_activation_map(model, images, top_k=5, conv_layer="relu3", dense_layer="logits"):
     """R in [0, 1], [N, H, W]: the top-k classes' CAMs weighted 1/2^i (i = 0 for the top class),
     bilinearly upsampled to the image, min-max normalised per image."""
-    cams, bias = class_activation_maps(model, images)
+    cams, bias = class_activation_maps(model, images, conv_layer, dense_layer)
     logits = cams.sum(axis=(1, 2)) + bias
     order = np.argsort(-logits, axis=1)[:, :top_k]  # [N, k]
     weights = 0.5 ** np.arange(order.shape[1])
@@ -187,6 +192,8 @@ class PixelDeflection:
     use_map: bool = True                # False: every pick is deflected (no activation map)
     ensemble: int = 1                   # Ens-n majority vote
     seed: int = 0
+    cam_layer: str = "relu3"            # the classifier's last conv maps (the LISA-CNN's by default)
+    dense_layer: str = "logits"         # the dense layer that turns them into logits
 
     def __post_init__(self):
         if self.denoiser not in DENOISERS:
@@ -198,7 +205,8 @@ class PixelDeflection:
         """The deflection probability map (deterministic: computed once per image)."""
         if not self.use_map:
             return np.zeros(np.shape(images)[:3], np.float32)
-        return robust_activation_map(self.classifier, np.asarray(images, np.float32), self.top_k)
+        return robust_activation_map(self.classifier, np.asarray(images, np.float32), self.top_k,
+                                      self.cam_layer, self.dense_layer)
 
     def defend(self, images, rng=None, maps=None):
         """One random draw of the defence on a batch (deflection, then the denoiser)."""

@@ -1,0 +1,125 @@
+"""The attacks and defences on a Keras model that is not the LISA-CNN: other layer names, a
+24x24 input, 5 classes, a global-average-pooling head. Layer names go in as arguments."""
+
+import keras
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from blurnet_tf.attacks import rp2
+from blurnet_tf.defences import BlurDepthwiseConv2D, FeatureMapRegularizer, insert_blur
+from blurnet_tf.defences.blur import linf_penalty
+from blurnet_tf.defences.pixel_deflection import PixelDeflection, class_activation_maps
+from blurnet_tf.defences.regularizers import REGULARISERS, total_variation
+from blurnet_tf.models import layer_output_model
+
+SIZE, CLASSES = 24, 5
+
+
+def small_model(head="gap", extra=None, seed=0):
+    """conv -> relu 'stem' [-> extra layer] -> conv -> relu 'maps' -> GAP or Flatten -> dense 'scores'."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="stem_conv")(inputs)
+    x = keras.layers.Activation("relu", name="stem")(x)
+    if extra is not None:
+        x = extra(x)
+    x = keras.layers.Conv2D(12, 3, strides=2, padding="same", name="maps_conv")(x)
+    x = keras.layers.Activation("relu", name="maps")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x) if head == "gap" else keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(CLASSES, name="scores")(x), name=f"small_{head}")
+
+
+def images(n=6, seed=1):
+    return np.random.default_rng(seed).random((n, SIZE, SIZE, 3)).astype(np.float32)
+
+
+def banded(n, seed):
+    """Class k: horizontal band k (of 5) brighter than the rest, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, CLASSES, n)
+    x = 0.35 * rng.random((n, SIZE, SIZE, 3))
+    for i, k in enumerate(labels):
+        x[i, 5 * k:5 * k + 4] += 0.6
+    return x.astype(np.float32), labels
+
+
+def trained_small_model():
+    model = small_model()
+    x, y = banded(600, seed=2)
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=12, batch_size=32, verbose=0)
+    return model
+
+
+def sticker_mask():
+    mask = np.zeros((SIZE, SIZE, 3), np.float32)
+    mask[:, 6:18] = 1
+    return mask
+
+
+def test_rp2_reaches_targets_on_another_model_and_its_adaptive_term_reads_the_named_layer():
+    model = trained_small_model()
+    x, labels = banded(6, seed=3)
+    assert (model(x).numpy().argmax(axis=1) == labels).all()
+    targets = np.arange(CLASSES)
+    plain = rp2(model, x, sticker_mask(), targets, lam=0.002, epochs=150, seed=0)
+    assert plain.adversarial.shape == (1, CLASSES, 6, SIZE, SIZE, 3)
+    assert (plain.predictions[0] == targets[:, None]).all()  # one sticker per target fools all 6 images
+    adaptive = rp2(model, x, sticker_mask(), [1], lam=0.0, epochs=2, extra_loss=total_variation,
+                   feature_layer="stem", seed=0)
+    stem = layer_output_model(model, "stem")
+    # epoch 0's adaptive term is TV of the stem maps at the initial (uniform) noise
+    initial = rp2(model, x, sticker_mask(), [1], lam=0.0, epochs=0, seed=0).adversarial[0, 0]
+    expected = float(total_variation(stem(initial)))
+    assert adaptive.history["extra_loss"][0] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="relu1"):
+        rp2(model, x, sticker_mask(), [1], lam=0.0, epochs=1, extra_loss=total_variation)
+
+
+@pytest.mark.parametrize("head", ["gap", "flatten"])
+def test_pixel_deflection_maps_on_another_model(head):
+    model, x = small_model(head), images()
+    cams, bias = class_activation_maps(model, x, conv_layer="maps", dense_layer="scores")
+    assert cams.shape == (6, SIZE // 2, SIZE // 2, CLASSES)
+    np.testing.assert_allclose(cams.sum(axis=(1, 2)) + bias, model(x).numpy(), rtol=1e-4, atol=1e-5)
+    pd = PixelDeflection(model, deflections=30, window=2, cam_layer="maps", dense_layer="scores", ensemble=3)
+    maps = pd.activation_map(x)
+    assert maps.shape == (6, SIZE, SIZE) and maps.min() == 0.0 and maps.max() == 1.0
+    assert pd.predict(x).shape == (6,)
+
+
+def test_insert_blur_after_a_named_layer():
+    model, x = small_model(), images()
+    identity = insert_blur(model, "l1", kernel_size=1, after="stem")  # a 1x1 box blur is the identity
+    np.testing.assert_allclose(identity(x).numpy(), model(x).numpy(), atol=1e-6)
+    blurred = insert_blur(model, "l1", kernel_size=3, after="stem")
+    stem = layer_output_model(model, "stem")(x).numpy()
+    reference = scipy.ndimage.uniform_filter(stem, size=(1, 3, 3, 1), mode="constant")  # 3x3 box, zero padding
+    np.testing.assert_allclose(layer_output_model(blurred, "inserted_l1_blur")(x).numpy(), reference, atol=1e-5)
+    with pytest.raises(ValueError, match="no layer 'relu1'"):
+        insert_blur(model, "l1")
+    inputs = keras.Input((SIZE, SIZE, 3))
+    skip = keras.layers.Conv2D(3, 3, padding="same", name="branch")(inputs)
+    residual = keras.Model(inputs, keras.layers.Add(name="join")([inputs, skip]))
+    with pytest.raises(ValueError, match="chains of layers"):
+        insert_blur(residual, "l1", after="branch")
+
+
+@pytest.mark.parametrize("kind", sorted(REGULARISERS))
+def test_each_regulariser_adds_alpha_times_its_value_on_another_model(kind):
+    alpha = 0.3
+    model = small_model(extra=FeatureMapRegularizer(kind, alpha, name="reg"))
+    x = images()
+    model(x)
+    maps = layer_output_model(model, "stem")(x)
+    assert len(model.losses) == 1
+    assert float(model.losses[0]) == pytest.approx(alpha * float(REGULARISERS[kind](maps)), rel=1e-5)
+
+
+def test_learned_blur_penalty_on_another_model():
+    blur = BlurDepthwiseConv2D(5, alpha=0.2, name="learned_blur")
+    model = small_model(extra=blur)
+    model(images())
+    assert float(model.losses[0]) == pytest.approx(0.2 * float(linf_penalty(blur.kernel)), rel=1e-6)
+    assert float(linf_penalty(blur.kernel)) == pytest.approx(8 / 25)  # box init: 1/25 per channel, 8 channels
