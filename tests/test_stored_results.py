@@ -1,5 +1,9 @@
 """Re-measure numbers stored by the full reproduction run (results/full), robustbench-style:
-the committed sticker noise, applied again to the victims, must give the stored ASR and L2."""
+the committed sticker noise, applied again to the victims, must give the stored ASR and L2.
+
+The numbers are read from results.json (flat records). results/full was written before the records
+existed (its tables.json has no schema); its results.json was derived from that tables.json by
+`python -m blurnet_tf.reports.flat_records results/full`, and is checked here to match it."""
 
 import json
 
@@ -19,6 +23,36 @@ def tables():
     return json.loads(path.read_text())
 
 
+@pytest.fixture(scope="module")
+def stored(tables):
+    """{(experiment, model, variant, attack, lambda, target, metric): value} of the first seed."""
+    from blurnet_tf.reports import flat_records
+
+    records = flat_records.read(STORED / flat_records.JSON_FILE)
+    return {(r.experiment, r.model, r.variant, r.attack, r.lam, r.target, r.metric): r.value
+            for r in records if r.seed == 0}
+
+
+def test_stored_records_are_the_stored_tables(tables):
+    """results.json holds exactly the records rebuilt from tables.json (old, schema-less: the
+    commit it names, -dirty there, is split into commit and dirty), one per key."""
+    from blurnet_tf.reports import flat_records
+
+    header = json.loads((STORED / flat_records.JSON_FILE).read_text())
+    if "schema" in tables:  # written by the records' writer: results.json is its own output
+        assert header["commit"] == flat_records.stamp(tables["metadata"]["commit"])[0]
+        return
+    commit, dirty = flat_records.stamp(tables["metadata"]["commit"])
+    assert (header["schema"], header["commit"], header["dirty"]) == (1, commit, dirty)
+    records = flat_records.read(STORED / flat_records.JSON_FILE)
+    assert records == flat_records.build(tables["data"], commit, dirty)
+    assert len({r.key for r in records}) == len(records)
+    original = tables["data"]["transfer"]["original"]["variants"]["l1_blur_5"]
+    by_key = {r.key: r.value for r in records}
+    assert by_key["table1_transfer", "original", "l1_blur_5", 0, "rp2", 0.002, None, "avg_asr"] == original["avg_asr"]
+    assert by_key["table4_pgd", "baseline", None, 0, "pgd_linf", None, None, "asr"] == tables["data"]["pgd"]["baseline"]["asr"]
+
+
 def _stickered(data_dir, victims, row):
     from blurnet_tf.data import load_mask
     from blurnet_tf.evaluation.metrics import apply_sticker
@@ -30,25 +64,26 @@ def _stickered(data_dir, victims, row):
     return targets, np.stack([apply_sticker(victims, mask, np.load(p)) for p in files])
 
 
-def test_stored_table1_on_the_original_weights_remeasures(tables, data_dir, victims, original_model):
+def test_stored_table1_on_the_original_weights_remeasures(stored, data_dir, victims, original_model):
     from blurnet_tf.defences import insert_blur
     from blurnet_tf.evaluation import metrics
 
-    stored = tables["data"]["transfer"]["original"]["variants"]
     targets, adv = _stickered(data_dir, victims, "original")
     assert len(targets) == 17
     for name, model in (("none", original_model), ("input_blur_3", insert_blur(original_model, "input", 3)),
                         ("l1_blur_5", insert_blur(original_model, "l1", 5))):
         clean = metrics.predict_classes(model, victims)
         asr = [metrics.attack_success_rate(clean, metrics.predict_classes(model, a)) for a in adv]
-        assert np.mean(asr) == pytest.approx(stored[name]["avg_asr"], abs=1e-9), name
-        assert asr[targets.index(12)] == pytest.approx(stored[name]["asr_target_12"], abs=1e-9), name
-        assert np.mean([metrics.l2_dissimilarity(victims, a) for a in adv]) == pytest.approx(stored[name]["l2"], rel=1e-5)
+        cell = lambda metric, target=None: stored["table1_transfer", "original", name, "rp2", 0.002, target, metric]  # noqa: E731
+        assert np.mean(asr) == pytest.approx(cell("avg_asr"), abs=1e-9), name
+        assert asr[targets.index(12)] == pytest.approx(cell("asr", 12), abs=1e-9), name
+        assert np.mean([metrics.l2_dissimilarity(victims, a) for a in adv]) == pytest.approx(cell("l2"), rel=1e-5)
 
 
-def test_stored_pgd_on_the_original_weights_remeasures(tables, run_pgd_original):
-    assert run_pgd_original["asr"] == pytest.approx(tables["data"]["pgd"]["original"]["asr"], abs=1 / 40)
-    assert run_pgd_original["l2"] == pytest.approx(tables["data"]["pgd"]["original"]["l2"], rel=1e-3)
+def test_stored_pgd_on_the_original_weights_remeasures(stored, run_pgd_original):
+    pgd = lambda metric: stored["table4_pgd", "original", None, "pgd_linf", None, None, metric]  # noqa: E731
+    assert run_pgd_original["asr"] == pytest.approx(pgd("asr"), abs=1 / 40)
+    assert run_pgd_original["l2"] == pytest.approx(pgd("l2"), rel=1e-3)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
-"""REPORT.md and tables.json of a reproduction: the tables, claims, figures and run metadata.
+"""REPORT.md, results.json / results.csv (flat records) and tables.json of a reproduction: the
+tables, claims, figures and run metadata.
 
 Everything is read from the run's directory through its records, so the report can be
 regenerated at any time: rows whose steps have not run yet are left out and listed as missing.
+The numbers with seeds behind them go run directory -> flat records -> seed statistics.
 """
 
 import os
@@ -12,6 +14,7 @@ import time
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.reports import blurnet_tables as tables
 from blurnet_tf.reports import defendpp_section as defendpp
+from blurnet_tf.reports import flat_records
 from blurnet_tf.reports import seed_statistics
 from blurnet_tf.reports.collect import collect
 from blurnet_tf.reports.format import DISAGREE_POINTS
@@ -52,7 +55,8 @@ def _seeds(work_dir):
 
 
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, missing=(), stale=()):
-    """Writes results/<profile>/{REPORT.md, tables.json, figures/} and results/REPORT.md (links into it)."""
+    """Writes results/<profile>/{REPORT.md, results.json, results.csv, tables.json, figures/} and
+    results/REPORT.md (links into it)."""
     results_dir = pathlib.Path(results_dir)
     out = files.ensure_dir(results_dir / profile.name)
     data = collect(work_dir, profile)
@@ -60,26 +64,45 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
     store_stickers(work_dir, out / "stickers")
     meta = metadata(profile, work_dir, started, stage_seconds_this_run)
     meta["stale_steps"] = list(stale)
+    # A report from a tree with uncommitted changes is marked (dirty: true, and a warning atop
+    # REPORT.md), not refused: the tests and work in progress write reports from such trees.
+    commit, meta["dirty"] = flat_records.stamp(meta["commit"])
+    records = flat_records.build(data, commit, meta["dirty"])
+    flat_records.write(out, records, commit, meta["dirty"])
+    seeds_data = seed_statistics.from_records(records, data["seeds"]["seeds"], data["seeds"]["rows"])
     disagreements, interval_misses = [], []
-    seeds_table, seed_intervals = seed_statistics.table(data["seeds"], interval_misses)
+    seeds_table, seed_intervals = seed_statistics.table(seeds_data, interval_misses)
     sections = {"I": tables.table1(data, disagreements), "II": tables.table2(data, disagreements, profile.lambdas),
                 "III": tables.table3(data, disagreements), "IV": tables.table4(data, disagreements), "V": tables.table5(data, disagreements),
                 "PD": tables.pixel_deflection_tables(data),
                 "DPP": defendpp.section(data, disagreements), "SEEDS": seeds_table}
-    verdicts = seed_statistics.claims(data["seeds"]) + defendpp.claims(data)
+    verdicts = seed_statistics.claims(seeds_data) + defendpp.claims(data)
     figs.update(forest_plots(seed_intervals, out / "figures"))
     meta["interval_misses"] = interval_misses
-    files.write_json(out / "tables.json", {"data": data, "intervals": seed_intervals,
-                                           "claims": [{"claim": c, "verdict": v, "evidence": e} for c, v, e in verdicts],
-                                           "disagreements": disagreements, "interval_misses": interval_misses,
-                                        "metadata": meta, "paper": {"table1": paper.TABLE1, "table2": paper.TABLE2,
-                                                                    "table3": paper.TABLE3, "table4": paper.TABLE4,
-                                                                    "table5": paper.TABLE5,
-                                                                    "defendpp_table1": paper.DEFENDPP_TABLE1,
-                                                                    "defendpp_table2": paper.DEFENDPP_TABLE2}})
+    files.write_json(out / "tables.json", tables_json(data, seed_intervals, verdicts, disagreements, meta))
     for prefix, path in (("figures/", out / "REPORT.md"), (f"{profile.name}/figures/", results_dir / "REPORT.md")):
         files.write_text(path, render(profile, sections, verdicts, disagreements, figs, meta, missing, prefix))
     return out / "REPORT.md"
+
+
+def tables_json(data, seed_intervals, verdicts, disagreements, meta):
+    """tables.json (schema 1): the first seed's numbers by table, aggregates as lists with a named
+    "lambda" (not "lambda=<l>" keys), claims as objects; every seed's numbers are in results.json."""
+    def named(value, key=None):
+        if key == "aggregate" and isinstance(value, dict):
+            return [{"lambda": lam, **({"selection": flat_records.SWEEP_KEY} if lam is None else {}), **summary}
+                    for lam, summary in flat_records.summaries(value)]
+        if isinstance(value, dict):
+            return {k: named(v, k) for k, v in value.items()}
+        return [named(v) for v in value] if isinstance(value, list) else value
+
+    return {"schema": flat_records.SCHEMA, "data": named({k: v for k, v in data.items() if k != "seeds"}),
+            "seeds": {k: data["seeds"][k] for k in ("seeds", "rows")}, "intervals": seed_intervals,
+            "claims": [{"claim": c, "verdict": v, "evidence": e} for c, v, e in verdicts],
+            "disagreements": disagreements, "interval_misses": meta["interval_misses"], "metadata": meta,
+            "paper": {"table1": paper.TABLE1, "table2": paper.TABLE2, "table3": paper.TABLE3, "table4": paper.TABLE4,
+                      "table5": paper.TABLE5, "defendpp_table1": paper.DEFENDPP_TABLE1,
+                      "defendpp_table2": paper.DEFENDPP_TABLE2}}
 
 
 TITLES = {"I": "Table I: black-box transfer into the same weights with a fixed blur",
@@ -98,12 +121,14 @@ def render(profile, sections, verdicts, disagreements, figs, meta, missing, pref
     budget = (f"training {profile.train_epochs or 30} epochs (adv-train {profile.adv_train_epochs or 30}), RP2 "
               f"{profile.attack_epochs} epochs, λ {', '.join(profile.lambdas)}, 17 targets, 40 victims, "
               f"randomized smoothing {profile.smoothing_samples} samples; rows: {', '.join(profile.rows)}")
-    md = [f"# BlurNet reproduction report: {profile.name} profile{label}", "",
-          f"Generated by `python -m blurnet_tf.cli.reproduce --profile={profile.name}`. Budgets: {budget}.",
-          "Percentages; Δ = ours − paper in points, **bold** where it exceeds "
-          f"{DISAGREE_POINTS:.0f} points. ASR counts a victim as attacked when its prediction differs from the "
-          "clean prediction (the paper's definition); L2 = mean ‖x − x_adv‖₂ / ‖x‖₂. Every number comes from "
-          "a step whose command line is in its `step.json`.", ""]
+    md = [f"# BlurNet reproduction report: {profile.name} profile{label}", ""]
+    if meta.get("dirty"):
+        md += [f"> **Warning: written from a tree with uncommitted changes** (commit `{meta['commit']}`).", ""]
+    md += [f"Generated by `python -m blurnet_tf.cli.reproduce --profile={profile.name}`. Budgets: {budget}.",
+           "Percentages; Δ = ours − paper in points, **bold** where it exceeds "
+           f"{DISAGREE_POINTS:.0f} points. ASR counts a victim as attacked when its prediction differs from the "
+           "clean prediction (the paper's definition); L2 = mean ‖x − x_adv‖₂ / ‖x‖₂. Every number comes from "
+           "a step whose command line is in its `step.json`.", ""]
     if quick:
         md += ["> Quick profile: models are trained for a few epochs and RP2 runs fewer epochs, so the numbers "
                "below show the pipeline working end to end, not the paper's settings. See the full profile.", ""]

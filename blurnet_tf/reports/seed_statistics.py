@@ -6,65 +6,68 @@ import numpy as np
 
 from blurnet_tf import paper, rundir
 from blurnet_tf.evaluation import intervals
+from blurnet_tf.reports.flat_records import VICTIMS
 
-VICTIMS = 40
-
-
-def _success(record, lam=paper.RP2_LAMBDA):
-    """[targets, victims] 0/1 at lambda, in target order; schema-0 rows (no per-victim vector) are
-    rebuilt from their ASR (the count is right, which victims is not known)."""
-    rows = sorted((r for r in record["rows"] if abs(r["lambda"] - lam) < 1e-12), key=lambda r: r["target"])
-    return [r.get("success") or [1] * round(r["asr"] * VICTIMS) + [0] * (VICTIMS - round(r["asr"] * VICTIMS))
-            for r in rows] or None
+STAGES = {"table2_whitebox": "whitebox", "table3_lowfreq": "lowfreq", "table3_adaptive": "adaptive",
+          "table5_adaptive_adv_train": "adaptive_adv_train", "table4_pgd": "pgd", "table1_transfer": "transfer"}
 
 
-def _rows(record):
-    return record and {"rows": record.rows if hasattr(record, "rows") else record["rows"]}
+def _vector(record):
+    """A record's 0/1 per victim; schema-0 runs stored none: rebuilt from its ASR (the count is
+    right, which victims is not known)."""
+    if record.success:
+        return [int(c) for c in record.success]
+    n, victims = round(record.value * (record.images or VICTIMS)), record.images or VICTIMS
+    return [1] * n + [0] * (victims - n)
 
 
-def collect_seeds(lay, profile):
-    """{stage: {row: {seed: {...}}}} for the seeded rows (and the original weights' noise seeds)."""
-    rows = tuple(r for r in profile.rows if r in profile.seeded_rows)
-    out = {"seeds": list(profile.seeds), "models": {}, "whitebox": {}, "pgd": {}, "lowfreq": {}, "adaptive": {},
+def _cell(record, rows):
+    """(stage, row, inner) where a record feeds the seed statistics, else None: the seeded rows (and
+    the original weights) at the paper's λ; Table III's low-frequency attack at DCT 16."""
+    stage, attacked = STAGES.get(record.experiment), (rundir.ORIGINAL,) + rows
+    if stage is None or record.metric not in ("asr", "l2") or (stage == "pgd") != (record.target is None):
+        return None
+    if stage == "pgd":
+        return (stage, record.model, None) if record.metric == "asr" and record.model in attacked else None
+    if stage == "transfer":
+        return (stage, record.model, record.variant) if record.metric == "asr" and record.model in attacked else None
+    if abs(record.lam - paper.RP2_LAMBDA) > 1e-12:
+        return None
+    if stage == "adaptive_adv_train":
+        return (stage, record.variant, None) if "adv_train" in rows else None
+    if stage == "lowfreq" and (record.variant != "dct16" or not record.model.startswith("conv_")):
+        return None
+    return (stage, record.model, None) if record.model in (attacked if stage == "whitebox" else rows) else None
+
+
+def from_records(records, seeds, rows):
+    """{stage: {row: {seed: {...}}}} of the seeded `rows` (and the original weights), read from the
+    flat records (reports.flat_records): per seed, [targets][victims] 0/1 in target order and the L2
+    per target; the models' legit accuracy; Table I's variants per source."""
+    rows = tuple(rows)
+    out = {"seeds": list(seeds), "models": {}, "whitebox": {}, "pgd": {}, "lowfreq": {}, "adaptive": {},
            "adaptive_adv_train": {}, "transfer": {}}
-    for seed in profile.seeds:
-        for row in rows:
-            m = rundir.read_model(lay.model_dir(row, seed))
-            if m:
-                out["models"].setdefault(row, {})[seed] = {"legit_accuracy": m.legit_accuracy,
-                                                           "test_images": m.test_images}
-        for row in (rundir.ORIGINAL,) + rows:
-            w = rundir.StickerRecord.read(lay.results("whitebox", row, seed))
-            if w:
-                out["whitebox"].setdefault(row, {})[seed] = {"success": _success({"rows": w.rows}),
-                                                             "l2": _l2(w.rows)}
-            p = rundir.PgdRecord.read(lay.results("pgd", row, seed))
-            if p:
-                n = round(p.pgd["asr"] * VICTIMS)
-                out["pgd"].setdefault(row, {})[seed] = {"success": [p.pgd.get("success") or [1] * n + [0] * (VICTIMS - n)]}
-        for row in (r for r in rows if r.startswith("conv_")):
-            _add(out["lowfreq"], row, seed, rundir.StickerRecord.read(lay.results("lowfreq", f"{row}/dct16", seed)))
-        for row in rows:
-            _add(out["adaptive"], row, seed, rundir.StickerRecord.read(lay.results("adaptive", row, seed)))
-        if "adv_train" in rows:
-            for reg in profile.table5_regularisers:
-                _add(out["adaptive_adv_train"], reg, seed,
-                     rundir.StickerRecord.read(lay.results("adaptive_adv_train", reg, seed)))
-        for source in (s for s in (rundir.ORIGINAL, "baseline") if s in (rundir.ORIGINAL,) + rows):
-            t = rundir.ResultRecord.read_values(lay.results("transfer", source, seed))
-            if t:
-                out["transfer"].setdefault(source, {})[seed] = {
-                    name: {"success": _success(v, t["lambda"])} for name, v in t["variants"].items()}
+    cells = {}  # (stage, row, seed, variant) -> (the entry, {"success": {target: 0/1 per victim}, "l2": {target: l2}})
+    for r in records:
+        if r.seed not in seeds:
+            continue
+        if r.experiment == "models" and r.metric == "legit_accuracy" and r.model in rows:
+            out["models"].setdefault(r.model, {})[r.seed] = {"legit_accuracy": r.value, "test_images": r.images}
+        where = _cell(r, rows)
+        if where is None:
+            continue
+        stage, row, variant = where
+        if (stage, row, r.seed, variant) not in cells:
+            entry = out[stage].setdefault(row, {}).setdefault(r.seed, {})
+            cells[stage, row, r.seed, variant] = (entry.setdefault(variant, {}) if stage == "transfer" else entry,
+                                                  {"success": {}, "l2": {}})
+        kept = cells[stage, row, r.seed, variant][1]
+        kept["success" if r.metric == "asr" else "l2"][r.target] = _vector(r) if r.metric == "asr" else r.value
+    for (stage, *_), (entry, kept) in cells.items():
+        entry["success"] = [kept["success"][t] for t in sorted(kept["success"])]
+        if stage not in ("pgd", "transfer"):
+            entry["l2"] = [kept["l2"][t] for t in sorted(kept["l2"])]
     return out
-
-
-def _add(table, row, seed, record):
-    if record:
-        table.setdefault(row, {})[seed] = {"success": _success({"rows": record.rows}), "l2": _l2(record.rows)}
-
-
-def _l2(rows, lam=paper.RP2_LAMBDA):
-    return [r["l2"] for r in sorted(rows, key=lambda r: r["target"]) if abs(r["lambda"] - lam) < 1e-12]
 
 
 def _stack(per_seed, key="success", seeds=None):
