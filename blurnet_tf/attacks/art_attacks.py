@@ -1,0 +1,81 @@
+"""DeepFool and JSMA from the Adversarial Robustness Toolbox (ART 1.20), on any Keras classifier.
+
+`art_classifier` is the one bridge from our models (images in [0, 1] -> logits) to ART; pass a
+preprocessor from `blurnet_tf.defences.art_preprocessing` to attack through a defence with BPDA.
+Defaults are the attacks' papers' settings, as Pixel Deflection's Table 2 ran them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+__all__ = ["art_classifier", "deepfool", "jsma", "random_targets"]
+
+
+def art_classifier(model, *, nb_classes: int | None = None, input_shape: Sequence[int] | None = None,
+                   preprocessing_defences=None, clip_values: tuple[float, float] = (0.0, 1.0),
+                   probabilities: bool = False):
+    """ART's TensorFlowV2Classifier around a model that returns logits (a Keras model, or any
+    callable with nb_classes and input_shape given).
+
+    preprocessing_defences: ART preprocessors applied before the model (their estimate_gradient
+    is used on the way back). probabilities=True shows ART the softmax of the logits instead, so
+    its class gradients are those of the probabilities."""
+    import tensorflow as tf
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    nb_classes = int(nb_classes or model.output_shape[-1])
+    input_shape = tuple(input_shape or model.input_shape[1:])
+    net = (lambda x, training=False: tf.nn.softmax(model(x, training=training))) if probabilities else model
+    return TensorFlowV2Classifier(net, nb_classes=nb_classes, input_shape=input_shape, clip_values=clip_values,
+                                  loss_object=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
+                                  preprocessing_defences=preprocessing_defences)
+
+
+def deepfool(model, images: np.ndarray, *, overshoot: float = 0.02, max_iter: int = 50, nb_grads: int = 10,
+             batch_size: int = 128, preprocessing_defences=None) -> np.ndarray:
+    """Untargeted DeepFool (Moosavi-Dezfooli et al. 2016, Alg. 2): the linearised step to the
+    nearest of the `nb_grads` most likely classes' boundaries, scaled by 1 + overshoot (the
+    paper's 0.02 and 50 iterations). model: a Keras model or an ART classifier."""
+    from art.attacks.evasion import DeepFool
+
+    classifier = _as_art(model, preprocessing_defences)
+    attack = DeepFool(classifier, max_iter=max_iter, epsilon=overshoot, nb_grads=nb_grads, batch_size=batch_size,
+                      verbose=False)
+    return attack.generate(np.asarray(images, np.float32)).astype(np.float32)
+
+
+def jsma(model, images: np.ndarray, targets: np.ndarray, *, theta: float = 1.0, gamma: float = 0.145,
+         batch_size: int = 128, preprocessing_defences=None) -> np.ndarray:
+    """Targeted JSMA (Papernot et al. 2016, Alg. 3, eq. 8-9): raise the two most salient features
+    by theta per step until the target class wins or a fraction gamma of the features changed
+    (the paper's theta = +1, gamma = 14.5%).
+
+    ART ranks features by the target output's gradient alone. On the softmax F of the paper,
+    sum_j F_j = 1 makes beta = -alpha, so that ranking is the paper's map alpha * |beta|; on
+    logits it would ignore the other classes. So the Keras model is shown to ART as softmax."""
+    from art.attacks.evasion import SaliencyMapMethod
+
+    classifier = _as_art(model, preprocessing_defences, probabilities=True)
+    onehot = np.eye(classifier.nb_classes, dtype=np.float32)[np.asarray(targets)]
+    attack = SaliencyMapMethod(classifier, theta=theta, gamma=gamma, batch_size=batch_size, verbose=False)
+    return attack.generate(np.asarray(images, np.float32), y=onehot).astype(np.float32)
+
+
+def random_targets(labels: np.ndarray, nb_classes: int, seed: int = 0) -> np.ndarray:
+    """A target class per image, uniform over the classes other than its label (seeded;
+    ART's own draw uses NumPy's global state)."""
+    labels = np.asarray(labels)
+    shift = np.random.default_rng(seed).integers(1, nb_classes, len(labels))
+    return (labels + shift) % nb_classes
+
+
+def _as_art(model, preprocessing_defences, probabilities=False):
+    if isinstance(model, keras.Model):
+        return art_classifier(model, preprocessing_defences=preprocessing_defences, probabilities=probabilities)
+    if preprocessing_defences is not None:
+        raise ValueError("preprocessing_defences go with a Keras model; an ART classifier carries its own")
+    return model
