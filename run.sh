@@ -8,22 +8,23 @@ cd "$(dirname "$0")"
 
 VENV=.venv
 STAMP="$VENV/.installed-requirements"
-want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-test.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "run.sh: setting up $VENV (first use or requirements changed)"
   "${PYTHON:-python3}" -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip setuptools wheel
-  "$VENV/bin/pip" install --quiet -r requirements.txt
+  "$VENV/bin/pip" install --quiet -r requirements.txt -r requirements-test.txt
   "$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$STAMP"
 fi
 PY="$VENV/bin/python"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 
 job="${1:-main}"
 [ $# -gt 0 ] && shift
 case "$job" in
   test)
+    # No TensorFlow C++ INFO/WARNING lines in the tests' own process (the binaries quiet themselves).
+    export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
     exec "$PY" -m pytest -q "$@" ;;
   main|quick)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile=quick "$@" ;;

@@ -4,11 +4,13 @@ A DCT-matrix einsum (faster than tf.signal.dct with transposes on CPU; see STACK
 Used by the low-frequency RP2 attack (BlurNet eq. 8) and Defend++'s low-pass targets.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import tensorflow as tf
 
 
-def dct_matrix(n):
+def dct_matrix(n: int) -> np.ndarray:
     """C[k, i] = s_k cos(pi (2i + 1) k / 2n), s_0 = sqrt(1/n), s_k = sqrt(2/n): orthonormal."""
     k = np.arange(n)[:, None]
     i = np.arange(n)[None, :]
@@ -17,31 +19,31 @@ def dct_matrix(n):
     return c.astype(np.float32)
 
 
-def dct2(x):
+def dct2(x: tf.Tensor | np.ndarray) -> tf.Tensor:
     """Orthonormal 2-D DCT-II over axes (-3, -2) of [..., H, W, C]."""
     h, w = x.shape[-3], x.shape[-2]
     return tf.einsum("ai,bj,...ijc->...abc", dct_matrix(h), dct_matrix(w), x)
 
 
-def idct2(x):
+def idct2(x: tf.Tensor | np.ndarray) -> tf.Tensor:
     """Inverse of dct2 (the transpose, since the basis is orthonormal)."""
     h, w = x.shape[-3], x.shape[-2]
     return tf.einsum("ai,bj,...abc->...ijc", dct_matrix(h), dct_matrix(w), x)
 
 
-def low_pass_mask(size, keep):
+def low_pass_mask(size: int, keep: int) -> np.ndarray:
     """M_dim: ones on the top-left keep x keep DCT coefficients, [size, size, 1]."""
     m = np.zeros((size, size, 1), np.float32)
     m[:keep, :keep] = 1.0
     return m
 
 
-def low_pass(x, keep):
+def low_pass(x: tf.Tensor | np.ndarray, keep: int) -> tf.Tensor:
     """IDCT(M_keep * DCT(x)): keeps the top-left keep x keep coefficients of each channel."""
     return idct2(dct2(x) * low_pass_mask(x.shape[-3], keep))
 
 
-def low_pass_downsample(x, size):
+def low_pass_downsample(x: tf.Tensor | np.ndarray, size: int) -> tf.Tensor:
     """The low-pass image at size x size: the inverse size-point DCT of x's top-left size x size
     coefficients, scaled by size / H so brightness is kept (a constant image stays that constant).
 

@@ -1,10 +1,14 @@
 """Exceptions for bad user input, so binaries can print one clear line instead of a traceback."""
 
+from __future__ import annotations
+
+import os
+
 
 class DataError(ValueError):
     """Bad or missing input data. The message names the file and the problem."""
 
-    def __init__(self, path, problem):
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
@@ -17,7 +21,7 @@ class StepFailed(RuntimeError):
 class SettingError(ValueError):
     """A setting out of its range. `field` is the setting's name, which is also its flag's name."""
 
-    def __init__(self, field, problem):
+    def __init__(self, field: str, problem: str) -> None:
         self.field = field
         self.problem = problem
         super().__init__(f"--{field}: {problem}")

@@ -1,6 +1,8 @@
 """Writing results safely: every write is atomic and checked, JSON is strict, a run directory has
 one writer at a time. A kill or a full disk never leaves half a file behind under its real name."""
 
+from __future__ import annotations
+
 import contextlib
 import csv
 import io as _stdio
@@ -11,6 +13,8 @@ import pathlib
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +23,7 @@ from blurnet_tf.errors import DataError
 LOCK_FILE = ".lock"
 
 
-def ensure_dir(path):
+def ensure_dir(path: str | os.PathLike[str]) -> pathlib.Path:
     path = pathlib.Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -28,7 +32,7 @@ def ensure_dir(path):
     return path
 
 
-def write_bytes(path, data):
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> pathlib.Path:
     """Writes `data` to a PID-named temp file beside `path`, fsyncs it, then renames it into place.
 
     On any failure (disk full, no permission) the temp file is removed and a DataError names `path`.
@@ -49,17 +53,17 @@ def write_bytes(path, data):
     return path
 
 
-def write_text(path, text):
+def write_text(path: str | os.PathLike[str], text: str) -> pathlib.Path:
     return write_bytes(path, text.encode())
 
 
-def write_json(path, obj):
+def write_json(path: str | os.PathLike[str], obj: Any) -> pathlib.Path:
     """Strict JSON (NaN and infinity written as null), atomically."""
     text = json.dumps(_strict(obj), indent=2, allow_nan=False, default=_jsonable) + "\n"
     return write_text(path, text)
 
 
-def read_json(path, missing_ok=True):
+def read_json(path: str | os.PathLike[str], missing_ok: bool = True) -> Any:
     """The parsed file; None when it does not exist and missing_ok. A corrupt file is a DataError."""
     path = pathlib.Path(path)
     if not path.is_file():
@@ -72,19 +76,19 @@ def read_json(path, missing_ok=True):
         raise DataError(path, f"not valid JSON ({exc}); move it aside to start this result again") from None
 
 
-def save_npy(path, array):
+def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> pathlib.Path:
     buffer = _stdio.BytesIO()
     np.save(buffer, np.asarray(array), allow_pickle=False)
     return write_bytes(path, buffer.getvalue())
 
 
-def save_npz(path, **arrays):
+def save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> pathlib.Path:
     buffer = _stdio.BytesIO()
     np.savez(buffer, **arrays)
     return write_bytes(path, buffer.getvalue())
 
 
-def save_png(path, image_rgb):
+def save_png(path: str | os.PathLike[str], image_rgb: np.ndarray) -> pathlib.Path:
     """An RGB float image in [0,1] as an 8-bit PNG; encoding failures are errors, not empty files."""
     import cv2
 
@@ -95,13 +99,13 @@ def save_png(path, image_rgb):
     return write_bytes(path, encoded.tobytes())
 
 
-def write_csv(path, rows):
+def write_csv(path: str | os.PathLike[str], rows: Iterable[Sequence[Any]]) -> pathlib.Path:
     buffer = _stdio.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
     return write_text(path, buffer.getvalue())
 
 
-def move_aside(path, why):
+def move_aside(path: str | os.PathLike[str], why: str) -> pathlib.Path:
     """Renames a corrupt file or directory to <name>.corrupt-<n> (never deletes it); returns the new path."""
     path = pathlib.Path(path)
     n = 0
@@ -118,11 +122,11 @@ class RunLock:
     A lock left by a killed process (its PID no longer runs) is taken over.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = pathlib.Path(directory)
         self.path = self.directory / LOCK_FILE
 
-    def __enter__(self):
+    def __enter__(self) -> RunLock:
         ensure_dir(self.directory)
         while True:
             try:
@@ -141,7 +145,7 @@ class RunLock:
                 f.write(str(os.getpid()))
             return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if _read_pid(self.path) == os.getpid():
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
@@ -188,7 +192,7 @@ def _jsonable(value):
     return str(value)
 
 
-def package_versions():
+def package_versions() -> dict[str, Any]:
     """Versions of the stack, stored with every result."""
     import cv2
     import keras
@@ -203,7 +207,7 @@ def package_versions():
             "cpu_count": os.cpu_count(), "commit": git_commit()}
 
 
-def git_commit():
+def git_commit() -> str:
     """Short commit of the checkout, '-dirty' when tracked files differ from it."""
     root = pathlib.Path(__file__).resolve().parents[1]
     try:

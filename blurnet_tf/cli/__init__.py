@@ -2,23 +2,38 @@
 
 Bad input of any kind ends in one line, `error: <flag or file>: <what was expected>`, and exit
 status 2 (a failed pipeline step: 1); `--verbosity=1` shows the traceback as well.
+
+TensorFlow is imported only once the flags are read (a bad flag is reported at once), and quietly:
+its C++ lines below TF_CPP_MIN_LOG_LEVEL (default 2: errors only) and the Python warnings of
+TensorFlow, Keras and ART ("PyTorch not found") stay hidden. `--verbosity=1` shows them all; a TF_CPP_MIN_LOG_LEVEL the user set is kept.
 """
 
+import logging as pylogging
 import os
 import re
 import sys
+import tempfile
+import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines only when asked for
+# Set before anything can import TensorFlow; taken back in run() when --verbosity >= 1.
+_TF_LEVEL_GIVEN = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
 from blurnet_tf.errors import DataError, SettingError, StepFailed  # noqa: E402,F401  (SettingError: for the binaries)
+
+__all__ = ["run", "flag_values", "float_list", "int_list", "SettingError"]
+
+_ABSL_RECORD = re.compile(r"([IWEF])\d{4} ")  # absl's C++ line prefix: severity, month, day
+_ABSL_EARLY = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 
 def run(main):
     """app.run(main), printing bad input as one clear line instead of a traceback."""
 
     def guarded(argv):
+        _quiet_tensorflow()
         try:
             return main(argv)
         except (DataError, SettingError, app.UsageError, flags.ValidationError) as exc:
@@ -43,6 +58,51 @@ def _parse_flags(argv):
             text = f"--{name}: {problem}" + (f" (got {value!r})" if value else "")
         print(f"error: {text}", file=sys.stderr)
         sys.exit(2)
+
+
+def _quiet_tensorflow():
+    """Imports TensorFlow with its start-up noise hidden, unless --verbosity >= 1 asks for it."""
+    if "tensorflow" in sys.modules:
+        return
+    if logging.get_verbosity() >= 1:
+        if not _TF_LEVEL_GIVEN:
+            del os.environ["TF_CPP_MIN_LOG_LEVEL"]
+        return
+    level = os.environ["TF_CPP_MIN_LOG_LEVEL"]
+    level = int(level) if level.strip().isdigit() else 0
+    if level < 1:
+        return
+    warnings.filterwarnings("ignore", module=r"(keras|tensorflow|art)(\.|$)")
+    pylogging.getLogger("tensorflow").setLevel(pylogging.ERROR)
+    _import_tensorflow_filtered(level)
+
+
+def _import_tensorflow_filtered(level):
+    """Imports TensorFlow and probes for GPUs with stderr (fd 2) captured, then writes back all but
+    the lines TF_CPP_MIN_LOG_LEVEL hides: TensorFlow logs a few lines (cudart_stub's "Could not
+    find cuda drivers") through absl before it reads that variable (tensorflow/tensorflow#100442).
+    Its GPU probe's "failed call to cuInit" is hidden only where no NVIDIA driver is loaded."""
+    no_driver = not os.path.exists("/proc/driver/nvidia")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                record = _ABSL_RECORD.match(line)
+                if line.startswith(_ABSL_EARLY) or (record and "IWEF".index(record[1]) < level):
+                    continue
+                if not (record and no_driver and "failed call to cuInit" in line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def _fail(exc, status):

@@ -1,12 +1,24 @@
 """Data: LISA crops, the RP2 victims/masks/colours, MNIST, and where they are found."""
 
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
 from blurnet_tf.data.lisa import (CLASS_NAMES, NUM_CLASSES, SPEED_LIMIT_45, STOP, LisaData,
                                   load_lisa, split_report, track_split)
 from blurnet_tf.data.rp2_assets import load_mask, load_nps_colors, load_victims
 from blurnet_tf.data.sources import find_data_dir
 
+__all__ = ["CLASS_NAMES", "NUM_CLASSES", "SPEED_LIMIT_45", "STOP", "LisaData", "load_lisa", "split_report", "track_split",
+           "load_mask", "load_nps_colors", "load_victims", "find_data_dir", "load_lisa_split", "load_test_split",
+           "hold_out_validation"]
 
-def load_lisa_split(data_dir, test_fraction=0.2, seed=0, allow_missing_classes=False):
+
+def load_lisa_split(data_dir: str | os.PathLike[str], test_fraction: float = 0.2, seed: int = 0,
+                    allow_missing_classes: bool = False) -> tuple[LisaData, LisaData, dict[str, Any]]:
     """(train, test, report): the LISA crops under data_dir/lisa, split with whole tracks held out.
 
     Every class of the public crops must be present (a missing class folder would silently train
@@ -26,7 +38,8 @@ def load_lisa_split(data_dir, test_fraction=0.2, seed=0, allow_missing_classes=F
     return data.subset(train_idx), data.subset(test_idx), split_report(data, train_idx, test_idx)
 
 
-def load_test_split(data_dir, dataset, test_fraction, split_seed):
+def load_test_split(data_dir: str | os.PathLike[str], dataset: str, test_fraction: float,
+                    split_seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of the LISA track-held-out or the MNIST test split."""
     if dataset == "mnist":
         from blurnet_tf.data.mnist import load_mnist
@@ -36,7 +49,7 @@ def load_test_split(data_dir, dataset, test_fraction, split_seed):
     return test.images, test.labels
 
 
-def hold_out_validation(train, fraction, seed=1):
+def hold_out_validation(train: LisaData, fraction: float, seed: int = 1) -> tuple[LisaData, LisaData]:
     """(train', validation): whole tracks of the training split held out for choosing a defence's
     parameters, so the test split is never looked at (Pixel Deflection's parameter search)."""
     train_idx, val_idx = track_split(train, fraction, seed)

@@ -1,5 +1,7 @@
 """Reading image files into RGB float32 arrays in [0, 1], with one-line errors."""
 
+from __future__ import annotations
+
 import os
 import warnings
 
@@ -12,7 +14,7 @@ IMAGE_SIZE = 32
 GREY_TOLERANCE = 0.02  # anti-aliasing noise of a binary mask
 
 
-def read_rgb(path, size=None):
+def read_rgb(path: str | os.PathLike[str], size: int | None = None) -> np.ndarray:
     """Returns an RGB float32 array in [0, 1]; resized to size x size (area interpolation) if given."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -31,7 +33,7 @@ def read_rgb(path, size=None):
     return image.astype(np.float32) / 255.0
 
 
-def read_mask(path, size=IMAGE_SIZE, threshold=None):
+def read_mask(path: str | os.PathLike[str], size: int = IMAGE_SIZE, threshold: float | None = None) -> np.ndarray:
     """Reads a sticker mask as a size x size x 3 float32 array of 0 / 1.
 
     A binary mask is read as it is. The original code used `imread(mask) / 255` unbinarised; the

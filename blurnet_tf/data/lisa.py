@@ -4,12 +4,16 @@ Labels follow the original RP2 LISA-CNN: model index = position in LISA17_CLASSE
 (index 0 is a class the RP2 mapping never names; speedLimitUrdbl, 13, has no crops).
 """
 
+from __future__ import annotations
+
 import csv
 import hashlib
 import os
 import pathlib
 import re
 import zipfile
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -33,7 +37,7 @@ SPEED_LIMIT_45 = CLASS_NAMES.index("speedLimit45")  # 12
 _TRACK = re.compile(r"([A-Za-z0-9]+_\d+\.avi)")
 
 
-def track_of(filename):
+def track_of(filename: str | os.PathLike[str]) -> str:
     """The video a crop comes from, e.g. 'stop_1331866280.avi' (frames of one track share it)."""
     match = _TRACK.search(os.path.basename(filename))
     return match.group(1) if match else os.path.basename(filename)
@@ -42,16 +46,16 @@ def track_of(filename):
 class LisaData:
     """Decoded crops: images (N,32,32,3) float32 in [0,1], labels (N,) int32, names, tracks."""
 
-    def __init__(self, images, labels, names):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, names: Sequence[str] | np.ndarray) -> None:
         self.images = images
         self.labels = labels
         self.names = np.asarray(names)
         self.tracks = np.asarray([track_of(n) for n in names])
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, index):
+    def subset(self, index: np.ndarray | slice) -> LisaData:
         return LisaData(self.images[index], self.labels[index], self.names[index])
 
 
@@ -72,7 +76,7 @@ def _fingerprint(paths):
     return digest.hexdigest()[:20]
 
 
-def load_lisa_folder(root, cache=True):
+def load_lisa_folder(root: str | os.PathLike[str], cache: bool = True) -> LisaData:
     """Loads class-index folders of crops (any size; resized to 32x32 with area interpolation).
 
     Decoded arrays are cached as .npz (no pickle) keyed by the files' names, sizes and mtimes.
@@ -105,7 +109,7 @@ def load_lisa_folder(root, cache=True):
     return data
 
 
-def load_lisa_annotations(root, cache=True):
+def load_lisa_annotations(root: str | os.PathLike[str], cache: bool = True) -> LisaData:
     """Official LISA archive layout: allAnnotations.csv (';'-separated) plus the frames.
 
     Crops every annotated box whose tag is one of the 17 classes; other tags are skipped.
@@ -144,7 +148,7 @@ def load_lisa_annotations(root, cache=True):
     return LisaData(np.stack(images), np.asarray(labels, np.int32), names)
 
 
-def load_lisa(root, cache=True):
+def load_lisa(root: str | os.PathLike[str], cache: bool = True) -> LisaData:
     """Either layout: allAnnotations.csv at root, or class-index folders."""
     root = pathlib.Path(root)
     if (root / "allAnnotations.csv").is_file():
@@ -152,7 +156,7 @@ def load_lisa(root, cache=True):
     return load_lisa_folder(root, cache)
 
 
-def track_split(data, test_fraction=0.2, seed=0):
+def track_split(data: LisaData, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic split that holds whole video tracks out.
 
     Tracks are visited in a seeded random order; a track goes to test when that brings its
@@ -175,13 +179,13 @@ def track_split(data, test_fraction=0.2, seed=0):
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
-def class_counts(labels):
+def class_counts(labels: np.ndarray) -> dict[str, int]:
     """{class name: count} over the 18 model indices that occur."""
     counts = np.bincount(labels, minlength=NUM_CLASSES)
     return {CLASS_NAMES[i]: int(n) for i, n in enumerate(counts) if n}
 
 
-def split_report(data, train_idx, test_idx):
+def split_report(data: LisaData, train_idx: np.ndarray, test_idx: np.ndarray) -> dict[str, Any]:
     """Per-class image counts of a split plus its track counts, as a dict (stored in metrics.json)."""
     train_counts = class_counts(data.labels[train_idx])
     test_counts = class_counts(data.labels[test_idx])
@@ -194,7 +198,7 @@ def split_report(data, train_idx, test_idx):
     }
 
 
-def format_split_report(report):
+def format_split_report(report: dict[str, Any]) -> str:
     lines = [f"{'class':20s} {'train':>6s} {'test':>6s}"]
     lines += [f"{n:20s} {a:6d} {b:6d}" for n, (a, b) in report["per_class"].items()]
     lines.append(f"{'total':20s} {report['train_images']:6d} {report['test_images']:6d}"
@@ -202,7 +206,7 @@ def format_split_report(report):
     return "\n".join(lines)
 
 
-def dataset_hash(data):
+def dataset_hash(data: LisaData) -> str:
     """A content hash of the decoded images and labels, stored with every result."""
     digest = hashlib.sha256(np.ascontiguousarray(data.images).tobytes())
     digest.update(data.labels.tobytes())

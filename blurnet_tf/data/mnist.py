@@ -1,6 +1,9 @@
 """MNIST from the official idx files (gzipped or not), split with a fixed seed."""
 
+from __future__ import annotations
+
 import gzip
+import os
 import pathlib
 
 import numpy as np
@@ -11,7 +14,7 @@ IMAGES = "t10k-images-idx3-ubyte.gz"
 LABELS = "t10k-labels-idx1-ubyte.gz"
 
 
-def read_idx(path):
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Parses an idx file: magic (0,0,dtype 0x08,ndim), big-endian dims, uint8 data."""
     path = pathlib.Path(path)
     if not path.is_file():
@@ -32,7 +35,8 @@ def read_idx(path):
     return data.reshape(dims)
 
 
-def load_mnist(data_dir, test_fraction=0.3, seed=0):
+def load_mnist(data_dir: str | os.PathLike[str], test_fraction: float = 0.3,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The 10,000 official test images split into (x_train, y_train, x_test, y_test).
 
     No MNIST training set is at hand, so the test set is split with a fixed seed. Images are

@@ -1,5 +1,8 @@
 """The RP2 authors' attack material: 40 victim stop signs, sticker masks, printable colours."""
 
+from __future__ import annotations
+
+import os
 import pathlib
 
 import numpy as np
@@ -18,14 +21,14 @@ REFERENCE_LOGS = {
 }
 
 
-def rp2_dir(data_dir):
+def rp2_dir(data_dir: str | os.PathLike[str]) -> pathlib.Path:
     path = pathlib.Path(data_dir) / "rp2"
     if not path.is_dir():
         raise DataError(path, "RP2 material directory not found")
     return path
 
 
-def load_victims(data_dir):
+def load_victims(data_dir: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
     """The 40 victim stop signs as (40,32,32,3) float32 and their file names, in numeric order."""
     folder = rp2_dir(data_dir) / "victim-set"
     files = sorted(folder.glob("*.png"), key=lambda p: (len(p.stem), p.stem))
@@ -40,14 +43,15 @@ def load_victims(data_dir):
     return np.stack(images), [f.name for f in files]
 
 
-def load_mask(data_dir, name_or_path, threshold=None):
+def load_mask(data_dir: str | os.PathLike[str], name_or_path: str | os.PathLike[str],
+              threshold: float | None = None) -> np.ndarray:
     """A 0/1 32x32x3 mask: 'rectangles', 'octagon' or a path to a PNG (see read_mask for grey ones)."""
     if name_or_path in MASKS:
         return read_mask(rp2_dir(data_dir) / MASKS[name_or_path], threshold=threshold)
     return read_mask(name_or_path, threshold=threshold)
 
 
-def load_nps_colors(data_dir_or_file):
+def load_nps_colors(data_dir_or_file: str | os.PathLike[str]) -> np.ndarray:
     """Printable colour triplets (P,3), RGB in [0,1] (comma-separated lines)."""
     path = pathlib.Path(data_dir_or_file)
     if path.is_dir():
@@ -70,14 +74,14 @@ def load_nps_colors(data_dir_or_file):
     return np.asarray(rows, np.float32)
 
 
-def original_checkpoint(data_dir):
+def original_checkpoint(data_dir: str | os.PathLike[str]) -> str:
     prefix = rp2_dir(data_dir) / ORIGINAL_CHECKPOINT
     if not pathlib.Path(str(prefix) + ".index").is_file():
         raise DataError(str(prefix) + ".index", "original LISA-CNN checkpoint not found")
     return str(prefix)
 
 
-def load_original_noise(data_dir):
+def load_original_noise(data_dir: str | os.PathLike[str]) -> np.ndarray:
     """The sticker noise (32,32,3) optimised by the original rectangle-mask run (epoch 350)."""
     import tensorflow as tf
 

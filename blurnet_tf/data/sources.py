@@ -5,6 +5,8 @@ checkout > the user cache ($BLURNET_CACHE or ~/.cache/blurnet_tf)/data, which is
 from the public sources in manifest.json.gz (each file pinned to a commit, sha256-checked).
 """
 
+from __future__ import annotations
+
 import concurrent.futures
 import gzip
 import hashlib
@@ -15,6 +17,7 @@ import shutil
 import tempfile
 import urllib.parse
 import urllib.request
+from typing import Any
 
 from blurnet_tf.errors import DataError
 
@@ -33,7 +36,7 @@ SOURCES = {
 }
 
 
-def cache_root():
+def cache_root() -> pathlib.Path:
     return pathlib.Path(os.environ.get("BLURNET_CACHE", pathlib.Path.home() / ".cache" / "blurnet_tf"))
 
 
@@ -41,7 +44,7 @@ def _looks_like_data(path):
     return (path / "lisa").is_dir() and (path / "rp2").is_dir()
 
 
-def find_data_dir(explicit=None, download=True):
+def find_data_dir(explicit: str | os.PathLike[str] | None = None, download: bool = True) -> pathlib.Path:
     """Returns the data directory as a Path, following the documented order."""
     for given, origin in ((explicit, "--data_dir"), (os.environ.get("BLURNET_DATA"), "$BLURNET_DATA")):
         if given:
@@ -58,12 +61,12 @@ def find_data_dir(explicit=None, download=True):
     return cached
 
 
-def load_manifest():
+def load_manifest() -> dict[str, Any]:
     with gzip.open(MANIFEST, "rt") as f:
         return json.load(f)
 
 
-def sha256_of(path):
+def sha256_of(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -99,7 +102,8 @@ def _fetch_one(url, target, sha256, timeout):
             os.remove(tmp)
 
 
-def fetch_all(dest, mirror=None, manifest=None, workers=8, timeout=60):
+def fetch_all(dest: str | os.PathLike[str], mirror: str | None = None, manifest: dict[str, Any] | None = None,
+              workers: int = 8, timeout: float = 60) -> pathlib.Path:
     """Fills dest with every manifest file that is missing or wrong; returns dest."""
     dest = pathlib.Path(dest)
     manifest = manifest or load_manifest()
@@ -117,7 +121,7 @@ def fetch_all(dest, mirror=None, manifest=None, workers=8, timeout=60):
     return dest
 
 
-def build_manifest(data_dir):
+def build_manifest(data_dir: str | os.PathLike[str]) -> int:
     """Maintainers: regenerate manifest.json.gz from a verified copy of the data."""
     data_dir = pathlib.Path(data_dir)
     files = {}

@@ -1,10 +1,21 @@
 """Clean accuracy: the track-held-out test split and the 40 victim stop signs."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
 from blurnet_tf.data import CLASS_NAMES, STOP
 from blurnet_tf.evaluation.metrics import accuracy, per_class_accuracy, predict_classes
 
+if TYPE_CHECKING:
+    import keras
 
-def evaluate_clean(model, test, victims):
+    from blurnet_tf.data import LisaData
+
+
+def evaluate_clean(model: keras.Model, test: LisaData, victims: np.ndarray) -> dict[str, Any]:
     """Legit accuracy (test split), per-class accuracy, and accuracy on the clean victims."""
     test_pred = predict_classes(model, test.images)
     victim_pred = predict_classes(model, victims)

@@ -7,6 +7,11 @@ per seed and averaged over the drawn seeds. A paired comparison draws the same s
 and victims for both rows, so its interval is on the difference itself.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 N_BOOT = 2000
@@ -38,7 +43,7 @@ def _interval(values, level=LEVEL):
     return float(lo), float(hi)
 
 
-def asr_interval(success, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+def asr_interval(success: np.ndarray, statistic: str = "avg_asr", n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
     """{mean, lo, hi, seeds} of a row's ASR statistic; success: [seeds, targets, victims] of 0/1."""
     success = np.asarray(success, np.float64)
     draws = _draw(*success.shape, n_boot, np.random.default_rng(seed))
@@ -47,12 +52,14 @@ def asr_interval(success, statistic="avg_asr", n_boot=N_BOOT, seed=0):
     return {"mean": estimate, "lo": lo, "hi": hi, "seeds": int(success.shape[0])}
 
 
-def paired_difference(success_a, success_b, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+def paired_difference(success_a: np.ndarray, success_b: np.ndarray, statistic: str = "avg_asr", n_boot: int = N_BOOT,
+                      seed: int = 0) -> dict[str, float]:
     """{mean, lo, hi} of statistic(a) - statistic(b) with the same seeds, targets and victims drawn."""
     return paired_contrast([success_a, success_b], [1, -1], statistic, n_boot, seed)
 
 
-def paired_contrast(successes, weights, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+def paired_contrast(successes: Sequence[np.ndarray], weights: Sequence[float], statistic: str = "avg_asr",
+                    n_boot: int = N_BOOT, seed: int = 0) -> dict[str, float]:
     """{mean, lo, hi} of sum_i w_i statistic(success_i), every row drawn with the same seeds, targets
     and victims (e.g. [lowfreq_a, whitebox_a, lowfreq_b, whitebox_b] with [1, -1, -1, 1])."""
     arrays = [np.asarray(a, np.float64) for a in successes]
@@ -65,7 +72,7 @@ def paired_contrast(successes, weights, statistic="avg_asr", n_boot=N_BOOT, seed
     return {"mean": estimate, "lo": lo, "hi": hi}
 
 
-def values_interval(values, n_boot=N_BOOT, seed=0):
+def values_interval(values: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
     """{mean, lo, hi, seeds} of a mean over [seeds, items] (e.g. L2 per target): seeds, then items drawn."""
     v = np.asarray(values, np.float64)
     rng = np.random.default_rng(seed)
@@ -76,7 +83,8 @@ def values_interval(values, n_boot=N_BOOT, seed=0):
     return {"mean": float(v.mean()), "lo": lo, "hi": hi, "seeds": int(v.shape[0])}
 
 
-def accuracy_interval(accuracies, n_images, n_boot=N_BOOT, seed=0):
+def accuracy_interval(accuracies: Sequence[float] | np.ndarray, n_images: int, n_boot: int = N_BOOT,
+                      seed: int = 0) -> dict[str, Any]:
     """{mean, lo, hi, seeds} of a per-seed accuracy measured on n_images: seeds are drawn with
     replacement and each drawn accuracy is redrawn as Binomial(n_images, acc) / n_images (the test
     images' sampling)."""
@@ -88,7 +96,7 @@ def accuracy_interval(accuracies, n_images, n_boot=N_BOOT, seed=0):
     return {"mean": float(acc.mean()), "lo": lo, "hi": hi, "seeds": int(len(acc))}
 
 
-def verdict(interval, claimed_sign):
+def verdict(interval: dict[str, Any], claimed_sign: float) -> str:
     """'held' when the interval lies wholly on the claimed side of 0 (claimed_sign -1: below),
     'not held' when wholly on the other side, else 'inconclusive'."""
     lo, hi = interval["lo"], interval["hi"]
@@ -99,6 +107,6 @@ def verdict(interval, claimed_sign):
     return "inconclusive"
 
 
-def agrees(interval, value):
+def agrees(interval: dict[str, Any], value: float | None) -> bool:
     """Whether a paper's number lies inside our interval."""
     return value is not None and interval["lo"] <= value <= interval["hi"]

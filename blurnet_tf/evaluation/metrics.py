@@ -1,19 +1,28 @@
 """Accuracy and the RP2 attack metrics (BlurNet §IV; RP2)."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    import keras
 
-def predict_classes(model, images, batch_size=512):
+
+def predict_classes(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Arg-max class of the model's logits, in inference mode."""
     logits = model.predict(images, batch_size=batch_size, verbose=0)
     return np.argmax(logits, axis=-1)
 
 
-def accuracy(predictions, labels):
+def accuracy(predictions: np.ndarray, labels: np.ndarray | int) -> float:
     return float(np.mean(np.asarray(predictions) == np.asarray(labels)))
 
 
-def correctly_classified(model, images, labels, n, seed=0):
+def correctly_classified(model: keras.Model, images: np.ndarray, labels: np.ndarray, n: int,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Up to n (image, label) pairs the model gets right, drawn with a fixed seed, in index order."""
     pred = predict_classes(model, images)
     idx = np.flatnonzero(pred == labels)
@@ -21,7 +30,7 @@ def correctly_classified(model, images, labels, n, seed=0):
     return images[idx], labels[idx]
 
 
-def per_class_accuracy(predictions, labels, class_names):
+def per_class_accuracy(predictions: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> dict[str, float]:
     out = {}
     for c in np.unique(labels):
         sel = labels == c
@@ -29,23 +38,24 @@ def per_class_accuracy(predictions, labels, class_names):
     return out
 
 
-def attack_success_rate(clean_pred, adv_pred):
+def attack_success_rate(clean_pred: np.ndarray, adv_pred: np.ndarray) -> float:
     """ASR = mean 1[F(x) != F(x_adv)]: untargeted count against the clean prediction."""
     return float(np.mean(np.asarray(clean_pred) != np.asarray(adv_pred)))
 
 
-def targeted_success(adv_pred, target):
+def targeted_success(adv_pred: np.ndarray, target: int) -> float:
     return float(np.mean(np.asarray(adv_pred) == target))
 
 
-def l2_dissimilarity(clean, adversarial):
+def l2_dissimilarity(clean: np.ndarray, adversarial: np.ndarray) -> float:
     """mean_n ||x_n - x_adv,n||_2 / ||x_n||_2 (full paper's definition)."""
     clean = np.asarray(clean, np.float64).reshape(len(clean), -1)
     adversarial = np.asarray(adversarial, np.float64).reshape(len(adversarial), -1)
     return float(np.mean(np.linalg.norm(clean - adversarial, axis=1) / np.linalg.norm(clean, axis=1)))
 
 
-def apply_sticker(images, mask, noise, noise_clip=20.0, input_clip=(0.0, 1.0)):
+def apply_sticker(images: np.ndarray, mask: np.ndarray, noise: np.ndarray, noise_clip: float = 20.0,
+                  input_clip: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """clip(x + mask * clip(noise, -c, c), lo, hi): the RP2 adversarial image."""
     noise = np.clip(noise, -noise_clip, noise_clip)
     return np.clip(images + mask * noise, *input_clip).astype(np.float32)

@@ -7,14 +7,22 @@ counts as robust when it is classified right and the attack found no adversarial
 `l2_budget`), and give the median smallest L2 beside it, so no reading of the paper is hidden.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from blurnet_tf import paper
 from blurnet_tf.attacks.carlini_wagner import carlini_wagner_l2
 from blurnet_tf.attacks.ddn import ddn
 from blurnet_tf.attacks.linf_gradient import linf_attack
 from blurnet_tf.evaluation.metrics import predict_classes
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 ATTACKS = ("clean", "fgsm", "bim", "cw", "ddn")
 MIN_NORM = ("cw", "ddn")
@@ -34,7 +42,7 @@ class AttackBudget:
     ddn_steps: int = 100
     l2_budget: float = 2.0      # budget for C&W and DDN accuracy (a common MNIST L2 budget)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         from blurnet_tf.errors import SettingError
 
         for name in ("fgsm_eps", "bim_eps", "bim_step", "cw_learning_rate", "l2_budget"):
@@ -46,7 +54,8 @@ class AttackBudget:
                 raise SettingError(name, f"expected an integer >= 1, got {getattr(self, name)}")
 
 
-def adversarial(name, model, x, y, budget):
+def adversarial(name: str, model: keras.Model, x: np.ndarray, y: np.ndarray,
+                budget: AttackBudget) -> np.ndarray | tf.Tensor:
     """The attack's adversarial images for (x, y) against model (images -> logits)."""
     if name == "clean":
         return x
@@ -62,7 +71,8 @@ def adversarial(name, model, x, y, budget):
     raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
 
 
-def score(model, x, y, adv, name, budget):
+def score(model: keras.Model, x: np.ndarray, y: np.ndarray, adv: np.ndarray | tf.Tensor, name: str,
+          budget: AttackBudget) -> dict[str, Any]:
     """{accuracy, ...}: for the min-norm attacks, accuracy within budget.l2_budget, accuracy at
     any norm, and the median smallest L2 over correctly classified images (∞ where none found)."""
     pred_adv = predict_classes(model, adv)

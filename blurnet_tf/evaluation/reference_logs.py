@@ -1,6 +1,10 @@
 """Parse the original RP2 printouts: their flags and the per-epoch loss and % misclassified."""
 
+from __future__ import annotations
+
+import os
 import re
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +15,7 @@ _EPOCH = re.compile(r"Epoch (\d+) adversarial loss ([\d.]+) model loss on clean 
                     r"percent misclassified images ([\d.]+)")
 
 
-def parse_reference_log(data_dir, mask="rectangles"):
+def parse_reference_log(data_dir: str | os.PathLike[str], mask: str = "rectangles") -> dict[str, Any]:
     path = rp2_dir(data_dir) / REFERENCE_LOGS[mask]
     if not path.is_file():
         raise DataError(path, "reference log not found")

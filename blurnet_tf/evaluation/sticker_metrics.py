@@ -1,12 +1,18 @@
 """Per-target and aggregate RP2 metrics, in the shape of BlurNet's tables."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from blurnet_tf.evaluation.metrics import attack_success_rate, l2_dissimilarity, targeted_success
 
 
 
-def per_target_rows(clean_images, clean_pred, adversarial, adv_pred, targets, lam):
+def per_target_rows(clean_images: np.ndarray, clean_pred: np.ndarray, adversarial: np.ndarray, adv_pred: np.ndarray,
+                    targets: Sequence[int], lam: float) -> list[dict[str, Any]]:
     """One row per target: ASR (vs the clean prediction), targeted success, L2 dissimilarity, and
     which victims the sticker moved (1 per victim, for intervals over victims)."""
     return [{"lambda": float(f"{lam:g}"), "target": int(t),
@@ -17,7 +23,7 @@ def per_target_rows(clean_images, clean_pred, adversarial, adv_pred, targets, la
             for i, t in enumerate(targets)]
 
 
-def aggregate(rows, true_class):
+def aggregate(rows: Sequence[dict[str, Any]], true_class: int) -> dict[str, dict[str, Any]]:
     """Average and worst ASR and mean L2 over targets != true class, per lambda and best-of-lambda."""
     out = {}
     for lam in sorted({r["lambda"] for r in rows}):

@@ -5,6 +5,11 @@ valid -> ReLU -> Dropout(0.5) -> Flatten -> Dense(18). Outputs logits; dropout i
 "First-layer feature maps" are the output of the layer named FIRST_LAYER (16x16x64).
 """
 
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 from keras import layers
@@ -24,8 +29,9 @@ _ORIGINAL_NAMES = {
 }
 
 
-def cnn_model(input_shape=(32, 32, 3), nb_classes=NUM_CLASSES, nb_filters=64,
-              input_layers=(), l1_layers=(), name="lisa_cnn"):
+def cnn_model(input_shape: tuple[int, int, int] = (32, 32, 3), nb_classes: int = NUM_CLASSES, nb_filters: int = 64,
+              input_layers: Sequence[keras.layers.Layer] = (), l1_layers: Sequence[keras.layers.Layer] = (),
+              name: str = "lisa_cnn") -> keras.Model:
     """Builds the LISA-CNN; `input_layers` run on the image, `l1_layers` on the first-layer maps."""
     inputs = keras.Input(input_shape, name="image")
     x = inputs
@@ -46,7 +52,7 @@ def cnn_model(input_shape=(32, 32, 3), nb_classes=NUM_CLASSES, nb_filters=64,
     return keras.Model(inputs, outputs, name=name)
 
 
-def load_original_lisa_cnn(data_dir):
+def load_original_lisa_cnn(data_dir: str | os.PathLike[str]) -> keras.Model:
     """The RP2 authors' trained LISA-CNN, read from their TF1 checkpoint.
 
     The checkpoint uses Keras-1 "tf" ordering: HWIO kernels and an NHWC flatten, the same as
@@ -68,6 +74,6 @@ def load_original_lisa_cnn(data_dir):
     return model
 
 
-def layer_output_model(model, layer_name=FIRST_LAYER):
+def layer_output_model(model: keras.Model, layer_name: str = FIRST_LAYER) -> keras.Model:
     """A model from the same input to the output of `layer_name` (e.g. the first-layer maps)."""
     return keras.Model(model.inputs, model.get_layer(layer_name).output)

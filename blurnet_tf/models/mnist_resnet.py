@@ -9,6 +9,10 @@ CIFAR-style ResNet-18 it has four encoding blocks whose outputs sit at 28, 14, 7
 named block0..block3 so Defend++ can tap them. About 0.2 M parameters, not ResNet-18's 11 M.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import keras
 from keras import layers
 
@@ -27,7 +31,8 @@ def _residual_block(x, filters, stride, name):
     return layers.Activation("relu", name=name)(y)
 
 
-def mnist_resnet(input_shape=(28, 28, 1), nb_classes=MNIST_CLASSES, input_layers=(), name="mnist_resnet"):
+def mnist_resnet(input_shape: tuple[int, int, int] = (28, 28, 1), nb_classes: int = MNIST_CLASSES,
+                 input_layers: Sequence[keras.layers.Layer] = (), name: str = "mnist_resnet") -> keras.Model:
     """Builds the classifier (logits out); `input_layers` run on the image first (e.g. noise)."""
     inputs = keras.Input(input_shape, name="image")
     x = inputs

@@ -1,1 +1,4 @@
 """The reproduction pipeline: resumable steps and the experiment plan."""
+
+# The submodules (importing the package imports none of them).
+__all__ = ["plan", "steps"]

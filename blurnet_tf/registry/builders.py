@@ -4,6 +4,10 @@ LISA: the LISA-CNN with any defence (Table II, Defend++). MNIST: the small resid
 for Defend++'s comparison (baseline, FGSM or PGD training, Gaussian augmentation, Defend++).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 from blurnet_tf.defences.adversarial_training import AdversarialTraining
@@ -43,7 +47,7 @@ def _blur(kernel_size, blur_kernel, blur_sigma, trainable, alpha=0.0, name=None)
                                trainable=trainable, name=name)
 
 
-def build_model(defence="baseline", dataset="lisa", **params):
+def build_model(defence: str = "baseline", dataset: str = "lisa", **params: Any) -> keras.Model:
     """Builds an untrained model. Unset (None) parameters take the paper's values."""
     if defence not in DEFENCE_PARAMS:
         raise ValueError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")

@@ -1,5 +1,7 @@
 """Saving and loading models: `.keras` files with safe_mode, atomically written."""
 
+from __future__ import annotations
+
 import os
 import pathlib
 
@@ -12,7 +14,7 @@ from blurnet_tf.files import ensure_dir
 MODEL_FILE = rundir.MODEL_FILE
 
 
-def save_model(model, path):
+def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
     """Saves a .keras file atomically (temp file, fsync, rename); a failed save (disk full, no
     permission) leaves no temp file and raises a DataError naming `path`."""
     path = pathlib.Path(path)
@@ -28,7 +30,8 @@ def save_model(model, path):
         raise DataError(path, f"cannot write the model ({exc.strerror or exc})") from None
 
 
-def load_model(spec, data_dir=None, compile=False):
+def load_model(spec: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
+               compile: bool = False) -> keras.Model:
     """`original` (the RP2 weights), a run directory holding model.keras, or a .keras file.
 
     Loads with safe_mode=True: a .keras file that carries Python lambdas is refused.

@@ -5,7 +5,10 @@ state, the RP2 noise and every loss stay float32; the logits layer computes in f
 softmax, the cross-entropy and the attacks' gradients start from float32 logits.
 """
 
+from __future__ import annotations
+
 import contextlib
+from collections.abc import Iterator
 
 import keras
 
@@ -13,7 +16,7 @@ from blurnet_tf.paper import PRECISIONS  # noqa: E402  (kept where binaries can 
 FLOAT32_LAYERS = ("logits",)  # the output layer of our classifiers
 
 
-def with_precision(model, precision):
+def with_precision(model: keras.Model, precision: str) -> keras.Model:
     """The same functional model and weights, computing in `precision` (a copy; `model` is untouched)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
@@ -29,14 +32,14 @@ def with_precision(model, precision):
     return copy
 
 
-def compute_precision(model):
+def compute_precision(model: keras.Model) -> str:
     """'mixed_bfloat16' when any layer computes in bfloat16, else 'float32'."""
     return "mixed_bfloat16" if any(getattr(l, "compute_dtype", "float32") == "bfloat16" for l in model.layers) \
         else "float32"
 
 
 @contextlib.contextmanager
-def global_precision(precision):
+def global_precision(precision: str) -> Iterator[None]:
     """Models built inside compute in `precision` (Keras' global dtype policy, restored after)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")

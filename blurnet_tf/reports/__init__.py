@@ -1,1 +1,5 @@
 """Reports: Markdown tables with our numbers beside the paper's."""
+
+# The submodules (importing the package imports none of them).
+__all__ = ["blurnet_tables", "collect", "defendpp_section", "figures", "flat_records", "format", "models_table",
+           "report_figures", "report_writer", "seed_statistics"]
