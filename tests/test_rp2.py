@@ -38,6 +38,18 @@ def test_octagon_run_reaches_100_percent_within_a_few_epochs(original_model, vic
     assert (r.history["misclassified"][2:, 0, 0] == 100.0).all()  # log: 100% from epoch 2
 
 
+def test_epochs_in_chunks_give_the_one_call_result_and_report_progress(original_model, victims, data_dir):
+    mask = load_mask(data_dir, "rectangles")
+    seen = []
+    chunked = rp2(original_model, victims[:6], mask, [3, 12], lam=0.002, epochs=7, chunk=3,
+                  progress=lambda done, total: seen.append((done, total)))
+    whole = rp2(original_model, victims[:6], mask, [3, 12], lam=0.002, epochs=7, chunk=7)
+    assert seen == [(3, 7), (6, 7), (7, 7)]
+    np.testing.assert_array_equal(chunked.noise, whole.noise)
+    for key in whole.history:
+        np.testing.assert_array_equal(chunked.history[key], whole.history[key])
+
+
 def test_vectorised_sweep_equals_separate_runs(original_model, victims, data_dir):
     mask = load_mask(data_dir, "rectangles")
     both = rp2(original_model, victims[:8], mask, [3, 12], lam=[0.002, 0.02], epochs=5, noise_init="zeros")
@@ -113,3 +125,15 @@ def test_attack_binary_writes_results_and_resumes(tmp_path):
     assert result["paper"]["avg_asr"] == 0.4918
     assert (tmp_path / "results.csv").read_text().startswith("model,seed,lambda,target,asr,targeted,l2\n")
     assert list((tmp_path / "noise").glob("*.npy")) and list((tmp_path / "images").glob("*.png"))
+    # TensorBoard: the stored loss / ASR curves as scalars, one point per epoch
+    events = list((tmp_path / "tensorboard").glob("*/events.out.tfevents.*"))
+    assert len(events) == 1
+    curves = {}
+    for event in tf.compat.v1.train.summary_iterator(str(events[0])):
+        for value in event.summary.value:
+            curves.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    for name, history in result["history"].items():
+        lam, target = name.split("/")
+        for metric in ("loss", "misclassified", "targeted"):
+            stored = curves[f"rp2/lambda={lam}/target_{target}/{metric}"]
+            assert [stored[e] for e in range(20)] == pytest.approx(history[metric], abs=1e-4)

@@ -9,21 +9,14 @@ import dataclasses
 
 import numpy as np
 from blurnet_tf import paper
+from blurnet_tf.attacks.art_attacks import deepfool, jsma, random_targets
 from blurnet_tf.attacks.carlini_wagner import carlini_wagner_l2
+from blurnet_tf.attacks.lbfgs import lbfgs_attack
 from blurnet_tf.attacks.linf_gradient import linf_attack, madry_step
 from blurnet_tf.defences.pixel_deflection import PixelDeflection
 from blurnet_tf.evaluation.metrics import predict_classes
 
 EPS = paper.LINF_EPS
-
-# The paper's other attacks, and why they are not run (checked 2026-11-21 with our pinned stack).
-NOT_RUN = {
-    "DeepFool": "cleverhans 4 has no TF2 DeepFool; foolbox 3.3.4 (latest) has one but fails on NumPy 2 "
-                "(`np.find_common_type` was removed)",
-    "JSMA": "neither cleverhans 4 (TF2) nor foolbox 3 has it",
-    "L-BFGS": "neither cleverhans 4 (TF2) nor foolbox 3 has it",
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class PDBudget:
@@ -31,6 +24,10 @@ class PDBudget:
     bim_steps: int = 10
     cw_steps: int = 200
     cw_search: int = 5
+    deepfool_steps: int = 50        # Moosavi-Dezfooli et al.'s maximum
+    jsma_gamma: float = 0.145       # Papernot et al.'s largest fraction of changed features
+    lbfgs_steps: int = 100          # L-BFGS-B iterations per constant (cleverhans: 1000; measured cost)
+    lbfgs_search: int = 5           # constants tried per image (cleverhans' binary search steps)
     eot_samples: int = 4
     adaptive_pgd_steps: int = 20
     adaptive_rp2_targets: tuple = None  # None: all 17
@@ -44,13 +41,28 @@ def fgsm(model, x, y):
     return linf_attack(model, x, eps=EPS, y=y)
 
 
-def non_adaptive_attacks(model, x, y, budget):
-    """FGSM, BIM (IGSM) at ε 8/255 and C&W L2, all on the bare classifier (cleverhans tf2 + ours)."""
-    return {"FGSM": fgsm(model, x, y),
-            "BIM": linf_attack(model, x, eps=EPS, steps=budget.bim_steps, step_size=madry_step(EPS, budget.bim_steps),
-                               y=y),
-            "C&W L2": carlini_wagner_l2(model, x, y, max_iterations=budget.cw_steps,
-                                        binary_search_steps=budget.cw_search)}
+def non_adaptive_attacks(model, x, y, budget, seed=0, progress=None):
+    """The paper's six attacks on the bare classifier: FGSM, BIM (IGSM) at ε 8/255 (cleverhans tf2),
+    C&W L2 and L-BFGS (ours), DeepFool and JSMA (ART). JSMA and L-BFGS are targeted: one random
+    other class per image (seeded). progress(name) is called after each attack."""
+    targets = random_targets(y, model.output_shape[-1], seed)
+    attacks = {
+        "FGSM": lambda: fgsm(model, x, y),
+        "BIM": lambda: linf_attack(model, x, eps=EPS, steps=budget.bim_steps,
+                                   step_size=madry_step(EPS, budget.bim_steps), y=y),
+        "C&W L2": lambda: carlini_wagner_l2(model, x, y, max_iterations=budget.cw_steps,
+                                            binary_search_steps=budget.cw_search),
+        "DeepFool": lambda: deepfool(model, x, max_iter=budget.deepfool_steps),
+        "JSMA": lambda: jsma(model, x, targets, gamma=budget.jsma_gamma),
+        "L-BFGS": lambda: lbfgs_attack(model, x, targets, search_steps=budget.lbfgs_search,
+                                       max_iterations=budget.lbfgs_steps),
+    }
+    out = {}
+    for name, attack in attacks.items():
+        out[name] = attack()
+        if progress is not None:
+            progress(name)
+    return out
 
 
 def defended_accuracy(predict, images, labels):

@@ -9,6 +9,7 @@ import numpy as np
 
 from blurnet_tf import paper, rundir
 from blurnet_tf.errors import DataError
+from blurnet_tf.experiments import attack_progress
 from blurnet_tf.evaluation.deflection_protocol import PDBudget
 
 GRID = (("deflections", (4, 8, 16, 32, 64, 128)), ("window", (1, 2, 3, 5, 8)), ("sigma", (0.01, 0.02, 0.04, 0.08)))
@@ -46,7 +47,9 @@ class DeflectionStudy:
 
         t = time.time()
         x, y = correctly_classified(model, test.images, test.labels, b.test_images)
-        adv = pde.non_adaptive_attacks(model, x, y, b)
+        progress = attack_progress.bar(6, "Pixel Deflection: attacks on the bare classifier", unit="attack")
+        adv = pde.non_adaptive_attacks(model, x, y, b, progress=lambda name: progress.update(1))
+        progress.close()
         correct = predict_classes(model, victims) == STOP
         stop = victims[correct] if correct.any() else victims  # all 40 (recorded) when none is right
         targets = [c for c in range(NUM_CLASSES) if c != STOP]
@@ -84,4 +87,4 @@ class DeflectionStudy:
             "budget": dataclasses.asdict(b), "test_images": len(x), "victims": len(stop),
             "victims_correct": int(correct.sum()),
             "accuracy": table, "l2": l2, "adaptive_accuracy": adaptive, "adaptive_l2": l2_adaptive,
-            "adaptive_rp2_targets": rp2_targets, "seconds": timings, "not_run": pde.NOT_RUN})
+            "adaptive_rp2_targets": rp2_targets, "seconds": timings})

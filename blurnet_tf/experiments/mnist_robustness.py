@@ -8,6 +8,7 @@ import time
 
 from blurnet_tf import files, rundir
 from blurnet_tf.errors import DataError, SettingError
+from blurnet_tf.experiments import attack_progress
 from blurnet_tf.evaluation.mnist_attack_suite import ATTACKS, AttackBudget
 
 
@@ -47,11 +48,13 @@ class MnistRobustness:
                         "split_seed": split_seed, "budget": dataclasses.asdict(self.budget)}
             key = rundir.settings_key(settings)
             results = {}
+            progress = attack_progress.bar(len(self.attacks), f"MNIST attacks on {self.model}", unit="attack")
             for i, name in enumerate(self.attacks, 1):
                 part = files.read_json(out / "parts" / f"{name}.json")
                 if part is not None and part.get("key") == key:
                     results[name] = part["result"]
                     log(f"[{i}/{len(self.attacks)}] {name}: done earlier, skipped")
+                    progress.update(1)
                     continue
                 started = time.time()
                 adv = adversarial(name, model, x, y, self.budget)
@@ -59,6 +62,8 @@ class MnistRobustness:
                 files.write_json(out / "parts" / f"{name}.json", {"key": key, "result": results[name]})
                 log(f"[{i}/{len(self.attacks)}] {name}: accuracy {100 * results[name]['accuracy']:.2f}% "
                     f"({time.time() - started:.0f}s)")
+                progress.update(1)
+            progress.close()
             files.write_json(out / rundir.RESULTS_FILE, {**settings, "results": results,
                                                          "versions": files.package_versions()})
             files.write_csv(out / rundir.CSV_FILE, [["model", "attack", "accuracy", "accuracy_any_norm", "median_l2",

@@ -16,6 +16,7 @@ from blurnet_tf import files, paper, rundir
 from blurnet_tf.paper import PRECISIONS
 from blurnet_tf.data import NUM_CLASSES, STOP
 from blurnet_tf.errors import DataError, SettingError
+from blurnet_tf.experiments import attack_progress
 
 MODES = ("whitebox", "transfer", "lowfreq", "adaptive")
 ALL_TARGETS = tuple(t for t in range(NUM_CLASSES) if t != STOP)
@@ -97,15 +98,18 @@ class StickerAttack:
                       transform=_transform(self), extra_loss=_extra_loss(self, model), seed=self.seed)
         clean_pred = metrics.predict_classes(model, victims)
         rows, histories, noise_files = [], {}, {}
-        for start in range(0, len(self.targets), targets_per_call):
-            group = list(self.targets[start:start + targets_per_call])
-            part = out / "parts" / f"{self.key}-{'_'.join(map(str, group))}.json"
+        groups = [list(self.targets[i:i + targets_per_call]) for i in range(0, len(self.targets), targets_per_call)]
+        parts = {tuple(g): out / "parts" / f"{self.key}-{'_'.join(map(str, g))}.json" for g in groups}
+        pending = sum(not p.is_file() for p in parts.values())
+        progress = attack_progress.bar(pending * self.epochs, f"RP2 {self.mode} {self.model}", unit="epoch")
+        for group in groups:
+            part = parts[tuple(group)]
             saved = _read_part(part)
             if saved is not None:
                 log(f"targets {group}: done in an earlier run, skipped")
             else:
                 t0 = time.time()
-                r = rp2(attacked, victims, mask, group, **kwargs)
+                r = rp2(attacked, victims, mask, group, progress=attack_progress.epoch_callback(progress), **kwargs)
                 adv_pred = r.predictions if not rescore else np.stack(
                     [metrics.predict_classes(model, a.reshape(-1, *victims.shape[1:])).reshape(len(group), -1)
                      for a in r.adversarial])
@@ -126,6 +130,8 @@ class StickerAttack:
             rows += saved["rows"]
             histories.update(saved["history"])
             noise_files.update(saved.get("noise_files", {}))
+        progress.close()
+        attack_progress.write_rp2_scalars(out, self.key, histories)
         record = rundir.StickerRecord(
             flags=dataclasses.asdict(self), rows=rows, aggregate=aggregate(rows, STOP), history=histories,
             clean_victim_accuracy=float(np.mean(clean_pred == STOP)), noise_files=noise_files, seed=self.seed,

@@ -1,7 +1,6 @@
 """BlurNet's Tables I-V and the Pixel Deflection tables as Markdown, ours beside the paper's."""
 
 from blurnet_tf import paper
-from blurnet_tf.evaluation.deflection_protocol import NOT_RUN
 from blurnet_tf.reports.format import _diff, _num, _pct
 
 SWEEP_KEY = "best_lambda_per_target"
@@ -140,7 +139,7 @@ def pixel_deflection_tables(data):
                      f"{_pct(acc['no defence'][a])} / {ref[0] if ref else '–'} | "
                      f"{_pct(acc['PD+WD (single)'][a])} / {ref[1] if ref else '–'} | "
                      f"{_pct(acc[ens][a])} / {ref[2] if ref else '–'} |")
-    for name, reason in NOT_RUN.items():
+    for name, reason in pd.get("not_run", {}).items():  # older runs: the attacks we could not run then
         lines.append(f"| {name} | not run: {reason} | | | |")
     lines += _bracketed_table(acc, attacks, "ablation", ["PD", "WD", "PD+WD", "JPEG", "PD+JPEG"], paper.PD_TABLE3,
                               "Ablation (single run; paper's Ens-10 numbers in brackets, its Table 3):")
