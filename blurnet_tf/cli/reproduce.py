@@ -9,6 +9,7 @@ results/REPORT.md.
 """
 
 import dataclasses
+import fnmatch
 import pathlib
 import time
 
@@ -21,8 +22,10 @@ flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")
 flags.DEFINE_string("results_dir", "results", "Where REPORT.md, tables.json and figures go.")
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
 flags.DEFINE_list("stages", None, "Run only these stages (e.g. train,whitebox); the report is always written.")
+flags.DEFINE_list("steps", None, "Run only the steps whose names match these shell patterns, e.g. "
+                  "train/baseline_holdout,pixel_deflection/* (names: see the report's step list).")
 flags.DEFINE_list("seeds", None, "Training / RP2 noise seeds of the Table I-V rows (default: the profile's; "
-                  "quick 0,1, full 0,1,2). The λ sweep, Pixel Deflection and Defend++ use the first.")
+                  "quick 0, full 0,1,2). The λ sweep, Pixel Deflection and Defend++ use the first.")
 flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any.")
 
 
@@ -54,6 +57,12 @@ def main(argv):
             raise flags.ValidationError(f"--stages: unknown {sorted(unknown)}; stages are "
                                         f"{sorted({s.stage for s in steps})}")
         steps = [s for s in steps if s.stage in FLAGS.stages]
+    if FLAGS.steps:
+        unmatched = [p for p in FLAGS.steps if not any(fnmatch.fnmatchcase(s.name, p) for s in steps)]
+        if unmatched:
+            raise flags.ValidationError(f"--steps: {unmatched} match no step of this profile"
+                                        f"{' and --stages' if FLAGS.stages else ''}")
+        steps = [s for s in steps if any(fnmatch.fnmatchcase(s.name, p) for p in FLAGS.steps)]
     print(f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
           f"outputs in {work_dir}", flush=True)
     stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True))
