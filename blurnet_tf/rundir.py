@@ -16,7 +16,7 @@ import os
 import pathlib
 import typing
 
-from blurnet_tf import files
+from blurnet_tf import files, paper
 from blurnet_tf.errors import DataError
 
 SCHEMA = 1
@@ -100,7 +100,10 @@ class _Record:
 
     @classmethod
     def _upgrade(cls, data):
-        return data  # schema 0 (no "schema" key) has the same keys unless a record says otherwise
+        """Schema 0 (no "schema" key) had the same keys, but a record's seed was only in its flags."""
+        if "seed" in {f.name for f in dataclasses.fields(cls)}:
+            data.setdefault("seed", data.get("flags", {}).get("seed", 0))
+        return data
 
     def write(self, path):
         files.write_json(path, self.to_json())
@@ -134,11 +137,6 @@ class ModelRecord(_Record):
     wall_seconds: float | None = None
     versions: dict = dataclasses.field(default_factory=dict)
 
-    @classmethod
-    def _upgrade(cls, data):
-        data.setdefault("seed", data.get("flags", {}).get("seed", 0))
-        return data
-
     @property
     def epochs(self):
         return self.flags.get("epochs")
@@ -162,11 +160,6 @@ class StickerRecord(_Record):
     paper: dict | None = None
     versions: dict = dataclasses.field(default_factory=dict)
     wall_seconds: float | None = None
-
-    @classmethod
-    def _upgrade(cls, data):
-        data.setdefault("seed", data.get("flags", {}).get("seed", 0))
-        return data
 
     def summary(self, lam):
         return self.aggregate.get(f"lambda={float(lam):g}")
@@ -211,7 +204,7 @@ def read_model(run_dir):
     return ModelRecord.read(path) if path.is_file() else None
 
 
-def trained_split(model_spec, default=("lisa", 0.2, 0)):
+def trained_split(model_spec, default=("lisa", paper.LISA_TEST_FRACTION, 0)):
     """(dataset, test_fraction, split_seed) a model was trained with; `default` without a record."""
     record = None if model_spec == ORIGINAL else read_model(model_spec)
     return default if record is None else record.trained_split()

@@ -3,7 +3,6 @@ classifiers, and our C&W against ART's on the original LISA-CNN."""
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from blurnet_tf.attacks.art_attacks import art_classifier, deepfool, jsma, random_targets

@@ -26,7 +26,6 @@ with other settings is refused.
 """
 
 import hashlib
-import json
 import pathlib
 import time
 
@@ -36,7 +35,7 @@ import tensorflow as tf
 from keras.src.random.seed_generator import global_seed_generator
 from tensorflow.python.eager import context as tf_context
 
-from blurnet_tf import files
+from blurnet_tf import files, rundir
 from blurnet_tf.experiments.training_checkpoint import EpochCheckpoint, load_checkpoint, recover_checkpoint
 
 
@@ -127,10 +126,6 @@ class EpochSeeds(keras.callbacks.Callback):
             self.stateful_ops = traced_stateful_random_ops()
 
 
-def config_hash(config):
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1e-3,
           lr_schedule="constant", seed=0, checkpoint_every=1, strategy="default",
           validation_data=None, verbose=2, config=None):
@@ -146,7 +141,7 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     out_dir = pathlib.Path(out_dir)
     ckpt = recover_checkpoint(files.ensure_dir(out_dir))
-    chash = config_hash(config or {})
+    chash = rundir.settings_key(config or {})  # same hash as before for plain flag values
     history, first_epoch, seconds_before = [], 0, 0.0
     strat = make_strategy(strategy)
     x, y = train_data

@@ -4,6 +4,6 @@ Sits above models and defences (it combines them); nothing below imports it.
 """
 
 from blurnet_tf.registry.builders import DEFENCE_PARAMS, DEFENCES, build_model
-from blurnet_tf.registry.model_files import MODEL_FILE, load_model, save_model
+from blurnet_tf.registry.model_files import load_model, save_model
 
-__all__ = ["DEFENCE_PARAMS", "DEFENCES", "build_model", "MODEL_FILE", "load_model", "save_model"]
+__all__ = ["DEFENCE_PARAMS", "DEFENCES", "build_model", "load_model", "save_model"]

@@ -11,7 +11,6 @@ from blurnet_tf.errors import DataError
 from blurnet_tf import rundir
 from blurnet_tf.files import ensure_dir
 
-MODEL_FILE = rundir.MODEL_FILE
 
 
 def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
@@ -43,7 +42,7 @@ def load_model(spec: str | os.PathLike[str], data_dir: str | os.PathLike[str] | 
         return load_original_lisa_cnn(data_dir or find_data_dir())
     path = pathlib.Path(spec)
     if path.is_dir():
-        path = path / MODEL_FILE
+        path = path / rundir.MODEL_FILE
     if not path.is_file():
         raise DataError(path, "model file not found (expected a run directory with model.keras, "
                               "a .keras file, or 'original')")
