@@ -6,12 +6,18 @@
 cleverhans 4's TF2 C&W does not run with Keras 3 models (STACK-NOTES), hence this module.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
 
-def carlini_wagner_l2(model, images, labels, *, confidence=0.0, initial_const=1e-2, binary_search_steps=5,
-                      max_iterations=200, learning_rate=1e-2, clip=(0.0, 1.0)):
+def carlini_wagner_l2(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray, *,
+                      confidence: float = 0.0, initial_const: float = 1e-2, binary_search_steps: int = 5,
+                      max_iterations: int = 200, learning_rate: float = 1e-2,
+                      clip: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """Untargeted C&W L2 on a batch; returns the smallest successful adversarial per image (the
     input itself where no constant succeeded). model: images -> logits."""
     x = tf.constant(images, tf.float32)

@@ -8,14 +8,18 @@ No maintained TF2 DDN exists (cleverhans 4 has none; foolbox 3 fails on NumPy 2)
 module; `tests/test_ddn.py` checks it against the analytic minimum of a linear classifier.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 
-def ddn(model, images, labels, *, steps=100, gamma=0.05, init_norm=1.0, alpha_max=1.0, alpha_min=0.01,
-        quantize_levels=256, clip=(0.0, 1.0)):
+def ddn(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray, *, steps: int = 100,
+        gamma: float = 0.05, init_norm: float = 1.0, alpha_max: float = 1.0, alpha_min: float = 0.01,
+        quantize_levels: int | None = 256, clip: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """Returns the smallest-L2 adversarial found per image (the image itself where none was).
 
     model: images -> logits. quantize_levels: round every iterate to that many grey levels, as

@@ -7,12 +7,21 @@ steps=1 with α = ε is FGSM (Goodfellow et al.); steps > 1 without a random sta
 Keras models run in inference mode.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 
+if TYPE_CHECKING:
+    import tensorflow as tf
 
-def linf_attack(model, x, *, eps, steps=1, step_size=None, y=None, rand_init=False):
+
+def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, steps: int = 1,
+                step_size: float | None = None, y: np.ndarray | None = None, rand_init: bool = False) -> np.ndarray:
     """Adversarial images (numpy). y: the labels to move away from (default: the model's predictions)."""
     def logits(t):
         return model(t, training=False) if hasattr(model, "layers") else model(t)
@@ -25,6 +34,6 @@ def linf_attack(model, x, *, eps, steps=1, step_size=None, y=None, rand_init=Fal
                                       sanity_checks=False).numpy()
 
 
-def madry_step(eps, steps):
+def madry_step(eps: float, steps: int) -> float:
     """Madry et al.'s step 2.5 ε / steps, at most ε (cleverhans refuses a larger one)."""
     return min(eps, 2.5 * eps / steps)

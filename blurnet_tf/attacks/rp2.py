@@ -9,7 +9,10 @@ summed loss gives each noise exactly its own gradient and Adam acts elementwise,
 equals separate runs.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -37,12 +40,12 @@ class RP2Result:
     targets: np.ndarray
 
 
-def low_frequency(dim=16):
+def low_frequency(dim: int = 16) -> Callable[[tf.Tensor], tf.Tensor]:
     """BlurNet eq. 8: delta' = IDCT(M_dim * DCT(M_x delta)) keeps the top-left dim x dim coefficients."""
     return lambda masked_noise: low_pass(masked_noise, dim)
 
 
-def masked_norm(masked, norm):
+def masked_norm(masked: tf.Tensor, norm: str) -> tf.Tensor:
     """||M delta||_p per leading index; the L2 norm stays differentiable at zero."""
     axes = (-3, -2, -1)
     if norm == "l2":
@@ -52,7 +55,7 @@ def masked_norm(masked, norm):
     raise ValueError(f"unknown norm {norm!r}: use l2 or l1")
 
 
-def nps(masked, colors):
+def nps(masked: tf.Tensor, colors: tf.Tensor) -> tf.Tensor:
     """Non-printability score as the original code: sum over pixels of prod over colours of
     ||delta_pixel - p||_2 (over the masked noise, zeros outside the mask included)."""
     diff = masked[..., None, :] - colors  # [..., H, W, P, 3]
@@ -60,9 +63,13 @@ def nps(masked, colors):
     return tf.reduce_sum(tf.reduce_prod(dist, axis=-1), axis=(-2, -1))
 
 
-def rp2(model, images, mask, targets, *, lam, epochs=300, lr=0.1, norm="l2", nps_colors=None,
-        noise_init="uniform", noise_clip=20.0, input_clip=(0.0, 1.0), transform=None, extra_loss=None,
-        feature_layer=FIRST_LAYER, seed=0, progress=None, chunk=None):
+def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask: np.ndarray,
+        targets: int | Sequence[int] | np.ndarray, *, lam: float | Sequence[float], epochs: int = 300, lr: float = 0.1,
+        norm: str = "l2", nps_colors: np.ndarray | None = None, noise_init: str | Sequence[float] = "uniform",
+        noise_clip: float = 20.0, input_clip: tuple[float, float] = (0.0, 1.0),
+        transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
+        extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None, feature_layer: str = FIRST_LAYER, seed: int = 0, progress: Callable[[int, int], None] | None = None,
+        chunk: int | None = None) -> RP2Result:
     """Runs RP2 for every lambda in `lam` and every target in `targets` at once.
 
     model: Keras classifier returning logits. images [N,H,W,C] in [0,1]; mask [H,W,C] binary.

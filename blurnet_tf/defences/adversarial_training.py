@@ -9,6 +9,10 @@ step 0.1 exceeds eps, which cleverhans refuses (eps_iter <= eps); we use Madry e
 step = 2.5 * eps / steps by default and say so in the results.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -19,7 +23,8 @@ from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient
 class AdversarialTraining(keras.Model):
     """Wraps a classifier; inference is the classifier itself, training mixes in PGD examples."""
 
-    def __init__(self, classifier, eps=8 / 255, eps_iter=None, nb_iter=7, rand_init=True, **kwargs):
+    def __init__(self, classifier: keras.Model, eps: float = 8 / 255, eps_iter: float | None = None, nb_iter: int = 7,
+                 rand_init: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         eps_iter = 2.5 * eps / nb_iter if eps_iter is None else eps_iter
         if eps_iter > eps:
@@ -28,15 +33,15 @@ class AdversarialTraining(keras.Model):
         self.eps, self.eps_iter, self.nb_iter = float(eps), float(eps_iter), int(nb_iter)
         self.rand_init = bool(rand_init)  # False with nb_iter=1, eps_iter=eps: FGSM training
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.classifier(inputs, training=training)
 
-    def adversarial(self, x, y):
+    def adversarial(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         return projected_gradient_descent(
             lambda t: self.classifier(t, training=False), x, self.eps, self.eps_iter, self.nb_iter,
             np.inf, clip_min=0.0, clip_max=1.0, y=y, rand_init=self.rand_init, sanity_checks=False)
 
-    def train_step(self, data):
+    def train_step(self, data: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
         x, y = data
         half = tf.shape(x)[0] // 2
         x_adv = tf.stop_gradient(self.adversarial(x[half:], tf.cast(y[half:], tf.int64)))
@@ -53,12 +58,12 @@ class AdversarialTraining(keras.Model):
                 metric.update_state(y, logits)
         return {m.name: m.result() for m in self.metrics}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier),
                 "eps": self.eps, "eps_iter": self.eps_iter, "nb_iter": self.nb_iter, "rand_init": self.rand_init}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> AdversarialTraining:
         config = dict(config)
         config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
         return cls(**config)

@@ -1,5 +1,10 @@
 """Low-pass kernels as Keras layers: BlurNet's fixed blur and learned depthwise conv (eq. 2)."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import cv2
 import keras
 import numpy as np
@@ -7,8 +12,11 @@ from keras import ops
 
 from blurnet_tf.models.lisa_cnn import FIRST_LAYER
 
+if TYPE_CHECKING:
+    import tensorflow as tf
 
-def blur_kernel(kernel_size, kind="box", sigma=None):
+
+def blur_kernel(kernel_size: int, kind: str = "box", sigma: float | None = None) -> np.ndarray:
     """A normalised k x k low-pass kernel: 'box' (ones / k^2) or 'gaussian' (OpenCV's sigma rule)."""
     if kind == "box":
         return np.full((kernel_size, kernel_size), 1.0 / kernel_size ** 2, np.float32)
@@ -22,18 +30,18 @@ def blur_kernel(kernel_size, kind="box", sigma=None):
 class BlurKernel(keras.initializers.Initializer):
     """Initialises a depthwise kernel (k, k, C, M) with the same blur kernel for every channel."""
 
-    def __init__(self, kind="box", sigma=None):
+    def __init__(self, kind: str = "box", sigma: float | None = None) -> None:
         self.kind, self.sigma = kind, sigma
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Sequence[int], dtype: str | None = None) -> tf.Tensor:
         k = blur_kernel(shape[0], self.kind, self.sigma)
         return ops.convert_to_tensor(np.tile(k[:, :, None, None], (1, 1) + tuple(shape[2:])), dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"kind": self.kind, "sigma": self.sigma}
 
 
-def linf_penalty(kernel):
+def linf_penalty(kernel: keras.Variable | tf.Tensor) -> tf.Tensor:
     """sum_j max |W[:, :, j]|: the L-infinity norm of each channel's filter, summed (eq. 2)."""
     return ops.sum(ops.max(ops.abs(kernel), axis=(0, 1)))
 
@@ -47,25 +55,27 @@ class BlurDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     L-infinity penalty alpha * sum_j max|W[:,:,j]| added through add_loss (eq. 2).
     """
 
-    def __init__(self, kernel_size=3, init="box", sigma=None, alpha=0.0, **kwargs):
+    def __init__(self, kernel_size: int = 3, init: str = "box", sigma: float | None = None, alpha: float = 0.0,
+                 **kwargs: Any) -> None:
         for key in ("depthwise_initializer", "padding", "use_bias", "depth_multiplier", "strides"):
             kwargs.pop(key, None)
         super().__init__(kernel_size=kernel_size, padding="same", use_bias=False, depth_multiplier=1,
                          depthwise_initializer=BlurKernel(init, sigma), **kwargs)
         self.init, self.sigma, self.alpha = init, sigma, float(alpha)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         if self.alpha > 0:
             self.add_loss(self.alpha * linf_penalty(self.kernel))
         return super().call(inputs)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"init": self.init, "sigma": self.sigma, "alpha": self.alpha})
         return config
 
 
-def insert_blur(trained_model, where="input", kernel_size=3, kind="box", sigma=None, after=FIRST_LAYER):
+def insert_blur(trained_model: keras.Model, where: str = "input", kernel_size: int = 3, kind: str = "box",
+                sigma: float | None = None, after: str = FIRST_LAYER) -> keras.Model:
     """The same trained weights with a fixed blur inserted on the input or after the first layer.
 
     Table I's black-box setting; where='l1' inserts it after the layer named `after`. Every layer is copied (config + weights), so the result shares

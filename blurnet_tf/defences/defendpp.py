@@ -20,9 +20,13 @@ How the encoders map to scales (`TAPS`; no scale below 7x7, as the paper require
   three convolutions are shared; conv2 is reached through the bottleneck.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -48,7 +52,7 @@ TAPS = {
 }
 
 
-def taps_for(classifier):
+def taps_for(classifier: keras.Model) -> EncoderTaps:
     """The EncoderTaps whose layers the classifier has and whose finest size is its input's."""
     names = {layer.name for layer in classifier.layers}
     for taps in TAPS.values():
@@ -58,7 +62,7 @@ def taps_for(classifier):
                      f"(known: {', '.join(TAPS)})")
 
 
-def low_pass_targets(images, sizes):
+def low_pass_targets(images: tf.Tensor | np.ndarray, sizes: tuple[int, ...]) -> list[tf.Tensor]:
     """[I^0, ..., I^{M-1}]: I^m holds the image's top-left sizes[m]^2 DCT coefficients, as a
     sizes[m] x sizes[m] image (the project's one DCT, `blurnet_tf.dct`). I^0 is the image itself."""
     images = tf.convert_to_tensor(images, tf.float32)
@@ -67,7 +71,7 @@ def low_pass_targets(images, sizes):
     return [images] + [low_pass_downsample(images, s) for s in sizes[1:]]
 
 
-def reconstruction_loss(outputs, targets, low_pass_weight=PAPER_LOW_PASS_WEIGHT):
+def reconstruction_loss(outputs: list[tf.Tensor], targets: list[tf.Tensor], low_pass_weight: float = PAPER_LOW_PASS_WEIGHT) -> tf.Tensor:
     """Eq. 3 as pixel-wise MSE: mse(Ĩ^0, I^0) + λ Σ_{m≥1} mse(Ĩ^m, I^m)."""
     mse = [tf.reduce_mean(tf.square(o - t)) for o, t in zip(outputs, targets)]
     return mse[0] + low_pass_weight * tf.add_n(mse[1:]) if len(mse) > 1 else mse[0]
@@ -78,17 +82,17 @@ class FeatureNoise(layers.Layer):
     """'+GN': Gaussian noise on the representations the decoder reads, in training only, with a
     standard deviation of `sigma` times the feature map's own (so the encoder cannot outgrow it)."""
 
-    def __init__(self, sigma, **kwargs):
+    def __init__(self, sigma: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sigma = float(sigma)
 
-    def call(self, x, training=False):
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         if not training or self.sigma == 0:
             return x
         scale = tf.stop_gradient(tf.math.reduce_std(x))
         return x + self.sigma * scale * tf.random.normal(tf.shape(x))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "sigma": self.sigma}
 
 
@@ -149,7 +153,7 @@ def _hourglass(skips, bottleneck, sizes, channels):
     return outputs
 
 
-def build_joint_model(classifier, taps, decoder="pyramid", gn_sigma=0.0):
+def build_joint_model(classifier: keras.Model, taps: EncoderTaps, decoder: str = "pyramid", gn_sigma: float = 0.0) -> keras.Model:
     """One functional graph image -> [logits, Ĩ^0, ..., Ĩ^{M-1}] whose encoder layers ARE the
     classifier's (shared objects, so every update reaches the classifier)."""
     if decoder not in DECODERS:
@@ -174,9 +178,9 @@ class DefendPP(keras.Model):
     weights between the two networks is implicit.
     """
 
-    def __init__(self, classifier, decoder="pyramid", low_pass_weight=PAPER_LOW_PASS_WEIGHT,
-                 reconstruction_weight=1.0, gn_sigma=0.0, schedule="joint", alternating_cycles=2,
-                 alternating_epochs=1, **kwargs):
+    def __init__(self, classifier: keras.Model, decoder: str = "pyramid", low_pass_weight: float = PAPER_LOW_PASS_WEIGHT,
+                 reconstruction_weight: float = 1.0, gn_sigma: float = 0.0, schedule: str = "joint",
+                 alternating_cycles: int = 2, alternating_epochs: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -194,24 +198,24 @@ class DefendPP(keras.Model):
         self.built = True  # every part is a built functional model (lets the optimizer state save)
 
     @property
-    def autoencoder(self):
+    def autoencoder(self) -> keras.Model:
         """image -> [Ĩ^0, ..., Ĩ^{M-1}] (the same layers; for figures, never for inference)."""
         return keras.Model(self.joint.input, self.joint.outputs[1:], name=f"{self.classifier.name}_autoencoder")
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.classifier(inputs, training=training)
 
-    def phase_weights(self, epoch):
+    def phase_weights(self, epoch: int) -> tuple[float, float]:
         """(w_cls, w_rect) for a 0-based epoch under the schedule."""
         cycle = 2 * self.alternating_epochs
         if self.schedule == "alternating" and epoch < self.alternating_cycles * cycle:
             return (0.0, 1.0) if epoch % cycle < self.alternating_epochs else (1.0, 0.0)
         return (1.0, 1.0)
 
-    def training_callbacks(self):
+    def training_callbacks(self) -> list[keras.callbacks.Callback]:
         return [_LossSchedule()]
 
-    def losses_on(self, x, y, training):
+    def losses_on(self, x: tf.Tensor, y: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """(total, L_cls incl. the model's add_loss terms, L_rect, logits)."""
         logits, *recon = self.joint(x, training=training)
         cls = self.compute_loss(x=x, y=y, y_pred=logits, training=training)
@@ -231,7 +235,7 @@ class DefendPP(keras.Model):
                 metric.update_state(y, logits)
         return {m.name: m.result() for m in self.metrics}
 
-    def train_step(self, data):
+    def train_step(self, data: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             total, cls, rec, logits = self.losses_on(x, y, training=True)
@@ -239,11 +243,11 @@ class DefendPP(keras.Model):
         self.optimizer.apply_gradients(zip(tape.gradient(total, variables), variables))
         return self._report(y, total, cls, rec, logits)
 
-    def test_step(self, data):
+    def test_step(self, data: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self._report(y, *self.losses_on(x, y, training=False))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier),
                 "decoder": self.decoder, "low_pass_weight": self.low_pass_weight,
                 "reconstruction_weight": self.reconstruction_weight, "gn_sigma": self.gn_sigma,
@@ -251,7 +255,7 @@ class DefendPP(keras.Model):
                 "alternating_epochs": self.alternating_epochs}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> DefendPP:
         config = dict(config)
         config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
         return cls(**config)

@@ -15,7 +15,10 @@ over transformation: `PixelDeflection.eot_model(m)` is a differentiable stand-in
 attacks (RP2, PGD) can take in place of the classifier.
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Callable
 
 import cv2
 import keras
@@ -29,7 +32,8 @@ from blurnet_tf.models.lisa_cnn import layer_output_model
 DENOISERS = ("wavelet", "jpeg", "none")
 
 
-def class_activation_maps(model, images, conv_layer="relu3", dense_layer="logits"):
+def class_activation_maps(model: keras.Model, images: np.ndarray, conv_layer: str = "relu3",
+                          dense_layer: str = "logits") -> tuple[np.ndarray, np.ndarray]:
     """CAM of every class: M_c(y, x) = sum_k w[y, x, k, c] f_k(y, x) for last conv maps f [N, h, w, K]
     that reach the dense layer through Flatten (the LISA-CNN: 2x2x128x18), or through global average
     pooling (w[k, c] / (h w) at every position, Zhou et al.'s CAM). Returns (cams [N, h, w, C], bias [C]);
@@ -49,7 +53,8 @@ def class_activation_maps(model, images, conv_layer="relu3", dense_layer="logits
     return cams.numpy(), bias
 
 
-def robust_activation_map(model, images, top_k=5, conv_layer="relu3", dense_layer="logits"):
+def robust_activation_map(model: keras.Model, images: np.ndarray, top_k: int = 5, conv_layer: str = "relu3",
+                          dense_layer: str = "logits") -> np.ndarray:
     """R in [0, 1], [N, H, W]: the top-k classes' CAMs weighted 1/2^i (i = 0 for the top class),
     bilinearly upsampled to the image, min-max normalised per image."""
     cams, bias = class_activation_maps(model, images, conv_layer, dense_layer)
@@ -63,7 +68,7 @@ def robust_activation_map(model, images, top_k=5, conv_layer="relu3", dense_laye
     return ((up - lo) / np.maximum(hi - lo, 1e-12)).astype(np.float32)
 
 
-def deflect(images, maps, deflections, window, rng):
+def deflect(images: np.ndarray, maps: np.ndarray, deflections: int, window: int, rng: np.random.Generator) -> np.ndarray:
     """Pixel deflection of a batch [N, H, W, C] with maps [N, H, W] in [0, 1].
 
     Each of the K picks is deflected when map < U(0,1): the pixel takes the value of a pixel
@@ -83,7 +88,8 @@ def deflect(images, maps, deflections, window, rng):
     return out
 
 
-def wavelet_denoise(images, sigma=0.04, method="BayesShrink", mode="soft", backend="tensorflow"):
+def wavelet_denoise(images: np.ndarray, sigma: float = 0.04, method: str = "BayesShrink", mode: str = "soft",
+                    backend: str = "tensorflow") -> np.ndarray:
     """The paper's denoiser: YCbCr, db1 (Haar) wavelet, thresholding, back to RGB, clipped to [0, 1].
 
     backend='skimage' calls scikit-image's denoise_wavelet per image (the reference);
@@ -162,7 +168,7 @@ def _haar_denoise(rgb, sigma, method, mode):
     return tf.einsum("nhwk,ck->nhwc", out - _YCBCR_OFFSET, tf.constant(np.linalg.inv(_YCBCR)))
 
 
-def jpeg(images, quality=75):
+def jpeg(images: np.ndarray, quality: int = 75) -> np.ndarray:
     """JPEG round trip at `quality` (OpenCV), the paper's baseline transform."""
     out = []
     for im in np.asarray(images):
@@ -195,20 +201,20 @@ class PixelDeflection:
     cam_layer: str = "relu3"            # the classifier's last conv maps (the LISA-CNN's by default)
     dense_layer: str = "logits"         # the dense layer that turns them into logits
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.denoiser not in DENOISERS:
             raise ValueError(f"denoiser must be one of {DENOISERS}, got {self.denoiser!r}")
         self.classifier = classifier_of(self.classifier)
         self._rng = np.random.default_rng(self.seed)
 
-    def activation_map(self, images):
+    def activation_map(self, images: np.ndarray) -> np.ndarray:
         """The deflection probability map (deterministic: computed once per image)."""
         if not self.use_map:
             return np.zeros(np.shape(images)[:3], np.float32)
         return robust_activation_map(self.classifier, np.asarray(images, np.float32), self.top_k,
                                       self.cam_layer, self.dense_layer)
 
-    def defend(self, images, rng=None, maps=None):
+    def defend(self, images: np.ndarray, rng: np.random.Generator | None = None, maps: np.ndarray | None = None) -> np.ndarray:
         """One random draw of the defence on a batch (deflection, then the denoiser)."""
         rng = self._rng if rng is None else rng
         out = np.asarray(images, np.float32)
@@ -220,7 +226,7 @@ class PixelDeflection:
             out = jpeg(out, self.jpeg_quality)
         return out
 
-    def predict(self, images, batch_size=512):
+    def predict(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Classes by majority vote over `ensemble` independent defences (ties: lowest class).
         The activation map is computed once; the draws go through the classifier as one batch."""
         images = np.asarray(images, np.float32)
@@ -231,7 +237,7 @@ class PixelDeflection:
         np.add.at(votes, (np.tile(np.arange(len(images)), self.ensemble), classes), 1)
         return votes.argmax(axis=1)
 
-    def bpda(self, x):
+    def bpda(self, x: tf.Tensor) -> tf.Tensor:
         """The defence in the forward pass, the identity in the backward pass (Athalye et al.)."""
 
         @tf.custom_gradient
@@ -245,7 +251,7 @@ class PixelDeflection:
 
         return straight_through(x)
 
-    def eot_model(self, samples=8):
+    def eot_model(self, samples: int = 8) -> Callable[..., tf.Tensor]:
         """A differentiable stand-in for `classifier(defend(x))` for adaptive attacks: BPDA through
         `samples` fresh random defences per call, returning log of the mean softmax over them
         (expectation over transformation of the predicted distribution). Callable on a batch."""

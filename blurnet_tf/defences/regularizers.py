@@ -5,7 +5,11 @@ of a per-map penalty. Training adds alpha * value (FeatureMapRegularizer); the a
 (eq. 9-11) adds the value itself to its loss, so both call the same function.
 """
 
+from __future__ import annotations
+
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -14,7 +18,7 @@ import tensorflow as tf
 _TINY = 1e-12  # keeps sqrt differentiable at an all-zero map
 
 
-def total_variation(F):
+def total_variation(F: tf.Tensor) -> tf.Tensor:
     """Anisotropic TV per map, averaged over N*K (eq. 3-4):
     TV(x) = sum |x[i+1,j] - x[i,j]| + |x[i,j+1] - x[i,j]|."""
     dh = tf.reduce_sum(tf.abs(F[:, 1:, :, :] - F[:, :-1, :, :]), axis=(1, 2))
@@ -27,17 +31,17 @@ def _map_norm(G):
     return tf.sqrt(tf.reduce_sum(tf.square(G), axis=(1, 2)) + _TINY)
 
 
-def moving_average(F, window=3):
+def moving_average(F: tf.Tensor, window: int = 3) -> tf.Tensor:
     """L_avg F: the window x window mean around each position, over the positions inside the map."""
     return tf.nn.avg_pool2d(F, window, strides=1, padding="SAME")
 
 
-def tik_hf(F, window=3):
+def tik_hf(F: tf.Tensor, window: int = 3) -> tf.Tensor:
     """||(I - L_avg) F[i,:,:,k]||_2 averaged over N*K (eq. 6): the map's high-frequency energy."""
     return tf.reduce_mean(_map_norm(F - moving_average(F, window)))
 
 
-def pseudo_inverse_difference(n):
+def pseudo_inverse_difference(n: int) -> np.ndarray:
     """L_diff^+ for the n x n forward-difference matrix D (D[i,i] = -1, D[i,i+1] = 1).
 
     D approximates a derivative; its pseudo-inverse (here the exact inverse, a cumulative sum
@@ -47,7 +51,7 @@ def pseudo_inverse_difference(n):
     return np.linalg.pinv(D).astype(np.float32)
 
 
-def tik_pseudo(F, mode="elementwise"):
+def tik_pseudo(F: tf.Tensor, mode: str = "elementwise") -> tf.Tensor:
     """||L_diff^+ . F[i,:,:,k]||_2 averaged over N*K (eq. 7).
 
     mode='elementwise' (default, as the paper states: "perform an elementwise multiplication"):
@@ -74,25 +78,25 @@ REGULARISERS = {"tv": total_variation, "tik_hf": tik_hf, "tik_pseudo": tik_pseud
 class FeatureMapRegularizer(keras.layers.Layer):
     """Identity on the feature maps that adds alpha * REGULARISERS[kind](F, **params) via add_loss."""
 
-    def __init__(self, kind, alpha, params=None, **kwargs):
+    def __init__(self, kind: str, alpha: float, params: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if kind not in REGULARISERS:
             raise ValueError(f"unknown regulariser {kind!r}: use one of {sorted(REGULARISERS)}")
         self.kind, self.alpha, self.params = kind, float(alpha), dict(params or {})
 
     @property
-    def function(self):
+    def function(self) -> Callable[[tf.Tensor], tf.Tensor]:
         return functools.partial(REGULARISERS[self.kind], **self.params)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         self.add_loss(self.alpha * self.function(inputs))
         return inputs
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "kind": self.kind, "alpha": self.alpha, "params": self.params}
 
 
-def model_regulariser(model):
+def model_regulariser(model: keras.Model) -> tuple[Callable[[tf.Tensor], tf.Tensor], float] | None:
     """(function of F, alpha) of the model's feature-map regulariser, or None if it has none."""
     for layer in model.layers:
         if isinstance(layer, FeatureMapRegularizer):

@@ -1,13 +1,21 @@
 """Randomized smoothing prediction (Cohen et al. 2019) for the Gaussian-augmented models."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 import tensorflow as tf
 from scipy.stats import binomtest
 
+if TYPE_CHECKING:
+    import keras
+
 ABSTAIN = -1
 
 
-def smoothed_predict(model, images, sigma, n=100, batch_size=32, abstain_alpha=None, seed=0):
+def smoothed_predict(model: keras.Model, images: np.ndarray, sigma: float, n: int = 100, batch_size: int = 32,
+                     abstain_alpha: float | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Majority vote of the model over n Gaussian-noised copies of each image (BlurNet: n=100).
 
     With abstain_alpha, Cohen's PREDICT: abstain (-1) unless the top class beats the runner-up
