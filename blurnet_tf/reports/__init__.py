@@ -2,4 +2,4 @@
 
 # The submodules (importing the package imports none of them).
 __all__ = ["blurnet_tables", "collect", "defendpp_section", "figures", "flat_records", "format", "models_table",
-           "report_figures", "report_writer", "seed_statistics"]
+           "readme_sync", "report_figures", "report_writer", "seed_statistics"]

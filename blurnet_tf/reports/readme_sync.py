@@ -1,0 +1,146 @@
+"""README.md's tables of measured numbers, generated from the committed results of the full run.
+
+Each table sits between marker comments in README.md,
+
+    <!-- results:table2-full -->
+    | model | ... |
+    <!-- /results:table2-full -->
+
+and is rendered from results/full/tables.json by the same functions that write REPORT.md (whose
+records results.json holds), so README, report and stored results cannot drift apart:
+
+    python -m blurnet_tf.reports.readme_sync           # rewrite the marked tables in README.md
+    python -m blurnet_tf.reports.readme_sync --check   # exit 1, naming the tables that differ
+
+A maintenance script of this repository (like flat_records' and models_table's mains), so plain
+argparse, not an absl binary of cli/: it has no experiment flags and reads the checkout's files.
+"""
+
+import argparse
+import pathlib
+import re
+import sys
+
+from blurnet_tf import files, paper
+from blurnet_tf.reports import blurnet_tables, defendpp_section, flat_records
+from blurnet_tf.reports.format import _pct
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+RESULTS = ROOT / "results" / "full"
+TABLES_FILE = "tables.json"
+DEFENDPP_CAPTIONS = {"defendpp-table2": "**Defend++ Table 2 ", "defendpp-table1": "**Defend++ Table 1 ",
+                     "defendpp-reconstructions": "**Reconstructions (Fig. 8):**", "defendpp-lisa": "**Defend++ on LISA**"}
+_MARKED = re.compile(r"<!-- results:(?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /results:(?P=name) -->", re.S)
+
+
+def _data(tables):
+    """tables.json's "data" as the report functions take it: aggregates keyed "lambda=<l>" (a
+    schema-1 tables.json stores them as named lists; the full run's older one as keys)."""
+    def back(value, key=None):
+        if key == "aggregate" and isinstance(value, list):
+            return {flat_records.SWEEP_KEY if a["lambda"] is None else f"lambda={a['lambda']:g}": a for a in value}
+        if isinstance(value, dict):
+            return {k: back(v, k) for k, v in value.items()}
+        return [back(v) for v in value] if isinstance(value, list) else value
+    return back(tables["data"])
+
+
+def _claims(tables):
+    rows = [(c["claim"], c["verdict"], c["evidence"]) if isinstance(c, dict) else c for c in tables["claims"]]
+    return "\n".join(["| claim | verdict | evidence |", "|---|---|---|"] + [f"| {c} | **{v}** | {e} |" for c, v, e in rows])
+
+
+def _models(data):
+    """Legit accuracy of every trained LISA model (alphabetical, like reports.models_table)."""
+    lines = ["| model (flagfile) | epochs | legit acc. (ours) | paper | diff | victims |", "|---|---|---|---|---|---|"]
+    for row, m in sorted(data["models"].items()):
+        if not m:
+            continue
+        acc, ref = m["legit_accuracy"], paper.TABLE2.get(row, {}).get("legit")
+        theirs, diff = (f"{_pct(ref)}%", f"{100 * (acc - ref):+.1f} pt") if ref else ("–", "–")
+        lines.append(f"| {row} | {m['epochs']} | {_pct(acc)}% | {theirs} | {diff} | {m['victims_correct']}/40 |")
+    return "\n".join(lines)
+
+
+def render(results_dir=RESULTS):
+    """{marker name: Markdown table} of every README table backed by results_dir's tables.json."""
+    tables = files.read_json(pathlib.Path(results_dir) / TABLES_FILE, missing_ok=False)
+    data, ignored = _data(tables), []  # the report collects the >10-point disagreements; not needed here
+    first = next(w for w in data["whitebox"].values() if w)["aggregate"]
+    lambdas = [k.split("=", 1)[1] for k in first if k.startswith("lambda=")]
+    out = {"claims-full": _claims(tables),
+           "table2-full": blurnet_tables.table2(data, ignored, lambdas),
+           "table3-full": blurnet_tables.table3(data, ignored),
+           "table5-full": blurnet_tables.table5(data, ignored),
+           "models-full": _models(data)}
+    section = defendpp_section.section(data, ignored)  # the report's Defend++ tables, found by their captions
+    for name, caption in DEFENDPP_CAPTIONS.items():
+        if caption in section:
+            out[name] = _table_after(section, caption)
+    return out
+
+
+def _table_after(markdown, caption):
+    """The first Markdown table after caption in markdown."""
+    lines = markdown.split(caption, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def marked(text):
+    """{name: table} of README text's marked regions; a name marked twice is an error."""
+    found = {}
+    for m in _MARKED.finditer(text):
+        if m["name"] in found:
+            raise ValueError(f"README marks the table {m['name']!r} twice")
+        found[m["name"]] = m["body"].strip("\n")
+    return found
+
+
+def differences(text, tables):
+    """Names of the tables whose marked region in text is not the rendered table, or that are not
+    marked; and marked names that have no table ("unknown")."""
+    found = marked(text)
+    return sorted([n for n, t in tables.items() if found.get(n) != t] +
+                  [f"{n} (unknown)" for n in found if n not in tables])
+
+
+def sync(text, tables):
+    """text with every marked region replaced by its rendered table."""
+    found = marked(text)
+    missing, unknown = sorted(set(tables) - set(found)), sorted(set(found) - set(tables))
+    if missing or unknown:
+        raise ValueError(f"README markers: missing for {missing}, no table for {unknown}")
+    # A blank line before the closing marker ends the Markdown table.
+    return _MARKED.sub(lambda m: f"<!-- results:{m['name']} -->\n{tables[m['name']]}\n\n<!-- /results:{m['name']} -->",
+                       text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m blurnet_tf.reports.readme_sync", description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 naming the tables that differ")
+    parser.add_argument("--readme", type=pathlib.Path, default=README)
+    parser.add_argument("--results", type=pathlib.Path, default=RESULTS, help="results directory (its tables.json)")
+    args = parser.parse_args(argv)
+    try:  # a missing file, a bad tables.json or a missing marker: one line, exit 1
+        text, tables = args.readme.read_text(), render(args.results)
+        stale = differences(text, tables)
+        new = text if args.check else sync(text, tables)
+    except (OSError, ValueError) as exc:
+        print(f"{args.readme}: {exc}", file=sys.stderr)
+        return 1
+    if args.check:
+        if stale:
+            print(f"{args.readme}: tables differing from {args.results / TABLES_FILE}: {', '.join(stale)}\n"
+                  "(python -m blurnet_tf.reports.readme_sync rewrites them)", file=sys.stderr)
+        return 1 if stale else 0
+    if new != text:
+        files.write_text(args.readme, new)
+    print(f"{args.readme}: {len(tables)} tables, rewritten: {', '.join(stale) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""README.md's tables of measured numbers are the committed results (issue #17 item 7): every marked
+table equals what reports.readme_sync renders from results/full, those tables are the committed
+REPORT.md's and results.json's numbers, and a changed stored number makes the check fail."""
+
+import difflib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+STORED = ROOT / "results" / "full"
+README = ROOT / "README.md"
+GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
+             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"}
+
+
+@pytest.fixture(scope="module")
+def stored():
+    if not (STORED / "tables.json").is_file():
+        pytest.skip("results/full not committed")
+    return json.loads((STORED / "tables.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def rendered(stored):
+    from blurnet_tf.reports import readme_sync
+
+    return readme_sync.render(STORED)
+
+
+def test_readme_tables_are_the_stored_results(rendered):
+    from blurnet_tf.reports import readme_sync
+
+    assert set(rendered) == GENERATED
+    assert set(readme_sync.marked(README.read_text())) == GENERATED
+    assert readme_sync.differences(README.read_text(), rendered) == [], \
+        "README.md is stale: run python -m blurnet_tf.reports.readme_sync"
+
+
+def test_the_tables_are_the_committed_report_and_records(rendered):
+    """The same text as REPORT.md's tables; the models table (not in the report) holds results.json's accuracies."""
+    from blurnet_tf.reports import flat_records
+
+    report = (STORED / "REPORT.md").read_text()
+    assert [name for name, table in rendered.items() if table not in report] == ["models-full"]
+    legit = {r.model: r.value for r in flat_records.read(STORED / flat_records.JSON_FILE)
+             if (r.experiment, r.metric, r.seed) == ("models", "legit_accuracy", 0)}
+    rows = rendered["models-full"].splitlines()[2:]
+    assert [row.split(" | ")[2] for row in rows] == [f"{100 * legit[m]:.1f}%" for m in sorted(legit)]
+
+
+def test_a_changed_stored_number_fails_the_check_and_the_rewrite_fixes_only_its_cells(stored, tmp_path):
+    from blurnet_tf.reports import readme_sync
+
+    changed = json.loads(json.dumps(stored))
+    aggregate = changed["data"]["whitebox"]["baseline"]["aggregate"]["lambda=0.002"]
+    assert f"{100 * aggregate['avg_asr']:.1f}" == "26.8"
+    aggregate["avg_asr"] = 0.5
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "tables.json").write_text(json.dumps(changed))
+    readme = tmp_path / "README.md"
+    readme.write_text(README.read_text())
+    args = ["--readme", str(readme), "--results", str(tmp_path / "results")]
+
+    proc = subprocess.run([sys.executable, "-m", "blurnet_tf.reports.readme_sync", "--check", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "defendpp-lisa, table2-full" in proc.stderr  # Table II's row and Defend++ on LISA's show it
+    assert readme.read_text() == README.read_text()  # --check writes nothing
+
+    assert readme_sync.main(args) == 0
+    assert readme_sync.main(["--check", *args]) == 0
+    diff = [line for line in difflib.unified_diff(README.read_text().splitlines(), readme.read_text().splitlines(),
+                                                  lineterm="", n=0) if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert sorted(line[:13] for line in diff) == ["+| baseline |"] * 2 + ["-| baseline |"] * 2  # two rows, nothing else
+    assert sum("50.0 / 49.2 / +0.8" in line for line in diff) == 1  # Table II: ours / paper / Δ
+    assert sum(line.startswith("+| baseline | 98.6 | 50.0 | 47.5 |") for line in diff) == 1  # Defend++ on LISA
+
+
+def test_a_missing_or_unknown_marker_is_an_error(rendered):
+    from blurnet_tf.reports import readme_sync
+
+    text = README.read_text().replace("<!-- results:table5-full -->", "").replace("<!-- /results:table5-full -->", "")
+    assert readme_sync.differences(text, rendered) == ["table5-full"]
+    with pytest.raises(ValueError, match="table5-full"):
+        readme_sync.sync(text, rendered)
+    text += "\n<!-- results:table9 -->\n| x |\n<!-- /results:table9 -->\n"
+    assert "table9 (unknown)" in readme_sync.differences(text, rendered)
+
+
+def test_a_tables_json_of_the_current_schema_renders_the_same(stored, rendered, tmp_path):
+    """The next full run writes tables.json with named aggregate lists and claim objects: same tables."""
+    from blurnet_tf.reports import readme_sync, report_writer
+
+    data = dict(stored["data"], seeds={"seeds": [0], "rows": []})
+    current = report_writer.tables_json(data, {}, [tuple(c) for c in stored["claims"]], [],
+                                        dict(stored["metadata"], interval_misses=[]))
+    assert isinstance(current["data"]["whitebox"]["baseline"]["aggregate"], list)
+    (tmp_path / "tables.json").write_text(json.dumps(current))
+    assert readme_sync.render(tmp_path) == rendered
