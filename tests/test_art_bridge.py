@@ -96,3 +96,15 @@ def test_our_cw_agrees_with_arts_on_the_lisa_cnn(original_model, victims):
     assert fooled(ours).all() and fooled(art).all()
     ours_l2, art_l2 = np.median(norms(ours, x)), np.median(norms(art, x))
     assert abs(ours_l2 - art_l2) <= 0.1 * art_l2, (ours_l2, art_l2)
+
+
+def test_batched_class_gradients_equal_arts(original_model, victims):
+    """Our one-pass class_gradient against ART's per-label eager passes, for every label form."""
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    ours = art_classifier(original_model)
+    arts = TensorFlowV2Classifier(original_model, nb_classes=18, input_shape=(32, 32, 3), clip_values=(0, 1))
+    x = victims[:5]
+    for label in (None, 7, np.array([3, 14, 3, 0, 17])):
+        np.testing.assert_allclose(ours.class_gradient(x, label=label), arts.class_gradient(x, label=label),
+                                   rtol=1e-4, atol=1e-6)

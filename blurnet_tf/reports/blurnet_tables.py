@@ -129,7 +129,7 @@ def pixel_deflection_tables(data):
              f"classifier, then defended; accuracy on {pd['test_images']} test images the classifier gets right "
              f"(and on the {pd['victims_correct']} of 40 victims it gets right for RP2"
              f"{'; none is right, so all 40 are used' if not pd['victims_correct'] else ''}). Paper columns: ResNet-50 on "
-             "ImageNet (its Table 2).", "",
+             f"ImageNet (its Table 2).{_slow_attack_budget(pd['budget'])}", "",
              "| attack | L2 (ours / paper) | no defence (ours / paper) | PD+WD single (ours / paper) | "
              f"{ens} (ours / paper Ens-10) |", "|---|---|---|---|---|"]
     for a in attacks:
@@ -156,6 +156,15 @@ def pixel_deflection_tables(data):
         lines.append(f"| {a} | {_num(pd['adaptive_l2'][a])} | {_pct(ad['no defence'][a])} | "
                      f"{_pct(ad['PD+WD (single)'][a])} | {_pct(ad[ens][a])} |")
     return "\n".join(lines)
+
+
+def _slow_attack_budget(b):
+    """The optimisation attacks' budgets (runs before they were added have none)."""
+    if "lbfgs_steps" not in b:
+        return ""
+    return (f" Budgets: C&W {b['cw_search']} constants x {b['cw_steps']} steps; DeepFool at most {b['deepfool_steps']} "
+            f"steps (overshoot 0.02, 10 classes); JSMA θ +1, γ {b['jsma_gamma']:g}; L-BFGS {b['lbfgs_search']} constants "
+            f"x {b['lbfgs_steps']} L-BFGS-B iterations; JSMA and L-BFGS target one seeded random other class.")
 
 
 def _bracketed_table(acc, attacks, prefix, cols, reference, caption):
