@@ -50,7 +50,7 @@ def _subset(n_lisa=3):
 
 def test_manifest_covers_the_data_and_pins_commits(data_dir):
     manifest = sources.load_manifest()
-    assert len(manifest["files"]) == 3509 + 1148 + 40 + 4 + 2 + 2 + 2
+    assert len(manifest["files"]) == 3509 + 1148 + 40 + 4 + 2 + 2 + 2 + 2  # + the MNIST training files
     rel = "rp2/victim-set/1.png"
     assert manifest["files"][rel][2] == sources.sha256_of(data_dir / rel)
     for url in sources.SOURCES.values():

@@ -34,6 +34,13 @@ SOURCES = {
                    "f9800449e91f719ea600bb1309de11b08d6d017e/lisa-cnn-attack/",
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
 }
+# The official training files as the mnist source serves them (9,912,422 and 28,881 bytes). A copy
+# gzipped anew (../shared/data's: same decompressed bytes) has other hashes, so these are not
+# recomputed from the data directory.
+MNIST_TRAIN_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+}
 
 
 def cache_root() -> pathlib.Path:
@@ -145,6 +152,8 @@ def build_manifest(data_dir: str | os.PathLike[str]) -> int:
             f"optimization_output/{run}/optimization_printout_{run}.txt")
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         add(f"mnist/{name}", "mnist", name)
+    for name, sha in MNIST_TRAIN_SHA256.items():  # pinned: a local copy may be gzipped anew
+        files[f"mnist/{name}"] = ["mnist", name, sha]
     with gzip.open(MANIFEST, "wt") as f:
         json.dump({"sources": SOURCES, "files": files}, f, separators=(",", ":"))
     return len(files)

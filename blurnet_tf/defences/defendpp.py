@@ -3,17 +3,17 @@
 An auto-encoder shares the classifier's encoding blocks and is trained jointly with it on clean
 images (§3.3-3.4); at inference, and in every exported file, the classifier is used alone.
 
-Decoder (Fig. 4, eq. 2): the coarsest output Ĩ^{M-1} comes from a stack of stride-2 transposed
-convolutions on the bottleneck (D_{M-1}); every finer scale is Ĩ^m = U(Ĩ^{m+1}) + H(E_m), with U a
-3x3 conv + stride-2 transposed conv to C image channels and H a 2-layer 3x3 residual block with a
-1x1 skip, fed by the encoder's feature map at that scale. Targets I^m keep the top-left
-W/2^m x H/2^m DCT coefficients of the image (§3.3, "multi-scale low-pass objective").
+Decoder (Fig. 4, eq. 2): the coarsest output Ĩ^{M-1} comes from a stack of stride-2 transposed convolutions
+on the bottleneck (D_{M-1}); every finer scale is Ĩ^m = U(Ĩ^{m+1}) + H(E_m), with U a 3x3 conv + stride-2
+transposed conv to C image channels and H a 2-layer 3x3 residual block with a 1x1 skip, fed by the encoder's
+feature map at that scale. Targets I^m keep the top-left W/2^m x H/2^m DCT coefficients of the image (§3.3).
 Loss (eq. 3): L = L_cls + ||Ĩ^0 - I^0||² + λ Σ_{m≥1} ||Ĩ^m - I^m||², λ = 0.01, as pixel-wise MSE.
 
 How the encoders map to scales (`TAPS`; no scale below 7x7, as the paper requires):
-- mnist_resnet (28x28): scales 28/14/7. H_0 <- block0 (28x28), H_1 <- block1 (14x14); D_2 decodes
-  the bottleneck block3 (4x4) to 7x7 (one transposed conv to 8x8, cropped). As in the paper's
-  ResNet-18, all four encoding blocks are shared.
+- mnist_resnet (28x28): scales 28/14/7. H_0 <- block0 (28x28), H_1 <- block1 (14x14); D_2 decodes the bottleneck
+  block3 (4x4) to 7x7 (one transposed conv to 8x8, cropped). As in the paper's ResNet-18, all four blocks are shared.
+- mnist_resnet18 (the paper's ResNet-18): the same from stage1/stage2/stage4 (stage3, 7x7, is inside E_2). Not
+  28/14/7/4: no target may be below 7x7 (§3.4), and U's stride-2 'same' deconv maps 4 -> 8, not 7 (eq. 2 can't add).
 - lisa_cnn (32x32): scales 32/16/8. The LISA-CNN has no feature map at 32x32 (conv1 has stride 2)
   nor at 8x8 (conv2 is 'valid': 6x6), so H_1 <- relu1 (16x16), H_0 <- relu1 upsampled x2
   (nearest), and D_2 decodes the bottleneck relu3 (2x2) by two transposed convs (2->4->8). All
@@ -48,6 +48,7 @@ class EncoderTaps:
 
 TAPS = {
     "mnist_resnet": EncoderTaps(sizes=(28, 14, 7), skips=("block0", "block1"), bottleneck="block3"),
+    "mnist_resnet18": EncoderTaps(sizes=(28, 14, 7), skips=("stage1", "stage2"), bottleneck="stage4"),
     "lisa_cnn": EncoderTaps(sizes=(32, 16, 8), skips=("relu1", "relu1"), bottleneck="relu3"),
 }
 

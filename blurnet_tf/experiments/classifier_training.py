@@ -36,6 +36,13 @@ class TrainingRun:
     max_train_images: int = 0
     allow_missing_classes: bool = False
     precision: str = "float32"            # mixed_bfloat16: bf16 compute, float32 weights, optimiser and loss
+    # Defend++ as the paper ran it (issue #16); at their defaults they are left out of config(), so
+    # the runs made before they existed keep their hashes.
+    architecture: str | None = None       # None: the dataset's classifier; "mnist_resnet18": ResNet-18
+    mnist_split: str = "test_split"       # "official": train on the 60,000, test on the 10,000
+    optimizer: str = "adam"               # "sgd": momentum SGD with PyTorch-style weight decay
+    momentum: float = 0.9                 # SGD only
+    weight_decay: float = 0.0             # SGD only: coupled (L2 in the gradient); the paper's 5e-4
 
     def __post_init__(self):
         from blurnet_tf.registry import DEFENCE_PARAMS
@@ -54,6 +61,7 @@ class TrainingRun:
         _check(0 <= self.validation_fraction < 1, "validation_fraction",
                f"expected a fraction in [0, 1), got {self.validation_fraction}")
         _check(self.max_train_images >= 0, "max_train_images", f"expected an integer >= 0, got {self.max_train_images}")
+        self._check_paper_settings()
         if self.test_fraction is None:
             default = paper.LISA_TEST_FRACTION if self.dataset == "lisa" else paper.MNIST_TEST_FRACTION
             object.__setattr__(self, "test_fraction", default)
@@ -62,14 +70,39 @@ class TrainingRun:
         """The settings as stored in metrics.json and hashed for the checkpoint."""
         d = dataclasses.asdict(self)
         d.pop("allow_missing_classes")  # changes nothing once the data loaded
+        for name, default in _ADDED_DEFAULTS.items():
+            if d[name] == default:
+                d.pop(name)
         return d
+
+    def _check_paper_settings(self):
+        from blurnet_tf.registry.builders import DATASET_ARCHITECTURES
+
+        choices = DATASET_ARCHITECTURES.get(self.dataset, ())
+        _check(self.architecture is None or self.architecture in choices, "architecture",
+               f"expected one of {', '.join(choices)} for {self.dataset}, got {self.architecture!r}")
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
+               f"expected one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        _check(self.mnist_split in MNIST_SPLITS, "mnist_split",
+               f"expected one of {', '.join(MNIST_SPLITS)}, got {self.mnist_split!r}")
+        official = self.mnist_split == "official"
+        _check(not official or self.dataset == "mnist", "mnist_split", "official needs --dataset=mnist")
+        _check(not official or self.test_fraction in (None, paper.MNIST_TEST_FRACTION), "test_fraction",
+               "the official MNIST split tests on all 10,000 test images; drop --test_fraction")
+        _check(self.optimizer in ("adam", "sgd"), "optimizer", f"expected adam or sgd, got {self.optimizer!r}")
+        _check(math.isfinite(self.momentum) and 0 <= self.momentum < 1, "momentum",
+               f"expected a number in [0, 1), got {self.momentum}")
+        _check(self.optimizer == "sgd" or self.momentum == 0.9, "momentum", "only with --optimizer=sgd")
+        _check(math.isfinite(self.weight_decay) and 0 <= self.weight_decay < 1, "weight_decay",
+               f"expected a number in [0, 1), got {self.weight_decay}")
+        _check(self.optimizer == "sgd" or not self.weight_decay, "weight_decay", "only with --optimizer=sgd")
 
     def build(self):
         from blurnet_tf.registry import build_model
         from blurnet_tf.registry.precision import global_precision
 
         with global_precision(self.precision):
-            return build_model(self.defence, self.dataset, **self.params)
+            return build_model(self.defence, self.dataset, architecture=self.architecture, **self.params)
 
     def run(self, out, data_dir=None, checkpoint_every=1, log=print):
         """Trains (or resumes) into `out`; returns the ModelRecord."""
@@ -96,8 +129,9 @@ class TrainingRun:
             model, history, info = train(
                 self.build, data["train"], out, epochs=self.epochs, batch_size=self.batch_size,
                 learning_rate=self.learning_rate, lr_schedule=self.lr_schedule, seed=self.seed,
-                checkpoint_every=checkpoint_every, strategy=self.strategy, validation_data=data["test"],
-                verbose=1 if os.isatty(1) else 2, config=self.config())
+                checkpoint_every=checkpoint_every, strategy=self.strategy, validation_data=data.get("monitor", data["test"]),
+                verbose=1 if os.isatty(1) else 2, config=self.config(), optimizer=self.optimizer,
+                momentum=self.momentum, weight_decay=self.weight_decay)
             if isinstance(model, DefendPP):  # kept for figures only; inference never uses it
                 save_model(model.autoencoder, out / rundir.AUTOENCODER_FILE)
             model = classifier_of(model)  # the deployable classifier, without a training wrapper
@@ -113,6 +147,8 @@ class TrainingRun:
         """{train: (x, y), test: (x, y), evaluate: model -> metrics, hash, split}."""
         from blurnet_tf.evaluation.metrics import accuracy, predict_classes
 
+        if self.dataset == "mnist" and self.mnist_split == "official":
+            return self._official_mnist(data_dir, log)
         if self.dataset == "mnist":
             from blurnet_tf.data.mnist import load_mnist
 
@@ -144,6 +180,35 @@ class TrainingRun:
         return {"train": (train_set.images, train_set.labels), "test": (test_set.images, test_set.labels),
                 "hash": dataset_hash(train_set) + "/" + dataset_hash(test_set), "split": split,
                 "evaluate": lambda m: evaluate_clean(m, test_set, victims)}
+
+    def _official_mnist(self, data_dir, log):
+        """The official 60,000 / 10,000 split; validation_fraction of the 60,000 held out (seeded by
+        paper.validation_seed(split_seed)) and watched during training instead of the test set."""
+        from blurnet_tf.data.mnist import OFFICIAL_TRAIN, load_mnist_official
+        from blurnet_tf.evaluation.metrics import accuracy, predict_classes
+
+        n_val = int(round(self.validation_fraction * OFFICIAL_TRAIN))
+        sets = load_mnist_official(data_dir, n_val, paper.validation_seed(self.split_seed))
+        (x_train, y_train), (x_test, y_test) = sets["train"], sets["test"]
+        if self.max_train_images:
+            x_train, y_train = x_train[:self.max_train_images], y_train[:self.max_train_images]
+        log(f"MNIST official split: {len(y_train)} train / {n_val} validation (held out of the 60,000) / "
+            f"{len(y_test)} test")
+        digest = hashlib.sha256(np.ascontiguousarray(x_train).tobytes() + np.ascontiguousarray(x_test).tobytes())
+        data = {"train": (x_train, y_train), "test": (x_test, y_test), "hash": digest.hexdigest()[:16],
+                "split": {"mnist_split": "official", "train_images": int(len(y_train)), "validation_images": n_val,
+                          "test_images": int(len(y_test)), "seed": paper.validation_seed(self.split_seed)},
+                "evaluate": lambda m: {"legit_accuracy": accuracy(predict_classes(m, x_test), y_test),
+                                       "test_images": int(len(y_test))}}
+        if n_val:
+            data["monitor"] = sets["validation"]
+        return data
+
+
+LR_SCHEDULES = ("constant", "cosine", "paper_step")
+MNIST_SPLITS = ("test_split", "official")
+_ADDED_DEFAULTS = {"architecture": None, "mnist_split": "test_split", "optimizer": "adam", "momentum": 0.9,
+                   "weight_decay": 0.0}
 
 
 def _check(ok, field, problem):

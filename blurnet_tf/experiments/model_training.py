@@ -36,6 +36,7 @@ from keras.src.random.seed_generator import global_seed_generator
 from tensorflow.python.eager import context as tf_context
 
 from blurnet_tf import files, rundir
+from blurnet_tf.experiments.paper_sgd import PaperStepDecay, paper_sgd
 from blurnet_tf.experiments.training_checkpoint import EpochCheckpoint, load_checkpoint, recover_checkpoint
 
 
@@ -67,15 +68,27 @@ def epoch_dataset(images, labels, batch_size, seed, first_epoch, last_epoch):
     return ds.prefetch(tf.data.AUTOTUNE), steps
 
 
-def compile_for_training(model, learning_rate, lr_schedule, total_steps):
-    """Adam(beta1 0.9, beta2 0.999, eps 1e-8) as in the paper; loss = CE (+ the model's add_loss terms)."""
+def compile_for_training(model, learning_rate, lr_schedule, total_steps, optimizer="adam", momentum=0.9,
+                         weight_decay=0.0, epochs=1):
+    """Adam(beta1 0.9, beta2 0.999, eps 1e-8) as in the BlurNet paper, or "sgd": the Defend++ paper's
+    SGD (momentum, PyTorch-style weight decay; `paper_sgd`); loss = CE (+ the model's add_loss terms).
+    lr_schedule "paper_step" divides the rate by 10 at 40% and 80% of the `epochs` (the Defend++ paper's
+    100 and 200 of 250), with total_steps // epochs steps an epoch."""
     if lr_schedule == "constant":
         rate = learning_rate
     elif lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps)
+    elif lr_schedule == "paper_step":
+        rate = PaperStepDecay(learning_rate, max(1, total_steps // epochs), epochs)
     else:
-        raise ValueError(f"unknown lr_schedule {lr_schedule!r}: use constant or cosine")
-    model.compile(optimizer=keras.optimizers.Adam(rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8),
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}: use constant, cosine or paper_step")
+    if optimizer == "sgd":
+        opt = paper_sgd(rate, momentum=momentum, weight_decay=weight_decay)
+    elif optimizer == "adam" and not weight_decay:
+        opt = keras.optimizers.Adam(rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    else:
+        raise ValueError(f"optimizer {optimizer!r} with weight_decay {weight_decay}: use adam (no weight decay) or sgd")
+    model.compile(optimizer=opt,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     return model
@@ -128,7 +141,7 @@ class EpochSeeds(keras.callbacks.Callback):
 
 def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1e-3,
           lr_schedule="constant", seed=0, checkpoint_every=1, strategy="default",
-          validation_data=None, verbose=2, config=None):
+          validation_data=None, verbose=2, config=None, optimizer="adam", momentum=0.9, weight_decay=0.0):
     """Trains `build()` (a compiled-later Keras model) and returns (model, history, info).
 
     Call keras.utils.set_random_seed(seed) before, so that `build()` draws the same initial
@@ -154,7 +167,8 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
             seconds_before = state.get("train_seconds")  # None: written before this was recorded
             print(f"resuming from {ckpt} after epoch {first_epoch}", flush=True)
         else:
-            model = compile_for_training(build(), learning_rate, lr_schedule, steps * epochs)
+            model = compile_for_training(build(), learning_rate, lr_schedule, steps * epochs, optimizer=optimizer,
+                                         momentum=momentum, weight_decay=weight_decay, epochs=epochs)
     start = time.time()
     if first_epoch < epochs:
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)

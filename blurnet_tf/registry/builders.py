@@ -1,7 +1,8 @@
 """build_model(defence, dataset, **params): every model from one place, with the papers' values.
 
 LISA: the LISA-CNN with any defence (Table II, Defend++). MNIST: the small residual classifier,
-for Defend++'s comparison (baseline, FGSM or PGD training, Gaussian augmentation, Defend++).
+for Defend++'s comparison (baseline, FGSM or PGD training, Gaussian augmentation, Defend++), or
+with architecture="mnist_resnet18" the paper's ResNet-18.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from blurnet_tf.defences.defendpp import PAPER_LOW_PASS_WEIGHT, DefendPP
 from blurnet_tf.defences.regularizers import FeatureMapRegularizer
 from blurnet_tf.models.lisa_cnn import cnn_model
 from blurnet_tf.models.mnist_resnet import mnist_resnet
+from blurnet_tf.models.mnist_resnet18 import mnist_resnet18
 
 PAPER_CONV_ALPHA = {3: 1e-5, 5: 0.1, 7: 0.1}
 PAPER_ALPHA = {"tv": 1e-4, "tik_hf": 1e-4, "tik_pseudo": 1e-6}
@@ -37,6 +39,9 @@ DEFENCE_PARAMS = {
 }
 DEFENCES = tuple(DEFENCE_PARAMS)
 DATASETS = {"lisa": cnn_model, "mnist": mnist_resnet}
+# Classifiers by name; a dataset builds its DATASETS one unless another of its own is named.
+ARCHITECTURES = {"lisa_cnn": cnn_model, "mnist_resnet": mnist_resnet, "mnist_resnet18": mnist_resnet18}
+DATASET_ARCHITECTURES = {"lisa": ("lisa_cnn",), "mnist": ("mnist_resnet", "mnist_resnet18")}
 # The blur and feature-map defences tap the LISA-CNN's first layer by name.
 _LISA_ONLY = ("input_blur", "l1_blur", "conv", "tv", "tik_hf", "tik_pseudo")
 PAPER_FGSM_EPS = {"lisa": 8 / 255, "mnist": 0.2}  # Defend++ §4.1 uses ε 0.2 on MNIST
@@ -47,12 +52,17 @@ def _blur(kernel_size, blur_kernel, blur_sigma, trainable, alpha=0.0, name=None)
                                trainable=trainable, name=name)
 
 
-def build_model(defence: str = "baseline", dataset: str = "lisa", **params: Any) -> keras.Model:
-    """Builds an untrained model. Unset (None) parameters take the paper's values."""
+def build_model(defence: str = "baseline", dataset: str = "lisa", architecture: str | None = None,
+                **params: Any) -> keras.Model:
+    """Builds an untrained model. Unset (None) parameters take the paper's values; architecture
+    None builds the dataset's default classifier (DATASETS)."""
     if defence not in DEFENCE_PARAMS:
         raise ValueError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    if architecture is not None and architecture not in DATASET_ARCHITECTURES[dataset]:
+        raise ValueError(f"unknown {dataset} architecture {architecture!r}; choose from "
+                         f"{', '.join(DATASET_ARCHITECTURES[dataset])}")
     if dataset != "lisa" and defence in _LISA_ONLY:
         raise ValueError(f"{defence} is defined on the LISA-CNN's first layer; it has no {dataset} version")
     unknown = set(params) - set(DEFENCE_PARAMS[defence])
@@ -60,7 +70,7 @@ def build_model(defence: str = "baseline", dataset: str = "lisa", **params: Any)
         raise ValueError(f"{defence} does not take {sorted(unknown)}; it takes {DEFENCE_PARAMS[defence]}")
     p = {k: v for k, v in params.items() if v is not None}
     k = p.get("kernel_size", 3)
-    base = DATASETS[dataset]
+    base = ARCHITECTURES[architecture] if architecture else DATASETS[dataset]
     if defence == "baseline":
         return base()
     if defence == "defendpp":
