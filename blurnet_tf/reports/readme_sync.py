@@ -28,6 +28,9 @@ from blurnet_tf.reports.format import _pct
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 RESULTS = ROOT / "results" / "full"
+# The full profile's Pixel Deflection stage re-run with all six attacks (the rest of the full run is older).
+PD_RESULTS = "full-pixel-deflection"
+PD_CAPTIONS = {"pixel-deflection-full": "", "pixel-deflection-adaptive-full": "Accuracy under the real"}
 TABLES_FILE = "tables.json"
 DEFENDPP_CAPTIONS = {"defendpp-table2": "**Defend++ Table 2 ", "defendpp-table1": "**Defend++ Table 1 ",
                      "defendpp-reconstructions": "**Reconstructions (Fig. 8):**", "defendpp-lisa": "**Defend++ on LISA**"}
@@ -78,12 +81,16 @@ def render(results_dir=RESULTS):
     for name, caption in DEFENDPP_CAPTIONS.items():
         if caption in section:
             out[name] = _table_after(section, caption)
+    pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
+    if pd_tables.is_file():
+        pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))
+        out.update({name: _table_after(pd_section, caption) for name, caption in PD_CAPTIONS.items()})
     return out
 
 
 def _table_after(markdown, caption):
     """The first Markdown table after caption in markdown."""
-    lines = markdown.split(caption, 1)[1].splitlines()
+    lines = (markdown.split(caption, 1)[1] if caption else markdown).splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     return "\n".join(lines[start:end])
