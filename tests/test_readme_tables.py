@@ -7,14 +7,18 @@ import json
 import subprocess
 import sys
 
+import shutil
+
 import pytest
 
 from conftest import ROOT
 
 STORED = ROOT / "results" / "full"
+STORED_PD = ROOT / "results" / "full-pixel-deflection"  # the full profile's PD stage, re-run on its own
 README = ROOT / "README.md"
+PD_TABLES = {"pixel-deflection-full", "pixel-deflection-adaptive-full"}
 GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
-             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"}
+             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"} | PD_TABLES
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +48,9 @@ def test_the_tables_are_the_committed_report_and_records(rendered):
     """The same text as REPORT.md's tables; the models table (not in the report) holds results.json's accuracies."""
     from blurnet_tf.reports import flat_records
 
-    report = (STORED / "REPORT.md").read_text()
-    assert [name for name, table in rendered.items() if table not in report] == ["models-full"]
+    report, pd_report = (STORED / "REPORT.md").read_text(), (STORED_PD / "REPORT.md").read_text()
+    assert sorted(name for name, table in rendered.items() if table not in report) == ["models-full", *sorted(PD_TABLES)]
+    assert all(rendered[name] in pd_report for name in PD_TABLES)
     legit = {r.model: r.value for r in flat_records.read(STORED / flat_records.JSON_FILE)
              if (r.experiment, r.metric, r.seed) == ("models", "legit_accuracy", 0)}
     rows = rendered["models-full"].splitlines()[2:]
@@ -61,6 +66,7 @@ def test_a_changed_stored_number_fails_the_check_and_the_rewrite_fixes_only_its_
     aggregate["avg_asr"] = 0.5
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "tables.json").write_text(json.dumps(changed))
+    shutil.copytree(STORED_PD, tmp_path / STORED_PD.name)
     readme = tmp_path / "README.md"
     readme.write_text(README.read_text())
     args = ["--readme", str(readme), "--results", str(tmp_path / "results")]
@@ -99,5 +105,7 @@ def test_a_tables_json_of_the_current_schema_renders_the_same(stored, rendered, 
     current = report_writer.tables_json(data, {}, [tuple(c) for c in stored["claims"]], [],
                                         dict(stored["metadata"], interval_misses=[]))
     assert isinstance(current["data"]["whitebox"]["baseline"]["aggregate"], list)
-    (tmp_path / "tables.json").write_text(json.dumps(current))
-    assert readme_sync.render(tmp_path) == rendered
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "tables.json").write_text(json.dumps(current))
+    shutil.copytree(STORED_PD, tmp_path / STORED_PD.name)
+    assert readme_sync.render(tmp_path / "full") == rendered
