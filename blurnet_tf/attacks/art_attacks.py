@@ -73,14 +73,19 @@ def _classifier_class():
     return BatchedGradientClassifier
 
 
-def deepfool(model, images: np.ndarray, *, overshoot: float = 0.02, max_iter: int = 50, nb_grads: int = 10,
+def deepfool(model, images: np.ndarray, *, overshoot: float = 0.02, max_iter: int = 50, nb_grads: int | None = None,
              batch_size: int = 128, preprocessing_defences=None) -> np.ndarray:
     """Untargeted DeepFool (Moosavi-Dezfooli et al. 2016, Alg. 2): the linearised step to the
-    nearest of the `nb_grads` most likely classes' boundaries, scaled by 1 + overshoot (the
-    paper's 0.02 and 50 iterations). model: a Keras model or an ART classifier."""
+    nearest class boundary, scaled by 1 + overshoot (the paper's 0.02 and 50 iterations), over
+    every class by default (nb_grads=None). model: a Keras model or an ART classifier.
+
+    ART's shortcut to the nb_grads most likely classes (nb_grads < classes) took steps ~100x
+    shorter than the linear estimate on our trained baseline and left 95% of 20 images correct
+    (all classes: 0%, L2 1.68); with 18 classes all of them cost one batched Jacobian anyway."""
     from art.attacks.evasion import DeepFool
 
     classifier = _as_art(model, preprocessing_defences)
+    nb_grads = classifier.nb_classes if nb_grads is None else nb_grads
     attack = DeepFool(classifier, max_iter=max_iter, epsilon=overshoot, nb_grads=nb_grads, batch_size=batch_size,
                       verbose=False)
     return attack.generate(np.asarray(images, np.float32)).astype(np.float32)

@@ -25,6 +25,7 @@ class PDBudget:
     cw_steps: int = 200
     cw_search: int = 5
     deepfool_steps: int = 50        # Moosavi-Dezfooli et al.'s maximum
+    deepfool_classes: int | None = None  # None: all (ART's top-k shortcut failed on our baseline)
     jsma_gamma: float = 0.145       # Papernot et al.'s largest fraction of changed features
     lbfgs_steps: int = 100          # L-BFGS-B iterations per constant (cleverhans: 1000; measured cost)
     lbfgs_search: int = 5           # constants tried per image (cleverhans' binary search steps)
@@ -52,7 +53,7 @@ def non_adaptive_attacks(model, x, y, budget, seed=0, progress=None):
                                    step_size=madry_step(EPS, budget.bim_steps), y=y),
         "C&W L2": lambda: carlini_wagner_l2(model, x, y, max_iterations=budget.cw_steps,
                                             binary_search_steps=budget.cw_search),
-        "DeepFool": lambda: deepfool(model, x, max_iter=budget.deepfool_steps),
+        "DeepFool": lambda: deepfool(model, x, max_iter=budget.deepfool_steps, nb_grads=budget.deepfool_classes),
         "JSMA": lambda: jsma(model, x, targets, gamma=budget.jsma_gamma),
         "L-BFGS": lambda: lbfgs_attack(model, x, targets, search_steps=budget.lbfgs_search,
                                        max_iterations=budget.lbfgs_steps),

@@ -162,8 +162,9 @@ def _slow_attack_budget(b):
     """The optimisation attacks' budgets (runs before they were added have none)."""
     if "lbfgs_steps" not in b:
         return ""
+    classes = b.get("deepfool_classes", 10) or "all"  # runs before the field used ART's top-10 shortcut
     return (f" Budgets: C&W {b['cw_search']} constants x {b['cw_steps']} steps; DeepFool at most {b['deepfool_steps']} "
-            f"steps (overshoot 0.02, 10 classes); JSMA θ +1, γ {b['jsma_gamma']:g}; L-BFGS {b['lbfgs_search']} constants "
+            f"steps (overshoot 0.02, {classes} classes); JSMA θ +1, γ {b['jsma_gamma']:g}; L-BFGS {b['lbfgs_search']} constants "
             f"x {b['lbfgs_steps']} L-BFGS-B iterations; JSMA and L-BFGS target one seeded random other class.")
 
 
