@@ -5,6 +5,11 @@ minimum-norm attacks: unbounded, they fool every model, and the paper does not s
 99% under C&W arises. We report them the usual way, as accuracy within an L2 budget (an image
 counts as robust when it is classified right and the attack found no adversarial within
 `l2_budget`), and give the median smallest L2 beside it, so no reading of the paper is hidden.
+
+Beside the tables: `fgsm_curve`, accuracy under FGSM over ε (the paper's Fig. 7), and
+`strength_checks`, whether the model weakens the attacks rather than resists them (the gradient
+masking checks of Athalye et al., 2018, §3.1). Given a source model, the gradient attacks are
+crafted on it and scored on the model (transfer, the paper's Tables 7-8).
 """
 
 from __future__ import annotations
@@ -24,8 +29,17 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-ATTACKS = ("clean", "fgsm", "bim", "cw", "ddn")
+ATTACKS = ("clean", "fgsm", "bim", "cw", "ddn")     # the paper's Tables 1-2
+CHECKS = ("fgsm_curve", "strength_checks")
 MIN_NORM = ("cw", "ddn")
+TRANSFERABLE = ("clean", "fgsm", "bim", "fgsm_curve")  # need only the source's gradients
+CHECK_FIELDS = ("fgsm_curve_eps", "strength_bim_eps")  # the budget fields only CHECKS read
+
+# strength_checks passes when fewer than 1% of the images have a zero input gradient, when BIM
+# over the whole [0,1] box fools at least 99% of the correctly classified images, and when BIM's
+# accuracy does not rise with ε.
+ZERO_GRADIENT_MAX = 0.01
+UNBOUNDED_SUCCESS_MIN = 0.99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +55,8 @@ class AttackBudget:
     cw_learning_rate: float = 0.1  # 1e-2 barely moves saturated MNIST pixels in 20 steps
     ddn_steps: int = 100
     l2_budget: float = 2.0      # budget for C&W and DDN accuracy (a common MNIST L2 budget)
+    fgsm_curve_eps: tuple = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # Fig. 7
+    strength_bim_eps: tuple = (0.05, 0.1, 0.2, 0.3, 0.4)  # BIM's accuracy must fall along these
 
     def __post_init__(self) -> None:
         from blurnet_tf.errors import SettingError
@@ -52,6 +68,10 @@ class AttackBudget:
         for name in ("bim_steps", "cw_search", "cw_steps", "ddn_steps"):
             if getattr(self, name) < 1:
                 raise SettingError(name, f"expected an integer >= 1, got {getattr(self, name)}")
+        for name in CHECK_FIELDS:
+            grid = tuple(getattr(self, name))
+            if not grid or not all(np.isfinite(e) and e > 0 for e in grid) or list(grid) != sorted(set(grid)):
+                raise SettingError(name, f"expected increasing positive numbers, got {grid}")
 
 
 def adversarial(name: str, model: keras.Model, x: np.ndarray, y: np.ndarray,
@@ -69,6 +89,90 @@ def adversarial(name: str, model: keras.Model, x: np.ndarray, y: np.ndarray,
     if name == "ddn":
         return ddn(model, x, y, steps=budget.ddn_steps)
     raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
+
+
+def evaluate(name: str, model: keras.Model, x: np.ndarray, y: np.ndarray, budget: AttackBudget,
+             source: keras.Model | None = None) -> dict[str, Any]:
+    """One named attack or check on (x, y), scored on model; the attack crafted on source if given."""
+    if name == "fgsm_curve":
+        return fgsm_curve(model, x, y, budget, source)
+    if name == "strength_checks":
+        return strength_checks(model, x, y, budget)
+    return score(model, x, y, adversarial(name, model if source is None else source, x, y, budget), name, budget)
+
+
+def fgsm_direction(model: keras.Model, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """FGSM's step direction: clip(x + ε · d, 0, 1) is FGSM at every ε, from one gradient.
+
+    FGSM is clip(x + ε · sign ∇, 0, 1), and sign ∇ does not depend on ε. FGSM at ε = 1 takes each
+    pixel to the edge of the box it moves towards, so sign(x_adv − x) is sign ∇ except where the
+    pixel already sits on that edge, where no ε moves it. Exact: the same float32 operations as
+    cleverhans' FGSM."""
+    return np.sign(linf_attack(model, x, eps=1.0, y=y) - x)
+
+
+def fgsm_at(x: np.ndarray, direction: np.ndarray, eps: float) -> np.ndarray:
+    return np.clip(x + np.float32(eps) * direction, 0.0, 1.0)
+
+
+def fgsm_curve(model: keras.Model, x: np.ndarray, y: np.ndarray, budget: AttackBudget,
+               source: keras.Model | None = None) -> dict[str, Any]:
+    """Fig. 7: accuracy under FGSM at each of budget.fgsm_curve_eps. "accuracy" is the one at the
+    grid's ε nearest the paper's 0.2, so the tables' readers find a single number."""
+    direction = fgsm_direction(model if source is None else source, x, y)
+    eps = [float(e) for e in budget.fgsm_curve_eps]
+    curve = [float(np.mean(predict_classes(model, fgsm_at(x, direction, e)) == y)) for e in eps]
+    at = int(np.argmin(np.abs(np.array(eps) - paper.MNIST_FGSM_EPS)))
+    return {"images": int(len(y)), "eps": eps, "accuracies": curve, "accuracy": curve[at],
+            "accuracy_eps": eps[at]}
+
+
+def input_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> np.ndarray | None:
+    """∇ₓ of each image's cross-entropy loss; None where no gradient reaches the input at all
+    (a non-differentiable layer such as rounding)."""
+    import tensorflow as tf
+
+    grads = []
+    for i in range(0, len(x), batch_size):
+        xb = tf.convert_to_tensor(x[i:i + batch_size])
+        with tf.GradientTape() as tape:
+            tape.watch(xb)
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=np.asarray(y[i:i + batch_size], np.int64),
+                                                                  logits=model(xb, training=False))
+        grad = tape.gradient(loss, xb)
+        if grad is None:
+            return None
+        grads.append(grad.numpy())
+    return np.concatenate(grads)
+
+
+def strength_checks(model: keras.Model, x: np.ndarray, y: np.ndarray, budget: AttackBudget) -> dict[str, Any]:
+    """Are the attacks weakened by the model? (a) the first step's gradient is non-zero, (b) BIM
+    over the whole box (ε = 1) fools every correctly classified image, (c) BIM's accuracy does not
+    rise with ε. Every BIM takes budget.bim_steps steps of ε · bim_step / bim_eps (BIM's own ratio)."""
+    grads = input_gradients(model, x, y)
+    if grads is None:  # nothing to follow: every gradient attack leaves the images as they are
+        grads, bim = np.zeros_like(x), lambda eps: x
+    else:
+        def bim(eps):
+            return linf_attack(model, x, eps=eps, steps=budget.bim_steps, y=y,
+                               step_size=min(eps, eps * budget.bim_step / budget.bim_eps))
+    flat = np.abs(grads.reshape(len(x), -1))
+    zero_fraction = float(np.mean(flat.max(axis=1) < 1e-12))
+    correct = predict_classes(model, x) == y
+    unbounded = predict_classes(model, bim(1.0))
+    success = float(np.mean(unbounded[correct] != y[correct])) if correct.any() else None
+    grid = [float(e) for e in budget.strength_bim_eps]
+    grid_accuracy = [float(np.mean(predict_classes(model, bim(e)) == y)) for e in grid]
+    checks = {"gradients_nonzero": zero_fraction < ZERO_GRADIENT_MAX,
+              "unbounded_fools_all": success is not None and success >= UNBOUNDED_SUCCESS_MIN,
+              "monotone": all(b <= a for a, b in zip(grid_accuracy, grid_accuracy[1:]))}
+    return {"images": int(len(y)), "zero_gradient_fraction": zero_fraction,
+            "median_gradient_l1": float(np.median(flat.sum(axis=1))),
+            "unbounded_success": success, "accuracy": float(np.mean(unbounded == y)),
+            "bim_eps": grid, "bim_accuracies": grid_accuracy, **checks, "passed": all(checks.values()),
+            "thresholds": {"zero_gradient_fraction_below": ZERO_GRADIENT_MAX,
+                           "unbounded_success_at_least": UNBOUNDED_SUCCESS_MIN}}
 
 
 def score(model: keras.Model, x: np.ndarray, y: np.ndarray, adv: np.ndarray | tf.Tensor, name: str,
