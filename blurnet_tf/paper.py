@@ -104,6 +104,9 @@ DEFENDPP_TABLE2 = {  # its Table 2, keyed by our MNIST rows
     "mnist_defendpp_gn": {"label": "ours + GN", "fgsm": 90.56, "bim": 56.44, "cw": 98.97, "ddn": 98.98,
                           "clean": 99.41},
 }
+# The same rows as the paper ran them (ResNet-18, the official split, SGD): our *_resnet18 flagfiles.
+DEFENDPP_TABLE2_RESNET18 = {f"{row}_resnet18": DEFENDPP_TABLE2[row]
+                            for row in ("mnist_baseline", "mnist_defendpp", "mnist_defendpp_gn")}
 DEFENDPP_TABLE1 = {  # its Table 1 (ablation)
     "mnist_defendpp": {"label": "ours", "fgsm": 86.81, "bim": 55.37, "cw": 99.08, "ddn": 99.10, "clean": 99.47},
     "mnist_defendpp_no_lowpass": {"label": "ours w/o MS-LP", "fgsm": 85.42, "bim": 53.48, "cw": 99.01,

@@ -27,6 +27,7 @@ RESULTS_FILE = "results.json"
 CSV_FILE = "results.csv"
 ARRAYS_FILE = "arrays.npz"  # what a figure is drawn from
 CHECKPOINT_DIR = "checkpoint"
+SNAPSHOT_DIR = "snapshots"  # the classifier after chosen epochs (robustness along training)
 ORIGINAL = "original"  # the RP2 authors' LISA-CNN weights: a model spec, not a directory
 
 
@@ -142,8 +143,10 @@ class ModelRecord(_Record):
         return self.flags.get("epochs")
 
     def trained_split(self):
-        """(dataset, test_fraction, split_seed)."""
-        return self.flags.get("dataset", "lisa"), self.flags["test_fraction"], self.flags["split_seed"]
+        """(dataset, test_fraction, split_seed); test_fraction None: MNIST's official 10,000 test images."""
+        official = self.flags.get("mnist_split") == "official"
+        return (self.flags.get("dataset", "lisa"), None if official else self.flags["test_fraction"],
+                self.flags["split_seed"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,9 +201,18 @@ class ResultRecord(_Record):
         return cls.from_json(data, path).values if "schema" in data else data
 
 
+def snapshot_file(run_dir, epoch):
+    """The classifier a training run kept after `epoch` (TrainingRun.snapshot_epochs)."""
+    return pathlib.Path(run_dir) / SNAPSHOT_DIR / f"epoch{int(epoch)}.keras"
+
+
 def read_model(run_dir):
-    """The ModelRecord of a run directory, or None (original weights, a bare .keras file)."""
-    path = pathlib.Path(run_dir) / METRICS_FILE
+    """The ModelRecord of a run directory (or of the run a snapshot file was kept by), or None
+    (original weights, a bare .keras file)."""
+    run_dir = pathlib.Path(run_dir)
+    if run_dir.suffix == ".keras" and run_dir.parent.name == SNAPSHOT_DIR:
+        run_dir = run_dir.parent.parent
+    path = run_dir / METRICS_FILE
     return ModelRecord.read(path) if path.is_file() else None
 
 

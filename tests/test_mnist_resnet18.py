@@ -13,7 +13,7 @@ from blurnet_tf.defences.defendpp import TAPS, DefendPP, taps_for
 from blurnet_tf.errors import DataError, SettingError
 from blurnet_tf.experiments.classifier_training import TrainingRun
 from blurnet_tf.experiments.model_training import compile_for_training
-from blurnet_tf.experiments.paper_sgd import CoupledSGD, PaperStepDecay, drop_epochs
+from blurnet_tf.experiments.paper_sgd import CoupledSGD, PaperStepDecay, drop_steps
 from blurnet_tf.models.mnist_resnet18 import STAGES, mnist_resnet18
 from blurnet_tf.registry import build_model, load_model, save_model
 
@@ -63,15 +63,25 @@ def test_sgd_steps_lower_the_loss_and_defendpp_builds_around_it():
 
 @pytest.mark.parametrize("epochs,drops", [(250, (100, 200)), (10, (4, 8)), (30, (12, 24))])
 def test_paper_step_schedule_divides_by_10_at_40_and_80_percent(epochs, drops):
-    assert drop_epochs(epochs) == drops
     steps = 3
+    assert drop_steps(epochs, steps) == (drops[0] * steps, drops[1] * steps)
     schedule = PaperStepDecay(0.01, steps, epochs)
     first, second = drops
     expected = {0: 0.01, first - 1: 0.01, first: 1e-3, second - 1: 1e-3, second: 1e-4, epochs - 1: 1e-4}
     for epoch, rate in expected.items():
-        assert schedule.rate_at_epoch(epoch) == pytest.approx(rate)
         for step in (epoch * steps, epoch * steps + steps - 1):  # constant within the epoch
+            assert schedule.rate_at_step(step) == pytest.approx(rate)
             assert float(schedule(step)) == pytest.approx(rate, rel=1e-6)
+
+
+@pytest.mark.parametrize("epochs,steps,drops", [(1, 235, (94, 188)), (3, 235, (282, 564))])
+def test_a_cpu_budget_keeps_the_40_40_20_shape_in_steps(epochs, steps, drops):
+    # 1 or 3 epochs of the 60,000 at batch 256 (235 steps): the drops fall inside epochs.
+    schedule = PaperStepDecay(0.01, steps, epochs)
+    assert schedule.drops == drops
+    for step, rate in ((drops[0] - 1, 0.01), (drops[0], 1e-3), (drops[1] - 1, 1e-3), (drops[1], 1e-4),
+                       (epochs * steps - 1, 1e-4)):
+        assert float(schedule(step)) == pytest.approx(rate, rel=1e-6)
 
 
 def test_coupled_weight_decay_is_l2_in_the_gradient_before_momentum():
@@ -141,3 +151,20 @@ def test_a_cache_with_only_the_test_files_is_a_one_line_error(data_dir, tmp_path
     with pytest.raises(DataError, match="only the MNIST test files") as err:
         load_mnist_official(tmp_path)
     assert "\n" not in str(err.value) and "train-images-idx3-ubyte.gz" in str(err.value)
+
+
+def test_a_model_trained_on_the_official_split_is_attacked_on_the_official_test_set(data_dir, tmp_path):
+    from blurnet_tf import rundir
+    from blurnet_tf.data import load_test_split
+    from blurnet_tf.evaluation.mnist_attack_suite import AttackBudget
+    from blurnet_tf.experiments.mnist_robustness import MnistRobustness
+
+    run = tmp_path / "small"
+    TrainingRun(dataset="mnist", mnist_split="official", epochs=1, max_train_images=256,
+                batch_size=128).run(run, data_dir=data_dir, log=lambda m: None)
+    assert rundir.trained_split(run) == ("mnist", None, 0)
+    x, y = load_test_split(data_dir, *rundir.trained_split(run))
+    np.testing.assert_array_equal(y, load_mnist_official(data_dir)["test"][1])  # the 10,000, in file order
+    results = MnistRobustness(model=str(run), attacks=("clean",), images=50, data_dir=str(data_dir),
+                              budget=AttackBudget()).run(tmp_path / "attacks", log=lambda m: None)
+    assert results["clean"]["images"] == 50

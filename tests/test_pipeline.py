@@ -3,6 +3,7 @@ end-to-end run of every stage on the real data (smoke budgets), killed half-way 
 
 import json
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 import dataclasses
 
 from blurnet_tf.errors import StepFailed
-from blurnet_tf.pipeline.plan import DEFENDPP_ROW, MNIST_ROWS, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
+from blurnet_tf.pipeline.mnist_steps import MNIST_ROWS, PAPER_MNIST_ROWS
+from blurnet_tf.pipeline.plan import DEFENDPP_ROW, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
 from blurnet_tf.pipeline.steps import Step, is_done, run_step, step_key
 from blurnet_tf.reports import format as report_format, report_writer
 
@@ -111,17 +113,34 @@ def test_failed_command_names_the_step_and_its_log(tmp_path):
 def test_full_plan_has_the_papers_budgets():
     plan = build_plan(PROFILES["full"], "runs/full")
     trained = {s.name.split("/")[1] for s in plan if s.stage == "train"}
-    single = set(TABLE2_ROWS) | {PD_ROW, DEFENDPP_ROW} | set(MNIST_ROWS)
+    curve = {"mnist_defendpp_rw0.1", "mnist_defendpp_rw10", "mnist_defendpp_rw100"}
+    single = set(TABLE2_ROWS) | {PD_ROW, DEFENDPP_ROW} | set(MNIST_ROWS) | set(PAPER_MNIST_ROWS) | curve
     assert trained == single | {f"{r}-seed{k}" for r in TABLE2_ROWS for k in (1, 2)}  # 3 seeds of Table II
     assert any(s.stage == "pixel_deflection" for s in plan)
     whitebox = [s for s in plan if s.stage == "whitebox"]
     first = [s for s in whitebox if "-seed" not in s.name]
     assert len(first) == len(TABLE2_ROWS) + 2  # + the original weights and Defend++
     assert len(whitebox) == len(first) + 2 * (len(TABLE2_ROWS) + 1)  # seeds 1, 2: Table II rows + original
-    robustness = [s for s in plan if s.stage == "defendpp" and s.command]
-    assert {s.name.split("/")[1] for s in robustness} == set(MNIST_ROWS)
+    robustness = [s for s in plan if s.stage == "defendpp" and s.command and "_from_" not in s.name]
+    assert {s.name.split("/")[1] for s in robustness} == set(MNIST_ROWS) | set(PAPER_MNIST_ROWS) | curve
     for s in robustness:  # Defend++'s MNIST budgets: BIM 100 iterations, C&W 5 x 20
-        assert {"--bim_steps=100", "--cw_search=5", "--cw_steps=20", "--images=1000"} <= set(s.command)
+        images = "--images=200" if s.name.split("/")[1] in PAPER_MNIST_ROWS else "--images=1000"
+        assert {"--bim_steps=100", "--cw_search=5", "--cw_steps=20", images} <= set(s.command)
+        attacks = "clean,fgsm,bim" if s.name.split("/")[1] in curve else "clean,fgsm,bim,cw,ddn,fgsm_curve,strength_checks"
+        assert f"--attacks={attacks}" in s.command
+    train = {s.name.split("/")[1]: s.command for s in plan if s.stage == "train"}
+    for row in PAPER_MNIST_ROWS:  # ResNet-18: its flagfile (the paper's 250 epochs), 1 epoch here
+        assert f"--flagfile=flags/models/{row}.flags" in train[row] and "--epochs=1" in train[row]
+    for row in MNIST_ROWS + ("mnist_defendpp_rw10",):  # the small net on the same 60,000 / 10,000 split
+        assert "--mnist_split=official" in train[row]
+    assert "--reconstruction_weight=10" in train["mnist_defendpp_rw10"]
+    transfer = {s.name: s for s in plan if "_from_" in s.name}
+    step = transfer["defendpp/mnist_defendpp_resnet18_from_mnist_baseline"]
+    assert "--source_model=runs/full/mnist/models/mnist_baseline" in step.command
+    assert "--attacks=fgsm,bim,fgsm_curve" in step.command
+    assert step.inputs[-1].as_posix() == "runs/full/mnist/models/mnist_baseline/model.keras"  # re-run on a new source
+    recon = next(s for s in plan if s.name == "defendpp/reconstructions").experiment
+    assert {pathlib.Path(p).name for _, p in recon.runs} >= {"mnist_defendpp_resnet18", "mnist_defendpp_rw0.1"}
     for s in whitebox:
         assert "--epochs=300" in s.command
         lambdas = "--lambdas=0.002,0.02,0.2" if s in first else "--lambdas=0.002"  # the sweep on the first seed
@@ -219,9 +238,10 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
     report = (results / "smoke" / "REPORT.md").read_text()
     for title in report_writer.TITLES.values():
         assert title in report
-    assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 11  # BlurNet's 6, Defend++'s 2, 3 forests
-    for fig in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "defendpp_mnist", "defendpp_lisa"):
-        assert len(list((results / "smoke" / "figures").glob(f"{fig}_*.png"))) == 1
+    assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 14  # BlurNet's 6, Defend++'s 4, 3 forests, accuracy curve
+    for fig in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "defendpp_mnist", "defendpp_lisa", "defendpp_fig7"):
+        shown = 2 if fig == "defendpp_mnist" else 1  # Defend++ and its reconstruction-weight variant
+        assert len(list((results / "smoke" / "figures").glob(f"{fig}_*.png"))) == shown
     tables = json.loads((results / "smoke" / "tables.json").read_text())
     data = tables["data"]
     # Table I's un-blurred row rebuilds the stickers from the stored noise: it must agree with the
@@ -240,5 +260,57 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
         assert (results / "smoke" / "figures" / f"{forest}.pdf").is_file()
     assert data["pgd"]["original"]["asr"] == pytest.approx(0.375)  # the stated Table IV settings on the original
     assert "Steps not run yet" not in report
-    assert set(data["defendpp"]["robustness"]) == {"mnist_baseline", "mnist_defendpp"}
+    # The baseline's snapshot after epoch 1 is the 1-epoch model itself: one point, its white-box run.
+    assert [p["epoch"] for p in data["accuracy_curve"]["baseline"]] == [1]
+    snapshot = json.loads((work / "accuracy_curve" / "baseline" / "epoch1" / "results.json").read_text())
+    assert [r["asr"] for r in snapshot["rows"]] == [r["asr"] for r in data["whitebox"]["baseline"]["rows"]
+                                                   if r["lambda"] == 0.002]
+    assert set(data["defendpp"]["robustness"]) == {"mnist_baseline", "mnist_defendpp", "mnist_defendpp_rw10"}
+    assert [(t["source"], t["target"]) for t in data["defendpp"]["transfer"].values()] == [
+        ("mnist_baseline", "mnist_defendpp")]
+    assert data["defendpp"]["models"]["mnist_defendpp"]["split"]["mnist_split"] == "official"
+    for caption in ("**Accuracy against the FGSM budget (Fig. 7):**", "**Attack-strength checks**",
+                    "**Transfer (Tables 7-8):**", "**Reconstruction weight"):
+        assert caption in report
     assert "| defendpp |" in report  # Defend++ on LISA is a row of the white-box table
+
+
+def test_defendpp_transfer_and_strength_claims_read_their_records():
+    from blurnet_tf.reports import defendpp_evidence, defendpp_section
+
+    def res(**acc):
+        return {"images": 10, "budget": {}, "results": {a: {"accuracy": v} for a, v in acc.items()}}
+
+    checks = {"passed": False, "zero_gradient_fraction": 1.0, "unbounded_success": 0.0, "bim_eps": [0.1],
+              "bim_accuracies": [0.9], "monotone": True, "accuracy": 0.9}
+    dpp = {"models": {}, "reconstructions": {},
+           "robustness": {"mnist_baseline": res(fgsm=0.3, bim=0.0), "mnist_defendpp": res(fgsm=0.5, bim=0.1)},
+           "transfer": {"a": {**res(fgsm=0.6), "source": "net", "target": "mnist_defendpp"},
+                        "b": {**res(fgsm=0.7), "source": "net", "target": "mnist_baseline"},
+                        "c": {**res(fgsm=0.9), "source": "other", "target": "mnist_defendpp"}}}  # no baseline pair
+    dpp["robustness"]["mnist_defendpp"]["results"]["strength_checks"] = checks
+    assert defendpp_evidence._transfer_pairs(dpp) == [("net", 0.6, 0.7)]
+    verdicts = {c[:40]: v for c, v, _ in defendpp_section.claims({"defendpp": dpp})}
+    assert verdicts["Under FGSM made on another network, Defe"] == "not held"  # 60% < 70%
+    assert verdicts["The attacks are not weakened by Defend++"] == "not held"
+    table = "\n".join(defendpp_evidence._transfer_table(dpp))
+    assert "| mnist_defendpp | net | 60.0 | 50.0 |" in table  # transferred beside white-box
+
+
+def test_matched_accuracy_reads_each_row_nearest_the_papers_accuracy():
+    from blurnet_tf.reports import accuracy_curve
+
+    def point(epoch, legit, asr):  # 17 targets x 40 victims, `asr` of each target's victims attacked
+        hit = round(asr * 40)
+        return {"epoch": epoch, "legit_accuracy": legit, "avg_asr": asr, "worst_asr": asr,
+                "success": [[1] * hit + [0] * (40 - hit)] * 17}
+
+    curves = {"baseline": [point(1, 0.65, 0.9), point(2, 0.86, 0.6), point(30, 0.99, 0.3)],
+              "tv_1e-4": [point(1, 0.70, 0.5), point(2, 0.85, 0.1), point(30, 0.98, 0.05)]}
+    assert accuracy_curve.nearest(curves["tv_1e-4"], 0.856)["epoch"] == 2  # the paper's 85.6%
+    (claim, verdict, evidence), = accuracy_curve.claims(curves)
+    assert verdict == "held" and "tv_1e-4 at 85.0% − baseline at 86.0%: -50.0 pt" in evidence
+    curves["tv_1e-4"][1] = point(2, 0.85, 0.75)  # worse than the baseline at equal accuracy
+    assert accuracy_curve.claims(curves)[0][1] == "not held"
+    table = accuracy_curve.section(curves)
+    assert "| tv_1e-4 | 85.6 | 2 | 85.0 | 75.0 [" in table and "| 7.9 | 75.0 | 17.5 |" in table

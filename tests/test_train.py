@@ -42,12 +42,13 @@ def tiny_model():
                              keras.layers.Flatten(), keras.layers.Dense(3)])
 
 
-def tiny_train(out, epochs=4):
+def tiny_train(out, epochs=4, snapshot_epochs=()):
     keras.utils.set_random_seed(0)  # as the binary does before building the model
     rng = np.random.default_rng(0)
     x = rng.random((96, 8, 8, 1), dtype=np.float32)
     y = (x.mean(axis=(1, 2, 3)) * 30).astype(np.int32) % 3
-    model, _, info = train(tiny_model, (x, y), out, epochs=epochs, batch_size=32, seed=0, verbose=0)
+    model, _, info = train(tiny_model, (x, y), out, epochs=epochs, batch_size=32, seed=0, verbose=0,
+                           snapshot_epochs=snapshot_epochs)
     return model, info
 
 
@@ -74,6 +75,17 @@ def test_training_is_deterministic_and_resumes_bit_exactly(tmp_path, monkeypatch
     resumed, info = tiny_train(tmp_path / "killed")
     assert info["resumed_from_epoch"] == 2
     assert_same_weights(whole, resumed)
+
+
+def test_snapshots_hold_the_weights_of_a_run_stopped_at_that_epoch(tmp_path):
+    from blurnet_tf import rundir
+
+    tiny_train(tmp_path / "long", epochs=4, snapshot_epochs=(1, 3))
+    assert sorted(p.name for p in (tmp_path / "long" / rundir.SNAPSHOT_DIR).iterdir()) == ["epoch1.keras",
+                                                                                        "epoch3.keras"]
+    for epoch in (1, 3):  # the same seeds: a 4-epoch run passes through the 1- and 3-epoch runs' weights
+        short, _ = tiny_train(tmp_path / f"short{epoch}", epochs=epoch)
+        assert_same_weights(short, load_model(rundir.snapshot_file(tmp_path / "long", epoch)))
 
 
 def test_a_swap_cut_short_by_a_kill_resumes_from_the_old_checkpoint(tmp_path, capsys):

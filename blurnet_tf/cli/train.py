@@ -37,6 +37,8 @@ flags.DEFINE_float("weight_decay", 0.0, "SGD weight decay, added to the gradient
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and dropout.")
 flags.DEFINE_boolean("deterministic", False, "Enable TensorFlow op determinism (slower).")
 flags.DEFINE_integer("checkpoint_every", 1, "Checkpoint every N epochs.")
+flags.DEFINE_list("snapshot_epochs", [], "Keep the classifier after these epochs as OUT/snapshots/epoch<N>.keras "
+                  "(attack them for robustness along training).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "tf.distribute strategy.")
 flags.DEFINE_float("test_fraction", None, "Test fraction: LISA images in held-out tracks (default 0.2), "
                    "or MNIST test-set images kept for testing (default 0.3).")
@@ -83,7 +85,8 @@ def settings():
 
     if FLAGS.defence not in DEFENCE_PARAMS:
         raise cli.SettingError("defence", f"unknown {FLAGS.defence!r}; choose from {', '.join(DEFENCE_PARAMS)}")
-    return TrainingRun(**cli.flag_values(flags, _RUN_FLAGS),
+    snapshots = cli.int_list("snapshot_epochs", ",".join(FLAGS.snapshot_epochs)) if FLAGS.snapshot_epochs else ()
+    return TrainingRun(**cli.flag_values(flags, _RUN_FLAGS), snapshot_epochs=snapshots,
                        params=cli.flag_values(flags, DEFENCE_PARAMS[FLAGS.defence]))
 
 

@@ -38,12 +38,15 @@ def load_lisa_split(data_dir: str | os.PathLike[str], test_fraction: float = 0.2
     return data.subset(train_idx), data.subset(test_idx), split_report(data, train_idx, test_idx)
 
 
-def load_test_split(data_dir: str | os.PathLike[str], dataset: str, test_fraction: float,
+def load_test_split(data_dir: str | os.PathLike[str], dataset: str, test_fraction: float | None,
                     split_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) of the LISA track-held-out or the MNIST test split."""
+    """(images, labels) of the LISA track-held-out or the MNIST test split; for MNIST,
+    test_fraction None is the official 10,000 test images (a model trained on the 60,000)."""
     if dataset == "mnist":
-        from blurnet_tf.data.mnist import load_mnist
+        from blurnet_tf.data.mnist import load_mnist, load_mnist_official
 
+        if test_fraction is None:
+            return load_mnist_official(data_dir)["test"]
         return load_mnist(data_dir, test_fraction, split_seed)[2:]
     _, test, _ = load_lisa_split(data_dir, test_fraction, split_seed)
     return test.images, test.labels

@@ -72,8 +72,8 @@ def compile_for_training(model, learning_rate, lr_schedule, total_steps, optimiz
                          weight_decay=0.0, epochs=1):
     """Adam(beta1 0.9, beta2 0.999, eps 1e-8) as in the BlurNet paper, or "sgd": the Defend++ paper's
     SGD (momentum, PyTorch-style weight decay; `paper_sgd`); loss = CE (+ the model's add_loss terms).
-    lr_schedule "paper_step" divides the rate by 10 at 40% and 80% of the `epochs` (the Defend++ paper's
-    100 and 200 of 250), with total_steps // epochs steps an epoch."""
+    lr_schedule "paper_step" divides the rate by 10 after 40% and 80% of the steps (the Defend++ paper's
+    epochs 100 and 200 of 250), with total_steps // epochs steps an epoch."""
     if lr_schedule == "constant":
         rate = learning_rate
     elif lr_schedule == "cosine":
@@ -139,14 +139,33 @@ class EpochSeeds(keras.callbacks.Callback):
             self.stateful_ops = traced_stateful_random_ops()
 
 
+class Snapshots(keras.callbacks.Callback):
+    """Saves the deployable classifier after each of `epochs` (1-based), atomically; a snapshot
+    already there is kept (a resumed run reaches the same weights)."""
+
+    def __init__(self, out_dir, epochs):
+        super().__init__()
+        self.out_dir, self.epochs = pathlib.Path(out_dir), set(epochs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = rundir.snapshot_file(self.out_dir, epoch + 1)
+        if epoch + 1 in self.epochs and not path.is_file():
+            from blurnet_tf.defences import classifier_of
+            from blurnet_tf.registry import save_model
+
+            save_model(classifier_of(self.model), files.ensure_dir(path.parent) / path.name)
+
+
 def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1e-3,
           lr_schedule="constant", seed=0, checkpoint_every=1, strategy="default",
-          validation_data=None, verbose=2, config=None, optimizer="adam", momentum=0.9, weight_decay=0.0):
+          validation_data=None, verbose=2, config=None, optimizer="adam", momentum=0.9, weight_decay=0.0,
+          snapshot_epochs=()):
     """Trains `build()` (a compiled-later Keras model) and returns (model, history, info).
 
     Call keras.utils.set_random_seed(seed) before, so that `build()` draws the same initial
     weights in every run. `config` (the run's flags) is hashed; a checkpoint written under
-    another config is refused.
+    another config is refused. After each of `snapshot_epochs` the deployable classifier is kept as
+    rundir.snapshot_file(out_dir, epoch).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}: nothing would be trained")
@@ -172,7 +191,8 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
     start = time.time()
     if first_epoch < epochs:
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)
-        callbacks = [EpochSeeds(seed), EpochCheckpoint(out_dir, checkpoint_every, epochs, chash, history, seconds_before),
+        callbacks = [EpochSeeds(seed), Snapshots(out_dir, snapshot_epochs),
+                     EpochCheckpoint(out_dir, checkpoint_every, epochs, chash, history, seconds_before),
                      keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard"))]
         # Models with a training schedule (Defend++'s alternating phases) bring their own callbacks.
         callbacks += model.training_callbacks() if hasattr(model, "training_callbacks") else []

@@ -10,8 +10,10 @@ regularisers would miss the other variables and change the reported loss. Hence 
 Keras' momentum form (v = m v - lr g; w += v) equals PyTorch's (b = m b + g; w -= lr b) while the
 rate is constant; after a drop PyTorch rescales the whole buffer at once, Keras within ~10 steps.
 
-`PaperStepDecay` keeps the schedule's shape for any epoch budget E: the rate divides by 10 at epochs
-round(E * 100 / 250) and round(E * 200 / 250) (100 and 200 for the paper's 250).
+`PaperStepDecay` keeps the schedule's shape for any epoch budget E: the rate divides by 10 after 40%
+and again after 80% of the training steps (epochs 100 and 200 of the paper's 250). Counting in steps,
+not whole epochs, keeps the 40 / 40 / 20 shape for budgets a CPU affords (E = 1 or 3), where whole
+epochs would give 0 / 100 / 0 or 33 / 33 / 33.
 """
 
 from __future__ import annotations
@@ -25,15 +27,15 @@ PAPER_EPOCHS = 250
 PAPER_DROPS = (100, 200)  # epochs at which the paper divides the rate by 10
 
 
-def drop_epochs(epochs: int) -> tuple[int, int]:
-    """The 0-based epochs from which the rate is divided by 10, then by 100."""
-    return tuple(round(epochs * d / PAPER_EPOCHS) for d in PAPER_DROPS)
+def drop_steps(epochs: int, steps_per_epoch: int) -> tuple[int, int]:
+    """The 0-based steps from which the rate is divided by 10, then by 100."""
+    return tuple(round(epochs * steps_per_epoch * d / PAPER_EPOCHS) for d in PAPER_DROPS)
 
 
 @keras.saving.register_keras_serializable("blurnet_tf")
 class PaperStepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """initial, initial/10 from epoch drop_epochs(E)[0], initial/100 from drop_epochs(E)[1]; constant
-    within an epoch (the optimizer's step count // steps_per_epoch is the epoch)."""
+    """initial, initial/10 from step drop_steps(E, S)[0], initial/100 from drop_steps(E, S)[1]
+    (S steps an epoch; the optimizer's step count is the step)."""
 
     def __init__(self, initial_learning_rate: float, steps_per_epoch: int, epochs: int, factor: float = 0.1) -> None:
         self.initial_learning_rate, self.factor = float(initial_learning_rate), float(factor)
@@ -41,12 +43,16 @@ class PaperStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         if self.steps_per_epoch < 1 or self.epochs < 1:
             raise ValueError(f"steps_per_epoch and epochs must be >= 1, got {steps_per_epoch}, {epochs}")
 
-    def rate_at_epoch(self, epoch: int) -> float:
-        return self.initial_learning_rate * self.factor ** sum(epoch >= d for d in drop_epochs(self.epochs))
+    def rate_at_step(self, step: int) -> float:
+        return self.initial_learning_rate * self.factor ** sum(step >= d for d in self.drops)
+
+    @property
+    def drops(self) -> tuple[int, int]:
+        return drop_steps(self.epochs, self.steps_per_epoch)
 
     def __call__(self, step: Any) -> Any:
-        epoch = ops.floor_divide(ops.cast(step, "int64"), self.steps_per_epoch)
-        drops = sum(ops.cast(ops.greater_equal(epoch, d), "float32") for d in drop_epochs(self.epochs))
+        step = ops.cast(step, "int64")
+        drops = sum(ops.cast(ops.greater_equal(step, d), "float32") for d in self.drops)
         return self.initial_learning_rate * ops.power(ops.cast(self.factor, "float32"), drops)
 
     def get_config(self) -> dict[str, Any]:

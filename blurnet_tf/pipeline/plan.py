@@ -11,31 +11,16 @@ import pathlib
 
 from blurnet_tf import paper, rundir
 from blurnet_tf.evaluation.deflection_protocol import PDBudget
+from blurnet_tf.pipeline.mnist_steps import PAPER_MNIST_ROWS, MnistBudget, mnist_steps
 from blurnet_tf.pipeline.steps import Step
 from blurnet_tf.rundir import ORIGINAL, Layout
 
 TABLE2_ROWS = ("baseline", "gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3", "adv_train",
                "conv_3", "conv_5", "conv_7", "tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
 DEFENDPP_ROW = "defendpp"  # Defend++ on the LISA-CNN: a new white-box row beside BlurNet's
-# Defend++'s MNIST comparison (its Table 2) and ablation (its Table 1), one flagfile each.
-MNIST_ROWS = ("mnist_baseline", "mnist_fgsm_train", "mnist_defendpp", "mnist_defendpp_gn",
-              "mnist_defendpp_no_lowpass", "mnist_defendpp_hourglass")
 CONV_ROWS = ("conv_3", "conv_5", "conv_7")
 REGULARISED_ROWS = ("tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
 PD_ROW = "baseline_holdout"  # the baseline trained without Pixel Deflection's validation tracks
-
-
-@dataclasses.dataclass(frozen=True)
-class MnistBudget:
-    """Defend++ on MNIST: which rows, their training and the attack budgets (blurnet_tf.cli.mnist_attacks)."""
-    rows: tuple = MNIST_ROWS
-    epochs: int | None = None   # None: the flagfile's (30)
-    images: int = 1000          # test images attacked
-    bim_steps: int = 100
-    cw_search: int = 5
-    cw_steps: int = 20
-    ddn_steps: int = 100
-    max_train_images: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +41,8 @@ class Profile:
     mnist: MnistBudget | None = None
     seeds: tuple = (0,)         # training seeds (and RP2 noise seeds) of the seeded rows
     seeded_rows: tuple = ()     # rows trained and attacked under every seed; the others under seeds[0]
+    snapshot_epochs: tuple = ()  # robustness along training: these epochs' weights attacked (λ 0.002)...
+    snapshot_rows: tuple = ()    # ...for these rows, under seeds[0]
 
 
 SEEDED_ROWS = TABLE2_ROWS  # Tables I-V: the λ sweep, Pixel Deflection and Defend++ stay single-seed
@@ -69,16 +56,27 @@ PROFILES = {
                                                lbfgs_steps=50, lbfgs_search=3, adaptive_pgd_steps=10,
                                                adaptive_rp2_targets=(12, 1, 7), adaptive_rp2_epochs=50,
                                                search_images=150),
-                     mnist=MnistBudget(epochs=5, images=300, bim_steps=40, cw_search=3, ddn_steps=50),
+                     mnist=MnistBudget(epochs=5, images=300, bim_steps=40, cw_search=3, ddn_steps=50,
+                                       transfer=(("mnist_baseline", "mnist_defendpp"),)),
                      # One seed by default until its budget fits two in ~20 min (2 seeds: ≈ 55 min, README);
                      # `--seeds=0,1` runs them.
-                     seeds=(0,), seeded_rows=SEEDED_ROWS),
+                     seeds=(0,), seeded_rows=SEEDED_ROWS, snapshot_epochs=(1, 2), snapshot_rows=("baseline", "tv_1e-4")),
     "full": Profile("full", rows=TABLE2_ROWS + (DEFENDPP_ROW,), train_epochs=None, adv_train_epochs=None, attack_epochs=300,
                     lambdas=("0.002", "0.02", "0.2"), dct_dims=(4, 8, 12, 16, 24, 32), table1_kernels=(3, 5, 7),
                     table5_regularisers=("tv", "tik_hf", "tik_pseudo"),
                     # BPDA+EOT RP2 runs the numpy defence 4x per image-step: 5 targets keep it to minutes.
-                    pixel_deflection=PDBudget(adaptive_rp2_targets=(1, 3, 7, 10, 12)), mnist=MnistBudget(),
-                    seeds=(0, 1, 2), seeded_rows=SEEDED_ROWS),
+                    pixel_deflection=PDBudget(adaptive_rp2_targets=(1, 3, 7, 10, 12)),
+                    # ResNet-18 for 1 epoch of the 60,000 (~80 min each on 2 cores; the paper: 250), the
+                    # small net's rows on the same split; transfer from the other architecture (Table 7).
+                    mnist=MnistBudget(official_split=True, paper_rows=PAPER_MNIST_ROWS, paper_epochs=1,
+                                      paper_images=200,
+                                      transfer=(("mnist_baseline", "mnist_baseline_resnet18"),
+                                                ("mnist_baseline", "mnist_defendpp_resnet18"),
+                                                ("mnist_baseline_resnet18", "mnist_baseline"),
+                                                ("mnist_baseline_resnet18", "mnist_defendpp")),
+                                      reconstruction_weights=(0.1, 10.0, 100.0)),
+                    # The baseline passes the paper's 78-91% legit accuracy between epochs 1 and 3 (measured).
+                    seeds=(0, 1, 2), seeded_rows=SEEDED_ROWS, snapshot_epochs=(1, 2, 3, 5), snapshot_rows=TABLE2_ROWS),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile("smoke", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
                                     "tik_hf", DEFENDPP_ROW),
@@ -90,8 +88,10 @@ PROFILES = {
                                                adaptive_pgd_steps=2, adaptive_rp2_targets=(12,), adaptive_rp2_epochs=3,
                                                ensemble=2, search_images=20),
                      mnist=MnistBudget(rows=("mnist_baseline", "mnist_defendpp"), epochs=1, images=20, bim_steps=3,
-                                       cw_search=1, cw_steps=3, ddn_steps=3, max_train_images=300),
-                     seeds=(0, 1), seeded_rows=("baseline",)),
+                                       cw_search=1, cw_steps=3, ddn_steps=3, max_train_images=300,
+                                       official_split=True, transfer=(("mnist_baseline", "mnist_defendpp"),),
+                                       reconstruction_weights=(10.0,)),
+                     seeds=(0, 1), seeded_rows=("baseline",), snapshot_epochs=(1,), snapshot_rows=("baseline",)),
 }
 
 
@@ -122,9 +122,11 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
     for seed in profile.seeds:
         for row in trained if seed == first else under(seed):
             epochs = profile.adv_train_epochs if row == "adv_train" else profile.train_epochs
+            snapshots = profile.snapshot_epochs if row in profile.snapshot_rows and seed == first else ()
             steps.append(Step(f"train/{name(row, seed)}", "train", lay.model_dir(row, seed), command=[
                 "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
                 f"--out={lay.model(row, seed)}", *([f"--epochs={epochs}"] if epochs else []), *seed_arg(seed),
+                *([f"--snapshot_epochs={','.join(map(str, snapshots))}"] if snapshots else []),
                 *([f"--max_train_images={profile.max_train_images}"] if profile.max_train_images else []), *data]))
 
     def attack(stage, label, row, flagfile, seed, *extra):
@@ -143,6 +145,15 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
         for row in (ORIGINAL,) + under(seed):
             steps.append(attack("whitebox", row, row, "whitebox.flags", seed, *rp2_budget,
                                 f"--lambdas={','.join(lambdas)}"))
+
+    for row in (r for r in profile.snapshot_rows if r in profile.rows):  # λ 0.002 along training (Table II's)
+        for epoch in profile.snapshot_epochs:
+            snapshot = rundir.snapshot_file(lay.model_dir(row, first), epoch)
+            out = lay.result_dir("accuracy_curve", f"{row}/epoch{epoch}")
+            steps.append(Step(f"accuracy_curve/{row}/epoch{epoch}", "accuracy_curve", out, inputs=[snapshot], command=[
+                "blurnet_tf.cli.attack", f"--flagfile={flags_dir / 'attacks' / 'whitebox.flags'}",
+                f"--model={snapshot}", f"--out={out}", *rp2_budget, f"--lambdas={paper.RP2_LAMBDA:g}",
+                *([f"--targets={profile.targets}"] if profile.targets != "all" else []), *data]))
 
     for seed in profile.seeds:
         for source in (ORIGINAL, "baseline"):
@@ -185,9 +196,12 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
                                                      profile.attack_epochs, data_dir=data_dir),
                           inputs=lay.model_inputs(PD_ROW, first)))
     if profile.mnist:
-        steps += _mnist_steps(profile.mnist, lay, flags_dir, data)
+        steps += mnist_steps(profile.mnist, lay, flags_dir, data)
     if DEFENDPP_ROW in profile.rows or profile.mnist:
-        runs = ((("mnist", os.fspath(lay.mnist_model_dir("mnist_defendpp"))),) if profile.mnist else ()) + (
+        mnist_defended = () if not profile.mnist else tuple(
+            r for r in profile.mnist.rows + profile.mnist.paper_rows if r.startswith("mnist_defendpp")) + tuple(
+            f"mnist_defendpp_rw{w:g}" for w in profile.mnist.reconstruction_weights)
+        runs = tuple(("mnist", os.fspath(lay.mnist_model_dir(r))) for r in mnist_defended) + (
             (("lisa", lay.model(DEFENDPP_ROW, first)),) if DEFENDPP_ROW in profile.rows else ())
         steps.append(Step("defendpp/reconstructions", "defendpp", lay.root / "defendpp_figures",
                           experiment=DefendppReconstructions(runs, data_dir=data_dir),
@@ -197,22 +211,4 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
                           experiment=SpectraMaps(lay.model("baseline", first),
                                                  os.fspath(lay.result_dir("whitebox", "baseline", first)), data_dir=data_dir),
                           inputs=whitebox_inputs("baseline", first)))
-    return steps
-
-
-def _mnist_steps(budget, lay, flags_dir, data):
-    """Defend++ on MNIST: train every row, then attack it (FGSM, BIM, C&W, DDN)."""
-    steps = []
-    for row in budget.rows:
-        steps.append(Step(f"train/{row}", "train", lay.mnist_model_dir(row), command=[
-            "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={lay.mnist_model_dir(row)}",
-            *([f"--epochs={budget.epochs}"] if budget.epochs else []),
-            *([f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []), *data]))
-    for row in budget.rows:
-        out = lay.mnist_robustness_dir(row)
-        steps.append(Step(f"defendpp/{row}", "defendpp", out, inputs=[lay.mnist_model_dir(row) / rundir.MODEL_FILE],
-                          command=["blurnet_tf.cli.mnist_attacks", f"--model={lay.mnist_model_dir(row)}", f"--out={out}",
-                                   f"--images={budget.images}", f"--bim_steps={budget.bim_steps}",
-                                   f"--cw_search={budget.cw_search}", f"--cw_steps={budget.cw_steps}",
-                                   f"--ddn_steps={budget.ddn_steps}", *data]))
     return steps

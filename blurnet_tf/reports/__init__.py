@@ -1,5 +1,5 @@
 """Reports: Markdown tables with our numbers beside the paper's."""
 
 # The submodules (importing the package imports none of them).
-__all__ = ["blurnet_tables", "collect", "defendpp_section", "figures", "flat_records", "format", "models_table",
+__all__ = ["accuracy_curve", "blurnet_tables", "collect", "defendpp_evidence", "defendpp_section", "figures", "flat_records", "format", "models_table",
            "readme_sync", "report_figures", "report_writer", "seed_statistics"]

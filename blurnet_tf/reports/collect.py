@@ -1,7 +1,7 @@
 """Every number of the report, read from a reproduction's run directory through its records."""
 
 from blurnet_tf import paper, rundir
-from blurnet_tf.reports import defendpp_section
+from blurnet_tf.reports import accuracy_curve, defendpp_section
 
 
 def _precision(flags):
@@ -62,6 +62,7 @@ def collect(work_dir, profile):
         "spectra": values(lay.root / "figures" / rundir.RESULTS_FILE),
         "pixel_deflection": values(lay.root / "pixel_deflection" / rundir.RESULTS_FILE),
         "defendpp": defendpp_section.collect(work_dir),
+        "accuracy_curve": accuracy_curve.collect(work_dir, profile),
         "seeds": {"seeds": list(profile.seeds), "rows": list(seeded),
                   "runs": {seed: _runs(lay, profile, seed, seeded) for seed in profile.seeds[1:]}},
     }

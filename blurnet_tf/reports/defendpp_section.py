@@ -1,32 +1,38 @@
 """The report's Defend++ section: its MNIST Table 2 and ablation (Table 1) beside the paper's,
 Defend++ on LISA beside BlurNet's rows, the reconstruction ratio R (its Fig. 8) and its claims."""
 
-from blurnet_tf import files, rundir
-from blurnet_tf import paper
+import pathlib
+
+from blurnet_tf import files, paper, rundir
+from blurnet_tf.reports import defendpp_evidence
+from blurnet_tf.reports.defendpp_evidence import accuracy as _acc
 from blurnet_tf.reports.format import _diff, _num, _pct
 
 ATTACKS = ("clean", "fgsm", "bim", "cw", "ddn")
 LISA_ROWS = ("baseline", "defendpp", "adv_train", "tv_1e-4", "tik_hf", "conv_5")
+PAPER_NET = "_resnet18"  # the rows run as the paper ran them: ResNet-18, the official split, SGD
 FIGURES = "defendpp_figures"
 
 
 def collect(work_dir):
     lay = rundir.Layout(work_dir)
-    models, robustness = {}, {}
+    models, robustness, transfer = {}, {}, {}
     for metrics in sorted(lay.mnist_model_dir("*").parent.glob(f"*/{rundir.METRICS_FILE}")):
         m = rundir.read_model(metrics.parent)
-        models[metrics.parent.name] = {"legit_accuracy": m.legit_accuracy, "epochs": m.epochs,
-                                       "split": m.split, "wall_seconds": m.wall_seconds}
+        models[metrics.parent.name] = {"legit_accuracy": m.legit_accuracy, "epochs": m.epochs, "split": m.split,
+                                       "wall_seconds": m.wall_seconds,
+                                       "architecture": m.flags.get("architecture") or "mnist_resnet",
+                                       "reconstruction_weight": (m.flags.get("params") or {}).get("reconstruction_weight")}
     for result in sorted(lay.mnist_robustness_dir("*").parent.glob(f"*/{rundir.RESULTS_FILE}")):
         r = files.read_json(result)
-        robustness[result.parent.name] = {"images": r["images"], "budget": r["budget"], "results": r["results"]}
-    return {"models": models, "robustness": robustness,
+        entry = {"images": r["images"], "budget": r["budget"], "results": r["results"]}
+        if r.get("source_model"):  # attacks made on another model (Tables 7-8)
+            transfer[result.parent.name] = {**entry, "source": pathlib.Path(r["source_model"]).name,
+                                            "target": pathlib.Path(r["model"]).name}
+        else:
+            robustness[result.parent.name] = entry
+    return {"models": models, "robustness": robustness, "transfer": transfer,
             "reconstructions": rundir.ResultRecord.read_values(lay.root / FIGURES / rundir.RESULTS_FILE)}
-
-
-def _acc(dpp, row, attack):
-    r = dpp["robustness"].get(row)
-    return r and r["results"].get(attack, {}).get("accuracy")
 
 
 def _table(dpp, reference, disagreements, table_name):
@@ -61,6 +67,30 @@ def _lisa_table(data):
     return lines
 
 
+def _setting(dpp, rows):
+    """How `rows` were trained and tested, from their records."""
+    models = [dpp["models"][r] for r in rows if r in dpp["models"]]
+    if not models:
+        return "no training record"
+    split, images = models[0]["split"], dpp["robustness"][rows[0]]["images"]
+    epochs = ", ".join(map(str, sorted({m["epochs"] for m in models})))
+    if split.get("mnist_split") == "official":
+        held = f" ({split['validation_images']:,} held out)" if split.get("validation_images") else ""
+        data = (f"trained on {split['train_images']:,} of the official 60,000 training images{held}, attacked on "
+                f"the first {images} of the official 10,000 test images")
+    else:
+        data = (f"**not the paper's data:** the 10,000 official test images split {split.get('train_images', '?')} "
+                f"train / {split.get('test_images', '?')} test (seed {split.get('seed', '?')}), attacked on the "
+                f"first {images}")
+    if models[0].get("architecture") == "mnist_resnet18":
+        net = (f"ResNet-18 (11.2 M parameters) with the paper's SGD (momentum 0.9, weight decay 5e-4, batch 256, "
+               f"rate 0.01 divided by 10 after 40% and 80% of the steps) for {epochs} epochs of the paper's 250")
+    else:
+        net = (f"a 0.16 M-parameter residual net (`models/mnist_resnet.py`) trained with Adam for {epochs} "
+               "epochs, not the paper's ResNet-18")
+    return f"{net}; {data}"
+
+
 def section(data, disagreements):
     """Markdown of the Defend++ section ('' when nothing of it ran)."""
     dpp = data.get("defendpp") or {}
@@ -69,24 +99,26 @@ def section(data, disagreements):
     lines = []
     if dpp.get("robustness"):
         any_row = next(iter(dpp["robustness"].values()))
-        b, n = any_row["budget"], any_row["images"]
-        split = next(iter(dpp["models"].values()))["split"] if dpp["models"] else {}
-        epochs = sorted({m["epochs"] for m in dpp["models"].values()})
+        b = any_row["budget"]
         lines += [
-            f"MNIST, accuracy in % on the first {n} of {split.get('test_images', '?')} test images. **Not the paper's "
-            f"setting:** no MNIST training set is at hand, so the 10,000 official test images are split "
-            f"{split.get('train_images', '?')} train / {split.get('test_images', '?')} test (seed "
-            f"{split.get('seed', '?')}); the classifier is a 0.16 M-parameter residual net "
-            f"(`models/mnist_resnet.py`) trained with Adam for {', '.join(map(str, epochs))} epochs, not ResNet-18 "
-            f"trained on 60,000 images with SGD for 250 epochs. Attacks: FGSM ε {b['fgsm_eps']}; BIM ε {b['bim_eps']}, "
-            f"{b['bim_steps']} steps of {b['bim_step']}; C&W L2 {b['cw_search']} x {b['cw_steps']} iterations; DDN "
-            f"{b['ddn_steps']} steps. C&W and DDN are minimum-norm attacks: their accuracy counts an image as broken "
-            f"only when the adversarial found is within ‖δ‖₂ ≤ {b['l2_budget']} (the paper does not say how it "
-            "scores them); their median smallest L2 is beside it (∞ when the attack failed on most images).", "",
-            "**Defend++ Table 2 (comparison with no defence and FGSM adversarial training):**", ""]
-        lines += _table(dpp, paper.DEFENDPP_TABLE2, disagreements, "Table 2")
-        lines += ["", "**Defend++ Table 1 (ablation: multi-scale low-pass objective, pyramid vs hourglass):**", ""]
-        lines += _table(dpp, paper.DEFENDPP_TABLE1, disagreements, "Table 1")
+            f"MNIST, accuracy in %. Attacks: FGSM ε {b['fgsm_eps']}; BIM ε {b['bim_eps']}, {b['bim_steps']} steps of "
+            f"{b['bim_step']}; C&W L2 {b['cw_search']} x {b['cw_steps']} iterations; DDN {b['ddn_steps']} steps. C&W "
+            f"and DDN are minimum-norm attacks: their accuracy counts an image as broken only when the adversarial "
+            f"found is within ‖δ‖₂ ≤ {b['l2_budget']} (the paper does not say how it scores them); their median "
+            "smallest L2 is beside it (∞ when the attack failed on most images).", ""]
+        paper_rows = [r for r in paper.DEFENDPP_TABLE2_RESNET18 if r in dpp["robustness"]]
+        if paper_rows:
+            lines += [f"**Defend++ Table 2 as the paper ran it** ({_setting(dpp, paper_rows)}):", ""]
+            lines += _table(dpp, paper.DEFENDPP_TABLE2_RESNET18, disagreements, "Table 2 (ResNet-18)")
+            lines += [""]
+        small = [r for r in dpp["robustness"] if r in paper.DEFENDPP_TABLE2 or r in paper.DEFENDPP_TABLE1]
+        if small:
+            lines += [f"**Defend++ Table 2 (comparison with no defence and FGSM adversarial training)** "
+                      f"({_setting(dpp, small)}):", ""]
+            lines += _table(dpp, paper.DEFENDPP_TABLE2, disagreements, "Table 2")
+            lines += ["", "**Defend++ Table 1 (ablation: multi-scale low-pass objective, pyramid vs hourglass):**", ""]
+            lines += _table(dpp, paper.DEFENDPP_TABLE1, disagreements, "Table 1")
+        lines += defendpp_evidence.tables(dpp)
     rec = dpp.get("reconstructions") or {}
     if rec:
         lines += ["", "**Reconstructions (Fig. 8):** R = D_rc / D_ra, the distance from the auto-encoder's "
@@ -136,6 +168,17 @@ def claims(data):
         v = [acc("mnist_defendpp", "fgsm"), acc(other, "fgsm"), acc("mnist_defendpp", "bim"), acc(other, "bim")]
         out.append((f"{what} (Table 1: higher FGSM and BIM accuracy)", verdict(v, lambda: v[0] > v[1] and v[2] > v[3]),
                     f"FGSM {_pct(v[0])}% vs {_pct(v[1])}%, BIM {_pct(v[2])}% vs {_pct(v[3])}%"))
+    if any(r in (dpp.get("robustness") or {}) for r in paper.DEFENDPP_TABLE2_RESNET18):
+        base = [acc("mnist_baseline" + PAPER_NET, a) for a in attacks]
+        ours = [acc("mnist_defendpp" + PAPER_NET, a) for a in attacks]
+        out.append(("Defend++ raises accuracy over no defence under every attack, as the paper ran it (ResNet-18, "
+                    "the 60,000 / 10,000 split, SGD; Table 2)",
+                    verdict(base + ours, lambda: all(o > b for o, b in zip(ours, base))),
+                    ", ".join(f"{a}: {_pct(o)}% vs {_pct(b)}%" for a, o, b in zip(attacks, ours, base))))
+        clean = [acc("mnist_defendpp" + PAPER_NET, "clean"), acc("mnist_baseline" + PAPER_NET, "clean")]
+        out.append(("Defend++ keeps clean accuracy, as the paper ran it (within 0.5 points of no defence)",
+                    verdict(clean, lambda: clean[0] >= clean[1] - 0.005), f"{_pct(clean[0])}% vs {_pct(clean[1])}%"))
+    out += defendpp_evidence.claims(dpp)
     rec = (dpp.get("reconstructions") or {}).get("mnist_mnist_defendpp")
     out.append(("The auto-encoder's reconstruction of an attacked image is closer to the clean image (R < 1 for "
                 "every image; Fig. 8)", verdict([rec], lambda: rec["fraction_below_1"] == 1.0),

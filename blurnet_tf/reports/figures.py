@@ -87,6 +87,37 @@ def asr_vs_dct(dims, avg, worst, paper_points, path):
     _save(fig, path)
 
 
+def accuracy_vs_eps(series, path):
+    """Defend++ Fig. 7: accuracy under FGSM against its L∞ ε, one curve per model.
+    series: {label: (eps list, accuracy list)}."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for (label, (eps, acc)), marker in zip(series.items(), "os^vDP*X<>"):
+        ax.plot(eps, 100 * np.asarray(acc), marker=marker, label=label)
+    ax.set_xlabel("FGSM L∞ ε")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Defend++ Fig. 7: accuracy against the FGSM budget (MNIST)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path, vector=True)
+
+
+def asr_vs_accuracy(series, path):
+    """Average white-box ASR against legit accuracy along training, one curve per row, the paper's
+    (accuracy, ASR) as a star in the row's colour. series: {row: ([legit], [asr], (legit, asr) or None)}."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for (row, (legit, asr, ref)), marker in zip(series.items(), "os^vDP*X<>hp8"):
+        line, = ax.plot(100 * np.asarray(legit), 100 * np.asarray(asr), marker=marker, label=row, alpha=0.8)
+        if ref:
+            ax.plot(100 * ref[0], 100 * ref[1], "*", color=line.get_color(), markersize=12, markeredgecolor="k")
+    ax.plot([], [], "*", color="grey", markeredgecolor="k", markersize=12, label="paper (star, row's colour)")
+    ax.set_xlabel("legit accuracy (%)")
+    ax.set_ylabel("white-box RP2 average ASR (%), λ 0.002")
+    ax.set_title("Robustness against accuracy along training", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path, vector=True)
+
+
 def asr_vs_l2(series, title, path):
     """Figs. 5 / 6: ASR against L2 dissimilarity, one point per target, one marker per defence
     (as the paper: lower and to the right is better). series: {label: [(l2, asr), ...]}."""

@@ -32,10 +32,12 @@ SUMMARY_METRICS = ("avg_asr", "worst_asr", "avg_targeted", "l2")
 
 @dataclasses.dataclass(frozen=True)
 class ResultRow:
-    experiment: str        # table1_transfer, table2_whitebox, table2_smoothing, table3_lowfreq, table3_adaptive,
-    #                        table4_pgd, table5_adaptive_adv_train, models, pixel_deflection[_adaptive], defendpp_*
+    experiment: str        # table1_transfer, table2_whitebox, table2_smoothing, table2_accuracy_curve, table3_lowfreq,
+    #                        table3_adaptive, table4_pgd, table5_adaptive_adv_train, models, pixel_deflection[_adaptive],
+    #                        defendpp_*
     model: str             # the Table row ("original": the RP2 authors' weights; "smoothing_0.2": Table II's row)
-    variant: str | None    # Table I: the blur; Table III: the DCT size; Table V: the regulariser; PD: the defence
+    variant: str | None    # Table I: the blur; Table III: the DCT size; Table V: the regulariser; PD: the defence;
+    #                        the accuracy curve: "epoch<N>"; Defend++ transfer: the source model
     seed: int              # training seed of the model and RP2 noise seed of the attack
     attack: str            # rp2, rp2_lowfreq, rp2_adaptive, pgd_linf, an attack's name, or none
     lam: float | None      # "lambda" in the files
@@ -170,18 +172,30 @@ class _Builder:
                     self.add(f"pixel_deflection{kind}", pd["model"], "accuracy", acc, seed, variant=defence, attack=attack)
             for attack, value in (pd or {}).get(l2, {}).items():
                 self.add(f"pixel_deflection{kind}", pd["model"], "l2", value, seed, attack=attack)
+        for row, points in (data.get("accuracy_curve") or {}).items():
+            for point in points:
+                where = dict(seed=seed, variant=f"epoch{point['epoch']}")
+                self.add("table2_accuracy_curve", row, "legit_accuracy", point["legit_accuracy"], **where)
+                for metric in ("avg_asr", "worst_asr"):
+                    self.add("table2_accuracy_curve", row, metric, point[metric], attack="rp2", lam=paper.RP2_LAMBDA,
+                             **where)
         dpp = data.get("defendpp") or {}
         for row, m in dpp.get("models", {}).items():
             self.add("defendpp_mnist", row, "legit_accuracy", m["legit_accuracy"], seed,
                      images=(m.get("split") or {}).get("test_images"))
         for row, r in dpp.get("robustness", {}).items():
-            ref = paper.DEFENDPP_TABLE2.get(row) or paper.DEFENDPP_TABLE1.get(row) or {}
+            ref = (paper.DEFENDPP_TABLE2.get(row) or paper.DEFENDPP_TABLE1.get(row)
+                   or paper.DEFENDPP_TABLE2_RESNET18.get(row) or {})
             for attack, res in r["results"].items():
                 where = dict(seed=seed, attack="none" if attack == "clean" else attack, images=res.get("images"))
                 self.add("defendpp_mnist", row, "accuracy", res.get("accuracy"),
                          ref=ref[attack] / 100 if attack in ref else None, **where)
                 if "median_l2" in res:
                     self.add("defendpp_mnist", row, "median_l2", res["median_l2"], **where)
+        for name, t in (dpp.get("transfer") or {}).items():
+            for attack, res in t["results"].items():
+                self.add("defendpp_transfer", t["target"], "accuracy", res.get("accuracy"), seed, variant=t["source"],
+                         attack=attack, images=res.get("images"))
         for name, r in (dpp.get("reconstructions") or {}).items():
             for metric in ("fraction_below_1", "ratio_median", "ratio_max", "reconstruction_error_clean"):
                 self.add("defendpp_reconstructions", name, metric, r[metric], seed, attack="fgsm", images=r["images"])

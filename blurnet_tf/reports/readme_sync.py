@@ -22,7 +22,7 @@ import re
 import sys
 
 from blurnet_tf import files, paper
-from blurnet_tf.reports import blurnet_tables, defendpp_section, flat_records
+from blurnet_tf.reports import accuracy_curve, blurnet_tables, defendpp_section, flat_records
 from blurnet_tf.reports.format import _pct
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -31,8 +31,12 @@ RESULTS = ROOT / "results" / "full"
 # The full profile's Pixel Deflection stage re-run with all six attacks (the rest of the full run is older).
 PD_RESULTS = "full-pixel-deflection"
 PD_CAPTIONS = {"pixel-deflection-full": "", "pixel-deflection-adaptive-full": "Accuracy under the real"}
+QUICK_RESULTS = "quick"  # the quick profile's fresh-clone run: the README's excerpt
 TABLES_FILE = "tables.json"
-DEFENDPP_CAPTIONS = {"defendpp-table2": "**Defend++ Table 2 ", "defendpp-table1": "**Defend++ Table 1 ",
+DEFENDPP_CAPTIONS = {"defendpp-table2-resnet18": "**Defend++ Table 2 as the paper ran it**",
+                     "defendpp-table2": "**Defend++ Table 2 (comparison", "defendpp-table1": "**Defend++ Table 1 ",
+                     "defendpp-fig7": "**Accuracy against the FGSM budget", "defendpp-checks": "**Attack-strength checks**",
+                     "defendpp-transfer": "**Transfer (Tables 7-8):**", "defendpp-weight": "**Reconstruction weight",
                      "defendpp-reconstructions": "**Reconstructions (Fig. 8):**", "defendpp-lisa": "**Defend++ on LISA**"}
 _MARKED = re.compile(r"<!-- results:(?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /results:(?P=name) -->", re.S)
 
@@ -81,6 +85,14 @@ def render(results_dir=RESULTS):
     for name, caption in DEFENDPP_CAPTIONS.items():
         if caption in section:
             out[name] = _table_after(section, caption)
+    quick_tables = pathlib.Path(results_dir).parent / QUICK_RESULTS / TABLES_FILE
+    if quick_tables.is_file():
+        quick = files.read_json(quick_tables, missing_ok=False)
+        data = _data(quick)
+        out.update({"claims-quick": _claims(quick), "table2-quick": blurnet_tables.table2(data, [], [f"{paper.RP2_LAMBDA:g}"])})
+        if data.get("accuracy_curve"):
+            out["accuracy-curve-quick"] = _table_after(accuracy_curve.section(data["accuracy_curve"]),
+                                                       "**Table II at the paper's legit accuracy:**")
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
         pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))

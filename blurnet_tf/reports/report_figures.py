@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 
 from blurnet_tf import files, paper, rundir
-from blurnet_tf.reports import figures
+from blurnet_tf.reports import accuracy_curve, figures
 from blurnet_tf.reports.blurnet_tables import _agg
 
 
@@ -14,6 +14,16 @@ def draw_figures(data, profile, work_dir, fig_dir):
     lay = rundir.Layout(work_dir)
     made = _spectra(lay.root / "figures", data.get("spectra"), fig_dir)
     made.update(_reconstructions(lay.root / "defendpp_figures", fig_dir))
+    curves = {row: r["results"]["fgsm_curve"] for row, r in ((data.get("defendpp") or {}).get("robustness") or {}).items()
+              if "fgsm_curve" in r["results"]}
+    if curves:
+        figures.accuracy_vs_eps({row: (c["eps"], c["accuracies"]) for row, c in curves.items()},
+                                fig_dir / "defendpp_fig7_fgsm_eps.png")
+        made["defendpp_fig7"] = "defendpp_fig7_fgsm_eps.png"
+    if data.get("accuracy_curve"):
+        figures.asr_vs_accuracy(accuracy_curve.figure_series(data["accuracy_curve"]),
+                                fig_dir / "accuracy_curve_asr_vs_legit.png")
+        made["accuracy_curve"] = "accuracy_curve_asr_vs_legit.png"
     dims = [d for d in profile.dct_dims if data["lowfreq"].get(f"conv_7/dct{d}")]
     if dims:
         aggs = [_agg(data["lowfreq"][f"conv_7/dct{d}"]) for d in dims]

@@ -12,6 +12,7 @@ import platform
 import time
 
 from blurnet_tf import files, paper, rundir
+from blurnet_tf.reports import accuracy_curve
 from blurnet_tf.reports import blurnet_tables as tables
 from blurnet_tf.reports import defendpp_section as defendpp
 from blurnet_tf.reports import flat_records
@@ -20,7 +21,7 @@ from blurnet_tf.reports.collect import collect
 from blurnet_tf.reports.format import DISAGREE_POINTS
 from blurnet_tf.reports.report_figures import draw_figures, forest_plots, store_stickers
 
-STAGES = ("train", "whitebox", "transfer", "smoothing", "lowfreq", "adaptive", "adaptive_adv_train", "pgd",
+STAGES = ("train", "whitebox", "accuracy_curve", "transfer", "smoothing", "lowfreq", "adaptive", "adaptive_adv_train", "pgd",
           "pixel_deflection", "defendpp", "figures")
 
 
@@ -73,10 +74,12 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
     disagreements, interval_misses = [], []
     seeds_table, seed_intervals = seed_statistics.table(seeds_data, interval_misses)
     sections = {"I": tables.table1(data, disagreements), "II": tables.table2(data, disagreements, profile.lambdas),
+                "II_ACC": accuracy_curve.section(data.get("accuracy_curve")),
                 "III": tables.table3(data, disagreements), "IV": tables.table4(data, disagreements), "V": tables.table5(data, disagreements),
                 "PD": tables.pixel_deflection_tables(data),
                 "DPP": defendpp.section(data, disagreements), "SEEDS": seeds_table}
-    verdicts = seed_statistics.claims(seeds_data) + defendpp.claims(data)
+    verdicts = (seed_statistics.claims(seeds_data) + accuracy_curve.claims(data.get("accuracy_curve") or {})
+                + defendpp.claims(data))
     figs.update(forest_plots(seed_intervals, out / "figures"))
     meta["interval_misses"] = interval_misses
     files.write_json(out / "tables.json", tables_json(data, seed_intervals, verdicts, disagreements, meta))
@@ -107,6 +110,7 @@ def tables_json(data, seed_intervals, verdicts, disagreements, meta):
 
 TITLES = {"I": "Table I: black-box transfer into the same weights with a fixed blur",
           "II": "Table II: white-box RP2 (rectangle stickers, 17 targets)",
+          "II_ACC": "Table II at the paper's legit accuracy: robustness along training",
           "III": "Table III: adaptive attacks (low-frequency RP2 on conv, regulariser-aware RP2 on TV / Tik)",
           "IV": "Table IV: PGD L∞ ε 8/255, step 0.01, 10 steps (untargeted, on the 40 victims)",
           "V": "Table V: the adversarially trained model under the adaptive attacks",
@@ -147,6 +151,8 @@ def render(profile, sections, verdicts, disagreements, figs, meta, missing, pref
                 "fig6": "Fig. 6: ASR vs L2, Tikhonov and Gaussian",
                 "defendpp_mnist_mnist_defendpp": "Defend++ Figs. 6 / 8: MNIST reconstructions and R",
                 "defendpp_lisa_defendpp": "Defend++ Figs. 6 / 8 on LISA: reconstructions and R",
+                "defendpp_fig7": "Defend++ Fig. 7: accuracy against the FGSM ε (MNIST)",
+                "accuracy_curve": "White-box average ASR against legit accuracy along training, the paper's points",
                 "forest_table2_avg": "Table II, average ASR: our mean and 95% interval per row, the paper's value",
                 "forest_table2_worst": "Table II, worst-case ASR: our mean and 95% interval, the paper's value",
                 "forest_table3": "Table III: our mean and 95% interval, the paper's value",
