@@ -170,3 +170,11 @@ def test_cli_runs_the_checks_and_parses_the_grids(tmp_path):
     assert stored["source_model"] is None and stored["budget"]["fgsm_curve_eps"] == [0.1, 0.3]
     assert stored["results"]["fgsm_curve"]["eps"] == [0.1, 0.3]
     assert stored["results"]["strength_checks"]["bim_eps"] == [0.1, 0.2]
+
+
+def test_the_lisa_cnn_is_refused_as_model_or_source(tmp_path):
+    from blurnet_tf.errors import SettingError
+
+    for kwargs in (dict(model="original"), dict(model=str(tmp_path), source_model="original", attacks=("fgsm",))):
+        with pytest.raises(SettingError, match="'original' is the LISA-CNN"):
+            MnistRobustness(**kwargs).run(tmp_path / "out", log=lambda m: None)

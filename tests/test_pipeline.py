@@ -269,6 +269,11 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
     assert [(t["source"], t["target"]) for t in data["defendpp"]["transfer"].values()] == [
         ("mnist_baseline", "mnist_defendpp")]
     assert data["defendpp"]["models"]["mnist_defendpp"]["split"]["mnist_split"] == "official"
+    from blurnet_tf.reports import flat_records
+
+    curve = {r.variant for r in flat_records.read(results / "smoke" / "results.json")
+             if (r.experiment, r.model, r.attack, r.metric) == ("defendpp_mnist", "mnist_baseline", "fgsm_curve", "accuracy")}
+    assert curve == {None} | {f"eps{e / 10:g}" for e in range(1, 11)}  # the ε-0.2 headline and Fig. 7's points
     for caption in ("**Accuracy against the FGSM budget (Fig. 7):**", "**Attack-strength checks**",
                     "**Transfer (Tables 7-8):**", "**Reconstruction weight"):
         assert caption in report

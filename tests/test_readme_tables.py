@@ -15,10 +15,18 @@ from conftest import ROOT
 
 STORED = ROOT / "results" / "full"
 STORED_PD = ROOT / "results" / "full-pixel-deflection"  # the full profile's PD stage, re-run on its own
+STORED_QUICK = ROOT / "results" / "quick"  # the quick profile's fresh-clone run: the README's excerpt
 README = ROOT / "README.md"
 PD_TABLES = {"pixel-deflection-full", "pixel-deflection-adaptive-full"}
+QUICK_TABLES = {"claims-quick", "table2-quick", "accuracy-curve-quick"}
 GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
-             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"} | PD_TABLES
+             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"} | PD_TABLES | QUICK_TABLES
+
+
+def _beside(folder):
+    """The stored results read beside results/full (the PD stage's, the quick run's) copied into folder."""
+    for stored in (STORED_PD, STORED_QUICK):
+        shutil.copytree(stored, folder / stored.name)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +57,11 @@ def test_the_tables_are_the_committed_report_and_records(rendered):
     from blurnet_tf.reports import flat_records
 
     report, pd_report = (STORED / "REPORT.md").read_text(), (STORED_PD / "REPORT.md").read_text()
-    assert sorted(name for name, table in rendered.items() if table not in report) == ["models-full", *sorted(PD_TABLES)]
+    quick_report = (STORED_QUICK / "REPORT.md").read_text()
+    assert sorted(name for name, table in rendered.items() if table not in report) == sorted(
+        ["models-full", *PD_TABLES, *QUICK_TABLES])
     assert all(rendered[name] in pd_report for name in PD_TABLES)
+    assert all(rendered[name] in quick_report for name in QUICK_TABLES)
     legit = {r.model: r.value for r in flat_records.read(STORED / flat_records.JSON_FILE)
              if (r.experiment, r.metric, r.seed) == ("models", "legit_accuracy", 0)}
     rows = rendered["models-full"].splitlines()[2:]
@@ -66,7 +77,7 @@ def test_a_changed_stored_number_fails_the_check_and_the_rewrite_fixes_only_its_
     aggregate["avg_asr"] = 0.5
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "tables.json").write_text(json.dumps(changed))
-    shutil.copytree(STORED_PD, tmp_path / STORED_PD.name)
+    _beside(tmp_path)
     readme = tmp_path / "README.md"
     readme.write_text(README.read_text())
     args = ["--readme", str(readme), "--results", str(tmp_path / "results")]
@@ -107,5 +118,5 @@ def test_a_tables_json_of_the_current_schema_renders_the_same(stored, rendered, 
     assert isinstance(current["data"]["whitebox"]["baseline"]["aggregate"], list)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "tables.json").write_text(json.dumps(current))
-    shutil.copytree(STORED_PD, tmp_path / STORED_PD.name)
+    _beside(tmp_path)
     assert readme_sync.render(tmp_path / "full") == rendered

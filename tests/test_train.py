@@ -88,6 +88,14 @@ def test_snapshots_hold_the_weights_of_a_run_stopped_at_that_epoch(tmp_path):
         assert_same_weights(short, load_model(rundir.snapshot_file(tmp_path / "long", epoch)))
 
 
+def test_a_snapshot_asked_for_after_training_passed_it_is_refused(tmp_path):
+    from blurnet_tf.errors import DataError
+
+    tiny_train(tmp_path, epochs=2)
+    with pytest.raises(DataError, match=r"snapshots of epochs \[1\] were not kept"):
+        tiny_train(tmp_path, epochs=2, snapshot_epochs=(1,))
+
+
 def test_a_swap_cut_short_by_a_kill_resumes_from_the_old_checkpoint(tmp_path, capsys):
     tiny_train(tmp_path, epochs=2)
     (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")  # killed between the two renames

@@ -149,18 +149,21 @@ def input_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size
 def strength_checks(model: keras.Model, x: np.ndarray, y: np.ndarray, budget: AttackBudget) -> dict[str, Any]:
     """Are the attacks weakened by the model? (a) the first step's gradient is non-zero, (b) BIM
     over the whole box (ε = 1) fools every correctly classified image, (c) BIM's accuracy does not
-    rise with ε. Every BIM takes budget.bim_steps steps of ε · bim_step / bim_eps (BIM's own ratio)."""
+    rise with ε. Every BIM takes budget.bim_steps steps of ε · bim_step / bim_eps (BIM's own ratio),
+    the unbounded one at least 1 / bim_steps, so that it can cross the box. An image's gradient
+    counts as zero only when every entry is exactly 0: FGSM and BIM follow its sign, which any
+    non-zero entry gives (a confident model's gradients are tiny, not absent)."""
     grads = input_gradients(model, x, y)
     if grads is None:  # nothing to follow: every gradient attack leaves the images as they are
-        grads, bim = np.zeros_like(x), lambda eps: x
+        grads, bim = np.zeros_like(x), lambda eps, least=0.0: x
     else:
-        def bim(eps):
+        def bim(eps, least=0.0):
             return linf_attack(model, x, eps=eps, steps=budget.bim_steps, y=y,
-                               step_size=min(eps, eps * budget.bim_step / budget.bim_eps))
+                               step_size=min(eps, max(least, eps * budget.bim_step / budget.bim_eps)))
     flat = np.abs(grads.reshape(len(x), -1))
-    zero_fraction = float(np.mean(flat.max(axis=1) < 1e-12))
+    zero_fraction = float(np.mean(flat.max(axis=1) == 0))
     correct = predict_classes(model, x) == y
-    unbounded = predict_classes(model, bim(1.0))
+    unbounded = predict_classes(model, bim(1.0, least=1.0 / budget.bim_steps))
     success = float(np.mean(unbounded[correct] != y[correct])) if correct.any() else None
     grid = [float(e) for e in budget.strength_bim_eps]
     grid_accuracy = [float(np.mean(predict_classes(model, bim(e)) == y)) for e in grid]

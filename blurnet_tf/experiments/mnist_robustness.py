@@ -42,6 +42,9 @@ class MnistRobustness:
         from blurnet_tf.registry import load_model
 
         out = pathlib.Path(out)
+        for flag, spec in (("model", self.model), ("source_model", self.source_model)):
+            if spec == rundir.ORIGINAL:  # the RP2 authors' LISA-CNN
+                raise SettingError(flag, "'original' is the LISA-CNN; expected an MNIST run directory or .keras file")
         dataset, test_fraction, split_seed = rundir.trained_split(self.model, ("mnist", self.test_fraction,
                                                                                 self.split_seed))
         if dataset != "mnist":

@@ -36,6 +36,7 @@ from keras.src.random.seed_generator import global_seed_generator
 from tensorflow.python.eager import context as tf_context
 
 from blurnet_tf import files, rundir
+from blurnet_tf.errors import DataError
 from blurnet_tf.experiments.paper_sgd import PaperStepDecay, paper_sgd
 from blurnet_tf.experiments.training_checkpoint import EpochCheckpoint, load_checkpoint, recover_checkpoint
 
@@ -188,6 +189,10 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
         else:
             model = compile_for_training(build(), learning_rate, lr_schedule, steps * epochs, optimizer=optimizer,
                                          momentum=momentum, weight_decay=weight_decay, epochs=epochs)
+    lost = [e for e in snapshot_epochs if e <= first_epoch and not rundir.snapshot_file(out_dir, e).is_file()]
+    if lost:  # those weights are gone: only a run from scratch passes through them again
+        raise DataError(out_dir, f"the snapshots of epochs {lost} were not kept and training is past them (epoch "
+                                 f"{first_epoch}); train into a new directory to keep them")
     start = time.time()
     if first_epoch < epochs:
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)

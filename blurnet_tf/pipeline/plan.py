@@ -152,7 +152,7 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
             out = lay.result_dir("accuracy_curve", f"{row}/epoch{epoch}")
             steps.append(Step(f"accuracy_curve/{row}/epoch{epoch}", "accuracy_curve", out, inputs=[snapshot], command=[
                 "blurnet_tf.cli.attack", f"--flagfile={flags_dir / 'attacks' / 'whitebox.flags'}",
-                f"--model={snapshot}", f"--out={out}", *rp2_budget, f"--lambdas={paper.RP2_LAMBDA:g}",
+                f"--model={snapshot}", f"--out={out}", *rp2_budget, f"--lambdas={paper.RP2_LAMBDA:g}", *seed_arg(first),
                 *([f"--targets={profile.targets}"] if profile.targets != "all" else []), *data]))
 
     for seed in profile.seeds:

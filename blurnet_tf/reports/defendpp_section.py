@@ -171,12 +171,15 @@ def claims(data):
     if any(r in (dpp.get("robustness") or {}) for r in paper.DEFENDPP_TABLE2_RESNET18):
         base = [acc("mnist_baseline" + PAPER_NET, a) for a in attacks]
         ours = [acc("mnist_defendpp" + PAPER_NET, a) for a in attacks]
-        out.append(("Defend++ raises accuracy over no defence under every attack, as the paper ran it (ResNet-18, "
-                    "the 60,000 / 10,000 split, SGD; Table 2)",
+        model = (dpp.get("models") or {}).get("mnist_defendpp" + PAPER_NET) or {}
+        budget = (f"{model.get('epochs', '?')} of the paper's 250 epochs, "
+                  f"{(dpp['robustness'].get('mnist_defendpp' + PAPER_NET) or {}).get('images', '?')} test images")
+        out.append(("Defend++ raises accuracy over no defence under every attack, in the paper's setting (ResNet-18, "
+                    f"the 60,000 / 10,000 split, SGD; {budget}; Table 2)",
                     verdict(base + ours, lambda: all(o > b for o, b in zip(ours, base))),
                     ", ".join(f"{a}: {_pct(o)}% vs {_pct(b)}%" for a, o, b in zip(attacks, ours, base))))
         clean = [acc("mnist_defendpp" + PAPER_NET, "clean"), acc("mnist_baseline" + PAPER_NET, "clean")]
-        out.append(("Defend++ keeps clean accuracy, as the paper ran it (within 0.5 points of no defence)",
+        out.append((f"Defend++ keeps clean accuracy in the paper's setting (within 0.5 points of no defence; {budget})",
                     verdict(clean, lambda: clean[0] >= clean[1] - 0.005), f"{_pct(clean[0])}% vs {_pct(clean[1])}%"))
     out += defendpp_evidence.claims(dpp)
     rec = (dpp.get("reconstructions") or {}).get("mnist_mnist_defendpp")

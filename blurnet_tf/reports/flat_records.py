@@ -100,6 +100,11 @@ class _Builder:
         self.rows.append(ResultRow(experiment, model, variant, int(seed), attack, lam, target, metric, _number(value),
                                    images, success, _number(ref), precision, self.commit, self.dirty))
 
+    def _curves(self, experiment, model, attack, result, where, source=None):
+        for variant, metric, value in _grid_rows(result, attack):
+            name = variant if source is None else f"{source}/{variant}"
+            self.add(experiment, model, metric, float(value), variant=name, **where)
+
     def rp2(self, experiment, model, result, seed, ref=None, attack="rp2", variant=None, ref_lambda=paper.RP2_LAMBDA):
         """Per-target rows (asr with its victims, targeted, l2) and the aggregates of an RP2 result."""
         ref, common = ref or {}, dict(seed=seed, precision=result.get("precision", "float32"), variant=variant,
@@ -192,13 +197,27 @@ class _Builder:
                          ref=ref[attack] / 100 if attack in ref else None, **where)
                 if "median_l2" in res:
                     self.add("defendpp_mnist", row, "median_l2", res["median_l2"], **where)
+                self._curves("defendpp_mnist", row, attack, res, where)
         for name, t in (dpp.get("transfer") or {}).items():
             for attack, res in t["results"].items():
-                self.add("defendpp_transfer", t["target"], "accuracy", res.get("accuracy"), seed, variant=t["source"],
-                         attack=attack, images=res.get("images"))
+                where = dict(seed=seed, attack=attack, images=res.get("images"))
+                self.add("defendpp_transfer", t["target"], "accuracy", res.get("accuracy"), variant=t["source"], **where)
+                self._curves("defendpp_transfer", t["target"], attack, res, where, source=t["source"])
         for name, r in (dpp.get("reconstructions") or {}).items():
             for metric in ("fraction_below_1", "ratio_median", "ratio_max", "reconstruction_error_clean"):
                 self.add("defendpp_reconstructions", name, metric, r[metric], seed, attack="fgsm", images=r["images"])
+
+
+def _grid_rows(result, attack):
+    """(variant, metric, value) of a result's per-ε numbers: Fig. 7's FGSM curve, the checks' BIM grid
+    and their other measurements."""
+    if attack == "fgsm_curve":
+        return [(f"eps{e:g}", "accuracy", a) for e, a in zip(result["eps"], result["accuracies"])]
+    if attack == "strength_checks":
+        return [(f"eps{e:g}", "bim_accuracy", a) for e, a in zip(result["bim_eps"], result["bim_accuracies"])] + [
+            (None, m, result[m]) for m in ("zero_gradient_fraction", "median_gradient_l1", "unbounded_success",
+                                           "passed")]
+    return []
 
 
 def build(data, commit="unknown", dirty=None):
