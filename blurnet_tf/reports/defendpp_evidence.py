@@ -84,6 +84,18 @@ def _weight_table(dpp):
     return lines
 
 
+def grid_records(result, attack):
+    """(variant, metric, value) of a result's per-ε numbers for the flat records: Fig. 7's FGSM curve,
+    the checks' BIM grid and their other measurements."""
+    if attack == "fgsm_curve":
+        return [(f"eps{e:g}", "accuracy", a) for e, a in zip(result["eps"], result["accuracies"])]
+    if attack == "strength_checks":
+        return [(f"eps{e:g}", "bim_accuracy", a) for e, a in zip(result["bim_eps"], result["bim_accuracies"])] + [
+            (None, m, result[m]) for m in ("zero_gradient_fraction", "median_gradient_l1", "unbounded_success",
+                                           "passed")]
+    return []
+
+
 def tables(dpp):
     """The four tables' Markdown lines (those with no results left out)."""
     return _curve_table(dpp) + _checks_table(dpp) + _transfer_table(dpp) + _weight_table(dpp)

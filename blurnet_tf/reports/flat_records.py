@@ -20,6 +20,7 @@ import pathlib
 import sys
 
 from blurnet_tf import files, paper, rundir
+from blurnet_tf.reports import defendpp_evidence
 
 SCHEMA = 1
 JSON_FILE = "results.json"
@@ -101,9 +102,8 @@ class _Builder:
                                    images, success, _number(ref), precision, self.commit, self.dirty))
 
     def _curves(self, experiment, model, attack, result, where, source=None):
-        for variant, metric, value in _grid_rows(result, attack):
-            name = variant if source is None else f"{source}/{variant}"
-            self.add(experiment, model, metric, float(value), variant=name, **where)
+        for variant, metric, value in defendpp_evidence.grid_records(result, attack):
+            self.add(experiment, model, metric, float(value), variant=f"{source}/{variant}" if source else variant, **where)
 
     def rp2(self, experiment, model, result, seed, ref=None, attack="rp2", variant=None, ref_lambda=paper.RP2_LAMBDA):
         """Per-target rows (asr with its victims, targeted, l2) and the aggregates of an RP2 result."""
@@ -206,18 +206,6 @@ class _Builder:
         for name, r in (dpp.get("reconstructions") or {}).items():
             for metric in ("fraction_below_1", "ratio_median", "ratio_max", "reconstruction_error_clean"):
                 self.add("defendpp_reconstructions", name, metric, r[metric], seed, attack="fgsm", images=r["images"])
-
-
-def _grid_rows(result, attack):
-    """(variant, metric, value) of a result's per-ε numbers: Fig. 7's FGSM curve, the checks' BIM grid
-    and their other measurements."""
-    if attack == "fgsm_curve":
-        return [(f"eps{e:g}", "accuracy", a) for e, a in zip(result["eps"], result["accuracies"])]
-    if attack == "strength_checks":
-        return [(f"eps{e:g}", "bim_accuracy", a) for e, a in zip(result["bim_eps"], result["bim_accuracies"])] + [
-            (None, m, result[m]) for m in ("zero_gradient_fraction", "median_gradient_l1", "unbounded_success",
-                                           "passed")]
-    return []
 
 
 def build(data, commit="unknown", dirty=None):
