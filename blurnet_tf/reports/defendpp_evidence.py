@@ -5,46 +5,50 @@ and the reconstruction-weight curve; as report tables and claims."""
 from blurnet_tf.reports.format import _num, _pct
 
 
-def accuracy(dpp, row, attack):
-    """A model's accuracy under an attack, None where it has not run."""
-    r = dpp["robustness"].get(row)
-    return r and r["results"].get(attack, {}).get("accuracy")
-
-
 def _result(dpp, row, attack):
     return (dpp["robustness"].get(row) or {}).get("results", {}).get(attack)
 
 
+def accuracy(dpp, row, attack):
+    """A model's accuracy under an attack, None where it has not run."""
+    return (_result(dpp, row, attack) or {}).get("accuracy")
+
+
+def _by_grid(dpp, attack, grid_key):
+    """{ε grid: [(row, result)]} of the rows where `attack` ran: rows run with another grid get their own table."""
+    grids = {}
+    for row in dpp["robustness"]:
+        if result := _result(dpp, row, attack):
+            grids.setdefault(tuple(result[grid_key]), []).append((row, result))
+    return grids
+
+
 def _curve_table(dpp):
     """Fig. 7's numbers: accuracy under FGSM against its ε, per model."""
-    rows = [(r, _result(dpp, r, "fgsm_curve")) for r in dpp["robustness"]]
-    rows = [(r, c) for r, c in rows if c]
-    if not rows:
-        return []
-    eps = rows[0][1]["eps"]
+    grids = _by_grid(dpp, "fgsm_curve", "eps")
     lines = ["", "**Accuracy against the FGSM budget (Fig. 7):** accuracy in % under FGSM at each L∞ ε; the paper "
-             "finds Defend++ shifts the no-defence curve to the right (the attacker needs about twice the ε).", "",
-             "| model | " + " | ".join(f"ε {e:g}" for e in eps) + " |", "|---" * (len(eps) + 1) + "|"]
-    lines += [f"| {r} | " + " | ".join(_pct(a) for a in c["accuracies"]) + " |" for r, c in rows]
+             "finds Defend++ shifts the no-defence curve to the right (the attacker needs about twice the ε)."]
+    lines = lines if grids else []
+    for eps, rows in grids.items():
+        lines += ["", "| model | " + " | ".join(f"ε {e:g}" for e in eps) + " |", "|---" * (len(eps) + 1) + "|"]
+        lines += [f"| {r} | " + " | ".join(_pct(a) for a in c["accuracies"]) + " |" for r, c in rows]
     return lines
 
 
 def _checks_table(dpp):
     """Are the attacks weakened by the model? (Athalye et al.'s checks for gradient masking.)"""
-    rows = [(r, _result(dpp, r, "strength_checks")) for r in dpp["robustness"]]
-    rows = [(r, c) for r, c in rows if c]
-    if not rows:
-        return []
-    grid = rows[0][1]["bim_eps"]
+    grids = _by_grid(dpp, "strength_checks", "bim_eps")
     lines = ["", "**Attack-strength checks** (is the robustness gradient masking?): the fraction of images whose "
              "first loss gradient is zero, the success of an unbounded BIM (ε 1, the whole image box) on correctly "
-             "classified images, and BIM accuracy (%) as ε grows, which must not rise.", "",
-             "| model | zero gradients | unbounded BIM success | " + " | ".join(f"BIM ε {e:g}" for e in grid)
-             + " | monotone | passed |", "|---" * (len(grid) + 5) + "|"]
-    for r, c in rows:
-        lines.append(f"| {r} | {_pct(c['zero_gradient_fraction'])}% | {_pct(c['unbounded_success'])}% | "
-                     + " | ".join(_pct(a) for a in c["bim_accuracies"])
-                     + f" | {'yes' if c['monotone'] else '**no**'} | {'yes' if c['passed'] else '**no**'} |")
+             "classified images, and BIM accuracy (%) as ε grows, which must not rise."]
+    lines = lines if grids else []
+    for grid, rows in grids.items():
+        lines += ["", "| model | zero gradients | unbounded BIM success | " + " | ".join(f"BIM ε {e:g}" for e in grid)
+                  + " | monotone | passed |", "|---" * (len(grid) + 5) + "|"]
+        for r, c in rows:
+            lines.append(f"| {r} | {_pct(c['zero_gradient_fraction'])}% | {_pct(c['unbounded_success'])}% | "
+                         + " | ".join(_pct(a) for a in c["bim_accuracies"])
+                         + f" | {'yes' if c['monotone'] else '**no**'} | {'yes' if c['passed'] else '**no**'} |")
     return lines
 
 
