@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-ATTACKS = ("clean", "fgsm", "bim", "cw", "ddn")     # the paper's Tables 1-2
-CHECKS = ("fgsm_curve", "strength_checks")
+ATTACKS = paper.DEFENDPP_ATTACKS
+CHECKS = paper.DEFENDPP_CHECKS
 MIN_NORM = ("cw", "ddn")
-TRANSFERABLE = ("clean", "fgsm", "bim", "fgsm_curve")  # need only the source's gradients
+TRANSFERABLE = ("clean",) + paper.DEFENDPP_TRANSFERRED  # need only the source's gradients
 CHECK_FIELDS = ("fgsm_curve_eps", "strength_bim_eps")  # the budget fields only CHECKS read
 
 # strength_checks passes when fewer than 1% of the images have a zero input gradient, when BIM
@@ -154,13 +154,14 @@ def strength_checks(model: keras.Model, x: np.ndarray, y: np.ndarray, budget: At
     counts as zero only when every entry is exactly 0: FGSM and BIM follow its sign, which any
     non-zero entry gives (a confident model's gradients are tiny, not absent)."""
     grads = input_gradients(model, x, y)
-    if grads is None:  # nothing to follow: every gradient attack leaves the images as they are
-        grads, bim = np.zeros_like(x), lambda eps, least=0.0: x
-    else:
-        def bim(eps, least=0.0):
-            return linf_attack(model, x, eps=eps, steps=budget.bim_steps, y=y,
-                               step_size=min(eps, max(least, eps * budget.bim_step / budget.bim_eps)))
-    flat = np.abs(grads.reshape(len(x), -1))
+
+    def bim(eps, least=0.0):
+        if grads is None:  # no gradient reaches the input: BIM cannot move the images, and fails (b)
+            return x
+        return linf_attack(model, x, eps=eps, steps=budget.bim_steps, y=y,
+                           step_size=min(eps, max(least, eps * budget.bim_step / budget.bim_eps)))
+
+    flat = np.abs((np.zeros_like(x) if grads is None else grads).reshape(len(x), -1))
     zero_fraction = float(np.mean(flat.max(axis=1) == 0))
     correct = predict_classes(model, x) == y
     unbounded = predict_classes(model, bim(1.0, least=1.0 / budget.bim_steps))

@@ -4,6 +4,7 @@ reconstruction-weight curve (each step the command line a user would run)."""
 import dataclasses
 
 from blurnet_tf import rundir
+from blurnet_tf.paper import DEFENDPP_ATTACKS, DEFENDPP_CHECKS, DEFENDPP_TRANSFERRED
 from blurnet_tf.pipeline.steps import Step
 
 # Defend++'s MNIST comparison (its Table 2) and ablation (its Table 1), one flagfile each.
@@ -11,8 +12,6 @@ MNIST_ROWS = ("mnist_baseline", "mnist_fgsm_train", "mnist_defendpp", "mnist_def
               "mnist_defendpp_no_lowpass", "mnist_defendpp_hourglass")
 # Defend++ Table 2 as the paper ran it: ResNet-18, the official 60,000 / 10,000 split, its SGD schedule.
 PAPER_MNIST_ROWS = ("mnist_baseline_resnet18", "mnist_defendpp_resnet18", "mnist_defendpp_gn_resnet18")
-CHECKS = ("fgsm_curve", "strength_checks")  # Fig. 7, and whether the model weakens the attacks
-TRANSFERRED = ("fgsm", "bim", "fgsm_curve")  # attacks made on one model, scored on another (Tables 7-8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +29,7 @@ class MnistBudget:
     paper_rows: tuple = ()      # ResNet-18 rows (flagfiles: the paper's 250 epochs)
     paper_epochs: int | None = None  # their epochs here; None: the flagfiles' 250
     paper_images: int | None = None  # test images attacked on them; None: `images`
-    transfer: tuple = ()        # (source row, target row): TRANSFERRED made on source, scored on target
+    transfer: tuple = ()        # (source row, target row): DEFENDPP_TRANSFERRED made on source, scored on target
     reconstruction_weights: tuple = ()  # the small Defend++ retrained at each weight: the ablation curve
 
 
@@ -56,12 +55,12 @@ def mnist_steps(budget, lay, flags_dir, data):
     steps = [train(row, row, budget.epochs, *split) for row in budget.rows]
     steps += [train(row, row, budget.paper_epochs) for row in budget.paper_rows]
     steps += [train(row, "mnist_defendpp", budget.epochs, *split, f"--reconstruction_weight={w:g}") for row, w in curve]
-    everything = ("clean", "fgsm", "bim", "cw", "ddn") + CHECKS
+    everything = DEFENDPP_ATTACKS + DEFENDPP_CHECKS
     steps += [attack(row, row, everything, budget.images) for row in budget.rows]
     steps += [attack(row, row, everything, budget.paper_images or budget.images) for row in budget.paper_rows]
     for source, target in budget.transfer:
         images = budget.paper_images if target in budget.paper_rows and budget.paper_images else budget.images
-        steps.append(attack(target, transfer_name(source, target), TRANSFERRED, images,
+        steps.append(attack(target, transfer_name(source, target), DEFENDPP_TRANSFERRED, images,
                             f"--source_model={lay.mnist_model_dir(source)}"))
         steps[-1].inputs.append(lay.mnist_model_dir(source) / rundir.MODEL_FILE)
     steps += [attack(row, row, ("clean", "fgsm", "bim"), budget.images) for row, _ in curve]
