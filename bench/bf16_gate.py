@@ -1,6 +1,6 @@
 """The fidelity gate for mixed bfloat16 (speed issue): does bf16 compute keep every verdict?
 
-    python bench/bf16_gate.py [--epochs 300] [--train_epochs 30] [--skip_training]
+    python bench/bf16_gate.py [--epochs 300] [--sweep_epochs 300] [--train_epochs 30] [--skip_training]
 
 On the original RP2 weights: (1) the reference rectangle run (λ 0.02, target 12, the log's
 seed) must still reach 90% misclassified in bf16; (2) the 17-target λ 0.002 white-box sweep's
@@ -34,6 +34,7 @@ def asr_per_target(model, victims, adversarial):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--sweep_epochs", type=int, default=0, help="0 = --epochs (the sweep plateaus early)")
     parser.add_argument("--train_epochs", type=int, default=30)
     parser.add_argument("--train_images", type=int, default=0, help="0 = all training images")
     parser.add_argument("--skip_training", action="store_true")
@@ -43,7 +44,7 @@ def main():
     bf16 = with_precision(model, "mixed_bfloat16")
     victims, _ = load_victims(data_dir)
     mask = load_mask(data_dir, "rectangles")
-    out = {}
+    out = {"settings": vars(args)}
 
     seed = parse_reference_log(data_dir, "rectangles")["flags"]["tf_seed"]
     for name, net in (("float32", model), ("mixed_bfloat16", bf16)):
@@ -57,15 +58,15 @@ def main():
     asr = {}
     for name, net in (("float32", model), ("mixed_bfloat16", bf16)):
         t = time.perf_counter()
-        r = rp2(net, victims, mask, targets, lam=0.002, epochs=args.epochs)
+        r = rp2(net, victims, mask, targets, lam=0.002, epochs=args.sweep_epochs or args.epochs)
         asr[name] = asr_per_target(model, victims, r.adversarial[0])
         out[f"sweep_{name}"] = {"avg_asr": float(asr[name].mean()), "per_target": asr[name].round(4).tolist(),
                                 "seconds": time.perf_counter() - t}
         print(name, "sweep: avg ASR", round(float(asr[name].mean()), 4), f"{out[f'sweep_{name}']['seconds']:.0f}s",
               flush=True)
     moves = np.abs(asr["mixed_bfloat16"] - asr["float32"])
-    gate = {"reference_reaches_90": out["reference_mixed_bfloat16"]["misclassified"] >= 0.9,
-            "sweep_avg_within_2_points": abs(asr["mixed_bfloat16"].mean() - asr["float32"].mean()) <= 0.02,
+    gate = {"reference_reaches_90": bool(out["reference_mixed_bfloat16"]["misclassified"] >= 0.9),
+            "sweep_avg_within_2_points": bool(abs(asr["mixed_bfloat16"].mean() - asr["float32"].mean()) <= 0.02),
             "no_target_moves_more_than_seed_spread": bool(moves.max() <= SEED_SPREAD),
             "largest_target_move": float(moves.max())}
 
@@ -81,8 +82,8 @@ def main():
                 out[f"training_{name}"] = {"legit_accuracy": record.legit_accuracy,
                                            "seconds": time.perf_counter() - t}
                 print(name, "training:", out[f"training_{name}"], flush=True)
-        gate["training_within_half_a_point"] = abs(out["training_mixed_bfloat16"]["legit_accuracy"] -
-                                                   out["training_float32"]["legit_accuracy"]) <= 0.005
+        gate["training_within_half_a_point"] = bool(abs(out["training_mixed_bfloat16"]["legit_accuracy"] -
+                                                   out["training_float32"]["legit_accuracy"]) <= 0.005)
     out["gate"] = gate
     out["passed"] = all(v for k, v in gate.items() if k != "largest_target_move")
     print(json.dumps(out, indent=1))
