@@ -51,7 +51,7 @@ SEEDED_ROWS = TABLE2_ROWS  # Tables I-V: the λ sweep, Pixel Deflection and Defe
 PROFILES = {
     # Budgets cut where measured flat (README, "Quick profile budgets"): LISA training 3 epochs (baseline
     # held-out accuracy 97.8% at 3, 98.5% at 5); λ-0.002 RP2 30 epochs (every row's average ASR within
-    # 1.3 points of its value at 80, the original weights' within 2.4); the low-frequency runs keep 80
+    # 1.0 point of its value at 80, the original weights' within 2.4); the low-frequency runs keep 80
     # (still rising there).
     "quick": Profile("quick", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
                                     "tik_hf", DEFENDPP_ROW),
@@ -63,7 +63,7 @@ PROFILES = {
                                                search_images=150),
                      mnist=MnistBudget(epochs=2, images=150, bim_steps=40, cw_search=3, ddn_steps=50,
                                        transfer=(("mnist_baseline", "mnist_defendpp"),)),
-                     # One seed by default until its budget fits two in ~20 min (2 seeds: ≈ 55 min, README);
+                     # One seed by default until its budget fits two in ~20 min (2 seeds: ≈ 46 min, README);
                      # `--seeds=0,1` runs them.
                      seeds=(0,), seeded_rows=SEEDED_ROWS, snapshot_epochs=(1, 2), snapshot_rows=("baseline", "tv_1e-4")),
     "full": Profile("full", rows=TABLE2_ROWS + (DEFENDPP_ROW,), train_epochs=None, adv_train_epochs=None, attack_epochs=300,
