@@ -273,6 +273,7 @@ def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
         assert (results / "smoke" / "figures" / f"{forest}.pdf").is_file()
     assert data["pgd"]["original"]["asr"] == pytest.approx(0.375)  # the stated Table IV settings on the original
     assert "Steps not run yet" not in report
+    assert tables["metadata"]["precisions"] == ["float32"] and "compute precision: float32" in report
     # The baseline's snapshot after epoch 1 is the 1-epoch model itself: one point, its white-box run.
     assert [p["epoch"] for p in data["accuracy_curve"]["baseline"]] == [1]
     snapshot = json.loads((work / "accuracy_curve" / "baseline" / "epoch1" / "results.json").read_text())

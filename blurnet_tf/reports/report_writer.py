@@ -24,6 +24,8 @@ from blurnet_tf.reports.report_figures import draw_figures, forest_plots, store_
 STAGES = ("train", "whitebox", "accuracy_curve", "transfer", "smoothing", "lowfreq", "adaptive", "adaptive_adv_train", "pgd",
           "pixel_deflection", "defendpp", "figures")
 
+STICKER_STAGES = ("whitebox", "accuracy_curve", "lowfreq", "adaptive", "adaptive_adv_train")  # RP2 records
+
 
 def metadata(profile, work_dir, started, stage_seconds_this_run):
     import tensorflow as tf
@@ -37,7 +39,7 @@ def metadata(profile, work_dir, started, stage_seconds_this_run):
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     return {"profile": profile.name, "commit": files.git_commit(), "versions": files.package_versions(),
-            "seeds": _seeds(work_dir),
+            "seeds": _seeds(work_dir), "precisions": _precisions(work_dir),
             "hardware": {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]},
             "stage_seconds": seconds, "total_step_seconds": sum(seconds.values()),
@@ -53,6 +55,15 @@ def _seeds(work_dir):
     return {"training": sorted({m.seed for m in models if m}), "split": sorted({m.flags.get("split_seed", 0)
                                                                             for m in models if m}),
             "rp2_noise_init": sorted({a.seed for a in attacks if a}), "smoothing": [0, 1, 2]}
+
+
+def _precisions(work_dir):
+    """The compute precisions the runs used, read from their records (runs before the flag: float32)."""
+    root = pathlib.Path(work_dir)
+    records = [rundir.read_model(p.parent) for p in root.glob("**/models/*/" + rundir.METRICS_FILE)]
+    records += [rundir.StickerRecord.read(p) for stage in STICKER_STAGES
+                for p in root.glob(f"{stage}/**/{rundir.RESULTS_FILE}")]
+    return sorted({(r.flags or {}).get("precision", "float32") for r in records if r})
 
 
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, missing=(), stale=()):
@@ -170,7 +181,7 @@ def render(profile, sections, verdicts, disagreements, figs, meta, missing, pref
     md += ["", "## Run metadata", "", f"- commit `{meta['commit']}`; profile `{profile.name}`; generated {meta['generated']}",
            f"- hardware: {meta['hardware']['cpu']} × {meta['hardware']['cpu_count']} CPUs, "
            f"GPUs: {', '.join(meta['hardware']['gpus']) or 'none'}; {meta['hardware']['platform']}",
-           f"- seeds: {meta['seeds']}",
+           f"- seeds: {meta['seeds']}; compute precision: {', '.join(meta.get('precisions') or ['float32'])}",
            "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
            f"- compute time of all steps: {meta['total_step_seconds'] / 60:.1f} min; this invocation: "
            f"{meta['this_invocation_seconds'] / 60:.1f} min", "", "| stage | minutes |", "|---|---|"]
