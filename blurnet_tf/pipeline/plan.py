@@ -71,7 +71,7 @@ PROFILES = {
                     table5_regularisers=("tv", "tik_hf", "tik_pseudo"),
                     # BPDA+EOT RP2 runs the numpy defence 4x per image-step: 5 targets keep it to minutes.
                     pixel_deflection=PDBudget(adaptive_rp2_targets=(1, 3, 7, 10, 12)),
-                    # ResNet-18 for 1 epoch of the 60,000 (~80 min each on 2 cores; the paper: 250); the
+                    # ResNet-18 for 1 epoch of the 60,000 (40-49 min each on 2 cores, idle; the paper: 250); the
                     # small net's rows on the same split for 5 epochs (about the image passes of their 30
                     # epochs on 7,000); transfer from the other architecture (Table 7).
                     mnist=MnistBudget(epochs=5, official_split=True, paper_rows=PAPER_MNIST_ROWS, paper_epochs=1,
