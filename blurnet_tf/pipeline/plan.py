@@ -63,7 +63,7 @@ PROFILES = {
                                                search_images=150),
                      mnist=MnistBudget(epochs=2, images=150, bim_steps=40, cw_search=3, ddn_steps=50,
                                        transfer=(("mnist_baseline", "mnist_defendpp"),)),
-                     # One seed by default until its budget fits two in ~20 min (2 seeds: ≈ 46 min, README);
+                     # One seed by default until its budget fits two in ~20 min (2 seeds: 49.9 min measured, README);
                      # `--seeds=0,1` runs them.
                      seeds=(0,), seeded_rows=SEEDED_ROWS, snapshot_epochs=(1, 2), snapshot_rows=("baseline", "tv_1e-4")),
     "full": Profile("full", rows=TABLE2_ROWS + (DEFENDPP_ROW,), train_epochs=None, adv_train_epochs=None, attack_epochs=300,
