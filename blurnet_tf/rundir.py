@@ -106,6 +106,11 @@ class _Record:
             data.setdefault("seed", data.get("flags", {}).get("seed", 0))
         return data
 
+    @property
+    def precision(self):
+        """The compute precision of a run with settings (runs made before the flag: float32)."""
+        return (getattr(self, "flags", None) or {}).get("precision", "float32")
+
     def write(self, path):
         files.write_json(path, self.to_json())
         return path

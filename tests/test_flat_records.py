@@ -197,3 +197,17 @@ def test_a_dirty_tree_is_marked(report):
     agg = tables["data"]["whitebox"]["baseline"]["aggregate"]
     assert [a["lambda"] for a in agg] == [0.002, 0.02, None] and agg[-1]["selection"] == "best_lambda_per_target"
     assert all(set(c) == {"claim", "verdict", "evidence"} for c in tables["claims"])
+
+
+def test_each_record_carries_the_precision_its_run_used(tmp_path):
+    """The report's metadata lists the precisions of the records; runs before the flag read as float32."""
+    work = tmp_path / "work"
+    shutil.copytree(FIXTURE, work)
+    for path in (work / "whitebox" / "conv_7" / "results.json", work / "mnist" / "models" / "mnist_defendpp" / "metrics.json"):
+        d = json.loads(path.read_text())
+        d["flags"]["precision"] = "mixed_bfloat16"
+        path.write_text(json.dumps(d))
+    _, records = _records(work)
+    bf16 = {(r.experiment, r.model) for r in records if r.precision == "mixed_bfloat16"}
+    assert bf16 == {("table2_whitebox", "conv_7"), ("defendpp_mnist", "mnist_defendpp")}
+    assert {r.precision for r in records} == {"float32", "mixed_bfloat16"}

@@ -23,7 +23,7 @@ def _point(epoch, legit, record):
     rows = sorted((r for r in record.rows if abs(r["lambda"] - paper.RP2_LAMBDA) < 1e-12), key=lambda r: r["target"])
     agg = record.summary(paper.RP2_LAMBDA)
     return {"epoch": int(epoch), "legit_accuracy": legit, "avg_asr": agg["avg_asr"], "worst_asr": agg["worst_asr"],
-            "success": [r.get("success") for r in rows]}
+            "success": [r.get("success") for r in rows], "precision": record.precision}
 
 
 def collect(work_dir, profile):

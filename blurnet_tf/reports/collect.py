@@ -4,24 +4,20 @@ from blurnet_tf import paper, rundir
 from blurnet_tf.reports import accuracy_curve, defendpp_section
 
 
-def _precision(flags):
-    return (flags or {}).get("precision", "float32")  # runs made before the flag computed in float32
-
-
 def _model(m):
     return m and {"legit_accuracy": m.legit_accuracy, "victims_correct": m.victims_correct, "wall_seconds": m.wall_seconds,
-                  "epochs": m.epochs, "test_images": m.test_images, "precision": _precision(m.flags)}
+                  "epochs": m.epochs, "test_images": m.test_images, "precision": m.precision}
 
 
 def _attack(path):
     record = rundir.StickerRecord.read(path)
     return record and {"aggregate": record.aggregate, "rows": record.rows,
-                       "clean_victim_accuracy": record.clean_victim_accuracy, "precision": _precision(record.flags)}
+                       "clean_victim_accuracy": record.clean_victim_accuracy, "precision": record.precision}
 
 
 def _pgd(path):
     record = rundir.PgdRecord.read(path)
-    return record and {**record.pgd, "precision": _precision(record.flags)}
+    return record and {**record.pgd, "precision": record.precision}
 
 
 def _runs(lay, profile, seed, rows):

@@ -20,7 +20,7 @@ def collect(work_dir):
     for metrics in sorted(lay.mnist_model_dir("*").parent.glob(f"*/{rundir.METRICS_FILE}")):
         m = rundir.read_model(metrics.parent)
         models[metrics.parent.name] = {"legit_accuracy": m.legit_accuracy, "epochs": m.epochs, "split": m.split,
-                                       "wall_seconds": m.wall_seconds,
+                                       "wall_seconds": m.wall_seconds, "precision": m.precision,
                                        "architecture": m.flags.get("architecture") or "mnist_resnet",
                                        "reconstruction_weight": (m.flags.get("params") or {}).get("reconstruction_weight")}
     for result in sorted(lay.mnist_robustness_dir("*").parent.glob(f"*/{rundir.RESULTS_FILE}")):

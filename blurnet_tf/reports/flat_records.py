@@ -179,7 +179,7 @@ class _Builder:
                 self.add(f"pixel_deflection{kind}", pd["model"], "l2", value, seed, attack=attack)
         for row, points in (data.get("accuracy_curve") or {}).items():
             for point in points:
-                where = dict(seed=seed, variant=f"epoch{point['epoch']}")
+                where = dict(seed=seed, variant=f"epoch{point['epoch']}", precision=point.get("precision", "float32"))
                 self.add("table2_accuracy_curve", row, "legit_accuracy", point["legit_accuracy"], **where)
                 for metric in ("avg_asr", "worst_asr"):
                     self.add("table2_accuracy_curve", row, metric, point[metric], attack="rp2", lam=paper.RP2_LAMBDA,
@@ -187,7 +187,7 @@ class _Builder:
         dpp = data.get("defendpp") or {}
         for row, m in dpp.get("models", {}).items():
             self.add("defendpp_mnist", row, "legit_accuracy", m["legit_accuracy"], seed,
-                     images=(m.get("split") or {}).get("test_images"))
+                     images=(m.get("split") or {}).get("test_images"), precision=m.get("precision", "float32"))
         for row, r in dpp.get("robustness", {}).items():
             ref = (paper.DEFENDPP_TABLE2.get(row) or paper.DEFENDPP_TABLE1.get(row)
                    or paper.DEFENDPP_TABLE2_RESNET18.get(row) or {})

@@ -24,8 +24,6 @@ from blurnet_tf.reports.report_figures import draw_figures, forest_plots, store_
 STAGES = ("train", "whitebox", "accuracy_curve", "transfer", "smoothing", "lowfreq", "adaptive", "adaptive_adv_train", "pgd",
           "pixel_deflection", "defendpp", "figures")
 
-STICKER_STAGES = ("whitebox", "accuracy_curve", "lowfreq", "adaptive", "adaptive_adv_train")  # RP2 records
-
 
 def metadata(profile, work_dir, started, stage_seconds_this_run):
     import tensorflow as tf
@@ -39,7 +37,7 @@ def metadata(profile, work_dir, started, stage_seconds_this_run):
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
     return {"profile": profile.name, "commit": files.git_commit(), "versions": files.package_versions(),
-            "seeds": _seeds(work_dir), "precisions": _precisions(work_dir),
+            "seeds": _seeds(work_dir),
             "hardware": {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]},
             "stage_seconds": seconds, "total_step_seconds": sum(seconds.values()),
@@ -57,15 +55,6 @@ def _seeds(work_dir):
             "rp2_noise_init": sorted({a.seed for a in attacks if a}), "smoothing": [0, 1, 2]}
 
 
-def _precisions(work_dir):
-    """The compute precisions the runs used, read from their records (runs before the flag: float32)."""
-    root = pathlib.Path(work_dir)
-    records = [rundir.read_model(p.parent) for p in root.glob("**/models/*/" + rundir.METRICS_FILE)]
-    records += [rundir.StickerRecord.read(p) for stage in STICKER_STAGES
-                for p in root.glob(f"{stage}/**/{rundir.RESULTS_FILE}")]
-    return sorted({(r.flags or {}).get("precision", "float32") for r in records if r})
-
-
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, missing=(), stale=()):
     """Writes results/<profile>/{REPORT.md, results.json, results.csv, tables.json, figures/} and
     results/REPORT.md (links into it)."""
@@ -80,6 +69,7 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
     # REPORT.md), not refused: the tests and work in progress write reports from such trees.
     commit, meta["dirty"] = flat_records.stamp(meta["commit"])
     records = flat_records.build(data, commit, meta["dirty"])
+    meta["precisions"] = sorted({r.precision for r in records})  # what the runs used, from their records
     flat_records.write(out, records, commit, meta["dirty"])
     seeds_data = seed_statistics.from_records(records, data["seeds"]["seeds"], data["seeds"]["rows"])
     disagreements, interval_misses = [], []
