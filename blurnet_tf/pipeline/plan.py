@@ -45,6 +45,11 @@ class Profile:
     snapshot_rows: tuple = ()    # ...for these rows, under seeds[0]
     lowfreq_epochs: int | None = None  # the DCT-restricted runs converge slower; None: attack_epochs
 
+    @property
+    def lowfreq_attack_epochs(self):
+        """RP2 epochs of the low-frequency runs."""
+        return self.lowfreq_epochs or self.attack_epochs
+
 
 SEEDED_ROWS = TABLE2_ROWS  # Tables I-V: the λ sweep, Pixel Deflection and Defend++ stay single-seed
 
@@ -146,7 +151,7 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
         return lay.model_inputs(row, seed) + [lay.results("whitebox", row, seed)]
 
     rp2_budget = [f"--epochs={profile.attack_epochs}"]
-    lowfreq_budget = [f"--epochs={profile.lowfreq_epochs or profile.attack_epochs}"]
+    lowfreq_budget = [f"--epochs={profile.lowfreq_attack_epochs}"]
     for seed in profile.seeds:  # the λ sweep under the first seed; the paper's λ under the others
         lambdas = profile.lambdas if seed == first else (f"{paper.RP2_LAMBDA:g}",)
         for row in (ORIGINAL,) + under(seed):

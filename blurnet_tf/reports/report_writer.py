@@ -123,10 +123,9 @@ TITLES = {"I": "Table I: black-box transfer into the same weights with a fixed b
 def render(profile, sections, verdicts, disagreements, figs, meta, missing, prefix):
     quick = profile.name == "quick"
     label = " (QUICK PROFILE: reduced budgets, not the paper's)" if quick else ""
-    lowfreq = profile.lowfreq_epochs or profile.attack_epochs
     budget = (f"training {profile.train_epochs or 30} epochs (adv-train {profile.adv_train_epochs or 30}), RP2 "
-              f"{profile.attack_epochs} epochs (low-frequency {lowfreq}), λ {', '.join(profile.lambdas)}, 17 targets, "
-              "40 victims, "
+              f"{profile.attack_epochs} epochs (low-frequency {profile.lowfreq_attack_epochs}), "
+              f"λ {', '.join(profile.lambdas)}, 17 targets, 40 victims, "
               f"randomized smoothing {profile.smoothing_samples} samples; rows: {', '.join(profile.rows)}")
     md = [f"# BlurNet reproduction report: {profile.name} profile{label}", ""]
     if meta.get("dirty"):
