@@ -23,6 +23,8 @@ from blurnet_tf.evaluation.reference_logs import parse_reference_log
 from blurnet_tf.models import load_original_lisa_cnn
 from blurnet_tf.registry.precision import with_precision
 
+from arguments import positive, non_negative
+
 SEED_SPREAD = 0.275   # largest single-target ASR move between training seeds 0-2 (evidence issue)
 
 
@@ -33,10 +35,10 @@ def asr_per_target(model, victims, adversarial):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=300)
-    parser.add_argument("--sweep_epochs", type=int, default=0, help="0 = --epochs (the sweep plateaus early)")
-    parser.add_argument("--train_epochs", type=int, default=30)
-    parser.add_argument("--train_images", type=int, default=0, help="0 = all training images")
+    parser.add_argument("--epochs", type=positive, default=300)
+    parser.add_argument("--sweep_epochs", type=non_negative, default=0, help="0 = --epochs (the sweep plateaus early)")
+    parser.add_argument("--train_epochs", type=positive, default=30)
+    parser.add_argument("--train_images", type=non_negative, default=0, help="0 = all training images")
     parser.add_argument("--skip_training", action="store_true")
     args = parser.parse_args()
     data_dir = find_data_dir()

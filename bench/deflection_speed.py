@@ -15,6 +15,8 @@ from blurnet_tf.defences.pixel_deflection import (PixelDeflection, deflect, jpeg
                                                   wavelet_denoise)
 from blurnet_tf.registry import load_model
 
+from arguments import positive
+
 
 def rate(fn, n, repeat=3):
     fn()  # warm-up (tracing)
@@ -31,9 +33,9 @@ def _timed(fn):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="original")
-    parser.add_argument("--images", type=int, default=512)
-    parser.add_argument("--deflections", type=int, default=100)
-    parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--images", type=positive, default=512)
+    parser.add_argument("--deflections", type=positive, default=100)
+    parser.add_argument("--window", type=positive, default=10)
     args = parser.parse_args()
     data_dir = find_data_dir()
     _, test, _ = load_lisa_split(data_dir)

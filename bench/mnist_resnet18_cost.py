@@ -17,6 +17,8 @@ from blurnet_tf.experiments.model_training import compile_for_training
 from blurnet_tf.pipeline.plan import PROFILES
 from blurnet_tf.registry import build_model
 
+from arguments import positive
+
 BATCH = 256
 ATTACK_BATCH = 100
 
@@ -33,8 +35,8 @@ def _median_seconds(fn, repeats):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=3, help="training steps per timed repeat")
+    parser.add_argument("--repeats", type=positive, default=5)
+    parser.add_argument("--steps", type=positive, default=3, help="training steps per timed repeat")
     args = parser.parse_args()
     sets = load_mnist_official(find_data_dir())
     x, y = sets["train"][0][:BATCH], sets["train"][1][:BATCH]

@@ -21,6 +21,8 @@ from blurnet_tf.data import STOP, find_data_dir, load_mask, load_victims
 from blurnet_tf.models import load_original_lisa_cnn
 from blurnet_tf.registry.precision import with_precision
 
+from arguments import positive
+
 
 def timed(fn):
     t = time.perf_counter()
@@ -43,11 +45,11 @@ def model_flops(model, batch):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--ceiling_steps", type=int, default=10)
+    parser.add_argument("--epochs", type=positive, default=20)
+    parser.add_argument("--repeats", type=positive, default=5)
+    parser.add_argument("--ceiling_steps", type=positive, default=10)
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
-    parser.add_argument("--eager_targets", type=int, default=2, help="targets timed in the eager loop (extrapolated to 17)")
+    parser.add_argument("--eager_targets", type=positive, default=2, help="targets timed in the eager loop (extrapolated to 17)")
     args = parser.parse_args()
     precisions = args.precisions.split(",")
     data_dir = find_data_dir()

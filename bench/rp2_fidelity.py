@@ -10,11 +10,13 @@ from blurnet_tf.data import SPEED_LIMIT_45, find_data_dir, load_mask, load_victi
 from blurnet_tf.evaluation.reference_logs import parse_reference_log
 from blurnet_tf.models import load_original_lisa_cnn
 
+from arguments import positive
+
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mask", default="rectangles", choices=["rectangles", "octagon"])
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--epochs", type=positive, default=300)
     args = parser.parse_args()
     data_dir = find_data_dir()
     log = parse_reference_log(data_dir, args.mask)

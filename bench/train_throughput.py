@@ -16,13 +16,15 @@ from blurnet_tf.experiments.model_training import compile_for_training, epoch_da
 from blurnet_tf.registry import build_model
 from blurnet_tf.registry.precision import global_precision
 
+from arguments import positive
+
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--defence", default="baseline")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--epochs", type=positive, default=1)
+    parser.add_argument("--repeats", type=positive, default=5)
+    parser.add_argument("--batch_size", type=positive, default=128)
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     args = parser.parse_args()
     precisions = args.precisions.split(",")

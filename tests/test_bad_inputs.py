@@ -771,3 +771,21 @@ def test_attack_leaves_a_killed_attack_in_its_out_alone(tmp_path):
         assert exc.path == str(out)
     after = snapshot(out)
     assert {name: after.get(name) for name in before} == before
+
+
+def test_bench_scripts_refuse_a_bad_count_naming_the_flag(capsys):
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_arguments", ROOT / "bench" / "arguments.py")
+    arguments = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(arguments)
+    parser = argparse.ArgumentParser(prog="bf16_gate.py")
+    parser.add_argument("--sweep_epochs", type=arguments.non_negative, default=0)
+    parser.add_argument("--epochs", type=arguments.positive, default=300)
+    assert parser.parse_args(["--sweep_epochs", "0", "--epochs", "1"]) == argparse.Namespace(sweep_epochs=0, epochs=1)
+    for bad in (["--sweep_epochs", "-3"], ["--epochs", "0"], ["--epochs", "ten"]):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(bad)
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"bf16_gate.py: error: argument {bad[0]}: expected")
