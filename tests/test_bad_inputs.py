@@ -377,6 +377,8 @@ def test_list_flags_name_the_flag():
         with pytest.raises(SettingError) as err:
             call()
         assert err.value.field == field
+    with pytest.raises(SettingError, match="got an empty value"):  # absl strips `--snapshot_epochs=" "` to ''
+        cli.int_list("snapshot_epochs", "")
 
 
 # ---------------------------------------------------------------------------------------------

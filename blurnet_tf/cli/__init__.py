@@ -130,4 +130,5 @@ def int_list(name, spec):
     try:
         return tuple(int(v) for v in spec.split(","))
     except ValueError:
-        raise SettingError(name, f"expected comma-separated integers, got {spec!r}") from None
+        got = repr(spec) if spec.strip(" ,") else "an empty value"
+        raise SettingError(name, f"expected comma-separated integers, got {got}") from None
