@@ -1,4 +1,5 @@
-"""argparse types the bench scripts share: a bad count is refused in one line, naming the flag."""
+"""argparse types the bench scripts share: a bad count is refused in one line, naming the flag.
+The scripts import it as a sibling, so they run as files (`python bench/<script>.py`), not with -m."""
 
 import argparse
 

@@ -26,14 +26,17 @@ THREADS = {"default": {}, "one intra-op thread": {"TF_NUM_INTRAOP_THREADS": "1",
 
 def _start(command, env, root):
     out = tempfile.mkdtemp(dir=root)
-    return subprocess.Popen([sys.executable, "-m", *command, f"--out={out}"], env={**os.environ, **env,
-                            "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(os.path.join(out, "stderr.txt"), "w") as err:  # a file, not a pipe: a full pipe would stall a copy
+        proc = subprocess.Popen([sys.executable, "-m", *command, f"--out={out}"], env={**os.environ, **env,
+                                "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.DEVNULL, stderr=err)
+    proc.err_path = err.name
+    return proc
 
 
 def _wait(procs):
     for p in procs:
         if p.wait() != 0:
-            sys.exit(f"error: a step failed: {p.stderr.read()[-2000:]}")
+            sys.exit(f"error: a step failed: {open(p.err_path).read()[-2000:]}")
 
 
 def timed(command, env, copies, together, root):

@@ -207,7 +207,12 @@ def test_each_record_carries_the_precision_its_run_used(tmp_path):
         d = json.loads(path.read_text())
         d["flags"]["precision"] = "mixed_bfloat16"
         path.write_text(json.dumps(d))
-    _, records = _records(work)
+    from blurnet_tf.reports.report_writer import _precisions
+
+    data, records = _records(work)
     bf16 = {(r.experiment, r.model) for r in records if r.precision == "mixed_bfloat16"}
     assert bf16 == {("table2_whitebox", "conv_7"), ("defendpp_mnist", "mnist_defendpp")}
-    assert {r.precision for r in records} == {"float32", "mixed_bfloat16"}
+    assert _precisions(data) == {"float32", "mixed_bfloat16"}
+    # Evaluations that name no precision (transfer, smoothing, Pixel Deflection) do not add float32.
+    assert _precisions({"whitebox": {"a": {"precision": "mixed_bfloat16"}}, "smoothing": {"0.2": {"acc": 1.0}},
+                        "seeds": {"runs": {1: {"models": {"a": {"precision": "mixed_bfloat16"}}}}}}) == {"mixed_bfloat16"}

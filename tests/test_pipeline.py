@@ -17,7 +17,7 @@ import dataclasses
 from blurnet_tf.errors import StepFailed
 from blurnet_tf.pipeline.mnist_steps import MNIST_ROWS, PAPER_MNIST_ROWS
 from blurnet_tf.pipeline.plan import DEFENDPP_ROW, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
-from blurnet_tf.pipeline.steps import Step, is_done, run_step, step_key
+from blurnet_tf.pipeline.steps import Step, is_done, run_all, run_step, step_key
 from blurnet_tf.reports import format as report_format, report_writer
 
 from conftest import ROOT
@@ -51,6 +51,64 @@ def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
     assert len(CALLS) == 2
     kept = list(tmp_path.glob("a.superseded-*"))
     assert len(kept) == 1 and (kept[0] / "result.txt").read_text() == "ok"
+
+
+def _probe(tmp_path, name, *args, inputs=()):
+    out = tmp_path / name
+    return Step(f"probe/{name}", "probe", out, command=["step_probe", f"--out={out}", *args], inputs=list(inputs))
+
+
+def _ran(step):
+    return json.loads((step.out / "ran.json").read_text())
+
+
+@dataclasses.dataclass(frozen=True)
+class Timed:
+    """An in-process experiment that records when and on which thread it ran."""
+    sleep: float = 0.0
+
+    def run(self, out):
+        import threading
+        import time
+
+        started = time.time()
+        time.sleep(self.sleep)
+        (out / "ran.json").write_text(json.dumps({"start": started, "end": time.time(),
+                                                  "main_thread": threading.current_thread() is threading.main_thread()}))
+
+
+@pytest.fixture
+def probes(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # `python -m step_probe`
+
+
+def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes):
+    slow = _probe(tmp_path, "slow", "--sleep=3")
+    after = _probe(tmp_path, "after", inputs=[tmp_path / "slow" / "ran.json"])  # reads what `slow` writes
+    free = _probe(tmp_path, "free", "--sleep=1")
+    inproc = Step("probe/inproc", "probe", tmp_path / "inproc", experiment=Timed(sleep=0.5))
+    seconds = run_all([slow, after, free, inproc], log=lambda m: None, jobs=2)
+    assert _ran(free)["start"] < _ran(slow)["end"]  # ran beside `slow`, though planned after `after`
+    assert _ran(inproc)["start"] < _ran(slow)["end"] and _ran(inproc)["main_thread"]
+    assert _ran(after)["start"] >= _ran(slow)["end"]
+    assert set(seconds) == {"probe"} and seconds["probe"] >= 4.5
+    assert all(is_done(s) for s in (slow, after, free, inproc))
+
+
+def test_in_process_experiments_run_one_at_a_time(tmp_path):
+    steps = [Step(f"probe/e{i}", "probe", tmp_path / f"e{i}", experiment=Timed(sleep=0.3 + i)) for i in range(2)]
+    run_all(steps, log=lambda m: None, jobs=2)
+    assert _ran(steps[1])["start"] >= _ran(steps[0])["end"]
+
+
+def test_after_a_failure_no_new_step_starts_and_the_running_one_finishes(tmp_path, probes):
+    steps = [_probe(tmp_path, "fails", "--fail"), _probe(tmp_path, "running", "--sleep=4"),
+             _probe(tmp_path, "later")]
+    lines = []
+    with pytest.raises(StepFailed, match="probe/fails"):
+        run_all(steps, log=lines.append, jobs=2)
+    assert is_done(steps[1]) and not (steps[2].out / "ran.json").exists()
+    assert any(line.startswith("stopping: probe/fails failed") and "probe/running" in line for line in lines)
 
 
 def test_every_field_of_every_planned_experiment_is_in_its_key():

@@ -26,6 +26,7 @@ flags.DEFINE_list("steps", None, "Run only the steps whose names match these she
                   "train/baseline_holdout,pixel_deflection/* (names: see the report's step list).")
 flags.DEFINE_list("seeds", None, "Training / RP2 noise seeds of the Table I-V rows (default: the profile's; "
                   "quick 0, full 0,1,2). The λ sweep, Pixel Deflection and Defend++ use the first.")
+flags.DEFINE_integer("jobs", 1, "Steps run at once (each step's results are the same either way).", lower_bound=1)
 flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any.")
 
 
@@ -65,7 +66,7 @@ def main(argv):
         steps = [s for s in steps if any(fnmatch.fnmatchcase(s.name, p) for p in FLAGS.steps)]
     print(f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
           f"outputs in {work_dir}", flush=True)
-    stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True))
+    stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True), jobs=FLAGS.jobs)
     states = {s.name: status(s) for s in build_plan(profile, work_dir, FLAGS.data_dir)}
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]

@@ -9,6 +9,7 @@ binaries resume themselves (training checkpoints, finished target groups), so a 
 half-way loses at most one chunk.
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -17,6 +18,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 from blurnet_tf import files
@@ -124,41 +126,120 @@ def _run_command(step, log):
     with open(step.out / "log.txt", "a") as logfile:
         proc = subprocess.Popen([sys.executable, "-m", *step.command], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=_die_with_parent)
-        tail = []
-        for line in proc.stdout:
-            logfile.write(line)
-            logfile.flush()  # readable while the step runs
-            tail = (tail + [line.rstrip()])[-15:]
-            if _is_progress(line):
-                log(f"      {line.rstrip()}")
-        if proc.wait() != 0:
-            raise StepFailed(f"step {step.name} failed (exit {proc.returncode}); last lines of "
+        _CHILDREN.add(proc)
+        try:
+            tail = []
+            for line in proc.stdout:
+                logfile.write(line)
+                logfile.flush()  # readable while the step runs
+                tail = (tail + [line.rstrip()])[-15:]
+                if _is_progress(line):
+                    log(f"      {line.rstrip()}")
+            returncode = proc.wait()
+        finally:
+            proc.kill()  # no-op once it exited; never leaves a writer behind an exception here
+            proc.wait()
+            _CHILDREN.discard(proc)
+        if returncode != 0:
+            raise StepFailed(f"step {step.name} failed (exit {returncode}); last lines of "
                              f"{step.out / 'log.txt'}:\n" + "\n".join(tail))
 
 
-def _die_with_parent():
-    """Linux: the step's process is killed with the runner, so a killed run leaves no writer behind."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
+_CHILDREN = set()  # the step processes running now
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+def _resolve_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+_PRCTL = _resolve_prctl()  # looked up here: the forked child must not load libraries (other threads may hold locks)
+
+
+def _die_with_parent():
+    """Linux: the step's process is killed with the runner, so a killed run leaves no writer behind.
+    The signal comes when the forking thread ends; run_all's threads wait for their children."""
+    if _PRCTL is not None:
+        _PRCTL(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
 def _is_progress(line):
     return line.startswith(("Epoch ", "targets ", "lambda=", "best_lambda", "PGD ", "legit accuracy", "resuming"))
 
 
-def run_all(steps, log=print):
-    """Runs the steps in order with a progress line per step and returns per-stage seconds."""
-    stage_seconds, total = {}, len(steps)
-    for i, step in enumerate(steps, 1):
+def run_all(steps, log=print, jobs=1):
+    """Runs the steps with a progress line per step and returns per-stage seconds (summed over steps:
+    with jobs > 1 they overlap). With jobs > 1, up to `jobs` steps run at once: a step starts once
+    every earlier step that writes one of its inputs has finished; in-process experiments run on
+    this thread, one at a time (they share TensorFlow's process-wide state, and Ctrl-C reaches them).
+    After a failure no new step starts; the running ones finish, then the first error is raised."""
+    lock = threading.Lock()
+
+    def say(message):
+        with lock:  # whole lines, though several steps print at once
+            log(message)
+
+    stage_seconds, total = {step.stage: 0.0 for step in steps}, len(steps)
+
+    def one(i, step, echo):
         if not is_done(step):
-            log(f"[{i}/{total}] {step.stage}: {step.name} ...")
-        seconds, skipped = run_step(step, log)
-        stage_seconds.setdefault(step.stage, 0.0)
-        if not skipped:
-            stage_seconds[step.stage] += seconds
-        log(f"[{i}/{total}] {step.stage}: {step.name} "
-            f"{'done earlier, skipped' if skipped else f'done in {seconds:.1f}s'}")
+            say(f"[{i}/{total}] {step.stage}: {step.name} ...")
+        seconds, skipped = run_step(step, echo)
+        say(f"[{i}/{total}] {step.stage}: {step.name} {'done earlier, skipped' if skipped else f'done in {seconds:.1f}s'}")
+        return step.stage, 0.0 if skipped else seconds
+
+    def add(stage_and_seconds):
+        stage_seconds[stage_and_seconds[0]] += stage_and_seconds[1]
+
+    if jobs == 1:
+        for i, step in enumerate(steps, 1):
+            add(one(i, step, say))
+        return stage_seconds
+    needs = [{j for j in range(i) if any(pathlib.Path(p).is_relative_to(steps[j].out) for p in step.inputs)}
+             for i, step in enumerate(steps)]
+    waiting, running, finished, failures = list(range(total)), {}, set(), []
+
+    def failed(i, error):
+        failures.append(error)
+        others = ", ".join(steps[j].name for j in running.values()) or "none"
+        say(f"stopping: {steps[i].name} failed; waiting for the running steps ({others})")
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
+    try:
+        while waiting or running:
+            while not failures and len(running) < jobs:
+                i = next((i for i in waiting if needs[i] <= finished), None)
+                if i is None:
+                    break
+                waiting.remove(i)
+                step, echo = steps[i], (lambda m, name=steps[i].name: say(m if name in m else f"      {name}: {m.strip()}"))
+                if step.experiment is None:
+                    running[pool.submit(one, i + 1, step, echo)] = i
+                    continue
+                try:  # on this thread: at most one at a time, beside the running commands
+                    add(one(i + 1, step, echo))
+                    finished.add(i)
+                except Exception as error:
+                    failed(i, error)
+            if not running:
+                break  # only after a failure: what is left waits for it
+            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                i = running.pop(future)
+                if future.exception() is None:
+                    add(future.result())
+                    finished.add(i)
+                else:
+                    failed(i, future.exception())
+    except BaseException:  # Ctrl-C or a kill: the step processes go too, and nothing new starts
+        for proc in list(_CHILDREN):
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    if failures:
+        raise failures[0]
     return stage_seconds

@@ -55,6 +55,15 @@ def _seeds(work_dir):
             "rp2_noise_init": sorted({a.seed for a in attacks if a}), "smoothing": [0, 1, 2]}
 
 
+def _precisions(value):
+    """The compute precisions named by the collected runs (training and RP2 / PGD records carry one;
+    the other evaluations compute in float32 and name none)."""
+    if isinstance(value, dict):
+        own = {value["precision"]} if isinstance(value.get("precision"), str) else set()
+        return own.union(*(_precisions(v) for v in value.values()))
+    return set().union(*(_precisions(v) for v in value)) if isinstance(value, list) else set()
+
+
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, missing=(), stale=()):
     """Writes results/<profile>/{REPORT.md, results.json, results.csv, tables.json, figures/} and
     results/REPORT.md (links into it)."""
@@ -69,7 +78,7 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
     # REPORT.md), not refused: the tests and work in progress write reports from such trees.
     commit, meta["dirty"] = flat_records.stamp(meta["commit"])
     records = flat_records.build(data, commit, meta["dirty"])
-    meta["precisions"] = sorted({r.precision for r in records})  # what the runs used, from their records
+    meta["precisions"] = sorted(_precisions(data))
     flat_records.write(out, records, commit, meta["dirty"])
     seeds_data = seed_statistics.from_records(records, data["seeds"]["seeds"], data["seeds"]["rows"])
     disagreements, interval_misses = [], []
