@@ -70,6 +70,19 @@ def test_decoder_outputs_match_the_targets(dataset, decoder):
     assert len(model.trainable_variables) == len(joint_ids)  # counted once
 
 
+@pytest.mark.parametrize("architecture, normalised", [("mnist_resnet18", True), ("mnist_resnet", False),
+                                                      ("lisa_cnn", False)])
+def test_the_decoder_is_batch_normalised_where_the_encoder_is(architecture, normalised):
+    dataset = "lisa" if architecture == "lisa_cnn" else "mnist"
+    model = build_model("defendpp", dataset, architecture=architecture)
+    decoder = [layer for layer in model.joint.layers if layer.name.startswith("decoder_")]
+    norms = [layer.name for layer in decoder if isinstance(layer, keras.layers.BatchNormalization)]
+    hidden = [layer for layer in decoder if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
+              and layer.filters > model.classifier.input_shape[-1]]  # all but the image-channel outputs
+    assert len(norms) == (len(hidden) if normalised else 0)
+    assert all((not layer.use_bias) == normalised for layer in hidden)
+
+
 @pytest.mark.parametrize("dataset", ["mnist", "lisa"])
 def test_exported_classifier_is_the_baseline_architecture(dataset, tmp_path):
     from blurnet_tf.registry.savedmodel_export import export_probabilities

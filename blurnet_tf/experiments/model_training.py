@@ -36,7 +36,7 @@ from keras.src.random.seed_generator import global_seed_generator
 from tensorflow.python.eager import context as tf_context
 
 from blurnet_tf import files, rundir
-from blurnet_tf.errors import DataError
+from blurnet_tf.errors import DataError, SettingError
 from blurnet_tf.experiments.paper_sgd import PaperStepDecay, paper_sgd
 from blurnet_tf.experiments.training_checkpoint import EpochCheckpoint, load_checkpoint, recover_checkpoint
 
@@ -140,6 +140,20 @@ class EpochSeeds(keras.callbacks.Callback):
             self.stateful_ops = traced_stateful_random_ops()
 
 
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops at the first non-finite loss with a one-line error, before the epoch's checkpoint:
+    a diverged run must not finish as a trained model (the last finished epoch stays resumable)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not np.isfinite(loss):
+            raise SettingError("learning_rate", f"training diverged: loss {loss} at epoch {self.epoch + 1}, batch "
+                                                f"{batch + 1}; expected a finite loss (a lower rate may help)")
+
+
 class Snapshots(keras.callbacks.Callback):
     """Saves the deployable classifier after each of `epochs` (1-based), atomically; a snapshot
     already there is kept (a resumed run reaches the same weights)."""
@@ -196,7 +210,7 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
     start = time.time()
     if first_epoch < epochs:
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)
-        callbacks = [EpochSeeds(seed), Snapshots(out_dir, snapshot_epochs),
+        callbacks = [EpochSeeds(seed), StopOnDivergence(), Snapshots(out_dir, snapshot_epochs),
                      EpochCheckpoint(out_dir, checkpoint_every, epochs, chash, history, seconds_before),
                      keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard"))]
         # Models with a training schedule (Defend++'s alternating phases) bring their own callbacks.
