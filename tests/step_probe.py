@@ -2,6 +2,7 @@
 records when it ran in DIR/ran.json, or exits 3."""
 
 import json
+import os
 import pathlib
 import sys
 import time
@@ -11,4 +12,5 @@ started = time.time()
 time.sleep(float(args.get("--sleep", 0)))
 if "--fail" in args:
     sys.exit(3)
-(pathlib.Path(args["--out"]) / "ran.json").write_text(json.dumps({"start": started, "end": time.time()}))
+(pathlib.Path(args["--out"]) / "ran.json").write_text(json.dumps({"start": started, "end": time.time(),
+                                                                        "intra_op_threads": os.environ.get("TF_NUM_INTRAOP_THREADS")}))

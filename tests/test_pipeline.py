@@ -17,7 +17,7 @@ import dataclasses
 from blurnet_tf.errors import StepFailed
 from blurnet_tf.pipeline.mnist_steps import MNIST_ROWS, PAPER_MNIST_ROWS
 from blurnet_tf.pipeline.plan import DEFENDPP_ROW, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
-from blurnet_tf.pipeline.steps import Step, is_done, run_all, run_step, step_key
+from blurnet_tf.pipeline.steps import THREAD_VARIABLES, Step, is_done, run_all, run_step, step_key, threads_per_job
 from blurnet_tf.reports import format as report_format, report_writer
 
 from conftest import ROOT
@@ -80,6 +80,8 @@ class Timed:
 @pytest.fixture
 def probes(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # `python -m step_probe`
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes):
@@ -91,8 +93,20 @@ def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes
     assert _ran(free)["start"] < _ran(slow)["end"]  # ran beside `slow`, though planned after `after`
     assert _ran(inproc)["start"] < _ran(slow)["end"] and _ran(inproc)["main_thread"]
     assert _ran(after)["start"] >= _ran(slow)["end"]
+    assert _ran(free)["intra_op_threads"] == threads_per_job(2)["TF_NUM_INTRAOP_THREADS"]
+    assert json.loads((free.out / "step.json").read_text())["threads"] == threads_per_job(2)
     assert set(seconds) == {"probe"} and seconds["probe"] >= 4.5
     assert all(is_done(s) for s in (slow, after, free, inproc))
+
+
+def test_jobs_share_the_cores_unless_the_user_set_threads(monkeypatch):
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert threads_per_job(2) == {"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "4"}
+    assert threads_per_job(16)["TF_NUM_INTRAOP_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads_per_job(2) == {}
 
 
 def test_in_process_experiments_run_one_at_a_time(tmp_path):
