@@ -1,4 +1,4 @@
-"""A pipeline step for the scheduler tests (`python -m tests.step_probe --out=DIR [--sleep=S] [--fail]`):
+"""A pipeline step for the scheduler tests (`PYTHONPATH=tests python -m step_probe --out=DIR [--sleep=S] [--fail]`):
 records when it ran in DIR/ran.json, or exits 3."""
 
 import json

@@ -70,11 +70,12 @@ def test_decoder_outputs_match_the_targets(dataset, decoder):
     assert len(model.trainable_variables) == len(joint_ids)  # counted once
 
 
-@pytest.mark.parametrize("architecture, normalised", [("mnist_resnet18", True), ("mnist_resnet", False),
-                                                      ("lisa_cnn", False)])
-def test_the_decoder_is_batch_normalised_where_the_encoder_is(architecture, normalised):
+@pytest.mark.parametrize("architecture, normalised, decoder", [
+    ("mnist_resnet18", True, "pyramid"), ("mnist_resnet18", True, "hourglass"), ("mnist_resnet", False, "pyramid"),
+    ("lisa_cnn", False, "pyramid")])
+def test_the_decoder_is_batch_normalised_where_the_encoder_is(architecture, normalised, decoder):
     dataset = "lisa" if architecture == "lisa_cnn" else "mnist"
-    model = build_model("defendpp", dataset, architecture=architecture)
+    model = build_model("defendpp", dataset, architecture=architecture, decoder=decoder)
     decoder = [layer for layer in model.joint.layers if layer.name.startswith("decoder_")]
     norms = [layer.name for layer in decoder if isinstance(layer, keras.layers.BatchNormalization)]
     hidden = [layer for layer in decoder if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))

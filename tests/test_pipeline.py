@@ -95,6 +95,7 @@ def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes
     assert _ran(after)["start"] >= _ran(slow)["end"]
     assert _ran(free)["intra_op_threads"] == threads_per_job(2)["TF_NUM_INTRAOP_THREADS"]
     assert json.loads((free.out / "step.json").read_text())["threads"] == threads_per_job(2)
+    assert json.loads((inproc.out / "step.json").read_text())["threads"] == "in-process"
     assert set(seconds) == {"probe"} and seconds["probe"] >= 4.5
     assert all(is_done(s) for s in (slow, after, free, inproc))
 
@@ -102,7 +103,7 @@ def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes
 def test_jobs_share_the_cores_unless_the_user_set_threads(monkeypatch):
     for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     assert threads_per_job(2) == {"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "4"}
     assert threads_per_job(16)["TF_NUM_INTRAOP_THREADS"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")

@@ -6,7 +6,8 @@ images (§3.3-3.4); at inference, and in every exported file, the classifier is 
 Decoder (Fig. 4, eq. 2): the coarsest output Ĩ^{M-1} comes from a stack of stride-2 transposed convolutions
 on the bottleneck (D_{M-1}); every finer scale is Ĩ^m = U(Ĩ^{m+1}) + H(E_m), with U a 3x3 conv + stride-2
 transposed conv to C image channels and H a 2-layer 3x3 residual block with a 1x1 skip, fed by the encoder's
-feature map at that scale. Targets I^m keep the top-left W/2^m x H/2^m DCT coefficients of the image (§3.3).
+feature map at that scale; hidden layers are batch-normalised where the encoder is (ResNet-18; see
+`defendpp_decoder`). Targets I^m keep the top-left W/2^m x H/2^m DCT coefficients of the image (§3.3).
 Loss (eq. 3): L = L_cls + ||Ĩ^0 - I^0||² + λ Σ_{m≥1} ||Ĩ^m - I^m||², λ = 0.01, as pixel-wise MSE.
 
 How the encoders map to scales (`TAPS`; no scale below 7x7, as the paper requires):
@@ -107,7 +108,7 @@ def build_joint_model(classifier: keras.Model, taps: EncoderTaps, decoder: str =
     if gn_sigma:
         tapped = {name: FeatureNoise(gn_sigma, name=f"gn_{name}")(t) for name, t in tapped.items()}
     skips = [tapped[name] for name in taps.skips]
-    norm = any(isinstance(layer, layers.BatchNormalization) for layer in classifier.layers)
+    norm = any(isinstance(layer, layers.BatchNormalization) for layer in classifier.layers)  # our encoders are flat
     outputs = decode(decoder, skips, tapped[taps.bottleneck], taps.sizes, channels, norm)
     return keras.Model(classifier.input, [classifier.output, *outputs], name=f"{classifier.name}_defendpp")
 

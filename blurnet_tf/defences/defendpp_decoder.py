@@ -16,7 +16,7 @@ def decode(decoder, skips, bottleneck, sizes, channels, norm):
 def _hidden(x, filters, name, norm, transpose=False):
     """A decoder layer with ReLU: 3x3 conv (or stride-2 transposed conv), batch-normalised before
     the ReLU when the encoder is (the decoding blocks mirror the encoding ones, §3.3; unnormalised,
-    ResNet-18's decoder diverges within 6 SGD steps at the paper's rate 0.01)."""
+    ResNet-18's decoder reached NaN after 7 SGD steps at the paper's rate 0.01)."""
     conv = functools.partial(layers.Conv2DTranspose, strides=2) if transpose else layers.Conv2D
     if not norm:
         return conv(filters, 3, padding="same", activation="relu", name=name)(x)

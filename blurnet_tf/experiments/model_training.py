@@ -148,9 +148,10 @@ class StopOnDivergence(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = float((logs or {}).get("loss", 0.0))
-        if not np.isfinite(loss):
-            raise SettingError("learning_rate", f"training diverged: loss {loss} at epoch {self.epoch + 1}, batch "
+        bad = {name: float(v) for name, v in (logs or {}).items() if not np.isfinite(float(v))}
+        if bad:
+            name, value = next(iter(bad.items()))
+            raise SettingError("learning_rate", f"training diverged: {name} {value} at epoch {self.epoch + 1}, batch "
                                                 f"{batch + 1}; expected a finite loss (a lower rate may help)")
 
 

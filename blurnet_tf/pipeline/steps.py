@@ -99,13 +99,14 @@ def run_step(step, log=print, env=None):
     files.write_json(files.ensure_dir(step.out) / PENDING, {"key": key})
     started = time.time()
     if step.command:
-        _run_command(step, log, env or {})
+        threads = _run_command(step, log, env or {})
     else:
         step.experiment.run(step.out)
+        threads = "in-process"  # the runner's own TensorFlow threads
     seconds = time.time() - started
     settings = None if step.experiment is None else dataclasses.asdict(step.experiment)
     files.write_json(step.out / DONE, {"key": key, "name": step.name, "command": step.command,
-                                       "experiment": settings, "seconds": seconds, "threads": env or "default",
+                                       "experiment": settings, "seconds": seconds, "threads": threads,
                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     (step.out / PENDING).unlink()
     return seconds, False
@@ -123,6 +124,7 @@ def _run_command(step, log, extra_env):
     """Runs `python -m ...`, echoing its progress lines; the full output goes to out/log.txt."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            "PYTHONUNBUFFERED": "1", **extra_env}
+    threads = {name: env[name] for name in THREAD_VARIABLES if name in env} or "default"
     with open(step.out / "log.txt", "a") as logfile:
         proc = subprocess.Popen([sys.executable, "-m", *step.command], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=_die_with_parent)
@@ -143,6 +145,7 @@ def _run_command(step, log, extra_env):
         if returncode != 0:
             raise StepFailed(f"step {step.name} failed (exit {returncode}); last lines of "
                              f"{step.out / 'log.txt'}:\n" + "\n".join(tail))
+    return threads
 
 
 _CHILDREN = set()  # the step processes running now
@@ -153,10 +156,11 @@ THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM
 def threads_per_job(jobs):
     """The step processes' thread settings when `jobs` run at once: the cores shared out, one
     inter-op thread (bench/step_concurrency.py: two RP2 steps at once with one thread each ran 1.40x
-    as fast as one after another, 1.28x with TensorFlow's default threads). Settings the user made win."""
+    as fast as one after another, 1.28x with TensorFlow's default threads). Settings the user made win
+    (and step.json records them)."""
     if any(name in os.environ for name in THREAD_VARIABLES):
         return {}
-    intra = str(max(1, (os.cpu_count() or 1) // jobs))
+    intra = str(max(1, len(os.sched_getaffinity(0)) // jobs))  # the cores this process may use
     return {"TF_NUM_INTRAOP_THREADS": intra, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": intra}
 
 
