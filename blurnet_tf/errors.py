@@ -18,6 +18,10 @@ class StepFailed(RuntimeError):
     """A pipeline step's command failed; the message names the step and its log."""
 
 
+class TrainingDiverged(RuntimeError):
+    """Training met a non-finite loss; the message names the epoch and batch."""
+
+
 class SettingError(ValueError):
     """A setting out of its range. `field` is the setting's name, which is also its flag's name."""
 

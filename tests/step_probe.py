@@ -1,5 +1,5 @@
 """A pipeline step for the scheduler tests (`PYTHONPATH=tests python -m step_probe --out=DIR [--sleep=S] [--fail]`):
-records when it ran in DIR/ran.json, or exits 3."""
+writes its pid to DIR/started.json, then records when it ran in DIR/ran.json, or exits 3."""
 
 import json
 import os
@@ -7,10 +7,14 @@ import pathlib
 import sys
 import time
 
+from blurnet_tf.pipeline.step_process import die_with_runner
+
+die_with_runner()  # as our binaries do
 args = dict(a.split("=", 1) if "=" in a else (a, "") for a in sys.argv[1:])
-started = time.time()
+out, started = pathlib.Path(args["--out"]), time.time()
+(out / "started.json").write_text(json.dumps({"pid": os.getpid()}))
 time.sleep(float(args.get("--sleep", 0)))
 if "--fail" in args:
     sys.exit(3)
-(pathlib.Path(args["--out"]) / "ran.json").write_text(json.dumps({"start": started, "end": time.time(),
-                                                                        "intra_op_threads": os.environ.get("TF_NUM_INTRAOP_THREADS")}))
+(out / "ran.json").write_text(json.dumps({"start": started, "end": time.time(),
+                                          "intra_op_threads": os.environ.get("TF_NUM_INTRAOP_THREADS")}))

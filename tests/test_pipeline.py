@@ -17,7 +17,8 @@ import dataclasses
 from blurnet_tf.errors import StepFailed
 from blurnet_tf.pipeline.mnist_steps import MNIST_ROWS, PAPER_MNIST_ROWS
 from blurnet_tf.pipeline.plan import DEFENDPP_ROW, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
-from blurnet_tf.pipeline.steps import THREAD_VARIABLES, Step, is_done, run_all, run_step, step_key, threads_per_job
+from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, threads_per_job
+from blurnet_tf.pipeline.steps import Step, is_done, run_all, run_step, step_key
 from blurnet_tf.reports import format as report_format, report_writer
 
 from conftest import ROOT
@@ -110,6 +111,16 @@ def test_jobs_share_the_cores_unless_the_user_set_threads(monkeypatch):
     assert threads_per_job(2) == {}
 
 
+@pytest.mark.parametrize("value", ["abc", "0", "-2", ""])
+def test_a_thread_variable_that_is_not_a_count_is_refused(monkeypatch, value):
+    from blurnet_tf.errors import DataError
+
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", value)
+    with pytest.raises(DataError, match=f"^environment variable TF_NUM_INTRAOP_THREADS: expected a whole number "
+                                        f">= 1, got {value!r}$"):
+        run_all([], log=lambda m: None)
+
+
 def test_in_process_experiments_run_one_at_a_time(tmp_path):
     steps = [Step(f"probe/e{i}", "probe", tmp_path / f"e{i}", experiment=Timed(sleep=0.3 + i)) for i in range(2)]
     run_all(steps, log=lambda m: None, jobs=2)
@@ -124,6 +135,58 @@ def test_after_a_failure_no_new_step_starts_and_the_running_one_finishes(tmp_pat
         run_all(steps, log=lines.append, jobs=2)
     assert is_done(steps[1]) and not (steps[2].out / "ran.json").exists()
     assert any(line.startswith("stopping: probe/fails failed") and "probe/running" in line for line in lines)
+
+
+_RUNNER = """
+import pathlib, sys
+from blurnet_tf.pipeline.steps import Step, run_all
+root = pathlib.Path(sys.argv[1])
+steps = [Step(f"probe/{n}", "probe", root / n, command=["step_probe", f"--out={root / n}", "--sleep=60"])
+         for n in ("a", "b")]
+run_all(steps, log=print, jobs=2)
+"""
+
+
+def _pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def _runner_with_two_running_steps(tmp_path):
+    import time
+
+    runner = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    started = [tmp_path / n / "started.json" for n in ("a", "b")]
+    deadline = time.time() + 60
+    while not all(p.is_file() and p.read_text() for p in started) and time.time() < deadline:
+        time.sleep(0.1)
+    return runner, [json.loads(p.read_text())["pid"] for p in started]
+
+
+def _gone(pids, within=10.0):
+    import time
+
+    deadline = time.time() + within
+    while any(_pid_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    return not any(_pid_alive(p) for p in pids)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the death signal is Linux's")
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_stopping_the_runner_stops_its_step_processes(tmp_path, probes, how):
+    """Ctrl-C and a kill of the runner both end the running steps, and neither is marked done."""
+    runner, pids = _runner_with_two_running_steps(tmp_path)
+    runner.send_signal(how)
+    output = runner.communicate(timeout=30)[0]
+    assert _gone(pids), output
+    assert not any((tmp_path / n / "step.json").exists() for n in ("a", "b"))
+    if how == signal.SIGINT:
+        assert "KeyboardInterrupt" in output
 
 
 def test_every_field_of_every_planned_experiment_is_in_its_key():
@@ -406,3 +469,11 @@ def test_matched_accuracy_reads_each_row_nearest_the_papers_accuracy():
     assert accuracy_curve.claims(curves)[0][1] == "not held"
     table = accuracy_curve.section(curves)
     assert "| tv_1e-4 | 85.6 | 2 | 85.0 | 75.0 [" in table and "| 7.9 | 75.0 | 17.5 |" in table
+
+
+def test_stage_times_count_the_plans_steps_not_superseded_folders(tmp_path):
+    for name, seconds in (("a", 10.0), ("a.superseded-0123", 100.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "step.json").write_text(json.dumps({"name": "train/a", "seconds": seconds}))
+    meta = report_writer.metadata(PROFILES["smoke"], tmp_path, 0.0, {}, step_dirs=[tmp_path / "a"])
+    assert meta["stage_seconds"] == {"train": 10.0} and meta["total_step_seconds"] == 10.0

@@ -1,7 +1,7 @@
 """The absl binaries: each parses its flags, builds one experiment's settings, runs it and prints.
 
 Bad input of any kind ends in one line, `error: <flag or file>: <what was expected>`, and exit
-status 2 (a failed pipeline step: 1); `--verbosity=1` shows the traceback as well.
+status 2 (a failed pipeline step or a diverged training: 1); `--verbosity=1` shows the traceback as well.
 
 TensorFlow is imported only once the flags are read (a bad flag is reported at once), and quietly:
 its C++ lines below TF_CPP_MIN_LOG_LEVEL (default 2: errors only) and the Python warnings of
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from blurnet_tf.errors import DataError, SettingError, StepFailed  # noqa: E402,F401  (SettingError: for the binaries)
+from blurnet_tf.errors import DataError, SettingError, StepFailed, TrainingDiverged  # noqa: E402,F401  (SettingError: for the binaries)
 
 __all__ = ["run", "flag_values", "float_list", "int_list", "SettingError"]
 
@@ -31,14 +31,16 @@ _ABSL_EARLY = "WARNING: All log messages before absl::InitializeLog() is called 
 
 def run(main):
     """app.run(main), printing bad input as one clear line instead of a traceback."""
+    from blurnet_tf.pipeline.step_process import die_with_runner
 
+    die_with_runner()  # a pipeline step's process: killed with its runner
     def guarded(argv):
         _quiet_tensorflow()
         try:
             return main(argv)
         except (DataError, SettingError, app.UsageError, flags.ValidationError) as exc:
             _fail(exc, 2)
-        except StepFailed as exc:
+        except (StepFailed, TrainingDiverged) as exc:
             _fail(exc, 1)
 
     app.run(guarded, flags_parser=_parse_flags)

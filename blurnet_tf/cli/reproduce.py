@@ -69,10 +69,12 @@ def main(argv):
     print(f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
           f"outputs in {work_dir}", flush=True)
     stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True), jobs=FLAGS.jobs)
-    states = {s.name: status(s) for s in build_plan(profile, work_dir, FLAGS.data_dir)}
+    plan = build_plan(profile, work_dir, FLAGS.data_dir)
+    states = {s.name: status(s) for s in plan}
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]
-    report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds, missing, stale)
+    report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds, missing, stale,
+                          step_dirs=[s.out for s in plan if states[s.name] == "done"])
     print(f"wrote {report} and {FLAGS.results_dir}/REPORT.md in {(time.time() - started) / 60:.1f} min", flush=True)
     for stage, seconds in stage_seconds.items():
         print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)

@@ -36,7 +36,7 @@ from keras.src.random.seed_generator import global_seed_generator
 from tensorflow.python.eager import context as tf_context
 
 from blurnet_tf import files, rundir
-from blurnet_tf.errors import DataError, SettingError
+from blurnet_tf.errors import DataError, TrainingDiverged
 from blurnet_tf.experiments.paper_sgd import PaperStepDecay, paper_sgd
 from blurnet_tf.experiments.training_checkpoint import EpochCheckpoint, load_checkpoint, recover_checkpoint
 
@@ -140,19 +140,22 @@ class EpochSeeds(keras.callbacks.Callback):
             self.stateful_ops = traced_stateful_random_ops()
 
 
-class StopOnDivergence(keras.callbacks.Callback):
-    """Stops at the first non-finite loss with a one-line error, before the epoch's checkpoint:
+class StopOnDivergence(keras.callbacks.TerminateOnNaN):
+    """Keras's NaN check, raising our one-line error with the epoch, before the epoch's checkpoint:
     a diverged run must not finish as a trained model (the last finished epoch stays resumable)."""
+
+    def __init__(self):
+        super().__init__(raise_error=True)  # the quiet default would let the run end as "done"
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        bad = {name: float(v) for name, v in (logs or {}).items() if not np.isfinite(float(v))}
-        if bad:
-            name, value = next(iter(bad.items()))
-            raise SettingError("learning_rate", f"training diverged: {name} {value} at epoch {self.epoch + 1}, batch "
-                                                f"{batch + 1}; expected a finite loss (a lower rate may help)")
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError:
+            raise TrainingDiverged(f"training diverged: loss {logs['loss']} at epoch {self.epoch + 1}, batch "
+                                   f"{batch + 1}; check the data or lower --learning_rate") from None
 
 
 class Snapshots(keras.callbacks.Callback):

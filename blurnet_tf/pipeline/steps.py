@@ -16,13 +16,11 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 import threading
 import time
 
 from blurnet_tf import files
-from blurnet_tf.errors import StepFailed
+from blurnet_tf.pipeline.step_process import allow_starts, check_thread_settings, run_command, stop_children, threads_per_job
 
 DONE = "step.json"
 PENDING = "step.pending.json"
@@ -99,7 +97,7 @@ def run_step(step, log=print, env=None):
     files.write_json(files.ensure_dir(step.out) / PENDING, {"key": key})
     started = time.time()
     if step.command:
-        threads = _run_command(step, log, env or {})
+        threads = run_command(step.command, step.out, step.name, log, env or {})
     else:
         step.experiment.run(step.out)
         threads = "in-process"  # the runner's own TensorFlow threads
@@ -120,76 +118,10 @@ def _free_name(path, suffix):
     return candidate
 
 
-def _run_command(step, log, extra_env):
-    """Runs `python -m ...`, echoing its progress lines; the full output goes to out/log.txt."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-           "PYTHONUNBUFFERED": "1", **extra_env}
-    threads = {name: env[name] for name in THREAD_VARIABLES if name in env} or "default"
-    with open(step.out / "log.txt", "a") as logfile:
-        proc = subprocess.Popen([sys.executable, "-m", *step.command], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=_die_with_parent)
-        _CHILDREN.add(proc)
-        try:
-            tail = []
-            for line in proc.stdout:
-                logfile.write(line)
-                logfile.flush()  # readable while the step runs
-                tail = (tail + [line.rstrip()])[-15:]
-                if _is_progress(line):
-                    log(f"      {line.rstrip()}")
-            returncode = proc.wait()
-        finally:
-            proc.kill()  # no-op once it exited; never leaves a writer behind an exception here
-            proc.wait()
-            _CHILDREN.discard(proc)
-        if returncode != 0:
-            raise StepFailed(f"step {step.name} failed (exit {returncode}); last lines of "
-                             f"{step.out / 'log.txt'}:\n" + "\n".join(tail))
-    return threads
-
-
-_CHILDREN = set()  # the step processes running now
-
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
-
-
-def threads_per_job(jobs):
-    """The step processes' thread settings when `jobs` run at once: the cores shared out, one
-    inter-op thread (bench/step_concurrency.py: two RP2 steps at once with one thread each ran 1.40x
-    as fast as one after another, 1.28x with TensorFlow's default threads). Settings the user made win
-    (and step.json records them)."""
-    if any(name in os.environ for name in THREAD_VARIABLES):
-        return {}
-    intra = str(max(1, len(os.sched_getaffinity(0)) // jobs))  # the cores this process may use
-    return {"TF_NUM_INTRAOP_THREADS": intra, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": intra}
-
-
-def _resolve_prctl():
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    return ctypes.CDLL(None, use_errno=True).prctl
-
-
-_PRCTL = _resolve_prctl()  # looked up here: the forked child must not load libraries (other threads may hold locks)
-
-
-def _die_with_parent():
-    """Linux: the step's process is killed with the runner, so a killed run leaves no writer behind.
-    The signal comes when the forking thread ends; run_all's threads wait for their children."""
-    if _PRCTL is not None:
-        _PRCTL(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-
-
-def _is_progress(line):
-    return line.startswith(("Epoch ", "targets ", "lambda=", "best_lambda", "PGD ", "legit accuracy", "resuming"))
-
-
 def run_all(steps, log=print, jobs=1):
     """Runs the steps with a progress line per step and returns per-stage seconds (summed over steps:
-    with jobs > 1 they overlap). With jobs > 1, up to `jobs` steps run at once: a step starts once
-    every earlier step that writes one of its inputs has finished; in-process experiments run on
+    with jobs > 1 they overlap). Up to `jobs` steps run at once (jobs=1: plan order): a step starts
+    once every earlier step that writes one of its inputs has finished; in-process experiments run on
     this thread, one at a time (they share TensorFlow's process-wide state, and Ctrl-C reaches them).
     After a failure no new step starts; the running ones finish, then the first error is raised."""
     lock = threading.Lock()
@@ -198,29 +130,28 @@ def run_all(steps, log=print, jobs=1):
         with lock:  # whole lines, though several steps print at once
             log(message)
 
-    stage_seconds, total = {step.stage: 0.0 for step in steps}, len(steps)
-
+    check_thread_settings()
+    allow_starts()
     env = {} if jobs == 1 else threads_per_job(jobs)
-
-    def one(i, step, echo):
-        if not is_done(step):
-            say(f"[{i}/{total}] {step.stage}: {step.name} ...")
-        seconds, skipped = run_step(step, echo, env)
-        say(f"[{i}/{total}] {step.stage}: {step.name} {'done earlier, skipped' if skipped else f'done in {seconds:.1f}s'}")
-        return step.stage, 0.0 if skipped else seconds
-
-    def add(stage_and_seconds):
-        stage_seconds[stage_and_seconds[0]] += stage_and_seconds[1]
-
-    if jobs == 1:
-        for i, step in enumerate(steps, 1):
-            add(one(i, step, say))
-        return stage_seconds
     needs = [{j for j in range(i) if any(pathlib.Path(p).is_relative_to(steps[j].out) for p in step.inputs)}
              for i, step in enumerate(steps)]
-    waiting, running, finished, failures = list(range(total)), {}, set(), []
+    stage_seconds = {step.stage: 0.0 for step in steps}
+    waiting, running, finished, failures = list(range(len(steps))), {}, set(), []
 
-    def failed(i, error):
+    def one(i):
+        step, head = steps[i], f"[{i + 1}/{len(steps)}] {steps[i].stage}: {steps[i].name}"
+        if not is_done(step):
+            say(f"{head} ...")
+        echo = say if jobs == 1 else (lambda m: say(m if step.name in m else f"      {step.name}: {m.strip()}"))
+        seconds, skipped = run_step(step, echo, env)
+        say(f"{head} {'done earlier, skipped' if skipped else f'done in {seconds:.1f}s'}")
+        return 0.0 if skipped else seconds
+
+    def settle(i, seconds=0.0, error=None):
+        if error is None:
+            stage_seconds[steps[i].stage] += seconds
+            finished.add(i)
+            return
         failures.append(error)
         others = ", ".join(steps[j].name for j in running.values()) or "none"
         say(f"stopping: {steps[i].name} failed; waiting for the running steps ({others})")
@@ -233,28 +164,24 @@ def run_all(steps, log=print, jobs=1):
                 if i is None:
                     break
                 waiting.remove(i)
-                step, echo = steps[i], (lambda m, name=steps[i].name: say(m if name in m else f"      {name}: {m.strip()}"))
-                if step.experiment is None:
-                    running[pool.submit(one, i + 1, step, echo)] = i
+                if steps[i].experiment is None:
+                    running[pool.submit(one, i)] = i
                     continue
-                try:  # on this thread: at most one at a time, beside the running commands
-                    add(one(i + 1, step, echo))
-                    finished.add(i)
+                try:  # on this thread, beside the running commands
+                    settle(i, one(i))
                 except Exception as error:
-                    failed(i, error)
+                    settle(i, error=error)
             if not running:
-                break  # only after a failure: what is left waits for it
+                break  # done, or a failure left the rest waiting
             done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
                 i = running.pop(future)
                 if future.exception() is None:
-                    add(future.result())
-                    finished.add(i)
+                    settle(i, future.result())
                 else:
-                    failed(i, future.exception())
+                    settle(i, error=future.exception())
     except BaseException:  # Ctrl-C or a kill: the step processes go too, and nothing new starts
-        for proc in list(_CHILDREN):
-            proc.kill()
+        stop_children()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()

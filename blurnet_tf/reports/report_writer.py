@@ -25,12 +25,14 @@ STAGES = ("train", "whitebox", "accuracy_curve", "transfer", "smoothing", "lowfr
           "pixel_deflection", "defendpp", "figures")
 
 
-def metadata(profile, work_dir, started, stage_seconds_this_run):
+def metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs=()):
+    """`step_dirs`: the finished steps of the plan, whose step.json times are summed (a superseded
+    step's folder beside them does not count)."""
     import tensorflow as tf
 
     seconds = {}
-    for done in pathlib.Path(work_dir).rglob("step.json"):
-        d = files.read_json(done)
+    for step_dir in step_dirs:
+        d = files.read_json(pathlib.Path(step_dir) / "step.json")
         stage = d["name"].split("/")[0]
         seconds[stage] = seconds.get(stage, 0.0) + d["seconds"]
     seconds = dict(sorted(seconds.items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else len(STAGES)))
@@ -64,15 +66,15 @@ def _precisions(value):
     return set().union(*(_precisions(v) for v in value)) if isinstance(value, list) else set()
 
 
-def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, missing=(), stale=()):
+def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, missing=(), stale=(), step_dirs=()):
     """Writes results/<profile>/{REPORT.md, results.json, results.csv, tables.json, figures/} and
-    results/REPORT.md (links into it)."""
+    results/REPORT.md (links into it). `step_dirs`: the plan's finished steps, for the stage times."""
     results_dir = pathlib.Path(results_dir)
     out = files.ensure_dir(results_dir / profile.name)
     data = collect(work_dir, profile)
     figs = draw_figures(data, profile, work_dir, out / "figures")
     store_stickers(work_dir, out / "stickers")
-    meta = metadata(profile, work_dir, started, stage_seconds_this_run)
+    meta = metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs)
     meta["stale_steps"] = list(stale)
     # A report from a tree with uncommitted changes is marked (dirty: true, and a warning atop
     # REPORT.md), not refused: the tests and work in progress write reports from such trees.

@@ -1,0 +1,95 @@
+"""A pipeline step's process: `python -m <binary>` with its output logged, tied to the runner so
+that Ctrl-C or a kill of the runner leaves no writer behind, and its thread settings."""
+
+import os
+import subprocess
+import sys
+import threading
+
+from blurnet_tf.errors import DataError, StepFailed
+
+_CHILDREN, _CHILDREN_LOCK, _STOPPING = set(), threading.Lock(), threading.Event()  # the step processes running now
+RUNNER_PID = "BLURNET_RUNNER_PID"  # set for a step's process: die_with_runner() ties it to the runner
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+def run_command(command, out, step_name, log, extra_env):
+    """Runs `python -m <command>`, echoing its progress lines; the full output goes to out/log.txt."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+           "PYTHONUNBUFFERED": "1", RUNNER_PID: str(os.getpid()), **extra_env}
+    threads = {name: env[name] for name in THREAD_VARIABLES if name in env} or "default"
+    with open(out / "log.txt", "a") as logfile:
+        with _CHILDREN_LOCK:  # a step being set up when the run stops must not start after the kill
+            if _STOPPING.is_set():
+                raise StepFailed(f"step {step_name} not started: the run is stopping")
+            proc = subprocess.Popen([sys.executable, "-m", *command], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, env=env)
+            _CHILDREN.add(proc)
+        try:
+            tail = []
+            for line in proc.stdout:
+                logfile.write(line)
+                logfile.flush()  # readable while the step runs
+                tail = (tail + [line.rstrip()])[-15:]
+                if _is_progress(line):
+                    log(f"      {line.rstrip()}")
+            returncode = proc.wait()
+        finally:
+            proc.kill()  # no-op once it exited; never leaves a writer behind an exception here
+            proc.wait()
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(proc)
+        if returncode != 0:
+            raise StepFailed(f"step {step_name} failed (exit {returncode}); last lines of "
+                             f"{out / 'log.txt'}:\n" + "\n".join(tail))
+    return threads
+
+
+def stop_children():
+    """Kills the running step processes; none starts until the next run_all (allow_starts())."""
+    with _CHILDREN_LOCK:
+        _STOPPING.set()
+        for proc in _CHILDREN:
+            proc.kill()
+
+
+def allow_starts():
+    """Lets step processes start again (a new run_all after a stop)."""
+    _STOPPING.clear()
+
+
+def check_thread_settings():
+    """The user's thread variables must be counts: TensorFlow silently ignores any other value."""
+    for name in THREAD_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None and not (value.strip().isdigit() and int(value) >= 1):
+            raise DataError(f"environment variable {name}", f"expected a whole number >= 1, got {value!r}")
+
+
+def threads_per_job(jobs):
+    """The step processes' thread settings when `jobs` run at once: the cores shared out, one
+    inter-op thread (bench/step_concurrency.py: two RP2 steps at once with one thread each ran 1.40x
+    as fast as one after another, 1.28x with TensorFlow's default threads). Settings the user made win
+    (and step.json records them)."""
+    if any(name in os.environ for name in THREAD_VARIABLES):
+        return {}
+    intra = str(max(1, len(os.sched_getaffinity(0)) // jobs))  # the cores this process may use
+    return {"TF_NUM_INTRAOP_THREADS": intra, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": intra}
+
+
+def die_with_runner():
+    """Called first by a step's process (Linux): it is killed with the runner, so a killed run leaves
+    no writer behind. Set here rather than in a fork hook, which is unsafe while threads run."""
+    runner = os.environ.get(RUNNER_PID)
+    if runner is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(runner):  # the runner died before the signal was set
+        sys.exit(f"error: {RUNNER_PID}: the pipeline runner (pid {runner}) is gone; this step does not start")
+
+
+def _is_progress(line):
+    return line.startswith(("Epoch ", "targets ", "lambda=", "best_lambda", "PGD ", "legit accuracy", "resuming"))
