@@ -27,7 +27,7 @@ def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(files, "git_commit", lambda: "abc1234-dirty")
-        write_report(PROFILES["smoke"], FIXTURE, out, time.time(), {})
+        write_report(PROFILES["smoke"], FIXTURE, out, time.time(), {}, [])
     return out / "smoke"
 
 

@@ -93,7 +93,7 @@ def test_report_of_a_run_made_before_the_move_is_unchanged(tmp_path):
     from blurnet_tf.pipeline.plan import PROFILES
     from blurnet_tf.reports.report_writer import TITLES, write_report
 
-    report = write_report(PROFILES["smoke"], ROOT / "tests" / "fixtures" / "smoke_run_v0", tmp_path, time.time(), {})
+    report = write_report(PROFILES["smoke"], ROOT / "tests" / "fixtures" / "smoke_run_v0", tmp_path, time.time(), {}, [])
 
     def section(text, key):
         return text.split(f"## {TITLES[key]}")[1].split("\n## ")[0]

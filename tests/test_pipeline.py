@@ -101,6 +101,36 @@ def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes
     assert all(is_done(s) for s in (slow, after, free, inproc))
 
 
+def test_one_job_runs_the_plan_in_order_and_stops_at_a_failure(tmp_path, probes):
+    first, inproc, fails, never = (_probe(tmp_path, "first", "--sleep=0.5"),
+                                   Step("probe/inproc", "probe", tmp_path / "inproc", experiment=Timed()),
+                                   _probe(tmp_path, "fails", "--fail"), _probe(tmp_path, "never"))
+    lines = []
+    with pytest.raises(StepFailed, match="probe/fails"):
+        run_all([first, inproc, fails, never], log=lines.append)
+    assert _ran(first)["end"] <= _ran(inproc)["start"] and _ran(first)["intra_op_threads"] is None
+    assert not (never.out / "started.json").exists()
+    assert not any(line.startswith("stopping:") for line in lines)  # nothing else was running
+
+
+def test_no_step_process_starts_once_the_run_is_stopping(tmp_path, probes):
+    from blurnet_tf.pipeline.step_process import StepProcesses
+
+    processes, step = StepProcesses(), _probe(tmp_path, "late")
+    processes.stop()
+    with pytest.raises(StepFailed, match="probe/late not started: the run is stopping"):
+        run_step(step, log=lambda m: None, processes=processes)
+    assert not (step.out / "started.json").exists() and not is_done(step)
+
+
+def test_a_step_whose_runner_is_gone_does_not_start(tmp_path, probes):
+    (tmp_path / "x").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "step_probe", f"--out={tmp_path / 'x'}"], capture_output=True,
+                          text=True, env={**os.environ, "BLURNET_RUNNER_PID": "1"})
+    assert proc.returncode == 1 and not (tmp_path / "x" / "started.json").exists()
+    assert proc.stderr.strip() == "error: BLURNET_RUNNER_PID: the pipeline runner (pid 1) is gone; this step does not start"
+
+
 def test_jobs_share_the_cores_unless_the_user_set_threads(monkeypatch):
     for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
@@ -111,7 +141,7 @@ def test_jobs_share_the_cores_unless_the_user_set_threads(monkeypatch):
     assert threads_per_job(2) == {}
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-2", ""])
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "", "\u00b2", "99999999999"])
 def test_a_thread_variable_that_is_not_a_count_is_refused(monkeypatch, value):
     from blurnet_tf.errors import DataError
 
@@ -475,5 +505,5 @@ def test_stage_times_count_the_plans_steps_not_superseded_folders(tmp_path):
     for name, seconds in (("a", 10.0), ("a.superseded-0123", 100.0)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "step.json").write_text(json.dumps({"name": "train/a", "seconds": seconds}))
-    meta = report_writer.metadata(PROFILES["smoke"], tmp_path, 0.0, {}, step_dirs=[tmp_path / "a"])
+    meta = report_writer.metadata(PROFILES["smoke"], tmp_path, 0.0, {}, [tmp_path / "a"])
     assert meta["stage_seconds"] == {"train": 10.0} and meta["total_step_seconds"] == 10.0

@@ -2,6 +2,7 @@
 and corruption, metrics.json, MirroredStrategy."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -137,6 +138,16 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_finished_epoch(t
     with pytest.raises(TrainingDiverged, match=r"^training diverged: loss nan at epoch 2, batch 1; check the data"):
         train(tiny_model, (x, np.zeros(96, np.int32)), tmp_path, epochs=2, batch_size=32, seed=0, verbose=0)
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["epochs_done"] == 1
+
+
+def test_a_diverging_training_binary_ends_in_one_line_with_status_1(tmp_path):
+    proc = run_python(*TRAIN, f"--out={tmp_path}", "--epochs=1", "--max_train_images=256", "--learning_rate=1e30",
+                      check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and re.fullmatch(r"error: training diverged: loss (nan|inf) at epoch 1, batch \d+; "
+                                             r"check the data or lower --learning_rate", errors[0])
+    assert not list(tmp_path.rglob("*.keras"))
 
 
 def test_a_checkpoint_of_other_settings_is_refused_in_one_line(tmp_path):

@@ -73,8 +73,8 @@ def main(argv):
     states = {s.name: status(s) for s in plan}
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]
-    report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds, missing, stale,
-                          step_dirs=[s.out for s in plan if states[s.name] == "done"])
+    report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds,
+                          [s.out for s in plan if states[s.name] == "done"], missing, stale)
     print(f"wrote {report} and {FLAGS.results_dir}/REPORT.md in {(time.time() - started) / 60:.1f} min", flush=True)
     for stage, seconds in stage_seconds.items():
         print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)

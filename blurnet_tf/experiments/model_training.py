@@ -140,22 +140,19 @@ class EpochSeeds(keras.callbacks.Callback):
             self.stateful_ops = traced_stateful_random_ops()
 
 
-class StopOnDivergence(keras.callbacks.TerminateOnNaN):
-    """Keras's NaN check, raising our one-line error with the epoch, before the epoch's checkpoint:
-    a diverged run must not finish as a trained model (the last finished epoch stays resumable)."""
-
-    def __init__(self):
-        super().__init__(raise_error=True)  # the quiet default would let the run end as "done"
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops at the first non-finite loss with a one-line error, before the epoch's checkpoint: a
+    diverged run must not finish as a trained model (the last finished epoch stays resumable).
+    Keras's TerminateOnNaN stops quietly (the run would end as "done") or raises a bare RuntimeError."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def on_batch_end(self, batch, logs=None):
-        try:
-            super().on_batch_end(batch, logs)
-        except RuntimeError:
-            raise TrainingDiverged(f"training diverged: loss {logs['loss']} at epoch {self.epoch + 1}, batch "
-                                   f"{batch + 1}; check the data or lower --learning_rate") from None
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")  # the total: any non-finite term makes it non-finite
+        if loss is not None and not np.isfinite(float(loss)):
+            raise TrainingDiverged(f"training diverged: loss {float(loss)} at epoch {self.epoch + 1}, batch "
+                                   f"{batch + 1}; check the data or lower --learning_rate")
 
 
 class Snapshots(keras.callbacks.Callback):

@@ -20,7 +20,7 @@ import threading
 import time
 
 from blurnet_tf import files
-from blurnet_tf.pipeline.step_process import allow_starts, check_thread_settings, run_command, stop_children, threads_per_job
+from blurnet_tf.pipeline.step_process import StepProcesses, check_thread_settings, threads_per_job
 
 DONE = "step.json"
 PENDING = "step.pending.json"
@@ -76,8 +76,9 @@ def status(step):
     return "missing" if done is None else ("done" if done.get("key") == step_key(step) else "stale")
 
 
-def run_step(step, log=print, env=None):
-    """Runs one step unless done; returns (seconds, skipped). `env`: extra environment of a command."""
+def run_step(step, log=print, env=None, processes=None):
+    """Runs one step unless done; returns (seconds, skipped). `env`: extra environment of a command;
+    `processes`: the run's StepProcesses (a stop of the run kills the step's process)."""
     key = step_key(step)
     done, pending = _marker(step.out / DONE), _marker(step.out / PENDING)
     if done is not None and done.get("key") == key:
@@ -97,7 +98,7 @@ def run_step(step, log=print, env=None):
     files.write_json(files.ensure_dir(step.out) / PENDING, {"key": key})
     started = time.time()
     if step.command:
-        threads = run_command(step.command, step.out, step.name, log, env or {})
+        threads = (processes or StepProcesses()).run(step.command, step.out, step.name, log, env or {})
     else:
         step.experiment.run(step.out)
         threads = "in-process"  # the runner's own TensorFlow threads
@@ -131,7 +132,7 @@ def run_all(steps, log=print, jobs=1):
             log(message)
 
     check_thread_settings()
-    allow_starts()
+    processes = StepProcesses()
     env = {} if jobs == 1 else threads_per_job(jobs)
     needs = [{j for j in range(i) if any(pathlib.Path(p).is_relative_to(steps[j].out) for p in step.inputs)}
              for i, step in enumerate(steps)]
@@ -143,7 +144,7 @@ def run_all(steps, log=print, jobs=1):
         if not is_done(step):
             say(f"{head} ...")
         echo = say if jobs == 1 else (lambda m: say(m if step.name in m else f"      {step.name}: {m.strip()}"))
-        seconds, skipped = run_step(step, echo, env)
+        seconds, skipped = run_step(step, echo, env, processes)
         say(f"{head} {'done earlier, skipped' if skipped else f'done in {seconds:.1f}s'}")
         return 0.0 if skipped else seconds
 
@@ -153,8 +154,9 @@ def run_all(steps, log=print, jobs=1):
             finished.add(i)
             return
         failures.append(error)
-        others = ", ".join(steps[j].name for j in running.values()) or "none"
-        say(f"stopping: {steps[i].name} failed; waiting for the running steps ({others})")
+        if running:
+            say(f"stopping: {steps[i].name} failed; waiting for the running steps "
+                f"({', '.join(steps[j].name for j in running.values())})")
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
     try:
@@ -181,8 +183,8 @@ def run_all(steps, log=print, jobs=1):
                 else:
                     settle(i, error=future.exception())
     except BaseException:  # Ctrl-C or a kill: the step processes go too, and nothing new starts
-        stop_children()
-        pool.shutdown(wait=False, cancel_futures=True)
+        processes.stop()
+        pool.shutdown(cancel_futures=True)  # quick: their processes are gone
         raise
     pool.shutdown()
     if failures:

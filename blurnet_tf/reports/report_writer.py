@@ -25,7 +25,7 @@ STAGES = ("train", "whitebox", "accuracy_curve", "transfer", "smoothing", "lowfr
           "pixel_deflection", "defendpp", "figures")
 
 
-def metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs=()):
+def metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs):
     """`step_dirs`: the finished steps of the plan, whose step.json times are summed (a superseded
     step's folder beside them does not count)."""
     import tensorflow as tf
@@ -66,7 +66,7 @@ def _precisions(value):
     return set().union(*(_precisions(v) for v in value)) if isinstance(value, list) else set()
 
 
-def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, missing=(), stale=(), step_dirs=()):
+def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
     """Writes results/<profile>/{REPORT.md, results.json, results.csv, tables.json, figures/} and
     results/REPORT.md (links into it). `step_dirs`: the plan's finished steps, for the stage times."""
     results_dir = pathlib.Path(results_dir)
