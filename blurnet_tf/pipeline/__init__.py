@@ -1,4 +1,4 @@
-"""The reproduction pipeline: resumable steps and the experiment plan."""
+"""The reproduction pipeline: resumable steps, their processes and the experiment plan."""
 
 # The submodules (importing the package imports none of them).
-__all__ = ["mnist_steps", "plan", "steps"]
+__all__ = ["mnist_steps", "plan", "step_process", "steps"]
