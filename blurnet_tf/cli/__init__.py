@@ -34,6 +34,7 @@ def run(main):
     from blurnet_tf.pipeline.step_process import die_with_runner
 
     die_with_runner()  # a pipeline step's process: killed with its runner
+
     def guarded(argv):
         _quiet_tensorflow()
         try:

@@ -53,7 +53,8 @@ def main(argv):
     find_data_dir(FLAGS.data_dir)  # fail early, with the path, if the data are missing
     if not pathlib.Path("flags/models").is_dir():
         raise DataError(pathlib.Path("flags/models").resolve(), "flagfiles not found: run from the repository root")
-    steps = build_plan(profile, work_dir, FLAGS.data_dir)
+    plan = build_plan(profile, work_dir, FLAGS.data_dir)
+    steps = plan
     if FLAGS.stages:
         unknown = set(FLAGS.stages) - {s.stage for s in steps}
         if unknown:
@@ -69,8 +70,7 @@ def main(argv):
     print(f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
           f"outputs in {work_dir}", flush=True)
     stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True), jobs=FLAGS.jobs)
-    plan = build_plan(profile, work_dir, FLAGS.data_dir)
-    states = {s.name: status(s) for s in plan}
+    states = {s.name: status(s) for s in plan}  # after the run: the whole plan, not only the steps run
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]
     report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds,

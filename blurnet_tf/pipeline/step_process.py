@@ -1,6 +1,7 @@
 """A pipeline step's process: `python -m <binary>` with its output logged, tied to the runner so
 that Ctrl-C or a kill of the runner leaves no writer behind, and its thread settings."""
 
+import collections
 import os
 import re
 import subprocess
@@ -34,11 +35,11 @@ class StepProcesses:
                                         stderr=subprocess.STDOUT, text=True, env=env)
                 self._running.add(proc)
             try:
-                tail = []
+                tail = collections.deque(maxlen=15)
                 for line in proc.stdout:
                     logfile.write(line)
                     logfile.flush()  # readable while the step runs
-                    tail = (tail + [line.rstrip()])[-15:]
+                    tail.append(line.rstrip())
                     if _is_progress(line):
                         log(f"      {line.rstrip()}")
                 returncode = proc.wait()
