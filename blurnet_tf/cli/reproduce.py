@@ -1,6 +1,6 @@
 """Reproduce the papers: train, attack, and write results/REPORT.md with Tables I-V and Figs. 1-6.
 
-    python -m blurnet_tf.cli.reproduce --profile=quick   # ./run.sh  (about 33 min on 2 CPU cores)
+    python -m blurnet_tf.cli.reproduce --profile=quick   # ./run.sh  (two seeds; about 20 min on 2 CPU cores)
     python -m blurnet_tf.cli.reproduce --profile=full    # ./run.sh full  (the paper's budgets)
 
 Every step is skipped when it finished before with the same settings, so a killed run picks up
@@ -26,9 +26,10 @@ flags.DEFINE_list("steps", None, "Run only the steps whose names match these she
                   "train/baseline_holdout,pixel_deflection/* (names: see the report's step list).")
 flags.DEFINE_list("seeds", None, "Training / RP2 noise seeds of the Table I-V rows (default: the profile's; "
                   "quick 0, full 0,1,2). The λ sweep, Pixel Deflection and Defend++ use the first.")
-flags.DEFINE_integer("jobs", 1, "Steps run at once, the cores shared out among them (2 on 2 cores: 1.3-1.4x as "
-                     "fast). Results then match --jobs=1 to float32 rounding, not bit for bit (the thread count "
-                     "changes TensorFlow's summation order); step.json records the threads.", lower_bound=1)
+flags.DEFINE_integer("jobs", None, "Steps run at once, the cores shared out among them (default: the profile's; "
+                     "quick 2, full 1). 2 on 2 cores is 1.3-1.4x as fast; results match another --jobs to float32 "
+                     "rounding, not bit for bit (the thread count changes TensorFlow's summation order); step.json "
+                     "records the threads.", lower_bound=1)
 flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any.")
 
 
@@ -69,7 +70,8 @@ def main(argv):
         steps = [s for s in steps if any(fnmatch.fnmatchcase(s.name, p) for p in FLAGS.steps)]
     print(f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
           f"outputs in {work_dir}", flush=True)
-    stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True), jobs=FLAGS.jobs)
+    jobs = FLAGS.jobs or profile.jobs
+    stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True), jobs=jobs)
     states = {s.name: status(s) for s in plan}  # after the run: the whole plan, not only the steps run
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]

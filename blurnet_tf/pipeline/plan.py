@@ -44,6 +44,7 @@ class Profile:
     snapshot_epochs: tuple = ()  # robustness along training: these epochs' weights attacked (λ 0.002)...
     snapshot_rows: tuple = ()    # ...for these rows, under seeds[0]
     lowfreq_epochs: int | None = None  # the DCT-restricted runs converge slower; None: attack_epochs
+    jobs: int = 1               # steps at once unless --jobs says (each gets cores / jobs threads)
 
     @property
     def lowfreq_attack_epochs(self):
@@ -57,20 +58,19 @@ PROFILES = {
     # Budgets cut where measured flat (README, "Quick profile budgets"): LISA training 3 epochs (baseline
     # held-out accuracy 97.8% at 3, 98.5% at 5); λ-0.002 RP2 30 epochs (every row's average ASR within
     # 1.0 point of its value at 80, the original weights' within 2.4); the low-frequency runs keep 80
-    # (still rising there).
-    "quick": Profile("quick", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
-                                    "tik_hf", DEFENDPP_ROW),
+    # (still rising there). Two seeds in about 20 min: the four rows of BlurNet's main comparison (no
+    # defence, feature-map blur, TV, Tikhonov) and two steps at a time (README, "Quick profile rows").
+    "quick": Profile("quick", rows=("baseline", "conv_7", "tv_1e-4", "tik_hf", DEFENDPP_ROW),
                      train_epochs=3, adv_train_epochs=2, attack_epochs=30, lowfreq_epochs=80, lambdas=("0.002",),
                      dct_dims=(8, 16), table1_kernels=(3, 5), table5_regularisers=("tv", "tik_hf"),
                      pixel_deflection=PDBudget(test_images=50, cw_steps=100, cw_search=4, deepfool_steps=20,
                                                lbfgs_steps=50, lbfgs_search=3, adaptive_pgd_steps=10,
                                                adaptive_rp2_targets=(12, 1, 7), adaptive_rp2_epochs=30,
                                                search_images=150),
-                     mnist=MnistBudget(epochs=2, images=150, bim_steps=40, cw_search=3, ddn_steps=50,
-                                       transfer=(("mnist_baseline", "mnist_defendpp"),)),
-                     # One seed by default until its budget fits two in ~20 min (2 seeds: 49.9 min measured, README);
-                     # `--seeds=0,1` runs them.
-                     seeds=(0,), seeded_rows=SEEDED_ROWS, snapshot_epochs=(1, 2), snapshot_rows=("baseline", "tv_1e-4")),
+                     mnist=MnistBudget(rows=("mnist_baseline", "mnist_defendpp"), epochs=2, images=150, bim_steps=40,
+                                       cw_search=3, ddn_steps=50, transfer=(("mnist_baseline", "mnist_defendpp"),)),
+                     seeds=(0, 1), seeded_rows=SEEDED_ROWS, snapshot_epochs=(1,), snapshot_rows=("baseline", "tv_1e-4"),
+                     jobs=2),
     "full": Profile("full", rows=TABLE2_ROWS + (DEFENDPP_ROW,), train_epochs=None, adv_train_epochs=None, attack_epochs=300,
                     lambdas=("0.002", "0.02", "0.2"), dct_dims=(4, 8, 12, 16, 24, 32), table1_kernels=(3, 5, 7),
                     table5_regularisers=("tv", "tik_hf", "tik_pseudo"),

@@ -133,7 +133,8 @@ def run_all(steps, log=print, jobs=1):
 
     check_thread_settings()
     processes = StepProcesses()
-    env = {} if jobs == 1 else threads_per_job(jobs)
+    # Several steps on one GPU: each takes memory as it needs it, not the whole device (TensorFlow's default).
+    env = {} if jobs == 1 else {**threads_per_job(jobs), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
     needs = [{j for j in range(i) if any(pathlib.Path(p).is_relative_to(steps[j].out) for p in step.inputs)}
              for i, step in enumerate(steps)]
     stage_seconds = {step.stage: 0.0 for step in steps}
