@@ -85,6 +85,16 @@ def probes(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def test_a_place_freed_during_an_in_process_experiment_goes_to_the_next_command(tmp_path, probes):
+    """The experiment holds this thread; commands planned after it still fill the other place."""
+    short = _probe(tmp_path, "short")
+    inproc = Step("probe/inproc", "probe", tmp_path / "inproc", experiment=Timed(sleep=6))
+    later = [_probe(tmp_path, f"later{k}") for k in range(2)]
+    run_all([short, inproc, *later], log=lambda m: None, jobs=2)
+    assert all(_ran(step)["start"] < _ran(inproc)["end"] for step in later)
+    assert _ran(later[0])["start"] >= _ran(short)["end"]  # two places: the experiment's and one command's
+
+
 def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes):
     slow = _probe(tmp_path, "slow", "--sleep=3")
     after = _probe(tmp_path, "after", inputs=[tmp_path / "slow" / "ran.json"])  # reads what `slow` writes
@@ -326,14 +336,14 @@ def test_full_plan_has_the_papers_budgets():
 
 
 def test_quick_plan_gives_the_slower_low_frequency_runs_their_own_budget():
-    """The DCT-restricted RP2 still gains at epoch 80 where the white-box one is flat from epoch 30
+    """The DCT-restricted RP2 still gains at epoch 80 where the white-box one is flat from epoch 20
     (measured; README), so the quick profile cuts only the latter."""
     plan = build_plan(PROFILES["quick"], "runs/quick")
     epochs = {}
     for s in plan:
         if s.stage in ("whitebox", "accuracy_curve", "adaptive", "adaptive_adv_train", "lowfreq"):
             epochs.setdefault(s.stage, set()).update(a for a in s.command if a.startswith("--epochs="))
-    assert epochs == {"whitebox": {"--epochs=30"}, "accuracy_curve": {"--epochs=30"}, "adaptive": {"--epochs=30"},
+    assert epochs == {"whitebox": {"--epochs=20"}, "accuracy_curve": {"--epochs=20"}, "adaptive": {"--epochs=20"},
                       "lowfreq": {"--epochs=80"}}
 
 

@@ -122,15 +122,10 @@ def _free_name(path, suffix):
 def run_all(steps, log=print, jobs=1):
     """Runs the steps with a progress line per step and returns per-stage seconds (summed over steps:
     with jobs > 1 they overlap). Up to `jobs` steps run at once (jobs=1: plan order): a step starts
-    once every earlier step that writes one of its inputs has finished; in-process experiments run on
-    this thread, one at a time (they share TensorFlow's process-wide state, and Ctrl-C reaches them).
+    once every earlier step that writes one of its inputs has finished. In-process experiments run on
+    this thread, one at a time (they share TensorFlow's process-wide state, and Ctrl-C reaches them),
+    each taking one of the `jobs` places; a place that frees meanwhile goes to the next command.
     After a failure no new step starts; the running ones finish, then the first error is raised."""
-    lock = threading.Lock()
-
-    def say(message):
-        with lock:  # whole lines, though several steps print at once
-            log(message)
-
     check_thread_settings()
     processes = StepProcesses()
     # Several steps on one GPU: each takes memory as it needs it, not the whole device (TensorFlow's default).
@@ -138,7 +133,14 @@ def run_all(steps, log=print, jobs=1):
     needs = [{j for j in range(i) if any(pathlib.Path(p).is_relative_to(steps[j].out) for p in step.inputs)}
              for i, step in enumerate(steps)]
     stage_seconds = {step.stage: 0.0 for step in steps}
+    changed = threading.Condition()  # guards everything below; notified when a step ends or is handed over
     waiting, running, finished, failures = list(range(len(steps))), {}, set(), []
+    handed = []  # the experiment this thread runs next (at most one)
+    state = {"experiment": False, "stopped": False}
+
+    def say(message):
+        with changed:  # whole lines, though several steps print at once (the lock is re-entrant)
+            log(message)
 
     def one(i):
         step, head = steps[i], f"[{i + 1}/{len(steps)}] {steps[i].stage}: {steps[i].name}"
@@ -149,41 +151,63 @@ def run_all(steps, log=print, jobs=1):
         say(f"{head} {'done earlier, skipped' if skipped else f'done in {seconds:.1f}s'}")
         return 0.0 if skipped else seconds
 
-    def settle(i, seconds=0.0, error=None):
+    def settle(i, seconds=0.0, error=None):  # under `changed`
         if error is None:
             stage_seconds[steps[i].stage] += seconds
             finished.add(i)
-            return
-        failures.append(error)
-        if running:
-            say(f"stopping: {steps[i].name} failed; waiting for the running steps "
-                f"({', '.join(steps[j].name for j in running.values())})")
+        else:
+            failures.append(error)
+            if running:
+                say(f"stopping: {steps[i].name} failed; waiting for the running steps "
+                    f"({', '.join(steps[j].name for j in running.values())})")
+        fill()
+        changed.notify_all()
+
+    def ended(future):  # on the finishing command's thread
+        with changed:
+            i = running.pop(future)
+            if future.cancelled():  # a stop's shutdown: nothing ran
+                return
+            error = future.exception()
+            settle(i, 0.0 if error else future.result(), error)
+
+    def fill():  # under `changed`: the free places to the first ready steps in plan order
+        while not failures and not state["stopped"] and len(running) + state["experiment"] + len(handed) < jobs:
+            ready = [i for i in waiting if needs[i] <= finished
+                     and not (steps[i].experiment is not None and (state["experiment"] or handed))]
+            if not ready:
+                return
+            i = ready[0]
+            waiting.remove(i)
+            if steps[i].experiment is not None:
+                handed.append(i)  # this thread runs it
+                continue
+            future = pool.submit(one, i)
+            running[future] = i
+            future.add_done_callback(ended)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
     try:
-        while waiting or running:
-            while not failures and len(running) < jobs:
-                i = next((i for i in waiting if needs[i] <= finished), None)
-                if i is None:
-                    break
-                waiting.remove(i)
-                if steps[i].experiment is None:
-                    running[pool.submit(one, i)] = i
-                    continue
-                try:  # on this thread, beside the running commands
-                    settle(i, one(i))
-                except Exception as error:
-                    settle(i, error=error)
-            if not running:
-                break  # done, or a failure left the rest waiting
-            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                i = running.pop(future)
-                if future.exception() is None:
-                    settle(i, future.result())
-                else:
-                    settle(i, error=future.exception())
+        with changed:
+            fill()
+        while True:
+            with changed:
+                while not handed and running:
+                    changed.wait()
+                if not handed:
+                    break  # done, or a failure left the rest waiting
+                i = handed.pop()
+                state["experiment"] = True
+            try:  # beside the running commands
+                seconds, error = one(i), None
+            except Exception as caught:
+                seconds, error = 0.0, caught
+            with changed:
+                state["experiment"] = False
+                settle(i, seconds, error)
     except BaseException:  # Ctrl-C or a kill: the step processes go too, and nothing new starts
+        with changed:
+            state["stopped"] = True
         processes.stop()
         pool.shutdown(cancel_futures=True)  # quick: their processes are gone
         raise

@@ -134,10 +134,12 @@ TITLES = {"I": "Table I: black-box transfer into the same weights with a fixed b
 def render(profile, sections, verdicts, disagreements, figs, meta, missing, prefix):
     quick = profile.name == "quick"
     label = " (QUICK PROFILE: reduced budgets, not the paper's)" if quick else ""
-    budget = (f"training {profile.train_epochs or 30} epochs (adv-train {profile.adv_train_epochs or 30}), RP2 "
-              f"{profile.attack_epochs} epochs (low-frequency {profile.lowfreq_attack_epochs}), "
-              f"λ {', '.join(profile.lambdas)}, 17 targets, 40 victims, "
-              f"randomized smoothing {profile.smoothing_samples} samples; rows: {', '.join(profile.rows)}")
+    adv = f" (adv-train {profile.adv_train_epochs or 30})" if "adv_train" in profile.rows else ""
+    smoothing = (f", randomized smoothing {profile.smoothing_samples} samples"
+                 if any(r.startswith("gaussian_aug_") for r in profile.rows) else "")
+    budget = (f"training {profile.train_epochs or 30} epochs{adv}, RP2 {profile.attack_epochs} epochs (low-frequency "
+              f"{profile.lowfreq_attack_epochs}), λ {', '.join(profile.lambdas)}, 17 targets, 40 victims{smoothing}; "
+              f"rows: {', '.join(profile.rows)}; training seeds {', '.join(map(str, profile.seeds))}")
     md = [f"# BlurNet reproduction report: {profile.name} profile{label}", ""]
     if meta.get("dirty"):
         md += [f"> **Warning: written from a tree with uncommitted changes** (commit `{meta['commit']}`).", ""]
