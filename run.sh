@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./run.sh          set up .venv on first use, then reproduce the paper (quick profile, ~33 min on 2 cores)
+# ./run.sh          set up .venv on first use, then reproduce the paper (quick profile, 2 seeds, ~20 min on 2 cores)
 # ./run.sh full     the same with the paper's budgets (all Table II models, lambda sweep, 300 RP2 epochs)
 # ./run.sh test     same set-up, then the test suite (what CI runs)
 # Extra arguments go to the job, e.g. ./run.sh full --stages=train or ./run.sh test -k rp2.
@@ -19,7 +19,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; 
 fi
 PY="$VENV/bin/python"
 
-# A first argument that is a flag goes to the quick reproduction (./run.sh --seeds=0,1).
+# A first argument that is a flag goes to the quick reproduction (./run.sh --seeds=0,1,2).
 job=main
 if [ $# -gt 0 ] && [[ "$1" != -* ]]; then job="$1"; shift; fi
 case "$job" in

@@ -25,7 +25,7 @@ flags.DEFINE_list("stages", None, "Run only these stages (e.g. train,whitebox); 
 flags.DEFINE_list("steps", None, "Run only the steps whose names match these shell patterns, e.g. "
                   "train/baseline_holdout,pixel_deflection/* (names: see the report's step list).")
 flags.DEFINE_list("seeds", None, "Training / RP2 noise seeds of the Table I-V rows (default: the profile's; "
-                  "quick 0, full 0,1,2). The λ sweep, Pixel Deflection and Defend++ use the first.")
+                  "quick 0,1, full 0,1,2). The λ sweep, Pixel Deflection and Defend++ use the first.")
 flags.DEFINE_integer("jobs", None, "Steps run at once, the cores shared out among them (default: the profile's; "
                      "quick 2, full 1). 2 on 2 cores is 1.3-1.4x as fast; results match another --jobs to float32 "
                      "rounding, not bit for bit (the thread count changes TensorFlow's summation order); step.json "
