@@ -95,6 +95,14 @@ def test_a_place_freed_during_an_in_process_experiment_goes_to_the_next_command(
     assert _ran(later[0])["start"] >= _ran(short)["end"]  # two places: the experiment's and one command's
 
 
+def test_an_experiment_waiting_behind_another_holds_no_place(tmp_path, probes):
+    first = Step("probe/first", "probe", tmp_path / "first", experiment=Timed(sleep=4))
+    second = Step("probe/second", "probe", tmp_path / "second", experiment=Timed())
+    command = _probe(tmp_path, "command")
+    run_all([first, second, command], log=lambda m: None, jobs=2)
+    assert _ran(command)["start"] < _ran(first)["end"] <= _ran(second)["start"]
+
+
 def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes):
     slow = _probe(tmp_path, "slow", "--sleep=3")
     after = _probe(tmp_path, "after", inputs=[tmp_path / "slow" / "ran.json"])  # reads what `slow` writes

@@ -136,7 +136,7 @@ def run_all(steps, log=print, jobs=1):
     changed = threading.Condition()  # guards everything below; notified when a step ends or is handed over
     waiting, running, finished, failures = list(range(len(steps))), {}, set(), []
     handed = []  # the experiment this thread runs next (at most one)
-    state = {"experiment": False, "stopped": False}
+    state = {"experiment": None, "stopped": False}  # the experiment running on this thread
 
     def say(message):
         with changed:  # whole lines, though several steps print at once (the lock is re-entrant)
@@ -157,25 +157,32 @@ def run_all(steps, log=print, jobs=1):
             finished.add(i)
         else:
             failures.append(error)
-            if running:
-                say(f"stopping: {steps[i].name} failed; waiting for the running steps "
-                    f"({', '.join(steps[j].name for j in running.values())})")
+            handed.clear()  # an experiment handed over but not begun does not start after a failure
+            busy = [steps[j].name for j in [*running.values(), state["experiment"]] if j is not None]
+            if busy:
+                say(f"stopping: {steps[i].name} failed; waiting for the running steps ({', '.join(busy)})")
         fill()
         changed.notify_all()
 
     def ended(future):  # on the finishing command's thread
         with changed:
-            i = running.pop(future)
-            if future.cancelled():  # a stop's shutdown: nothing ran
-                return
-            error = future.exception()
-            settle(i, 0.0 if error else future.result(), error)
+            try:
+                i = running.pop(future)
+                if future.cancelled():  # a stop's shutdown: nothing ran
+                    return
+                error = future.exception()
+                settle(i, 0.0 if error is not None else future.result(), error)
+            except BaseException as caught:  # concurrent.futures drops a callback's error: fail the run instead
+                failures.append(caught)
+            finally:
+                changed.notify_all()
 
     def fill():  # under `changed`: the free places to the first ready steps in plan order
-        while not failures and not state["stopped"] and len(running) + state["experiment"] + len(handed) < jobs:
-            ready = [i for i in waiting if needs[i] <= finished
-                     and not (steps[i].experiment is not None and (state["experiment"] or handed))]
-            if not ready:
+        while not failures and not state["stopped"]:
+            experiment = state["experiment"] is not None or bool(handed)  # this thread's one place is taken
+            ready = [i for i in waiting
+                     if needs[i] <= finished and not (steps[i].experiment is not None and experiment)]
+            if len(running) + experiment >= jobs or not ready:
                 return
             i = ready[0]
             waiting.remove(i)
@@ -196,14 +203,13 @@ def run_all(steps, log=print, jobs=1):
                     changed.wait()
                 if not handed:
                     break  # done, or a failure left the rest waiting
-                i = handed.pop()
-                state["experiment"] = True
+                i = state["experiment"] = handed.pop()
             try:  # beside the running commands
                 seconds, error = one(i), None
             except Exception as caught:
                 seconds, error = 0.0, caught
             with changed:
-                state["experiment"] = False
+                state["experiment"] = None
                 settle(i, seconds, error)
     except BaseException:  # Ctrl-C or a kill: the step processes go too, and nothing new starts
         with changed:
