@@ -186,9 +186,12 @@ def test_after_a_failure_no_new_step_starts_and_the_running_one_finishes(tmp_pat
     assert any(line.startswith("stopping: probe/fails failed") and "probe/running" in line for line in lines)
 
 
+# Ctrl-C at a terminal: a suite started in the background from a script inherits SIGINT ignored
+# (POSIX), so the runner restores Python's own handler first.
 _RUNNER = """
-import pathlib, sys
+import pathlib, signal, sys
 from blurnet_tf.pipeline.steps import Step, run_all
+signal.signal(signal.SIGINT, signal.default_int_handler)
 root = pathlib.Path(sys.argv[1])
 steps = [Step(f"probe/{n}", "probe", root / n, command=["step_probe", f"--out={root / n}", "--sleep=60"])
          for n in ("a", "b")]
