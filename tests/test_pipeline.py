@@ -358,6 +358,16 @@ def test_quick_plan_gives_the_slower_low_frequency_runs_their_own_budget():
                       "lowfreq": {"--epochs=80"}}
 
 
+def test_table2_plan_trains_every_table2_row_under_three_seeds_at_the_papers_lambda():
+    plan = build_plan(PROFILES["table2"], "runs/table2")
+    train = {s.name.split("/")[1]: s.command for s in plan if s.stage == "train"}
+    assert set(train) == {f"{r}{k}" for r in TABLE2_ROWS for k in ("", "-seed1", "-seed2")}
+    assert all("--epochs=10" in c for c in train.values())
+    whitebox = [s.command for s in plan if s.stage == "whitebox"]
+    assert len(whitebox) == 3 * (len(TABLE2_ROWS) + 1)  # + the original weights under each noise seed
+    assert all({"--epochs=30", "--lambdas=0.002"} <= set(c) for c in whitebox)
+
+
 def _rows(p, seeds=2, targets=17, victims=40, seed=0):
     """{seed: {"success": [targets, victims], "l2": [...]}} with success probability p per target."""
     rng = np.random.default_rng(seed)
@@ -378,22 +388,40 @@ def test_claims_are_paired_tests_with_three_verdicts():
     low, high = 0.05, 0.8
     clear = {"tv_1e-4": _rows(low, seed=1), "tik_hf": _rows(low, seed=2), "baseline": _rows(high, seed=3),
              "conv_7": _rows(high, seed=4)}
-    assert verdict(_seeds(whitebox=clear), 1) == "held"
-    assert verdict(_seeds(whitebox={**clear, "conv_7": _rows(0.0, seed=4)}), 1) == "not held"
+    assert verdict(_seeds(whitebox=clear), 2) == "held"
+    assert verdict(_seeds(whitebox={**clear, "conv_7": _rows(0.0, seed=4)}), 2) == "not held"
     same = {r: _rows(0.3, seed=i) for i, r in enumerate(("tv_1e-4", "tik_hf", "baseline"))}
-    assert verdict(_seeds(whitebox=same), 1) == "inconclusive"
-    assert verdict(_seeds(whitebox={"tv_1e-4": _rows(low)}), 1) == "not measured"
+    assert verdict(_seeds(whitebox=same), 2) == "inconclusive"
+    assert verdict(_seeds(whitebox={"tv_1e-4": _rows(low)}), 2) == "not measured"
     ones = {s: {"success": [[1] * 40]} for s in range(2)}
     zeros = {s: {"success": [[0] * 40]} for s in range(2)}
-    assert verdict(_seeds(pgd={"a": ones, "b": ones}), 2) == "held"
-    assert verdict(_seeds(pgd={"a": ones, "b": zeros}), 2) == "not held"
+    assert verdict(_seeds(pgd={"a": ones, "b": ones}), 3) == "held"
+    assert verdict(_seeds(pgd={"a": ones, "b": zeros}), 3) == "not held"
     wb = {r: _rows(0.3, seed=i) for i, r in enumerate(("conv_5", "conv_7"))}
     lf = {"conv_5": _rows(0.95, seed=7), "conv_7": _rows(0.35, seed=8)}
-    assert verdict(_seeds(whitebox=wb, lowfreq=lf), 3) == "held"
-    assert verdict(_seeds(whitebox=wb, lowfreq={"conv_5": lf["conv_7"], "conv_7": lf["conv_5"]}), 3) == "not held"
+    assert verdict(_seeds(whitebox=wb, lowfreq=lf), 4) == "held"
+    assert verdict(_seeds(whitebox=wb, lowfreq={"conv_5": lf["conv_7"], "conv_7": lf["conv_5"]}), 4) == "not held"
     t = {"baseline": {s: {"input_blur_3": {"success": r["success"]}, "l1_blur_3": {"success": q["success"]}}
                       for (s, r), q in zip(_rows(0.6, seed=9).items(), _rows(0.1, seed=10).values())}}
     assert verdict(_seeds(transfer=t), 0) == "held"
+
+
+def test_the_blurnet_claim_judges_each_defence_against_the_baseline_on_shared_seeds():
+    from blurnet_tf.reports.seed_statistics import claims
+
+    def row(rate, seeds=(0, 1, 2)):  # every target and victim attacked with probability 0 or 1
+        return {s: {"success": np.full((17, 40), rate).tolist(), "l2": [0.2] * 17} for s in seeds}
+
+    data = {"transfer": {}, "pgd": {}, "lowfreq": {}, "whitebox": {
+        "baseline": row(1.0), "conv_7": row(0.0), "tv_1e-4": row(1.0, seeds=(1, 2)), "gaussian_aug_0.1": row(0.0)}}
+    claim, verdict_, evidence = next(c for c in claims(data) if c[0].startswith("BlurNet's defences"))
+    # conv_7 is never attacked: exactly -100 points; TV equals the baseline on the seeds both have: 0.
+    assert "conv_7 − baseline: -100.0 pt [-100.0, -100.0] (paper -37.6)" in evidence
+    assert "tv_1e-4 − baseline: +0.0 pt [+0.0, +0.0] (paper -41.3)" in evidence
+    assert "gaussian" not in evidence and verdict_ == "inconclusive"
+    data["whitebox"]["baseline"] = row(0.0)
+    data["whitebox"]["conv_7"] = row(1.0)
+    assert next(c for c in claims(data) if c[0].startswith("BlurNet's defences"))[1] == "not held"
 
 
 def test_differences_over_ten_points_are_flagged():

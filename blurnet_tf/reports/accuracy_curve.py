@@ -12,10 +12,9 @@ import numpy as np
 from blurnet_tf import paper, rundir
 from blurnet_tf.evaluation import intervals
 from blurnet_tf.reports.format import _pct
-from blurnet_tf.reports.seed_statistics import _combine, _fmt
+from blurnet_tf.reports.seed_statistics import BLURNET_ROWS, _combine, _fmt
 
 STAGE = "accuracy_curve"
-BLURNET_ROWS = ("conv_", "tv_", "tik_")  # the feature-map blur and its regularisers, the paper's claim
 MATCHED = 0.02  # "equal accuracy": the two points' legit accuracies within 2 points
 
 

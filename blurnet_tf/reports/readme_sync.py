@@ -22,7 +22,7 @@ import re
 import sys
 
 from blurnet_tf import files, paper
-from blurnet_tf.reports import accuracy_curve, blurnet_tables, defendpp_section, flat_records
+from blurnet_tf.reports import accuracy_curve, blurnet_tables, defendpp_section, flat_records, seed_statistics
 from blurnet_tf.reports.format import _pct
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -32,6 +32,7 @@ RESULTS = ROOT / "results" / "full"
 PD_RESULTS = "full-pixel-deflection"
 PD_CAPTIONS = {"pixel-deflection-full": "", "pixel-deflection-adaptive-full": "Accuracy under the real"}
 QUICK_RESULTS = "quick"  # the quick profile's fresh-clone run: the README's excerpt
+SEEDED_RESULTS = "table2"  # every Table II row under three seeds (the table2 profile)
 TABLES_FILE = "tables.json"
 DEFENDPP_CAPTIONS = {"defendpp-table2-resnet18": "**Defend++ Table 2 as the paper ran it**",
                      "defendpp-table2": "**Defend++ Table 2 (comparison", "defendpp-table1": "**Defend++ Table 1 ",
@@ -93,6 +94,12 @@ def render(results_dir=RESULTS):
         if data.get("accuracy_curve"):
             out["accuracy-curve-quick"] = _table_after(accuracy_curve.section(data["accuracy_curve"]),
                                                        "**Table II at the paper's legit accuracy:**")
+    seeded_tables = pathlib.Path(results_dir).parent / SEEDED_RESULTS / TABLES_FILE
+    if seeded_tables.is_file():
+        seeded = files.read_json(seeded_tables, missing_ok=False)
+        measured = [c for c in seeded["claims"] if c["verdict"] != "not measured"]  # it runs BlurNet's rows only
+        out.update({"claims-table2": _claims({"claims": measured}), "seeds-table2": _table_after(
+            seed_statistics.intervals_table(seeded["intervals"], seeded["seeds"]["seeds"], []), "")})
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
         pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))
