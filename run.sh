@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ./run.sh          set up .venv on first use, then reproduce the paper (quick profile, 2 seeds, ~20 min on 2 cores)
 # ./run.sh full     the same with the paper's budgets (all Table II models, lambda sweep, 300 RP2 epochs)
+# ./run.sh table2   every Table II row under seeds 0, 1, 2 at budgets measured flat (~1 h on 2 cores)
 # ./run.sh test     same set-up, then the test suite (what CI runs)
 # Extra arguments go to the job, e.g. ./run.sh full --stages=train or ./run.sh test -k rp2.
 set -euo pipefail
@@ -29,8 +30,8 @@ case "$job" in
     exec "$PY" -m pytest -q "$@" ;;
   main|quick)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile=quick "$@" ;;
-  full)
-    exec "$PY" -m blurnet_tf.cli.reproduce --profile=full "$@" ;;
+  full|table2)
+    exec "$PY" -m blurnet_tf.cli.reproduce --profile="$job" "$@" ;;
   *)
-    echo "usage: ./run.sh [main|full|test] [args...]" >&2; exit 2 ;;
+    echo "usage: ./run.sh [main|full|table2|test] [args...]" >&2; exit 2 ;;
 esac

@@ -16,16 +16,18 @@ from conftest import ROOT
 STORED = ROOT / "results" / "full"
 STORED_PD = ROOT / "results" / "full-pixel-deflection"  # the full profile's PD stage, re-run on its own
 STORED_QUICK = ROOT / "results" / "quick"  # the quick profile's fresh-clone run: the README's excerpt
+STORED_SEEDED = ROOT / "results" / "table2"  # every Table II row under three seeds
 README = ROOT / "README.md"
 PD_TABLES = {"pixel-deflection-full", "pixel-deflection-adaptive-full"}
 QUICK_TABLES = {"claims-quick", "table2-quick", "accuracy-curve-quick"}
+SEEDED_TABLES = {"claims-table2", "seeds-table2", "accuracy-curve-table2", "accuracy-points-table2"}
 GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
-             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"} | PD_TABLES | QUICK_TABLES
+             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"} | PD_TABLES | QUICK_TABLES | SEEDED_TABLES
 
 
 def _beside(folder):
-    """The stored results read beside results/full (the PD stage's, the quick run's) copied into folder."""
-    for stored in (STORED_PD, STORED_QUICK):
+    """The stored results read beside results/full (the PD stage's, the quick and table2 runs') copied into folder."""
+    for stored in (STORED_PD, STORED_QUICK, STORED_SEEDED):
         shutil.copytree(stored, folder / stored.name)
 
 
@@ -57,11 +59,12 @@ def test_the_tables_are_the_committed_report_and_records(rendered):
     from blurnet_tf.reports import flat_records
 
     report, pd_report = (STORED / "REPORT.md").read_text(), (STORED_PD / "REPORT.md").read_text()
-    quick_report = (STORED_QUICK / "REPORT.md").read_text()
+    quick_report, seeded_report = (STORED_QUICK / "REPORT.md").read_text(), (STORED_SEEDED / "REPORT.md").read_text()
     assert sorted(name for name, table in rendered.items() if table not in report) == sorted(
-        ["models-full", *PD_TABLES, *QUICK_TABLES])
+        ["models-full", *PD_TABLES, *QUICK_TABLES, *SEEDED_TABLES])
     assert all(rendered[name] in pd_report for name in PD_TABLES)
     assert all(rendered[name] in quick_report for name in QUICK_TABLES)
+    assert all(rendered[name] in seeded_report for name in SEEDED_TABLES)
     legit = {r.model: r.value for r in flat_records.read(STORED / flat_records.JSON_FILE)
              if (r.experiment, r.metric, r.seed) == ("models", "legit_accuracy", 0)}
     rows = rendered["models-full"].splitlines()[2:]

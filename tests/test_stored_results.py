@@ -15,12 +15,16 @@ from conftest import ROOT
 STORED = ROOT / "results" / "full"
 
 
+def _committed_tables(folder, command):
+    path = folder / "tables.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not committed yet (written by {command})")
+    return json.loads(path.read_text())
+
+
 @pytest.fixture(scope="module")
 def tables():
-    path = STORED / "tables.json"
-    if not path.is_file():
-        pytest.skip(f"{path} not committed yet (written by ./run.sh full)")
-    return json.loads(path.read_text())
+    return _committed_tables(STORED, "./run.sh full")
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +97,29 @@ def run_pgd_original(tmp_path_factory):
     out = tmp_path_factory.mktemp("pgd")
     run_python("-m", "blurnet_tf.cli.attack", "--model=original", "--flagfile=flags/attacks/pgd.flags", f"--out={out}")
     return json.loads((out / "results.json").read_text())["pgd"]
+
+
+SEEDED = ROOT / "results" / "table2"  # every Table II row under seeds 0, 1, 2 (the table2 profile)
+
+
+@pytest.fixture(scope="module")
+def seeded():
+    return _committed_tables(SEEDED, "./run.sh table2")
+
+
+def test_the_table2_run_has_three_seeds_on_every_row_and_its_intervals_and_claims_recompute(seeded):
+    """The stored intervals and verdicts are what the seed statistics give from the stored records."""
+    from blurnet_tf.pipeline.plan import TABLE2_ROWS
+    from blurnet_tf.reports import accuracy_curve, flat_records, seed_statistics
+
+    records = flat_records.read(SEEDED / flat_records.JSON_FILE)
+    seeds_data = seed_statistics.from_records(records, seeded["seeds"]["seeds"], seeded["seeds"]["rows"])
+    assert json.loads(json.dumps(seed_statistics.row_intervals(seeds_data))) == seeded["intervals"]
+    recomputed = seed_statistics.claims(seeds_data) + accuracy_curve.claims(seeded["data"]["accuracy_curve"])
+    assert [list(c) for c in recomputed] == [[c["claim"], c["verdict"], c["evidence"]]
+                                             for c in seeded["claims"][:len(recomputed)]]
+    whitebox = seeded["intervals"]["whitebox"]
+    assert set(whitebox) == {"original", *TABLE2_ROWS}
+    assert {m[k]["seeds"] for m in whitebox.values() for k in ("avg_asr", "worst_asr", "l2")} == {3}
+    assert {m["legit_accuracy"]["seeds"] for m in seeded["intervals"]["models"].values()} == {3}
+    assert all(m["avg_asr"]["lo"] <= m["avg_asr"]["mean"] <= m["avg_asr"]["hi"] for m in whitebox.values())

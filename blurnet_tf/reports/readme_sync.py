@@ -100,6 +100,10 @@ def render(results_dir=RESULTS):
         measured = [c for c in seeded["claims"] if c["verdict"] != "not measured"]  # it runs BlurNet's rows only
         out.update({"claims-table2": _claims({"claims": measured}), "seeds-table2": _table_after(
             seed_statistics.intervals_table(seeded["intervals"], seeded["seeds"]["seeds"], []), "")})
+        curve = accuracy_curve.section(_data(seeded).get("accuracy_curve"))
+        if curve:
+            out["accuracy-curve-table2"] = _table_after(curve, "**Table II at the paper's legit accuracy:**")
+            out["accuracy-points-table2"] = _table_after(curve, "**Robustness along training**")
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
         pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))
