@@ -366,6 +366,9 @@ def test_table2_plan_trains_every_table2_row_under_three_seeds_at_the_papers_lam
     whitebox = [s.command for s in plan if s.stage == "whitebox"]
     assert len(whitebox) == 3 * (len(TABLE2_ROWS) + 1)  # + the original weights under each noise seed
     assert all({"--epochs=30", "--lambdas=0.002"} <= set(c) for c in whitebox)
+    snapshots = {s.name for s in plan if s.stage == "accuracy_curve"}  # seed 0's weights along training
+    assert snapshots == {f"accuracy_curve/{r}/epoch{e}" for r in TABLE2_ROWS for e in (1, 2, 3, 5)}
+    assert all("--snapshot_epochs=1,2,3,5" in train[r] for r in TABLE2_ROWS)
 
 
 def _rows(p, seeds=2, targets=17, victims=40, seed=0):
