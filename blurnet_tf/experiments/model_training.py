@@ -141,9 +141,15 @@ class EpochSeeds(keras.callbacks.Callback):
 
 
 class StopOnDivergence(keras.callbacks.Callback):
-    """Stops at the first non-finite loss with a one-line error, before the epoch's checkpoint: a
-    diverged run must not finish as a trained model (the last finished epoch stays resumable).
+    """Stops at the first non-finite loss or weight with a one-line error, before the epoch's
+    checkpoint: a diverged run must not finish as a trained model (the last finished epoch stays
+    resumable). The weights are checked too because a ReLU may turn NaN into 0 (oneDNN on AVX-512
+    CPUs does), so a run whose weights are already NaN can still log a finite loss.
     Keras's TerminateOnNaN stops quietly (the run would end as "done") or raises a bare RuntimeError."""
+
+    def on_train_begin(self, logs=None):
+        variables = self.model.trainable_variables
+        self.finite = tf.function(lambda: tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -151,8 +157,14 @@ class StopOnDivergence(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")  # the total: any non-finite term makes it non-finite
         if loss is not None and not np.isfinite(float(loss)):
-            raise TrainingDiverged(f"training diverged: loss {float(loss)} at epoch {self.epoch + 1}, batch "
-                                   f"{batch + 1}; check the data or lower --learning_rate")
+            self.stop(f"loss {float(loss)}", batch)
+        finite = self.finite().numpy()
+        if not finite.all():
+            self.stop(f"non-finite weights in {self.model.trainable_variables[int(np.argmin(finite))].path}", batch)
+
+    def stop(self, what, batch):
+        raise TrainingDiverged(f"training diverged: {what} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                               "check the data or lower --learning_rate")
 
 
 class Snapshots(keras.callbacks.Callback):
