@@ -371,6 +371,18 @@ def test_table2_plan_trains_every_table2_row_under_three_seeds_at_the_papers_lam
     assert all("--snapshot_epochs=1,2,3,5" in train[r] for r in TABLE2_ROWS)
 
 
+def test_mnist_plan_is_the_full_plans_small_defendpp_steps_and_nothing_of_lisa():
+    full = {s.name: s for s in build_plan(PROFILES["full"], "runs/w")}
+    plan = build_plan(PROFILES["mnist"], "runs/w")
+    assert {s.stage for s in plan} == {"train", "defendpp"}
+    assert not [s for s in plan if "resnet18" in s.name or s.name.startswith("train/") and "mnist_" not in s.name]
+    # step for step the full profile's (same command, same output), so its runs stand in for those steps
+    assert all(s.command == full[s.name].command and s.out == full[s.name].out
+               for s in plan if s.name != "defendpp/reconstructions")
+    assert {s.name for s in plan if s.stage == "train"} == {
+        f"train/mnist_{r}" for r in ("baseline", "defendpp", "defendpp_rw0.1", "defendpp_rw10", "defendpp_rw100")}
+
+
 def _rows(p, seeds=2, targets=17, victims=40, seed=0):
     """{seed: {"success": [targets, victims], "l2": [...]}} with success probability p per target."""
     rng = np.random.default_rng(seed)

@@ -16,7 +16,7 @@ import time
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("profile", "quick", ["quick", "full", "table2", "smoke"],
+flags.DEFINE_enum("profile", "quick", ["quick", "full", "table2", "mnist", "smoke"],
                   "quick: reduced budgets; full: the paper's; table2: every Table II row under 3 seeds at budgets "
                   "measured flat; smoke: seconds-scale (tests).")
 flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")
