@@ -2,7 +2,7 @@
 # ./run.sh          set up .venv on first use, then reproduce the paper (quick profile, 2 seeds, ~20 min on 2 cores)
 # ./run.sh full     the same with the paper's budgets (all Table II models, lambda sweep, 300 RP2 epochs)
 # ./run.sh table2   every Table II row under seeds 0, 1, 2 at budgets measured flat (~1 h on 2 cores)
-# ./run.sh mnist    Defend++'s small MNIST nets at the full budgets with the reconstruction-weight curve (~1 h)
+# ./run.sh mnist    Defend++'s small MNIST nets at the full budgets with the reconstruction-weight curve (~1.5 h)
 # ./run.sh test     same set-up, then the test suite (what CI runs)
 # Extra arguments go to the job, e.g. ./run.sh full --stages=train or ./run.sh test -k rp2.
 set -euo pipefail

@@ -17,17 +17,19 @@ STORED = ROOT / "results" / "full"
 STORED_PD = ROOT / "results" / "full-pixel-deflection"  # the full profile's PD stage, re-run on its own
 STORED_QUICK = ROOT / "results" / "quick"  # the quick profile's fresh-clone run: the README's excerpt
 STORED_SEEDED = ROOT / "results" / "table2"  # every Table II row under three seeds
+STORED_MNIST = ROOT / "results" / "mnist"  # the full profile's small-net Defend++ steps on the official split
 README = ROOT / "README.md"
 PD_TABLES = {"pixel-deflection-full", "pixel-deflection-adaptive-full"}
 QUICK_TABLES = {"claims-quick", "table2-quick", "accuracy-curve-quick"}
 SEEDED_TABLES = {"claims-table2", "seeds-table2", "accuracy-curve-table2", "accuracy-points-table2"}
+MNIST_TABLES = {f"defendpp-{t}-mnist" for t in ("table2", "table1", "fig7", "checks", "weight")}
 GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
-             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"} | PD_TABLES | QUICK_TABLES | SEEDED_TABLES
+             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"} | PD_TABLES | QUICK_TABLES | SEEDED_TABLES | MNIST_TABLES
 
 
 def _beside(folder):
-    """The stored results read beside results/full (the PD stage's, the quick and table2 runs') copied into folder."""
-    for stored in (STORED_PD, STORED_QUICK, STORED_SEEDED):
+    """The stored results read beside results/full (the PD stage's, the quick, table2 and mnist runs') copied into folder."""
+    for stored in (STORED_PD, STORED_QUICK, STORED_SEEDED, STORED_MNIST):
         shutil.copytree(stored, folder / stored.name)
 
 
@@ -60,11 +62,13 @@ def test_the_tables_are_the_committed_report_and_records(rendered):
 
     report, pd_report = (STORED / "REPORT.md").read_text(), (STORED_PD / "REPORT.md").read_text()
     quick_report, seeded_report = (STORED_QUICK / "REPORT.md").read_text(), (STORED_SEEDED / "REPORT.md").read_text()
+    mnist_report = (STORED_MNIST / "REPORT.md").read_text()
     assert sorted(name for name, table in rendered.items() if table not in report) == sorted(
-        ["models-full", *PD_TABLES, *QUICK_TABLES, *SEEDED_TABLES])
+        ["models-full", *PD_TABLES, *QUICK_TABLES, *SEEDED_TABLES, *MNIST_TABLES])
     assert all(rendered[name] in pd_report for name in PD_TABLES)
     assert all(rendered[name] in quick_report for name in QUICK_TABLES)
     assert all(rendered[name] in seeded_report for name in SEEDED_TABLES)
+    assert all(rendered[name] in mnist_report for name in MNIST_TABLES)
     legit = {r.model: r.value for r in flat_records.read(STORED / flat_records.JSON_FILE)
              if (r.experiment, r.metric, r.seed) == ("models", "legit_accuracy", 0)}
     rows = rendered["models-full"].splitlines()[2:]

@@ -33,6 +33,8 @@ PD_RESULTS = "full-pixel-deflection"
 PD_CAPTIONS = {"pixel-deflection-full": "", "pixel-deflection-adaptive-full": "Accuracy under the real"}
 QUICK_RESULTS = "quick"  # the quick profile's fresh-clone run: the README's excerpt
 SEEDED_RESULTS = "table2"  # every Table II row under three seeds (the table2 profile)
+MNIST_RESULTS = "mnist"  # the full profile's small-net Defend++ steps with the reconstruction-weight curve
+MNIST_CAPTIONS = ("defendpp-table2", "defendpp-table1", "defendpp-fig7", "defendpp-checks", "defendpp-weight")
 TABLES_FILE = "tables.json"
 DEFENDPP_CAPTIONS = {"defendpp-table2-resnet18": "**Defend++ Table 2 as the paper ran it**",
                      "defendpp-table2": "**Defend++ Table 2 (comparison", "defendpp-table1": "**Defend++ Table 1 ",
@@ -104,6 +106,10 @@ def render(results_dir=RESULTS):
         if curve:
             out["accuracy-curve-table2"] = _table_after(curve, "**Table II at the paper's legit accuracy:**")
             out["accuracy-points-table2"] = _table_after(curve, "**Robustness along training**")
+    mnist_tables = pathlib.Path(results_dir).parent / MNIST_RESULTS / TABLES_FILE
+    if mnist_tables.is_file():
+        section = defendpp_section.section(_data(files.read_json(mnist_tables, missing_ok=False)), [])
+        out.update({f"{name}-mnist": _table_after(section, DEFENDPP_CAPTIONS[name]) for name in MNIST_CAPTIONS})
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
         pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))

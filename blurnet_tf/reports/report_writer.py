@@ -89,7 +89,8 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
                 "II_ACC": accuracy_curve.section(data.get("accuracy_curve")),
                 "III": tables.table3(data, disagreements), "IV": tables.table4(data, disagreements), "V": tables.table5(data, disagreements),
                 "PD": tables.pixel_deflection_tables(data),
-                "DPP": defendpp.section(data, disagreements), "SEEDS": seeds_table}
+                "DPP": defendpp.section(data, disagreements),
+                "SEEDS": seeds_table if any(seed_intervals.values()) else ""}  # no seeded rows: "not run"
     verdicts = (seed_statistics.claims(seeds_data) + accuracy_curve.claims(data.get("accuracy_curve") or {})
                 + defendpp.claims(data))
     figs.update(forest_plots(seed_intervals, out / "figures"))
