@@ -22,7 +22,7 @@ README = ROOT / "README.md"
 PD_TABLES = {"pixel-deflection-full", "pixel-deflection-adaptive-full"}
 QUICK_TABLES = {"claims-quick", "table2-quick", "accuracy-curve-quick"}
 SEEDED_TABLES = {"claims-table2", "seeds-table2", "accuracy-curve-table2", "accuracy-points-table2"}
-MNIST_TABLES = {f"defendpp-{t}-mnist" for t in ("table2", "table1", "fig7", "checks", "weight")}
+MNIST_TABLES = {f"defendpp-{t}-mnist" for t in ("table2", "table1", "fig7", "checks", "weight", "reconstructions")}
 GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
              "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"} | PD_TABLES | QUICK_TABLES | SEEDED_TABLES | MNIST_TABLES
 

@@ -34,7 +34,8 @@ PD_CAPTIONS = {"pixel-deflection-full": "", "pixel-deflection-adaptive-full": "A
 QUICK_RESULTS = "quick"  # the quick profile's fresh-clone run: the README's excerpt
 SEEDED_RESULTS = "table2"  # every Table II row under three seeds (the table2 profile)
 MNIST_RESULTS = "mnist"  # the full profile's small-net Defend++ steps with the reconstruction-weight curve
-MNIST_CAPTIONS = ("defendpp-table2", "defendpp-table1", "defendpp-fig7", "defendpp-checks", "defendpp-weight")
+MNIST_CAPTIONS = ("defendpp-table2", "defendpp-table1", "defendpp-fig7", "defendpp-checks", "defendpp-weight",
+                  "defendpp-reconstructions")
 TABLES_FILE = "tables.json"
 DEFENDPP_CAPTIONS = {"defendpp-table2-resnet18": "**Defend++ Table 2 as the paper ran it**",
                      "defendpp-table2": "**Defend++ Table 2 (comparison", "defendpp-table1": "**Defend++ Table 1 ",
