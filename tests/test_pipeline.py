@@ -21,7 +21,7 @@ from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, threads_per_job
 from blurnet_tf.pipeline.steps import Step, is_done, run_all, run_step, step_key
 from blurnet_tf.reports import format as report_format, report_writer
 
-from conftest import ROOT
+from conftest import ROOT, run_python
 
 
 CALLS = []
@@ -383,6 +383,15 @@ def test_mnist_plan_is_the_full_plans_small_defendpp_steps_and_nothing_of_lisa()
     assert {s.name for s in plan} == small | {"defendpp/reconstructions"}
     assert {s.name for s in plan if s.stage == "train"} >= {
         f"train/mnist_{r}" for r in ("baseline", "defendpp", "defendpp_rw0.1", "defendpp_rw10", "defendpp_rw100")}
+
+
+def test_a_profile_without_lisa_rows_reports_what_it_ran_and_leaves_the_lisa_sections_not_run(tmp_path):
+    run_python("-m", "blurnet_tf.cli.reproduce", "--profile=mnist", "--report_only", f"--work_dir={tmp_path / 'w'}",
+               f"--results_dir={tmp_path / 'r'}")
+    report = (tmp_path / "r" / "mnist" / "REPORT.md").read_text()
+    assert "Budgets: no LISA rows in this profile; MNIST (Defend++): mnist_baseline, " in report
+    for title in ("Table II: white-box RP2 (rectangle stickers, 17 targets)", "Seeds and 95% intervals (Tables II-V)"):
+        assert f"## {title}\n\n_not run in this profile_" in report
 
 
 def _rows(p, seeds=2, targets=17, victims=40, seed=0):

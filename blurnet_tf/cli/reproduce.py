@@ -18,7 +18,8 @@ from absl import flags
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("profile", "quick", ["quick", "full", "table2", "mnist", "smoke"],
                   "quick: reduced budgets; full: the paper's; table2: every Table II row under 3 seeds at budgets "
-                  "measured flat; smoke: seconds-scale (tests).")
+                  "measured flat; mnist: Defend++'s small nets on the official split with the reconstruction-weight curve; "
+                  "smoke: seconds-scale (tests).")
 flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")
 flags.DEFINE_string("results_dir", "results", "Where REPORT.md, tables.json and figures go.")
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")

@@ -148,8 +148,8 @@ class StopOnDivergence(keras.callbacks.Callback):
     Keras's TerminateOnNaN stops quietly (the run would end as "done") or raises a bare RuntimeError."""
 
     def on_train_begin(self, logs=None):
-        variables = self.model.trainable_variables
-        self.finite = tf.function(lambda: tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+        self.variables = list(self.model.trainable_variables)
+        self.finite = tf.function(lambda: tf.stack([tf.reduce_all(tf.math.is_finite(v)) for v in self.variables]))
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -160,7 +160,7 @@ class StopOnDivergence(keras.callbacks.Callback):
             self.stop(f"loss {float(loss)}", batch)
         finite = self.finite().numpy()
         if not finite.all():
-            self.stop(f"non-finite weights in {self.model.trainable_variables[int(np.argmin(finite))].path}", batch)
+            self.stop(f"non-finite weights in {self.variables[int(np.argmin(finite))].path}", batch)
 
     def stop(self, what, batch):
         raise TrainingDiverged(f"training diverged: {what} at epoch {self.epoch + 1}, batch {batch + 1}; "

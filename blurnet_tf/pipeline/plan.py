@@ -101,7 +101,7 @@ PROFILES = {
     # step (its six rows on the official 60,000 for 5 epochs, every attack, Fig. 7, the strength checks, the
     # reconstruction-weight curve with Fig. 8's R). No LISA rows, no ResNet-18, no transfer (its pairs are
     # ResNet-18's). README, "The small nets on the official split (the mnist profile)".
-    "mnist": Profile("mnist", rows=(), train_epochs=None, adv_train_epochs=None, attack_epochs=300, lambdas=("0.002",),
+    "mnist": Profile("mnist", rows=(), train_epochs=None, adv_train_epochs=None, attack_epochs=0, lambdas=(),
                      dct_dims=(), table1_kernels=(), table5_regularisers=(),
                      mnist=MnistBudget(epochs=5, official_split=True, reconstruction_weights=(0.1, 10.0, 100.0)),
                      jobs=2),

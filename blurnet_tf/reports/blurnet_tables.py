@@ -67,7 +67,7 @@ def table2(data, disagreements, lambdas):
             s = agg[SWEEP_KEY]
             line += f" {_pct(s['avg_asr'])} / {_pct(s['worst_asr'])} |"
         lines.append(line)
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else ""  # no rows: "not run in this profile"
 
 
 def table3(data, disagreements):

@@ -109,8 +109,8 @@ def render(results_dir=RESULTS):
             out["accuracy-points-table2"] = _table_after(curve, "**Robustness along training**")
     mnist_tables = pathlib.Path(results_dir).parent / MNIST_RESULTS / TABLES_FILE
     if mnist_tables.is_file():
-        section = defendpp_section.section(_data(files.read_json(mnist_tables, missing_ok=False)), [])
-        out.update({f"{name}-mnist": _table_after(section, DEFENDPP_CAPTIONS[name]) for name in MNIST_CAPTIONS})
+        mnist_section = defendpp_section.section(_data(files.read_json(mnist_tables, missing_ok=False)), [])
+        out.update({f"{name}-mnist": _table_after(mnist_section, DEFENDPP_CAPTIONS[name]) for name in MNIST_CAPTIONS})
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
         pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))

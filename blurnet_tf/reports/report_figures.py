@@ -34,7 +34,7 @@ def draw_figures(data, profile, work_dir, fig_dir):
                        "Fig. 5: ASR vs L2 per target, conv and TV models"),
               "fig6": (("tik_hf", "tik_pseudo", "gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3"),
                        "Fig. 6: ASR vs L2 per target, Tikhonov and Gaussian models")}
-    lam = float(profile.lambdas[0])
+    lam = float(profile.lambdas[0]) if profile.lambdas else None  # None: no LISA rows, nothing to draw
     for fig, (rows, title) in groups.items():
         series = {r: [(x["l2"], x["asr"]) for x in data["whitebox"][r]["rows"] if x["lambda"] == lam]
                   for r in rows if data["whitebox"].get(r)}

@@ -140,15 +140,17 @@ def render(profile, sections, verdicts, disagreements, figs, meta, missing, pref
                  if any(r.startswith("gaussian_aug_") for r in profile.rows) else "")
     budget = (f"training {profile.train_epochs or 30} epochs{adv}, RP2 {profile.attack_epochs} epochs (low-frequency "
               f"{profile.lowfreq_attack_epochs}), λ {', '.join(profile.lambdas)}, 17 targets, 40 victims{smoothing}; "
-              f"rows: {', '.join(profile.rows)}; training seeds {', '.join(map(str, profile.seeds))}")
-    if not profile.rows:
-        budget = "no LISA rows in this profile"
+              f"rows: {', '.join(profile.rows)}; training seeds {', '.join(map(str, profile.seeds))}"
+              if profile.rows else "no LISA rows in this profile")
     if profile.mnist:
         m = profile.mnist
         budget += (f"; MNIST (Defend++): {', '.join(m.rows)} {m.epochs or 30} epochs on the "
                    f"{'official 60,000' if m.official_split else '7,000-image split of the test set'}, "
                    f"{m.images} test images attacked (BIM {m.bim_steps} steps, C&W {m.cw_search} x {m.cw_steps}, "
                    f"DDN {m.ddn_steps})")
+        if m.paper_rows:
+            budget += (f"; {', '.join(m.paper_rows)} {m.paper_epochs or 250} epochs, "
+                       f"{m.paper_images or m.images} test images attacked")
     md = [f"# BlurNet reproduction report: {profile.name} profile{label}", ""]
     if meta.get("dirty"):
         md += [f"> **Warning: written from a tree with uncommitted changes** (commit `{meta['commit']}`).", ""]
