@@ -207,13 +207,15 @@ def package_versions() -> dict[str, Any]:
             "cpu_count": os.cpu_count(), "commit": git_commit()}
 
 
-def git_commit() -> str:
-    """Short commit of the checkout, '-dirty' when tracked files differ from it."""
-    root = pathlib.Path(__file__).resolve().parents[1]
+def git_commit(root=None) -> str:
+    """Short commit of the checkout (or of `root`), '-dirty' when tracked files differ from it. results/
+    is left out: it holds the reports' own outputs, so re-writing a committed report would call its tree dirty."""
+    root = root or pathlib.Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)results"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except OSError:

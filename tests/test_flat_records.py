@@ -216,3 +216,22 @@ def test_each_record_carries_the_precision_its_run_used(tmp_path):
     # Evaluations that name no precision (transfer, smoothing, Pixel Deflection) do not add float32.
     assert _precisions({"whitebox": {"a": {"precision": "mixed_bfloat16"}}, "smoothing": {"0.2": {"acc": 1.0}},
                         "seeds": {"runs": {1: {"models": {"a": {"precision": "mixed_bfloat16"}}}}}}) == {"mixed_bfloat16"}
+
+
+def test_a_rewritten_report_does_not_make_its_tree_dirty_but_changed_code_does(tmp_path):
+    import subprocess
+
+    from blurnet_tf import files
+
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "REPORT.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    assert not files.git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "results" / "REPORT.md").write_text("new\n")  # a report re-written from this commit
+    assert not files.git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert files.git_commit(tmp_path).endswith("-dirty")
