@@ -1,7 +1,10 @@
 import os
 import pathlib
+import re
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -13,6 +16,14 @@ def _isolated_cache(tmp_path_factory):
     """Tests never touch the user's cache."""
     os.environ["BLURNET_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_smoke_run_first(request, _isolated_cache):
+    """Starts the smoke reproduction with the session's first test when any selected test reads it:
+    it runs beside the in-process tests, which leave the second core idle most of the time."""
+    if any("smoke_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("smoke_run")
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +79,68 @@ def run_python(*args, env=None, timeout=600, check=True):
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+class SmokeRun:
+    """`reproduce --profile=smoke --jobs=2` in the background, SIGKILLed once `kill_after` steps have
+    finished and then run again to the end (the resume). `result()` waits for both runs."""
+
+    def __init__(self, root, data_dir, kill_after=13):
+        self.work, self.results = root / "work", root / "results"
+        self.command = [sys.executable, "-m", "blurnet_tf.cli.reproduce", "--profile=smoke", "--jobs=2",
+                        f"--work_dir={self.work}", f"--results_dir={self.results}", f"--data_dir={data_dir}"]
+        self.kill_after, self.finished_before_kill = kill_after, []
+        self.killed_output, self.resumed, self.error = "", None, None
+        self._proc, self._stopping = None, False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _start(self):
+        if self._stopping:
+            raise RuntimeError("the session ended before the smoke run started")
+        self._proc = subprocess.Popen(self.command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        return self._proc
+
+    def _run(self):
+        try:
+            proc, lines = self._start(), []
+            for line in proc.stdout:
+                lines.append(line)
+                done = re.match(r"\[\d+/\d+\] \S+: (\S+) done in", line)
+                if done:
+                    self.finished_before_kill.append(done.group(1))
+                if len(self.finished_before_kill) == self.kill_after:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            proc.wait()
+            proc.stdout.close()
+            self.killed_output = "".join(lines)
+            proc = self._start()
+            out, _ = proc.communicate()
+            self.resumed = subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+        except BaseException as exc:  # re-raised by result() in the test that asks
+            self.error = exc
+
+    def result(self, timeout=3600):
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the smoke reproduction did not finish within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def stop(self):
+        self._stopping = True
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()  # its step processes die with it (PR_SET_PDEATHSIG)
+        self._thread.join(60)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, data_dir):
+    """Every stage of the pipeline on the real data at smoke budgets, killed after 13 steps and resumed;
+    shared by the tests that read its outputs (test_reproduce_smoke.py)."""
+    run = SmokeRun(tmp_path_factory.mktemp("smoke"), data_dir)
+    yield run
+    run.stop()

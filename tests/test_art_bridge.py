@@ -3,6 +3,7 @@ classifiers, and our C&W against ART's on the original LISA-CNN."""
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from blurnet_tf.attacks.art_attacks import art_classifier, deepfool, jsma, random_targets
@@ -81,6 +82,7 @@ def test_art_preprocessor_predicts_through_the_defence_and_passes_gradients_stra
     assert pd.estimate_gradient(x, np.ones_like(x)) is not None and pd.apply_predict and not pd.apply_fit
 
 
+@pytest.mark.slow
 def test_our_cw_agrees_with_arts_on_the_lisa_cnn(original_model, victims):
     """Same 6 images, untargeted, confidence 0: median L2 within 10% of ART's CarliniL2Method.
     ART starts its constant at 1 (from 0.01 it fails on every image in 100 iterations: its line

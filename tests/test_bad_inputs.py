@@ -669,6 +669,7 @@ def test_settings_dataclasses_are_frozen():
 # ---------------------------------------------------------------------------------------------
 # (b) End to end, each binary: the runs queued by `binaries`.
 
+@pytest.mark.slow
 def test_attack_bad_lambdas(binaries):
     runs, paths = binaries
     proc = runs.result("attack_lambdas")
@@ -676,6 +677,7 @@ def test_attack_bad_lambdas(binaries):
     assert not paths["lambdas"].exists()
 
 
+@pytest.mark.slow
 def test_attack_target_is_the_victims_class(binaries):
     runs, paths = binaries
     proc = runs.result("attack_stop")
@@ -683,29 +685,34 @@ def test_attack_target_is_the_victims_class(binaries):
     assert not paths["stop"].exists()
 
 
+@pytest.mark.slow
 def test_train_bad_epochs(binaries):
     runs, paths = binaries
     assert_bad_input(runs.result("train_epochs"), "--epochs:")
     assert not paths["train_epochs"].exists()
 
 
+@pytest.mark.slow
 def test_mnist_attacks_unknown_attack(binaries):
     runs, paths = binaries
     assert "foo" in assert_bad_input(runs.result("mnist_attacks"), "--attacks:")
     assert not paths["mnist_out"].exists()
 
 
+@pytest.mark.slow
 def test_evaluate_missing_model_file(binaries):
     runs, paths = binaries
     assert "model file not found" in assert_bad_input(runs.result("evaluate"), f"{paths['missing']}:")
 
 
+@pytest.mark.slow
 def test_reproduce_unknown_stage(binaries):
     runs, paths = binaries
     assert "bogus" in assert_bad_input(runs.result("reproduce"), "--stages:")
     assert not paths["work"].exists() and not paths["results"].exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("binary", ["attack", "train"])
 def test_unwritable_out_fails_before_any_work(binaries, binary):
     runs, _ = binaries
@@ -715,6 +722,7 @@ def test_unwritable_out_fails_before_any_work(binaries, binary):
     assert not os.path.exists(UNWRITABLE)
 
 
+@pytest.mark.slow
 def test_attack_grey_mask_refused_without_threshold(binaries):
     runs, paths = binaries
     proc = runs.result("attack_grey_mask")
@@ -725,6 +733,7 @@ def test_attack_grey_mask_refused_without_threshold(binaries):
     assert paths["mask"].is_file()
 
 
+@pytest.mark.slow
 def test_attack_refuses_a_directory_in_use(binaries):
     runs, paths = binaries
     proc = runs.result("attack_busy")
@@ -734,6 +743,7 @@ def test_attack_refuses_a_directory_in_use(binaries):
     assert snapshot(paths["busy"]) == {".lock": str(os.getpid()).encode()}  # the holder's lock is left alone
 
 
+@pytest.mark.slow
 def test_valid_tiny_attack_takes_over_a_stale_lock(binaries):
     runs, paths = binaries
     out, proc = paths["tiny"], runs.result("tiny_attack")
@@ -745,6 +755,7 @@ def test_valid_tiny_attack_takes_over_a_stale_lock(binaries):
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name]
 
 
+@pytest.mark.slow
 def test_second_attack_into_the_same_out_is_refused(binaries):
     runs, paths = binaries
     proc = runs.result("second_attack")

@@ -112,6 +112,7 @@ def test_insert_blur_keeps_trained_weights_bit_identical():
         assert not {id(v) for v in model.weights} & {id(v) for v in blurred.weights}
 
 
+@pytest.mark.slow
 def test_tv_training_lowers_first_layer_tv_on_the_victims(lisa_split, victims):
     train, _, _ = lisa_split
     tvs = {}
@@ -135,6 +136,7 @@ def test_smoothing_with_tiny_sigma_is_the_base_prediction(original_model, victim
     assert (counts.sum(1) == 20).all() and (noisy == -1).any()
 
 
+@pytest.mark.slow
 def test_every_factory_model_survives_save_and_load_in_a_fresh_process(tmp_path):
     x = np.random.default_rng(1).random((4, 32, 32, 3)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)

@@ -158,6 +158,7 @@ def test_failed_tflite_conversion_leaves_the_previous_export(tmp_path, exported,
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_export_refuses_a_run_directory_and_leaves_it_intact(tmp_path):
     run = tmp_path / "runs" / "baseline"
     run.mkdir(parents=True)
@@ -225,6 +226,7 @@ def test_failed_replace_puts_the_old_savedmodel_back(tmp_path, exported, origina
     assert _leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_unwritable_out_gives_one_line_error_and_exit_2():
     out = run_python("-m", "blurnet_tf.cli.export", "--model=original", "--out=/proc/blurnet-export",
                      check=False)
@@ -234,6 +236,7 @@ def test_unwritable_out_gives_one_line_error_and_exit_2():
     assert not os.path.exists("/proc/blurnet-export")
 
 
+@pytest.mark.slow
 def test_unsafe_or_missing_model_files_give_one_line_errors(tmp_path):
     out = run_python("-m", "blurnet_tf.cli.evaluate", f"--model={tmp_path / 'nothing'}", check=False)
     assert out.returncode == 2

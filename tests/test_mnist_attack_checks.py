@@ -161,6 +161,7 @@ def test_transfer_needs_the_same_test_split(tmp_path):
         MnistRobustness(model=target, source_model=str(source_dir), attacks=("fgsm",), images=4).run(tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_cli_runs_the_checks_and_parses_the_grids(tmp_path):
     model = save_tiny_mnist_model(tmp_path / "m.keras", 0)
     run_python("-m", "blurnet_tf.cli.mnist_attacks", f"--model={model}", f"--out={tmp_path / 'out'}", "--images=4",

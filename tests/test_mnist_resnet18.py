@@ -61,6 +61,7 @@ def test_sgd_steps_lower_the_loss_and_defendpp_builds_around_it():
         build_model("baseline", "lisa", architecture="mnist_resnet18")
 
 
+@pytest.mark.slow
 def test_defendpp_stays_finite_under_the_papers_sgd(data_dir):
     """Without batch norm in the decoder, ResNet-18's reconstruction loss reached 5e18 after 6 of
     these steps and NaN after 7 (measured); the paper's encoder blocks are normalised, so are ours."""
@@ -167,6 +168,7 @@ def test_a_cache_with_only_the_test_files_is_a_one_line_error(data_dir, tmp_path
     assert "\n" not in str(err.value) and "train-images-idx3-ubyte.gz" in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_the_official_split_is_attacked_on_the_official_test_set(data_dir, tmp_path):
     from blurnet_tf import rundir
     from blurnet_tf.data import load_test_split

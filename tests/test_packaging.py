@@ -122,6 +122,7 @@ def test_package_imports_stay_free_of_tensorflow():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_a_binary_prints_none_of_tensorflows_start_up_lines():
     """At the default verbosity stderr holds the one error line (TensorFlow was imported before it)."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}

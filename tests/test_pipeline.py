@@ -1,5 +1,5 @@
-"""The reproduction pipeline: step skipping and resume, the plan, the report's logic, and one
-end-to-end run of every stage on the real data (smoke budgets), killed half-way and resumed."""
+"""The reproduction pipeline: step skipping and resume, the scheduler, the plan and the report's logic.
+The end-to-end run of every stage is in test_reproduce_smoke.py."""
 
 import json
 import os
@@ -290,6 +290,7 @@ def test_a_directory_not_written_by_the_pipeline_is_moved_aside_not_deleted(tmp_
     assert (tmp_path / "d.not-a-step" / "mine.txt").read_text() == "user data"
 
 
+@pytest.mark.slow
 def test_failed_command_names_the_step_and_its_log(tmp_path):
     step = Step("train/broken", "train", tmp_path / "broken", command=["blurnet_tf.cli.train", "--defence=nonsense",
                                                                        f"--out={tmp_path / 'x'}"])
@@ -385,6 +386,7 @@ def test_mnist_plan_is_the_full_plans_small_defendpp_steps_and_nothing_of_lisa()
         f"train/mnist_{r}" for r in ("baseline", "defendpp", "defendpp_rw0.1", "defendpp_rw10", "defendpp_rw100")}
 
 
+@pytest.mark.slow
 def test_a_profile_without_lisa_rows_reports_what_it_ran_and_leaves_the_lisa_sections_not_run(tmp_path):
     run_python("-m", "blurnet_tf.cli.reproduce", "--profile=mnist", "--report_only", f"--work_dir={tmp_path / 'w'}",
                f"--results_dir={tmp_path / 'r'}")
@@ -466,74 +468,6 @@ def test_spectrum_helpers_on_hand_made_maps():
     assert high_frequency_fraction(flat) == 0.0
     checker = np.indices((8, 8)).sum(axis=0) % 2 * 2.0 - 1.0  # the highest frequency, zero mean
     assert high_frequency_fraction(checker) == pytest.approx(1.0)
-
-
-def test_reproduce_end_to_end_killed_and_resumed(tmp_path, data_dir):
-    """Every stage on the real data with smoke budgets; killed after a few steps, then resumed."""
-    work, results = tmp_path / "work", tmp_path / "results"
-    cmd = [sys.executable, "-m", "blurnet_tf.cli.reproduce", "--profile=smoke", f"--work_dir={work}",
-           f"--results_dir={results}", f"--data_dir={data_dir}"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    finished_before_kill = []
-    for line in proc.stdout:
-        m = re.match(r"\[\d+/\d+\] \S+: (\S+) done in", line)
-        if m:
-            finished_before_kill.append(m.group(1))
-        if len(finished_before_kill) == 13:  # training (12 steps) done, white-box under way
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait()
-    assert len(finished_before_kill) == 13
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    skipped = re.findall(r"\] \S+: (\S+) done earlier, skipped", out.stdout)
-    assert set(finished_before_kill) <= set(skipped)
-
-    report = (results / "smoke" / "REPORT.md").read_text()
-    for title in report_writer.TITLES.values():
-        assert title in report
-    assert (results / "REPORT.md").read_text().count("](smoke/figures/") == 14  # BlurNet's 6, Defend++'s 4, 3 forests, accuracy curve
-    for fig in ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "defendpp_mnist", "defendpp_lisa", "defendpp_fig7"):
-        shown = 2 if fig == "defendpp_mnist" else 1  # Defend++ and its reconstruction-weight variant
-        assert len(list((results / "smoke" / "figures").glob(f"{fig}_*.png"))) == shown
-    tables = json.loads((results / "smoke" / "tables.json").read_text())
-    data = tables["data"]
-    # Table I's un-blurred row rebuilds the stickers from the stored noise: it must agree with the
-    # RP2 engine's own predictions in the white-box step.
-    for source in ("original", "baseline"):
-        rebuilt = {r["target"]: r["asr"] for r in data["transfer"][source]["variants"]["none"]["rows"]}
-        engine = {r["target"]: r["asr"] for r in data["whitebox"][source]["rows"] if r["lambda"] == 0.002}
-        assert rebuilt == engine
-    assert {c["verdict"] for c in tables["claims"]} <= {"held", "not held", "inconclusive", "not measured"}
-    # The seeded row (smoke: the baseline under seeds 0 and 1) carries intervals over both seeds.
-    for row in ("baseline",):
-        interval = tables["intervals"]["whitebox"][row]["avg_asr"]
-        assert interval["seeds"] == 2 and interval["lo"] <= interval["mean"] <= interval["hi"]
-    assert tables["intervals"]["models"]["baseline"]["legit_accuracy"]["seeds"] == 2
-    for forest in ("forest_table2_avg", "forest_table2_worst", "forest_table4"):
-        assert (results / "smoke" / "figures" / f"{forest}.pdf").is_file()
-    assert data["pgd"]["original"]["asr"] == pytest.approx(0.375)  # the stated Table IV settings on the original
-    assert "Steps not run yet" not in report
-    assert tables["metadata"]["precisions"] == ["float32"] and "compute precision: float32" in report
-    # The baseline's snapshot after epoch 1 is the 1-epoch model itself: one point, its white-box run.
-    assert [p["epoch"] for p in data["accuracy_curve"]["baseline"]] == [1]
-    snapshot = json.loads((work / "accuracy_curve" / "baseline" / "epoch1" / "results.json").read_text())
-    assert [r["asr"] for r in snapshot["rows"]] == [r["asr"] for r in data["whitebox"]["baseline"]["rows"]
-                                                   if r["lambda"] == 0.002]
-    assert set(data["defendpp"]["robustness"]) == {"mnist_baseline", "mnist_defendpp", "mnist_defendpp_rw10"}
-    assert [(t["source"], t["target"]) for t in data["defendpp"]["transfer"].values()] == [
-        ("mnist_baseline", "mnist_defendpp")]
-    assert data["defendpp"]["models"]["mnist_defendpp"]["split"]["mnist_split"] == "official"
-    from blurnet_tf.reports import flat_records
-
-    curve = {r.variant for r in flat_records.read(results / "smoke" / "results.json")
-             if (r.experiment, r.model, r.attack, r.metric) == ("defendpp_mnist", "mnist_baseline", "fgsm_curve", "accuracy")}
-    assert curve == {None} | {f"eps{e / 10:g}" for e in range(1, 11)}  # the ε-0.2 headline and Fig. 7's points
-    for caption in ("**Accuracy against the FGSM budget (Fig. 7):**", "**Attack-strength checks**",
-                    "**Transfer (Tables 7-8):**", "**Reconstruction weight"):
-        assert caption in report
-    assert "| defendpp |" in report  # Defend++ on LISA is a row of the white-box table
 
 
 def test_defendpp_transfer_and_strength_claims_read_their_records():

@@ -110,6 +110,7 @@ def test_norm_is_nan_free_at_zero_and_nps_by_hand():
     assert float(nps(tf.constant(delta), colours)) == pytest.approx(0.5, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_attack_binary_writes_results_and_resumes(tmp_path):
     args = ("-m", "blurnet_tf.cli.attack", "--model=original", "--flagfile=flags/attacks/whitebox.flags",
             "--targets=12,1", "--epochs=20", "--targets_per_call=1", f"--out={tmp_path}")

@@ -107,6 +107,7 @@ def seeded():
     return _committed_tables(SEEDED, "./run.sh table2")
 
 
+@pytest.mark.slow
 def test_the_table2_run_has_three_seeds_on_every_row_and_its_intervals_and_claims_recompute(seeded):
     """The stored intervals and verdicts are what the seed statistics give from the stored records."""
     from blurnet_tf.pipeline.plan import TABLE2_ROWS

@@ -158,6 +158,7 @@ def test_a_non_finite_weight_stops_training_even_when_the_loss_is_finite():
         stop.on_train_batch_end(5, {"loss": 0.5})
 
 
+@pytest.mark.slow
 def test_a_diverging_training_binary_ends_in_one_line_with_status_1(tmp_path):
     proc = run_python(*TRAIN, f"--out={tmp_path}", "--epochs=1", "--max_train_images=256", "--learning_rate=1e30",
                       check=False)
@@ -168,6 +169,7 @@ def test_a_diverging_training_binary_ends_in_one_line_with_status_1(tmp_path):
     assert not list(tmp_path.rglob("*.keras"))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_other_settings_is_refused_in_one_line(tmp_path):
     ckpt = tmp_path / "checkpoint"
     ckpt.mkdir()
@@ -181,6 +183,7 @@ def test_a_checkpoint_of_other_settings_is_refused_in_one_line(tmp_path):
     assert (ckpt / "state.json").read_text() == state  # left as it was
 
 
+@pytest.mark.slow
 def test_baseline_recipe_reaches_the_papers_accuracy_quickly(tmp_path):
     """Five epochs of the baseline recipe already pass the paper's 91% on held-out tracks."""
     run_python(*TRAIN, f"--out={tmp_path}", "--epochs=5", "--checkpoint_every=5")
@@ -194,6 +197,7 @@ def test_baseline_recipe_reaches_the_papers_accuracy_quickly(tmp_path):
     assert (tmp_path / "model.keras").is_file() and list((tmp_path / "tensorboard").rglob("*"))
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     args = (*TRAIN, "--epochs=6", "--checkpoint_every=1", "--max_train_images=800")
     whole = tmp_path / "whole"
@@ -235,6 +239,7 @@ def epochs_done(state_file):
         return 0
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     script = f"""
 import tensorflow as tf
