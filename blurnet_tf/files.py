@@ -1,5 +1,5 @@
-"""Writing results safely: every write is atomic and checked, JSON is strict, a run directory has
-one writer at a time. A kill or a full disk never leaves half a file behind under its real name."""
+"""Writing results safely: every write is atomic and checked, JSON is strict. A kill or a full disk
+never leaves half a file behind under its real name. (Who may write a run directory: locks.py.)"""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import numpy as np
 
 from blurnet_tf.errors import DataError
 
-LOCK_FILE = ".lock"
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> pathlib.Path:
@@ -114,58 +113,6 @@ def move_aside(path: str | os.PathLike[str], why: str) -> pathlib.Path:
     os.replace(path, target)
     print(f"warning: {path}: {why}; moved aside to {target.name}", file=sys.stderr, flush=True)
     return target
-
-
-class RunLock:
-    """One writer per run directory: <dir>/.lock holds the owner's PID; a second live writer is refused.
-
-    A lock left by a killed process (its PID no longer runs) is taken over.
-    """
-
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = pathlib.Path(directory)
-        self.path = self.directory / LOCK_FILE
-
-    def __enter__(self) -> RunLock:
-        ensure_dir(self.directory)
-        while True:
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                owner = _read_pid(self.path)
-                if owner is not None and owner != os.getpid() and _alive(owner):
-                    raise DataError(self.directory, f"in use by another run (PID {owner}); wait for it to "
-                                                    "finish or choose another --out") from None
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()  # stale: its writer is gone
-                continue
-            except OSError as exc:
-                raise DataError(self.directory, f"cannot write here ({exc.strerror or exc})") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            return self
-
-    def __exit__(self, *exc: object) -> None:
-        if _read_pid(self.path) == os.getpid():
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-
-
-def _read_pid(path):
-    try:
-        return int(pathlib.Path(path).read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _strict(value):

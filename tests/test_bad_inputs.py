@@ -15,6 +15,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import threading
@@ -68,6 +69,40 @@ def grey_mask_png(path):
     return pixels
 
 
+def wrong_models(folder):
+    """{name: path} of models no LISA command can score: a zip holding only a text file, a .keras cut
+    in half, a plain Keras model with 64x64x3 input, one with LISA's input but 10 classes, and an MNIST
+    run directory (its metrics.json says so)."""
+    import zipfile
+
+    import keras
+
+    from blurnet_tf import rundir
+
+    folder.mkdir(parents=True)
+    paths = {name: folder / f"{name}.keras" for name in ("text", "cut", "big", "ten")}
+    with zipfile.ZipFile(paths["text"], "w") as archive:
+        archive.writestr("notes.txt", "not a model\n")
+    for name, shape, classes in (("big", (64, 64, 3), 18), ("ten", (32, 32, 3), 10)):
+        keras.Sequential([keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(classes)]).save(paths[name])
+    whole = paths["ten"].read_bytes()
+    paths["cut"].write_bytes(whole[:len(whole) // 2])
+    paths["mnist_run"] = folder / "mnist_run"
+    paths["mnist_run"].mkdir()
+    keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(
+        paths["mnist_run"] / rundir.MODEL_FILE)
+    rundir.ModelRecord(legit_accuracy=0.9, test_images=10, dataset="mnist").write(paths["mnist_run"] / rundir.METRICS_FILE)
+    return paths
+
+
+def users_run_dir(path):
+    """A directory of the user's own: a model.keras and a metrics.json no blurnet_tf command wrote."""
+    path.mkdir()
+    (path / "model.keras").write_bytes(b"the user's model\n")
+    (path / "metrics.json").write_text('{"accuracy": 0.5}\n')
+    return path
+
+
 def _refuse_constant(constant):
     raise ValueError(f"non-strict JSON constant {constant}")
 
@@ -87,11 +122,11 @@ class _Background:
         self.futures = {}
         self.prepared = {}
 
-    def start(self, name, *args, prepare=None):
+    def start(self, name, *args, prepare=None, env=None):
         """Queues `python args...`; `prepare()` runs just before it, its value kept for the test."""
-        self.futures[name] = self.pool.submit(self._run, name, args, prepare)
+        self.futures[name] = self.pool.submit(self._run, name, args, prepare, env or {})
 
-    def _run(self, name, args, prepare):
+    def _run(self, name, args, prepare, env):
         if prepare is not None:
             self.prepared[name] = prepare()
         with open(self.log_dir / f"{name}.stdout", "w+") as out, open(self.log_dir / f"{name}.stderr", "w+") as err:
@@ -99,7 +134,7 @@ class _Background:
                 if self.stopping:
                     raise RuntimeError("stopped before it started")
                 proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=err, text=True,
-                                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env})
                 self.running.append(proc)
             proc.wait()
             out.seek(0)
@@ -132,8 +167,40 @@ def binaries(tmp_path_factory):
     paths["busy"].mkdir()
     (paths["busy"] / ".lock").write_text(str(os.getpid()))  # held by this (live) test process
     attack, train = ("-m", "blurnet_tf.cli.attack"), ("-m", "blurnet_tf.cli.train")
+    evaluate, reproduce = ("-m", "blurnet_tf.cli.evaluate"), ("-m", "blurnet_tf.cli.reproduce")
+    models = wrong_models(base / "models")
+    paths.update(models)
+    paths["user_run"] = users_run_dir(base / "user_run")
+    paths["user_json"] = base / "mine.json"
+    paths["user_json"].write_text('{"mine": true}\n')
+    paths["a_file"] = base / "a_file.txt"
+    paths["a_file"].write_text("mine\n")
+    paths["busy_work"] = base / "busy_work"
+    paths["busy_work"].mkdir()
+    (paths["busy_work"] / ".lock").write_text(str(os.getpid()))  # a runner (this live test process) holds it
     runs = _Background(base)
+    tiny = TINY_ATTACK[1:]  # without --model
     try:
+        for name in ("text", "cut", "big", "ten", "mnist_run"):
+            runs.start(f"attack_{name}_model", *attack, f"--model={models[name]}", *tiny, "--targets=15",
+                       f"--out={base / ('out_' + name)}")
+        runs.start("evaluate_big_model", *evaluate, f"--model={models['big']}")
+        runs.start("evaluate_ten_model", *evaluate, f"--model={models['ten']}")
+        runs.start("attack_ten_source", *attack, "--model=original", *tiny, "--mode=transfer",  # after the flagfile
+                   f"--source_model={models['ten']}", f"--out={base / 'out_source'}")
+        runs.start("mnist_attacks_lisa_model", "-m", "blurnet_tf.cli.mnist_attacks", f"--model={models['ten']}",
+                   "--attacks=clean", f"--out={base / 'out_mnist'}")
+        runs.start("train_users_dir", *train, f"--out={paths['user_run']}", "--epochs=1", "--max_train_images=16")
+        runs.start("evaluate_users_json", *evaluate, "--model=original", f"--out={paths['user_json']}")
+        runs.start("reproduce_second_runner", *reproduce, "--profile=smoke", f"--work_dir={paths['busy_work']}",
+                   f"--results_dir={base / 'results_second'}")
+        runs.start("reproduce_results_file", *reproduce, "--profile=smoke", f"--work_dir={base / 'work_rf'}",
+                   f"--results_dir={paths['a_file']}")
+        runs.start("reproduce_report_work_file", *reproduce, "--profile=smoke", "--report_only",
+                   f"--work_dir={paths['a_file']}", f"--results_dir={base / 'results_wf'}")
+        runs.start("train_thread_variable", *train, f"--out={base / 'out_threads'}", env={"TF_NUM_INTRAOP_THREADS": "abc"})
+        runs.start("missing_flagfile", *attack, f"--flagfile={base / 'missing.flags'}", "--model=original",
+                   f"--out={base / 'out_flagfile'}")
         runs.start("tiny_attack", *attack, *TINY_ATTACK, f"--out={paths['tiny']}")
         runs.start("attack_lambdas", *attack, *TINY_ATTACK, "--lambdas=abc", f"--out={paths['lambdas']}")
         runs.start("attack_stop", *attack, "--model=original", "--targets=14", f"--out={paths['stop']}")
@@ -513,7 +580,7 @@ def test_read_json_of_a_truncated_file(tmp_path):
 
 _HOLD_LOCK = """
 import sys, time
-from blurnet_tf.files import RunLock
+from blurnet_tf.locks import RunLock
 RunLock(sys.argv[1]).__enter__()
 print("locked", flush=True)
 time.sleep(120)
@@ -521,7 +588,7 @@ time.sleep(120)
 
 
 def test_run_lock_refuses_a_live_holder_and_takes_over_after_a_kill(tmp_path):
-    from blurnet_tf import files
+    from blurnet_tf import locks
 
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run)], cwd=ROOT, stdout=subprocess.PIPE,
@@ -529,7 +596,7 @@ def test_run_lock_refuses_a_live_holder_and_takes_over_after_a_kill(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(DataError) as err:
-            with files.RunLock(run):
+            with locks.RunLock(run):
                 pass
         assert err.value.path == str(run) and f"in use by another run (PID {holder.pid})" in err.value.problem
         assert (run / ".lock").read_text() == str(holder.pid)
@@ -537,17 +604,17 @@ def test_run_lock_refuses_a_live_holder_and_takes_over_after_a_kill(tmp_path):
         holder.kill()
         holder.wait()
         holder.stdout.close()
-    with files.RunLock(run):  # its holder was killed: the lock is stale
+    with locks.RunLock(run):  # its holder was killed: the lock is stale
         assert (run / ".lock").read_text() == str(os.getpid())
     assert not (run / ".lock").exists()
 
 
 @pytest.mark.parametrize("content", ["stale", "", "garbage"])
 def test_run_lock_takes_over_a_stale_or_unreadable_lock(tmp_path, content):
-    from blurnet_tf import files
+    from blurnet_tf import locks
 
     (tmp_path / ".lock").write_text(str(finished_pid()) if content == "stale" else content)
-    with files.RunLock(tmp_path):
+    with locks.RunLock(tmp_path):
         assert (tmp_path / ".lock").read_text() == str(os.getpid())
     assert not (tmp_path / ".lock").exists()
 
@@ -802,3 +869,192 @@ def test_bench_scripts_refuse_a_bad_count_naming_the_flag(capsys):
             parser.parse_args(bad)
         assert exit_.value.code == 2
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"bf16_gate.py: error: argument {bad[0]}: expected")
+
+
+# ---------------------------------------------------------------------------------------------
+# (f) Wrong models, a directory of the user's, a second runner, paths checked first (issue 33).
+
+WRONG_MODEL_PROBLEMS = {"text": "not a Keras model (the archive holds no config.json)",
+                        "cut": "not a Keras model (expected a .keras archive",
+                        "big": "expected a model of 32x32x3 images and 18 classes (LISA), found one taking 64x64x3",
+                        "ten": "expected a model of 32x32x3 images and 18 classes (LISA), found one taking "
+                               "32x32x3 images and scoring 10 classes",
+                        "mnist_run": "is a model trained on MNIST"}
+
+
+@pytest.fixture(scope="module")
+def wrong(tmp_path_factory):
+    return wrong_models(tmp_path_factory.mktemp("wrong") / "models")
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_MODEL_PROBLEMS))
+def test_the_model_loader_refuses_what_the_command_cannot_score(wrong, name):
+    from blurnet_tf.registry import LISA_MODEL, load_model
+
+    with pytest.raises(DataError) as err:
+        load_model(wrong[name], expect=LISA_MODEL)
+    assert err.value.path.startswith(str(wrong[name])) and WRONG_MODEL_PROBLEMS[name] in err.value.problem
+    assert "not found" not in err.value.problem
+
+
+def test_the_model_loader_checks_mnist_models_and_the_original_weights(wrong):
+    from blurnet_tf.registry import LISA_MODEL, MNIST_MODEL, load_model
+
+    assert load_model(wrong["mnist_run"], expect=MNIST_MODEL).output_shape == (None, 10)
+    for spec, problem in ((wrong["ten"], "28x28x1 images and 10 classes (MNIST), found one taking 32x32x3"),
+                          ("original", "is the RP2 authors' LISA-CNN")):
+        with pytest.raises(DataError, match=re.escape(problem)):
+            load_model(spec, expect=MNIST_MODEL)
+    assert load_model(wrong["big"]).input_shape == (None, 64, 64, 3)  # no contract: any Keras model (export)
+    with pytest.raises(DataError, match="model file not found"):
+        load_model(wrong["text"].with_name("absent.keras"), expect=LISA_MODEL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(WRONG_MODEL_PROBLEMS))
+def test_attack_refuses_a_wrong_model_in_one_line_before_any_work(binaries, name):
+    runs, paths = binaries
+    proc = runs.result(f"attack_{name}_model")
+    assert WRONG_MODEL_PROBLEMS[name] in assert_bad_input(proc, str(paths[name]))
+    assert_no_work(proc)
+    assert not (paths["tiny"].parent / f"out_{name}").exists()  # no empty --out left behind
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run,model", [("evaluate_big_model", "big"), ("evaluate_ten_model", "ten"),
+                                       ("attack_ten_source", "ten"), ("mnist_attacks_lisa_model", "ten")])
+def test_every_binary_that_takes_a_model_checks_it(binaries, run, model):
+    runs, paths = binaries
+    proc = runs.result(run)
+    line = assert_bad_input(proc, str(paths[model]))
+    assert "expected a model of" in line and ("MNIST" in line) == run.startswith("mnist")
+    assert_no_work(proc)
+
+
+def test_training_refuses_a_directory_holding_the_users_files(tmp_path):
+    from blurnet_tf.experiments.classifier_training import TrainingRun
+
+    user = users_run_dir(tmp_path / "mine")
+    link = tmp_path / "link"
+    link.symlink_to(user, target_is_directory=True)  # another way to point at the same directory
+    before = snapshot(user)
+    for out in (user, link):
+        with pytest.raises(DataError) as err:
+            TrainingRun(epochs=1, max_train_images=16).run(out, log=lambda m: None)
+        assert err.value.path == str(out)
+        assert "holds files `train` did not write (metrics.json, model.keras)" in err.value.problem
+        assert "--overwrite" in err.value.problem
+    assert snapshot(user) == before
+
+
+def test_a_run_directory_belongs_to_the_command_that_made_it(tmp_path):
+    from blurnet_tf import locks, rundir
+    from blurnet_tf.experiments.rp2_stickers import StickerAttack
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in (locks.STEP_PENDING, locks.STEP_LOG, locks.LOCK_FILE):  # the pipeline's files beside a step
+        (run / name).write_text("{}")
+    locks.claim_dir(run, "train")
+    locks.mark_owner(run, "train")
+    (run / "model.keras").write_bytes(b"weights")
+    locks.claim_dir(run, "train")  # its own: a resume
+    with pytest.raises(DataError, match="was written by `train`, not `attack`"):
+        StickerAttack(model="original", targets=(12,), epochs=1).run(run, log=lambda m: None)
+    with pytest.raises(DataError, match="was written by `train`, not `attack`"):
+        locks.claim_dir(run, "attack", records={"model.keras": None})  # a record proves only an unmarked run
+    locks.claim_dir(run, "attack", overwrite=True)  # asked for
+    legacy = tmp_path / "legacy"  # made before the owner file: its own record is the proof
+    legacy.mkdir()
+    rundir.ModelRecord(legit_accuracy=0.5, test_images=1).write(legacy / rundir.METRICS_FILE)
+    locks.claim_dir(legacy, "train", records={rundir.METRICS_FILE: (rundir.ModelRecord.KIND,)})
+    with pytest.raises(DataError, match=r"holds files `attack` did not write \(metrics.json\)"):
+        locks.claim_dir(legacy, "attack", records={rundir.RESULTS_FILE: ("pgd",)})
+
+
+@pytest.mark.slow
+def test_train_binary_refuses_the_users_directory_and_keeps_its_files(binaries):
+    runs, paths = binaries
+    proc = runs.result("train_users_dir")
+    assert "--overwrite" in assert_bad_input(proc, f"{paths['user_run']}: holds files `train` did not write")
+    assert_no_work(proc)
+    assert snapshot(paths["user_run"]) == {"metrics.json": b'{"accuracy": 0.5}\n', "model.keras": b"the user's model\n"}
+
+
+@pytest.mark.slow
+def test_evaluate_out_never_replaces_a_file_it_did_not_write(binaries):
+    runs, paths = binaries
+    proc = runs.result("evaluate_users_json")
+    assert "--overwrite" in assert_bad_input(proc, f"{paths['user_json']}: exists and was not written by an evaluation")
+    assert_no_work(proc)
+    assert paths["user_json"].read_text() == '{"mine": true}\n'
+
+
+def test_a_pending_step_of_other_settings_is_moved_aside_with_the_users_file(tmp_path):
+    from blurnet_tf.pipeline.steps import PENDING, Step, run_step
+
+    out = tmp_path / "step"
+    out.mkdir()
+    (out / PENDING).write_text('{"key": "0123456789abcdef"}')
+    (out / "notes.txt").write_text("mine\n")
+    lines = []
+    run_step(Step("demo/x", "demo", out, experiment=_Writes()), log=lines.append)
+    aside = tmp_path / "step.superseded-0123456789abcdef"
+    assert (aside / "notes.txt").read_text() == "mine\n" and (out / "result.txt").is_file()
+    assert lines == [f"      demo/x: {out} holds unfinished work under other settings; moved to {aside}"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Writes:
+    def run(self, out):
+        (out / "result.txt").write_text("ok")
+
+
+@pytest.mark.slow
+def test_a_second_runner_on_one_work_directory_is_refused(binaries):
+    runs, paths = binaries
+    proc = runs.result("reproduce_second_runner")
+    line = assert_bad_input(proc, f"{paths['busy_work']}: in use by another run (PID {os.getpid()})")
+    assert "--work_dir" in line and " done in" not in proc.stdout
+    assert snapshot(paths["busy_work"]) == {".lock": str(os.getpid()).encode()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run,flag", [("reproduce_results_file", "results_dir"),
+                                      ("reproduce_report_work_file", "work_dir")])
+def test_reproduce_checks_its_directories_before_the_first_step(binaries, run, flag):
+    runs, paths = binaries
+    proc = runs.result(run)
+    assert f"is a file, not a directory (--{flag})" in assert_bad_input(proc, str(paths["a_file"]))
+    assert "profile smoke" not in proc.stdout and paths["a_file"].read_text() == "mine\n"
+
+
+def test_directory_flags_are_checked_without_creating_anything(tmp_path):
+    from blurnet_tf import locks
+
+    (tmp_path / "f").write_text("x")
+    locks.check_writable_dir(tmp_path / "new" / "deeper", "work_dir")
+    assert sorted(os.listdir(tmp_path)) == ["f"]
+    with pytest.raises(DataError, match=r"lies under .*/f, which is a file, not a directory \(--work_dir\)"):
+        locks.check_writable_dir(tmp_path / "f" / "run", "work_dir")
+    with pytest.raises(DataError, match="is not writable"):
+        locks.check_writable_dir("/proc/blurnet_test/out", "results_dir")
+
+
+def test_a_refused_attack_leaves_no_empty_out(tmp_path):
+    from blurnet_tf.experiments.rp2_stickers import StickerAttack
+
+    out = tmp_path / "new" / "attack"
+    with pytest.raises(DataError, match="file not found"):
+        StickerAttack(model="original", targets=(12,), epochs=1, mask=str(tmp_path / "absent.png")).run(
+            out, log=lambda m: None)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_every_binary_checks_the_thread_variables_and_names_a_missing_flagfile(binaries):
+    runs, paths = binaries
+    line = assert_bad_input(runs.result("train_thread_variable"), "environment variable TF_NUM_INTRAOP_THREADS:")
+    assert "expected a whole number >= 1, got 'abc'" in line
+    missing = paths["tiny"].parent / "missing.flags"
+    assert_bad_input(runs.result("missing_flagfile"), f"{missing}: cannot read this flagfile (no such file")

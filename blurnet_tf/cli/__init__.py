@@ -31,13 +31,14 @@ _ABSL_EARLY = "WARNING: All log messages before absl::InitializeLog() is called 
 
 def run(main):
     """app.run(main), printing bad input as one clear line instead of a traceback."""
-    from blurnet_tf.pipeline.step_process import die_with_runner
+    from blurnet_tf.pipeline.step_process import check_thread_settings, die_with_runner
 
     die_with_runner()  # a pipeline step's process: killed with its runner
 
     def guarded(argv):
-        _quiet_tensorflow()
         try:
+            check_thread_settings()  # TensorFlow reads them at import and ignores a value it cannot parse
+            _quiet_tensorflow()
             return main(argv)
         except (DataError, SettingError, app.UsageError, flags.ValidationError) as exc:
             _fail(exc, 2)
@@ -51,6 +52,11 @@ def _parse_flags(argv):
     """absl's parsing, with a bad or missing flag reported like every other bad input."""
     try:
         return flags.FLAGS(argv)
+    except flags.CantOpenFlagFileError as exc:
+        found = re.search(r"\[Errno \d+\] ([^:]+): '(.*)'", str(exc))
+        text = f"{found[2]}: cannot read this flagfile ({found[1].lower()})" if found else str(exc)
+        print(f"error: {text}", file=sys.stderr)
+        sys.exit(2)
     except flags.Error as exc:
         text = str(exc).splitlines()[0]
         found = re.match(r"flag --([\w-]+)(?:=([^:\s]*))?:?\s*(.*)", text)

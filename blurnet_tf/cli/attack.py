@@ -15,6 +15,8 @@ from blurnet_tf import cli
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Attacked model: run directory, .keras file or 'original'.", required=True)
 flags.DEFINE_string("out", None, "Output directory.", required=True)
+flags.DEFINE_boolean("overwrite", False, "Write into an --out holding files an attack did not write (a run directory "
+                     "records which command made it); without it such an --out is refused.")
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
 flags.DEFINE_enum("mode", "whitebox", ["whitebox", "transfer", "lowfreq", "adaptive", "pgd"], "Attack mode.")
 flags.DEFINE_string("source_model", None, "transfer: model the noise is optimised on.")
@@ -63,10 +65,11 @@ def main(argv):
     if FLAGS.save_images < 0:
         raise cli.SettingError("save_images", f"expected an integer >= 0, got {FLAGS.save_images}")
     if FLAGS.mode == "pgd":
-        attack.run(FLAGS.out, save_images=FLAGS.save_images, log=lambda m: print(m, flush=True))
+        attack.run(FLAGS.out, save_images=FLAGS.save_images, log=lambda m: print(m, flush=True),
+                   overwrite=FLAGS.overwrite)
         return
     record = attack.run(FLAGS.out, targets_per_call=FLAGS.targets_per_call, save_images=FLAGS.save_images,
-                        log=lambda m: print(m, flush=True))
+                        log=lambda m: print(m, flush=True), overwrite=FLAGS.overwrite)
     for name, agg in record.aggregate.items():
         print(f"{name}: avg ASR {agg['avg_asr']:.4f}, worst {agg['worst_asr']:.3f} (target "
               f"{agg['worst_target']}), L2 {agg['l2']:.3f}", flush=True)

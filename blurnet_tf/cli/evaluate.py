@@ -1,7 +1,13 @@
 """Accuracy of a model on the track-held-out test split and the 40 victim stop signs.
 
-    python -m blurnet_tf.evaluate --model=runs/baseline     (or --model=original)
+    python -m blurnet_tf.cli.evaluate --model=runs/baseline     (or --model=original)
+
+--out writes the numbers as JSON; an existing --out that is not an earlier evaluation's is refused
+unless --overwrite.
 """
+
+import json
+import pathlib
 
 from absl import flags
 
@@ -11,6 +17,9 @@ flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, .
 flags.DEFINE_float("test_fraction", 0.2, "Fraction of images in held-out tracks.")
 flags.DEFINE_integer("split_seed", 0, "Seed of the track-held-out split.")
 flags.DEFINE_string("out", None, "Optional JSON file for the results.")
+flags.DEFINE_boolean("overwrite", False, "Replace an --out file that no evaluation wrote.")
+
+KIND = "evaluation"  # the record kind of --out: an earlier evaluation's may be replaced
 
 
 def main(argv):
@@ -18,10 +27,12 @@ def main(argv):
     from blurnet_tf import files
     from blurnet_tf.data import find_data_dir, load_lisa_split, load_victims
     from blurnet_tf.evaluation.clean_accuracy import evaluate_clean
-    from blurnet_tf.registry import load_model
+    from blurnet_tf.registry import LISA_MODEL, load_model
 
+    if FLAGS.out:
+        _check_out(pathlib.Path(FLAGS.out))
     data_dir = find_data_dir(FLAGS.data_dir)
-    model = load_model(FLAGS.model, data_dir)
+    model = load_model(FLAGS.model, data_dir, expect=LISA_MODEL)
     _, test_set, _ = load_lisa_split(data_dir, FLAGS.test_fraction, FLAGS.split_seed)
     victims, _ = load_victims(data_dir)
     result = evaluate_clean(model, test_set, victims)
@@ -30,7 +41,25 @@ def main(argv):
     for name, acc in result["per_class_accuracy"].items():
         print(f"  {name:20s} {acc:.3f}")
     if FLAGS.out:
-        files.write_json(FLAGS.out, {"model": FLAGS.model, **result, "versions": files.package_versions()})
+        files.write_json(FLAGS.out, {"kind": KIND, "model": FLAGS.model, **result, "versions": files.package_versions()})
+
+
+def _check_out(out):
+    """Before any work: --out is a new file, or an earlier evaluation's, or --overwrite says so."""
+    from blurnet_tf import locks
+    from blurnet_tf.errors import DataError
+
+    if out.is_dir():
+        raise DataError(out, "is a directory; --out names the JSON file to write")
+    locks.check_writable_dir(out.parent, "out")
+    if out.exists() and not FLAGS.overwrite:
+        try:
+            kind = json.loads(out.read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind != KIND:
+            raise DataError(out, "exists and was not written by an evaluation; choose another --out, or pass "
+                                 "--overwrite to replace it")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from blurnet_tf import cli
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory (with model.keras and metrics.json) or .keras file.", required=True)
 flags.DEFINE_string("out", None, "Output directory.", required=True)
+flags.DEFINE_boolean("overwrite", False, "Write into an --out holding files mnist_attacks did not write (a run directory "
+                     "records which command made it); without it such an --out is refused.")
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
 flags.DEFINE_string("source_model", None, "Make the gradient attacks on this model and score them on --model "
                     "(transfer); only clean, fgsm, bim and fgsm_curve.")
@@ -56,7 +58,7 @@ def settings():
 
 def main(argv):
     del argv
-    settings().run(FLAGS.out, log=lambda m: print(m, flush=True))
+    settings().run(FLAGS.out, log=lambda m: print(m, flush=True), overwrite=FLAGS.overwrite)
     print(f"wrote {FLAGS.out}/results.json", flush=True)
 
 

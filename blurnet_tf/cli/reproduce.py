@@ -37,6 +37,7 @@ flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished 
 
 def main(argv):
     del argv
+    from blurnet_tf import locks
     from blurnet_tf.data import find_data_dir
     from blurnet_tf.errors import DataError
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
@@ -53,6 +54,13 @@ def main(argv):
             raise cli.SettingError("seeds", f"expected distinct integers >= 0, got {','.join(FLAGS.seeds)}")
         profile = dataclasses.replace(profile, seeds=seeds)
     work_dir = FLAGS.work_dir or f"runs/{profile.name}"
+    # Every path checked before the first step: a bad one costs seconds, never a finished profile.
+    locks.check_writable_dir(FLAGS.results_dir, "results_dir")
+    if FLAGS.report_only:  # reads the work directory, writes nothing there
+        if pathlib.Path(work_dir).exists() and not pathlib.Path(work_dir).is_dir():
+            raise DataError(work_dir, "is a file, not a directory (--work_dir)")
+    else:
+        locks.check_writable_dir(work_dir, "work_dir")
     find_data_dir(FLAGS.data_dir)  # fail early, with the path, if the data are missing
     if not pathlib.Path("flags/models").is_dir():
         raise DataError(pathlib.Path("flags/models").resolve(), "flagfiles not found: run from the repository root")
@@ -73,7 +81,10 @@ def main(argv):
     print(f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
           f"outputs in {work_dir}", flush=True)
     jobs = FLAGS.jobs or profile.jobs
-    stage_seconds = {} if FLAGS.report_only else run_all(steps, log=lambda m: print(m, flush=True), jobs=jobs)
+    stage_seconds = {}
+    if not FLAGS.report_only:
+        with locks.RunLock(work_dir, flag="work_dir"):  # one runner per work directory
+            stage_seconds = run_all(steps, log=lambda m: print(m, flush=True), jobs=jobs)
     states = {s.name: status(s) for s in plan}  # after the run: the whole plan, not only the steps run
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]

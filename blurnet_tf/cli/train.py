@@ -20,6 +20,8 @@ from blurnet_tf import cli
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
 flags.DEFINE_string("out", None, "Run directory for model.keras, metrics.json, checkpoints.", required=True)
+flags.DEFINE_boolean("overwrite", False, "Write into an --out holding files training did not write (a run directory "
+                     "records which command made it); without it such an --out is refused.")
 flags.DEFINE_enum("dataset", "lisa", ["lisa", "mnist"], "LISA (LISA-CNN) or MNIST (residual classifier).")
 flags.DEFINE_string("defence", "baseline", "Model to build (see blurnet_tf.defences.DEFENCES).")
 flags.DEFINE_integer("epochs", 30, "Training epochs (the paper ran 2000; ours plateau by ~20).")
@@ -96,7 +98,7 @@ def main(argv):
     if FLAGS.checkpoint_every < 1:
         raise cli.SettingError("checkpoint_every", f"expected an integer >= 1, got {FLAGS.checkpoint_every}")
     record = run.run(FLAGS.out, FLAGS.data_dir, checkpoint_every=FLAGS.checkpoint_every,
-                     log=lambda m: print(m, flush=True))
+                     log=lambda m: print(m, flush=True), overwrite=FLAGS.overwrite)
     victims = f"; victims {record.victims_correct}/40" if record.victims_correct is not None else ""
     print(f"legit accuracy {record.legit_accuracy:.4f} on {record.test_images} held-out images"
           f"{victims}; wrote {FLAGS.out}/metrics.json", flush=True)

@@ -13,9 +13,11 @@ import time
 
 import numpy as np
 
-from blurnet_tf import files, paper, rundir
+from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.errors import SettingError
 
+
+WRITER = "train"  # the owner a training run directory records (locks.claim_dir)
 
 @dataclasses.dataclass(frozen=True)
 class TrainingRun:
@@ -108,8 +110,9 @@ class TrainingRun:
         with global_precision(self.precision):
             return build_model(self.defence, self.dataset, architecture=self.architecture, **self.params)
 
-    def run(self, out, data_dir=None, checkpoint_every=1, log=print):
-        """Trains (or resumes) into `out`; returns the ModelRecord."""
+    def run(self, out, data_dir=None, checkpoint_every=1, log=print, overwrite=False):
+        """Trains (or resumes) into `out`; returns the ModelRecord. An `out` holding files training did
+        not write (a user's model.keras, say) is refused unless `overwrite`."""
         import keras
         import tensorflow as tf
 
@@ -124,12 +127,15 @@ class TrainingRun:
         except ValueError as exc:
             raise SettingError("defence", str(exc)) from None
         out = pathlib.Path(out)
-        with files.RunLock(out):
+        locks.claim_dir(out, WRITER, overwrite, records={rundir.METRICS_FILE: (rundir.ModelRecord.KIND,),
+                                                          f"{rundir.CHECKPOINT_DIR}/state.json": None})
+        with locks.RunLock(out):
             keras.utils.set_random_seed(self.seed)
             if self.deterministic:
                 tf.config.experimental.enable_op_determinism()
             data_dir = find_data_dir(data_dir)
             data = self._load_data(data_dir, log)
+            locks.mark_owner(out, WRITER)
             model, history, info = train(
                 self.build, data["train"], out, epochs=self.epochs, batch_size=self.batch_size,
                 learning_rate=self.learning_rate, lr_schedule=self.lr_schedule, seed=self.seed,

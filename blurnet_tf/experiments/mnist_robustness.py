@@ -8,10 +8,12 @@ import dataclasses
 import pathlib
 import time
 
-from blurnet_tf import files, rundir
+from blurnet_tf import files, locks, rundir
 from blurnet_tf.errors import DataError, SettingError
 from blurnet_tf.experiments import attack_progress
 from blurnet_tf.evaluation.mnist_attack_suite import ATTACKS, CHECK_FIELDS, CHECKS, TRANSFERABLE, AttackBudget
+
+WRITER, KIND = "mnist_attacks", "mnist_robustness"  # the owner its --out records; its results.json's kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +38,10 @@ class MnistRobustness:
         if self.images < 0:
             raise SettingError("images", f"expected an integer >= 0, got {self.images}")
 
-    def run(self, out, log=print):
+    def run(self, out, log=print, overwrite=False):
         from blurnet_tf.data import find_data_dir, load_test_split
         from blurnet_tf.evaluation.mnist_attack_suite import evaluate
-        from blurnet_tf.registry import load_model
+        from blurnet_tf.registry import MNIST_MODEL, load_model
 
         out = pathlib.Path(out)
         for flag, spec in (("model", self.model), ("source_model", self.source_model)):
@@ -55,12 +57,14 @@ class MnistRobustness:
             if source_split != split:
                 raise DataError(self.source_model, f"test split (dataset, fraction, seed) {source_split} is not the "
                                                    f"model's {split}; transfer needs one split")
-        with files.RunLock(out):
+        locks.claim_dir(out, WRITER, overwrite, records={rundir.RESULTS_FILE: (KIND,), "parts/clean.json": None})
+        with locks.RunLock(out):
+            model = load_model(self.model, expect=MNIST_MODEL)  # checked before any data is read
+            source = None if self.source_model is None else load_model(self.source_model, expect=MNIST_MODEL)
             x, y = load_test_split(find_data_dir(self.data_dir), dataset, test_fraction, split_seed)
             if self.images:
                 x, y = x[:self.images], y[:self.images]
-            model = load_model(self.model)
-            source = None if self.source_model is None else load_model(self.source_model)
+            locks.mark_owner(out, WRITER)
             settings = {"model": self.model, "images": int(len(y)), "test_fraction": test_fraction,
                         "split_seed": split_seed, "budget": dataclasses.asdict(self.budget)}
             if source is not None:  # only then, so white-box parts written before it existed stay valid
@@ -84,7 +88,7 @@ class MnistRobustness:
                     f"({time.time() - started:.0f}s)")
                 progress.update(1)
             progress.close()
-            files.write_json(out / rundir.RESULTS_FILE, {**settings, "source_model": self.source_model,
+            files.write_json(out / rundir.RESULTS_FILE, {"kind": KIND, **settings, "source_model": self.source_model,
                                                          "results": results, "versions": files.package_versions()})
             files.write_csv(out / rundir.CSV_FILE, [["model", "attack", "accuracy", "accuracy_any_norm", "median_l2",
                                                      "seconds"]] +

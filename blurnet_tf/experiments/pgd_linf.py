@@ -5,9 +5,12 @@ import math
 import pathlib
 import time
 
-from blurnet_tf import files, paper, rundir
+from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.paper import PRECISIONS
 from blurnet_tf.errors import SettingError
+
+ATTACK_WRITER = "attack"  # the owner an attack's --out records (locks.claim_dir)
+ATTACK_RECORDS = {rundir.RESULTS_FILE: (rundir.StickerRecord.KIND, rundir.PgdRecord.KIND)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,15 +33,17 @@ class PgdAttack:
         if self.pgd_steps < 1:
             raise SettingError("pgd_steps", f"expected an integer >= 1, got {self.pgd_steps}")
 
-    def run(self, out, save_images=4, log=print):
+    def run(self, out, save_images=4, log=print, overwrite=False):
         from blurnet_tf.attacks.linf_gradient import linf_attack
         from blurnet_tf.evaluation import metrics
         from blurnet_tf.experiments.rp2_stickers import load_victim_setting
 
         out = pathlib.Path(out)
-        with files.RunLock(out):
+        locks.claim_dir(out, ATTACK_WRITER, overwrite, records=ATTACK_RECORDS)
+        with locks.RunLock(out):
             started = time.time()
             _, victims, _, model = load_victim_setting(self.model, self.data_dir)
+            locks.mark_owner(out, ATTACK_WRITER)
             clean = metrics.predict_classes(model, victims)
             from blurnet_tf.registry.precision import with_precision
 

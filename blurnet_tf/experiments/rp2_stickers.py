@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from blurnet_tf import files, paper, rundir
+from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.paper import PRECISIONS
 from blurnet_tf.data import NUM_CLASSES, STOP
 from blurnet_tf.errors import DataError, SettingError
@@ -71,23 +71,30 @@ class StickerAttack:
     def key(self):
         return rundir.settings_key(self, 12)
 
-    def run(self, out, targets_per_call=17, save_images=4, log=print):
-        """Runs (or resumes) the attack into `out`; returns its StickerRecord."""
+    def run(self, out, targets_per_call=17, save_images=4, log=print, overwrite=False):
+        """Runs (or resumes) the attack into `out`; returns its StickerRecord. An `out` holding files no
+        attack wrote is refused unless `overwrite`; another attack's results, always."""
+        from blurnet_tf.experiments.pgd_linf import ATTACK_RECORDS, ATTACK_WRITER
+
         if targets_per_call < 1:
             raise SettingError("targets_per_call", f"expected an integer >= 1, got {targets_per_call}")
         out = pathlib.Path(out)
-        with files.RunLock(out):
+        locks.claim_dir(out, ATTACK_WRITER, overwrite, records=ATTACK_RECORDS)
+        with locks.RunLock(out):
             _refuse_other_settings(out, self.key)
             return self._run(out, targets_per_call, save_images, log)
 
     def _run(self, out, targets_per_call, save_images, log):
         from blurnet_tf.attacks import rp2
+        from blurnet_tf.experiments.pgd_linf import ATTACK_WRITER
         from blurnet_tf.evaluation import metrics
         from blurnet_tf.evaluation.sticker_metrics import aggregate, per_target_rows
 
         started = time.time()
+        source = lisa_classifier(self.source_model, self.data_dir) if self.mode == "transfer" else None
         data_dir, victims, mask, model = load_victim_setting(self.model, self.data_dir, self.mask, self.mask_threshold)
-        attacked = model if self.mode != "transfer" else load_victim_setting(self.source_model, data_dir)[3]
+        attacked = model if source is None else source
+        locks.mark_owner(out, ATTACK_WRITER)
         if self.precision != "float32":
             from blurnet_tf.registry.precision import with_precision
 
@@ -144,18 +151,25 @@ class StickerAttack:
 
 
 def load_victim_setting(model_spec, data_dir=None, mask="rectangles", mask_threshold=None):
-    """(data_dir, victims, mask, classifier) for an attack on `model_spec`; the classifier computes in
-    float32 whatever precision it was trained in (results are judged on the deployable model)."""
+    """(data_dir, victims, mask, classifier) for an attack on `model_spec`; the model is checked (a LISA
+    classifier: 32x32x3 in, 18 classes out) before any data is read."""
     from blurnet_tf.data import find_data_dir, load_mask, load_victims
-    from blurnet_tf.defences import classifier_of
-    from blurnet_tf.registry import load_model
-    from blurnet_tf.registry.precision import compute_precision, with_precision
 
     data_dir = find_data_dir(data_dir)
+    model = lisa_classifier(model_spec, data_dir)
     victims, _ = load_victims(data_dir)
-    model = classifier_of(load_model(model_spec, data_dir))
-    model = with_precision(model, "float32") if compute_precision(model) != "float32" else model
     return data_dir, victims, load_mask(data_dir, mask, mask_threshold), model
+
+
+def lisa_classifier(model_spec, data_dir=None):
+    """The classifier of `model_spec`, refused unless it takes LISA's images and scores its classes; it
+    computes in float32 whatever precision it was trained in (results are judged on the deployable model)."""
+    from blurnet_tf.defences import classifier_of
+    from blurnet_tf.registry import LISA_MODEL, load_model
+    from blurnet_tf.registry.precision import compute_precision, with_precision
+
+    model = classifier_of(load_model(model_spec, data_dir, expect=LISA_MODEL))
+    return with_precision(model, "float32") if compute_precision(model) != "float32" else model
 
 
 def stored_adversarials(attack_dir, victims, mask, lam):

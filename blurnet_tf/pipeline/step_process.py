@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 
+from blurnet_tf import locks
 from blurnet_tf.errors import DataError, StepFailed
 
 RUNNER_PID = "BLURNET_RUNNER_PID"  # set for a step's process: die_with_runner() ties it to the runner
@@ -27,7 +28,7 @@ class StepProcesses:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
                "PYTHONUNBUFFERED": "1", RUNNER_PID: str(os.getpid()), **extra_env}
         threads = {name: env[name] for name in THREAD_VARIABLES if name in env} or "default"
-        with open(out / "log.txt", "a") as logfile:
+        with open(out / locks.STEP_LOG, "a") as logfile:
             with self._lock:
                 if self._stopped:
                     raise StepFailed(f"step {step_name} not started: the run is stopping")
@@ -50,7 +51,7 @@ class StepProcesses:
                     self._running.discard(proc)
             if returncode != 0:
                 raise StepFailed(f"step {step_name} failed (exit {returncode}); last lines of "
-                                 f"{out / 'log.txt'}:\n" + "\n".join(tail))
+                                 f"{out / locks.STEP_LOG}:\n" + "\n".join(tail))
         return threads
 
     def stop(self):

@@ -15,15 +15,13 @@ import hashlib
 import json
 import os
 import pathlib
-import shutil
 import threading
 import time
 
-from blurnet_tf import files
+from blurnet_tf import files, locks
 from blurnet_tf.pipeline.step_process import StepProcesses, check_thread_settings, threads_per_job
 
-DONE = "step.json"
-PENDING = "step.pending.json"
+DONE, PENDING = locks.STEP_DONE, locks.STEP_PENDING
 
 
 @dataclasses.dataclass
@@ -89,12 +87,12 @@ def run_step(step, log=print, env=None, processes=None):
         step.out.rename(old)
         log(f"      {step.name}: finished under other settings; kept as {old}")
     elif step.out.exists() and (pending is None or pending.get("key") != key):
-        if pending is not None:
-            shutil.rmtree(step.out)  # our own partial work under other settings: not resumable
-        else:  # not written by a step: never ours to delete
-            old = _free_name(step.out, "not-a-step")
-            step.out.rename(old)
-            log(f"      {step.name}: {step.out} was not written by this pipeline; moved to {old}")
+        # Partial work under other settings, or a directory no step wrote: neither is resumable, and
+        # either may hold a file of the user's, so it is moved aside (kept, logged), never deleted.
+        old = _free_name(step.out, "not-a-step" if pending is None else f"superseded-{pending.get('key')}")
+        step.out.rename(old)
+        why = "was not written by this pipeline" if pending is None else "holds unfinished work under other settings"
+        log(f"      {step.name}: {step.out} {why}; moved to {old}")
     files.write_json(files.ensure_dir(step.out) / PENDING, {"key": key})
     started = time.time()
     if step.command:

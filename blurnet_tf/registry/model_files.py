@@ -1,9 +1,12 @@
-"""Saving and loading models: `.keras` files with safe_mode, atomically written."""
+"""Saving and loading models: `.keras` files with safe_mode, atomically written, and checked where
+they are loaded against what the command will feed them and score them with."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
+import zipfile
 
 import keras
 
@@ -11,6 +14,20 @@ from blurnet_tf.errors import DataError
 from blurnet_tf import rundir
 from blurnet_tf.files import ensure_dir
 
+
+@dataclasses.dataclass(frozen=True)
+class ModelContract:
+    """What a command feeds a model and scores it against: its dataset's images and classes."""
+    dataset: str
+    input_shape: tuple
+    classes: int
+
+    def describe(self):
+        return f"{'x'.join(map(str, self.input_shape))} images and {self.classes} classes ({self.dataset.upper()})"
+
+
+LISA_MODEL = ModelContract("lisa", (32, 32, 3), 18)
+MNIST_MODEL = ModelContract("mnist", (28, 28, 1), 10)
 
 
 def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
@@ -30,25 +47,61 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
 
 
 def load_model(spec: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
-               compile: bool = False) -> keras.Model:
+               compile: bool = False, expect: ModelContract | None = None) -> keras.Model:
     """`original` (the RP2 weights), a run directory holding model.keras, or a .keras file.
 
-    Loads with safe_mode=True: a .keras file that carries Python lambdas is refused.
+    Loads with safe_mode=True: a .keras file that carries Python lambdas is refused. With `expect`,
+    a model trained on another dataset (its run directory's metrics.json says), or taking other
+    images or scoring another number of classes, is refused with a DataError naming the file.
     """
-    if spec == "original":
+    if spec == rundir.ORIGINAL:
         from blurnet_tf.models.lisa_cnn import load_original_lisa_cnn
         from blurnet_tf.data import find_data_dir
 
+        if expect is not None and expect != LISA_MODEL:
+            raise DataError(spec, f"is the RP2 authors' LISA-CNN; expected a model of {expect.describe()}")
         return load_original_lisa_cnn(data_dir or find_data_dir())
     path = pathlib.Path(spec)
+    record = _run_record(path)  # a run directory's, or a snapshot's run's
+    if expect is not None and record is not None and record.dataset != expect.dataset:
+        raise DataError(path, f"is a model trained on {record.dataset.upper()} (its run's {rundir.METRICS_FILE}); "
+                              f"expected one of {expect.describe()}")
     if path.is_dir():
         path = path / rundir.MODEL_FILE
     if not path.is_file():
         raise DataError(path, "model file not found (expected a run directory with model.keras, "
                               "a .keras file, or 'original')")
+    if not zipfile.is_zipfile(path):
+        raise DataError(path, "not a Keras model (expected a .keras archive; this file is not a zip archive, "
+                              "or is cut short)")
+    with zipfile.ZipFile(path) as archive:
+        if "config.json" not in archive.namelist():
+            raise DataError(path, "not a Keras model (the archive holds no config.json)")
     import blurnet_tf.defences  # noqa: F401  (registers the custom layers for deserialisation)
 
     try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
-    except (ValueError, OSError, TypeError) as exc:
-        raise DataError(path, f"cannot load model ({str(exc).splitlines()[0]})") from None
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except (ValueError, OSError, TypeError, KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(path, f"not a loadable Keras model ({str(exc).splitlines()[0] or type(exc).__name__})") from None
+    if expect is not None:
+        check_contract(model, expect, path)
+    return model
+
+
+def check_contract(model: keras.Model, expect: ModelContract, source: str | os.PathLike[str]) -> None:
+    """Refuses a model whose input or class count differs from `expect` (a DataError naming `source`)."""
+    try:
+        shape, classes = tuple(model.input_shape[1:]), model.output_shape[-1]
+    except (AttributeError, TypeError, IndexError, ValueError):
+        raise DataError(source, f"expected one model input and one output of {expect.describe()}") from None
+    if shape != expect.input_shape or classes != expect.classes:
+        found = "x".join("?" if d is None else str(d) for d in shape)
+        raise DataError(source, f"expected a model of {expect.describe()}, found one taking {found} images "
+                                f"and scoring {classes} classes")
+
+
+def _run_record(path):
+    try:
+        return rundir.read_model(path)
+    except (DataError, TypeError, ValueError, AttributeError):
+        return None  # an unreadable metrics.json: the model file itself is still checked

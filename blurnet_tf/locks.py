@@ -1,0 +1,146 @@
+"""Who may write a run directory: one writer at a time (the run lock), the command that made it
+(its owner file) and nobody else unless asked, and directory flags checked before any work.
+Nothing here deletes a file: a refused run leaves the directory as it found it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import tempfile
+from collections.abc import Mapping, Sequence
+
+from blurnet_tf import files
+from blurnet_tf.errors import DataError
+
+LOCK_FILE = ".lock"
+OWNER_FILE = ".written-by.json"  # which command made a run directory: the proof that it may write there again
+# What a step of the pipeline keeps beside a command's own output (its markers and log).
+STEP_DONE, STEP_PENDING, STEP_LOG = "step.json", "step.pending.json", "log.txt"
+BOOKKEEPING = frozenset({LOCK_FILE, OWNER_FILE, STEP_DONE, STEP_PENDING, STEP_LOG})
+
+
+def check_writable_dir(path: str | os.PathLike[str], flag: str) -> pathlib.Path:
+    """Refuses, before any work, a directory flag that names a file or a place that cannot be written
+    (the directory, or the nearest folder above it that exists); leaves nothing behind."""
+    path = pathlib.Path(path)
+    existing = path
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        what = "is" if existing == path else f"lies under {existing}, which is"
+        raise DataError(path, f"{what} a file, not a directory (--{flag})")
+    try:  # a real write: permission bits say nothing of read-only mounts, /proc, or root
+        tempfile.TemporaryDirectory(dir=existing, prefix=".blurnet-check-").cleanup()
+    except OSError as exc:
+        raise DataError(path, f"cannot create or write this directory (--{flag}): {existing} is not writable "
+                              f"({exc.strerror or exc})") from None
+    return path
+
+
+def claim_dir(path: str | os.PathLike[str], writer: str, overwrite: bool = False,
+              records: Mapping[str, Sequence[str]] | None = None, flag: str = "out") -> None:
+    """A run directory belongs to the command that made it: `writer` may write into `path` when it is
+    new or empty, holds its own OWNER_FILE, or (runs made before that file) one of its `records`:
+    {relative path: the JSON record kinds it must have, or None when being there is proof enough}; any other content is the user's, and is refused unless
+    `overwrite`. The pipeline's own step files beside it do not count. Call it before RunLock."""
+    path = pathlib.Path(path)
+    if not path.is_dir():
+        return  # new (or a file: ensure_dir names that)
+    owner = _owner(path)
+    if owner == writer or overwrite:
+        return
+    if owner is not None:
+        raise DataError(path, f"was written by `{owner}`, not `{writer}`; choose another --{flag}")
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in BOOKKEEPING)
+    if foreign and not any(_is_record(path / name, kinds) for name, kinds in (records or {}).items()):
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise DataError(path, f"holds files `{writer}` did not write ({shown}); choose a new or empty --{flag}, "
+                              f"or pass --overwrite to write into it")
+
+
+def mark_owner(path: str | os.PathLike[str], writer: str) -> None:
+    """Records `writer` as the maker of run directory `path` (see claim_dir)."""
+    if _owner(pathlib.Path(path)) != writer:
+        files.write_json(pathlib.Path(path) / OWNER_FILE, {"writer": writer})
+
+
+def _owner(path):
+    try:
+        data = json.loads((path / OWNER_FILE).read_text())
+        return data.get("writer") if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _is_record(path, kinds):
+    if kinds is None:
+        return path.is_file()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") in kinds
+
+
+class RunLock:
+    """One writer per run directory: <dir>/.lock holds the owner's PID; a second live writer is refused.
+
+    A lock left by a killed process (its PID no longer runs) is taken over. A directory the lock
+    made and nothing filled (a run refused on bad input) is removed again on exit.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], flag: str = "out") -> None:
+        self.directory = pathlib.Path(directory)
+        self.path = self.directory / LOCK_FILE
+        self.flag = flag
+        self.made = []  # the folders the lock created, innermost first
+
+    def __enter__(self) -> RunLock:
+        folder = self.directory
+        while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+            self.made.append(folder)
+            folder = folder.parent
+        files.ensure_dir(self.directory)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = _read_pid(self.path)
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise DataError(self.directory, f"in use by another run (PID {owner}); wait for it to "
+                                                    f"finish or choose another --{self.flag}") from None
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()  # stale: its writer is gone
+                continue
+            except OSError as exc:
+                raise DataError(self.directory, f"cannot write here ({exc.strerror or exc})") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return self
+
+    def __exit__(self, *exc: object) -> None:
+        if _read_pid(self.path) == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        for folder in self.made:  # rmdir removes only empty folders
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _read_pid(path):
+    try:
+        return int(pathlib.Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
