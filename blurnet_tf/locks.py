@@ -43,16 +43,17 @@ def claim_dir(path: str | os.PathLike[str], writer: str, overwrite: bool = False
               records: Mapping[str, Sequence[str]] | None = None, flag: str = "out") -> None:
     """A run directory belongs to the command that made it: `writer` may write into `path` when it is
     new or empty, holds its own OWNER_FILE, or (runs made before that file) one of its `records`:
-    {relative path: the JSON record kinds it must have, or None when being there is proof enough}; any other content is the user's, and is refused unless
-    `overwrite`. The pipeline's own step files beside it do not count. Call it before RunLock."""
+    {relative path: the JSON record kinds it must have, or None when being there is proof enough}.
+    Any other content is the user's, and is refused unless `overwrite`. The pipeline's own step files
+    beside it do not count. Call it before RunLock."""
     path = pathlib.Path(path)
     if not path.is_dir():
         return  # new (or a file: ensure_dir names that)
-    owner = _owner(path)
-    if owner == writer or overwrite:
+    made_by = owner(path)
+    if made_by == writer or overwrite:
         return
-    if owner is not None:
-        raise DataError(path, f"was written by `{owner}`, not `{writer}`; choose another --{flag}")
+    if made_by is not None:
+        raise DataError(path, f"was written by `{made_by}`, not `{writer}`; choose another --{flag}")
     foreign = sorted(p.name for p in path.iterdir() if p.name not in BOOKKEEPING)
     if foreign and not any(_is_record(path / name, kinds) for name, kinds in (records or {}).items()):
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -62,11 +63,13 @@ def claim_dir(path: str | os.PathLike[str], writer: str, overwrite: bool = False
 
 def mark_owner(path: str | os.PathLike[str], writer: str) -> None:
     """Records `writer` as the maker of run directory `path` (see claim_dir)."""
-    if _owner(pathlib.Path(path)) != writer:
+    if owner(pathlib.Path(path)) != writer:
         files.write_json(pathlib.Path(path) / OWNER_FILE, {"writer": writer})
 
 
-def _owner(path):
+def owner(path: str | os.PathLike[str]) -> str | None:
+    """The command that made run directory `path` (its OWNER_FILE), or None."""
+    path = pathlib.Path(path)
     try:
         data = json.loads((path / OWNER_FILE).read_text())
         return data.get("writer") if isinstance(data, dict) else None

@@ -80,11 +80,19 @@ def wrong_models(folder):
     from blurnet_tf import rundir
 
     folder.mkdir(parents=True)
-    paths = {name: folder / f"{name}.keras" for name in ("text", "cut", "big", "ten")}
+    paths = {name: folder / f"{name}.keras" for name in ("text", "cut", "big", "ten", "maps", "two_inputs", "uint8")}
     with zipfile.ZipFile(paths["text"], "w") as archive:
         archive.writestr("notes.txt", "not a model\n")
     for name, shape, classes in (("big", (64, 64, 3), 18), ("ten", (32, 32, 3), 10)):
         keras.Sequential([keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(classes)]).save(paths[name])
+    image = keras.Input((32, 32, 3))
+    keras.Model(image, keras.layers.Conv2D(18, 3, padding="same")(image)).save(paths["maps"])
+    second = keras.Input((32, 32, 3))
+    keras.Model([image, second], keras.layers.Dense(18)(keras.layers.Flatten()(keras.layers.Add()([image, second])))
+                ).save(paths["two_inputs"])
+    pixels = keras.Input((32, 32, 3), dtype="uint8")
+    keras.Model(pixels, keras.layers.Dense(18)(keras.layers.Flatten()(keras.ops.cast(pixels, "float32")))).save(
+        paths["uint8"])
     whole = paths["ten"].read_bytes()
     paths["cut"].write_bytes(whole[:len(whole) // 2])
     paths["mnist_run"] = folder / "mnist_run"
@@ -169,6 +177,7 @@ def binaries(tmp_path_factory):
     attack, train = ("-m", "blurnet_tf.cli.attack"), ("-m", "blurnet_tf.cli.train")
     evaluate, reproduce = ("-m", "blurnet_tf.cli.evaluate"), ("-m", "blurnet_tf.cli.reproduce")
     models = wrong_models(base / "models")
+    (models["mnist_run"] / ".written-by.json").write_text('{"writer": "train"}')  # made by `train`
     paths.update(models)
     paths["user_run"] = users_run_dir(base / "user_run")
     paths["user_json"] = base / "mine.json"
@@ -181,7 +190,7 @@ def binaries(tmp_path_factory):
     runs = _Background(base)
     tiny = TINY_ATTACK[1:]  # without --model
     try:
-        for name in ("text", "cut", "big", "ten", "mnist_run"):
+        for name in BINARY_CASES:
             runs.start(f"attack_{name}_model", *attack, f"--model={models[name]}", *tiny, "--targets=15",
                        f"--out={base / ('out_' + name)}")
         runs.start("evaluate_big_model", *evaluate, f"--model={models['big']}")
@@ -201,6 +210,13 @@ def binaries(tmp_path_factory):
         runs.start("train_thread_variable", *train, f"--out={base / 'out_threads'}", env={"TF_NUM_INTRAOP_THREADS": "abc"})
         runs.start("missing_flagfile", *attack, f"--flagfile={base / 'missing.flags'}", "--model=original",
                    f"--out={base / 'out_flagfile'}")
+        (base / "latin1.flags").write_bytes(b"--epochs=\xff\xfe\n")
+        runs.start("latin1_flagfile", *train, f"--flagfile={base / 'latin1.flags'}", f"--out={base / 'out_latin1'}")
+        runs.start("unknown_flag", *train, "--epoch=3", f"--out={base / 'out_unknown'}")
+        runs.start("export_maps_model", "-m", "blurnet_tf.cli.export", f"--model={models['maps']}",
+                   f"--out={base / 'export_maps'}")
+        runs.start("reproduce_into_a_training_run", *reproduce, "--profile=smoke", f"--work_dir={models['mnist_run']}",
+                   "--stages=train", f"--results_dir={base / 'results_tr'}")
         runs.start("tiny_attack", *attack, *TINY_ATTACK, f"--out={paths['tiny']}")
         runs.start("attack_lambdas", *attack, *TINY_ATTACK, "--lambdas=abc", f"--out={paths['lambdas']}")
         runs.start("attack_stop", *attack, "--model=original", "--targets=14", f"--out={paths['stop']}")
@@ -879,7 +895,12 @@ WRONG_MODEL_PROBLEMS = {"text": "not a Keras model (the archive holds no config.
                         "big": "expected a model of 32x32x3 images and 18 classes (LISA), found one taking 64x64x3",
                         "ten": "expected a model of 32x32x3 images and 18 classes (LISA), found one taking "
                                "32x32x3 images and scoring 10 classes",
-                        "mnist_run": "is a model trained on MNIST"}
+                        "mnist_run": "is a model trained on MNIST",
+                        "maps": "giving [N,classes] logits (2 or more classes), found input (None, 32, 32, 3) and "
+                                "output (None, 32, 32, 18)",
+                        "two_inputs": "expected an image classifier with one input and one output, found 2 input(s)",
+                        "uint8": "expected float images in [0,1] as input, found a uint8 input"}
+BINARY_CASES = ("text", "cut", "big", "ten", "mnist_run", "maps")  # each also through the attack binary
 
 
 @pytest.fixture(scope="module")
@@ -911,7 +932,7 @@ def test_the_model_loader_checks_mnist_models_and_the_original_weights(wrong):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(WRONG_MODEL_PROBLEMS))
+@pytest.mark.parametrize("name", BINARY_CASES)
 def test_attack_refuses_a_wrong_model_in_one_line_before_any_work(binaries, name):
     runs, paths = binaries
     proc = runs.result(f"attack_{name}_model")
@@ -1058,3 +1079,28 @@ def test_every_binary_checks_the_thread_variables_and_names_a_missing_flagfile(b
     assert "expected a whole number >= 1, got 'abc'" in line
     missing = paths["tiny"].parent / "missing.flags"
     assert_bad_input(runs.result("missing_flagfile"), f"{missing}: cannot read this flagfile (no such file")
+
+
+@pytest.mark.slow
+def test_flagfiles_that_cannot_be_read_and_unknown_flags_get_the_standard_line(binaries):
+    runs, paths = binaries
+    latin1 = paths["tiny"].parent / "latin1.flags"
+    assert "expected UTF-8 text" in assert_bad_input(runs.result("latin1_flagfile"), f"{latin1}: cannot read this flagfile")
+    assert_bad_input(runs.result("unknown_flag"), "--epoch: unknown flag")
+
+
+@pytest.mark.slow
+def test_export_refuses_a_model_that_is_not_an_image_classifier(binaries):
+    runs, paths = binaries
+    proc = runs.result("export_maps_model")
+    assert WRONG_MODEL_PROBLEMS["maps"] in assert_bad_input(proc, str(paths["maps"]))
+    assert not (paths["tiny"].parent / "export_maps").exists()
+
+
+@pytest.mark.slow
+def test_reproduce_refuses_a_work_directory_another_command_made(binaries):
+    runs, paths = binaries
+    before = snapshot(paths["mnist_run"])
+    proc = runs.result("reproduce_into_a_training_run")
+    assert "was written by `train`, not a reproduction" in assert_bad_input(proc, str(paths["mnist_run"]))
+    assert snapshot(paths["mnist_run"]) == before

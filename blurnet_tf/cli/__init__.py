@@ -57,8 +57,16 @@ def _parse_flags(argv):
         text = f"{found[2]}: cannot read this flagfile ({found[1].lower()})" if found else str(exc)
         print(f"error: {text}", file=sys.stderr)
         sys.exit(2)
+    except (OSError, UnicodeDecodeError) as exc:  # absl reads a flagfile it could open without a guard
+        named = [a.split("=", 1)[1] for a in argv if a.startswith("--flagfile=")] or ["--flagfile"]
+        problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        print(f"error: {', '.join(named)}: cannot read this flagfile ({problem}: expected UTF-8 text)", file=sys.stderr)
+        sys.exit(2)
     except flags.Error as exc:
         text = str(exc).splitlines()[0]
+        unknown = re.match(r"Unknown command line flag '([\w-]+)'", text)
+        if unknown:
+            text = f"--{unknown[1]}: unknown flag (see --help)"
         found = re.match(r"flag --([\w-]+)(?:=([^:\s]*))?:?\s*(.*)", text)
         if found:
             name, value, problem = found.groups()

@@ -49,11 +49,14 @@ def class_names_for(model):
 
 def main(argv):
     del argv
+    from blurnet_tf.defences import classifier_of
     from blurnet_tf.registry import load_model
+    from blurnet_tf.registry.model_files import check_classifier
     from blurnet_tf.registry.savedmodel_export import TFLITE_FILE, check_out_dir, export_probabilities
 
     check_out_dir(FLAGS.out, FLAGS.overwrite)  # refuse before the slow model load
     model = load_model(FLAGS.model, FLAGS.data_dir)
+    check_classifier(classifier_of(model), FLAGS.model)  # any size and class count; the signature serves images
     out = export_probabilities(model, FLAGS.out, FLAGS.overwrite, class_names=class_names_for(model),
                                tflite=FLAGS.tflite)
     print(f"wrote SavedModel to {out} (signature serving_default: image -> logits, probabilities, "

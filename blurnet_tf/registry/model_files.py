@@ -82,18 +82,32 @@ def load_model(spec: str | os.PathLike[str], data_dir: str | os.PathLike[str] | 
     try:
         model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except (ValueError, OSError, TypeError, KeyError, zipfile.BadZipFile) as exc:
-        raise DataError(path, f"not a loadable Keras model ({str(exc).splitlines()[0] or type(exc).__name__})") from None
+        raise DataError(path, f"cannot load model ({str(exc).splitlines()[0] or type(exc).__name__})") from None
     if expect is not None:
         check_contract(model, expect, path)
     return model
 
 
+def check_classifier(model: keras.Model, source: str | os.PathLike[str]) -> tuple[tuple, int]:
+    """(image shape, classes) of an image classifier: one float input [N,H,W,C], one output [N,classes]
+    with at least 2 classes; anything else is a DataError naming `source`."""
+    inputs, output = getattr(model, "inputs", None) or [], getattr(model, "output_shape", None)
+    if len(inputs) != 1 or not isinstance(output, tuple) or not all(isinstance(d, (int, type(None))) for d in output):
+        raise DataError(source, f"expected an image classifier with one input and one output, found "
+                                f"{len(inputs)} input(s) and output shape {output}")
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or len(output) != 2 or not (output[-1] or 0) >= 2:
+        raise DataError(source, f"expected an image classifier taking [N,H,W,C] and giving [N,classes] logits "
+                                f"(2 or more classes), found input {shape} and output {output}")
+    dtype = str(getattr(inputs[0], "dtype", "float32"))
+    if "float" not in dtype:
+        raise DataError(source, f"expected float images in [0,1] as input, found a {dtype} input")
+    return shape[1:], output[-1]
+
+
 def check_contract(model: keras.Model, expect: ModelContract, source: str | os.PathLike[str]) -> None:
     """Refuses a model whose input or class count differs from `expect` (a DataError naming `source`)."""
-    try:
-        shape, classes = tuple(model.input_shape[1:]), model.output_shape[-1]
-    except (AttributeError, TypeError, IndexError, ValueError):
-        raise DataError(source, f"expected one model input and one output of {expect.describe()}") from None
+    shape, classes = check_classifier(model, source)
     if shape != expect.input_shape or classes != expect.classes:
         found = "x".join("?" if d is None else str(d) for d in shape)
         raise DataError(source, f"expected a model of {expect.describe()}, found one taking {found} images "
