@@ -199,7 +199,7 @@ def test_baseline_recipe_reaches_the_papers_accuracy_quickly(tmp_path):
 
 @pytest.mark.slow
 def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
-    args = (*TRAIN, "--epochs=6", "--checkpoint_every=1", "--max_train_images=800")
+    args = (*TRAIN, "--epochs=4", "--checkpoint_every=1", "--max_train_images=800")
     whole = tmp_path / "whole"
     run_python(*args, f"--out={whole}")
     killed = tmp_path / "killed"
@@ -208,19 +208,19 @@ def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path
     state = killed / "checkpoint" / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if epochs_done(state) >= 3:
+        if epochs_done(state) >= 2:
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.2)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
     done_before = epochs_done(state)
-    assert 3 <= done_before < 6
+    assert 2 <= done_before < 4
     out = run_python(*args, f"--out={killed}")
     assert f"resuming from {killed / 'checkpoint'} after epoch {done_before}" in out.stdout
     resumed = json.loads((killed / "metrics.json").read_text())
     uninterrupted = json.loads((whole / "metrics.json").read_text())
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4, 5, 6]
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3, 4]
     assert resumed["training"]["resumed_from_epoch"] == done_before
     # The recorded training time covers the epochs before the kill too.
     assert resumed["training"]["train_seconds_total"] > resumed["training"]["train_seconds_this_run"]
