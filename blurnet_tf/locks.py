@@ -5,6 +5,7 @@ Nothing here deletes a file: a refused run leaves the directory as it found it."
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -21,13 +22,29 @@ STEP_DONE, STEP_PENDING, STEP_LOG = "step.json", "step.pending.json", "log.txt"
 BOOKKEEPING = frozenset({LOCK_FILE, OWNER_FILE, STEP_DONE, STEP_PENDING, STEP_LOG})
 
 
+@dataclasses.dataclass(frozen=True)
+class Writer:
+    """A command that owns the run directories it makes: its name (kept in OWNER_FILE) and, for
+    directories made before that file, the records that prove one its own: {relative path: the JSON
+    record kinds it must have, or None when being there is proof enough}."""
+    name: str
+    records: Mapping[str, Sequence[str] | None] = dataclasses.field(default_factory=dict)
+
+
+def _missing(path):
+    """The folders of `path` that do not exist yet, innermost first, and the nearest one that does."""
+    missing = []
+    while not path.exists() and not path.is_symlink() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing, path
+
+
 def check_writable_dir(path: str | os.PathLike[str], flag: str) -> pathlib.Path:
     """Refuses, before any work, a directory flag that names a file or a place that cannot be written
     (the directory, or the nearest folder above it that exists); leaves nothing behind."""
     path = pathlib.Path(path)
-    existing = path
-    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
-        existing = existing.parent
+    existing = _missing(path)[1]
     if existing.exists() and not existing.is_dir():
         what = "is" if existing == path else f"lies under {existing}, which is"
         raise DataError(path, f"{what} a file, not a directory (--{flag})")
@@ -39,32 +56,30 @@ def check_writable_dir(path: str | os.PathLike[str], flag: str) -> pathlib.Path:
     return path
 
 
-def claim_dir(path: str | os.PathLike[str], writer: str, overwrite: bool = False,
-              records: Mapping[str, Sequence[str]] | None = None, flag: str = "out") -> None:
+def claim_dir(path: str | os.PathLike[str], writer: Writer, overwrite: bool = False, flag: str = "out") -> None:
     """A run directory belongs to the command that made it: `writer` may write into `path` when it is
-    new or empty, holds its own OWNER_FILE, or (runs made before that file) one of its `records`:
-    {relative path: the JSON record kinds it must have, or None when being there is proof enough}.
-    Any other content is the user's, and is refused unless `overwrite`. The pipeline's own step files
-    beside it do not count. Call it before RunLock."""
+    new or empty, holds its OWNER_FILE, or (made before that file) one of its records. Any other
+    content is the user's, and is refused unless `overwrite`; the pipeline's own step files beside it
+    do not count. Call it before RunLock."""
     path = pathlib.Path(path)
     if not path.is_dir():
         return  # new (or a file: ensure_dir names that)
     made_by = owner(path)
-    if made_by == writer or overwrite:
+    if made_by == writer.name or overwrite:
         return
     if made_by is not None:
-        raise DataError(path, f"was written by `{made_by}`, not `{writer}`; choose another --{flag}")
+        raise DataError(path, f"was written by `{made_by}`, not `{writer.name}`; choose another --{flag}")
     foreign = sorted(p.name for p in path.iterdir() if p.name not in BOOKKEEPING)
-    if foreign and not any(_is_record(path / name, kinds) for name, kinds in (records or {}).items()):
+    if foreign and not any(is_record(path / name, kinds) for name, kinds in writer.records.items()):
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise DataError(path, f"holds files `{writer}` did not write ({shown}); choose a new or empty --{flag}, "
-                              f"or pass --overwrite to write into it")
+        raise DataError(path, f"holds files `{writer.name}` did not write ({shown}); choose a new or empty "
+                              f"--{flag}, or pass --overwrite to write into it")
 
 
-def mark_owner(path: str | os.PathLike[str], writer: str) -> None:
+def mark_owner(path: str | os.PathLike[str], writer: Writer) -> None:
     """Records `writer` as the maker of run directory `path` (see claim_dir)."""
-    if owner(pathlib.Path(path)) != writer:
-        files.write_json(pathlib.Path(path) / OWNER_FILE, {"writer": writer})
+    if owner(path) != writer.name:
+        files.write_json(pathlib.Path(path) / OWNER_FILE, {"writer": writer.name})
 
 
 def owner(path: str | os.PathLike[str]) -> str | None:
@@ -77,7 +92,9 @@ def owner(path: str | os.PathLike[str]) -> str | None:
         return None
 
 
-def _is_record(path, kinds):
+def is_record(path: str | os.PathLike[str], kinds: Sequence[str] | None) -> bool:
+    """True when `path` is a JSON record of one of `kinds` (any file at all when kinds is None)."""
+    path = pathlib.Path(path)
     if kinds is None:
         return path.is_file()
     try:
@@ -101,18 +118,15 @@ class RunLock:
         self.made = []  # the folders the lock created, innermost first
 
     def __enter__(self) -> RunLock:
-        folder = self.directory
-        while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
-            self.made.append(folder)
-            folder = folder.parent
+        self.made = _missing(self.directory)[0]
         files.ensure_dir(self.directory)
         while True:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                owner = _read_pid(self.path)
-                if owner is not None and owner != os.getpid() and _alive(owner):
-                    raise DataError(self.directory, f"in use by another run (PID {owner}); wait for it to "
+                holder = _read_pid(self.path)
+                if holder is not None and holder != os.getpid() and _alive(holder):
+                    raise DataError(self.directory, f"in use by another run (PID {holder}); wait for it to "
                                                     f"finish or choose another --{self.flag}") from None
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()  # stale: its writer is gone

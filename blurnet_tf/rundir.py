@@ -16,7 +16,7 @@ import os
 import pathlib
 import typing
 
-from blurnet_tf import files, paper
+from blurnet_tf import files, locks, paper
 from blurnet_tf.errors import DataError
 
 SCHEMA = 1
@@ -29,6 +29,8 @@ ARRAYS_FILE = "arrays.npz"  # what a figure is drawn from
 CHECKPOINT_DIR = "checkpoint"
 SNAPSHOT_DIR = "snapshots"  # the classifier after chosen epochs (robustness along training)
 ORIGINAL = "original"  # the RP2 authors' LISA-CNN weights: a model spec, not a directory
+MNIST_ROBUSTNESS_KIND = "mnist_robustness"  # results.json of mnist_attacks
+EVALUATION_KIND = "evaluation"  # evaluate --out
 
 
 def settings_key(settings, length=16):
@@ -236,3 +238,11 @@ def write_result(experiment, out, values, arrays=None):
                           seed=getattr(experiment, "seed", 0))
     record.write(out / RESULTS_FILE)
     return record
+
+
+# The commands that own their run directories (locks.claim_dir), with the records that prove a
+# directory made before the owner file their own.
+TRAIN_WRITER = locks.Writer("train", {METRICS_FILE: (ModelRecord.KIND,), f"{CHECKPOINT_DIR}/state.json": None})
+ATTACK_WRITER = locks.Writer("attack", {RESULTS_FILE: (StickerRecord.KIND, PgdRecord.KIND)})
+MNIST_ATTACKS_WRITER = locks.Writer("mnist_attacks", {RESULTS_FILE: (MNIST_ROBUSTNESS_KIND,), "parts/clean.json": None})
+REPRODUCE_WRITER = locks.Writer("reproduce")

@@ -975,21 +975,21 @@ def test_a_run_directory_belongs_to_the_command_that_made_it(tmp_path):
     run.mkdir()
     for name in (locks.STEP_PENDING, locks.STEP_LOG, locks.LOCK_FILE):  # the pipeline's files beside a step
         (run / name).write_text("{}")
-    locks.claim_dir(run, "train")
-    locks.mark_owner(run, "train")
+    locks.claim_dir(run, rundir.TRAIN_WRITER)
+    locks.mark_owner(run, rundir.TRAIN_WRITER)
     (run / "model.keras").write_bytes(b"weights")
-    locks.claim_dir(run, "train")  # its own: a resume
+    locks.claim_dir(run, rundir.TRAIN_WRITER)  # its own: a resume
     with pytest.raises(DataError, match="was written by `train`, not `attack`"):
         StickerAttack(model="original", targets=(12,), epochs=1).run(run, log=lambda m: None)
     with pytest.raises(DataError, match="was written by `train`, not `attack`"):
-        locks.claim_dir(run, "attack", records={"model.keras": None})  # a record proves only an unmarked run
-    locks.claim_dir(run, "attack", overwrite=True)  # asked for
+        locks.claim_dir(run, locks.Writer("attack", {"model.keras": None}))  # a record proves only an unmarked run
+    locks.claim_dir(run, rundir.ATTACK_WRITER, overwrite=True)  # asked for
     legacy = tmp_path / "legacy"  # made before the owner file: its own record is the proof
     legacy.mkdir()
     rundir.ModelRecord(legit_accuracy=0.5, test_images=1).write(legacy / rundir.METRICS_FILE)
-    locks.claim_dir(legacy, "train", records={rundir.METRICS_FILE: (rundir.ModelRecord.KIND,)})
+    locks.claim_dir(legacy, rundir.TRAIN_WRITER)
     with pytest.raises(DataError, match=r"holds files `attack` did not write \(metrics.json\)"):
-        locks.claim_dir(legacy, "attack", records={rundir.RESULTS_FILE: ("pgd",)})
+        locks.claim_dir(legacy, rundir.ATTACK_WRITER)
 
 
 @pytest.mark.slow

@@ -55,13 +55,10 @@ def _parse_flags(argv):
     except flags.CantOpenFlagFileError as exc:
         found = re.search(r"\[Errno \d+\] ([^:]+): '(.*)'", str(exc))
         text = f"{found[2]}: cannot read this flagfile ({found[1].lower()})" if found else str(exc)
-        print(f"error: {text}", file=sys.stderr)
-        sys.exit(2)
     except (OSError, UnicodeDecodeError) as exc:  # absl reads a flagfile it could open without a guard
         named = [a.split("=", 1)[1] for a in argv if a.startswith("--flagfile=")] or ["--flagfile"]
         problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        print(f"error: {', '.join(named)}: cannot read this flagfile ({problem}: expected UTF-8 text)", file=sys.stderr)
-        sys.exit(2)
+        text = f"{', '.join(named)}: cannot read this flagfile ({problem}: expected UTF-8 text)"
     except flags.Error as exc:
         text = str(exc).splitlines()[0]
         unknown = re.match(r"Unknown command line flag '([\w-]+)'", text)
@@ -73,8 +70,8 @@ def _parse_flags(argv):
             if "other than None" in problem:
                 problem, value = "required, not given", None
             text = f"--{name}: {problem}" + (f" (got {value!r})" if value else "")
-        print(f"error: {text}", file=sys.stderr)
-        sys.exit(2)
+    print(f"error: {text}", file=sys.stderr)
+    sys.exit(2)
 
 
 def _quiet_tensorflow():

@@ -6,7 +6,6 @@
 unless --overwrite.
 """
 
-import json
 import pathlib
 
 from absl import flags
@@ -19,12 +18,10 @@ flags.DEFINE_integer("split_seed", 0, "Seed of the track-held-out split.")
 flags.DEFINE_string("out", None, "Optional JSON file for the results.")
 flags.DEFINE_boolean("overwrite", False, "Replace an --out file that no evaluation wrote.")
 
-KIND = "evaluation"  # the record kind of --out: an earlier evaluation's may be replaced
-
 
 def main(argv):
     del argv
-    from blurnet_tf import files
+    from blurnet_tf import files, rundir
     from blurnet_tf.data import find_data_dir, load_lisa_split, load_victims
     from blurnet_tf.evaluation.clean_accuracy import evaluate_clean
     from blurnet_tf.registry import LISA_MODEL, load_model
@@ -41,25 +38,20 @@ def main(argv):
     for name, acc in result["per_class_accuracy"].items():
         print(f"  {name:20s} {acc:.3f}")
     if FLAGS.out:
-        files.write_json(FLAGS.out, {"kind": KIND, "model": FLAGS.model, **result, "versions": files.package_versions()})
+        files.write_json(FLAGS.out, {"kind": rundir.EVALUATION_KIND, "model": FLAGS.model, **result, "versions": files.package_versions()})
 
 
 def _check_out(out):
     """Before any work: --out is a new file, or an earlier evaluation's, or --overwrite says so."""
-    from blurnet_tf import locks
+    from blurnet_tf import locks, rundir
     from blurnet_tf.errors import DataError
 
     if out.is_dir():
         raise DataError(out, "is a directory; --out names the JSON file to write")
     locks.check_writable_dir(out.parent, "out")
-    if out.exists() and not FLAGS.overwrite:
-        try:
-            kind = json.loads(out.read_text()).get("kind")
-        except (OSError, ValueError, AttributeError):
-            kind = None
-        if kind != KIND:
-            raise DataError(out, "exists and was not written by an evaluation; choose another --out, or pass "
-                                 "--overwrite to replace it")
+    if out.exists() and not FLAGS.overwrite and not locks.is_record(out, (rundir.EVALUATION_KIND,)):
+        raise DataError(out, "exists and was not written by an evaluation; choose another --out, or pass "
+                             "--overwrite to replace it")
 
 
 if __name__ == "__main__":

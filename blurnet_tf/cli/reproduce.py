@@ -37,7 +37,7 @@ flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished 
 
 def main(argv):
     del argv
-    from blurnet_tf import locks
+    from blurnet_tf import locks, rundir
     from blurnet_tf.data import find_data_dir
     from blurnet_tf.errors import DataError
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
@@ -61,9 +61,9 @@ def main(argv):
             raise DataError(work_dir, "is a file, not a directory (--work_dir)")
     else:
         locks.check_writable_dir(work_dir, "work_dir")
-    if locks.owner(work_dir) not in (None, "reproduce"):  # e.g. a training run directory
-        raise DataError(work_dir, f"was written by `{locks.owner(work_dir)}`, not a reproduction; choose another "
-                                  "--work_dir")
+    made_by = locks.owner(work_dir)  # a work directory holds many step outputs: only a marker can refuse it
+    if made_by not in (None, rundir.REPRODUCE_WRITER.name):
+        raise DataError(work_dir, f"was written by `{made_by}`, not a reproduction; choose another --work_dir")
     find_data_dir(FLAGS.data_dir)  # fail early, with the path, if the data are missing
     if not pathlib.Path("flags/models").is_dir():
         raise DataError(pathlib.Path("flags/models").resolve(), "flagfiles not found: run from the repository root")
@@ -87,7 +87,7 @@ def main(argv):
     stage_seconds = {}
     if not FLAGS.report_only:
         with locks.RunLock(work_dir, flag="work_dir"):  # one runner per work directory
-            locks.mark_owner(work_dir, "reproduce")
+            locks.mark_owner(work_dir, rundir.REPRODUCE_WRITER)
             stage_seconds = run_all(steps, log=lambda m: print(m, flush=True), jobs=jobs)
     states = {s.name: status(s) for s in plan}  # after the run: the whole plan, not only the steps run
     missing = [n for n, st in states.items() if st == "missing"]

@@ -17,8 +17,6 @@ from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.errors import SettingError
 
 
-WRITER = "train"  # the owner a training run directory records (locks.claim_dir)
-
 @dataclasses.dataclass(frozen=True)
 class TrainingRun:
     """Every setting that defines a trained model (a checkpoint of other settings is refused)."""
@@ -127,15 +125,14 @@ class TrainingRun:
         except ValueError as exc:
             raise SettingError("defence", str(exc)) from None
         out = pathlib.Path(out)
-        locks.claim_dir(out, WRITER, overwrite, records={rundir.METRICS_FILE: (rundir.ModelRecord.KIND,),
-                                                          f"{rundir.CHECKPOINT_DIR}/state.json": None})
+        locks.claim_dir(out, rundir.TRAIN_WRITER, overwrite)
         with locks.RunLock(out):
             keras.utils.set_random_seed(self.seed)
             if self.deterministic:
                 tf.config.experimental.enable_op_determinism()
             data_dir = find_data_dir(data_dir)
             data = self._load_data(data_dir, log)
-            locks.mark_owner(out, WRITER)
+            locks.mark_owner(out, rundir.TRAIN_WRITER)
             model, history, info = train(
                 self.build, data["train"], out, epochs=self.epochs, batch_size=self.batch_size,
                 learning_rate=self.learning_rate, lr_schedule=self.lr_schedule, seed=self.seed,

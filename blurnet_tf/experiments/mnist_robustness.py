@@ -13,7 +13,6 @@ from blurnet_tf.errors import DataError, SettingError
 from blurnet_tf.experiments import attack_progress
 from blurnet_tf.evaluation.mnist_attack_suite import ATTACKS, CHECK_FIELDS, CHECKS, TRANSFERABLE, AttackBudget
 
-WRITER, KIND = "mnist_attacks", "mnist_robustness"  # the owner its --out records; its results.json's kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,14 +56,14 @@ class MnistRobustness:
             if source_split != split:
                 raise DataError(self.source_model, f"test split (dataset, fraction, seed) {source_split} is not the "
                                                    f"model's {split}; transfer needs one split")
-        locks.claim_dir(out, WRITER, overwrite, records={rundir.RESULTS_FILE: (KIND,), "parts/clean.json": None})
+        locks.claim_dir(out, rundir.MNIST_ATTACKS_WRITER, overwrite)
         with locks.RunLock(out):
             model = load_model(self.model, expect=MNIST_MODEL)  # checked before any data is read
             source = None if self.source_model is None else load_model(self.source_model, expect=MNIST_MODEL)
             x, y = load_test_split(find_data_dir(self.data_dir), dataset, test_fraction, split_seed)
             if self.images:
                 x, y = x[:self.images], y[:self.images]
-            locks.mark_owner(out, WRITER)
+            locks.mark_owner(out, rundir.MNIST_ATTACKS_WRITER)
             settings = {"model": self.model, "images": int(len(y)), "test_fraction": test_fraction,
                         "split_seed": split_seed, "budget": dataclasses.asdict(self.budget)}
             if source is not None:  # only then, so white-box parts written before it existed stay valid
@@ -88,7 +87,7 @@ class MnistRobustness:
                     f"({time.time() - started:.0f}s)")
                 progress.update(1)
             progress.close()
-            files.write_json(out / rundir.RESULTS_FILE, {"kind": KIND, **settings, "source_model": self.source_model,
+            files.write_json(out / rundir.RESULTS_FILE, {"kind": rundir.MNIST_ROBUSTNESS_KIND, **settings, "source_model": self.source_model,
                                                          "results": results, "versions": files.package_versions()})
             files.write_csv(out / rundir.CSV_FILE, [["model", "attack", "accuracy", "accuracy_any_norm", "median_l2",
                                                      "seconds"]] +

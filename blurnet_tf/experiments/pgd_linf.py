@@ -9,9 +9,6 @@ from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.paper import PRECISIONS
 from blurnet_tf.errors import SettingError
 
-ATTACK_WRITER = "attack"  # the owner an attack's --out records (locks.claim_dir)
-ATTACK_RECORDS = {rundir.RESULTS_FILE: (rundir.StickerRecord.KIND, rundir.PgdRecord.KIND)}
-
 
 @dataclasses.dataclass(frozen=True)
 class PgdAttack:
@@ -39,11 +36,11 @@ class PgdAttack:
         from blurnet_tf.experiments.rp2_stickers import load_victim_setting
 
         out = pathlib.Path(out)
-        locks.claim_dir(out, ATTACK_WRITER, overwrite, records=ATTACK_RECORDS)
+        locks.claim_dir(out, rundir.ATTACK_WRITER, overwrite)
         with locks.RunLock(out):
             started = time.time()
             _, victims, _, model = load_victim_setting(self.model, self.data_dir)
-            locks.mark_owner(out, ATTACK_WRITER)
+            locks.mark_owner(out, rundir.ATTACK_WRITER)
             clean = metrics.predict_classes(model, victims)
             from blurnet_tf.registry.precision import with_precision
 

@@ -74,19 +74,16 @@ class StickerAttack:
     def run(self, out, targets_per_call=17, save_images=4, log=print, overwrite=False):
         """Runs (or resumes) the attack into `out`; returns its StickerRecord. An `out` holding files no
         attack wrote is refused unless `overwrite`; another attack's results, always."""
-        from blurnet_tf.experiments.pgd_linf import ATTACK_RECORDS, ATTACK_WRITER
-
         if targets_per_call < 1:
             raise SettingError("targets_per_call", f"expected an integer >= 1, got {targets_per_call}")
         out = pathlib.Path(out)
-        locks.claim_dir(out, ATTACK_WRITER, overwrite, records=ATTACK_RECORDS)
+        locks.claim_dir(out, rundir.ATTACK_WRITER, overwrite)
         with locks.RunLock(out):
             _refuse_other_settings(out, self.key)
             return self._run(out, targets_per_call, save_images, log)
 
     def _run(self, out, targets_per_call, save_images, log):
         from blurnet_tf.attacks import rp2
-        from blurnet_tf.experiments.pgd_linf import ATTACK_WRITER
         from blurnet_tf.evaluation import metrics
         from blurnet_tf.evaluation.sticker_metrics import aggregate, per_target_rows
 
@@ -94,7 +91,7 @@ class StickerAttack:
         source = lisa_classifier(self.source_model, self.data_dir) if self.mode == "transfer" else None
         data_dir, victims, mask, model = load_victim_setting(self.model, self.data_dir, self.mask, self.mask_threshold)
         attacked = model if source is None else source
-        locks.mark_owner(out, ATTACK_WRITER)
+        locks.mark_owner(out, rundir.ATTACK_WRITER)
         if self.precision != "float32":
             from blurnet_tf.registry.precision import with_precision
 

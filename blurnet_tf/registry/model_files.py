@@ -91,11 +91,11 @@ def load_model(spec: str | os.PathLike[str], data_dir: str | os.PathLike[str] | 
 def check_classifier(model: keras.Model, source: str | os.PathLike[str]) -> tuple[tuple, int]:
     """(image shape, classes) of an image classifier: one float input [N,H,W,C], one output [N,classes]
     with at least 2 classes; anything else is a DataError naming `source`."""
-    inputs, output = getattr(model, "inputs", None) or [], getattr(model, "output_shape", None)
-    if len(inputs) != 1 or not isinstance(output, tuple) or not all(isinstance(d, (int, type(None))) for d in output):
+    inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
+    if len(inputs) != 1 or len(outputs) != 1:
         raise DataError(source, f"expected an image classifier with one input and one output, found "
-                                f"{len(inputs)} input(s) and output shape {output}")
-    shape = tuple(model.input_shape)
+                                f"{len(inputs)} input(s) and {len(outputs)} output(s)")
+    shape, output = tuple(model.input_shape), tuple(model.output_shape)
     if len(shape) != 4 or len(output) != 2 or not (output[-1] or 0) >= 2:
         raise DataError(source, f"expected an image classifier taking [N,H,W,C] and giving [N,classes] logits "
                                 f"(2 or more classes), found input {shape} and output {output}")
