@@ -349,7 +349,7 @@ def test_full_plan_has_the_papers_budgets():
 
 def test_quick_plan_gives_the_slower_low_frequency_runs_their_own_budget():
     """The DCT-restricted RP2 still gains at epoch 80 where the white-box one is flat from epoch 20
-    (measured; README), so the quick profile cuts only the latter."""
+    (measured; docs/reproduction.md), so the quick profile cuts only the latter."""
     plan = build_plan(PROFILES["quick"], "runs/quick")
     epochs = {}
     for s in plan:

@@ -3,6 +3,7 @@ table equals what reports.readme_sync renders from results/full, those tables ar
 REPORT.md's and results.json's numbers, and a changed stored number makes the check fail."""
 
 import difflib
+import re
 import json
 import subprocess
 import sys
@@ -51,8 +52,8 @@ def test_readme_tables_are_the_stored_results(rendered):
     from blurnet_tf.reports import readme_sync
 
     assert set(rendered) == GENERATED
-    assert set(readme_sync.marked(README.read_text())) == GENERATED
-    assert readme_sync.differences(README.read_text(), rendered) == [], \
+    assert set(readme_sync.marked(readme_sync.read_documents())) == GENERATED
+    assert readme_sync.differences(readme_sync.read_documents(), rendered) == [], \
         "README.md is stale: run python -m blurnet_tf.reports.readme_sync"
 
 
@@ -87,18 +88,20 @@ def test_a_changed_stored_number_fails_the_check_and_the_rewrite_fixes_only_its_
     _beside(tmp_path)
     readme = tmp_path / "README.md"
     readme.write_text(README.read_text())
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
     args = ["--readme", str(readme), "--results", str(tmp_path / "results")]
 
     proc = subprocess.run([sys.executable, "-m", "blurnet_tf.reports.readme_sync", "--check", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "defendpp-lisa, table2-full" in proc.stderr  # Table II's row and Defend++ on LISA's show it
-    assert readme.read_text() == README.read_text()  # --check writes nothing
+    assert readme_sync.read_documents(readme) == readme_sync.read_documents()  # --check writes nothing
 
     assert readme_sync.main(args) == 0
     assert readme_sync.main(["--check", *args]) == 0
-    diff = [line for line in difflib.unified_diff(README.read_text().splitlines(), readme.read_text().splitlines(),
-                                                  lineterm="", n=0) if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    diff = [line for line in difflib.unified_diff(readme_sync.read_documents().splitlines(),
+                                                  readme_sync.read_documents(readme).splitlines(), lineterm="", n=0)
+            if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert sorted(line[:13] for line in diff) == ["+| baseline |"] * 2 + ["-| baseline |"] * 2  # two rows, nothing else
     assert sum("50.0 / 49.2 / +0.8" in line for line in diff) == 1  # Table II: ours / paper / Δ
     assert sum(line.startswith("+| baseline | 98.6 | 50.0 | 47.5 |") for line in diff) == 1  # Defend++ on LISA
@@ -107,7 +110,8 @@ def test_a_changed_stored_number_fails_the_check_and_the_rewrite_fixes_only_its_
 def test_a_missing_or_unknown_marker_is_an_error(rendered):
     from blurnet_tf.reports import readme_sync
 
-    text = README.read_text().replace("<!-- results:table5-full -->", "").replace("<!-- /results:table5-full -->", "")
+    text = readme_sync.read_documents().replace("<!-- results:table5-full -->", "").replace(
+        "<!-- /results:table5-full -->", "")
     assert readme_sync.differences(text, rendered) == ["table5-full"]
     with pytest.raises(ValueError, match="table5-full"):
         readme_sync.sync(text, rendered)
@@ -127,3 +131,31 @@ def test_a_tables_json_of_the_current_schema_renders_the_same(stored, rendered, 
     (tmp_path / "full" / "tables.json").write_text(json.dumps(current))
     _beside(tmp_path)
     assert readme_sync.render(tmp_path / "full") == rendered
+
+
+def _anchor(heading):
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_front_page_is_short_and_every_link_in_it_and_docs_resolves():
+    """README.md stays a front page (at most 200 lines); every relative link of README.md and docs/
+    names a file that exists and, with #anchor, a heading of that file."""
+    from blurnet_tf.reports import readme_sync
+
+    assert len(README.read_text().splitlines()) <= 200
+    pages = readme_sync.documents()
+    assert len(pages) > 5 and all(page.is_file() for page in pages)
+    links = 0
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: {target}"
+            if anchor:
+                headings = re.findall(r"(?m)^#+ (.+)$", linked.read_text())
+                assert anchor in {_anchor(h) for h in headings}, f"{page.name}: {target}"
+            links += 1
+    assert links >= 20

@@ -55,11 +55,11 @@ class Profile:
 SEEDED_ROWS = TABLE2_ROWS  # Tables I-V: the λ sweep, Pixel Deflection and Defend++ stay single-seed
 
 PROFILES = {
-    # Budgets cut where measured flat (README, "Quick profile budgets"): LISA training 3 epochs (baseline
+    # Budgets cut where measured flat (docs/reproduction.md, "Quick profile budgets"): LISA training 3 epochs (baseline
     # held-out accuracy 97.8% at 3, 98.5% at 5); λ-0.002 RP2 20 epochs (average ASR within 1.1 points of
     # epoch 30 on 15 of 17 runs, the original weights' within 3.7); the low-frequency runs keep 80 (still
     # rising there). Two seeds in about 20 min: BlurNet's rows no defence, 7x7 conv and TV, two steps at a
-    # time (README, "Quick profile rows"); Tik_hf, the LISA Defend++ row and Tables V / smoothing in full.
+    # time (docs/reproduction.md, "Quick profile rows"); Tik_hf, the LISA Defend++ row and Tables V / smoothing in full.
     "quick": Profile("quick", rows=("baseline", "conv_7", "tv_1e-4"),
                      train_epochs=3, adv_train_epochs=2, attack_epochs=20, lowfreq_epochs=80, lambdas=("0.002",),
                      dct_dims=(16,), table1_kernels=(3, 5), table5_regularisers=("tv", "tik_hf"),
@@ -89,10 +89,10 @@ PROFILES = {
                     # The baseline passes the paper's 78-91% legit accuracy between epochs 1 and 3 (measured).
                     seeds=(0, 1, 2), seeded_rows=SEEDED_ROWS, snapshot_epochs=(1, 2, 3, 5), snapshot_rows=TABLE2_ROWS),
     # Table II's evidence in one session on 2 cores: every row under seeds 0, 1, 2 at budgets measured flat
-    # on the full run's baseline_holdout (README, "Cost of the full profile"): training 10 epochs (99.0%
+    # on the full run's baseline_holdout (docs/reproduction.md, "Cost of the full profile"): training 10 epochs (99.0%
     # held-out against 99.1% at 30), RP2 30 epochs at the paper's λ only (17-target average ASR within
     # 2.4 points of epoch 300); every row's seed-0 weights after epochs 1, 2, 3 and 5 attacked too (the
-    # paper's 78-91% legit accuracy lies there). README, "Three seeds on every Table II row".
+    # paper's 78-91% legit accuracy lies there). docs/results-blurnet.md, "Three seeds on every Table II row".
     "table2": Profile("table2", rows=TABLE2_ROWS, train_epochs=10, adv_train_epochs=10, attack_epochs=30,
                       lambdas=(f"{paper.RP2_LAMBDA:g}",), dct_dims=(16,), table1_kernels=(3, 5, 7),
                       table5_regularisers=("tv", "tik_hf", "tik_pseudo"), seeds=(0, 1, 2), seeded_rows=SEEDED_ROWS,
@@ -100,7 +100,7 @@ PROFILES = {
     # Defend++'s small-net evidence in about 1.5 h on 2 cores: the full profile's small-net steps, step for
     # step (its six rows on the official 60,000 for 5 epochs, every attack, Fig. 7, the strength checks, the
     # reconstruction-weight curve with Fig. 8's R). No LISA rows, no ResNet-18, no transfer (its pairs are
-    # ResNet-18's). README, "The small nets on the official split (the mnist profile)".
+    # ResNet-18's). docs/results-defendpp.md, "The small nets on the official split".
     "mnist": Profile("mnist", rows=(), train_epochs=None, adv_train_epochs=None, attack_epochs=0, lambdas=(),
                      dct_dims=(), table1_kernels=(), table5_regularisers=(),
                      mnist=MnistBudget(epochs=5, official_split=True, reconstruction_weights=(0.1, 10.0, 100.0)),

@@ -1,6 +1,6 @@
-"""README.md's tables of measured numbers, generated from the committed results of the full run.
+"""The tables of measured numbers in README.md and docs/*.md, generated from the committed results.
 
-Each table sits between marker comments in README.md,
+Each table sits between marker comments in README.md or a page of docs/ (each name once),
 
     <!-- results:table2-full -->
     | model | ... |
@@ -9,7 +9,7 @@ Each table sits between marker comments in README.md,
 and is rendered from results/full/tables.json by the same functions that write REPORT.md (whose
 records results.json holds), so README, report and stored results cannot drift apart:
 
-    python -m blurnet_tf.reports.readme_sync           # rewrite the marked tables in README.md
+    python -m blurnet_tf.reports.readme_sync           # rewrite the marked tables in README.md and docs/
     python -m blurnet_tf.reports.readme_sync --check   # exit 1, naming the tables that differ
 
 A maintenance script of this repository (like flat_records' and models_table's mains), so plain
@@ -126,6 +126,17 @@ def _table_after(markdown, caption):
     return "\n".join(lines[start:end])
 
 
+def documents(readme=README):
+    """README.md and the Markdown pages of docs/ beside it: the files whose tables are generated."""
+    readme = pathlib.Path(readme)
+    return [readme, *sorted((readme.parent / "docs").glob("*.md"))]
+
+
+def read_documents(readme=README):
+    """The documents' text, one after another (a table's name may be marked in one of them only)."""
+    return "\n".join(path.read_text() for path in documents(readme))
+
+
 def marked(text):
     """{name: table} of README text's marked regions; a name marked twice is an error."""
     found = {}
@@ -145,11 +156,25 @@ def differences(text, tables):
 
 
 def sync(text, tables):
-    """text with every marked region replaced by its rendered table."""
-    found = marked(text)
+    """text with every marked region replaced by its rendered table; every table must be marked."""
+    _check_markers(marked(text), tables)
+    return _rewrite(text, tables)
+
+
+def sync_documents(readme, tables):
+    """{path: new text} of the documents: each marked region replaced by its rendered table, every
+    table marked in exactly one of them."""
+    _check_markers(marked(read_documents(readme)), tables)
+    return {path: _rewrite(path.read_text(), tables) for path in documents(readme)}
+
+
+def _check_markers(found, tables):
     missing, unknown = sorted(set(tables) - set(found)), sorted(set(found) - set(tables))
     if missing or unknown:
         raise ValueError(f"README markers: missing for {missing}, no table for {unknown}")
+
+
+def _rewrite(text, tables):
     # A blank line before the closing marker ends the Markdown table.
     return _MARKED.sub(lambda m: f"<!-- results:{m['name']} -->\n{tables[m['name']]}\n\n<!-- /results:{m['name']} -->",
                        text)
@@ -158,13 +183,13 @@ def sync(text, tables):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m blurnet_tf.reports.readme_sync", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 naming the tables that differ")
-    parser.add_argument("--readme", type=pathlib.Path, default=README)
+    parser.add_argument("--readme", type=pathlib.Path, default=README, help="README.md (its docs/ pages beside it too)")
     parser.add_argument("--results", type=pathlib.Path, default=RESULTS, help="results directory (its tables.json)")
     args = parser.parse_args(argv)
     try:  # a missing file, a bad tables.json or a missing marker: one line, exit 1
-        text, tables = args.readme.read_text(), render(args.results)
-        stale = differences(text, tables)
-        new = text if args.check else sync(text, tables)
+        tables = render(args.results)
+        stale = differences(read_documents(args.readme), tables)
+        new = {} if args.check else sync_documents(args.readme, tables)
     except (OSError, ValueError) as exc:
         print(f"{args.readme}: {exc}", file=sys.stderr)
         return 1
@@ -173,8 +198,9 @@ def main(argv=None):
             print(f"{args.readme}: tables differing from {args.results / TABLES_FILE}: {', '.join(stale)}\n"
                   "(python -m blurnet_tf.reports.readme_sync rewrites them)", file=sys.stderr)
         return 1 if stale else 0
-    if new != text:
-        files.write_text(args.readme, new)
+    for path, text in new.items():
+        if text != path.read_text():
+            files.write_text(path, text)
     print(f"{args.readme}: {len(tables)} tables, rewritten: {', '.join(stale) or 'none'}")
     return 0
 
