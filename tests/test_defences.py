@@ -119,7 +119,8 @@ def test_tv_training_lowers_first_layer_tv_on_the_victims(lisa_split, victims):
     for defence, params in (("baseline", {}), ("tv", {"alpha": 1e-2})):
         keras.utils.set_random_seed(0)
         model = compile_for_training(build_model(defence, **params), 1e-3, "constant", 1)
-        model.fit(train.images, train.labels, batch_size=128, epochs=3, verbose=0)
+        # 1,024 images suffice (TV / baseline 0.36 there, 0.32 on all 3,655; measured), at a third of the cost
+        model.fit(train.images[:1024], train.labels[:1024], batch_size=128, epochs=3, verbose=0)
         maps = layer_output_model(model)(victims, training=False)
         tvs[defence] = float(total_variation(maps))
     assert tvs["tv"] < 0.8 * tvs["baseline"], tvs
