@@ -3,6 +3,8 @@
 # ./run.sh full     the same with the paper's budgets (all Table II models, lambda sweep, 300 RP2 epochs)
 # ./run.sh table2   every Table II row under seeds 0, 1, 2 at budgets measured flat (~1 h on 2 cores)
 # ./run.sh mnist    Defend++'s small MNIST nets at the full budgets with the reconstruction-weight curve (~1.5 h)
+# ./run.sh tradeoff every defence along its strength knob against the baseline along training (parts: --steps)
+# ./run.sh longtrain the baseline, TV 1e-4 and Tik_hf trained 300 epochs, attacked after 10, 30, 100, 300 (~1 h)
 # ./run.sh test     same set-up, then the test suite (what CI runs)
 # Extra arguments go to the job, e.g. ./run.sh full --stages=train or ./run.sh test -k rp2.
 set -euo pipefail
@@ -31,8 +33,8 @@ case "$job" in
     exec "$PY" -m pytest -q "$@" ;;
   main|quick)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile=quick "$@" ;;
-  full|table2|mnist)
+  full|table2|mnist|tradeoff|longtrain)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile="$job" "$@" ;;
   *)
-    echo "usage: ./run.sh [main|full|table2|mnist|test] [args...]" >&2; exit 2 ;;
+    echo "usage: ./run.sh [main|full|table2|mnist|tradeoff|longtrain|test] [args...]" >&2; exit 2 ;;
 esac

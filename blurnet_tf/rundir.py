@@ -213,6 +213,11 @@ def snapshot_file(run_dir, epoch):
     return pathlib.Path(run_dir) / SNAPSHOT_DIR / f"epoch{int(epoch)}.keras"
 
 
+def snapshot_step_file(run_dir, step):
+    """The classifier a training run kept after `step` batches (TrainingRun.snapshot_steps)."""
+    return pathlib.Path(run_dir) / SNAPSHOT_DIR / f"step{int(step)}.keras"
+
+
 def read_model(run_dir):
     """The ModelRecord of a run directory (or of the run a snapshot file was kept by), or None
     (original weights, a bare .keras file)."""

@@ -19,19 +19,23 @@ STORED_PD = ROOT / "results" / "full-pixel-deflection"  # the full profile's PD 
 STORED_QUICK = ROOT / "results" / "quick"  # the quick profile's fresh-clone run: the README's excerpt
 STORED_SEEDED = ROOT / "results" / "table2"  # every Table II row under three seeds
 STORED_MNIST = ROOT / "results" / "mnist"  # the full profile's small-net Defend++ steps on the official split
+STORED_TRADEOFF = ROOT / "results" / "tradeoff"  # every defence along its strength knob (its parts, merged)
 README = ROOT / "README.md"
 PD_TABLES = {"pixel-deflection-full", "pixel-deflection-adaptive-full"}
 QUICK_TABLES = {"claims-quick", "table2-quick", "accuracy-curve-quick"}
 SEEDED_TABLES = {"claims-table2", "seeds-table2", "accuracy-curve-table2", "accuracy-points-table2"}
 MNIST_TABLES = {f"defendpp-{t}-mnist" for t in ("table2", "table1", "fig7", "checks", "weight", "reconstructions")}
+TRADEOFF_TABLES = {"tradeoff-verdicts"} if (STORED_TRADEOFF / "results.json").is_file() else set()
 GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
-             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa"} | PD_TABLES | QUICK_TABLES | SEEDED_TABLES | MNIST_TABLES
+             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa",
+             "what-holds"} | PD_TABLES | QUICK_TABLES | SEEDED_TABLES | MNIST_TABLES | TRADEOFF_TABLES
 
 
 def _beside(folder):
     """The stored results read beside results/full (the PD stage's, the quick, table2 and mnist runs') copied into folder."""
-    for stored in (STORED_PD, STORED_QUICK, STORED_SEEDED, STORED_MNIST):
-        shutil.copytree(stored, folder / stored.name)
+    for stored in (STORED_PD, STORED_QUICK, STORED_SEEDED, STORED_MNIST, STORED_TRADEOFF):
+        if stored.is_dir():
+            shutil.copytree(stored, folder / stored.name)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,9 @@ def test_the_tables_are_the_committed_report_and_records(rendered):
     quick_report, seeded_report = (STORED_QUICK / "REPORT.md").read_text(), (STORED_SEEDED / "REPORT.md").read_text()
     mnist_report = (STORED_MNIST / "REPORT.md").read_text()
     assert sorted(name for name, table in rendered.items() if table not in report) == sorted(
-        ["models-full", *PD_TABLES, *QUICK_TABLES, *SEEDED_TABLES, *MNIST_TABLES])
+        ["models-full", "what-holds", *PD_TABLES, *QUICK_TABLES, *SEEDED_TABLES, *MNIST_TABLES, *TRADEOFF_TABLES])
+    if TRADEOFF_TABLES:  # recomputed from its records (bootstrap and all) by readme_sync
+        assert rendered["tradeoff-verdicts"] in (STORED_TRADEOFF / "REPORT.md").read_text()
     assert all(rendered[name] in pd_report for name in PD_TABLES)
     assert all(rendered[name] in quick_report for name in QUICK_TABLES)
     assert all(rendered[name] in seeded_report for name in SEEDED_TABLES)
@@ -159,3 +165,17 @@ def test_the_front_page_is_short_and_every_link_in_it_and_docs_resolves():
                 assert anchor in {_anchor(h) for h in headings}, f"{page.name}: {target}"
             links += 1
     assert links >= 20
+
+
+def test_what_holds_gives_each_claim_one_verdict_from_the_set_with_the_most_evidence():
+    from blurnet_tf.reports import what_holds
+
+    rows = [line.split(" | ") for line in what_holds.table(ROOT / "results").splitlines()[2:]]
+    claims = [what_holds.key(r[1]) for r in rows]
+    assert len(claims) == len(set(claims)) and len(claims) >= 15
+    assert {r[2] for r in rows} <= {"**held**", "**not held**", "**inconclusive**"}
+    by_claim = what_holds.collect(ROOT / "results")
+    for claim, judged in by_claim.items():  # the first is the best: most seeds, then budget, then newest
+        assert [j[0] for j in judged] == sorted((j[0] for j in judged), reverse=True)
+    # BlurNet's Table II claims come from the three-seed set, Defend++'s from the newer full-budget MNIST set.
+    assert by_claim["PGD"][0][1] == "table2" and by_claim["Defend++ keeps clean accuracy"][0][1] == "mnist"

@@ -43,13 +43,17 @@ def tiny_model():
                              keras.layers.Flatten(), keras.layers.Dense(3)])
 
 
-def tiny_train(out, epochs=4, snapshot_epochs=()):
-    keras.utils.set_random_seed(0)  # as the binary does before building the model
+def tiny_data():
     rng = np.random.default_rng(0)
     x = rng.random((96, 8, 8, 1), dtype=np.float32)
-    y = (x.mean(axis=(1, 2, 3)) * 30).astype(np.int32) % 3
-    model, _, info = train(tiny_model, (x, y), out, epochs=epochs, batch_size=32, seed=0, verbose=0,
-                           snapshot_epochs=snapshot_epochs)
+    return x, (x.mean(axis=(1, 2, 3)) * 30).astype(np.int32) % 3
+
+
+def tiny_train(out, epochs=4, snapshot_epochs=(), snapshot_steps=(), validation_data=None):
+    keras.utils.set_random_seed(0)  # as the binary does before building the model
+    model, _, info = train(tiny_model, tiny_data(), out, epochs=epochs, batch_size=32, seed=0, verbose=0,
+                           snapshot_epochs=snapshot_epochs, snapshot_steps=snapshot_steps,
+                           validation_data=validation_data)
     return model, info
 
 
@@ -93,8 +97,43 @@ def test_a_snapshot_asked_for_after_training_passed_it_is_refused(tmp_path):
     from blurnet_tf.errors import DataError
 
     tiny_train(tmp_path, epochs=2)
-    with pytest.raises(DataError, match=r"snapshots of epochs \[1\] were not kept"):
-        tiny_train(tmp_path, epochs=2, snapshot_epochs=(1,))
+    with pytest.raises(DataError, match=r"snapshots after epoch 1, step 4 were not kept"):
+        tiny_train(tmp_path, epochs=2, snapshot_epochs=(1,), snapshot_steps=(4,))
+
+
+def test_step_snapshots_match_the_epoch_ones_survive_a_kill_and_record_their_accuracy(tmp_path, monkeypatch):
+    from blurnet_tf import files, rundir
+    from blurnet_tf.errors import SettingError
+
+    x, y = tiny_data()
+    steps = (2, 3, 5, 6)  # 3 batches an epoch: steps 3 and 6 end epochs 1 and 2
+    tiny_train(tmp_path / "whole", epochs=3, snapshot_epochs=(1, 2), snapshot_steps=steps, validation_data=(x, y))
+    whole = tmp_path / "whole"
+    for step, epoch in ((3, 1), (6, 2)):
+        assert_same_weights(load_model(rundir.snapshot_step_file(whole, step)), load_model(rundir.snapshot_file(whole, epoch)))
+    for step in steps:  # the recorded accuracy is the saved weights' on the validation data
+        model = load_model(rundir.snapshot_step_file(whole, step))
+        info = files.read_json(rundir.snapshot_step_file(whole, step).with_suffix(".json"))
+        assert info["step"] == step and info["epochs"] == step / 3 and info["test_images"] == 96
+        assert info["legit_accuracy"] == float(np.mean(np.argmax(model.predict(x, verbose=0), -1) == y))
+
+    write = training_checkpoint.write_checkpoint
+
+    def write_then_die(out_dir, model, state):  # killed after epoch 1: step 5 lies inside the lost epoch
+        write(out_dir, model, state)
+        if state["epochs_done"] == 1:
+            raise Killed
+
+    monkeypatch.setattr(training_checkpoint, "write_checkpoint", write_then_die)
+    with pytest.raises(Killed):
+        tiny_train(tmp_path / "killed", epochs=3, snapshot_steps=steps)
+    monkeypatch.undo()
+    tiny_train(tmp_path / "killed", epochs=3, snapshot_steps=steps)
+    for step in steps:
+        assert_same_weights(load_model(rundir.snapshot_step_file(whole, step)),
+                            load_model(rundir.snapshot_step_file(tmp_path / "killed", step)))
+    with pytest.raises(SettingError, match=r"snapshot_steps: \[10\] lie past the last batch \(3 epochs of 3"):
+        tiny_train(tmp_path / "beyond", epochs=3, snapshot_steps=(10,))
 
 
 def test_a_swap_cut_short_by_a_kill_resumes_from_the_old_checkpoint(tmp_path, capsys):
@@ -260,3 +299,30 @@ print("replicas", strategy.num_replicas_in_sync)
 """
     out = run_python("-c", script)
     assert "replicas 2" in out.stdout
+
+
+def test_penalty_share_logs_the_final_models_cross_entropy_penalty_and_gradient_norms(tmp_path):
+    x, y = tiny_data()
+
+    def regularised():
+        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+                                 keras.layers.ActivityRegularization(l2=0.01), keras.layers.Flatten(),
+                                 keras.layers.Dense(3)])
+
+    keras.utils.set_random_seed(0)
+    model, history, _ = train(regularised, (x, y), tmp_path, epochs=2, batch_size=32, seed=0, verbose=0,
+                              penalty_share=True)
+    last = history[-1]
+    with tf.GradientTape(persistent=True) as tape:
+        logits = model(x, training=False)
+        ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        penalty = tf.add_n(model.losses)
+    assert last["monitor_ce"] == pytest.approx(float(ce), rel=1e-5)
+    assert last["monitor_penalty"] == pytest.approx(float(penalty), rel=1e-5) and last["monitor_penalty"] > 0
+    for term, key in ((ce, "monitor_grad_ce"), (penalty, "monitor_grad_penalty")):
+        grads = [g for g in tape.gradient(term, model.trainable_variables) if g is not None]
+        assert last[key] == pytest.approx(float(tf.linalg.global_norm(grads)), rel=1e-4)
+    keras.utils.set_random_seed(0)
+    _, plain, _ = train(tiny_model, (x, y), tmp_path / "plain", epochs=1, batch_size=32, seed=0, verbose=0,
+                        penalty_share=True)
+    assert plain[-1]["monitor_penalty"] == 0.0 and plain[-1]["monitor_grad_penalty"] == 0.0

@@ -41,6 +41,10 @@ flags.DEFINE_boolean("deterministic", False, "Enable TensorFlow op determinism (
 flags.DEFINE_integer("checkpoint_every", 1, "Checkpoint every N epochs.")
 flags.DEFINE_list("snapshot_epochs", [], "Keep the classifier after these epochs as OUT/snapshots/epoch<N>.keras "
                   "(attack them for robustness along training).")
+flags.DEFINE_list("snapshot_steps", [], "Keep the classifier after these batches since the start of training as "
+                  "OUT/snapshots/step<N>.keras (robustness inside the first epochs; an epoch is ceil(images / batch) batches).")
+flags.DEFINE_boolean("log_penalty_share", False, "Log each epoch's cross-entropy, feature-map penalty and the L2 "
+                     "norms of their gradients on the first 512 training images (metrics.json history: monitor_*).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "tf.distribute strategy.")
 flags.DEFINE_float("test_fraction", None, "Test fraction: LISA images in held-out tracks (default 0.2), "
                    "or MNIST test-set images kept for testing (default 0.3).")
@@ -88,7 +92,9 @@ def settings():
     if FLAGS.defence not in DEFENCE_PARAMS:
         raise cli.SettingError("defence", f"unknown {FLAGS.defence!r}; choose from {', '.join(DEFENCE_PARAMS)}")
     snapshots = cli.int_list("snapshot_epochs", ",".join(FLAGS.snapshot_epochs)) if FLAGS.snapshot_epochs else ()
-    return TrainingRun(**cli.flag_values(flags, _RUN_FLAGS), snapshot_epochs=snapshots,
+    steps = cli.int_list("snapshot_steps", ",".join(FLAGS.snapshot_steps)) if FLAGS.snapshot_steps else ()
+    return TrainingRun(**cli.flag_values(flags, _RUN_FLAGS), snapshot_epochs=snapshots, snapshot_steps=steps,
+                       log_penalty_share=FLAGS.log_penalty_share,
                        params=cli.flag_values(flags, DEFENCE_PARAMS[FLAGS.defence]))
 
 

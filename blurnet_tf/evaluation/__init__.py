@@ -1,5 +1,5 @@
 """Evaluation: accuracy and attack metrics."""
 
 # The submodules (importing the package imports none of them).
-__all__ = ["clean_accuracy", "deflection_protocol", "intervals", "metrics", "mnist_attack_suite",
+__all__ = ["clean_accuracy", "deflection_protocol", "frontier", "intervals", "metrics", "mnist_attack_suite",
            "reference_logs", "spectra", "sticker_metrics"]

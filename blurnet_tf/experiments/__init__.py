@@ -3,4 +3,4 @@
 # The submodules (importing the package imports none of them).
 __all__ = ["attack_progress", "blur_transfer", "classifier_training", "defendpp_reconstructions", "deflection_study",
            "mnist_robustness", "model_training", "paper_sgd", "pgd_linf", "rp2_stickers", "smoothing_votes", "spectra_maps",
-           "training_checkpoint"]
+           "training_checkpoint", "training_monitors"]

@@ -44,6 +44,8 @@ class TrainingRun:
     momentum: float = 0.9                 # SGD only
     weight_decay: float = 0.0             # SGD only: coupled (L2 in the gradient); the paper's 5e-4
     snapshot_epochs: tuple = ()           # keep the model after these epochs (robustness along training)
+    snapshot_steps: tuple = ()            # ... and after these batches since the start (inside the first epochs)
+    log_penalty_share: bool = False       # log CE, penalty and their gradient norms each epoch (long training)
 
     def __post_init__(self):
         from blurnet_tf.registry import DEFENCE_PARAMS
@@ -64,6 +66,8 @@ class TrainingRun:
         _check(self.max_train_images >= 0, "max_train_images", f"expected an integer >= 0, got {self.max_train_images}")
         _check(all(1 <= e <= self.epochs for e in self.snapshot_epochs), "snapshot_epochs",
                f"expected epochs in 1..{self.epochs}, got {list(self.snapshot_epochs)}")
+        _check(all(s >= 1 for s in self.snapshot_steps), "snapshot_steps",
+               f"expected batch counts >= 1, got {list(self.snapshot_steps)}")
         self._check_paper_settings()
         if self.test_fraction is None:
             default = paper.LISA_TEST_FRACTION if self.dataset == "lisa" else paper.MNIST_TEST_FRACTION
@@ -74,6 +78,8 @@ class TrainingRun:
         d = dataclasses.asdict(self)
         d.pop("allow_missing_classes")  # changes nothing once the data loaded
         d.pop("snapshot_epochs")  # copies of the weights along the way change none of them
+        d.pop("snapshot_steps")
+        d.pop("log_penalty_share")  # watches training, changes nothing
         for name, default in _ADDED_DEFAULTS.items():
             if d[name] == default:
                 d.pop(name)
@@ -138,7 +144,8 @@ class TrainingRun:
                 learning_rate=self.learning_rate, lr_schedule=self.lr_schedule, seed=self.seed,
                 checkpoint_every=checkpoint_every, strategy=self.strategy, validation_data=data.get("monitor", data["test"]),
                 verbose=1 if os.isatty(1) else 2, config=self.config(), optimizer=self.optimizer,
-                momentum=self.momentum, weight_decay=self.weight_decay, snapshot_epochs=self.snapshot_epochs)
+                momentum=self.momentum, weight_decay=self.weight_decay, snapshot_epochs=self.snapshot_epochs,
+                snapshot_steps=self.snapshot_steps, penalty_share=self.log_penalty_share)
             if isinstance(model, DefendPP):  # kept for figures only; inference never uses it
                 save_model(model.autoencoder, out / rundir.AUTOENCODER_FILE)
             model = classifier_of(model)  # the deployable classifier, without a training wrapper

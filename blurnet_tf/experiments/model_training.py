@@ -36,9 +36,10 @@ from keras.src.random.seed_generator import global_seed_generator
 from tensorflow.python.eager import context as tf_context
 
 from blurnet_tf import files, rundir
-from blurnet_tf.errors import DataError, TrainingDiverged
+from blurnet_tf.errors import DataError, SettingError, TrainingDiverged
 from blurnet_tf.experiments.paper_sgd import PaperStepDecay, paper_sgd
 from blurnet_tf.experiments.training_checkpoint import EpochCheckpoint, load_checkpoint, recover_checkpoint
+from blurnet_tf.experiments.training_monitors import PenaltyShare, Snapshots
 
 
 
@@ -167,33 +168,18 @@ class StopOnDivergence(keras.callbacks.Callback):
                                "check the data or lower --learning_rate")
 
 
-class Snapshots(keras.callbacks.Callback):
-    """Saves the deployable classifier after each of `epochs` (1-based), atomically; a snapshot
-    already there is kept (a resumed run reaches the same weights)."""
-
-    def __init__(self, out_dir, epochs):
-        super().__init__()
-        self.out_dir, self.epochs = pathlib.Path(out_dir), set(epochs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        path = rundir.snapshot_file(self.out_dir, epoch + 1)
-        if epoch + 1 in self.epochs and not path.is_file():
-            from blurnet_tf.defences import classifier_of
-            from blurnet_tf.registry import save_model
-
-            save_model(classifier_of(self.model), files.ensure_dir(path.parent) / path.name)
-
-
 def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1e-3,
           lr_schedule="constant", seed=0, checkpoint_every=1, strategy="default",
           validation_data=None, verbose=2, config=None, optimizer="adam", momentum=0.9, weight_decay=0.0,
-          snapshot_epochs=()):
+          snapshot_epochs=(), snapshot_steps=(), penalty_share=False):
     """Trains `build()` (a compiled-later Keras model) and returns (model, history, info).
 
     Call keras.utils.set_random_seed(seed) before, so that `build()` draws the same initial
     weights in every run. `config` (the run's flags) is hashed; a checkpoint written under
     another config is refused. After each of `snapshot_epochs` the deployable classifier is kept as
-    rundir.snapshot_file(out_dir, epoch).
+    rundir.snapshot_file(out_dir, epoch), and after each of `snapshot_steps` (batches since the start)
+    as rundir.snapshot_step_file(out_dir, step). `penalty_share`: log each epoch's cross-entropy, penalty
+    and their gradient norms on the first 512 training images (training_monitors.PenaltyShare).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}: nothing would be trained")
@@ -216,14 +202,20 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
         else:
             model = compile_for_training(build(), learning_rate, lr_schedule, steps * epochs, optimizer=optimizer,
                                          momentum=momentum, weight_decay=weight_decay, epochs=epochs)
-    lost = [e for e in snapshot_epochs if e <= first_epoch and not rundir.snapshot_file(out_dir, e).is_file()]
+    beyond = [s for s in snapshot_steps if s > epochs * steps]
+    if beyond:
+        raise SettingError("snapshot_steps", f"{beyond} lie past the last batch ({epochs} epochs of {steps} batches)")
+    lost = [f"epoch {e}" for e in snapshot_epochs if e <= first_epoch and not rundir.snapshot_file(out_dir, e).is_file()]
+    lost += [f"step {s}" for s in snapshot_steps
+             if s <= first_epoch * steps and not rundir.snapshot_step_file(out_dir, s).is_file()]
     if lost:  # those weights are gone: only a run from scratch passes through them again
-        raise DataError(out_dir, f"the snapshots of epochs {lost} were not kept and training is past them (epoch "
-                                 f"{first_epoch}); train into a new directory to keep them")
+        raise DataError(out_dir, f"the snapshots after {', '.join(lost)} were not kept and training is past them "
+                                 f"(epoch {first_epoch}); train into a new directory to keep them")
     start = time.time()
     if first_epoch < epochs:
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)
-        callbacks = [EpochSeeds(seed), StopOnDivergence(), Snapshots(out_dir, snapshot_epochs),
+        callbacks = [EpochSeeds(seed), StopOnDivergence(), *([PenaltyShare(x[:512], y[:512])] if penalty_share else []),
+                     Snapshots(out_dir, snapshot_epochs, snapshot_steps, steps, validation_data),
                      EpochCheckpoint(out_dir, checkpoint_every, epochs, chash, history, seconds_before),
                      keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard"))]
         # Models with a training schedule (Defend++'s alternating phases) bring their own callbacks.

@@ -1,4 +1,4 @@
 """The reproduction pipeline: resumable steps, their processes and the experiment plan."""
 
 # The submodules (importing the package imports none of them).
-__all__ = ["mnist_steps", "plan", "step_process", "steps"]
+__all__ = ["longtrain_steps", "mnist_steps", "plan", "step_process", "steps", "tradeoff_steps"]

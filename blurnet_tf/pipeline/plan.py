@@ -13,6 +13,8 @@ from blurnet_tf import paper, rundir
 from blurnet_tf.evaluation.deflection_protocol import PDBudget
 from blurnet_tf.pipeline.mnist_steps import PAPER_MNIST_ROWS, MnistBudget, mnist_steps
 from blurnet_tf.pipeline.steps import Step
+from blurnet_tf.pipeline.longtrain_steps import LONG_TRAINING, LongTraining, longtrain_steps
+from blurnet_tf.pipeline.tradeoff_steps import TRADEOFF, TradeoffBudget, tradeoff_steps
 from blurnet_tf.rundir import ORIGINAL, Layout
 
 TABLE2_ROWS = ("baseline", "gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3", "adv_train",
@@ -45,6 +47,8 @@ class Profile:
     snapshot_rows: tuple = ()    # ...for these rows, under seeds[0]
     lowfreq_epochs: int | None = None  # the DCT-restricted runs converge slower; None: attack_epochs
     jobs: int = 1               # steps at once unless --jobs says (each gets cores / jobs threads)
+    tradeoff: TradeoffBudget | None = None  # the accuracy-robustness frontiers (issue #29)
+    long_training: LongTraining | None = None  # the paper's training length, approached (issue #29)
 
     @property
     def lowfreq_attack_epochs(self):
@@ -105,6 +109,15 @@ PROFILES = {
                      dct_dims=(), table1_kernels=(), table5_regularisers=(),
                      mnist=MnistBudget(epochs=5, official_split=True, reconstruction_weights=(0.1, 10.0, 100.0)),
                      jobs=2),
+    # Every defence family along its strength knob and the baseline along its training, 3 seeds, Table II's
+    # budgets (10 training epochs, RP2 30 epochs at λ 0.002, 17 targets). The grid came from a first coarse
+    # measurement (one seed; docs/results-blurnet.md, "Trade-off frontiers"); each family is a part that fits
+    # one session on 2 cores (./run.sh tradeoff --steps='*/baseline/*,*/tv/*'), merged with the committed ones.
+    "tradeoff": Profile("tradeoff", rows=(), train_epochs=None, adv_train_epochs=None, attack_epochs=0, lambdas=(),
+                        dct_dims=(), table1_kernels=(), table5_regularisers=(), tradeoff=TRADEOFF, jobs=2),
+    # The baseline, TV 1e-4 and Tik_hf trained 300 epochs (one seed), attacked after 10, 30, 100 and 300.
+    "longtrain": Profile("longtrain", rows=(), train_epochs=None, adv_train_epochs=None, attack_epochs=0, lambdas=(),
+                         dct_dims=(), table1_kernels=(), table5_regularisers=(), long_training=LONG_TRAINING, jobs=3),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile("smoke", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
                                     "tik_hf", DEFENDPP_ROW),
@@ -227,6 +240,10 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
                           inputs=lay.model_inputs(PD_ROW, first)))
     if profile.mnist:
         steps += mnist_steps(profile.mnist, lay, flags_dir, data)
+    if profile.tradeoff:
+        steps += tradeoff_steps(profile.tradeoff, lay, flags_dir, data)
+    if profile.long_training:
+        steps += longtrain_steps(profile.long_training, lay, flags_dir, data)
     if DEFENDPP_ROW in profile.rows or profile.mnist:
         mnist_defended = () if not profile.mnist else tuple(
             r for r in profile.mnist.rows + profile.mnist.paper_rows if r.startswith("mnist_defendpp")) + tuple(

@@ -118,6 +118,32 @@ def asr_vs_accuracy(series, path):
     _save(fig, path, vector=True)
 
 
+def frontiers(panels, path):
+    """The accuracy-robustness frontiers: per panel (average, worst ASR), one line per family (mean over
+    seeds) with its 95% band, the models as small dots and the paper's (accuracy, ASR) as stars in the
+    family's colour. panels: {ylabel: {family: {"grid", "mean", "lo", "hi", "points": [(acc, asr)],
+    "paper": [(acc, asr)]}}}."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.4), squeeze=False)
+    for ax, (ylabel, families) in zip(axes[0], panels.items()):
+        for family, c in families.items():
+            line, = ax.plot(100 * np.asarray(c["grid"]), 100 * np.asarray(c["mean"]), label=family,
+                            color="k" if family == "baseline" else None)
+            ax.fill_between(100 * np.asarray(c["grid"]), 100 * np.asarray(c["lo"]), 100 * np.asarray(c["hi"]),
+                            color=line.get_color(), alpha=0.15)
+            if c["points"]:
+                ax.plot(*(100 * np.asarray(c["points"]).T), ".", color=line.get_color(), alpha=0.5, markersize=4)
+            for acc, asr in c["paper"]:
+                ax.plot(100 * acc, 100 * asr, "*", color=line.get_color(), markersize=12, markeredgecolor="k")
+        ax.plot([], [], "*", color="grey", markeredgecolor="k", markersize=12, label="paper (row's colour)")
+        ax.set_xlabel("legit accuracy (%)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("White-box RP2 (λ 0.002, 17 targets) against legit accuracy: each defence along its strength, "
+                 "the baseline along training; lines: mean over seeds, bands: 95%", fontsize=9)
+    _save(fig, path, vector=True)
+
+
 def asr_vs_l2(series, title, path):
     """Figs. 5 / 6: ASR against L2 dissimilarity, one point per target, one marker per defence
     (as the paper: lower and to the right is better). series: {label: [(l2, asr), ...]}."""

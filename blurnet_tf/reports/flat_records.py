@@ -92,7 +92,7 @@ def summaries(aggregate):
     return [(None if k == SWEEP_KEY else float(k.split("=", 1)[1]), a) for k, a in aggregate.items()]
 
 
-class _Builder:
+class RecordBuilder:
     def __init__(self, commit, dirty):
         self.rows, self.commit, self.dirty = [], commit, dirty
 
@@ -213,7 +213,7 @@ def build(data, commit="unknown", dirty=None):
     (no `seeds`: one seed, 0), in a stable order: the first seed's, then the other seeds'."""
     seeds = data.get("seeds") or {}
     first = (seeds.get("seeds") or [0])[0]
-    b = _Builder(commit, dirty)
+    b = RecordBuilder(commit, dirty)
     b.run(first, data)
     b.single_seed(first, data)
     for seed, run in sorted((seeds.get("runs") or {}).items(), key=lambda kv: int(kv[0])):

@@ -22,7 +22,8 @@ import re
 import sys
 
 from blurnet_tf import files, paper
-from blurnet_tf.reports import accuracy_curve, blurnet_tables, defendpp_section, flat_records, seed_statistics
+from blurnet_tf.reports import (accuracy_curve, blurnet_tables, defendpp_section, flat_records, seed_statistics,
+                                tradeoff_analysis, what_holds)
 from blurnet_tf.reports.format import _pct
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -33,6 +34,7 @@ PD_RESULTS = "full-pixel-deflection"
 PD_CAPTIONS = {"pixel-deflection-full": "", "pixel-deflection-adaptive-full": "Accuracy under the real"}
 QUICK_RESULTS = "quick"  # the quick profile's fresh-clone run: the README's excerpt
 SEEDED_RESULTS = "table2"  # every Table II row under three seeds (the table2 profile)
+TRADEOFF_RESULTS = "tradeoff"  # every defence along its strength knob against the baseline along training
 MNIST_RESULTS = "mnist"  # the full profile's small-net Defend++ steps with the reconstruction-weight curve
 MNIST_CAPTIONS = ("defendpp-table2", "defendpp-table1", "defendpp-fig7", "defendpp-checks", "defendpp-weight",
                   "defendpp-reconstructions")
@@ -111,6 +113,10 @@ def render(results_dir=RESULTS):
     if mnist_tables.is_file():
         mnist_section = defendpp_section.section(_data(files.read_json(mnist_tables, missing_ok=False)), [])
         out.update({f"{name}-mnist": _table_after(mnist_section, DEFENDPP_CAPTIONS[name]) for name in MNIST_CAPTIONS})
+    root = pathlib.Path(results_dir).parent
+    out["what-holds"] = what_holds.table(root, full=results_dir)
+    if (root / TRADEOFF_RESULTS / flat_records.JSON_FILE).is_file():
+        out["tradeoff-verdicts"] = tradeoff_analysis.verdict_table(root / TRADEOFF_RESULTS)
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
         pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))

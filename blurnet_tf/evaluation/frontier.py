@@ -1,0 +1,96 @@
+"""Robustness at a fixed legit accuracy, read off each seed's accuracy-robustness curve, and the
+paired difference between two curves (a defence along its strength knob, the baseline along its
+training).
+
+A curve of one seed is P models: their legit accuracies [P] and the RP2 successes [P, targets,
+victims]. Its ASR at accuracy `a` is the linear interpolation between the two models whose
+accuracies bracket `a` (models sorted by accuracy; no extrapolation: outside the curve's range it
+is undefined). The interval is the hierarchical bootstrap of `evaluation.intervals`: each replicate
+draws seeds, then targets and victims within each seed, the same draws for both curves (the same
+seed's models share the RP2 seed, the targets and the victims), recomputes each model's statistic
+and interpolates again. The models' accuracies are kept fixed (1,002 test images: their own
+sampling error, about ±0.5 point at 97%, is not in the interval).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from blurnet_tf.evaluation.intervals import LEVEL, N_BOOT, STATISTICS
+
+
+def interpolation_weights(accuracies: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """[P, K] weights w with sum_p w[p, k] f[p] = f interpolated at at[k] along the points sorted by
+    accuracy; a column of NaN where at[k] lies outside [min, max] of the accuracies."""
+    acc = np.asarray(accuracies, np.float64)
+    at = np.atleast_1d(np.asarray(at, np.float64))
+    order = np.argsort(acc, kind="stable")
+    weights = np.stack([np.interp(at, acc[order], np.eye(len(acc))[order][:, p]) for p in range(len(acc))])
+    weights[:, (at < acc.min()) | (at > acc.max())] = np.nan
+    return weights
+
+
+def _statistic(success: np.ndarray, statistic: str) -> np.ndarray:
+    """[..., T, V] of 0/1 -> [...]: the per-model statistic over targets (mean over victims first)."""
+    return STATISTICS[statistic](success.mean(axis=-1))
+
+
+def _curve_values(success, weights, statistic):
+    """success [S, P, T, V], weights [S, P, K] -> [S, K]."""
+    return np.einsum("sp,spk->sk", _statistic(success, statistic), weights)
+
+
+def _replicates(curves, weights, draws, statistic, chunk=200):
+    """[B, K] of sum_i sign_i * mean over drawn seeds of curve_i at each accuracy."""
+    seeds, targets, victims = draws
+    out = []
+    for b in range(0, len(seeds), chunk):
+        s, t, v = seeds[b:b + chunk], targets[b:b + chunk], victims[b:b + chunk]
+        total = 0.0
+        for (success, sign), w in zip(curves, weights):
+            picked = success[s]                                                     # [b, S, P, T, V]
+            picked = np.take_along_axis(picked, t[:, :, None, :, None], axis=3)
+            picked = np.take_along_axis(picked, v[:, :, None, None, :], axis=4)
+            stat = _statistic(picked, statistic)                                    # [b, S, P]
+            total = total + sign * np.einsum("bsp,bspk->bk", stat, w[s]) / s.shape[1]
+        out.append(total)
+    return np.concatenate(out)
+
+
+def contrast_at(curves: list[tuple[np.ndarray, np.ndarray, float]], at, statistic: str = "avg_asr",
+                n_boot: int = N_BOOT, seed: int = 0) -> list[dict[str, Any] | None]:
+    """For each accuracy in `at`: {mean, lo, hi} of sum_i sign_i * (curve i's statistic at that
+    accuracy, averaged over seeds), or None where a seed's curve does not reach it.
+
+    curves: (success [S, P_i, T, V] of 0/1, accuracies [S, P_i], sign); every curve has the same S,
+    T and V (paired: seed s of each curve used RP2 seed s, the same targets and victims)."""
+    arrays = [(np.asarray(s, np.float32), sign) for s, _, sign in curves]
+    shapes = {(a.shape[0],) + a.shape[2:] for a, _ in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"paired curves need the same seeds, targets and victims: {sorted(shapes)}")
+    at = np.atleast_1d(np.asarray(at, np.float64))
+    weights = [np.stack([interpolation_weights(a, at) for a in np.asarray(acc, np.float64)])
+               for _, acc, _ in curves]                                             # [S, P_i, K] each
+    covered = ~np.any([np.isnan(w).any(axis=(0, 1)) for w in weights], axis=0)     # [K]
+    weights = [np.nan_to_num(w) for w in weights]
+    estimate = sum(sign * _curve_values(a, w, statistic).mean(axis=0) for (a, sign), w in zip(arrays, weights))
+    n_seeds, _, n_targets, n_victims = arrays[0][0].shape
+    rng = np.random.default_rng(seed)
+    draws = (rng.integers(0, n_seeds, (n_boot, n_seeds)), rng.integers(0, n_targets, (n_boot, n_seeds, n_targets)),
+             rng.integers(0, n_victims, (n_boot, n_seeds, n_victims)))
+    replicates = _replicates(arrays, weights, draws, statistic)
+    lo, hi = np.quantile(replicates, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2], axis=0)
+    return [{"mean": float(estimate[k]), "lo": float(lo[k]), "hi": float(hi[k]), "seeds": int(n_seeds)}
+            if covered[k] else None for k in range(len(at))]
+
+
+def curve_at(success, accuracies, at, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+    """One curve's statistic at each accuracy of `at` with its interval (None where not reached)."""
+    return contrast_at([(success, accuracies, 1.0)], at, statistic, n_boot, seed)
+
+
+def paired_difference_at(defence, baseline, at, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+    """defence − baseline at each accuracy of `at`; each a (success [S, P, T, V], accuracies [S, P])."""
+    return contrast_at([(*defence, 1.0), (*baseline, -1.0)], at, statistic, n_boot, seed)
