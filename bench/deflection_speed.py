@@ -52,8 +52,8 @@ def main():
             ("wavelet denoise, scikit-image per image", rate(lambda: wavelet_denoise(x, backend="skimage"), n)),
             ("wavelet denoise, batched TensorFlow", rate(lambda: wavelet_denoise(x, backend="tensorflow"), n)),
             ("JPEG round trip", rate(lambda: jpeg(x), n)),
-            ("PD + WD + classifier (single)", rate(lambda: pd.predict(x), n)),
-            ("Ens-10", rate(lambda: ens.predict(x), n, repeat=1))]
+            ("PD + WD + classifier (single)", rate(lambda: pd.predict_classes(x), n)),
+            ("Ens-10", rate(lambda: ens.predict_classes(x), n, repeat=1))]
     ref = rows[0][1]
     print(f"{'stage':<42} {'images/s':>10} {'vs bare':>8}")
     for name, r in rows:

@@ -86,7 +86,7 @@ def test_pixel_deflection_maps_on_another_model(head):
     pd = PixelDeflection(model, deflections=30, window=2, cam_layer="maps", dense_layer="scores", ensemble=3)
     maps = pd.activation_map(x)
     assert maps.shape == (6, SIZE, SIZE) and maps.min() == 0.0 and maps.max() == 1.0
-    assert pd.predict(x).shape == (6,)
+    assert pd.predict_classes(x).shape == (6,)
 
 
 def test_insert_blur_after_a_named_layer():

@@ -68,7 +68,7 @@ def test_bpda_eot_gradient_is_the_classifiers_through_an_identity_defence(origin
 
 def test_ensemble_prediction_keeps_clean_victims(original_model, victims):
     pd = PixelDeflection(original_model, deflections=20, window=2, ensemble=3)
-    assert (pd.predict(victims) == 14).mean() >= 0.9
+    assert (pd.predict_classes(victims) == 14).mean() >= 0.9
 
 
 @pytest.mark.parametrize("method,mode", [("BayesShrink", "soft"), ("VisuShrink", "soft"), ("BayesShrink", "hard")])
@@ -78,3 +78,20 @@ def test_batched_tensorflow_denoiser_matches_scikit_image(images, victims, metho
         ours = wavelet_denoise(batch, sigma, method, mode, backend="tensorflow")
         ref = wavelet_denoise(batch, sigma, method, mode, backend="skimage")
         np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_settings_are_keyword_only_and_checked_when_the_defence_is_built(original_model):
+    with pytest.raises(TypeError):
+        PixelDeflection(original_model, 16)  # deflections by position: refused
+    for bad in ({"deflections": -1}, {"window": 0}, {"sigma": float("nan")}, {"ensemble": 0}, {"jpeg_quality": 101},
+                {"denoiser": "median"}, {"threshold_mode": "medium"}, {"deflections": 2.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            PixelDeflection(original_model, **bad)
+
+
+def test_predict_returns_vote_shares_like_art_and_predict_classes_the_vote(original_model, victims):
+    pd = PixelDeflection(original_model, deflections=20, window=2, ensemble=4, seed=0)
+    shares = pd.predict(victims[:5])
+    assert shares.shape == (5, 18) and np.allclose(shares.sum(axis=1), 1.0) and set(np.unique(shares * 4)) <= set(range(5))
+    again = PixelDeflection(original_model, deflections=20, window=2, ensemble=4, seed=0)
+    assert (again.predict_classes(victims[:5]) == shares.argmax(axis=1)).all()  # the same seed: the same draws

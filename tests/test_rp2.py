@@ -138,3 +138,18 @@ def test_attack_binary_writes_results_and_resumes(tmp_path):
         for metric in ("loss", "misclassified", "targeted"):
             stored = curves[f"rp2/lambda={lam}/target_{target}/{metric}"]
             assert [stored[e] for e in range(20)] == pytest.approx(history[metric], abs=1e-4)
+
+
+def test_rp2_refuses_settings_out_of_range_with_one_error_naming_each(original_model, victims, data_dir):
+
+    mask = load_mask(data_dir, "rectangles")
+    grey = mask * 0.5
+    for kwargs, match in (({"lam": float("nan")}, "lam must be finite"), ({"lam": -1.0}, "lam must be finite"),
+                          ({"lam": 0.002, "mask": grey}, "mask must hold only 0"),
+                          ({"lam": 0.002, "targets": 18}, r"targets must be classes of the model \(0..17\)"),
+                          ({"lam": 0.002, "targets": -1}, "targets must be class indices"),
+                          ({"lam": 0.002, "epochs": 0}, "epochs must be an integer"),
+                          ({"lam": 0.002, "norm": "linf"}, "norm must be l1 or l2")):
+        args = {"mask": mask, "targets": 5, "epochs": 1, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            rp2(original_model, victims[:2], args.pop("mask"), args.pop("targets"), **args)

@@ -124,3 +124,14 @@ def test_the_table2_run_has_three_seeds_on_every_row_and_its_intervals_and_claim
     assert {m[k]["seeds"] for m in whitebox.values() for k in ("avg_asr", "worst_asr", "l2")} == {3}
     assert {m["legit_accuracy"]["seeds"] for m in seeded["intervals"]["models"].values()} == {3}
     assert all(m["avg_asr"]["lo"] <= m["avg_asr"]["mean"] <= m["avg_asr"]["hi"] for m in whitebox.values())
+
+
+def test_the_older_full_run_states_its_provenance_and_carries_no_stale_pixel_deflection():
+    report = (STORED / "REPORT.md").read_text()
+    assert "**Provenance (added 2026-12-05).**" in report and "blurnet_tf 0.1.0" in report
+    assert "_Dropped (stale)" in report and "32 deflections" not in report
+    tables = json.loads((STORED / "tables.json").read_text())
+    assert tables["data"]["pixel_deflection"] is None and "provenance" in tables["metadata"]
+    from blurnet_tf.reports import flat_records
+
+    assert not [r for r in flat_records.read(STORED / flat_records.JSON_FILE) if r.experiment.startswith("pixel")]

@@ -19,6 +19,11 @@ def test_interpolation_weights_are_linear_between_the_bracketing_models_in_accur
     np.testing.assert_allclose(w[:, 2], [0.5, 0.0, 0.5])
     np.testing.assert_allclose(w[:, 3], [0.0, 0.0, 1.0])
     assert np.isnan(w[:, 4]).all() and np.isnan(w[:, 5]).all()  # no extrapolation
+    cliff = frontier.interpolation_weights([0.99, 0.95, 0.14], [0.97, 0.85, 0.95, 0.14])
+    np.testing.assert_allclose(cliff[:, 0], [0.5, 0.5, 0.0])
+    assert np.isnan(cliff[:, 1]).all()  # across a collapse from 95% to 14%: not a measurement
+    np.testing.assert_allclose(cliff[:, 2], [0.0, 1.0, 0.0])
+    np.testing.assert_allclose(cliff[:, 3], [0.0, 0.0, 1.0])
 
 
 def curve(asr_per_point, targets=4, victims=10):
@@ -31,10 +36,11 @@ def test_a_curve_with_identical_seeds_and_all_or_nothing_targets_is_exact_with_a
     # Every victim falls at 100% accuracy, none at 80% (nothing to resample): 0.5 at 90%.
     success = np.stack([curve([0.0, 1.0])] * 2)
     acc = np.array([[0.8, 1.0]] * 2)
-    (cell,) = frontier.curve_at(success, acc, [0.9])
+    (cell,) = frontier.curve_at(success, acc, [0.9], max_gap=1.0)
     assert cell == pytest.approx({"mean": 0.5, "lo": 0.5, "hi": 0.5, "seeds": 2})
     base = (np.stack([curve([0.0, 1.0, 1.0])] * 2), np.array([[0.8, 0.9, 1.0]] * 2))
-    d85, d90, d70 = frontier.paired_difference_at((success, acc), base, [0.85, 0.9, 0.7])
+    d85, d90, d70 = frontier.paired_difference_at((success, acc), base, [0.85, 0.9, 0.7], max_gap=1.0)
+    assert frontier.curve_at(success, acc, [0.9]) == [None]  # 80% to 100%: wider than MAX_GAP
     assert d85 == pytest.approx({"mean": 0.25 - 0.5, "lo": -0.25, "hi": -0.25, "seeds": 2})
     assert d90["mean"] == pytest.approx(0.5 - 1.0)
     assert d70 is None  # below both curves
@@ -44,9 +50,9 @@ def test_the_paired_interval_is_on_the_difference_and_seeds_are_averaged_after_i
     rng = np.random.default_rng(0)
     success = (rng.random((3, 3, 17, 40)) < 0.3).astype(int)
     acc = np.array([[0.8, 0.9, 1.0], [0.82, 0.88, 0.99], [0.81, 0.93, 0.98]])
-    same = frontier.paired_difference_at((success, acc), (success, acc), [0.85, 0.95])
+    same = frontier.paired_difference_at((success, acc), (success, acc), [0.85, 0.95], max_gap=1.0)
     assert all(d["mean"] == d["lo"] == d["hi"] == 0.0 for d in same)  # a curve against itself: exactly 0
-    (cell,) = frontier.curve_at(success, acc, [0.85], n_boot=500)
+    (cell,) = frontier.curve_at(success, acc, [0.85], n_boot=500, max_gap=1.0)
     by_hand = np.mean([np.interp(0.85, acc[s], success[s].mean(axis=-1).mean(axis=-1)) for s in range(3)])
     assert cell["mean"] == pytest.approx(by_hand) and cell["lo"] <= by_hand <= cell["hi"]
     with pytest.raises(ValueError, match="same seeds, targets and victims"):
@@ -67,9 +73,9 @@ def rows(family, point, seed, legit, asr, targets=(1, 2)):
 def test_curves_pair_seeds_with_the_baseline_order_points_and_start_knob_zero_families_at_its_model():
     records = []
     for seed in (0, 1):
-        records += rows("baseline", "step20", seed, 0.6, 0.0) + rows("baseline", "epoch10", seed, 0.99, 1.0)
+        records += rows("baseline", "step20", seed, 0.88, 0.0) + rows("baseline", "epoch10", seed, 0.99, 1.0)
         records += rows("baseline", "epoch2", seed, 0.97, 1.0)
-        records += rows("tv", "alpha1", seed, 0.8, 0.0) + rows("tv", "alpha0.1", seed, 0.95, 0.0)
+        records += rows("tv", "alpha1", seed, 0.86, 0.0) + rows("tv", "alpha0.1", seed, 0.95, 0.0)
     records += rows("tv", "alpha0.5", 0, 0.9, 0.1)             # seed 1 lacks it: the point is dropped
     records += rows("conv_7", "alpha1", 0, 0.8, 0.3) + rows("conv_7", "alpha3", 0, 0.7, 0.3)
     records += rows("lonely", "x1", 5, 0.8, 0.3) + rows("lonely", "x2", 5, 0.9, 0.3)  # no baseline seed 5
@@ -78,12 +84,14 @@ def test_curves_pair_seeds_with_the_baseline_order_points_and_start_knob_zero_fa
     assert c["baseline"]["points"] == ["step20", "epoch2", "epoch10"]
     assert c["tv"]["points"] == ["baseline epoch10", "alpha0.1", "alpha1"] and c["tv"]["seeds"] == [0, 1]
     assert c["conv_7"]["seeds"] == [0] and c["tv"]["success"].shape == (2, 3, 2, 40)
-    np.testing.assert_allclose(c["tv"]["accuracy"][1], [0.99, 0.95, 0.8])
+    np.testing.assert_allclose(c["tv"]["accuracy"][1], [0.99, 0.95, 0.86])
     comparison = analysis.compare(c, n_boot=200)
     at85, at90, at95 = comparison["tv"]
-    # tv is 0 from 80% to 95%; the baseline at 90% lies between 60% (0) and 97% (1): 0.3 / 0.37.
-    assert at90[0]["mean"] == 0.0 and at90[1]["mean"] == pytest.approx(0.3 / 0.37)
-    assert at90[2] == pytest.approx({"mean": -0.3 / 0.37, "lo": -0.3 / 0.37, "hi": -0.3 / 0.37, "seeds": 2})
+    # tv is 0 from 86% to 95%; the baseline between 88% (0) and 97% (1): 2/9 at 90%, 7/9 at 95%.
+    assert at85 is None  # below both curves' lowest model
+    assert at90[0]["mean"] == 0.0 and at90[1]["mean"] == pytest.approx(2 / 9)
+    assert at90[2] == pytest.approx({"mean": -2 / 9, "lo": -2 / 9, "hi": -2 / 9, "seeds": 2})
+    assert at95[2]["mean"] == pytest.approx(-7 / 9)
     assert comparison["conv_7"] == [None, None, None]  # its curve spans 70-80%
     verdicts = {claim.split()[0]: (v, e) for claim, v, e in analysis.claims(comparison, c)}
     assert verdicts["tv"][0] == "held" and verdicts["conv_7"][0] == "not measured"

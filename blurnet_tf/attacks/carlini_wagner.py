@@ -3,7 +3,8 @@
     minimise ||x' - x||_2^2 + c * max(Z(x')_y - max_{i != y} Z(x')_i, -kappa),  x' = (tanh(w) + 1) / 2
 
 (untargeted form, eq. of §V-A with f_6), Adam on w, and a per-image binary search over c.
-cleverhans 4's TF2 C&W does not run with Keras 3 models (STACK-NOTES), hence this module.
+cleverhans 4's TF2 C&W does not run with Keras 3 models (`self.optimizer.variables()` is a property in
+Keras 3, and batched `const` fails), hence this module.
 """
 
 from __future__ import annotations

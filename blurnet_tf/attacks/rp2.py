@@ -63,6 +63,28 @@ def nps(masked: tf.Tensor, colors: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.reduce_prod(dist, axis=-1), axis=(-2, -1))
 
 
+def _check(images, mask, lam, targets, epochs, lr, norm):
+    """(lambdas, targets) as arrays, or one ValueError naming the setting that is out of range."""
+    lambdas = np.atleast_1d(np.asarray(lam, np.float64)).astype(np.float32)
+    targets = np.atleast_1d(np.asarray(targets))
+    if lambdas.size == 0 or not np.all(np.isfinite(lambdas)) or (lambdas < 0).any():
+        raise ValueError(f"lam must be finite numbers >= 0, got {np.asarray(lam).tolist()}")
+    if targets.size == 0 or not np.issubdtype(targets.dtype, np.integer) or (targets < 0).any():
+        raise ValueError(f"targets must be class indices >= 0, got {targets.tolist()}")
+    m = np.asarray(mask)
+    if m.shape != np.shape(images)[1:] and m.shape[:2] != np.shape(images)[1:3]:
+        raise ValueError(f"mask must be shaped like one image {np.shape(images)[1:]}, got {m.shape}")
+    if not np.isin(m, (0, 1)).all():
+        raise ValueError("mask must hold only 0 (image) and 1 (sticker); threshold a grey mask first")
+    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if norm not in ("l1", "l2"):
+        raise ValueError(f"norm must be l1 or l2, got {norm!r}")
+    return lambdas, targets.astype(np.int32)
+
+
 def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask: np.ndarray,
         targets: int | Sequence[int] | np.ndarray, *, lam: float | Sequence[float], epochs: int = 300, lr: float = 0.1,
         norm: str = "l2", nps_colors: np.ndarray | None = None, noise_init: str | Sequence[float] = "uniform",
@@ -72,7 +94,9 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask:
         chunk: int | None = None) -> RP2Result:
     """Runs RP2 for every lambda in `lam` and every target in `targets` at once.
 
-    model: Keras classifier returning logits. images [N,H,W,C] in [0,1]; mask [H,W,C] binary.
+    model: Keras classifier returning logits. images [N,H,W,C] in [0,1]; mask [H,W,C] of 0 and 1.
+    A non-finite or negative λ, a mask with other values, a target that is not one of the model's
+    classes, epochs < 1, lr <= 0 or a norm other than l1 / l2 raise one ValueError naming it.
     lam: a float or a sequence (swept in the same call). noise_init: 'uniform' (U(0,1), the
     original), 'zeros', or an RGB triplet in [0,1]. transform: maps the masked noise before it is
     added (e.g. low_frequency(16)). extra_loss: a function of the maps F of `feature_layer` (the
@@ -80,10 +104,9 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask:
     regulariser, eq. 9-11), added unweighted. progress: called as progress(epochs_done, epochs)
     between chunks of `chunk` epochs (default: about 20 chunks), each chunk one tf.function call.
     """
+    lambdas, targets = _check(images, mask, lam, targets, epochs, lr, norm)
     images = tf.constant(images, tf.float32)
     mask = tf.constant(mask, tf.float32)
-    lambdas = np.atleast_1d(np.asarray(lam, np.float32))
-    targets = np.atleast_1d(np.asarray(targets, np.int32))
     L, T, N = len(lambdas), len(targets), int(images.shape[0])
     shape = (L, T) + tuple(images.shape[1:])
     if noise_init == "uniform":
@@ -101,7 +124,10 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask:
     lam_t = tf.constant(lambdas)[:, None]
     target_rows = tf.constant(np.broadcast_to(targets[None, :, None], (L, T, N)).reshape(-1))
     colors = None if nps_colors is None else tf.constant(nps_colors, tf.float32)
-    clean_pred = tf.argmax(model(images, training=False), axis=-1, output_type=tf.int32)
+    clean_logits = model(images, training=False)
+    if targets.max() >= clean_logits.shape[-1]:
+        raise ValueError(f"targets must be classes of the model (0..{clean_logits.shape[-1] - 1}), got {targets.tolist()}")
+    clean_pred = tf.argmax(clean_logits, axis=-1, output_type=tf.int32)
 
     def forward(noise_value):
         clipped = tf.clip_by_value(noise_value, -noise_clip, noise_clip)

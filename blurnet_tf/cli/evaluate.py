@@ -1,6 +1,6 @@
 """Accuracy of a model on the track-held-out test split and the 40 victim stop signs.
 
-    python -m blurnet_tf.cli.evaluate --model=runs/baseline     (or --model=original)
+    python -m blurnet_tf.cli.evaluate --model=runs/quick/models/baseline     (or --model=original)
 
 --out writes the numbers as JSON; an existing --out that is not an earlier evaluation's is refused
 unless --overwrite.

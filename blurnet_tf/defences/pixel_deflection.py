@@ -11,7 +11,7 @@ An ensemble predicts by majority vote over n independent defences (the paper's E
 
 Deflection and denoising are neither differentiable nor deterministic, so an honest white-box
 evaluation uses BPDA (the backward pass of the defence taken as the identity) with expectation
-over transformation: `PixelDeflection.eot_model(m)` is a differentiable stand-in that any of our
+over transformation: `PixelDeflection.eot_model(samples)` is a differentiable stand-in that any of our
 attacks (RP2, PGD) can take in place of the classifier.
 """
 
@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Literal
 
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
-from skimage.restoration import denoise_wavelet
 
+from blurnet_tf.defences.image_denoisers import jpeg, wavelet_denoise  # noqa: F401 (their home before)
 from blurnet_tf.defences.wrapped_classifier import classifier_of
 from blurnet_tf.models.lisa_cnn import layer_output_model
 
@@ -88,112 +88,25 @@ def deflect(images: np.ndarray, maps: np.ndarray, deflections: int, window: int,
     return out
 
 
-def wavelet_denoise(images: np.ndarray, sigma: float = 0.04, method: str = "BayesShrink", mode: str = "soft",
-                    backend: str = "tensorflow") -> np.ndarray:
-    """The paper's denoiser: YCbCr, db1 (Haar) wavelet, thresholding, back to RGB, clipped to [0, 1].
-
-    backend='skimage' calls scikit-image's denoise_wavelet per image (the reference);
-    'tensorflow' is the same computation batched (tests: equal within 1e-4), several times faster.
-    """
-    if backend == "skimage":
-        return np.stack([np.clip(denoise_wavelet(im, sigma=sigma, wavelet="db1", mode=mode, method=method,
-                                                 convert2ycbcr=True, rescale_sigma=True, channel_axis=-1), 0, 1)
-                         for im in np.asarray(images, np.float64)]).astype(np.float32)
-    if backend != "tensorflow":
-        raise ValueError(f"backend must be tensorflow or skimage, got {backend!r}")
-    return np.clip(_haar_denoise(tf.constant(images, tf.float64), sigma, method, mode).numpy(), 0, 1).astype(np.float32)
-
-
-# scikit-image's RGB -> YCbCr matrix and offsets (ITU-R BT.601, RGB in [0, 1]).
-_YCBCR = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
-_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
-
-
-def _haar_step(x):
-    """One orthonormal 2-D Haar level of [N, H, W, C]: (approximation, [three detail bands])."""
-    n, h, w, c = x.shape
-    q = tf.reshape(x, (n, h // 2, 2, w // 2, 2, c))
-    x00, x01, x10, x11 = q[:, :, 0, :, 0], q[:, :, 0, :, 1], q[:, :, 1, :, 0], q[:, :, 1, :, 1]
-    return ((x00 + x01 + x10 + x11) / 2,
-            [(x00 - x01 + x10 - x11) / 2, (x00 + x01 - x10 - x11) / 2, (x00 - x01 - x10 + x11) / 2])
-
-
-def _haar_inverse(a, details):
-    h, v, d = details
-    x00, x01 = (a + h + v + d) / 2, (a - h + v - d) / 2
-    x10, x11 = (a + h - v - d) / 2, (a - h - v + d) / 2
-    top, bottom = tf.stack([x00, x01], axis=3), tf.stack([x10, x11], axis=3)  # [N, h, w, 2, C]
-    q = tf.stack([top, bottom], axis=2)  # [N, h, 2, w, 2, C]
-    n, hh, _, ww, _, c = q.shape
-    return tf.reshape(q, (n, hh * 2, ww * 2, c))
-
-
-def _haar_denoise(rgb, sigma, method, mode):
-    """denoise_wavelet(convert2ycbcr=True, wavelet='db1') for a batch, following scikit-image:
-    per-channel min-max normalisation, sigma carried into YCbCr and the normalised range, levels
-    = max(log2(size) - 3, 1), one BayesShrink threshold per band (or VisuShrink's universal one)."""
-    n, h, w, _ = rgb.shape
-    ycc = tf.einsum("nhwc,kc->nhwk", rgb, tf.constant(_YCBCR)) + _YCBCR_OFFSET
-    lo = tf.reduce_min(ycc, axis=(1, 2), keepdims=True)
-    scale = tf.reduce_max(ycc, axis=(1, 2), keepdims=True) - lo
-    safe = tf.where(scale > 0, scale, tf.ones_like(scale))
-    x = (ycc - lo) / safe
-    sigma_ycc = np.sqrt((_YCBCR ** 2 * sigma ** 2).sum(axis=1))  # [3]
-    var = tf.square(sigma_ycc / safe)  # [N, 1, 1, 3]
-    levels = max(int(np.log2(min(h, w))) - 3, 1)
-    bands = []
-    for _ in range(levels):
-        x, details = _haar_step(x)
-        bands.append(details)
-    eps = np.finfo(np.float64).eps
-    visu = tf.sqrt(var) * np.sqrt(2 * np.log(h * w))
-    for details in reversed(bands):
-        kept = []
-        for band in details:
-            if method == "BayesShrink":
-                dvar = tf.reduce_mean(tf.square(band), axis=(1, 2), keepdims=True)
-                t = var / tf.sqrt(tf.maximum(dvar - var, eps))
-            elif method == "VisuShrink":
-                t = visu
-            else:
-                raise ValueError(f"method must be BayesShrink or VisuShrink, got {method!r}")
-            if mode == "soft":
-                kept.append(tf.sign(band) * tf.nn.relu(tf.abs(band) - t))
-            elif mode == "hard":
-                kept.append(tf.where(tf.abs(band) >= t, band, tf.zeros_like(band)))
-            else:
-                raise ValueError(f"mode must be soft or hard, got {mode!r}")
-        x = _haar_inverse(x, kept)
-    out = tf.where(scale > 0, x * scale + lo, ycc)  # scikit-image leaves a constant channel alone
-    return tf.einsum("nhwk,ck->nhwc", out - _YCBCR_OFFSET, tf.constant(np.linalg.inv(_YCBCR)))
-
-
-def jpeg(images: np.ndarray, quality: int = 75) -> np.ndarray:
-    """JPEG round trip at `quality` (OpenCV), the paper's baseline transform."""
-    out = []
-    for im in np.asarray(images):
-        bgr = (np.clip(im, 0, 1)[..., ::-1] * 255).round().astype(np.uint8)
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        out.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0)
-    return np.stack(out)
-
-
 @dataclasses.dataclass
 class PixelDeflection:
-    """The defence around a trained classifier (fit: nothing to learn; predict: vote).
+    """The defence around a trained classifier (fit: nothing to learn; predict: vote shares, as ART's
+    predict returns scores; predict_classes: the vote). Every setting after the classifier is
+    keyword-only and checked here, when the defence is built.
 
     deflections / window / sigma default to the paper's ImageNet values; for 32x32 inputs choose
     them on a validation split (see the pixel-deflection search in the report)."""
 
     classifier: keras.Model
+    _: dataclasses.KW_ONLY
     deflections: int = 100
     window: int = 10
     sigma: float = 0.04
-    denoiser: str = "wavelet"          # wavelet | jpeg | none
-    threshold_method: str = "BayesShrink"  # or VisuShrink
-    threshold_mode: str = "soft"        # or hard
+    denoiser: Literal["wavelet", "jpeg", "none"] = "wavelet"
+    threshold_method: Literal["BayesShrink", "VisuShrink"] = "BayesShrink"
+    threshold_mode: Literal["soft", "hard"] = "soft"
     jpeg_quality: int = 75
-    denoise_backend: str = "tensorflow"  # or skimage (the reference, per image)
+    denoise_backend: Literal["tensorflow", "skimage"] = "tensorflow"  # skimage: the reference, per image
     top_k: int = 5
     use_map: bool = True                # False: every pick is deflected (no activation map)
     ensemble: int = 1                   # Ens-n majority vote
@@ -202,8 +115,18 @@ class PixelDeflection:
     dense_layer: str = "logits"         # the dense layer that turns them into logits
 
     def __post_init__(self) -> None:
-        if self.denoiser not in DENOISERS:
-            raise ValueError(f"denoiser must be one of {DENOISERS}, got {self.denoiser!r}")
+        for name, choices in (("denoiser", DENOISERS), ("threshold_method", ("BayesShrink", "VisuShrink")),
+                              ("threshold_mode", ("soft", "hard")), ("denoise_backend", ("tensorflow", "skimage"))):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name, low in (("deflections", 0), ("window", 1), ("top_k", 1), ("ensemble", 1), ("jpeg_quality", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.jpeg_quality > 100:
+            raise ValueError(f"jpeg_quality must be at most 100, got {self.jpeg_quality}")
+        if not (isinstance(self.sigma, (int, float)) and np.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"sigma must be a positive number, got {self.sigma!r}")
         self.classifier = classifier_of(self.classifier)
         self._rng = np.random.default_rng(self.seed)
 
@@ -227,15 +150,20 @@ class PixelDeflection:
         return out
 
     def predict(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """Classes by majority vote over `ensemble` independent defences (ties: lowest class).
-        The activation map is computed once; the draws go through the classifier as one batch."""
+        """[N, classes]: the share of the `ensemble` independent defences voting for each class (what
+        ART's predict returns: scores). The activation map is computed once; the draws go through the
+        classifier as one batch."""
         images = np.asarray(images, np.float32)
         maps = self.activation_map(images) if self.deflections else None
         draws = np.concatenate([self.defend(images, maps=maps) for _ in range(self.ensemble)])
         classes = self.classifier.predict(draws, batch_size=batch_size, verbose=0).argmax(axis=1)
         votes = np.zeros((len(images), self.classifier.output_shape[-1]), np.int64)
         np.add.at(votes, (np.tile(np.arange(len(images)), self.ensemble), classes), 1)
-        return votes.argmax(axis=1)
+        return votes / self.ensemble
+
+    def predict_classes(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """[N] classes by majority vote over `ensemble` independent defences (ties: lowest class)."""
+        return self.predict(images, batch_size).argmax(axis=1)
 
     def bpda(self, x: tf.Tensor) -> tf.Tensor:
         """The defence in the forward pass, the identity in the backward pass (Athalye et al.)."""

@@ -80,7 +80,7 @@ def search_parameters(classifier, val_x, val_y, val_adv, grid, base):
         for v in values:
             params = {**best, name: v}
             pd = PixelDeflection(classifier, **params)
-            clean, adv = defended_accuracy(pd.predict, val_x, val_y), defended_accuracy(pd.predict, val_adv, val_y)
+            clean, adv = defended_accuracy(pd.predict_classes, val_x, val_y), defended_accuracy(pd.predict_classes, val_adv, val_y)
             scores[v] = (clean + adv) / 2
             log.append({**params, "clean": clean, "fgsm": adv, "objective": scores[v]})
         best[name] = max(scores, key=scores.get)
@@ -107,7 +107,7 @@ def evaluate(classifier, attacked, params, budget, seed=0):
     table = {}
     for name, extra in configs.items():
         predict = (lambda t: predict_classes(classifier, t)) if extra is None else \
-            PixelDeflection(classifier, **{**params, **extra, "seed": seed}).predict
+            PixelDeflection(classifier, **{**params, **extra, "seed": seed}).predict_classes
         table[name] = {attack: defended_accuracy(predict, x, y) for attack, (x, y) in attacked.items()}
     return table
 

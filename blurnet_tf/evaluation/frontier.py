@@ -5,7 +5,9 @@ training).
 A curve of one seed is P models: their legit accuracies [P] and the RP2 successes [P, targets,
 victims]. Its ASR at accuracy `a` is the linear interpolation between the two models whose
 accuracies bracket `a` (models sorted by accuracy; no extrapolation: outside the curve's range it
-is undefined). The interval is the hierarchical bootstrap of `evaluation.intervals`: each replicate
+is undefined, and so it is inside a gap wider than MAX_GAP between neighbouring models: a defence whose
+accuracy falls off a cliff, say from 95% to a collapsed 14%, has no model near 85%, and a line drawn
+across the cliff is not a measurement). The interval is the hierarchical bootstrap of `evaluation.intervals`: each replicate
 draws seeds, then targets and victims within each seed, the same draws for both curves (the same
 seed's models share the RP2 seed, the targets and the victims), recomputes each model's statistic
 and interpolates again. The models' accuracies are kept fixed (1,002 test images: their own
@@ -20,15 +22,22 @@ import numpy as np
 
 from blurnet_tf.evaluation.intervals import LEVEL, N_BOOT, STATISTICS
 
+MAX_GAP = 0.10  # widest accuracy gap between neighbouring models that is interpolated across
 
-def interpolation_weights(accuracies: np.ndarray, at: np.ndarray) -> np.ndarray:
+
+def interpolation_weights(accuracies: np.ndarray, at: np.ndarray, max_gap: float = MAX_GAP) -> np.ndarray:
     """[P, K] weights w with sum_p w[p, k] f[p] = f interpolated at at[k] along the points sorted by
-    accuracy; a column of NaN where at[k] lies outside [min, max] of the accuracies."""
+    accuracy; a column of NaN where at[k] lies outside [min, max] of the accuracies or between two
+    neighbouring models more than `max_gap` apart."""
     acc = np.asarray(accuracies, np.float64)
     at = np.atleast_1d(np.asarray(at, np.float64))
     order = np.argsort(acc, kind="stable")
-    weights = np.stack([np.interp(at, acc[order], np.eye(len(acc))[order][:, p]) for p in range(len(acc))])
-    weights[:, (at < acc.min()) | (at > acc.max())] = np.nan
+    ranked = acc[order]
+    weights = np.stack([np.interp(at, ranked, np.eye(len(acc))[order][:, p]) for p in range(len(acc))])
+    right = np.clip(np.searchsorted(ranked, at), 1, len(acc) - 1)
+    on_a_model = np.isin(at, ranked)
+    gap = ranked[right] - ranked[right - 1] if len(acc) > 1 else np.zeros_like(at)
+    weights[:, (at < acc.min()) | (at > acc.max()) | ((gap > max_gap) & ~on_a_model)] = np.nan
     return weights
 
 
@@ -60,7 +69,7 @@ def _replicates(curves, weights, draws, statistic, chunk=200):
 
 
 def contrast_at(curves: list[tuple[np.ndarray, np.ndarray, float]], at, statistic: str = "avg_asr",
-                n_boot: int = N_BOOT, seed: int = 0) -> list[dict[str, Any] | None]:
+                n_boot: int = N_BOOT, seed: int = 0, max_gap: float = MAX_GAP) -> list[dict[str, Any] | None]:
     """For each accuracy in `at`: {mean, lo, hi} of sum_i sign_i * (curve i's statistic at that
     accuracy, averaged over seeds), or None where a seed's curve does not reach it.
 
@@ -71,7 +80,7 @@ def contrast_at(curves: list[tuple[np.ndarray, np.ndarray, float]], at, statisti
     if len(shapes) != 1:
         raise ValueError(f"paired curves need the same seeds, targets and victims: {sorted(shapes)}")
     at = np.atleast_1d(np.asarray(at, np.float64))
-    weights = [np.stack([interpolation_weights(a, at) for a in np.asarray(acc, np.float64)])
+    weights = [np.stack([interpolation_weights(a, at, max_gap) for a in np.asarray(acc, np.float64)])
                for _, acc, _ in curves]                                             # [S, P_i, K] each
     covered = ~np.any([np.isnan(w).any(axis=(0, 1)) for w in weights], axis=0)     # [K]
     weights = [np.nan_to_num(w) for w in weights]
@@ -86,11 +95,11 @@ def contrast_at(curves: list[tuple[np.ndarray, np.ndarray, float]], at, statisti
             if covered[k] else None for k in range(len(at))]
 
 
-def curve_at(success, accuracies, at, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+def curve_at(success, accuracies, at, statistic="avg_asr", n_boot=N_BOOT, seed=0, max_gap=MAX_GAP):
     """One curve's statistic at each accuracy of `at` with its interval (None where not reached)."""
-    return contrast_at([(success, accuracies, 1.0)], at, statistic, n_boot, seed)
+    return contrast_at([(success, accuracies, 1.0)], at, statistic, n_boot, seed, max_gap)
 
 
-def paired_difference_at(defence, baseline, at, statistic="avg_asr", n_boot=N_BOOT, seed=0):
+def paired_difference_at(defence, baseline, at, statistic="avg_asr", n_boot=N_BOOT, seed=0, max_gap=MAX_GAP):
     """defence − baseline at each accuracy of `at`; each a (success [S, P, T, V], accuracies [S, P])."""
-    return contrast_at([(*defence, 1.0), (*baseline, -1.0)], at, statistic, n_boot, seed)
+    return contrast_at([(*defence, 1.0), (*baseline, -1.0)], at, statistic, n_boot, seed, max_gap)

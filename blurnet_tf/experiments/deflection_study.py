@@ -77,7 +77,7 @@ class DeflectionStudy:
         for name, extra in (("no defence", None), ("PD+WD (single)", {}),
                             (f"PD+WD (Ens-{b.ensemble})", {"ensemble": b.ensemble})):
             predict = (lambda im: predict_classes(model, im)) if extra is None else \
-                pde.PixelDeflection(model, **{**params, **extra, "seed": 3}).predict
+                pde.PixelDeflection(model, **{**params, **extra, "seed": 3}).predict_classes
             adaptive[name] = {k: pde.defended_accuracy(predict, ims, labels) for k, (ims, labels) in adaptive_sets.items()}
         l2_adaptive = {"BPDA+EOT PGD": l2_dissimilarity(ax, pgd),
                        "BPDA+EOT RP2": float(np.mean([l2_dissimilarity(stop, s) for s in eot_stickers]))}

@@ -54,7 +54,8 @@ class TradeoffBudget:
 # the baseline's ~99% down to at most 80%. The conv grid covers the paper's α (0.1) and the slides' α/K
 # (K = 64 first-layer maps: 0.0015625).
 TRADEOFF = TradeoffBudget(
-    frontiers=(Frontier("tv", "tv_1e-4", "alpha", ("0.1", "0.3", "0.35", "0.4")),
+    # TV: 0.2 and 0.25 added after seeds 0-1 collapsed to the majority class (14%) at 0.3-0.4.
+    frontiers=(Frontier("tv", "tv_1e-4", "alpha", ("0.1", "0.2", "0.25", "0.3", "0.35", "0.4")),
                Frontier("tik_hf", "tik_hf", "alpha", ("1", "10", "30", "100")),
                Frontier("conv_7", "conv_7", "alpha", ("0.0015625", "0.1", "1", "3"), zero_is_baseline=False),
                Frontier("gaussian_aug", "gaussian_aug_0.3", "sigma", ("0.3", "0.6", "1.0")),

@@ -107,6 +107,14 @@ def table(records, rows, results_root):
     return "\n".join(lines)
 
 
+def stored_table(results_dir):
+    """The table recomputed from a committed results/longtrain (its records and results/table2 beside it)."""
+    results_dir = pathlib.Path(results_dir)
+    records = flat_records.read(results_dir / flat_records.JSON_FILE)
+    rows = list(dict.fromkeys(r.model for r in records if r.metric == "legit_accuracy"))
+    return table(records, rows, results_dir.parent)
+
+
 def figure(records, rows, path):
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     for row in rows:

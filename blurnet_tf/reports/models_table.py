@@ -1,6 +1,8 @@
 """Markdown table of trained models' legit accuracy beside the paper's Table II column.
 
-    python -m blurnet_tf.reports.models_table runs/models
+    python -m blurnet_tf.reports.models_table runs/<profile>/models   (default: runs/quick/models)
+
+A reproduction writes its models to runs/<profile>/models (rundir.Layout under --work_dir).
 """
 
 import pathlib
@@ -38,4 +40,4 @@ def table(runs_dir):
 
 
 if __name__ == "__main__":
-    print(table(sys.argv[1] if len(sys.argv) > 1 else "runs/models"))
+    print(table(sys.argv[1] if len(sys.argv) > 1 else "runs/quick/models"))

@@ -22,8 +22,8 @@ import re
 import sys
 
 from blurnet_tf import files, paper
-from blurnet_tf.reports import (accuracy_curve, blurnet_tables, defendpp_section, flat_records, seed_statistics,
-                                tradeoff_analysis, what_holds)
+from blurnet_tf.reports import (accuracy_curve, blurnet_tables, defendpp_section, flag_tables, flat_records,
+                                longtrain_report, seed_statistics, tradeoff_analysis, what_holds)
 from blurnet_tf.reports.format import _pct
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -34,6 +34,7 @@ PD_RESULTS = "full-pixel-deflection"
 PD_CAPTIONS = {"pixel-deflection-full": "", "pixel-deflection-adaptive-full": "Accuracy under the real"}
 QUICK_RESULTS = "quick"  # the quick profile's fresh-clone run: the README's excerpt
 SEEDED_RESULTS = "table2"  # every Table II row under three seeds (the table2 profile)
+LONGTRAIN_RESULTS = "longtrain"  # the baseline, TV and Tik_hf trained 300 epochs
 TRADEOFF_RESULTS = "tradeoff"  # every defence along its strength knob against the baseline along training
 MNIST_RESULTS = "mnist"  # the full profile's small-net Defend++ steps with the reconstruction-weight curve
 MNIST_CAPTIONS = ("defendpp-table2", "defendpp-table1", "defendpp-fig7", "defendpp-checks", "defendpp-weight",
@@ -115,8 +116,12 @@ def render(results_dir=RESULTS):
         out.update({f"{name}-mnist": _table_after(mnist_section, DEFENDPP_CAPTIONS[name]) for name in MNIST_CAPTIONS})
     root = pathlib.Path(results_dir).parent
     out["what-holds"] = what_holds.table(root, full=results_dir)
-    if (root / TRADEOFF_RESULTS / flat_records.JSON_FILE).is_file():
-        out["tradeoff-verdicts"] = tradeoff_analysis.verdict_table(root / TRADEOFF_RESULTS)
+    out.update(flag_tables.tables())  # docs/binaries.md: each binary's flags, from their definitions
+    tradeoff, longtrain = root / TRADEOFF_RESULTS, root / LONGTRAIN_RESULTS  # recomputed from their records
+    out["tradeoff-verdicts"] = (tradeoff_analysis.verdict_table(tradeoff)
+                                if (tradeoff / flat_records.JSON_FILE).is_file() else "_not run yet_")
+    out["longtrain"] = (longtrain_report.stored_table(longtrain)
+                        if (longtrain / flat_records.JSON_FILE).is_file() else "_not run yet_")
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
         pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))

@@ -179,6 +179,8 @@ def figure_panels(families, n_boot=400):
             grid = np.linspace(lo, hi, 25) if hi > lo else np.array([])  # no range every seed reaches: dots only
             cells = frontier.curve_at(c["success"], c["accuracy"], grid, statistic, n_boot) if len(grid) else []
             stat = frontier.STATISTICS[statistic](c["success"].mean(axis=-1))
+            nan = {"mean": np.nan, "lo": np.nan, "hi": np.nan}  # in a gap: the line breaks
+            cells = [x or nan for x in cells]
             panel[family] = {"grid": grid, "mean": [x["mean"] for x in cells], "lo": [x["lo"] for x in cells],
                              "hi": [x["hi"] for x in cells], "points": list(zip(c["accuracy"].ravel(), stat.ravel())),
                              "paper": [(paper.TABLE2[r]["legit"], paper.TABLE2[r][statistic])

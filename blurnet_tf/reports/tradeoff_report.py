@@ -5,6 +5,7 @@ import pathlib
 import time
 
 from blurnet_tf import files
+from blurnet_tf.evaluation.frontier import MAX_GAP
 from blurnet_tf.reports import flat_records
 from blurnet_tf.reports import tradeoff_analysis as analysis
 from blurnet_tf.reports.figures import frontiers
@@ -57,8 +58,9 @@ def render(budget, families, avg, worst, verdicts, figure, coarse, parts, meta, 
            f"{', '.join(map(str, budget.baseline_steps))} batches (29 an epoch) and epochs "
            f"{', '.join(map(str, budget.baseline_epochs))}, and its final model (also each family's knob-0 point "
            "where knob 0 is the baseline).", "",
-           "A family's ASR at a fixed legit accuracy is interpolated linearly on each seed's curve (no extrapolation), "
-           "then averaged over seeds; Δ = defence − baseline, paired (same seeds, targets, victims; hierarchical "
+           "A family's ASR at a fixed legit accuracy is interpolated linearly on each seed's curve, then averaged over "
+           "seeds; \"not reached\" where a seed's curve does not span it or spans it only across a gap of more than "
+           f"{100 * MAX_GAP:.0f} points between two of its models (a collapse is not interpolated across); Δ = defence − baseline, paired (same seeds, targets, victims; hierarchical "
            "bootstrap, 95%). Verdict per family: held when every fixed accuracy its curves reach has Δ < 0 "
            "(interval below 0), not held when one has Δ > 0, else inconclusive.", "",
            "## Verdicts: average ASR at fixed legit accuracy", "", table_marker("tradeoff-verdicts", avg, families), "",
