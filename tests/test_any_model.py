@@ -123,3 +123,24 @@ def test_learned_blur_penalty_on_another_model():
     model(images())
     assert float(model.losses[0]) == pytest.approx(0.2 * float(linf_penalty(blur.kernel)), rel=1e-6)
     assert float(linf_penalty(blur.kernel)) == pytest.approx(8 / 25)  # box init: 1/25 per channel, 8 channels
+
+
+def test_every_attack_takes_a_plain_python_function_and_gives_the_keras_models_result():
+    from blurnet_tf.attacks import carlini_wagner_l2, ddn, lbfgs_attack, linf_attack
+
+    model = trained_small_model()
+    x, y = banded(4, seed=5)
+
+    def plain(batch):  # no `training` argument: the adapter calls it as plain(x)
+        return model(batch, training=False)
+
+    for attack in (lambda m: carlini_wagner_l2(m, x, y, binary_search_steps=2, max_iterations=20),
+                   lambda m: ddn(m, x, y, steps=10),
+                   lambda m: lbfgs_attack(m, x, (y + 1) % CLASSES, search_steps=2, max_iterations=20),
+                   lambda m: linf_attack(m, x, eps=0.05, steps=3, y=y)):
+        np.testing.assert_allclose(attack(plain), attack(model), atol=1e-6)
+    keras_run = rp2(model, x, sticker_mask(), [1, 3], lam=0.002, epochs=5)
+    plain_run = rp2(plain, x, sticker_mask(), [1, 3], lam=0.002, epochs=5)
+    np.testing.assert_allclose(plain_run.noise, keras_run.noise, atol=1e-6)
+    with pytest.raises(ValueError, match="needs a Keras model"):
+        rp2(plain, x, sticker_mask(), [1], lam=0.002, epochs=1, extra_loss=total_variation, feature_layer="stem")

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from blurnet_tf.attacks.logits_model import logits_fn
+
 
 def carlini_wagner_l2(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray, *,
                       confidence: float = 0.0, initial_const: float = 1e-2, binary_search_steps: int = 5,
@@ -21,6 +23,7 @@ def carlini_wagner_l2(model: Callable[..., tf.Tensor], images: np.ndarray, label
                       clip: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """Untargeted C&W L2 on a batch; returns the smallest successful adversarial per image (the
     input itself where no constant succeeded). model: images -> logits."""
+    to_logits = logits_fn(model)
     x = tf.constant(images, tf.float32)
     y = tf.constant(labels, tf.int32)
     n = x.shape[0]
@@ -30,7 +33,7 @@ def carlini_wagner_l2(model: Callable[..., tf.Tensor], images: np.ndarray, label
     w = tf.Variable(w0)
     opt = tf.keras.optimizers.Adam(learning_rate)
     onehot = tf.one_hot(y, model.output_shape[-1] if hasattr(model, "output_shape") else
-                        int(model(x[:1]).shape[-1]))
+                        int(to_logits(x[:1]).shape[-1]))
 
     def to_image(v):
         return (tf.tanh(v) + 1) / 2 * (hi_clip - lo_clip) + lo_clip
@@ -46,7 +49,7 @@ def carlini_wagner_l2(model: Callable[..., tf.Tensor], images: np.ndarray, label
         for _ in tf.range(max_iterations):
             with tf.GradientTape() as tape:
                 adv = to_image(w)
-                logits = model(adv, training=False)
+                logits = to_logits(adv)
                 real = tf.reduce_sum(onehot * logits, axis=1)
                 other = tf.reduce_max(logits - 1e9 * onehot, axis=1)
                 margin = tf.maximum(real - other + confidence, 0.0)

@@ -16,6 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from blurnet_tf.attacks.logits_model import logits_fn
+
 
 def ddn(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray, *, steps: int = 100,
         gamma: float = 0.05, init_norm: float = 1.0, alpha_max: float = 1.0, alpha_min: float = 0.01,
@@ -25,6 +27,7 @@ def ddn(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray,
     model: images -> logits. quantize_levels: round every iterate to that many grey levels, as
     the reference code does (None: no rounding).
     """
+    to_logits = logits_fn(model)
     x = tf.constant(images, tf.float32)
     y = tf.constant(labels, tf.int32)
     lo, hi = clip
@@ -47,7 +50,7 @@ def ddn(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray,
             adv = x + delta
             with tf.GradientTape() as tape:
                 tape.watch(adv)
-                logits = model(adv, training=False)
+                logits = to_logits(adv)
                 loss = tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
             grad = tape.gradient(loss, adv)
             is_adv = tf.argmax(logits, axis=1, output_type=tf.int32) != y
@@ -69,7 +72,7 @@ def ddn(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray,
             delta = stepped - x
         # The last iterate is checked too.
         adv = x + delta
-        is_adv = tf.argmax(model(adv, training=False), axis=1, output_type=tf.int32) != y
+        is_adv = tf.argmax(to_logits(adv), axis=1, output_type=tf.int32) != y
         better = is_adv & (l2(delta) < best_l2)
         return tf.where(tf.reshape(better, shape), adv, best_adv)
 

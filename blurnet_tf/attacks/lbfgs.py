@@ -16,12 +16,15 @@ import tensorflow as tf
 
 __all__ = ["lbfgs_attack"]
 
+from blurnet_tf.attacks.logits_model import logits_fn
+
 
 def lbfgs_attack(model, images: np.ndarray, targets: np.ndarray, *, initial_const: float = 1e-2,
                  search_steps: int = 5, max_iterations: int = 1000, clip: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """Targeted L-BFGS on a batch; returns the smallest-L2 adversarial found per image (the input
     itself where no c succeeded). model: images -> logits (any callable). The images' problems are
     independent, so they are solved as one separable sum in a single L-BFGS-B call per c."""
+    to_logits = logits_fn(model)
     x = np.asarray(images, np.float32)
     n, shape = len(x), x.shape
     targets = tf.constant(np.asarray(targets), tf.int32)
@@ -31,7 +34,7 @@ def lbfgs_attack(model, images: np.ndarray, targets: np.ndarray, *, initial_cons
     def value_and_grad(adv, const):
         with tf.GradientTape() as tape:
             tape.watch(adv)
-            logits = tf.cast(model(adv, training=False), tf.float32)
+            logits = tf.cast(to_logits(adv), tf.float32)
             ce = tf.keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
             dist = tf.reduce_sum(tf.square(adv - x_t), axis=tuple(range(1, len(shape))))
             total = tf.reduce_sum(dist + const * ce)

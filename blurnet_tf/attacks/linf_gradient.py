@@ -16,6 +16,8 @@ import numpy as np
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 
+from blurnet_tf.attacks.logits_model import logits_fn
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -23,8 +25,7 @@ if TYPE_CHECKING:
 def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, steps: int = 1,
                 step_size: float | None = None, y: np.ndarray | None = None, rand_init: bool = False) -> np.ndarray:
     """Adversarial images (numpy). y: the labels to move away from (default: the model's predictions)."""
-    def logits(t):
-        return model(t, training=False) if hasattr(model, "layers") else model(t)
+    logits = logits_fn(model)
 
     if steps == 1 and not rand_init:
         return fast_gradient_method(logits, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y,

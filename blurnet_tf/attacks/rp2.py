@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.dct import low_pass
 from blurnet_tf.models.lisa_cnn import FIRST_LAYER
 
@@ -76,8 +77,8 @@ def _check(images, mask, lam, targets, epochs, lr, norm):
         raise ValueError(f"mask must be shaped like one image {np.shape(images)[1:]}, got {m.shape}")
     if not np.isin(m, (0, 1)).all():
         raise ValueError("mask must hold only 0 (image) and 1 (sticker); threshold a grey mask first")
-    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if not (isinstance(epochs, (int, np.integer)) and epochs >= 0):  # 0: the initial noise only
+        raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if norm not in ("l1", "l2"):
@@ -96,7 +97,7 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask:
 
     model: Keras classifier returning logits. images [N,H,W,C] in [0,1]; mask [H,W,C] of 0 and 1.
     A non-finite or negative λ, a mask with other values, a target that is not one of the model's
-    classes, epochs < 1, lr <= 0 or a norm other than l1 / l2 raise one ValueError naming it.
+    classes, epochs < 0, lr <= 0 or a norm other than l1 / l2 raise one ValueError naming it.
     lam: a float or a sequence (swept in the same call). noise_init: 'uniform' (U(0,1), the
     original), 'zeros', or an RGB triplet in [0,1]. transform: maps the masked noise before it is
     added (e.g. low_frequency(16)). extra_loss: a function of the maps F of `feature_layer` (the
@@ -120,11 +121,14 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask:
     optimizer.build([noise])
     # model may be any callable on a batch (e.g. a defence's BPDA/EOT stand-in) unless extra_loss
     # needs its first-layer maps.
-    net = keras.Model(model.inputs, [model.output, model.get_layer(feature_layer).output]) if extra_loss else model
+    if extra_loss and not isinstance(model, keras.Model):
+        raise ValueError("extra_loss reads the maps of feature_layer: it needs a Keras model, not a plain callable")
+    net = logits_fn(keras.Model(model.inputs, [model.output, model.get_layer(feature_layer).output])
+                    if extra_loss else model)
     lam_t = tf.constant(lambdas)[:, None]
     target_rows = tf.constant(np.broadcast_to(targets[None, :, None], (L, T, N)).reshape(-1))
     colors = None if nps_colors is None else tf.constant(nps_colors, tf.float32)
-    clean_logits = model(images, training=False)
+    clean_logits = net(images)[0] if extra_loss else net(images)
     if targets.max() >= clean_logits.shape[-1]:
         raise ValueError(f"targets must be classes of the model (0..{clean_logits.shape[-1] - 1}), got {targets.tolist()}")
     clean_pred = tf.argmax(clean_logits, axis=-1, output_type=tf.int32)
@@ -135,7 +139,7 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask:
         perturbation = transform(masked) if transform is not None else masked
         adv = tf.clip_by_value(images + perturbation[:, :, None], *input_clip)  # [L,T,N,H,W,C]
         flat = tf.reshape(adv, (-1,) + tuple(images.shape[1:]))
-        out = net(flat, training=False)
+        out = net(flat)
         logits = tf.cast(out[0] if extra_loss else out, tf.float32)  # losses stay float32 under bf16
         ce = tf.keras.losses.sparse_categorical_crossentropy(target_rows, logits, from_logits=True)
         loss = tf.reduce_mean(tf.reshape(ce, (L, T, N)), axis=-1) + lam_t * masked_norm(masked, norm)
