@@ -156,3 +156,28 @@ def test_the_longtrain_profile_logs_the_penalty_share_and_attacks_every_kept_epo
         assert sorted(share) == ["epoch1", "epoch2", "epoch3"]
         assert all(v == 0.0 for v in share.values()) if row == "baseline" else all(0 < v < 1 for v in share.values())
     assert (out / "figures" / "long_training.png").is_file() and "| tv_1e-4 | 3 |" in (out / "REPORT.md").read_text()
+
+
+def test_at_a_models_own_accuracy_the_bootstrap_is_the_seed_statistics_one():
+    """Read exactly at a model, the frontier's interval must be evaluation.intervals' for that model (the
+    same draws of seeds, targets and victims): a wrong axis or seed pairing in the bootstrap breaks this."""
+    from blurnet_tf.evaluation import intervals
+
+    rng = np.random.default_rng(3)
+    success = (rng.random((3, 4, 17, 40)) < rng.random((3, 4, 1, 1))).astype(int)  # every seed and model differs
+    acc = np.array([[0.80, 0.86, 0.90, 0.97], [0.81, 0.87, 0.90, 0.96], [0.79, 0.85, 0.90, 0.98]])
+    base = (rng.random((3, 3, 17, 40)) < 0.4).astype(int)
+    base_acc = np.array([[0.84, 0.90, 0.95], [0.83, 0.90, 0.96], [0.85, 0.90, 0.94]])
+    for statistic in ("avg_asr", "worst_asr"):
+        (cell,) = frontier.curve_at(success, acc, [0.90], statistic)
+        reference = intervals.asr_interval(success[:, 2], statistic)
+        assert cell == pytest.approx(reference, abs=1e-9)
+        (diff,) = frontier.paired_difference_at((success, acc), (base, base_acc), [0.90], statistic)
+        assert diff == pytest.approx({**intervals.paired_difference(success[:, 2], base[:, 1], statistic), "seeds": 3},
+                                     abs=1e-9)
+
+
+def test_models_of_equal_accuracy_share_their_weight_whatever_their_order():
+    w = frontier.interpolation_weights([0.9, 0.9, 0.8], [0.85, 0.9])
+    np.testing.assert_allclose(w[:, 0], [0.25, 0.25, 0.5])
+    np.testing.assert_allclose(w[:, 1], [0.5, 0.5, 0.0])

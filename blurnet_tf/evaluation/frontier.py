@@ -27,17 +27,16 @@ MAX_GAP = 0.10  # widest accuracy gap between neighbouring models that is interp
 
 def interpolation_weights(accuracies: np.ndarray, at: np.ndarray, max_gap: float = MAX_GAP) -> np.ndarray:
     """[P, K] weights w with sum_p w[p, k] f[p] = f interpolated at at[k] along the points sorted by
-    accuracy; a column of NaN where at[k] lies outside [min, max] of the accuracies or between two
-    neighbouring models more than `max_gap` apart."""
+    accuracy (models of equal accuracy share their weight); a column of NaN where at[k] lies outside
+    [min, max] of the accuracies or between two neighbouring models more than `max_gap` apart."""
     acc = np.asarray(accuracies, np.float64)
     at = np.atleast_1d(np.asarray(at, np.float64))
-    order = np.argsort(acc, kind="stable")
-    ranked = acc[order]
-    weights = np.stack([np.interp(at, ranked, np.eye(len(acc))[order][:, p]) for p in range(len(acc))])
-    right = np.clip(np.searchsorted(ranked, at), 1, len(acc) - 1)
-    on_a_model = np.isin(at, ranked)
-    gap = ranked[right] - ranked[right - 1] if len(acc) > 1 else np.zeros_like(at)
-    weights[:, (at < acc.min()) | (at > acc.max()) | ((gap > max_gap) & ~on_a_model)] = np.nan
+    ranked, which, ties = np.unique(acc, return_inverse=True, return_counts=True)  # tied models share equally
+    per_value = np.stack([np.interp(at, ranked, np.eye(len(ranked))[:, j]) for j in range(len(ranked))])
+    weights = per_value[which] / ties[which][:, None]
+    right = np.clip(np.searchsorted(ranked, at), 1, max(len(ranked) - 1, 1))
+    gap = ranked[right] - ranked[right - 1] if len(ranked) > 1 else np.zeros_like(at)
+    weights[:, (at < acc.min()) | (at > acc.max()) | ((gap > max_gap) & ~np.isin(at, ranked))] = np.nan
     return weights
 
 
@@ -75,7 +74,7 @@ def contrast_at(curves: list[tuple[np.ndarray, np.ndarray, float]], at, statisti
 
     curves: (success [S, P_i, T, V] of 0/1, accuracies [S, P_i], sign); every curve has the same S,
     T and V (paired: seed s of each curve used RP2 seed s, the same targets and victims)."""
-    arrays = [(np.asarray(s, np.float32), sign) for s, _, sign in curves]
+    arrays = [(np.asarray(s, np.float64), sign) for s, _, sign in curves]
     shapes = {(a.shape[0],) + a.shape[2:] for a, _ in arrays}
     if len(shapes) != 1:
         raise ValueError(f"paired curves need the same seeds, targets and victims: {sorted(shapes)}")

@@ -10,6 +10,7 @@ the baseline's at the same legit accuracy", paired 95% intervals from evaluation
 """
 
 import pathlib
+import re
 
 import numpy as np
 
@@ -100,10 +101,11 @@ def curves(records, zero_is_baseline=()):
 
 
 def _order(points):
-    """Points in knob or training order: step<N> before epoch<N>; numbers by value."""
+    """Points in knob or training order: the baseline's step<N> snapshots, then its epoch<N> ones;
+    a knob's values by value."""
     def key(p):
-        name = p.rstrip("0123456789.e-")
-        return ({"step": 0, "epoch": 1}.get(name, 2), name, float(p[len(name):] or 0))
+        name, number = re.fullmatch(r"(.*?)([-+]?[0-9.]+(?:e[-+]?[0-9]+)?)?", p).groups()
+        return ({"step": 0, "epoch": 1}.get(name, 2), name, float(number or 0))
     return sorted(points, key=key)
 
 
@@ -114,6 +116,8 @@ def compare(families, statistic="avg_asr", at=FIXED_ACCURACIES, n_boot=2000):
     for family, c in families.items():
         if family == BASELINE or base is None:
             continue
+        if c["targets"] != base["targets"]:
+            raise ValueError(f"{family} was attacked on targets {c['targets']}, the baseline on {base['targets']}")
         seeds = [s for s in c["seeds"] if s in base["seeds"]]
         mine = [c["seeds"].index(s) for s in seeds]
         theirs = [base["seeds"].index(s) for s in seeds]
@@ -141,13 +145,14 @@ def claims(comparison, families, at=FIXED_ACCURACIES):
         out.append((f"{family} beats the baseline's trade-off: a lower white-box average ASR at the same legit "
                     f"accuracy ({len(families[family]['seeds'])} seeds)", _combine(verdicts) if verdicts else "not measured",
                     ev or f"no fixed accuracy inside the range every seed reaches ({span})"))
-    own = [(claim.split()[0], v) for claim, v, _ in out if claim.split()[0] in BLURNET_FAMILIES]
-    if own:
-        verdicts = [v for _, v in own if v != "not measured"]
+    judged = dict((claim.split()[0], v) for claim, v, _ in out if claim.split()[0] in BLURNET_FAMILIES)
+    if judged:  # a family not measured leaves the whole claim at best inconclusive
+        verdicts = [judged.get(f, "not measured") for f in BLURNET_FAMILIES]
+        verdicts = [v if v != "not measured" else "inconclusive" for v in verdicts]
         out.insert(0, ("At equal legit accuracy (each defence along its strength knob, the baseline along its training, "
                        f"at {'/'.join(f'{100 * a:.0f}' for a in at)}%), BlurNet's defences (conv, TV, Tikhonov) have a "
-                       "lower white-box average ASR than the baseline", _combine(verdicts) if verdicts else "not measured",
-                       "; ".join(f"{f}: {v}" for f, v in own)))
+                       "lower white-box average ASR than the baseline", _combine(verdicts),
+                       "; ".join(f"{f}: {judged.get(f, 'not measured')}" for f in BLURNET_FAMILIES)))
     return out
 
 

@@ -34,8 +34,9 @@ def evidence(name, tables, seeded=True):
     seeds = meta.get("seeds", {}).get("training", [0])
     n = (len(seeds) if isinstance(seeds, list) else 1) if seeded else 1
     profile = meta.get("profile", name)
-    old = meta.get("versions", {}).get("blurnet_tf", "")
-    note = f"{n} seed{'s' if n != 1 else ''}, {profile} budgets" + (f", build {old}" if old and old < "0.2" else "")
+    version = meta.get("versions", {}).get("blurnet_tf", "")
+    older = version and tuple(int(v) for v in version.split(".")[:2] if v.isdigit()) < (0, 2)
+    note = f"{n} seed{'s' if n != 1 else ''}, {profile} budgets" + (f", build {version}" if older else "")
     return (n, BUDGET.get(profile, 0), meta.get("generated", "")), note
 
 
@@ -80,7 +81,9 @@ def collect(results_root, full=None):
         for c in [c if isinstance(c, dict) else dict(zip(("claim", "verdict", "evidence"), c))
                   for c in tables.get("claims", [])] + pixel_deflection_claims(tables):
             if c["verdict"] != "not measured":
-                rank, note = evidence(name, tables, seeded=_paper(c["claim"]) == "BlurNet")
+                # A claim judged on one seed's checkpoints says so ("one training seed"), whatever the set holds.
+                seeded = _paper(c["claim"]) == "BlurNet" and "one training seed" not in c["claim"]
+                rank, note = evidence(name, tables, seeded=seeded)
                 found.setdefault(key(c["claim"]), []).append((rank, name, note, c))
     return {k: sorted(v, key=lambda e: e[0], reverse=True) for k, v in found.items()}
 
