@@ -59,5 +59,6 @@ def test_every_repository_path_in_the_docs_exists():
 @pytest.mark.slow
 def test_every_documented_binary_answers_help():
     for module in sorted({m for m, _ in commands() if ".cli." in m}):
-        proc = run_python("-m", module, "--help", check=False, timeout=120)
-        assert proc.returncode == 0 and "--" in proc.stdout, f"{module} --help: {proc.stderr[-500:]}"
+        proc = run_python("-m", module, "--help", check=False, timeout=120)  # absl's --help exits 1
+        assert proc.returncode in (0, 1) and "Try --helpfull" in proc.stdout and not proc.stderr, \
+            f"{module} --help: {proc.stderr[-500:]}"

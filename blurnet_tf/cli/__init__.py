@@ -55,6 +55,8 @@ def _parse_flags(argv):
     except flags.CantOpenFlagFileError as exc:
         found = re.search(r"\[Errno \d+\] ([^:]+): '(.*)'", str(exc))
         text = f"{found[2]}: cannot read this flagfile ({found[1].lower()})" if found else str(exc)
+    except BrokenPipeError:  # --help piped into `head`: the reader left, nothing is wrong
+        sys.exit(0)
     except (OSError, UnicodeDecodeError) as exc:  # absl reads a flagfile it could open without a guard
         named = [a.split("=", 1)[1] for a in argv if a.startswith("--flagfile=")] or ["--flagfile"]
         problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
