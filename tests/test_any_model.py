@@ -144,3 +144,27 @@ def test_every_attack_takes_a_plain_python_function_and_gives_the_keras_models_r
     np.testing.assert_allclose(plain_run.noise, keras_run.noise, atol=1e-6)
     with pytest.raises(ValueError, match="needs a Keras model"):
         rp2(plain, x, sticker_mask(), [1], lam=0.002, epochs=1, extra_loss=total_variation, feature_layer="stem")
+
+
+def test_defendpp_trains_on_another_model_given_its_taps_by_layer_name_and_survives_save_and_load(tmp_path):
+    from blurnet_tf.defences import DefendPP, EncoderTaps, classifier_of
+    from blurnet_tf.registry import load_model, save_model
+
+    model = small_model()
+    with pytest.raises(ValueError, match="pass taps=EncoderTaps"):
+        DefendPP(model)  # not one of the presets
+    with pytest.raises(ValueError, match=r"does not have: \['nope'\]"):
+        DefendPP(model, taps=EncoderTaps(sizes=(24, 12), skips=("nope",), bottleneck="maps"))
+    with pytest.raises(ValueError, match="halve"):
+        DefendPP(model, taps=EncoderTaps(sizes=(24, 10), skips=("stem",), bottleneck="maps"))
+    defended = DefendPP(model, taps={"sizes": (24, 12), "skips": ("stem",), "bottleneck": "maps"})
+    assert [o.shape[1:] for o in defended.joint.outputs] == [(CLASSES,), (24, 24, 3), (12, 12, 3)]
+    defended.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = banded(64, seed=3)
+    history = defended.fit(x, y, epochs=2, batch_size=32, verbose=0).history
+    assert history["reconstruction_loss"][-1] < history["reconstruction_loss"][0]
+    np.testing.assert_allclose(defended(x[:4]), model(x[:4]))  # the classifier is the defended model
+    save_model(defended, tmp_path / "defended.keras")
+    again = load_model(tmp_path / "defended.keras")
+    assert again.taps == defended.taps and again.explicit_taps
+    np.testing.assert_allclose(classifier_of(again)(x[:4]), model(x[:4]), atol=1e-6)

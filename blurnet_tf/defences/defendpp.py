@@ -54,14 +54,30 @@ TAPS = {
 }
 
 
+def check_taps(classifier: keras.Model, taps: EncoderTaps) -> EncoderTaps:
+    """`taps` for this classifier, or a ValueError naming what does not fit: layers it lacks, a
+    finest size other than its input's, sizes not halving, one skip per scale but the coarsest."""
+    taps = EncoderTaps(tuple(int(v) for v in taps.sizes), tuple(taps.skips), str(taps.bottleneck))
+    missing = sorted({*taps.skips, taps.bottleneck} - {layer.name for layer in classifier.layers})
+    if missing:
+        raise ValueError(f"Defend++ taps name layers {classifier.name!r} does not have: {missing}")
+    if taps.sizes[0] != classifier.input_shape[1] or any(b * 2 != a for a, b in zip(taps.sizes, taps.sizes[1:])):
+        raise ValueError(f"Defend++ taps sizes must start at the input size {classifier.input_shape[1]} and halve "
+                         f"at each scale, got {list(taps.sizes)}")
+    if len(taps.skips) != len(taps.sizes) - 1:
+        raise ValueError(f"Defend++ needs one skip layer per scale but the coarsest ({len(taps.sizes) - 1}), "
+                         f"got {list(taps.skips)}")
+    return taps
+
+
 def taps_for(classifier: keras.Model) -> EncoderTaps:
-    """The EncoderTaps whose layers the classifier has and whose finest size is its input's."""
+    """The preset EncoderTaps whose layers the classifier has and whose finest size is its input's."""
     names = {layer.name for layer in classifier.layers}
     for taps in TAPS.values():
         if {*taps.skips, taps.bottleneck} <= names and classifier.input_shape[1] == taps.sizes[0]:
             return taps
     raise ValueError(f"Defend++ has no encoder mapping for model {classifier.name!r} "
-                     f"(known: {', '.join(TAPS)})")
+                     f"(presets: {', '.join(TAPS)}); pass taps=EncoderTaps(sizes, skips, bottleneck) by layer name")
 
 
 def low_pass_targets(images: tf.Tensor | np.ndarray, sizes: tuple[int, ...]) -> list[tf.Tensor]:
@@ -116,6 +132,8 @@ def build_joint_model(classifier: keras.Model, taps: EncoderTaps, decoder: str =
 @keras.saving.register_keras_serializable("blurnet_tf")
 class DefendPP(keras.Model):
     """Wraps a classifier for Defend++ training; calling it (and `classifier_of`) is the classifier.
+    `taps` (EncoderTaps, or its fields as a dict) says where the decoder reads any classifier, by layer
+    name; without it the classifier must be one of the TAPS presets.
 
     schedule 'joint' trains L_cls + L_rect from the first epoch; 'alternating' (§3.4) first runs
     `alternating_cycles` cycles of `alternating_epochs` auto-encoder-only epochs then as many
@@ -125,12 +143,15 @@ class DefendPP(keras.Model):
 
     def __init__(self, classifier: keras.Model, decoder: str = "pyramid", low_pass_weight: float = PAPER_LOW_PASS_WEIGHT,
                  reconstruction_weight: float = 1.0, gn_sigma: float = 0.0, schedule: str = "joint",
-                 alternating_cycles: int = 2, alternating_epochs: int = 1, **kwargs: Any) -> None:
+                 alternating_cycles: int = 2, alternating_epochs: int = 1, taps: EncoderTaps | dict | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.classifier = classifier
-        self.taps = taps_for(classifier)
+        # Any classifier, given its taps by layer name; the three built-in architectures are presets.
+        self.explicit_taps = taps is not None
+        self.taps = check_taps(classifier, EncoderTaps(**taps) if isinstance(taps, dict) else taps) if taps else taps_for(classifier)
         self.joint = build_joint_model(classifier, self.taps, decoder, gn_sigma)
         self.decoder, self.schedule = decoder, schedule
         self.low_pass_weight, self.reconstruction_weight = float(low_pass_weight), float(reconstruction_weight)
@@ -197,7 +218,8 @@ class DefendPP(keras.Model):
                 "decoder": self.decoder, "low_pass_weight": self.low_pass_weight,
                 "reconstruction_weight": self.reconstruction_weight, "gn_sigma": self.gn_sigma,
                 "schedule": self.schedule, "alternating_cycles": self.alternating_cycles,
-                "alternating_epochs": self.alternating_epochs}
+                "alternating_epochs": self.alternating_epochs,
+                **({"taps": dataclasses.asdict(self.taps)} if self.explicit_taps else {})}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DefendPP:
