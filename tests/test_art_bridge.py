@@ -29,7 +29,7 @@ def test_deepfool_steps_to_the_linear_boundary_with_its_overshoot():
 
 def test_lbfgs_finds_the_minimal_perturbation_of_a_linear_classifier():
     model, x, labels, minimal = linear_classifier_case()
-    adv = lbfgs_attack(model, x, 1 - labels, search_steps=15)
+    adv = lbfgs_attack(model, x, 1 - labels, search_steps=15).adversarial
     assert (model(adv).numpy().argmax(axis=1) == 1 - labels).all()
     ratio = norms(adv, x) / minimal
     assert np.all(ratio >= 0.999) and np.all(ratio <= 1.01), ratio
@@ -91,7 +91,7 @@ def test_our_cw_agrees_with_arts_on_the_lisa_cnn(original_model, victims):
 
     x = victims[:6]
     labels = original_model(x).numpy().argmax(axis=1)
-    ours = carlini_wagner_l2(original_model, x, labels, max_iterations=200, binary_search_steps=5)
+    ours = carlini_wagner_l2(original_model, x, labels, max_iterations=200, binary_search_steps=5).adversarial
     art = CarliniL2Method(art_classifier(original_model), max_iter=30, binary_search_steps=5, learning_rate=0.01,
                           initial_const=1.0, batch_size=6, verbose=False).generate(x)
     fooled = lambda adv: original_model(adv).numpy().argmax(axis=1) != labels  # noqa: E731

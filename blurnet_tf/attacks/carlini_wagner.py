@@ -14,15 +14,16 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from blurnet_tf.attacks.attack_result import AttackResult, scored
 from blurnet_tf.attacks.logits_model import logits_fn
 
 
 def carlini_wagner_l2(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray, *,
                       confidence: float = 0.0, initial_const: float = 1e-2, binary_search_steps: int = 5,
                       max_iterations: int = 200, learning_rate: float = 1e-2,
-                      clip: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-    """Untargeted C&W L2 on a batch; returns the smallest successful adversarial per image (the
-    input itself where no constant succeeded). model: images -> logits."""
+                      clip: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
+    """Untargeted C&W L2 on a batch: the smallest successful adversarial per image (the input itself,
+    with success False, where no constant succeeded). model: a Keras model or any callable images -> logits."""
     to_logits = logits_fn(model)
     x = tf.constant(images, tf.float32)
     y = tf.constant(labels, tf.int32)
@@ -74,4 +75,4 @@ def carlini_wagner_l2(model: Callable[..., tf.Tensor], images: np.ndarray, label
         upper[found] = np.minimum(upper[found], const[found])  # success: try a smaller constant
         lower[~found] = np.maximum(lower[~found], const[~found])
         const = np.where(upper < 1e9, (lower + upper) / 2, const * 10).astype(np.float32)
-    return best_adv
+    return scored(to_logits, images, best_adv, labels)

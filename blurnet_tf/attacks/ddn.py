@@ -16,13 +16,14 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from blurnet_tf.attacks.attack_result import AttackResult, scored
 from blurnet_tf.attacks.logits_model import logits_fn
 
 
 def ddn(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray, *, steps: int = 100,
         gamma: float = 0.05, init_norm: float = 1.0, alpha_max: float = 1.0, alpha_min: float = 0.01,
-        quantize_levels: int | None = 256, clip: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-    """Returns the smallest-L2 adversarial found per image (the image itself where none was).
+        quantize_levels: int | None = 256, clip: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
+    """The smallest-L2 adversarial found per image (the image itself, success False, where none was).
 
     model: images -> logits. quantize_levels: round every iterate to that many grey levels, as
     the reference code does (None: no rounding).
@@ -76,4 +77,4 @@ def ddn(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray,
         better = is_adv & (l2(delta) < best_l2)
         return tf.where(tf.reshape(better, shape), adv, best_adv)
 
-    return attack().numpy()
+    return scored(to_logits, images, attack().numpy(), labels)

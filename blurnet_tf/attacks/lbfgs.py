@@ -16,13 +16,14 @@ import tensorflow as tf
 
 __all__ = ["lbfgs_attack"]
 
+from blurnet_tf.attacks.attack_result import AttackResult, scored
 from blurnet_tf.attacks.logits_model import logits_fn
 
 
 def lbfgs_attack(model, images: np.ndarray, targets: np.ndarray, *, initial_const: float = 1e-2,
-                 search_steps: int = 5, max_iterations: int = 1000, clip: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-    """Targeted L-BFGS on a batch; returns the smallest-L2 adversarial found per image (the input
-    itself where no c succeeded). model: images -> logits (any callable). The images' problems are
+                 search_steps: int = 5, max_iterations: int = 1000, clip: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
+    """Targeted L-BFGS on a batch: the smallest-L2 adversarial found per image (the input itself,
+    success False, where no c succeeded). model: images -> logits (any callable). The images' problems are
     independent, so they are solved as one separable sum in a single L-BFGS-B call per c."""
     to_logits = logits_fn(model)
     x = np.asarray(images, np.float32)
@@ -61,4 +62,4 @@ def lbfgs_attack(model, images: np.ndarray, targets: np.ndarray, *, initial_cons
         hi = np.where(hit, np.minimum(hi, const), hi)
         lo = np.where(hit, lo, np.maximum(lo, const))
         const = np.where(np.isfinite(hi), (lo + hi) / 2, const * 10)
-    return best
+    return scored(to_logits, images, best, targets.numpy(), targeted=True)

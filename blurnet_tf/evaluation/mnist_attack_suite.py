@@ -85,9 +85,9 @@ def adversarial(name: str, model: keras.Model, x: np.ndarray, y: np.ndarray,
         return linf_attack(model, x, eps=budget.bim_eps, steps=budget.bim_steps, step_size=budget.bim_step, y=y)
     if name == "cw":
         return carlini_wagner_l2(model, x, y, binary_search_steps=budget.cw_search, max_iterations=budget.cw_steps,
-                                 learning_rate=budget.cw_learning_rate)
+                                 learning_rate=budget.cw_learning_rate).adversarial
     if name == "ddn":
-        return ddn(model, x, y, steps=budget.ddn_steps)
+        return ddn(model, x, y, steps=budget.ddn_steps).adversarial
     raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
 
 

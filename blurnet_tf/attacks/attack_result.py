@@ -1,0 +1,32 @@
+"""What a minimum-norm attack returns: the images, whether each is adversarial, and how far it moved."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackResult:
+    """adversarial [N, H, W, C]: the smallest adversarial found per image, or the image itself where
+    the attack failed; success [N] bool: the model's prediction on `adversarial` is not the label
+    (untargeted) or is the target (targeted), checked on the returned images; norm [N]: the L2 norm of
+    adversarial − image (0 where it failed)."""
+    adversarial: np.ndarray
+    success: np.ndarray
+    norm: np.ndarray
+
+
+def scored(to_logits: Callable[[tf.Tensor], tf.Tensor], images: np.ndarray, adversarial: np.ndarray,
+           labels: np.ndarray, targeted: bool = False, batch: int = 500) -> AttackResult:
+    """The AttackResult of `adversarial`, its success read off the model itself."""
+    adversarial = np.asarray(adversarial, np.float32)
+    pred = np.concatenate([np.argmax(to_logits(tf.constant(adversarial[i:i + batch])), axis=-1)
+                           for i in range(0, len(adversarial), batch)])
+    labels = np.asarray(labels)
+    success = pred == labels if targeted else pred != labels
+    norm = np.sqrt(np.sum(np.square(adversarial - np.asarray(images, np.float32)).reshape(len(labels), -1), axis=1))
+    return AttackResult(adversarial, success, np.where(success, norm, 0.0).astype(np.float32))
