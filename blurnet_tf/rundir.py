@@ -251,3 +251,5 @@ TRAIN_WRITER = locks.Writer("train", {METRICS_FILE: (ModelRecord.KIND,), f"{CHEC
 ATTACK_WRITER = locks.Writer("attack", {RESULTS_FILE: (StickerRecord.KIND, PgdRecord.KIND)})
 MNIST_ATTACKS_WRITER = locks.Writer("mnist_attacks", {RESULTS_FILE: (MNIST_ROBUSTNESS_KIND,), "parts/clean.json": None})
 REPRODUCE_WRITER = locks.Writer("reproduce")
+BENCHMARK_KIND = "benchmark"
+BENCHMARK_WRITER = locks.Writer("benchmark", {RESULTS_FILE: (BENCHMARK_KIND,)})

@@ -25,7 +25,7 @@ PD_TABLES = {"pixel-deflection-full", "pixel-deflection-adaptive-full"}
 QUICK_TABLES = {"claims-quick", "table2-quick", "accuracy-curve-quick"}
 SEEDED_TABLES = {"claims-table2", "seeds-table2", "accuracy-curve-table2", "accuracy-points-table2"}
 MNIST_TABLES = {f"defendpp-{t}-mnist" for t in ("table2", "table1", "fig7", "checks", "weight", "reconstructions")}
-FLAG_TABLES = {f"flags-{b}" for b in ("train", "attack", "mnist_attacks", "evaluate", "export", "reproduce")}
+FLAG_TABLES = {f"flags-{b}" for b in ("train", "attack", "mnist_attacks", "evaluate", "export", "benchmark", "reproduce")}
 TRADEOFF_TABLES = {"tradeoff-verdicts", "longtrain"}  # "_not run yet_" until their results are committed
 GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
              "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa",

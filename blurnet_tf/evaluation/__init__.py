@@ -2,4 +2,4 @@
 
 # The submodules (importing the package imports none of them).
 __all__ = ["clean_accuracy", "deflection_protocol", "frontier", "intervals", "metrics", "mnist_attack_suite",
-           "reference_logs", "spectra", "sticker_metrics"]
+           "reference_logs", "robustness_benchmark", "spectra", "sticker_metrics"]

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-BINARIES = ("train", "attack", "mnist_attacks", "evaluate", "export", "reproduce")
+BINARIES = ("train", "attack", "mnist_attacks", "evaluate", "export", "benchmark", "reproduce")
 _READ = """
 import importlib, json, sys
 from absl import flags

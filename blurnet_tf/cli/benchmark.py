@@ -1,0 +1,93 @@
+"""Benchmark any Keras classifier on your own data: the evaluation our reports give the papers' models.
+
+    python -m blurnet_tf.cli.benchmark --model=model.keras --data=test.npz --out=runs/bench
+    python -m blurnet_tf.cli.benchmark --model=model.keras --data=test.npz --out=runs/bench \\
+        --threat_models=clean,linf,l2,sticker --mask=mask.npy --targets=1,3 --seeds=0,1,2
+
+--data is an .npz with `x` (float images [N, H, W, C] in [0, 1]) and `y` (integer labels); --mask an
+.npy of 0 and 1 shaped like one image. Writes OUT/results.json and OUT/results.csv (one flat record per
+number, blurnet_tf.evaluation.robustness_benchmark) and OUT/REPORT.md. The same function is the library's:
+`from blurnet_tf.evaluation.robustness_benchmark import benchmark`.
+"""
+
+import pathlib
+
+from absl import flags
+
+from blurnet_tf import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "A .keras classifier returning logits (loaded with safe_mode).", required=True)
+flags.DEFINE_string("data", None, "An .npz with x (float images in [0, 1]) and y (integer labels).", required=True)
+flags.DEFINE_string("out", None, "Output directory for results.json, results.csv and REPORT.md.", required=True)
+flags.DEFINE_boolean("overwrite", False, "Write into an --out holding files a benchmark did not write.")
+flags.DEFINE_list("threat_models", ["clean", "linf", "l2"], "Any of clean, linf, l2, sticker.")
+flags.DEFINE_string("mask", None, "sticker: an .npy of 0 and 1 shaped like one image.")
+flags.DEFINE_list("targets", [], "sticker: the target classes.")
+flags.DEFINE_list("seeds", ["0"], "Seeds: PGD random starts and RP2 noise initialisations.")
+flags.DEFINE_integer("n_examples", 0, "Use the first N images (0: all).", lower_bound=0)
+flags.DEFINE_float("linf_eps", 8 / 255, "linf: the L-inf radius.")
+flags.DEFINE_integer("linf_steps", 50, "linf: PGD steps per start.", lower_bound=1)
+flags.DEFINE_integer("ddn_steps", 100, "l2: DDN steps.", lower_bound=1)
+flags.DEFINE_integer("rp2_epochs", 300, "sticker: RP2 epochs (the paper's 300).", lower_bound=1)
+flags.DEFINE_float("rp2_lambda", 0.002, "sticker: RP2's λ (the paper's 0.002).")
+
+
+def _array(path, flag, keys):
+    import numpy as np
+
+    from blurnet_tf.errors import DataError
+
+    path = pathlib.Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"cannot read it as a NumPy file (--{flag}): {exc}") from None
+    if isinstance(data, np.ndarray):
+        return data
+    with data:
+        for names in keys:
+            if not any(k in data.files for k in names):
+                raise DataError(path, f"expected an array named {' or '.join(names)} (--{flag}); has {data.files}")
+        return tuple(data[next(k for k in names if k in data.files)] for names in keys)
+
+
+def main(argv):
+    del argv
+    from blurnet_tf import files, locks, rundir
+    from blurnet_tf.evaluation.robustness_benchmark import benchmark
+    from blurnet_tf.registry import load_model
+
+    out = pathlib.Path(FLAGS.out)
+    locks.claim_dir(out, rundir.BENCHMARK_WRITER, FLAGS.overwrite)
+    x, y = _array(FLAGS.data, "data", [("x", "images"), ("y", "labels")])
+    mask = _array(FLAGS.mask, "mask", []) if FLAGS.mask else None
+    targets = cli.int_list("targets", ",".join(FLAGS.targets)) if FLAGS.targets else None
+    seeds = cli.int_list("seeds", ",".join(FLAGS.seeds))
+    model = load_model(FLAGS.model)
+    try:
+        records = benchmark(model, x, y, threat_models=tuple(FLAGS.threat_models), targets=targets, mask=mask,
+                            seeds=seeds, n_examples=FLAGS.n_examples or None, linf_eps=FLAGS.linf_eps,
+                            linf_steps=FLAGS.linf_steps, ddn_steps=FLAGS.ddn_steps, rp2_epochs=FLAGS.rp2_epochs,
+                            rp2_lambda=FLAGS.rp2_lambda, name=pathlib.Path(FLAGS.model).stem)
+    except ValueError as exc:
+        name = str(exc).split(":", 1)[0]
+        flag = {"images": "data", "labels": "data", "model": "model"}.get(name, name)
+        raise cli.SettingError(flag, str(exc).split(": ", 1)[-1]) from None
+    with locks.RunLock(out):
+        locks.mark_owner(out, rundir.BENCHMARK_WRITER)
+        files.write_json(out / "results.json", {"schema": 1, "kind": rundir.BENCHMARK_KIND, "records": records})
+        fields = list(records[0])
+        files.write_csv(out / "results.csv", [fields] + [[r[f] if r[f] is not None else "" for f in fields] for r in records])
+        lines = [f"# Benchmark of {FLAGS.model}", "", f"Data: {FLAGS.data} ({len(y)} images); seeds "
+                 f"{', '.join(map(str, seeds))}. 95% intervals.", "", "| threat model | attack | budget | target | metric | "
+                 "value | interval |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['threat_model']} | {r['attack']} | {r['budget']} | {'' if r['target'] is None else r['target']} | "
+                  f"{r['metric']} | {r['value']:.4g} | " + ("" if not r["interval"] else
+                  f"[{r['interval'][0]:.3g}, {r['interval'][1]:.3g}]") + " |" for r in records if r["seed"] is None]
+        files.write_text(out / "REPORT.md", "\n".join(lines) + "\n")
+    print(f"{len(records)} records; wrote {out}/results.json, results.csv and REPORT.md", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main)

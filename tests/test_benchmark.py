@@ -1,0 +1,90 @@
+"""benchmark() on a Keras classifier that is not the LISA-CNN (24x24, 5 classes, other layer names):
+every record's schema, hand-checkable values, and a one-line error for each kind of bad input."""
+
+import keras
+import numpy as np
+import pytest
+
+from blurnet_tf.evaluation.robustness_benchmark import benchmark
+from test_any_model import CLASSES, SIZE, banded, sticker_mask, trained_small_model
+
+FIELDS = {"experiment", "model", "threat_model", "attack", "budget", "seed", "target", "metric", "value", "interval",
+          "images", "seeds"}
+
+
+@pytest.fixture(scope="module")
+def small():
+    return trained_small_model()
+
+
+def test_every_threat_model_gives_records_of_one_schema_with_consistent_values(small):
+    x, y = banded(40, seed=7)
+    records = benchmark(small, x, y, threat_models=("clean", "linf", "l2", "sticker"), targets=[1, 3],
+                        mask=sticker_mask(), seeds=(0, 1), linf_eps=0.1, linf_steps=5, ddn_steps=20, rp2_epochs=5)
+    assert all(set(r) == FIELDS for r in records)
+    by = {(r["threat_model"], r["metric"], r["target"], r["seed"]): r for r in records}
+    accuracy = by[("clean", "accuracy", None, None)]
+    correct = int(round(accuracy["value"] * 40))
+    assert accuracy["interval"][0] <= accuracy["value"] <= accuracy["interval"][1]
+    robust, asr = by[("linf", "robust_accuracy", None, None)], by[("linf", "asr", None, None)]
+    assert robust["value"] <= accuracy["value"] and asr["images"] == correct
+    assert robust["value"] * 40 == pytest.approx(correct * (1 - asr["value"]))
+    assert {(r["target"], r["seed"]) for r in records if r["metric"] == "asr" and r["threat_model"] == "sticker"} == {
+        (1, 0), (3, 0), (1, 1), (3, 1)}
+    per_target = [r["value"] for r in records if r["threat_model"] == "sticker" and r["metric"] == "asr"]
+    assert by[("sticker", "avg_asr", None, None)]["value"] == pytest.approx(np.mean(per_target))
+
+
+def test_a_model_that_ignores_its_input_cannot_be_attacked_and_a_zero_mask_changes_nothing(small):
+    x, y = banded(20, seed=8)
+    blind = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    blind.layers[-1].set_weights([np.zeros((SIZE * SIZE * 3, CLASSES), np.float32), 5 * np.eye(CLASSES)[2].astype(np.float32)])
+    records = benchmark(blind, x, np.full(20, 2), threat_models=("clean", "linf", "l2", "sticker"), targets=[0],
+                        mask=sticker_mask(), linf_steps=3, ddn_steps=5, rp2_epochs=3)
+    values = {(r["threat_model"], r["metric"]): r["value"] for r in records}
+    assert values[("clean", "accuracy")] == 1.0 and values[("linf", "asr")] == 0.0 and values[("l2", "asr")] == 0.0
+    assert values[("l2", "median_l2")] == np.inf and values[("sticker", "avg_asr")] == 0.0
+    untouched = benchmark(small, x, y, threat_models=("sticker",), targets=[0, 4], mask=np.zeros((SIZE, SIZE, 3)),
+                          rp2_epochs=10)
+    assert all(r["value"] == 0.0 for r in untouched if r["metric"] in ("asr", "avg_asr", "worst_asr"))
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m, x, y: (m, x * 255, y), "images: expected finite values in \\[0, 1\\]"),
+    (lambda m, x, y: (m, x[0], y), "images: expected a float array"),
+    (lambda m, x, y: (m, x, y + CLASSES), "labels: expected classes 0..4"),
+    (lambda m, x, y: (m, x, y[:-1]), "labels: expected 6 integer class indices"),
+    (lambda m, x, y: (keras.Sequential([m, keras.layers.Softmax()]), x, y), "returns probabilities"),
+    (lambda m, x, y: (m, x[:, :20, :20], y), "model: cannot be called on images shaped"),
+])
+def test_bad_input_gets_one_error_naming_it(small, change, match):
+    x, y = banded(6, seed=9)
+    with pytest.raises(ValueError, match=match):
+        benchmark(*change(small, x, y), threat_models=("clean",))
+    with pytest.raises(ValueError, match="'sticker' needs mask"):
+        benchmark(small, x, y, threat_models=("sticker",))
+
+
+@pytest.mark.slow
+def test_the_binary_writes_the_records_and_names_a_bad_data_file(small, tmp_path):
+    import json
+
+    from blurnet_tf.registry import save_model
+    from conftest import run_python
+
+    x, y = banded(12, seed=10)
+    save_model(small, tmp_path / "small.keras")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    np.save(tmp_path / "mask.npy", sticker_mask())
+    out = tmp_path / "bench"
+    run_python("-m", "blurnet_tf.cli.benchmark", f"--model={tmp_path / 'small.keras'}", f"--data={tmp_path / 'data.npz'}",
+               f"--out={out}", "--threat_models=clean,linf,sticker", f"--mask={tmp_path / 'mask.npy'}", "--targets=1",
+               "--linf_steps=3", "--rp2_epochs=3")
+    records = json.loads((out / "results.json").read_text())["records"]
+    assert {r["threat_model"] for r in records} == {"clean", "linf", "sticker"}
+    assert (out / "results.csv").is_file() and "| clean | none |" in (out / "REPORT.md").read_text()
+    np.savez(tmp_path / "bad.npz", x=x * 255, y=y)
+    proc = run_python("-m", "blurnet_tf.cli.benchmark", f"--model={tmp_path / 'small.keras'}",
+                      f"--data={tmp_path / 'bad.npz'}", f"--out={tmp_path / 'b2'}", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: --data: expected finite values in [0, 1] (divide 8-bit images by 255)"], proc.stderr
