@@ -56,7 +56,8 @@ class TradeoffBudget:
 TRADEOFF = TradeoffBudget(
     # TV: 0.2 and 0.25 added after seeds 0-1 collapsed to the majority class (14%) at 0.3-0.4.
     frontiers=(Frontier("tv", "tv_1e-4", "alpha", ("0.1", "0.2", "0.25", "0.3", "0.35", "0.4")),
-               Frontier("tik_hf", "tik_hf", "alpha", ("1", "10", "30", "100")),
+               # Tik_hf: 15 and 20 added after seed 1 collapsed at 10 and every seed at 30.
+               Frontier("tik_hf", "tik_hf", "alpha", ("1", "10", "15", "20", "30", "100")),
                Frontier("conv_7", "conv_7", "alpha", ("0.0015625", "0.1", "1", "3"), zero_is_baseline=False),
                Frontier("gaussian_aug", "gaussian_aug_0.3", "sigma", ("0.3", "0.6", "1.0")),
                Frontier("adv_train", "adv_train", "pgd_eps", ("0.03137254901960784", "0.12549019607843137"))),
