@@ -4,6 +4,7 @@ called through `logits_fn`) and images, no I/O: RP2
 L-BFGS, and DeepFool / JSMA through ART."""
 
 from blurnet_tf.attacks.attack_result import AttackResult
+from blurnet_tf.attacks.autoattack_linf import autoattack_linf
 from blurnet_tf.attacks.art_attacks import art_classifier, deepfool, jsma, random_targets
 from blurnet_tf.attacks.carlini_wagner import carlini_wagner_l2
 from blurnet_tf.attacks.ddn import ddn
@@ -13,4 +14,4 @@ from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.attacks.rp2 import RP2Result, low_frequency, rp2
 
 __all__ = ["RP2Result", "low_frequency", "rp2", "linf_attack", "madry_step", "carlini_wagner_l2", "ddn",
-           "lbfgs_attack", "art_classifier", "deepfool", "jsma", "random_targets", "logits_fn", "AttackResult"]
+           "lbfgs_attack", "art_classifier", "deepfool", "jsma", "random_targets", "logits_fn", "AttackResult", "autoattack_linf"]

@@ -1,0 +1,84 @@
+"""AutoAttack-strength L∞ (Croce & Hein, ICML 2020) through ART 1.20: APGD-CE, APGD-T with the DLR
+loss and Square, every parameter set to AutoAttack's standard version, because ART's defaults differ
+(eps 0.3, eps_step 0.1, 5 random starts) and its `AutoAttack` class imports `multiprocess`, which our
+pins lack.
+
+  APGD-CE   100 iterations, 1 start, first step 2ε; ART implements the momentum 0.75 and the step
+            halving at the checkpoints;
+  APGD-T    the DLR loss towards each of the `target_classes` (9) classes the clean model ranks next,
+            100 iterations each;
+  Square    5,000 queries, p_init 0.8 (score-based: no gradient, so masked gradients cannot hide).
+FAB-T (AutoAttack's fourth) is left out: ART 1.20's FAB has no TensorFlow path. An image counts as
+broken when any attack breaks it (the worst case over attacks, as AutoAttack reports).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from blurnet_tf.attacks.art_attacks import art_classifier
+from blurnet_tf.attacks.attack_result import AttackResult
+from blurnet_tf.attacks.logits_model import logits_fn
+
+ATTACKS = ("apgd-ce", "apgd-t", "square")
+
+
+def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *, eps: float = 8 / 255,
+                    steps: int = 100, target_classes: int = 9, square_queries: int = 5000,
+                    attacks: Sequence[str] = ATTACKS, seed: int = 0) -> AttackResult:
+    """x [N, H, W, C] in [0, 1], y [N] labels. Returns the first adversarial any attack found per image
+    (the image itself where none did), success [N] (misclassified, read off the model) and the L∞ norm
+    of each perturbation (0 where the attack failed)."""
+    from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
+
+    unknown = set(attacks) - set(ATTACKS)
+    if unknown:
+        raise ValueError(f"attacks: unknown {sorted(unknown)}; choose from {', '.join(ATTACKS)}")
+    logging.getLogger("art").setLevel(logging.WARNING)
+    f = logits_fn(model)
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
+    logits = np.asarray(f(tf.constant(x)))
+    classes = logits.shape[1]
+    classifier = art_classifier(model, nb_classes=classes, input_shape=x.shape[1:])
+    best = x.copy()
+    broken = np.argmax(logits, 1) != y
+
+    def keep(adv):
+        hit = (np.argmax(np.asarray(f(tf.constant(adv))), 1) != y) & ~broken
+        best[hit] = adv[hit]
+        broken[hit] = True
+
+    np.random.seed(seed)  # ART draws its random starts and Square's squares from NumPy's global generator
+    tf.random.set_seed(seed)
+    if "apgd-ce" in attacks:
+        keep(AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
+                                          nb_random_init=1, batch_size=len(x), loss_type="cross_entropy",
+                                          verbose=False).generate(x, y=np.eye(classes)[y]))
+    if "apgd-t" in attacks:
+        others = logits.copy()
+        others[np.arange(len(y)), y] = -np.inf
+        ranked = np.argsort(-others, axis=1)  # the other classes, most likely first
+        for k in range(min(target_classes, classes - 1)):
+            todo = ~broken
+            if not todo.any():
+                break
+            targets = ranked[:, k]
+            apgd = AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
+                                                targeted=True, nb_random_init=1, batch_size=int(todo.sum()),
+                                                loss_type="difference_logits_ratio", verbose=False)
+            adv = x.copy()
+            adv[todo] = apgd.generate(x[todo], y=np.eye(classes)[targets[todo]])
+            keep(adv)
+    if "square" in attacks and (~broken).any():
+        todo = ~broken
+        adv = x.copy()
+        adv[todo] = SquareAttack(classifier, norm=np.inf, max_iter=square_queries, eps=eps, p_init=0.8, nb_restarts=1,
+                                 batch_size=int(todo.sum()), verbose=False).generate(x[todo], y=np.eye(classes)[y[todo]])
+        keep(adv)
+    success = np.argmax(np.asarray(f(tf.constant(best))), 1) != y
+    norm = np.abs(best - x).reshape(len(x), -1).max(axis=1)
+    return AttackResult(best, success, np.where(success, norm, 0.0).astype(np.float32))

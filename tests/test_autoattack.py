@@ -1,0 +1,41 @@
+"""AutoAttack-strength L∞ (ART's APGD-CE, APGD-T, Square with AutoAttack's settings) against the closed
+form: a linear classifier's smallest L∞ perturbation that crosses its boundary is |margin| / ||w_0 - w_1||_1."""
+
+import keras
+import numpy as np
+import pytest
+
+from blurnet_tf.attacks import autoattack_linf
+
+
+def linear_case(classes=2, n=6, seed=0):
+    """Images near 0.5 (far from the box edges) and each one's critical L∞ radius towards class 1."""
+    rng = np.random.default_rng(seed)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(classes)])
+    w = rng.normal(size=(64, classes)).astype(np.float32)
+    bias = np.zeros(classes, np.float32)
+    if classes > 2:
+        bias[2:] = -100.0  # the other classes never win: the two-class closed form holds
+    model.layers[-1].set_weights([w, bias])
+    x = (0.5 + 0.01 * rng.normal(size=(n, 8, 8, 1))).astype(np.float32)
+    logits = model(x).numpy()
+    labels = logits[:, :2].argmax(axis=1)
+    other = 1 - labels
+    margin = logits[np.arange(n), labels] - logits[np.arange(n), other]
+    radius = margin / np.abs(w[:, labels] - w[:, other]).sum(axis=0)
+    return model, x, labels, radius
+
+
+# Square searches without gradients: it is given twice the radius and 2,000 queries (8x8 images: ART 1.20's
+# Square fails on 4x4 ones, whose first square covers the whole image).
+@pytest.mark.parametrize("attacks, slack", [(("apgd-ce",), 1.05), (("apgd-t",), 1.05), (("square",), 2.0)])
+def test_each_attack_breaks_just_above_the_closed_form_radius_and_nothing_breaks_below_it(attacks, slack):
+    model, x, labels, radius = linear_case(classes=3)
+    eps = float(radius.max()) * slack
+    assert eps < 0.4  # inside the box: the closed form ignores clipping
+    above = autoattack_linf(model, x, labels, eps=eps, attacks=attacks, square_queries=2000)
+    assert above.success.all(), (attacks, radius, above.norm)
+    assert np.all(above.norm <= eps + 1e-6) and np.all(above.norm >= radius - 1e-5)
+    below = autoattack_linf(model, x, labels, eps=float(radius.min()) * 0.95, attacks=attacks, square_queries=200)
+    assert not below.success.any() and not below.norm.any()
+    np.testing.assert_array_equal(below.adversarial, x)
