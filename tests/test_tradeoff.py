@@ -86,13 +86,13 @@ def test_curves_pair_seeds_with_the_baseline_order_points_and_start_knob_zero_fa
     assert c["conv_7"]["seeds"] == [0] and c["tv"]["success"].shape == (2, 3, 2, 40)
     np.testing.assert_allclose(c["tv"]["accuracy"][1], [0.99, 0.95, 0.86])
     comparison = analysis.compare(c, n_boot=200)
-    at85, at90, at95 = comparison["tv"]
+    at85, at90, at95, _ = comparison["tv"]
     # tv is 0 from 86% to 95%; the baseline between 88% (0) and 97% (1): 2/9 at 90%, 7/9 at 95%.
     assert at85 is None  # below both curves' lowest model
     assert at90[0]["mean"] == 0.0 and at90[1]["mean"] == pytest.approx(2 / 9)
     assert at90[2] == pytest.approx({"mean": -2 / 9, "lo": -2 / 9, "hi": -2 / 9, "seeds": 2})
     assert at95[2]["mean"] == pytest.approx(-7 / 9)
-    assert comparison["conv_7"] == [None, None, None]  # its curve spans 70-80%
+    assert comparison["conv_7"] == [None] * 4  # its curve spans 70-80%
     verdicts = {claim.split()[0]: (v, e) for claim, v, e in analysis.claims(comparison, c)}
     assert verdicts["tv"][0] == "held" and verdicts["conv_7"][0] == "not measured"
     assert "70.0-80.0% reached by every seed" in verdicts["conv_7"][1]
