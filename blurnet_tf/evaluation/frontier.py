@@ -68,9 +68,11 @@ def _replicates(curves, weights, draws, statistic, chunk=200):
 
 
 def contrast_at(curves: list[tuple[np.ndarray, np.ndarray, float]], at, statistic: str = "avg_asr",
-                n_boot: int = N_BOOT, seed: int = 0, max_gap: float = MAX_GAP) -> list[dict[str, Any] | None]:
-    """For each accuracy in `at`: {mean, lo, hi} of sum_i sign_i * (curve i's statistic at that
-    accuracy, averaged over seeds), or None where a seed's curve does not reach it.
+                n_boot: int = N_BOOT, seed: int = 0, max_gap: float = MAX_GAP,
+                min_seeds: int | None = None) -> list[dict[str, Any] | None]:
+    """For each accuracy in `at`: {mean, lo, hi, seeds} of sum_i sign_i * (curve i's statistic at that
+    accuracy, averaged over the seeds whose every curve reaches it), or None where fewer than
+    `min_seeds` seeds do (default: all of them).
 
     curves: (success [S, P_i, T, V] of 0/1, accuracies [S, P_i], sign); every curve has the same S,
     T and V (paired: seed s of each curve used RP2 seed s, the same targets and victims)."""
@@ -81,24 +83,33 @@ def contrast_at(curves: list[tuple[np.ndarray, np.ndarray, float]], at, statisti
     at = np.atleast_1d(np.asarray(at, np.float64))
     weights = [np.stack([interpolation_weights(a, at, max_gap) for a in np.asarray(acc, np.float64)])
                for _, acc, _ in curves]                                             # [S, P_i, K] each
-    covered = ~np.any([np.isnan(w).any(axis=(0, 1)) for w in weights], axis=0)     # [K]
-    weights = [np.nan_to_num(w) for w in weights]
-    estimate = sum(sign * _curve_values(a, w, statistic).mean(axis=0) for (a, sign), w in zip(arrays, weights))
+    reached = ~np.any([np.isnan(w).any(axis=1) for w in weights], axis=0)          # [S, K]
     n_seeds, _, n_targets, n_victims = arrays[0][0].shape
-    rng = np.random.default_rng(seed)
-    draws = (rng.integers(0, n_seeds, (n_boot, n_seeds)), rng.integers(0, n_targets, (n_boot, n_seeds, n_targets)),
-             rng.integers(0, n_victims, (n_boot, n_seeds, n_victims)))
-    replicates = _replicates(arrays, weights, draws, statistic)
-    lo, hi = np.quantile(replicates, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2], axis=0)
-    return [{"mean": float(estimate[k]), "lo": float(lo[k]), "hi": float(hi[k]), "seeds": int(n_seeds)}
-            if covered[k] else None for k in range(len(at))]
+    need = n_seeds if min_seeds is None else min_seeds
+    out = []
+    for k in range(len(at)):
+        seeds = np.flatnonzero(reached[:, k])
+        if len(seeds) < need or not len(seeds):
+            out.append(None)
+            continue
+        picked = [(a[seeds], sign) for a, sign in arrays]
+        w = [np.nan_to_num(wi[seeds][:, :, k:k + 1]) for wi in weights]
+        estimate = sum(sign * _curve_values(a, wi, statistic).mean(axis=0) for (a, sign), wi in zip(picked, w))
+        rng = np.random.default_rng(seed)  # the same draws as evaluation.intervals for the same seeds
+        draws = (rng.integers(0, len(seeds), (n_boot, len(seeds))),
+                 rng.integers(0, n_targets, (n_boot, len(seeds), n_targets)),
+                 rng.integers(0, n_victims, (n_boot, len(seeds), n_victims)))
+        lo, hi = np.quantile(_replicates(picked, w, draws, statistic)[:, 0], [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
+        out.append({"mean": float(estimate[0]), "lo": float(lo), "hi": float(hi), "seeds": int(len(seeds))})
+    return out
 
 
-def curve_at(success, accuracies, at, statistic="avg_asr", n_boot=N_BOOT, seed=0, max_gap=MAX_GAP):
+def curve_at(success, accuracies, at, statistic="avg_asr", n_boot=N_BOOT, seed=0, max_gap=MAX_GAP, min_seeds=None):
     """One curve's statistic at each accuracy of `at` with its interval (None where not reached)."""
-    return contrast_at([(success, accuracies, 1.0)], at, statistic, n_boot, seed, max_gap)
+    return contrast_at([(success, accuracies, 1.0)], at, statistic, n_boot, seed, max_gap, min_seeds)
 
 
-def paired_difference_at(defence, baseline, at, statistic="avg_asr", n_boot=N_BOOT, seed=0, max_gap=MAX_GAP):
+def paired_difference_at(defence, baseline, at, statistic="avg_asr", n_boot=N_BOOT, seed=0, max_gap=MAX_GAP,
+                         min_seeds=None):
     """defence − baseline at each accuracy of `at`; each a (success [S, P, T, V], accuracies [S, P])."""
-    return contrast_at([(*defence, 1.0), (*baseline, -1.0)], at, statistic, n_boot, seed, max_gap)
+    return contrast_at([(*defence, 1.0), (*baseline, -1.0)], at, statistic, n_boot, seed, max_gap, min_seeds)

@@ -23,6 +23,7 @@ from blurnet_tf.reports.format import _pct
 from blurnet_tf.reports.seed_statistics import _combine, _fmt
 
 EXPERIMENT = "tradeoff"
+MIN_SEEDS = 2  # a cell is read on the seeds whose curves reach its accuracy, at least this many
 FIXED_ACCURACIES = (0.85, 0.90, 0.95, 0.97)  # 97: where TV and Tik_hf stay before they collapse
 STATISTICS = {"avg_asr": "average ASR", "worst_asr": "worst-case ASR"}
 PAPER_ROWS = {BASELINE: ("baseline",), "tv": ("tv_1e-4", "tv_1e-5"), "tik_hf": ("tik_hf",), "conv_7": ("conv_7",),
@@ -123,9 +124,9 @@ def compare(families, statistic="avg_asr", at=FIXED_ACCURACIES, n_boot=2000):
         theirs = [base["seeds"].index(s) for s in seeds]
         d = (c["success"][mine], c["accuracy"][mine])
         b = (base["success"][theirs], base["accuracy"][theirs])
-        own = frontier.curve_at(*d, at, statistic, n_boot)
-        ref = frontier.curve_at(*b, at, statistic, n_boot)
-        diff = frontier.paired_difference_at(d, b, at, statistic, n_boot)
+        # Each number over the same seeds: those whose defence and baseline curves both reach the accuracy.
+        own, ref, diff = (frontier.contrast_at([(*d, sd), (*b, sb)], at, statistic, n_boot, min_seeds=MIN_SEEDS)
+                          for sd, sb in ((1.0, 0.0), (0.0, 1.0), (1.0, -1.0)))
         out[family] = [None if x is None else (o, r, x) for o, r, x in zip(own, ref, diff)]
     return out
 
@@ -165,8 +166,9 @@ def table(comparison, families, statistic, at=FIXED_ACCURACIES):
     head = " | ".join(f"at {100 * a:.0f}%: defence vs baseline, Δ [95%]" for a in at)
     lines = [f"| family | points (knob) | seeds | {head} | verdict |", "|---|---|---|" + "---|" * len(at) + "---|"]
     for family, cells in comparison.items():
-        text = [f"{_pct(o['mean'])} vs {_pct(r['mean'])}, {_fmt(d)}" if cell else "not reached"
-                for cell in cells for o, r, d in [cell or (None, None, None)]]
+        n = len(families[family]["seeds"])
+        text = [f"{_pct(o['mean'])} vs {_pct(r['mean'])}, {_fmt(d)}" + (f" ({d['seeds']} seeds)" if d["seeds"] < n else "")
+                if cell else "not reached" for cell in cells for o, r, d in [cell or (None, None, None)]]
         verdicts = [verdict(cell[2], -1) for cell in cells if cell]
         c = families[family]
         lines.append(f"| {family} | {', '.join(c['points'])} | {len(c['seeds'])} | {' | '.join(text)} | "

@@ -60,8 +60,9 @@ def render(budget, families, avg, worst, verdicts, figure, coarse, parts, meta, 
            f"{', '.join(map(str, budget.baseline_epochs))}, and its final model (also each family's knob-0 point "
            "where knob 0 is the baseline).", "",
            "A family's ASR at a fixed legit accuracy is interpolated linearly on each seed's curve, then averaged over "
-           "seeds; \"not reached\" where a seed's curve does not span it or spans it only across a gap of more than "
-           f"{100 * MAX_GAP:.0f} points between two of its models (a collapse is not interpolated across); Δ = defence − baseline, paired (same seeds, targets, victims; hierarchical "
+           "the seeds whose curves reach it (a seed's curve that does not span it, or spans it only across a gap of "
+           f"more than {100 * MAX_GAP:.0f} points between two of its models, a collapse, is left out of that cell, "
+           f"and the cell names the seeds it used); \"not reached\" where fewer than {analysis.MIN_SEEDS} seeds reach it; Δ = defence − baseline, paired (same seeds, targets, victims; hierarchical "
            "bootstrap, 95%). Verdict per family: held when every fixed accuracy its curves reach has Δ < 0 "
            "(interval below 0), not held when one has Δ > 0, else inconclusive. With three seeds the percentile "
            "bootstrap has ten distinct seed draws and leaves out the models' own accuracy error (±0.5 point at 97% on "
