@@ -139,8 +139,9 @@ def frontiers(panels, path):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("White-box RP2 (λ 0.002, 17 targets) against legit accuracy: each defence along its strength, "
-                 "the baseline along training; lines: mean over seeds, bands: 95%", fontsize=9)
+    fig.suptitle("White-box RP2 (λ 0.002, 17 targets) against legit accuracy: each defence along its strength, the "
+                 "baseline along training; lines: mean over the seeds reaching each accuracy (at least 2), bands: 95%; "
+                 "dots: models", fontsize=9)
     _save(fig, path, vector=True)
 
 

@@ -182,9 +182,10 @@ def figure_panels(families, n_boot=400):
     for statistic, label in STATISTICS.items():
         panel = {}
         for family, c in families.items():
-            lo, hi = c["accuracy"].min(axis=1).max(), c["accuracy"].max(axis=1).min()
-            grid = np.linspace(lo, hi, 25) if hi > lo else np.array([])  # no range every seed reaches: dots only
-            cells = frontier.curve_at(c["success"], c["accuracy"], grid, statistic, n_boot) if len(grid) else []
+            alive = c["accuracy"][c["accuracy"] > 0.5]  # a collapsed model is a dot, not a stretch of line
+            grid = np.linspace(alive.min(), alive.max(), 30) if len(alive) > 1 else np.array([])
+            cells = frontier.curve_at(c["success"], c["accuracy"], grid, statistic, n_boot,
+                                      min_seeds=MIN_SEEDS) if len(grid) else []  # as the table reads it
             stat = frontier.STATISTICS[statistic](c["success"].mean(axis=-1))
             nan = {"mean": np.nan, "lo": np.nan, "hi": np.nan}  # in a gap: the line breaks
             cells = [x or nan for x in cells]
