@@ -92,8 +92,10 @@ def contrast_at(curves: list[tuple[np.ndarray, np.ndarray, float]], at, statisti
         if len(seeds) < need or not len(seeds):
             out.append(None)
             continue
-        picked = [(a[seeds], sign) for a, sign in arrays]
         w = [np.nan_to_num(wi[seeds][:, :, k:k + 1]) for wi in weights]
+        used = [np.flatnonzero(np.any(wi != 0, axis=(0, 2))) for wi in w]  # at most two models a seed weigh in
+        picked = [(a[seeds][:, u], sign) for (a, sign), u in zip(arrays, used)]
+        w = [wi[:, u] for wi, u in zip(w, used)]
         estimate = sum(sign * _curve_values(a, wi, statistic).mean(axis=0) for (a, sign), wi in zip(picked, w))
         rng = np.random.default_rng(seed)  # the same draws as evaluation.intervals for the same seeds
         draws = (rng.integers(0, len(seeds), (n_boot, len(seeds))),

@@ -9,6 +9,8 @@ others', so the report always reads every part. Each claim: "this defence's aver
 the baseline's at the same legit accuracy", paired 95% intervals from evaluation.frontier.
 """
 
+import functools
+import json
 import pathlib
 import re
 
@@ -219,7 +221,13 @@ def coarse_table(coarse):
 
 def verdict_table(results_dir):
     """The verdict table (average ASR) recomputed from a results/tradeoff directory's records."""
-    tables = files.read_json(pathlib.Path(results_dir) / "tables.json", missing_ok=False)
-    families = curves(flat_records.read(pathlib.Path(results_dir) / flat_records.JSON_FILE),
-                      tuple(tables["zero_is_baseline"]))
+    folder = pathlib.Path(results_dir)
+    return _verdict_table((folder / "tables.json").read_text(), (folder / flat_records.JSON_FILE).read_text())
+
+
+@functools.lru_cache(maxsize=4)
+def _verdict_table(tables_text, records_text):
+    """Cached on the files' content: the bootstrap takes seconds, and the README check renders often."""
+    records = [flat_records.ResultRow.from_json(r) for r in json.loads(records_text)["records"]]
+    families = curves(records, tuple(json.loads(tables_text)["zero_is_baseline"]))
     return table(compare(families, "avg_asr"), families, "avg_asr")
