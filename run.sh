@@ -4,7 +4,7 @@
 # ./run.sh table2   every Table II row under seeds 0, 1, 2 at budgets measured flat (~1 h on 2 cores)
 # ./run.sh mnist    Defend++'s small MNIST nets at the full budgets with the reconstruction-weight curve (~1.5 h)
 # ./run.sh tradeoff every defence along its strength knob against the baseline along training (parts: --steps)
-# ./run.sh longtrain the baseline, TV 1e-4 and Tik_hf trained 300 epochs, attacked after 10, 30, 100, 300 (~1 h)
+# ./run.sh longtrain the baseline, TV 1e-4 and Tik_hf trained 300 epochs, attacked after 10, 30, 100, 300 (~1-1.5 h)
 # ./run.sh test     same set-up, then the test suite (what CI runs)
 # Extra arguments go to the job, e.g. ./run.sh full --stages=train or ./run.sh test -k rp2.
 set -euo pipefail

@@ -8,6 +8,7 @@ Numbers are fractions, not percent. Keys are our model rows (flags/models/<row>.
 # --- Settings -----------------------------------------------------------------------------
 RP2_LAMBDA = 0.002          # BlurNet's white-box lambda (Tables I-III, V)
 RP2_EPOCHS = 300
+BLURNET_TRAIN_EPOCHS = 2000  # the BlurNet paper's LISA-CNN training (Adam, cross-entropy)
 LINF_EPS = 8 / 255          # BlurNet Table IV / adversarial training; Pixel Deflection's attacks
 PGD_STEP = 0.01             # Table IV
 PGD_STEPS = 10              # Table IV

@@ -26,7 +26,7 @@ class LongTraining:
         return tuple(f"epoch{e}" for e in self.attacked_epochs + (self.epochs,))
 
 
-# One seed (the issue allows it beside the 3-seed spread at 10 epochs, results/table2); about 50 min of two
+# One seed (the issue allows it beside the 3-seed spread at 10 epochs, results/table2); about 50-80 min of two
 # cores for the three trainings (measured per-epoch costs: docs/results-blurnet.md, "The paper's training length").
 LONG_TRAINING = LongTraining()
 

@@ -17,7 +17,7 @@ from blurnet_tf.reports.report_writer import metadata
 
 EXPERIMENT = "long_training"
 MONITORS = ("monitor_ce", "monitor_penalty", "monitor_grad_ce", "monitor_grad_penalty")
-PAPER_EPOCHS = 2000
+PAPER_EPOCHS = paper.BLURNET_TRAIN_EPOCHS
 
 
 def shares(history):
