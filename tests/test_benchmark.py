@@ -63,6 +63,10 @@ def test_bad_input_gets_one_error_naming_it(small, change, match):
         benchmark(*change(small, x, y), threat_models=("clean",))
     with pytest.raises(ValueError, match="'sticker' needs mask"):
         benchmark(small, x, y, threat_models=("sticker",))
+    for budget, match in (({"linf_eps": -0.1}, "linf_eps: expected a radius"), ({"rp2_lambda": float("nan")}, "rp2_lambda"),
+                          ({"linf_steps": 0}, "linf_steps: expected an integer >= 1"), ({"n_examples": 0}, "n_examples")):
+        with pytest.raises(ValueError, match=match):
+            benchmark(small, x, y, threat_models=("clean",), **budget)
 
 
 @pytest.mark.slow

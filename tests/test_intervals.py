@@ -45,3 +45,11 @@ def test_accuracy_interval_and_agreement():
     r = accuracy_interval([0.98, 0.98, 0.98], 1000)
     assert r["lo"] < 0.98 < r["hi"] and r["hi"] - r["lo"] < 0.03  # binomial width of 3 x 1000 images
     assert agrees(r, 0.98) and not agrees(r, 0.91) and not agrees(r, None)
+
+
+def test_wilson_interval_by_hand():
+    from blurnet_tf.evaluation.intervals import wilson
+
+    lo, hi = wilson(5, 10)  # (p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), z = 1.96
+    assert (lo, hi) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert all(v != v for v in wilson(0, 0))  # no images: NaN

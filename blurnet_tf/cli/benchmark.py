@@ -71,9 +71,8 @@ def main(argv):
                             linf_steps=FLAGS.linf_steps, ddn_steps=FLAGS.ddn_steps, rp2_epochs=FLAGS.rp2_epochs,
                             rp2_lambda=FLAGS.rp2_lambda, name=pathlib.Path(FLAGS.model).stem)
     except ValueError as exc:
-        name = str(exc).split(":", 1)[0]
-        flag = {"images": "data", "labels": "data", "model": "model"}.get(name, name)
-        raise cli.SettingError(flag, str(exc).split(": ", 1)[-1]) from None
+        name, _, problem = str(exc).partition(": ")  # benchmark() names the argument first
+        raise cli.SettingError({"images": "data", "labels": "data"}.get(name, name), problem) from None
     with locks.RunLock(out):
         locks.mark_owner(out, rundir.BENCHMARK_WRITER)
         files.write_json(out / "results.json", {"schema": 1, "kind": rundir.BENCHMARK_KIND, "records": records})

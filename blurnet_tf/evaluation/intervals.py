@@ -96,6 +96,16 @@ def accuracy_interval(accuracies: Sequence[float] | np.ndarray, n_images: int, n
     return {"mean": float(acc.mean()), "lo": lo, "hi": hi, "seeds": int(len(acc))}
 
 
+def wilson(hits: int, n: int) -> list[float]:
+    """[lo, hi] of the Wilson 95% interval of hits / n (scipy); NaNs for n = 0."""
+    from scipy import stats
+
+    if n == 0:
+        return [float("nan"), float("nan")]
+    ci = stats.binomtest(int(hits), int(n)).proportion_ci(confidence_level=LEVEL, method="wilson")
+    return [float(ci.low), float(ci.high)]
+
+
 def verdict(interval: dict[str, Any], claimed_sign: float) -> str:
     """'held' when the interval lies wholly on the claimed side of 0 (claimed_sign -1: below),
     'not held' when wholly on the other side, else 'inconclusive'."""

@@ -20,21 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import math
+
 import numpy as np
 import tensorflow as tf
-from scipy import stats
 
 from blurnet_tf.attacks import ddn, linf_attack, logits_fn, madry_step, rp2
 from blurnet_tf.evaluation import intervals
 
 THREAT_MODELS = ("clean", "linf", "l2", "sticker")
-
-
-def _wilson(hits: int, n: int) -> list[float]:
-    if n == 0:
-        return [float("nan"), float("nan")]
-    ci = stats.binomtest(int(hits), int(n)).proportion_ci(method="wilson")
-    return [float(ci.low), float(ci.high)]
 
 
 def check_inputs(model, images, labels, mask=None, targets=None) -> tuple[np.ndarray, np.ndarray, int]:
@@ -82,6 +76,15 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_mode
         raise ValueError("threat_models: 'sticker' needs mask= (0/1, one image's shape) and targets= (classes)")
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
+    for name, value, ok, expected in (
+            ("linf_eps", linf_eps, 0 < linf_eps <= 1, "a radius in (0, 1]"),
+            ("rp2_lambda", rp2_lambda, math.isfinite(rp2_lambda) and rp2_lambda >= 0, "a finite number >= 0"),
+            *((n, v, isinstance(v, int) and v >= 1, "an integer >= 1") for n, v in
+              (("linf_steps", linf_steps), ("ddn_steps", ddn_steps), ("rp2_epochs", rp2_epochs))),
+            ("n_examples", n_examples, n_examples is None or (isinstance(n_examples, int) and n_examples >= 1),
+             "an integer >= 1 or None")):
+        if not ok:
+            raise ValueError(f"{name}: expected {expected}, got {value!r}")
     x, y, _ = check_inputs(model, images, labels, mask, targets)
     x, y = (x[:n_examples], y[:n_examples]) if n_examples else (x, y)
     f = logits_fn(model)
@@ -97,7 +100,7 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_mode
                         "interval": interval, "images": images, "seeds": list(seeds)})
 
     correct = predict(x) == y
-    add("clean", "none", "", "accuracy", correct.mean(), _wilson(correct.sum(), len(y)), len(y))
+    add("clean", "none", "", "accuracy", correct.mean(), intervals.wilson(correct.sum(), len(y)), len(y))
     xc, yc = x[correct], y[correct]
     if "linf" in threat_models:
         robust = np.ones(len(yc), bool)
@@ -107,13 +110,13 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_mode
                               y=yc, rand_init=True)
             robust &= predict(adv) == yc
         budget = f"eps={linf_eps:.6g}, steps={linf_steps}, restarts={len(seeds)}"
-        add("linf", "pgd", budget, "robust_accuracy", robust.sum() / len(y), _wilson(robust.sum(), len(y)), len(y))
-        add("linf", "pgd", budget, "asr", 1 - robust.mean() if len(yc) else 0.0, _wilson((~robust).sum(), len(yc)), len(yc))
+        add("linf", "pgd", budget, "robust_accuracy", robust.sum() / len(y), intervals.wilson(robust.sum(), len(y)), len(y))
+        add("linf", "pgd", budget, "asr", 1 - robust.mean() if len(yc) else 0.0, intervals.wilson((~robust).sum(), len(yc)), len(yc))
     if "l2" in threat_models and len(yc):
         found = ddn(model, xc, yc, steps=ddn_steps)
         norms = np.where(found.success, found.norm, np.inf)
         add("l2", "ddn", f"steps={ddn_steps}", "median_l2", np.median(norms), images=len(yc))
-        add("l2", "ddn", f"steps={ddn_steps}", "asr", found.success.mean(), _wilson(found.success.sum(), len(yc)), len(yc))
+        add("l2", "ddn", f"steps={ddn_steps}", "asr", found.success.mean(), intervals.wilson(found.success.sum(), len(yc)), len(yc))
     if "sticker" in threat_models and len(yc):
         _stickers(model, xc, mask, targets, seeds, rp2_epochs, rp2_lambda, add)
     return records
@@ -127,7 +130,7 @@ def _stickers(model, x, mask, targets, seeds, epochs, lam, add):
         moved = run.predictions[0] != run.clean_predictions[None]  # [targets, images]: the paper's ASR
         success.append(moved)
         for target, row in zip(run.targets, moved):
-            add("sticker", "rp2", budget, "asr", row.mean(), _wilson(row.sum(), row.size), row.size, int(target), seed)
+            add("sticker", "rp2", budget, "asr", row.mean(), intervals.wilson(row.sum(), row.size), row.size, int(target), seed)
     success = np.asarray(success, np.float64)  # [seeds, targets, images]
     for statistic in ("avg_asr", "worst_asr"):
         iv = intervals.asr_interval(success, statistic)

@@ -91,10 +91,9 @@ def table(records, rows, results_root):
             iv = intervals.asr_interval(success[None])
             ce, ls, gs = (by.get((m, f"epoch{epoch}")) for m in ("cross_entropy", "penalty_loss_share",
                                                                  "penalty_gradient_share"))
+            monitor = f"{ce:.4f} | {_pct(ls)}% / {_pct(gs)}%" if ce is not None else "– | –"
             lines.append(f"| {row} | {epoch} | {_pct(legit)} | {_pct(avg)} [{_pct(iv['lo'])}, {_pct(iv['hi'])}] | "
-                         f"{_pct(worst)} | {ce:.4f} | {_pct(ls)}% / {_pct(gs)}% |" if ce is not None else
-                         f"| {row} | {epoch} | {_pct(legit)} | {_pct(avg)} [{_pct(iv['lo'])}, {_pct(iv['hi'])}] | "
-                         f"{_pct(worst)} | – | – |")
+                         f"{_pct(worst)} | {monitor} |")
         spread = table2_spread(results_root, row)
         if spread:
             lines.append(f"| {row}, table2 seeds 0/1/2 | 10 | " + " / ".join(_pct(s[1]) for s in spread) + " | "

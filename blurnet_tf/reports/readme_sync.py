@@ -19,6 +19,7 @@ argparse, not an absl binary of cli/: it has no experiment flags and reads the c
 import argparse
 import pathlib
 import re
+import subprocess
 import sys
 
 from blurnet_tf import files, paper
@@ -201,7 +202,7 @@ def main(argv=None):
         tables = render(args.results)
         stale = differences(read_documents(args.readme), tables)
         new = {} if args.check else sync_documents(args.readme, tables)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:  # also a binary that cannot list its flags
         print(f"{args.readme}: {exc}", file=sys.stderr)
         return 1
     if args.check:

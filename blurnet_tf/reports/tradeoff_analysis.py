@@ -166,15 +166,18 @@ def _span(c):
 
 def table(comparison, families, statistic, at=FIXED_ACCURACIES):
     head = " | ".join(f"at {100 * a:.0f}%: defence vs baseline, Δ [95%]" for a in at)
-    lines = [f"| family | points (knob) | seeds | {head} | verdict |", "|---|---|---|" + "---|" * len(at) + "---|"]
+    lines = [f"| family | points (knob) | seeds | {head} | verdict | paper: legit / {STATISTICS[statistic]} |",
+             "|---|---|---|" + "---|" * len(at) + "---|---|"]
     for family, cells in comparison.items():
         n = len(families[family]["seeds"])
         text = [f"{_pct(o['mean'])} vs {_pct(r['mean'])}, {_fmt(d)}" + (f" ({d['seeds']} seeds)" if d["seeds"] < n else "")
                 if cell else "not reached" for cell in cells for o, r, d in [cell or (None, None, None)]]
         verdicts = [verdict(cell[2], -1) for cell in cells if cell]
         c = families[family]
+        ref = "; ".join(f"{r} {_pct(paper.TABLE2[r]['legit'])} / {_pct(paper.TABLE2[r][statistic])}"
+                        for r in PAPER_ROWS.get(family, ()))
         lines.append(f"| {family} | {', '.join(c['points'])} | {len(c['seeds'])} | {' | '.join(text)} | "
-                     f"**{_combine(verdicts) if verdicts else 'not measured'}** |")
+                     f"**{_combine(verdicts) if verdicts else 'not measured'}** | {ref or '–'} |")
     return "\n".join(lines) if comparison else "_not run_"
 
 

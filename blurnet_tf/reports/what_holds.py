@@ -9,9 +9,8 @@ stored accuracies (500 test images, Wilson 95% intervals), as its report states 
 
 import pathlib
 
-from scipy import stats
-
 from blurnet_tf import files, paper
+from blurnet_tf.evaluation.intervals import wilson
 
 SETS = ("tradeoff", "table2", "mnist", "quick", "full", "full-pixel-deflection")
 # The budget a set's claims rest on, by its profile: full and mnist run the papers' budgets (mnist: the full
@@ -50,22 +49,22 @@ def pixel_deflection_claims(tables):
     defended, bare = acc["PD+WD (single)"], acc["no defence"]
 
     def ci(p):
-        return stats.binomtest(round(p * n), n).proportion_ci(method="wilson")
+        return wilson(round(p * n), n)
 
     clean = ci(defended["clean"])
-    kept = "held" if clean.low >= bare["clean"] - 0.02 else "not held" if clean.high < bare["clean"] - 0.02 else "inconclusive"
+    kept = "held" if clean[0] >= bare["clean"] - 0.02 else "not held" if clean[1] < bare["clean"] - 0.02 else "inconclusive"
     floor = min(paper.PD_TABLE2[a][1] for a in attacks) / 100
     cells = {a: ci(defended[a]) for a in attacks}
-    recovered = ("not held" if any(c.high < floor for c in cells.values()) else
-                 "held" if all(c.low >= floor for c in cells.values()) else "inconclusive")
+    recovered = ("not held" if any(c[1] < floor for c in cells.values()) else
+                 "held" if all(c[0] >= floor for c in cells.values()) else "inconclusive")
     return [
         {"claim": f"Pixel Deflection with wavelet denoising keeps clean accuracy (within 2 points of no defence; Table 2: "
                   f"{paper.PD_TABLE2['clean'][1]} vs {paper.PD_TABLE2['clean'][0]})", "verdict": kept,
-         "evidence": f"{100 * defended['clean']:.1f}% [{100 * clean.low:.1f}, {100 * clean.high:.1f}] vs "
+         "evidence": f"{100 * defended['clean']:.1f}% [{100 * clean[0]:.1f}, {100 * clean[1]:.1f}] vs "
                      f"{100 * bare['clean']:.1f}% on {n} images"},
         {"claim": f"Pixel Deflection with wavelet denoising restores accuracy under every non-adaptive attack (at least "
                   f"{100 * floor:.1f}%, the lowest single-model number of Table 2)", "verdict": recovered,
-         "evidence": "; ".join(f"{a} {100 * defended[a]:.1f}% [{100 * c.low:.1f}, {100 * c.high:.1f}] (no defence "
+         "evidence": "; ".join(f"{a} {100 * defended[a]:.1f}% [{100 * c[0]:.1f}, {100 * c[1]:.1f}] (no defence "
                                f"{100 * bare[a]:.1f}%)" for a, c in cells.items())}]
 
 
