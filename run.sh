@@ -5,6 +5,7 @@
 # ./run.sh mnist    Defend++'s small MNIST nets at the full budgets with the reconstruction-weight curve (~1.5 h)
 # ./run.sh tradeoff every defence along its strength knob against the baseline along training (parts: --steps)
 # ./run.sh longtrain the baseline, TV 1e-4 and Tik_hf trained 300 epochs, attacked after 10, 30, 100, 300 (~1-1.5 h)
+# ./run.sh robustness every Table II row, Defend++ and Pixel Deflection through benchmark(): PGD-10, AutoAttack, strength checks
 # ./run.sh test     same set-up, then the test suite (what CI runs)
 # Extra arguments go to the job, e.g. ./run.sh full --stages=train or ./run.sh test -k rp2.
 set -euo pipefail
@@ -33,8 +34,8 @@ case "$job" in
     exec "$PY" -m pytest -q "$@" ;;
   main|quick)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile=quick "$@" ;;
-  full|table2|mnist|tradeoff|longtrain)
+  full|table2|mnist|tradeoff|longtrain|robustness)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile="$job" "$@" ;;
   *)
-    echo "usage: ./run.sh [main|full|table2|mnist|tradeoff|longtrain|test] [args...]" >&2; exit 2 ;;
+    echo "usage: ./run.sh [main|full|table2|mnist|tradeoff|longtrain|robustness|test] [args...]" >&2; exit 2 ;;
 esac

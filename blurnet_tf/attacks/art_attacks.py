@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from blurnet_tf.deprecation import renamed_keywords
+
 __all__ = ["art_classifier", "deepfool", "jsma", "random_targets"]
 
 
@@ -73,7 +75,8 @@ def _classifier_class():
     return BatchedGradientClassifier
 
 
-def deepfool(model, images: np.ndarray, *, overshoot: float = 0.02, max_iter: int = 50, nb_grads: int | None = None,
+@renamed_keywords(images="x")
+def deepfool(model, x: np.ndarray, *, overshoot: float = 0.02, max_iter: int = 50, nb_grads: int | None = None,
              batch_size: int = 128, preprocessing_defences=None) -> np.ndarray:
     """Untargeted DeepFool (Moosavi-Dezfooli et al. 2016, Alg. 2): the linearised step to the
     nearest class boundary, scaled by 1 + overshoot (the paper's 0.02 and 50 iterations), over
@@ -90,10 +93,11 @@ def deepfool(model, images: np.ndarray, *, overshoot: float = 0.02, max_iter: in
     nb_grads = classifier.nb_classes if nb_grads is None else nb_grads
     attack = DeepFool(classifier, max_iter=max_iter, epsilon=overshoot, nb_grads=nb_grads, batch_size=batch_size,
                       verbose=False)
-    return attack.generate(np.asarray(images, np.float32)).astype(np.float32)
+    return attack.generate(np.asarray(x, np.float32)).astype(np.float32)
 
 
-def jsma(model, images: np.ndarray, targets: np.ndarray, *, theta: float = 1.0, gamma: float = 0.145,
+@renamed_keywords(images="x")
+def jsma(model, x: np.ndarray, targets: np.ndarray, *, theta: float = 1.0, gamma: float = 0.145,
          batch_size: int = 128, preprocessing_defences=None) -> np.ndarray:
     """Targeted JSMA (Papernot et al. 2016, Alg. 3, eq. 8-9): raise the two most salient features
     by theta per step until the target class wins or a fraction gamma of the features changed
@@ -107,7 +111,7 @@ def jsma(model, images: np.ndarray, targets: np.ndarray, *, theta: float = 1.0, 
     classifier = _as_art(model, preprocessing_defences, probabilities=True)
     onehot = np.eye(classifier.nb_classes, dtype=np.float32)[np.asarray(targets)]
     attack = SaliencyMapMethod(classifier, theta=theta, gamma=gamma, batch_size=batch_size, verbose=False)
-    return attack.generate(np.asarray(images, np.float32), y=onehot).astype(np.float32)
+    return attack.generate(np.asarray(x, np.float32), y=onehot).astype(np.float32)
 
 
 def random_targets(labels: np.ndarray, nb_classes: int, seed: int = 0) -> np.ndarray:

@@ -16,19 +16,22 @@ import tensorflow as tf
 
 from blurnet_tf.attacks.attack_result import AttackResult, scored
 from blurnet_tf.attacks.logits_model import logits_fn
+from blurnet_tf.deprecation import renamed_keywords
 
 
-def carlini_wagner_l2(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray, *,
+@renamed_keywords(images="x", labels="y", clip="clip_values")
+def carlini_wagner_l2(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *,
                       confidence: float = 0.0, initial_const: float = 1e-2, binary_search_steps: int = 5,
                       max_iterations: int = 200, learning_rate: float = 1e-2,
-                      clip: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
+                      clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
     """Untargeted C&W L2 on a batch: the smallest successful adversarial per image (the input itself,
     with success False, where no constant succeeded). model: a Keras model or any callable images -> logits."""
     to_logits = logits_fn(model)
-    x = tf.constant(images, tf.float32)
-    y = tf.constant(labels, tf.int32)
+    images, labels = x, y
+    x = tf.constant(x, tf.float32)
+    y = tf.constant(y, tf.int32)
     n = x.shape[0]
-    lo_clip, hi_clip = clip
+    lo_clip, hi_clip = clip_values
     scaled = (x - lo_clip) / (hi_clip - lo_clip)
     w0 = tf.atanh(tf.clip_by_value(scaled * 2 - 1, -1 + 1e-6, 1 - 1e-6))
     w = tf.Variable(w0)

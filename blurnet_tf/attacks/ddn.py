@@ -18,20 +18,23 @@ import tensorflow as tf
 
 from blurnet_tf.attacks.attack_result import AttackResult, scored
 from blurnet_tf.attacks.logits_model import logits_fn
+from blurnet_tf.deprecation import renamed_keywords
 
 
-def ddn(model: Callable[..., tf.Tensor], images: np.ndarray, labels: np.ndarray, *, steps: int = 100,
+@renamed_keywords(images="x", labels="y", clip="clip_values")
+def ddn(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *, steps: int = 100,
         gamma: float = 0.05, init_norm: float = 1.0, alpha_max: float = 1.0, alpha_min: float = 0.01,
-        quantize_levels: int | None = 256, clip: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
+        quantize_levels: int | None = 256, clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
     """The smallest-L2 adversarial found per image (the image itself, success False, where none was).
 
     model: images -> logits. quantize_levels: round every iterate to that many grey levels, as
     the reference code does (None: no rounding).
     """
     to_logits = logits_fn(model)
-    x = tf.constant(images, tf.float32)
-    y = tf.constant(labels, tf.int32)
-    lo, hi = clip
+    images, labels = x, y
+    x = tf.constant(x, tf.float32)
+    y = tf.constant(y, tf.int32)
+    lo, hi = clip_values
     axes = list(range(1, len(x.shape)))
     shape = [-1] + [1] * (len(x.shape) - 1)
     # The largest perturbation the box allows: ε never needs to exceed it.

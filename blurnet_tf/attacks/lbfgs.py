@@ -18,15 +18,18 @@ __all__ = ["lbfgs_attack"]
 
 from blurnet_tf.attacks.attack_result import AttackResult, scored
 from blurnet_tf.attacks.logits_model import logits_fn
+from blurnet_tf.deprecation import renamed_keywords
 
 
-def lbfgs_attack(model, images: np.ndarray, targets: np.ndarray, *, initial_const: float = 1e-2,
-                 search_steps: int = 5, max_iterations: int = 1000, clip: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
+@renamed_keywords(images="x", clip="clip_values")
+def lbfgs_attack(model, x: np.ndarray, targets: np.ndarray, *, initial_const: float = 1e-2,
+                 search_steps: int = 5, max_iterations: int = 1000, clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
     """Targeted L-BFGS on a batch: the smallest-L2 adversarial found per image (the input itself,
     success False, where no c succeeded). model: images -> logits (any callable). The images' problems are
     independent, so they are solved as one separable sum in a single L-BFGS-B call per c."""
     to_logits = logits_fn(model)
-    x = np.asarray(images, np.float32)
+    images, clip = x, clip_values
+    x = np.asarray(x, np.float32)
     n, shape = len(x), x.shape
     targets = tf.constant(np.asarray(targets), tf.int32)
     x_t = tf.constant(x)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from blurnet_tf.attacks.logits_model import logits_fn
+from blurnet_tf.deprecation import renamed_keywords
 from blurnet_tf.dct import low_pass
 from blurnet_tf.models.lisa_cnn import FIRST_LAYER
 
@@ -86,16 +87,17 @@ def _check(images, mask, lam, targets, epochs, lr, norm):
     return lambdas, targets.astype(np.int32)
 
 
-def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask: np.ndarray,
+@renamed_keywords(images="x", input_clip="clip_values")
+def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.ndarray,
         targets: int | Sequence[int] | np.ndarray, *, lam: float | Sequence[float], epochs: int = 300, lr: float = 0.1,
         norm: str = "l2", nps_colors: np.ndarray | None = None, noise_init: str | Sequence[float] = "uniform",
-        noise_clip: float = 20.0, input_clip: tuple[float, float] = (0.0, 1.0),
+        noise_clip: float = 20.0, clip_values: tuple[float, float] = (0.0, 1.0),
         transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
         extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None, feature_layer: str = FIRST_LAYER, seed: int = 0, progress: Callable[[int, int], None] | None = None,
         chunk: int | None = None) -> RP2Result:
     """Runs RP2 for every lambda in `lam` and every target in `targets` at once.
 
-    model: Keras classifier returning logits. images [N,H,W,C] in [0,1]; mask [H,W,C] of 0 and 1.
+    model: Keras classifier returning logits. x [N,H,W,C] in [0,1]; mask [H,W,C] of 0 and 1.
     A non-finite or negative λ, a mask with other values, a target that is not one of the model's
     classes, epochs < 0, lr <= 0 or a norm other than l1 / l2 raise one ValueError naming it.
     lam: a float or a sequence (swept in the same call). noise_init: 'uniform' (U(0,1), the
@@ -105,6 +107,7 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], images: np.ndarray, mask:
     regulariser, eq. 9-11), added unweighted. progress: called as progress(epochs_done, epochs)
     between chunks of `chunk` epochs (default: about 20 chunks), each chunk one tf.function call.
     """
+    images, input_clip = x, clip_values
     lambdas, targets = _check(images, mask, lam, targets, epochs, lr, norm)
     images = tf.constant(images, tf.float32)
     mask = tf.constant(mask, tf.float32)

@@ -21,13 +21,18 @@ flags.DEFINE_string("model", None, "A .keras classifier returning logits (loaded
 flags.DEFINE_string("data", None, "An .npz with x (float images in [0, 1]) and y (integer labels).", required=True)
 flags.DEFINE_string("out", None, "Output directory for results.json, results.csv and REPORT.md.", required=True)
 flags.DEFINE_boolean("overwrite", False, "Write into an --out holding files a benchmark did not write.")
-flags.DEFINE_list("threat_models", ["clean", "linf", "l2"], "Any of clean, linf, l2, sticker.")
+flags.DEFINE_list("threat_models", ["clean", "linf", "l2"], "Any of clean, linf, l2, sticker, autoattack, checks.")
 flags.DEFINE_string("mask", None, "sticker: an .npy of 0 and 1 shaped like one image.")
 flags.DEFINE_list("targets", [], "sticker: the target classes.")
 flags.DEFINE_list("seeds", ["0"], "Seeds: PGD random starts and RP2 noise initialisations.")
 flags.DEFINE_integer("n_examples", 0, "Use the first N images (0: all).", lower_bound=0)
 flags.DEFINE_float("linf_eps", 8 / 255, "linf: the L-inf radius.")
 flags.DEFINE_integer("linf_steps", 50, "linf: PGD steps per start.", lower_bound=1)
+flags.DEFINE_float("linf_step", None, "linf: PGD's step (default: Madry's 2.5 eps / steps).")
+flags.DEFINE_boolean("linf_random_start", True, "linf: start PGD at a random point of the ball (else at the image).")
+flags.DEFINE_integer("square_queries", 5000, "autoattack: Square's queries (AutoAttack's 5,000).", lower_bound=1)
+flags.DEFINE_string("source", None, "checks: a second .keras model the transfer check crafts PGD on.")
+flags.DEFINE_integer("check_rp2_epochs", 30, "checks: RP2 epochs of the RP2 checks (needs --targets).", lower_bound=1)
 flags.DEFINE_integer("ddn_steps", 100, "l2: DDN steps.", lower_bound=1)
 flags.DEFINE_integer("rp2_epochs", 300, "sticker: RP2 epochs (the paper's 300).", lower_bound=1)
 flags.DEFINE_float("rp2_lambda", 0.002, "sticker: RP2's λ (the paper's 0.002).")
@@ -65,11 +70,14 @@ def main(argv):
     targets = cli.int_list("targets", ",".join(FLAGS.targets)) if FLAGS.targets else None
     seeds = cli.int_list("seeds", ",".join(FLAGS.seeds))
     model = load_model(FLAGS.model)
+    source = load_model(FLAGS.source) if FLAGS.source else None
     try:
         records = benchmark(model, x, y, threat_models=tuple(FLAGS.threat_models), targets=targets, mask=mask,
                             seeds=seeds, n_examples=FLAGS.n_examples or None, linf_eps=FLAGS.linf_eps,
-                            linf_steps=FLAGS.linf_steps, ddn_steps=FLAGS.ddn_steps, rp2_epochs=FLAGS.rp2_epochs,
-                            rp2_lambda=FLAGS.rp2_lambda, name=pathlib.Path(FLAGS.model).stem)
+                            linf_steps=FLAGS.linf_steps, linf_step=FLAGS.linf_step,
+                            linf_random_start=FLAGS.linf_random_start, ddn_steps=FLAGS.ddn_steps,
+                            rp2_epochs=FLAGS.rp2_epochs, rp2_lambda=FLAGS.rp2_lambda, square_queries=FLAGS.square_queries,
+                            source=source, check_rp2_epochs=FLAGS.check_rp2_epochs, name=pathlib.Path(FLAGS.model).stem)
     except ValueError as exc:
         name, _, problem = str(exc).partition(": ")  # benchmark() names the argument first
         raise cli.SettingError({"images": "data", "labels": "data"}.get(name, name), problem) from None

@@ -16,11 +16,13 @@ import time
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("profile", "quick", ["quick", "full", "table2", "mnist", "tradeoff", "longtrain", "smoke"],
+flags.DEFINE_enum("profile", "quick", ["quick", "full", "table2", "mnist", "tradeoff", "longtrain", "robustness",
+                                         "smoke"],
                   "quick: reduced budgets; full: the paper's; table2: every Table II row under 3 seeds at budgets "
                   "measured flat; mnist: Defend++'s small nets on the official split with the reconstruction-weight curve; "
                   "tradeoff: every defence along its strength knob against the baseline along training (3 seeds); "
                   "longtrain: the baseline, TV and Tik_hf trained 300 epochs and attacked along the way; "
+                  "robustness: every model through benchmark() (PGD-10, AutoAttack-strength L-inf, strength checks); "
                   "smoke: seconds-scale (tests).")
 flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")
 flags.DEFINE_string("results_dir", "results", "Where REPORT.md, tables.json and figures go.")
@@ -98,9 +100,11 @@ def main(argv):
         from blurnet_tf.reports.tradeoff_report import write_report
     elif profile.long_training:
         from blurnet_tf.reports.longtrain_report import write_report
+    elif profile.robustness:
+        from blurnet_tf.reports.robustness_report import write_report
     report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds,
                           [s.out for s in plan if states[s.name] == "done"], missing, stale)
-    print(f"wrote {report}{'' if profile.tradeoff or profile.long_training else f' and {FLAGS.results_dir}/REPORT.md'} in {(time.time() - started) / 60:.1f} min", flush=True)
+    print(f"wrote {report}{'' if profile.tradeoff or profile.long_training or profile.robustness else f' and {FLAGS.results_dir}/REPORT.md'} in {(time.time() - started) / 60:.1f} min", flush=True)
     for stage, seconds in stage_seconds.items():
         print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)
 

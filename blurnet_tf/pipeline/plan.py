@@ -14,6 +14,7 @@ from blurnet_tf.evaluation.deflection_protocol import PDBudget
 from blurnet_tf.pipeline.mnist_steps import PAPER_MNIST_ROWS, MnistBudget, mnist_steps
 from blurnet_tf.pipeline.steps import Step
 from blurnet_tf.pipeline.longtrain_steps import LONG_TRAINING, LongTraining, longtrain_steps
+from blurnet_tf.pipeline.robustness_steps import RobustnessBudget, robustness_steps
 from blurnet_tf.pipeline.tradeoff_steps import TRADEOFF, TradeoffBudget, tradeoff_steps
 from blurnet_tf.rundir import ORIGINAL, Layout
 
@@ -49,6 +50,7 @@ class Profile:
     jobs: int = 1               # steps at once unless --jobs says (each gets cores / jobs threads)
     tradeoff: TradeoffBudget | None = None  # the accuracy-robustness frontiers (issue #29)
     long_training: LongTraining | None = None  # the paper's training length, approached (issue #29)
+    robustness: RobustnessBudget | None = None  # AutoAttack-strength L∞ and the strength checks (issue #32)
 
     @property
     def lowfreq_attack_epochs(self):
@@ -118,6 +120,11 @@ PROFILES = {
     # The baseline, TV 1e-4 and Tik_hf trained 300 epochs (one seed), attacked after 10, 30, 100 and 300.
     "longtrain": Profile("longtrain", rows=(), train_epochs=None, adv_train_epochs=None, attack_epochs=0, lambdas=(),
                          dct_dims=(), table1_kernels=(), table5_regularisers=(), long_training=LONG_TRAINING, jobs=3),
+    # Every Table II row, the LISA Defend++ row and Pixel Deflection's classifier trained once (seed 0, 10 epochs)
+    # and put through benchmark(): Table IV's PGD-10, AutoAttack-strength L∞, the attack-strength checks.
+    "robustness": Profile("robustness", rows=(), train_epochs=None, adv_train_epochs=None, attack_epochs=0, lambdas=(),
+                          dct_dims=(), table1_kernels=(), table5_regularisers=(),
+                          robustness=RobustnessBudget(rows=TABLE2_ROWS + (DEFENDPP_ROW,)), jobs=2),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile("smoke", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
                                     "tik_hf", DEFENDPP_ROW),
@@ -244,6 +251,8 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):
         steps += tradeoff_steps(profile.tradeoff, lay, flags_dir, data)
     if profile.long_training:
         steps += longtrain_steps(profile.long_training, lay, flags_dir, data)
+    if profile.robustness:
+        steps += robustness_steps(profile.robustness, lay, flags_dir, data, data_dir)
     if DEFENDPP_ROW in profile.rows or profile.mnist:
         mnist_defended = () if not profile.mnist else tuple(
             r for r in profile.mnist.rows + profile.mnist.paper_rows if r.startswith("mnist_defendpp")) + tuple(

@@ -24,7 +24,7 @@ import sys
 
 from blurnet_tf import files, paper
 from blurnet_tf.reports import (accuracy_curve, blurnet_tables, defendpp_section, flag_tables, flat_records,
-                                longtrain_report, seed_statistics, tradeoff_analysis, what_holds)
+                                longtrain_report, robustness_report, seed_statistics, tradeoff_analysis, what_holds)
 from blurnet_tf.reports.format import _pct
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -36,6 +36,7 @@ PD_CAPTIONS = {"pixel-deflection-full": "", "pixel-deflection-adaptive-full": "A
 QUICK_RESULTS = "quick"  # the quick profile's fresh-clone run: the README's excerpt
 SEEDED_RESULTS = "table2"  # every Table II row under three seeds (the table2 profile)
 LONGTRAIN_RESULTS = "longtrain"  # the baseline, TV and Tik_hf trained 300 epochs
+ROBUSTNESS_RESULTS = "robustness"  # every model through benchmark(): PGD-10, AutoAttack, strength checks
 TRADEOFF_RESULTS = "tradeoff"  # every defence along its strength knob against the baseline along training
 MNIST_RESULTS = "mnist"  # the full profile's small-net Defend++ steps with the reconstruction-weight curve
 MNIST_CAPTIONS = ("defendpp-table2", "defendpp-table1", "defendpp-fig7", "defendpp-checks", "defendpp-weight",
@@ -123,6 +124,9 @@ def render(results_dir=RESULTS):
                                 if (tradeoff / flat_records.JSON_FILE).is_file() else "_not run yet_")
     out["longtrain"] = (longtrain_report.stored_table(longtrain)
                         if (longtrain / flat_records.JSON_FILE).is_file() else "_not run yet_")
+    robustness = root / ROBUSTNESS_RESULTS
+    out["robustness"] = (robustness_report.stored_table(robustness)
+                         if (robustness / flat_records.JSON_FILE).is_file() else "_not run yet_")
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
         pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))

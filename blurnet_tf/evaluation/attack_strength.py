@@ -1,0 +1,111 @@
+"""Attack-strength checks for any model: is a robustness number the model's, or an attack weakened by
+it? (Athalye et al., ICML 2018, §3.1 and §5; Carlini et al., "On evaluating adversarial robustness",
+2019, §4-5). Each check is a yes/no with the numbers behind it:
+
+  gradients_nonzero   the first step's input gradient is finite everywhere and not all zero on
+                      more than 99% of the images (masked or shattered gradients show up here);
+  unbounded_pgd       PGD over the whole [0, 1] box (ε = 1) fools ≥ 99% of the correctly classified images;
+  monotone_eps        PGD's success does not fall as ε grows along `eps_grid` (one image of slack: the
+                      random starts differ per ε);
+  transfer_weaker     PGD crafted on `source` and scored on the model succeeds no more often than white-box
+                      PGD at the same ε (one image of slack); skipped without a source;
+  unrestricted_rp2    RP2 with λ = 0 and the whole image as its mask moves ≥ 99% of the predictions
+                      (needs `targets`);
+  monotone_rp2        RP2 (λ `rp2_lambda`, `mask`) moves no fewer predictions after `rp2_epochs` than
+                      after a third of them (one image per target of slack; needs `mask` and `targets`).
+
+Success is "the prediction moved off the label" for PGD and "moved off the clean prediction" for RP2
+(the paper's ASR), over the (target, image) pairs whose clean prediction is not the target already.
+Thresholds are fixed here, not per model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from blurnet_tf.attacks import linf_attack, logits_fn, rp2
+
+ZERO_GRADIENT_MAX = 0.01       # share of images whose input gradient is exactly zero
+UNBOUNDED_SUCCESS_MIN = 0.99   # share an unbounded attack must fool
+CHECKS = ("gradients_nonzero", "unbounded_pgd", "monotone_eps", "transfer_weaker", "unrestricted_rp2", "monotone_rp2")
+
+
+def _classes(f, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.argmax(np.asarray(f(tf.constant(x[i:i + 256]))), -1) for i in range(0, len(x), 256)])
+
+
+def _moved(run) -> float:
+    """RP2's share of (target, image) pairs whose prediction moved, pairs already at their target left out."""
+    clean = run.clean_predictions[None]
+    pairs = run.targets[:, None] != clean
+    return float(np.mean((run.predictions[0] != clean)[pairs])) if pairs.any() else 0.0
+
+
+def _gradients(f, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """Each image's input gradient of its cross-entropy; None where none reaches the input (rounding)."""
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.constant(y), logits=f(xt))
+    grad = tape.gradient(loss, xt)
+    return None if grad is None else np.asarray(grad)
+
+
+def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 / 255,
+                    eps_grid: Sequence[float] = (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255), steps: int = 50,
+                    source: Any = None, mask: np.ndarray | None = None, targets: Sequence[int] | None = None,
+                    rp2_epochs: int = 30, rp2_lambda: float = 0.002, seed: int = 0) -> dict[str, Any]:
+    """x [N, H, W, C] in [0, 1], y [N] integer labels; model / source: Keras models or callables images
+    -> logits. Returns {"checks": {name: True / False / None (not run)}, "passed": all run checks held,
+    and the measured numbers}. PGD takes `steps` steps of 2.5 ε / steps from a random start."""
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
+    f = logits_fn(model)
+    out: dict[str, Any] = {"images": int(len(y))}
+    checks: dict[str, bool | None] = dict.fromkeys(CHECKS)
+
+    grads = _gradients(f, x, y)
+    reaches = grads is not None
+    grads = (np.zeros_like(x) if grads is None else grads).reshape(len(x), -1)
+    out["zero_gradient_fraction"] = float(np.mean(np.abs(grads).max(axis=1) == 0))
+    checks["gradients_nonzero"] = bool(np.isfinite(grads).all() and out["zero_gradient_fraction"] < ZERO_GRADIENT_MAX)
+
+    correct = _classes(f, x) == y
+    out["correct"] = int(correct.sum())
+    xc, yc = x[correct], y[correct]
+    slack = 1.0 / max(len(yc), 1)
+
+    def pgd_success(e, on=model):
+        if not len(yc) or (on is model and not reaches):  # no gradient: PGD cannot move the images
+            return 0.0
+        tf.random.set_seed(seed)
+        adv = linf_attack(on, xc, eps=e, steps=steps, step_size=min(e, 2.5 * e / steps), y=yc, rand_init=True)
+        return float(np.mean(_classes(f, adv) != yc))
+
+    out["unbounded_pgd_success"] = pgd_success(1.0)
+    checks["unbounded_pgd"] = out["unbounded_pgd_success"] >= UNBOUNDED_SUCCESS_MIN
+    out["eps_grid"] = [float(e) for e in eps_grid]
+    out["pgd_success"] = [pgd_success(e) for e in out["eps_grid"]]
+    checks["monotone_eps"] = all(b >= a - slack for a, b in zip(out["pgd_success"], out["pgd_success"][1:]))
+    if source is not None:
+        out["whitebox_success"], out["transfer_success"] = pgd_success(eps), pgd_success(eps, on=source)
+        checks["transfer_weaker"] = out["transfer_success"] <= out["whitebox_success"] + slack
+    if targets is not None and len(yc):
+        targets = [int(t) for t in targets]
+        whole = rp2(model, xc, np.ones(x.shape[1:], np.float32), targets, lam=0.0, epochs=rp2_epochs, seed=seed)
+        out["unrestricted_rp2_success"] = _moved(whole)
+        checks["unrestricted_rp2"] = out["unrestricted_rp2_success"] >= UNBOUNDED_SUCCESS_MIN
+        if mask is not None:
+            short, full = max(1, rp2_epochs // 3), rp2_epochs
+            out["rp2_epochs"] = [short, full]
+            out["rp2_success"] = []
+            for epochs in (short, full):
+                run = rp2(model, xc, mask, targets, lam=rp2_lambda, epochs=epochs, seed=seed)
+                out["rp2_success"].append(_moved(run))
+            checks["monotone_rp2"] = out["rp2_success"][1] >= out["rp2_success"][0] - slack
+    out["checks"] = {k: (None if v is None else bool(v)) for k, v in checks.items()}
+    out["passed"] = all(v for v in out["checks"].values() if v is not None)
+    return out

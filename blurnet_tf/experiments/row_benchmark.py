@@ -1,0 +1,51 @@
+"""One model of the reproduction through `benchmark()` (the function the CLI and a user's own model go
+through): the 40 victims, Table IV's PGD-10 (ε 8/255, step 0.01, from the image), AutoAttack-strength
+L∞ at the same ε, and the attack-strength checks (evaluation.attack_strength). The transfer check is
+crafted on `source` (the undefended baseline). A Pixel Deflection row is attacked through BPDA + EOT
+with APGD-CE and APGD-T only: AutoAttack's version for randomised defences ("rand") leaves Square out."""
+
+import dataclasses
+import time
+
+from blurnet_tf import paper, rundir
+
+
+@dataclasses.dataclass(frozen=True)
+class RowBenchmark:
+    row: str
+    model: str                          # run directory or model file
+    source: str | None = None           # the transfer check's source (None: no transfer check)
+    pixel_deflection: tuple = ()        # (deflections, window, sigma): the classifier behind the defence
+    eot_samples: int = 4                # defences averaged per forward pass (BPDA + EOT)
+    seed: int = 0
+    square_queries: int = 5000
+    check_rp2_epochs: int = 30
+    check_targets: tuple = (1, 7, 12)   # RP2 checks: three of the 17 targets (as the adaptive PD runs)
+    data_dir: str | None = None
+
+    def run(self, out):
+        import numpy as np
+
+        from blurnet_tf.data import STOP
+        from blurnet_tf.evaluation.robustness_benchmark import benchmark
+        from blurnet_tf.experiments.rp2_stickers import lisa_classifier, load_victim_setting
+
+        data_dir, victims, mask, classifier = load_victim_setting(self.model, self.data_dir)
+        model = classifier
+        if self.pixel_deflection:
+            from blurnet_tf.defences.pixel_deflection import PixelDeflection
+
+            deflections, window, sigma = self.pixel_deflection
+            model = PixelDeflection(classifier, deflections=int(deflections), window=int(window), sigma=float(sigma),
+                                    seed=self.seed).eot_model(self.eot_samples)
+        source = lisa_classifier(self.source, data_dir) if self.source else None
+        strongest = ("apgd-ce", "apgd-t") if self.pixel_deflection else ("apgd-ce", "apgd-t", "square")
+        started = time.time()
+        records = benchmark(model, victims, np.full(len(victims), STOP), threat_models=("clean", "linf", "autoattack", "checks"),
+                            targets=list(self.check_targets), mask=mask, seeds=(self.seed,), linf_eps=paper.LINF_EPS,
+                            linf_steps=paper.PGD_STEPS, linf_step=paper.PGD_STEP, linf_random_start=False,
+                            square_queries=self.square_queries, source=source,
+                            autoattack_attacks=strongest, check_rp2_epochs=self.check_rp2_epochs,
+                            name=self.row)
+        return rundir.write_result(self, out, {"row": self.row, "records": records, "seconds": time.time() - started,
+                                               "paper_pgd10_asr": paper.TABLE4["asr"]})

@@ -1,0 +1,119 @@
+"""results/robustness: every model of the reproduction through `benchmark()` on the 40 victims — Table IV's
+PGD-10, AutoAttack-strength L∞ at the same ε and the attack-strength checks — beside the paper's PGD-10.
+
+The benchmark records become flat records (experiment "robustness_<threat model>", variant = the budget),
+so the table is recomputed from results.json alone (`stored_table`, checked by a test)."""
+
+import pathlib
+
+from blurnet_tf import files, paper, rundir
+from blurnet_tf.evaluation import intervals
+from blurnet_tf.evaluation.attack_strength import CHECKS
+from blurnet_tf.pipeline.robustness_steps import PIXEL_DEFLECTION, benchmark_dir, model_dir
+from blurnet_tf.reports import flat_records
+from blurnet_tf.reports.format import _pct
+from blurnet_tf.reports.report_writer import metadata
+
+PREFIX = "robustness_"
+
+
+def fresh_records(work_dir, budget, commit, dirty):
+    lay, b = rundir.Layout(work_dir), flat_records.RecordBuilder(commit, dirty)
+    for row in budget.benchmarked():
+        trained = rundir.read_model(model_dir(lay, budget.pd_row if row == PIXEL_DEFLECTION else row))
+        found = files.read_json(benchmark_dir(lay, row) / rundir.RESULTS_FILE)
+        if not (trained and found):
+            continue
+        b.add("models", row, "legit_accuracy", trained.legit_accuracy, budget.seed, images=trained.test_images)
+        for r in found["values"]["records"]:
+            ref = paper.TABLE4["asr"] if (r["threat_model"], r["metric"]) == ("linf", "asr") and row != PIXEL_DEFLECTION \
+                and not row.startswith("defendpp") else None
+            b.add(PREFIX + r["threat_model"], row, r["metric"], r["value"], budget.seed, variant=r["budget"],
+                  attack=r["attack"], images=r["images"], ref=ref)
+    return b.rows
+
+
+def rows_of(records):
+    """{row: {(experiment, attack, metric): record}} (the per-ε and per-epoch check curves left out); the
+    AutoAttack records under attack "aa" whichever attacks ran."""
+    out = {}
+    for r in records:
+        attack = "aa" if r.experiment == PREFIX + "autoattack" else r.attack
+        out.setdefault(r.model, {}).setdefault((r.experiment, attack, r.metric), r)
+    return out
+
+
+def _asr(rec):
+    if rec is None or rec.value is None:
+        return "–"
+    lo, hi = intervals.wilson(round(rec.value * rec.images), rec.images) if rec.images else (None, None)
+    return f"{_pct(rec.value)} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def table(records):
+    lines = ["| model | legit acc. % | victims right | PGD-10 ASR % [95%] | AutoAttack ASR % [95%] | "
+             "AutoAttack robust acc. % | paper PGD-10 ASR % | checks passed | failed |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row, by in rows_of(records).items():
+        legit, clean = by.get(("models", "none", "legit_accuracy")), by.get((PREFIX + "clean", "none", "accuracy"))
+        pgd, aa = by.get((PREFIX + "linf", "pgd", "asr")), by.get((PREFIX + "autoattack", "aa", "asr"))
+        robust = by.get((PREFIX + "autoattack", "aa", "robust_accuracy"))
+        held = {c: by[(PREFIX + "checks", c, "check_held")].value for c in CHECKS if (PREFIX + "checks", c, "check_held") in by}
+        passed = by.get((PREFIX + "checks", "all", "checks_passed"))
+        failed = ", ".join(c for c, v in held.items() if not v) or "–"
+        right = f"{round(clean.value * clean.images)}/{clean.images}" if clean else "–"
+        only = "" if aa is None or "square" in aa.attack else f" ({aa.attack})"
+        lines.append(f"| {row} | {_pct(legit and legit.value)} | {right} | {_asr(pgd)} | {_asr(aa)}{only} | "
+                     f"{_pct(robust and robust.value)} | {_pct(pgd and pgd.paper)} | "
+                     f"{'–' if passed is None else ('yes' if passed.value else '**no**')} ({sum(map(bool, held.values()))}/{len(held)}) "
+                     f"| {failed} |")
+    return "\n".join(lines)
+
+
+def failed_rows(records):
+    """The rows whose attack-strength checks did not all hold: their robustness numbers are not counted."""
+    return sorted(r.model for r in records if r.experiment == PREFIX + "checks" and r.metric == "checks_passed" and not r.value)
+
+
+def stored_table(results_dir):
+    return table(flat_records.read(pathlib.Path(results_dir) / flat_records.JSON_FILE))
+
+
+def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
+    budget, out = profile.robustness, files.ensure_dir(pathlib.Path(results_dir) / profile.name)
+    meta = metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs)
+    commit, meta["dirty"] = flat_records.stamp(meta["commit"])
+    records = fresh_records(work_dir, budget, commit, meta["dirty"])
+    flat_records.write(out, records, commit, meta["dirty"])
+    files.write_json(out / "tables.json", {"schema": flat_records.SCHEMA, "failed_checks": failed_rows(records),
+                                           "metadata": {**meta, "missing_steps": list(missing)}})
+    deflections, window, sigma = budget.pd_parameters
+    md = ["# AutoAttack-strength L∞ and attack-strength checks: robustness profile", ""]
+    if meta.get("dirty"):
+        md += [f"> **Warning: written from a tree with uncommitted changes** (commit `{meta['commit']}`).", ""]
+    md += [f"Generated by `python -m blurnet_tf.cli.reproduce --profile=robustness`. Every Table II row and the LISA "
+           f"Defend++ row trained once (seed {budget.seed}, {budget.train_epochs} epochs, each row's flagfile), then put "
+           "through `blurnet_tf.evaluation.robustness_benchmark.benchmark()` on the 40 stop-sign victims: PGD-10 as "
+           "Table IV ran it (ε 8/255, step 0.01, 10 steps, from the image), AutoAttack-strength L∞ at ε 8/255 "
+           f"(APGD-CE, APGD-T with the DLR loss towards 9 classes, 100 iterations each; Square, {budget.square_queries} "
+           "queries; an image counts as broken when any of them breaks it) and the attack-strength checks "
+           "(`evaluation.attack_strength`: input gradients finite and non-zero; PGD with ε = 1 fools ≥ 99%; PGD's "
+           "success non-decreasing over ε 1-16/255; PGD crafted on the baseline no stronger than white-box; RP2 with "
+           "λ 0 and the whole image as mask moves ≥ 99%; RP2 at "
+           f"{budget.check_rp2_epochs} epochs no weaker than at a third of them; targets {list(budget.check_targets)}). "
+           f"`pixel_deflection` is the `{budget.pd_row}` classifier behind Pixel Deflection ({deflections} deflections, "
+           f"window {window}, σ {sigma}: the parameters its search chose, results/full-pixel-deflection), attacked "
+           "through BPDA + EOT (4 defences per forward pass; its predictions are the EOT average) with APGD-CE and "
+           "APGD-T only (AutoAttack's version for randomised defences leaves Square out). ASR is over the "
+           "victims the model classifies right; 95% Wilson intervals over those images (one training seed). Paper: "
+           "BlurNet's Table IV (PGD-10 breaks every model, ASR 100%); it has no Defend++ or Pixel Deflection LISA row.",
+           "", "<!-- results:robustness -->", table(records), "<!-- /results:robustness -->", ""]
+    failed = failed_rows(records)
+    md += [("Rows whose checks failed (their robustness numbers are not counted in any claim): " + ", ".join(failed))
+           if failed else "Every row passed every check it ran: no robustness number here is an artefact of a weakened "
+           "attack.", "", f"- commit `{meta['commit']}`, {meta['hardware']['cpu']} × {meta['hardware']['cpu_count']}; "
+           f"generated {meta['generated']}; step minutes: " + ", ".join(f"{s} {t / 60:.1f}" for s, t in meta["stage_seconds"].items())]
+    if missing:
+        md += [f"- steps not finished: {', '.join(missing)}"]
+    files.write_text(out / "REPORT.md", "\n".join(md) + "\n")
+    return out / "REPORT.md"

@@ -1,0 +1,85 @@
+"""The attack-strength checks against cases whose answer is known: a linear classifier (every check
+holds), a model that ignores its input and one whose input is rounded (gradients masked: flagged)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from blurnet_tf.evaluation.attack_strength import CHECKS, strength_checks
+from blurnet_tf.evaluation.robustness_benchmark import benchmark
+from test_any_model import CLASSES, SIZE, banded, sticker_mask, trained_small_model
+from test_autoattack import linear_case
+
+
+def test_a_linear_classifier_passes_every_pgd_check_and_transfer_from_itself_is_no_stronger():
+    model, x, labels, radius = linear_case(classes=3, n=8)
+    found = strength_checks(model, x, labels, eps=float(np.median(radius)), eps_grid=(0.25 * radius.min(),
+                            float(np.median(radius)), 2 * radius.max()), steps=20, source=model)
+    assert found["checks"] == {"gradients_nonzero": True, "unbounded_pgd": True, "monotone_eps": True,
+                               "transfer_weaker": True, "unrestricted_rp2": None, "monotone_rp2": None}
+    assert found["passed"] and found["zero_gradient_fraction"] == 0.0 and found["unbounded_pgd_success"] == 1.0
+    # below every image's closed-form radius nothing breaks; above every one, everything does
+    assert found["pgd_success"][0] == 0.0 and found["pgd_success"][-1] == 1.0
+    assert found["transfer_success"] == found["whitebox_success"]
+
+
+def test_a_blind_model_and_a_rounded_input_are_flagged_not_counted_as_robust():
+    x, y = banded(12, seed=4)
+    blind = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    blind.layers[-1].set_weights([np.zeros((SIZE * SIZE * 3, CLASSES), np.float32), 5 * np.eye(CLASSES)[2].astype(np.float32)])
+    found = strength_checks(blind, x, np.full(12, 2), steps=5)
+    assert not found["passed"] and found["zero_gradient_fraction"] == 1.0
+    assert not found["checks"]["gradients_nonzero"] and not found["checks"]["unbounded_pgd"]
+
+    model = trained_small_model()
+    rounded = lambda images: model(tf.round(images * 4) / 4, training=False)  # noqa: E731 - a plain callable
+    masked = strength_checks(rounded, x, y, steps=5)
+    assert masked["checks"]["gradients_nonzero"] is False and not masked["passed"]
+
+
+@pytest.mark.slow
+def test_benchmark_gives_autoattack_and_one_record_per_check_on_another_model():
+    model = trained_small_model()
+    x, y = banded(16, seed=11)
+    records = benchmark(model, x, y, threat_models=("clean", "linf", "autoattack", "checks"), targets=[1, 3],
+                        mask=sticker_mask(), linf_eps=0.05, linf_steps=10, linf_step=0.01, linf_random_start=False,
+                        square_queries=50, check_rp2_epochs=6, source=model)
+    values = {(r["threat_model"], r["attack"], r["metric"]): r for r in records}
+    clean = values[("clean", "none", "accuracy")]["value"]
+    aa = values[("autoattack", "apgd-ce+apgd-t+square", "robust_accuracy")]
+    assert aa["value"] <= clean and aa["interval"][0] <= aa["value"] <= aa["interval"][1]
+    assert "start=image" in values[("linf", "pgd", "robust_accuracy")]["budget"]
+    held = {r["attack"]: r["value"] for r in records if r["metric"] == "check_held"}
+    assert set(held) == set(CHECKS) and set(held.values()) <= {0.0, 1.0}
+    assert values[("checks", "all", "checks_passed")]["value"] == float(all(held.values()))
+    assert [r["budget"] for r in records if r["metric"] == "rp2_success"] == ["lambda=0.002, epochs=2",
+                                                                              "lambda=0.002, epochs=6"]
+
+
+@pytest.mark.slow
+def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed_from_its_records(tmp_path):
+    import dataclasses
+
+    from blurnet_tf.pipeline.plan import PROFILES, build_plan
+    from blurnet_tf.pipeline.robustness_steps import RobustnessBudget
+    from blurnet_tf.pipeline.steps import run_all
+    from blurnet_tf.reports import flat_records
+    from blurnet_tf.reports.robustness_report import PREFIX, stored_table, table, write_report
+
+    budget = RobustnessBudget(rows=("baseline", "tv_1e-4"), train_epochs=1, square_queries=20, check_rp2_epochs=3,
+                              check_targets=(12,), max_train_images=256)
+    profile = dataclasses.replace(PROFILES["robustness"], robustness=budget)
+    steps = build_plan(profile, tmp_path / "runs")
+    assert [s.name for s in steps] == ["train/baseline", "train/tv_1e-4", "train/baseline_holdout", "benchmark/baseline",
+                                       "benchmark/tv_1e-4", "benchmark/pixel_deflection"]
+    run_all(steps, jobs=2)
+    write_report(profile, tmp_path / "runs", tmp_path / "results", 0.0, {}, [s.out for s in steps])
+    out = tmp_path / "results" / "robustness"
+    records = flat_records.read(out / "results.json")
+    assert {r.model for r in records} == {"baseline", "tv_1e-4", "pixel_deflection"}
+    held = {(r.model, r.attack) for r in records if r.experiment == PREFIX + "checks" and r.metric == "check_held"}
+    assert ("baseline", "transfer_weaker") not in held and ("tv_1e-4", "transfer_weaker") in held
+    assert stored_table(out) == table(records) and table(records) in (out / "REPORT.md").read_text()
+    pgd = [r for r in records if r.experiment == PREFIX + "linf" and r.metric == "asr"]
+    assert {r.paper for r in pgd if r.model != "pixel_deflection"} == {1.0} and "step=0.01, start=image" in pgd[0].variant
