@@ -126,7 +126,7 @@ def test_learned_blur_penalty_on_another_model():
 
 
 def test_every_attack_takes_a_plain_python_function_and_gives_the_keras_models_result():
-    from blurnet_tf.attacks import carlini_wagner_l2, ddn, lbfgs_attack, linf_attack
+    from blurnet_tf.attacks import autoattack_linf, carlini_wagner_l2, ddn, deepfool, jsma, lbfgs_attack, linf_attack
 
     model = trained_small_model()
     x, y = banded(4, seed=5)
@@ -137,7 +137,10 @@ def test_every_attack_takes_a_plain_python_function_and_gives_the_keras_models_r
     for attack in (lambda m: carlini_wagner_l2(m, x, y, binary_search_steps=2, max_iterations=20),
                    lambda m: ddn(m, x, y, steps=10),
                    lambda m: lbfgs_attack(m, x, (y + 1) % CLASSES, search_steps=2, max_iterations=20),
-                   lambda m: linf_attack(m, x, eps=0.05, steps=3, y=y)):
+                   lambda m: linf_attack(m, x, eps=0.05, steps=3, y=y),
+                   lambda m: autoattack_linf(m, x, y, eps=0.05, steps=5, target_classes=2, square_queries=20),
+                   lambda m: deepfool(m, x, max_iter=5),
+                   lambda m: jsma(m, x, (y + 1) % CLASSES, gamma=0.02)):
         ours, theirs = attack(plain), attack(model)
         ours = ours.adversarial if hasattr(ours, "adversarial") else ours
         np.testing.assert_allclose(ours, theirs.adversarial if hasattr(theirs, "adversarial") else theirs, atol=1e-6)

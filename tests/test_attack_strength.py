@@ -83,3 +83,9 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
     assert stored_table(out) == table(records) and table(records) in (out / "REPORT.md").read_text()
     pgd = [r for r in records if r.experiment == PREFIX + "linf" and r.metric == "asr"]
     assert {r.paper for r in pgd if r.model != "pixel_deflection"} == {1.0} and "step=0.01, start=image" in pgd[0].variant
+    import json
+
+    claims = json.loads((out / "tables.json").read_text())["claims"]
+    assert [c[0].split(" (")[0] for c in claims] == ["PGD", "AutoAttack-strength L∞ at ε 8/255 breaks every model",
+                                                    "No BlurNet defence weakens the attacks"]
+    assert all("pixel_deflection" not in c[2] for c in claims)

@@ -80,7 +80,8 @@ def deepfool(model, x: np.ndarray, *, overshoot: float = 0.02, max_iter: int = 5
              batch_size: int = 128, preprocessing_defences=None) -> np.ndarray:
     """Untargeted DeepFool (Moosavi-Dezfooli et al. 2016, Alg. 2): the linearised step to the
     nearest class boundary, scaled by 1 + overshoot (the paper's 0.02 and 50 iterations), over
-    every class by default (nb_grads=None). model: a Keras model or an ART classifier.
+    every class by default (nb_grads=None). model: a Keras model, a callable images -> logits or an ART
+    classifier.
 
     ART's shortcut to the nb_grads most likely classes (nb_grads < classes) took steps ~100x
     shorter than the linear estimate on our trained baseline. With nb_grads=10 it left 96% of the
@@ -89,7 +90,7 @@ def deepfool(model, x: np.ndarray, *, overshoot: float = 0.02, max_iter: int = 5
     classes all of them cost one batched Jacobian anyway."""
     from art.attacks.evasion import DeepFool
 
-    classifier = _as_art(model, preprocessing_defences)
+    classifier = _as_art(model, preprocessing_defences, x=x)
     nb_grads = classifier.nb_classes if nb_grads is None else nb_grads
     attack = DeepFool(classifier, max_iter=max_iter, epsilon=overshoot, nb_grads=nb_grads, batch_size=batch_size,
                       verbose=False)
@@ -108,7 +109,7 @@ def jsma(model, x: np.ndarray, targets: np.ndarray, *, theta: float = 1.0, gamma
     logits it would ignore the other classes. So the Keras model is shown to ART as softmax."""
     from art.attacks.evasion import SaliencyMapMethod
 
-    classifier = _as_art(model, preprocessing_defences, probabilities=True)
+    classifier = _as_art(model, preprocessing_defences, probabilities=True, x=x)
     onehot = np.eye(classifier.nb_classes, dtype=np.float32)[np.asarray(targets)]
     attack = SaliencyMapMethod(classifier, theta=theta, gamma=gamma, batch_size=batch_size, verbose=False)
     return attack.generate(np.asarray(x, np.float32), y=onehot).astype(np.float32)
@@ -122,9 +123,20 @@ def random_targets(labels: np.ndarray, nb_classes: int, seed: int = 0) -> np.nda
     return (labels + shift) % nb_classes
 
 
-def _as_art(model, preprocessing_defences, probabilities=False):
+def _as_art(model, preprocessing_defences, probabilities=False, x=None):
+    """An ART classifier from a Keras model, a plain callable images -> logits (its class count read off
+    one call on x[:1]) or an ART classifier (used as it is)."""
     if isinstance(model, keras.Model):
         return art_classifier(model, preprocessing_defences=preprocessing_defences, probabilities=probabilities)
+    if not hasattr(model, "nb_classes") and callable(model) and x is not None:  # a plain callable
+        import tensorflow as tf
+
+        from blurnet_tf.attacks.logits_model import logits_fn
+
+        f = logits_fn(model)
+        classes = int(f(tf.constant(np.asarray(x[:1], np.float32))).shape[-1])
+        return art_classifier(lambda t, training=False: f(t), nb_classes=classes, input_shape=np.shape(x)[1:],
+                              preprocessing_defences=preprocessing_defences, probabilities=probabilities)
     if preprocessing_defences is not None:
         raise ValueError("preprocessing_defences go with a Keras model; an ART classifier carries its own")
     return model

@@ -43,7 +43,7 @@ def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarra
     x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
     logits = np.asarray(f(tf.constant(x)))
     classes = logits.shape[1]
-    classifier = art_classifier(model, nb_classes=classes, input_shape=x.shape[1:])
+    classifier = art_classifier(lambda t, training=False: f(t), nb_classes=classes, input_shape=x.shape[1:])
     best = x.copy()
     broken = np.argmax(logits, 1) != y
 
