@@ -24,6 +24,19 @@ def test_a_linear_classifier_passes_every_pgd_check_and_transfer_from_itself_is_
     assert found["transfer_success"] == found["whitebox_success"]
 
 
+def test_checks_with_nothing_to_attack_are_not_run_and_bad_arguments_are_named():
+    model, x, labels, _ = linear_case(classes=3, n=6)
+    wrong = strength_checks(model, x, 1 - labels, steps=3)  # every image misclassified: nothing to attack
+    assert wrong["correct"] == 0 and wrong["checks"]["unbounded_pgd"] is None and wrong["passed"]
+    at_target = strength_checks(model, x[labels == 1], labels[labels == 1], steps=3, targets=[1])
+    assert at_target["checks"]["unrestricted_rp2"] is None  # every image already at the only target
+    for kwargs, match in (({"x": x[:0], "y": labels[:0]}, "images: expected at least one image"),
+                          ({"x": x, "y": labels[:-1]}, "labels: expected 6 integer class indices"),
+                          ({"x": x, "y": labels, "source": linear_case(classes=2)[0]}, "source: expected logits over")):
+        with pytest.raises(ValueError, match=match):
+            strength_checks(model, **{"steps": 2, **kwargs})
+
+
 def test_a_blind_model_and_a_rounded_input_are_flagged_not_counted_as_robust():
     x, y = banded(12, seed=4)
     blind = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
@@ -78,8 +91,8 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
     out = tmp_path / "results" / "robustness"
     records = flat_records.read(out / "results.json")
     assert {r.model for r in records} == {"baseline", "tv_1e-4", "pixel_deflection"}
-    held = {(r.model, r.attack) for r in records if r.experiment == PREFIX + "checks" and r.metric == "check_held"}
-    assert ("baseline", "transfer_weaker") not in held and ("tv_1e-4", "transfer_weaker") in held
+    held = {(r.model, r.attack): r.value for r in records if r.experiment == PREFIX + "checks" and r.metric == "check_held"}
+    assert held[("baseline", "transfer_weaker")] is None  # not run: the baseline is its own source
     assert stored_table(out) == table(records) and table(records) in (out / "REPORT.md").read_text()
     pgd = [r for r in records if r.experiment == PREFIX + "linf" and r.metric == "asr"]
     assert {r.paper for r in pgd if r.model != "pixel_deflection"} == {1.0} and "step=0.01, start=image" in pgd[0].variant
@@ -89,3 +102,13 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
     assert [c[0].split(" (")[0] for c in claims] == ["PGD", "AutoAttack-strength L∞ at ε 8/255 breaks every model",
                                                     "No BlurNet defence weakens the attacks"]
     assert all("pixel_deflection" not in c[2] for c in claims)
+
+
+def test_one_pgd_step_from_the_image_takes_the_step_it_is_given_not_epsilon():
+    from blurnet_tf.attacks import linf_attack
+
+    model, x, labels, _ = linear_case(classes=2, n=4)
+    small = linf_attack(model, x, eps=0.1, steps=1, step_size=0.01, y=labels)
+    full = linf_attack(model, x, eps=0.1, steps=1, y=labels)  # FGSM
+    np.testing.assert_allclose(np.abs(small - x).max(axis=(1, 2, 3)), 0.01, atol=1e-6)
+    np.testing.assert_allclose(np.abs(full - x).max(axis=(1, 2, 3)), 0.1, atol=1e-6)

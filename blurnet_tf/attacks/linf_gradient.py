@@ -27,7 +27,7 @@ def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, s
     """Adversarial images (numpy). y: the labels to move away from (default: the model's predictions)."""
     logits = logits_fn(model)
 
-    if steps == 1 and not rand_init:
+    if steps == 1 and not rand_init and (step_size is None or step_size == eps):  # one full step: FGSM
         return fast_gradient_method(logits, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y,
                                     sanity_checks=False).numpy()
     return projected_gradient_descent(logits, x, eps, eps if step_size is None else step_size, steps, np.inf,

@@ -32,6 +32,7 @@ flags.DEFINE_float("linf_step", None, "linf: PGD's step (default: Madry's 2.5 ep
 flags.DEFINE_boolean("linf_random_start", True, "linf: start PGD at a random point of the ball (else at the image).")
 flags.DEFINE_integer("square_queries", 5000, "autoattack: Square's queries (AutoAttack's 5,000).", lower_bound=1)
 flags.DEFINE_string("source", None, "checks: a second .keras model the transfer check crafts PGD on.")
+flags.DEFINE_integer("check_steps", 50, "checks: PGD steps of the PGD checks.", lower_bound=1)
 flags.DEFINE_integer("check_rp2_epochs", 30, "checks: RP2 epochs of the RP2 checks (needs --targets).", lower_bound=1)
 flags.DEFINE_integer("ddn_steps", 100, "l2: DDN steps.", lower_bound=1)
 flags.DEFINE_integer("rp2_epochs", 300, "sticker: RP2 epochs (the paper's 300).", lower_bound=1)
@@ -77,7 +78,8 @@ def main(argv):
                             linf_steps=FLAGS.linf_steps, linf_step=FLAGS.linf_step,
                             linf_random_start=FLAGS.linf_random_start, ddn_steps=FLAGS.ddn_steps,
                             rp2_epochs=FLAGS.rp2_epochs, rp2_lambda=FLAGS.rp2_lambda, square_queries=FLAGS.square_queries,
-                            source=source, check_rp2_epochs=FLAGS.check_rp2_epochs, name=pathlib.Path(FLAGS.model).stem)
+                            source=source, check_steps=FLAGS.check_steps,
+                            check_rp2_epochs=FLAGS.check_rp2_epochs, name=pathlib.Path(FLAGS.model).stem)
     except ValueError as exc:
         name, _, problem = str(exc).partition(": ")  # benchmark() names the argument first
         raise cli.SettingError({"images": "data", "labels": "data"}.get(name, name), problem) from None

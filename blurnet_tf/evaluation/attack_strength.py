@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from blurnet_tf.attacks import linf_attack, logits_fn, rp2
+from blurnet_tf.evaluation.input_checks import check_inputs, check_source
 
 ZERO_GRADIENT_MAX = 0.01       # share of images whose input gradient is exactly zero
 UNBOUNDED_SUCCESS_MIN = 0.99   # share an unbounded attack must fool
@@ -38,11 +39,12 @@ def _classes(f, x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.argmax(np.asarray(f(tf.constant(x[i:i + 256]))), -1) for i in range(0, len(x), 256)])
 
 
-def _moved(run) -> float:
-    """RP2's share of (target, image) pairs whose prediction moved, pairs already at their target left out."""
+def _moved(run) -> float | None:
+    """RP2's share of (target, image) pairs whose prediction moved, pairs already at their target left out
+    (None: no pair left)."""
     clean = run.clean_predictions[None]
     pairs = run.targets[:, None] != clean
-    return float(np.mean((run.predictions[0] != clean)[pairs])) if pairs.any() else 0.0
+    return float(np.mean((run.predictions[0] != clean)[pairs])) if pairs.any() else None
 
 
 def _gradients(f, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
@@ -62,7 +64,9 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
     """x [N, H, W, C] in [0, 1], y [N] integer labels; model / source: Keras models or callables images
     -> logits. Returns {"checks": {name: True / False / None (not run)}, "passed": all run checks held,
     and the measured numbers}. PGD takes `steps` steps of 2.5 ε / steps from a random start."""
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
+    x, y, classes = check_inputs(model, x, y, mask, targets)
+    if source is not None:
+        check_source(source, x, classes)
     f = logits_fn(model)
     out: dict[str, Any] = {"images": int(len(y))}
     checks: dict[str, bool | None] = dict.fromkeys(CHECKS)
@@ -85,9 +89,13 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
         adv = linf_attack(on, xc, eps=e, steps=steps, step_size=min(e, 2.5 * e / steps), y=yc, rand_init=True)
         return float(np.mean(_classes(f, adv) != yc))
 
+    out["eps_grid"] = [float(e) for e in eps_grid]
+    if not len(yc):  # no correctly classified image: nothing to attack, every attack check is "not run"
+        out["checks"], out["pgd_success"] = checks, []
+        out["passed"] = bool(checks["gradients_nonzero"])
+        return out
     out["unbounded_pgd_success"] = pgd_success(1.0)
     checks["unbounded_pgd"] = out["unbounded_pgd_success"] >= UNBOUNDED_SUCCESS_MIN
-    out["eps_grid"] = [float(e) for e in eps_grid]
     out["pgd_success"] = [pgd_success(e) for e in out["eps_grid"]]
     checks["monotone_eps"] = all(b >= a - slack for a, b in zip(out["pgd_success"], out["pgd_success"][1:]))
     if source is not None:
@@ -97,7 +105,8 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
         targets = [int(t) for t in targets]
         whole = rp2(model, xc, np.ones(x.shape[1:], np.float32), targets, lam=0.0, epochs=rp2_epochs, seed=seed)
         out["unrestricted_rp2_success"] = _moved(whole)
-        checks["unrestricted_rp2"] = out["unrestricted_rp2_success"] >= UNBOUNDED_SUCCESS_MIN
+        if out["unrestricted_rp2_success"] is not None:  # None: every image is already at every target
+            checks["unrestricted_rp2"] = out["unrestricted_rp2_success"] >= UNBOUNDED_SUCCESS_MIN
         if mask is not None:
             short, full = max(1, rp2_epochs // 3), rp2_epochs
             out["rp2_epochs"] = [short, full]
@@ -105,7 +114,8 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
             for epochs in (short, full):
                 run = rp2(model, xc, mask, targets, lam=rp2_lambda, epochs=epochs, seed=seed)
                 out["rp2_success"].append(_moved(run))
-            checks["monotone_rp2"] = out["rp2_success"][1] >= out["rp2_success"][0] - slack
+            if None not in out["rp2_success"]:
+                checks["monotone_rp2"] = out["rp2_success"][1] >= out["rp2_success"][0] - slack
     out["checks"] = {k: (None if v is None else bool(v)) for k, v in checks.items()}
     out["passed"] = all(v for v in out["checks"].values() if v is not None)
     return out

@@ -31,42 +31,12 @@ import numpy as np
 import tensorflow as tf
 
 from blurnet_tf.attacks import autoattack_linf, ddn, linf_attack, logits_fn, madry_step, rp2
+from blurnet_tf.attacks.autoattack_linf import ATTACKS as AA_ATTACKS
 from blurnet_tf.evaluation import intervals
 from blurnet_tf.evaluation.attack_strength import strength_checks
+from blurnet_tf.evaluation.input_checks import check_inputs, check_source
 
 THREAT_MODELS = ("clean", "linf", "l2", "sticker", "autoattack", "checks")
-
-
-def check_inputs(model, images, labels, mask=None, targets=None) -> tuple[np.ndarray, np.ndarray, int]:
-    """(images float32, labels int, classes), or one ValueError naming the argument that is wrong."""
-    x = np.asarray(images)
-    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"images: expected a float array [N, H, W, C], got {x.dtype} {x.shape}")
-    if x.size == 0 or not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise ValueError("images: expected finite values in [0, 1] (divide 8-bit images by 255)")
-    y = np.asarray(labels)
-    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels: expected {len(x)} integer class indices, got {y.dtype} {y.shape}")
-    try:
-        out = np.asarray(logits_fn(model)(tf.constant(x[:2], tf.float32)))
-    except Exception as exc:  # noqa: BLE001 - any failure of the user's model is reported as its input mismatch
-        raise ValueError(f"model: cannot be called on images shaped {x.shape[1:]} ({type(exc).__name__})") from None
-    if out.ndim != 2:
-        raise ValueError(f"model: expected logits [N, classes], got an output shaped {out.shape}")
-    classes = out.shape[1]
-    if np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
-        raise ValueError("model: returns probabilities (rows sum to 1); pass the model without its softmax (logits)")
-    if y.min() < 0 or y.max() >= classes:
-        raise ValueError(f"labels: expected classes 0..{classes - 1}, got {y.min()}..{y.max()}")
-    if mask is not None:
-        m = np.asarray(mask)
-        if m.shape != x.shape[1:] or not np.isin(m, (0, 1)).all():
-            raise ValueError(f"mask: expected 0 and 1 shaped like one image {x.shape[1:]}, got {m.dtype} {m.shape}")
-    if targets is not None:
-        t = np.atleast_1d(np.asarray(targets))
-        if not np.issubdtype(t.dtype, np.integer) or t.min() < 0 or t.max() >= classes:
-            raise ValueError(f"targets: expected classes 0..{classes - 1}, got {t.tolist()}")
-    return x.astype(np.float32), y.astype(np.int64), classes
 
 
 def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_models: Sequence[str] = ("clean", "linf", "l2"),
@@ -75,7 +45,7 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_mode
               linf_step: float | None = None, linf_random_start: bool = True, ddn_steps: int = 100,
               rp2_epochs: int = 300, rp2_lambda: float = 0.002, square_queries: int = 5000,
               autoattack_attacks: Sequence[str] = ("apgd-ce", "apgd-t", "square"), source: Any = None,
-              check_rp2_epochs: int = 30, name: str = "model") -> list[dict[str, Any]]:
+              check_steps: int = 50, check_rp2_epochs: int = 30, name: str = "model") -> list[dict[str, Any]]:
     """Flat records, one per number: {experiment "benchmark", model, threat_model, attack, budget, seed
     (None: over every seed), target, metric, value, interval [lo, hi], images, seeds}.
 
@@ -92,23 +62,21 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_mode
         raise ValueError("seeds: expected at least one seed")
     for arg, value, ok, expected in (
             ("linf_eps", linf_eps, 0 < linf_eps <= 1, "a radius in (0, 1]"),
-            ("linf_step", linf_step, linf_step is None or 0 < linf_step <= linf_eps, "a step in (0, linf_eps] or None"),
+            ("linf_step", linf_step, linf_step is None or (isinstance(linf_step, (int, float)) and 0 < linf_step <= linf_eps),
+             "a step in (0, linf_eps] or None"),
+            ("autoattack_attacks", autoattack_attacks, bool(autoattack_attacks) and set(autoattack_attacks) <= set(AA_ATTACKS),
+             f"a non-empty subset of {', '.join(AA_ATTACKS)}"),
             ("rp2_lambda", rp2_lambda, math.isfinite(rp2_lambda) and rp2_lambda >= 0, "a finite number >= 0"),
             *((n, v, isinstance(v, int) and v >= 1, "an integer >= 1") for n, v in
               (("linf_steps", linf_steps), ("ddn_steps", ddn_steps), ("rp2_epochs", rp2_epochs),
-               ("square_queries", square_queries), ("check_rp2_epochs", check_rp2_epochs))),
+               ("square_queries", square_queries), ("check_rp2_epochs", check_rp2_epochs), ("check_steps", check_steps))),
             ("n_examples", n_examples, n_examples is None or (isinstance(n_examples, int) and n_examples >= 1),
              "an integer >= 1 or None")):
         if not ok:
             raise ValueError(f"{arg}: expected {expected}, got {value!r}")
     x, y, classes = check_inputs(model, images, labels, mask, targets)
     if source is not None:
-        try:
-            shape = tuple(np.shape(logits_fn(source)(tf.constant(x[:2]))))
-        except Exception as exc:  # noqa: BLE001 - reported as the source model's mismatch
-            raise ValueError(f"source: cannot be called on images shaped {x.shape[1:]} ({type(exc).__name__})") from None
-        if shape != (min(2, len(x)), classes):
-            raise ValueError(f"source: expected logits over the model's {classes} classes, got an output shaped {shape}")
+        check_source(source, x, classes)
     x, y = (x[:n_examples], y[:n_examples]) if n_examples else (x, y)
     f = logits_fn(model)
 
@@ -119,7 +87,8 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_mode
 
     def add(threat, attack, budget, metric, value, interval=None, images=None, target=None, seed=None):
         records.append({"experiment": "benchmark", "model": name, "threat_model": threat, "attack": attack,
-                        "budget": budget, "seed": seed, "target": target, "metric": metric, "value": float(value),
+                        "budget": budget, "seed": seed, "target": target, "metric": metric,
+                        "value": float("nan") if value is None else float(value),
                         "interval": interval, "images": images, "seeds": list(seeds)})
 
     correct = predict(x) == y
@@ -127,7 +96,7 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_mode
     xc, yc = x[correct], y[correct]
     def robust_records(threat, attack, budget, robust):
         add(threat, attack, budget, "robust_accuracy", robust.sum() / len(y), intervals.wilson(robust.sum(), len(y)), len(y))
-        add(threat, attack, budget, "asr", 1 - robust.mean() if len(yc) else 0.0,
+        add(threat, attack, budget, "asr", 1 - robust.mean() if len(yc) else float("nan"),
             intervals.wilson((~robust).sum(), len(yc)), len(yc))
 
     if "linf" in threat_models:
@@ -155,12 +124,11 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_mode
     if "sticker" in threat_models and len(yc):
         _stickers(model, xc, mask, targets, seeds, rp2_epochs, rp2_lambda, add)
     if "checks" in threat_models:
-        found = strength_checks(model, x, y, eps=linf_eps, source=source, mask=mask, targets=targets,
+        found = strength_checks(model, x, y, eps=linf_eps, steps=check_steps, source=source, mask=mask, targets=targets,
                                 rp2_epochs=check_rp2_epochs, rp2_lambda=rp2_lambda, seed=seeds[0])
-        budget = f"eps={linf_eps:.6g}, rp2_epochs={check_rp2_epochs}"
-        for check, held in found["checks"].items():
-            if held is not None:
-                add("checks", check, budget, "check_held", float(held), images=len(y))
+        budget = f"eps={linf_eps:.6g}, steps={check_steps}, rp2_epochs={check_rp2_epochs}"
+        for check, held in found["checks"].items():  # nan: not run (no source, no targets, no correct image)
+            add("checks", check, budget, "check_held", float("nan") if held is None else float(held), images=len(y))
         for metric in ("zero_gradient_fraction", "unbounded_pgd_success", "whitebox_success", "transfer_success",
                        "unrestricted_rp2_success"):
             if metric in found:

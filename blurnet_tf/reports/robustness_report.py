@@ -58,7 +58,8 @@ def table(records):
         legit, clean = by.get(("models", "none", "legit_accuracy")), by.get((PREFIX + "clean", "none", "accuracy"))
         pgd, aa = by.get((PREFIX + "linf", "pgd", "asr")), by.get((PREFIX + "autoattack", "aa", "asr"))
         robust = by.get((PREFIX + "autoattack", "aa", "robust_accuracy"))
-        held = {c: by[(PREFIX + "checks", c, "check_held")].value for c in CHECKS if (PREFIX + "checks", c, "check_held") in by}
+        held = {c: by[(PREFIX + "checks", c, "check_held")].value for c in CHECKS
+                if by.get((PREFIX + "checks", c, "check_held")) and by[(PREFIX + "checks", c, "check_held")].value is not None}
         passed = by.get((PREFIX + "checks", "all", "checks_passed"))
         failed = ", ".join(c for c, v in held.items() if not v) or "–"
         right = f"{round(clean.value * clean.images)}/{clean.images}" if clean else "–"

@@ -1,0 +1,62 @@
+"""The checks every evaluation entry point runs on its arguments first: one ValueError naming the argument
+that is wrong and what was expected (the CLI maps the name to its flag)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from blurnet_tf.attacks import logits_fn
+
+
+def _probabilities(out: np.ndarray) -> bool:
+    return bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4))
+
+
+def check_inputs(model, images, labels, mask=None, targets=None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(images float32, labels int, classes), or one ValueError naming the argument that is wrong."""
+    x = np.asarray(images)
+    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"images: expected a float array [N, H, W, C], got {x.dtype} {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"images: expected at least one image, got an array shaped {x.shape}")
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise ValueError("images: expected finite values in [0, 1] (divide 8-bit images by 255)")
+    y = np.asarray(labels)
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels: expected {len(x)} integer class indices, got {y.dtype} {y.shape}")
+    try:
+        out = np.asarray(logits_fn(model)(tf.constant(x[:2], tf.float32)))
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's model is reported as its input mismatch
+        raise ValueError(f"model: cannot be called on images shaped {x.shape[1:]} ({type(exc).__name__})") from None
+    if out.ndim != 2:
+        raise ValueError(f"model: expected logits [N, classes], got an output shaped {out.shape}")
+    classes = out.shape[1]
+    if _probabilities(out):
+        raise ValueError("model: returns probabilities (rows sum to 1); pass the model without its softmax (logits)")
+    if y.min() < 0 or y.max() >= classes:
+        raise ValueError(f"labels: expected classes 0..{classes - 1}, got {y.min()}..{y.max()}")
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != x.shape[1:] or not np.isin(m, (0, 1)).all():
+            raise ValueError(f"mask: expected 0 and 1 shaped like one image {x.shape[1:]}, got {m.dtype} {m.shape}")
+    if targets is not None:
+        t = np.atleast_1d(np.asarray(targets))
+        if not np.issubdtype(t.dtype, np.integer) or t.min() < 0 or t.max() >= classes:
+            raise ValueError(f"targets: expected classes 0..{classes - 1}, got {t.tolist()}")
+    return x.astype(np.float32), y.astype(np.int64), classes
+
+
+def check_source(source: Any, x: np.ndarray, classes: int) -> None:
+    """A second model (a transfer attack's source) must take the same images and score the same classes
+    as logits."""
+    try:
+        out = np.asarray(logits_fn(source)(tf.constant(x[:2])))
+    except Exception as exc:  # noqa: BLE001 - reported as the source model's mismatch
+        raise ValueError(f"source: cannot be called on images shaped {x.shape[1:]} ({type(exc).__name__})") from None
+    if out.shape != (min(2, len(x)), classes):
+        raise ValueError(f"source: expected logits over the model's {classes} classes, got an output shaped {out.shape}")
+    if _probabilities(out):
+        raise ValueError("source: returns probabilities (rows sum to 1); pass the model without its softmax (logits)")
