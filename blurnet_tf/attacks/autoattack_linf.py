@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 import tensorflow as tf
@@ -29,7 +30,7 @@ ATTACKS = ("apgd-ce", "apgd-t", "square")
 
 def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *, eps: float = 8 / 255,
                     steps: int = 100, target_classes: int = 9, square_queries: int = 5000,
-                    attacks: Sequence[str] = ATTACKS, seed: int = 0) -> AttackResult:
+                    attacks: Sequence[Literal["apgd-ce", "apgd-t", "square"]] = ATTACKS, seed: int = 0) -> AttackResult:
     """x [N, H, W, C] in [0, 1], y [N] labels. Returns the first adversarial any attack found per image
     (the image itself where none did), success [N] (misclassified, read off the model) and the L∞ norm
     of each perturbation (0 where the attack failed)."""

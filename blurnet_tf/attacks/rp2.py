@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import keras
 import numpy as np
@@ -90,7 +91,8 @@ def _check(images, mask, lam, targets, epochs, lr, norm):
 @renamed_keywords(images="x", input_clip="clip_values")
 def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.ndarray,
         targets: int | Sequence[int] | np.ndarray, *, lam: float | Sequence[float], epochs: int = 300, lr: float = 0.1,
-        norm: str = "l2", nps_colors: np.ndarray | None = None, noise_init: str | Sequence[float] = "uniform",
+        norm: Literal["l1", "l2"] = "l2", nps_colors: np.ndarray | None = None,
+        noise_init: Literal["uniform", "zeros"] | Sequence[float] = "uniform",
         noise_clip: float = 20.0, clip_values: tuple[float, float] = (0.0, 1.0),
         transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
         extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None, feature_layer: str = FIRST_LAYER, seed: int = 0, progress: Callable[[int, int], None] | None = None,

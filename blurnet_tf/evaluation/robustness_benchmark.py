@@ -23,7 +23,7 @@ images for the sticker's average ASR.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import math
 
@@ -39,7 +39,11 @@ from blurnet_tf.evaluation.input_checks import check_inputs, check_source
 THREAT_MODELS = ("clean", "linf", "l2", "sticker", "autoattack", "checks")
 
 
-def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *, threat_models: Sequence[str] = ("clean", "linf", "l2"),
+ThreatModel = Literal["clean", "linf", "l2", "sticker", "autoattack", "checks"]
+
+
+def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
+              threat_models: Sequence[ThreatModel] = ("clean", "linf", "l2"),
               targets: Sequence[int] | None = None, mask: np.ndarray | None = None, seeds: Sequence[int] = (0,),
               n_examples: int | None = None, linf_eps: float = 8 / 255, linf_steps: int = 50,
               linf_step: float | None = None, linf_random_start: bool = True, ddn_steps: int = 100,
