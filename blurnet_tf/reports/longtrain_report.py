@@ -116,17 +116,18 @@ def stored_table(results_dir):
 
 def figure(records, rows, path):
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
-    for row in rows:
+    for i, row in enumerate(rows):
+        color = f"C{i}"  # one colour per model in every panel
         mon = sorted((int(r.variant[5:]), r.metric, r.value) for r in records if r.model == row and r.variant
                      and r.metric in ("cross_entropy", "penalty_loss_share", "penalty_gradient_share"))
         for ax, metric in zip(axes[:3], ("cross_entropy", "penalty_loss_share", "penalty_gradient_share")):
             e = [(ep, v) for ep, m, v in mon if m == metric]
             if e:
-                ax.plot(*zip(*e), label=row)
+                ax.plot(*zip(*e), label=row, color=color)
         pts = points(records, row)
         if pts:
-            axes[3].plot([p[0] for p in pts], [100 * p[2] for p in pts], "o-", label=f"{row} average")
-            axes[3].plot([p[0] for p in pts], [100 * p[3] for p in pts], "x--", label=f"{row} worst")
+            axes[3].plot([p[0] for p in pts], [100 * p[2] for p in pts], "o-", color=color, label=f"{row} average")
+            axes[3].plot([p[0] for p in pts], [100 * p[3] for p in pts], "x--", color=color, label=f"{row} worst")
     for ax, title in zip(axes, ("cross-entropy (first 512 training images)", "penalty share of the loss",
                                 "penalty share of the gradient norm", "white-box RP2 ASR (%)")):
         ax.set_xscale("log")
