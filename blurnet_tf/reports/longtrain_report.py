@@ -114,6 +114,27 @@ def stored_table(results_dir):
     return table(records, rows, results_dir.parent)
 
 
+def summary(results_dir):
+    """The README's sentence on the long run, generated from a committed results/longtrain."""
+    records = flat_records.read(pathlib.Path(results_dir) / flat_records.JSON_FILE)
+    last = {row: points(records, row)[-1] for row in ("baseline", "tv_1e-4", "tik_hf") if points(records, row)}
+    first = {row: points(records, row)[0] for row in last}
+    share = {(r.model, r.metric): r.value for r in records if r.variant == f"epoch{last['tv_1e-4'][0]}"}
+    if not {"baseline", "tv_1e-4", "tik_hf"} <= set(last):
+        return "_not run yet_"
+    tv, tik = paper.TABLE2["tv_1e-4"], paper.TABLE2["tik_hf"]
+    return (f"Trained {last['tv_1e-4'][0]} epochs instead of {first['tv_1e-4'][0]} (the paper: {PAPER_EPOCHS}), until "
+            f"the penalty is {_pct(share[('tv_1e-4', 'penalty_loss_share')])}% (TV 1e-4) and "
+            f"{_pct(share[('tik_hf', 'penalty_loss_share')])}% (Tik_hf) of the loss and "
+            f"{_pct(share[('tv_1e-4', 'penalty_gradient_share')])}% / {_pct(share[('tik_hf', 'penalty_gradient_share')])}% "
+            f"of the gradient norm, TV 1e-4 and Tik_hf are attacked at {_pct(last['tv_1e-4'][2])}% / "
+            f"{_pct(last['tik_hf'][2])}% average ASR (at {first['tv_1e-4'][0]} epochs {_pct(first['tv_1e-4'][2])}% / "
+            f"{_pct(first['tik_hf'][2])}%; the baseline at {last['baseline'][0]} epochs {_pct(last['baseline'][2])}%) "
+            f"with {_pct(last['tv_1e-4'][1])}% / {_pct(last['tik_hf'][1])}% legit accuracy; the paper: "
+            f"{_pct(tv['avg_asr'])}% / {_pct(tik['avg_asr'])}% at {_pct(tv['legit'])}% / {_pct(tik['legit'])}% "
+            f"(one seed, `results/longtrain`).")
+
+
 def figure(records, rows, path):
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     for i, row in enumerate(rows):

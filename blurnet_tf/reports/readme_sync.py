@@ -122,8 +122,9 @@ def render(results_dir=RESULTS):
     tradeoff, longtrain = root / TRADEOFF_RESULTS, root / LONGTRAIN_RESULTS  # recomputed from their records
     out["tradeoff-verdicts"] = (tradeoff_analysis.verdict_table(tradeoff)
                                 if (tradeoff / flat_records.JSON_FILE).is_file() else "_not run yet_")
-    out["longtrain"] = (longtrain_report.stored_table(longtrain)
-                        if (longtrain / flat_records.JSON_FILE).is_file() else "_not run yet_")
+    stored_longtrain = (longtrain / flat_records.JSON_FILE).is_file()
+    out["longtrain"] = longtrain_report.stored_table(longtrain) if stored_longtrain else "_not run yet_"
+    out["longtrain-summary"] = longtrain_report.summary(longtrain) if stored_longtrain else "_not run yet_"
     robustness = root / ROBUSTNESS_RESULTS
     out["robustness"] = (robustness_report.stored_table(robustness)
                          if (robustness / flat_records.JSON_FILE).is_file() else "_not run yet_")
