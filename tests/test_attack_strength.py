@@ -81,11 +81,11 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
     from blurnet_tf.reports.robustness_report import PREFIX, stored_table, table, write_report
 
     budget = RobustnessBudget(rows=("baseline", "tv_1e-4"), train_epochs=1, square_queries=20, check_rp2_epochs=3,
-                              check_targets=(12,), max_train_images=256)
+                              check_targets=(12,), max_train_images=256, crosscheck_restarts=2)
     profile = dataclasses.replace(PROFILES["robustness"], robustness=budget)
     steps = build_plan(profile, tmp_path / "runs")
     assert [s.name for s in steps] == ["train/baseline", "train/tv_1e-4", "train/baseline_holdout", "benchmark/baseline",
-                                       "benchmark/tv_1e-4", "benchmark/pixel_deflection"]
+                                       "benchmark/tv_1e-4", "benchmark/pixel_deflection", "crosscheck/baseline"]
     run_all(steps, jobs=2)
     write_report(profile, tmp_path / "runs", tmp_path / "results", 0.0, {}, [s.out for s in steps])
     out = tmp_path / "results" / "robustness"
@@ -94,6 +94,7 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
     held = {(r.model, r.attack): r.value for r in records if r.experiment == PREFIX + "checks" and r.metric == "check_held"}
     assert held[("baseline", "transfer_weaker")] is None  # not run: the baseline is its own source
     assert stored_table(out) == table(records) and table(records) in (out / "REPORT.md").read_text()
+    assert "Second implementation on `baseline`: cleverhans PGD (eps=0.0313725, steps=50" in (out / "REPORT.md").read_text()
     pgd = [r for r in records if r.experiment == PREFIX + "linf" and r.metric == "asr"]
     assert {r.paper for r in pgd if r.model != "pixel_deflection"} == {1.0} and "step=0.01, start=image" in pgd[0].variant
     import json

@@ -49,3 +49,28 @@ class RowBenchmark:
                             name=self.row)
         return rundir.write_result(self, out, {"row": self.row, "records": records, "seconds": time.time() - started,
                                                "paper_pgd10_asr": paper.TABLE4["asr"]})
+
+
+@dataclasses.dataclass(frozen=True)
+class RestartCrossCheck:
+    """A second implementation beside AutoAttack (ART): cleverhans PGD at the same ε with many random
+    restarts, through the same benchmark(); it should leave no fewer victims robust than AutoAttack."""
+    row: str
+    model: str
+    restarts: int = 10
+    steps: int = 50
+    data_dir: str | None = None
+
+    def run(self, out):
+        import numpy as np
+
+        from blurnet_tf.data import STOP
+        from blurnet_tf.evaluation.robustness_benchmark import benchmark
+        from blurnet_tf.experiments.rp2_stickers import load_victim_setting
+
+        _, victims, _, classifier = load_victim_setting(self.model, self.data_dir)
+        started = time.time()
+        records = benchmark(classifier, victims, np.full(len(victims), STOP), threat_models=("clean", "linf"),
+                            seeds=tuple(range(self.restarts)), linf_eps=paper.LINF_EPS, linf_steps=self.steps,
+                            name=self.row)
+        return rundir.write_result(self, out, {"row": self.row, "records": records, "seconds": time.time() - started})

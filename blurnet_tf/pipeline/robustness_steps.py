@@ -4,6 +4,7 @@ through `benchmark()`: PGD-10 as Table IV ran it, AutoAttack-strength L∞ and t
 
     runs/robustness/models/<row>/        model.keras, metrics.json
     runs/robustness/benchmark/<row>/     results.json (flat records, the benchmark() schema)
+    runs/robustness/crosscheck/baseline/ results.json (PGD with many restarts: a second implementation)
 """
 
 import dataclasses
@@ -28,6 +29,7 @@ class RobustnessBudget:
     check_rp2_epochs: int = 30
     check_targets: tuple = (1, 7, 12)
     max_train_images: int = 0
+    crosscheck_restarts: int = 10     # cleverhans PGD restarts beside AutoAttack on the baseline
 
     def benchmarked(self):
         return self.rows + (PIXEL_DEFLECTION,)
@@ -42,7 +44,7 @@ def benchmark_dir(lay, row):
 
 
 def robustness_steps(budget, lay, flags_dir, data, data_dir):
-    from blurnet_tf.experiments.row_benchmark import RowBenchmark
+    from blurnet_tf.experiments.row_benchmark import RestartCrossCheck, RowBenchmark
 
     extra = [f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []
     steps = [Step(f"train/{row}", "train", model_dir(lay, row), command=[
@@ -59,4 +61,8 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
                                     seed=budget.seed, square_queries=budget.square_queries,
                                     check_rp2_epochs=budget.check_rp2_epochs, check_targets=budget.check_targets,
                                     data_dir=data_dir)))
+    baseline = model_dir(lay, BASELINE) / rundir.MODEL_FILE
+    steps.append(Step(f"crosscheck/{BASELINE}", "crosscheck", lay.root / "crosscheck" / BASELINE, inputs=[baseline],
+                      experiment=RestartCrossCheck(BASELINE, source, restarts=budget.crosscheck_restarts,
+                                                   data_dir=data_dir)))
     return steps

@@ -9,12 +9,13 @@ import pathlib
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.evaluation import intervals
 from blurnet_tf.evaluation.attack_strength import CHECKS
-from blurnet_tf.pipeline.robustness_steps import PIXEL_DEFLECTION, benchmark_dir, model_dir
+from blurnet_tf.pipeline.robustness_steps import BASELINE, PIXEL_DEFLECTION, benchmark_dir, model_dir
 from blurnet_tf.reports import flat_records
 from blurnet_tf.reports.format import _pct
 from blurnet_tf.reports.report_writer import metadata
 
 PREFIX = "robustness_"
+CROSSCHECK = "robustness_crosscheck"
 
 
 def fresh_records(work_dir, budget, commit, dirty):
@@ -30,7 +31,24 @@ def fresh_records(work_dir, budget, commit, dirty):
                 and not row.startswith("defendpp") else None
             b.add(PREFIX + r["threat_model"], row, r["metric"], r["value"], budget.seed, variant=r["budget"],
                   attack=r["attack"], images=r["images"], ref=ref)
+    found = files.read_json(lay.root / "crosscheck" / BASELINE / rundir.RESULTS_FILE)
+    for r in (found or {}).get("values", {}).get("records", []):
+        if r["threat_model"] == "linf":
+            b.add(CROSSCHECK, found["values"]["row"], r["metric"], r["value"], budget.seed, variant=r["budget"],
+                  attack=r["attack"], images=r["images"])
     return b.rows
+
+
+def crosscheck_line(records):
+    """The second implementation beside AutoAttack: PGD with many restarts should leave no fewer robust."""
+    pgd = next((r for r in records if r.experiment == CROSSCHECK and r.metric == "robust_accuracy"), None)
+    aa = next((r for r in records if r.experiment == PREFIX + "autoattack" and r.metric == "robust_accuracy"
+               and pgd is not None and r.model == pgd.model), None)
+    if pgd is None or aa is None:
+        return "Second implementation: not run."
+    verdict = "no lower, as it should be" if pgd.value >= aa.value else "**lower: AutoAttack missed images**"
+    return (f"Second implementation on `{pgd.model}`: cleverhans PGD ({pgd.variant}) leaves {_pct(pgd.value)}% of the "
+            f"victims robust, AutoAttack (ART) {_pct(aa.value)}%: {verdict}.")
 
 
 def rows_of(records):
@@ -38,6 +56,8 @@ def rows_of(records):
     AutoAttack records under attack "aa" whichever attacks ran."""
     out = {}
     for r in records:
+        if r.experiment == CROSSCHECK:
+            continue
         attack = "aa" if r.experiment == PREFIX + "autoattack" else r.attack
         out.setdefault(r.model, {}).setdefault((r.experiment, attack, r.metric), r)
     return out
@@ -144,6 +164,7 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
            "BlurNet's Table IV (PGD-10 breaks every model, ASR 100%); it has no Defend++ or Pixel Deflection LISA row.",
            "", "<!-- results:robustness -->", table(records), "<!-- /results:robustness -->", ""]
     failed = failed_rows(records)
+    md += [crosscheck_line(records), ""]
     md += [("Rows whose checks failed (their robustness numbers are not counted in any claim): " + ", ".join(failed))
            if failed else "Every row passed every check it ran: no robustness number here is an artefact of a weakened "
            "attack.", "", f"- commit `{meta['commit']}`, {meta['hardware']['cpu']} × {meta['hardware']['cpu_count']}; "
