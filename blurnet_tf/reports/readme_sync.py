@@ -126,8 +126,9 @@ def render(results_dir=RESULTS):
     out["longtrain"] = longtrain_report.stored_table(longtrain) if stored_longtrain else "_not run yet_"
     out["longtrain-summary"] = longtrain_report.summary(longtrain) if stored_longtrain else "_not run yet_"
     robustness = root / ROBUSTNESS_RESULTS
-    out["robustness"] = (robustness_report.stored_table(robustness)
-                         if (robustness / flat_records.JSON_FILE).is_file() else "_not run yet_")
+    stored_robustness = (robustness / flat_records.JSON_FILE).is_file()
+    out["robustness"] = robustness_report.stored_table(robustness) if stored_robustness else "_not run yet_"
+    out["robustness-summary"] = robustness_report.summary(robustness) if stored_robustness else "_not run yet_"
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
         pd_section = blurnet_tables.pixel_deflection_tables(_data(files.read_json(pd_tables, missing_ok=False)))

@@ -129,6 +129,34 @@ def claims(records):
     return out
 
 
+def summary(results_dir):
+    """The README's paragraph on the robustness profile, generated from a committed results/robustness."""
+    records = flat_records.read(pathlib.Path(results_dir) / flat_records.JSON_FILE)
+    rows = rows_of(records)
+    table2 = [r for r in rows if r != PIXEL_DEFLECTION and not r.startswith("defendpp")]
+
+    def asr(threat, attack, row):
+        rec = rows[row].get((PREFIX + threat, attack, "asr"))
+        return None if rec is None else rec.value
+
+    aa, pgd = {r: asr("autoattack", "aa", r) for r in table2}, {r: asr("linf", "pgd", r) for r in table2}
+    if not table2 or None in aa.values() or None in pgd.values():
+        return "_not run yet_"
+    stronger = [r for r in table2 if aa[r] > pgd[r]]
+    passed = {r: by.get((PREFIX + "checks", "all", "checks_passed")) for r, by in rows.items()}
+    failed = [r for r, rec in passed.items() if rec is not None and not rec.value]
+    extra = "; ".join(f"{r} {_pct(asr('linf', 'pgd', r))}% / {_pct(asr('autoattack', 'aa', r))}%" for r in rows
+                      if r not in table2 and asr("autoattack", "aa", r) is not None)
+    return (f"On the 40 victims at ε 8/255, AutoAttack-strength L∞ reaches {_pct(min(aa.values()))}-{_pct(max(aa.values()))}% "
+            f"ASR over the {len(table2)} Table II rows, PGD-10 as Table IV ran it {_pct(min(pgd.values()))}-"
+            f"{_pct(max(pgd.values()))}% (the paper: {_pct(paper.TABLE4['asr'])}% on every row); AutoAttack is stronger on "
+            + (", ".join(f"{r} ({_pct(pgd[r])}% → {_pct(aa[r])}%)" for r in stronger) if stronger else "no row")
+            + (f". Defend++ and Pixel Deflection (PGD-10 / AutoAttack): {extra}" if extra else "")
+            + (f". Attack-strength checks: every row passed every check it ran" if not failed else
+               f". Rows whose attack-strength checks failed (not counted in any claim): {', '.join(failed)}")
+            + " (one training seed, `results/robustness`).")
+
+
 def stored_table(results_dir):
     return table(flat_records.read(pathlib.Path(results_dir) / flat_records.JSON_FILE))
 
