@@ -21,15 +21,20 @@ def art_classifier(model, *, nb_classes: int | None = None, input_shape: Sequenc
                    preprocessing_defences=None, clip_values: tuple[float, float] = (0.0, 1.0),
                    probabilities: bool = False):
     """ART's TensorFlowV2Classifier around a model that returns logits (a Keras model, or any
-    callable with nb_classes and input_shape given).
+    callable images -> logits with nb_classes and input_shape given; called through logits_fn).
 
     preprocessing_defences: ART preprocessors applied before the model (their estimate_gradient
     is used on the way back). probabilities=True shows ART the softmax of the logits instead, so
     its class gradients are those of the probabilities."""
     import tensorflow as tf
 
+    from blurnet_tf.attacks.logits_model import logits_fn
+
     nb_classes = int(nb_classes or model.output_shape[-1])
     input_shape = tuple(input_shape or model.input_shape[1:])
+    if not isinstance(model, keras.Model):  # ART calls model(x, training=...): a plain function takes no `training`
+        f = logits_fn(model)
+        model = lambda x, training=False: f(x)  # noqa: E731
     net = (lambda x, training=False: tf.nn.softmax(model(x, training=training))) if probabilities else model
     return _classifier_class()(net, nb_classes=nb_classes, input_shape=input_shape, clip_values=clip_values,
                                loss_object=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
@@ -133,9 +138,8 @@ def _as_art(model, preprocessing_defences, probabilities=False, x=None):
 
         from blurnet_tf.attacks.logits_model import logits_fn
 
-        f = logits_fn(model)
-        classes = int(f(tf.constant(np.asarray(x[:1], np.float32))).shape[-1])
-        return art_classifier(lambda t, training=False: f(t), nb_classes=classes, input_shape=np.shape(x)[1:],
+        classes = int(logits_fn(model)(tf.constant(np.asarray(x[:1], np.float32))).shape[-1])
+        return art_classifier(model, nb_classes=classes, input_shape=np.shape(x)[1:],
                               preprocessing_defences=preprocessing_defences, probabilities=probabilities)
     if preprocessing_defences is not None:
         raise ValueError("preprocessing_defences go with a Keras model; an ART classifier carries its own")

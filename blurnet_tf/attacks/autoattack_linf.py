@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import tensorflow as tf
@@ -25,12 +25,13 @@ from blurnet_tf.attacks.art_attacks import art_classifier
 from blurnet_tf.attacks.attack_result import AttackResult
 from blurnet_tf.attacks.logits_model import logits_fn
 
-ATTACKS = ("apgd-ce", "apgd-t", "square")
+AttackName = Literal["apgd-ce", "apgd-t", "square"]
+ATTACKS = get_args(AttackName)
 
 
 def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *, eps: float = 8 / 255,
                     steps: int = 100, target_classes: int = 9, square_queries: int = 5000,
-                    attacks: Sequence[Literal["apgd-ce", "apgd-t", "square"]] = ATTACKS, seed: int = 0) -> AttackResult:
+                    attacks: Sequence[AttackName] = ATTACKS, seed: int = 0) -> AttackResult:
     """x [N, H, W, C] in [0, 1], y [N] labels. Returns the first adversarial any attack found per image
     (the image itself where none did), success [N] (misclassified, read off the model) and the L∞ norm
     of each perturbation (0 where the attack failed)."""
@@ -44,7 +45,7 @@ def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarra
     x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
     logits = np.asarray(f(tf.constant(x)))
     classes = logits.shape[1]
-    classifier = art_classifier(lambda t, training=False: f(t), nb_classes=classes, input_shape=x.shape[1:])
+    classifier = art_classifier(model, nb_classes=classes, input_shape=x.shape[1:])
     best = x.copy()
     broken = np.argmax(logits, 1) != y
 

@@ -29,14 +29,11 @@ import tensorflow as tf
 
 from blurnet_tf.attacks import linf_attack, logits_fn, rp2
 from blurnet_tf.evaluation.input_checks import check_inputs, check_source
+from blurnet_tf.evaluation.metrics import predict_classes
 
 ZERO_GRADIENT_MAX = 0.01       # share of images whose input gradient is exactly zero
 UNBOUNDED_SUCCESS_MIN = 0.99   # share an unbounded attack must fool
 CHECKS = ("gradients_nonzero", "unbounded_pgd", "monotone_eps", "transfer_weaker", "unrestricted_rp2", "monotone_rp2")
-
-
-def _classes(f, x: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.argmax(np.asarray(f(tf.constant(x[i:i + 256]))), -1) for i in range(0, len(x), 256)])
 
 
 def _moved(run) -> float | None:
@@ -77,23 +74,21 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
     out["zero_gradient_fraction"] = float(np.mean(np.abs(grads).max(axis=1) == 0))
     checks["gradients_nonzero"] = bool(np.isfinite(grads).all() and out["zero_gradient_fraction"] < ZERO_GRADIENT_MAX)
 
-    correct = _classes(f, x) == y
+    correct = predict_classes(model, x) == y
     out["correct"] = int(correct.sum())
     xc, yc = x[correct], y[correct]
     slack = 1.0 / max(len(yc), 1)
 
     def pgd_success(e, on=model):
-        if not len(yc) or (on is model and not reaches):  # no gradient: PGD cannot move the images
+        if on is model and not reaches:  # no gradient reaches the input: PGD cannot move the images
             return 0.0
         tf.random.set_seed(seed)
         adv = linf_attack(on, xc, eps=e, steps=steps, step_size=min(e, 2.5 * e / steps), y=yc, rand_init=True)
-        return float(np.mean(_classes(f, adv) != yc))
+        return float(np.mean(predict_classes(model, adv) != yc))
 
-    out["eps_grid"] = [float(e) for e in eps_grid]
+    out["eps_grid"], out["pgd_success"] = [float(e) for e in eps_grid], []
     if not len(yc):  # no correctly classified image: nothing to attack, every attack check is "not run"
-        out["checks"], out["pgd_success"] = checks, []
-        out["passed"] = bool(checks["gradients_nonzero"])
-        return out
+        return {**out, "checks": checks, "passed": checks["gradients_nonzero"]}
     out["unbounded_pgd_success"] = pgd_success(1.0)
     checks["unbounded_pgd"] = out["unbounded_pgd_success"] >= UNBOUNDED_SUCCESS_MIN
     out["pgd_success"] = [pgd_success(e) for e in out["eps_grid"]]
@@ -101,7 +96,7 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
     if source is not None:
         out["whitebox_success"], out["transfer_success"] = pgd_success(eps), pgd_success(eps, on=source)
         checks["transfer_weaker"] = out["transfer_success"] <= out["whitebox_success"] + slack
-    if targets is not None and len(yc):
+    if targets is not None:
         targets = [int(t) for t in targets]
         whole = rp2(model, xc, np.ones(x.shape[1:], np.float32), targets, lam=0.0, epochs=rp2_epochs, seed=seed)
         out["unrestricted_rp2_success"] = _moved(whole)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,10 +11,20 @@ if TYPE_CHECKING:
     import keras
 
 
-def predict_classes(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Arg-max class of the model's logits, in inference mode."""
-    logits = model.predict(images, batch_size=batch_size, verbose=0)
-    return np.argmax(logits, axis=-1)
+def predict_classes(model: keras.Model | Callable, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Arg-max class of the model's logits, in inference mode; `model` a Keras model or any callable
+    images -> logits (a defence's EOT stand-in), called in batches."""
+    import keras
+
+    if isinstance(model, keras.Model):
+        return np.argmax(model.predict(images, batch_size=batch_size, verbose=0), axis=-1)
+    import tensorflow as tf
+
+    from blurnet_tf.attacks.logits_model import logits_fn
+
+    f = logits_fn(model)
+    return np.concatenate([np.argmax(np.asarray(f(tf.constant(images[i:i + batch_size], tf.float32))), -1)
+                           for i in range(0, len(images), batch_size)])
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray | int) -> float:

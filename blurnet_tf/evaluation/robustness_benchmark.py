@@ -22,24 +22,23 @@ images for the sticker's average ASR.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, get_args
 
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf.attacks import autoattack_linf, ddn, linf_attack, logits_fn, madry_step, rp2
+from blurnet_tf.attacks import autoattack_linf, ddn, linf_attack, madry_step, rp2
 from blurnet_tf.attacks.autoattack_linf import ATTACKS as AA_ATTACKS
 from blurnet_tf.evaluation import intervals
 from blurnet_tf.evaluation.attack_strength import strength_checks
 from blurnet_tf.evaluation.input_checks import check_inputs, check_source
-
-THREAT_MODELS = ("clean", "linf", "l2", "sticker", "autoattack", "checks")
-
+from blurnet_tf.evaluation.metrics import predict_classes
 
 ThreatModel = Literal["clean", "linf", "l2", "sticker", "autoattack", "checks"]
+THREAT_MODELS = get_args(ThreatModel)
 
 
 def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
@@ -82,10 +81,6 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
     if source is not None:
         check_source(source, x, classes)
     x, y = (x[:n_examples], y[:n_examples]) if n_examples else (x, y)
-    f = logits_fn(model)
-
-    def predict(batch):
-        return np.concatenate([np.argmax(f(tf.constant(batch[i:i + 256])), -1) for i in range(0, len(batch), 256)])
 
     records = []
 
@@ -95,9 +90,10 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
                         "value": float("nan") if value is None else float(value),
                         "interval": interval, "images": images, "seeds": list(seeds)})
 
-    correct = predict(x) == y
+    correct = predict_classes(model, x) == y
     add("clean", "none", "", "accuracy", correct.mean(), intervals.wilson(correct.sum(), len(y)), len(y))
     xc, yc = x[correct], y[correct]
+
     def robust_records(threat, attack, budget, robust):
         add(threat, attack, budget, "robust_accuracy", robust.sum() / len(y), intervals.wilson(robust.sum(), len(y)), len(y))
         add(threat, attack, budget, "asr", 1 - robust.mean() if len(yc) else float("nan"),
@@ -106,12 +102,13 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
     if "linf" in threat_models:
         step = linf_step or madry_step(linf_eps, linf_steps)
         robust = np.ones(len(yc), bool)
-        for seed in (seeds if linf_random_start else seeds[:1]) if len(yc) else ():  # from the image: deterministic
+        starts = seeds if linf_random_start else seeds[:1]  # from the image, PGD is deterministic: one run
+        for seed in starts if len(yc) else ():
             tf.random.set_seed(seed)
             adv = linf_attack(model, xc, eps=linf_eps, steps=linf_steps, step_size=step, y=yc, rand_init=linf_random_start)
-            robust &= predict(adv) == yc
-        starts = f"restarts={len(seeds)}" if linf_random_start else "start=image"
-        robust_records("linf", "pgd", f"eps={linf_eps:.6g}, steps={linf_steps}, step={step:.4g}, {starts}", robust)
+            robust &= predict_classes(model, adv) == yc
+        start = f"restarts={len(seeds)}" if linf_random_start else "start=image"
+        robust_records("linf", "pgd", f"eps={linf_eps:.6g}, steps={linf_steps}, step={step:.4g}, {start}", robust)
     if "autoattack" in threat_models:
         robust = np.ones(len(yc), bool)
         for seed in seeds:

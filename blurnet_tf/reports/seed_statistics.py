@@ -108,6 +108,11 @@ def _combine(verdicts):
         "not held" if "not held" in verdicts else "inconclusive")
 
 
+def at_least(lo, hi, floor):
+    """'held' when an interval [lo, hi] lies at or above `floor`, 'not held' when below it, else inconclusive."""
+    return "held" if lo >= floor else ("not held" if hi < floor else "inconclusive")
+
+
 def _fmt(d):
     return f"{100 * d['mean']:+.1f} pt [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
 
@@ -161,7 +166,7 @@ def claims(seeds_data):
     ev, verdicts = [], []
     for row, per_seed in seeds_data["pgd"].items():
         r = intervals.asr_interval(_stack(per_seed))
-        verdicts.append("held" if r["lo"] >= 0.9 else ("not held" if r["hi"] < 0.9 else "inconclusive"))
+        verdicts.append(at_least(r["lo"], r["hi"], 0.9))
         ev.append(f"{row} {100 * r['mean']:.1f}% [{100 * r['lo']:.1f}, {100 * r['hi']:.1f}]")
     out.append(("PGD (ε 8/255, 10 steps) breaks every model (ASR ≥ 90%) (Table IV)",
                 _combine(verdicts) if verdicts else "not measured", ", ".join(ev)))
