@@ -78,14 +78,15 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
     from blurnet_tf.pipeline.robustness_steps import RobustnessBudget
     from blurnet_tf.pipeline.steps import run_all
     from blurnet_tf.reports import flat_records
-    from blurnet_tf.reports.robustness_report import PREFIX, stored_table, table, write_report
+    from blurnet_tf.reports.robustness_report import ADAPTIVE, PREFIX, adaptive_table, stored_table, table, write_report
 
     budget = RobustnessBudget(rows=("baseline", "tv_1e-4"), train_epochs=1, square_queries=20, check_rp2_epochs=3,
                               check_targets=(12,), max_train_images=256, crosscheck_restarts=2)
     profile = dataclasses.replace(PROFILES["robustness"], robustness=budget)
     steps = build_plan(profile, tmp_path / "runs")
     assert [s.name for s in steps] == ["train/baseline", "train/tv_1e-4", "train/baseline_holdout", "benchmark/baseline",
-                                       "benchmark/tv_1e-4", "benchmark/pixel_deflection", "crosscheck/baseline"]
+                                       "benchmark/tv_1e-4", "benchmark/pixel_deflection", "crosscheck/baseline",
+                                       "adaptive/tv_1e-4/adaptive_own"]
     run_all(steps, jobs=2)
     write_report(profile, tmp_path / "runs", tmp_path / "results", 0.0, {}, [s.out for s in steps])
     out = tmp_path / "results" / "robustness"
@@ -94,6 +95,9 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
     held = {(r.model, r.attack): r.value for r in records if r.experiment == PREFIX + "checks" and r.metric == "check_held"}
     assert held[("baseline", "transfer_weaker")] is None  # not run: the baseline is its own source
     assert stored_table(out) == table(records) and table(records) in (out / "REPORT.md").read_text()
+    adaptive = [r for r in records if r.experiment == ADAPTIVE]
+    assert {(r.model, r.variant) for r in adaptive} == {("tv_1e-4", "adaptive own")}
+    assert adaptive_table(records) in (out / "REPORT.md").read_text() and "| tv_1e-4 | adaptive own | " in adaptive_table(records)
     assert "Second implementation on `baseline`: cleverhans PGD (eps=0.0313725, steps=50" in (out / "REPORT.md").read_text()
     pgd = [r for r in records if r.experiment == PREFIX + "linf" and r.metric == "asr"]
     assert {r.paper for r in pgd if r.model != "pixel_deflection"} == {1.0} and "step=0.01, start=image" in pgd[0].variant
@@ -101,7 +105,8 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
 
     claims = json.loads((out / "tables.json").read_text())["claims"]
     assert [c[0].split(" (")[0] for c in claims] == ["PGD", "AutoAttack-strength L∞ at ε 8/255 breaks every model",
-                                                    "No BlurNet defence weakens the attacks"]
+                                                    "No BlurNet defence weakens the attacks",
+                                                    "The adaptive attacks of Table III / V are at full strength"]
     assert all("pixel_deflection" not in c[2] for c in claims)
 
 

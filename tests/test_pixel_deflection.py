@@ -66,6 +66,27 @@ def test_bpda_eot_gradient_is_the_classifiers_through_an_identity_defence(origin
     assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
 
 
+def test_eot_model_is_a_keras_model_whose_first_layer_maps_rp2s_adaptive_loss_reads(original_model, victims):
+    import keras
+
+    from blurnet_tf.attacks import rp2
+    from blurnet_tf.defences import REGULARISERS
+
+    x, mask = victims[:3], np.zeros((32, 32, 3), np.float32)
+    mask[10:20, 10:20] = 1
+    identity = PixelDeflection(original_model, deflections=0, denoiser="none").eot_model(samples=2)
+    assert isinstance(identity, keras.Model) and identity.get_layer("relu1").output.shape[1:] == (16, 16, 64)
+    # Through an identity defence, the adaptive term is the bare model's (the same maps, twice).
+    through = rp2(identity, x, mask, [1], lam=0.002, epochs=2, extra_loss=REGULARISERS["tv"])
+    bare = rp2(original_model, x, mask, [1], lam=0.002, epochs=2, extra_loss=REGULARISERS["tv"])
+    np.testing.assert_allclose(through.history["extra_loss"], bare.history["extra_loss"], rtol=1e-4)
+    defended = PixelDeflection(original_model, deflections=50, window=3).eot_model(samples=2)
+    run = rp2(defended, x, mask, [1], lam=0.002, epochs=2, extra_loss=REGULARISERS["tv"])
+    assert np.isfinite(run.history["extra_loss"]).all() and run.history["extra_loss"].min() > 0
+    with pytest.raises(ValueError, match="samples"):
+        PixelDeflection(original_model).eot_model(samples=0)
+
+
 def test_ensemble_prediction_keeps_clean_victims(original_model, victims):
     pd = PixelDeflection(original_model, deflections=20, window=2, ensemble=3)
     assert (pd.predict_classes(victims) == 14).mean() >= 0.9

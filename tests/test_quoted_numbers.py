@@ -1,5 +1,6 @@
-"""The numbers docs/results-blurnet.md quotes in prose about the long run, recomputed from the committed
-results/longtrain (and results/table2 beside it): a regenerated result set that moves them fails here."""
+"""The numbers docs/results-blurnet.md quotes in prose about the long run and the adaptive attacks' checks,
+recomputed from the committed results/longtrain (with results/table2) and results/robustness: a regenerated
+result set that moves them fails here."""
 
 import pathlib
 import re
@@ -51,3 +52,19 @@ def test_the_quoted_cost_of_2000_epochs_is_the_measured_one(section):
     cost = [r.value for r in records if r.metric == "seconds_per_epoch"]
     assert f"{min(cost):.0f}-{max(cost):.0f} s per epoch" in section
     assert f"{min(cost) * 2000 / 3600:.0f}-{max(cost) * 2000 / 3600:.0f} h per model" in section
+
+
+def test_the_quoted_whole_image_success_of_the_tv_aware_attack_is_the_stored_one():
+    from blurnet_tf.reports.robustness_report import ADAPTIVE
+
+    stored = ROOT / "results" / "robustness" / flat_records.JSON_FILE
+    if not stored.is_file():
+        pytest.skip("results/robustness not committed")
+    whole = {(r.model, r.variant): r.value for r in flat_records.read(stored)
+             if r.experiment == ADAPTIVE and r.metric == "unrestricted_rp2_success"}
+    tv_rows = [v for (row, attack), v in whole.items() if row.startswith("tv_")]
+    others = [v for (row, attack), v in whole.items() if "tv" not in attack and not row.startswith("tv_")]
+    text = re.sub(r"\s+", " ", (ROOT / "docs" / "results-blurnet.md").read_text())
+    assert f"moves only {pct(min(tv_rows))[:-1]}-{pct(max(tv_rows))} of the predictions on the TV rows" in text
+    assert f"and {pct(whole[('adv_train', 'adaptive tv')])} on the adversarially trained model" in text
+    assert others and min(others) == 1.0  # "the plain RP2 and the Tik-aware attacks move 100%"

@@ -26,7 +26,8 @@ QUICK_TABLES = {"claims-quick", "table2-quick", "accuracy-curve-quick"}
 SEEDED_TABLES = {"claims-table2", "seeds-table2", "accuracy-curve-table2", "accuracy-points-table2"}
 MNIST_TABLES = {f"defendpp-{t}-mnist" for t in ("table2", "table1", "fig7", "checks", "weight", "reconstructions")}
 FLAG_TABLES = {f"flags-{b}" for b in ("train", "attack", "mnist_attacks", "evaluate", "export", "benchmark", "reproduce")}
-TRADEOFF_TABLES = {"tradeoff-verdicts", "longtrain", "longtrain-summary", "robustness", "robustness-summary"}  # "_not run yet_" until their results are committed
+TRADEOFF_TABLES = {"tradeoff-verdicts", "longtrain", "longtrain-summary", "robustness", "robustness-summary",
+                   "robustness-adaptive"}  # "_not run yet_" until their results are committed
 GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
              "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa",
              "what-holds"} | FLAG_TABLES | PD_TABLES | QUICK_TABLES | SEEDED_TABLES | MNIST_TABLES | TRADEOFF_TABLES
@@ -72,7 +73,8 @@ def test_the_tables_are_the_committed_report_and_records(rendered):
     mnist_report = (STORED_MNIST / "REPORT.md").read_text()
     assert sorted(name for name, table in rendered.items() if table not in report) == sorted(
         ["models-full", "what-holds", *FLAG_TABLES, *PD_TABLES, *QUICK_TABLES, *SEEDED_TABLES, *MNIST_TABLES, *TRADEOFF_TABLES])
-    for name, folder in (("tradeoff-verdicts", "tradeoff"), ("longtrain", "longtrain"), ("robustness", "robustness")):
+    for name, folder in (("tradeoff-verdicts", "tradeoff"), ("longtrain", "longtrain"), ("robustness", "robustness"),
+                         ("robustness-adaptive", "robustness")):
         if (ROOT / "results" / folder / "REPORT.md").is_file():  # recomputed from its records by readme_sync
             assert rendered[name] in (ROOT / "results" / folder / "REPORT.md").read_text()
     assert all(rendered[name] in pd_report for name in PD_TABLES)

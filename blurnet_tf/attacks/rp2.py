@@ -128,7 +128,8 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.n
     # needs its first-layer maps.
     if extra_loss and not isinstance(model, keras.Model):
         raise ValueError("extra_loss reads the maps of feature_layer: it needs a Keras model, not a plain callable")
-    net = logits_fn(keras.Model(model.inputs, [model.output, model.get_layer(feature_layer).output])
+    inputs = model.inputs[0] if extra_loss and len(model.inputs) == 1 else getattr(model, "inputs", None)  # called on one tensor
+    net = logits_fn(keras.Model(inputs, [model.output, model.get_layer(feature_layer).output])
                     if extra_loss else model)
     lam_t = tf.constant(lambdas)[:, None]
     target_rows = tf.constant(np.broadcast_to(targets[None, :, None], (L, T, N)).reshape(-1))

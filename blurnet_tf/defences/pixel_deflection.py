@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from blurnet_tf.defences.image_denoisers import jpeg, wavelet_denoise  # noqa: F401 (their home before)
 from blurnet_tf.defences.wrapped_classifier import classifier_of
-from blurnet_tf.models.lisa_cnn import layer_output_model
+from blurnet_tf.models.lisa_cnn import FIRST_LAYER, layer_output_model
 
 DENOISERS = ("wavelet", "jpeg", "none")
 
@@ -179,17 +179,49 @@ class PixelDeflection:
 
         return straight_through(x)
 
-    def eot_model(self, samples: int = 8) -> Callable[..., tf.Tensor]:
-        """A differentiable stand-in for `classifier(defend(x))` for adaptive attacks: BPDA through
-        `samples` fresh random defences per call, returning log of the mean softmax over them
-        (expectation over transformation of the predicted distribution). Callable on a batch."""
-        classifier = self.classifier
+    def eot_model(self, samples: int = 8, *, feature_layer: str | None = FIRST_LAYER) -> keras.Model:
+        """A differentiable stand-in for `classifier(defend(x))` for adaptive attacks: a Keras model that
+        runs BPDA through `samples` fresh random defences per call and returns the log of the mean softmax
+        over them (expectation over transformation of the predicted distribution), [N, H, W, C] ->
+        [N, classes]. The classifier's `feature_layer` maps on the defended images ([samples * N, ...])
+        are a layer of the same name, so `rp2(extra_loss=...)` reads them as it reads the bare model's.
+        Not serialisable: it holds the defence, which lives outside the weights."""
+        if not (isinstance(samples, (int, np.integer)) and samples >= 1):
+            raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+        x = keras.Input(self.classifier.input_shape[1:], name="images")
+        defended = _DefendedCopies(self, int(samples), name="bpda_defences")(x)
+        logits = self.classifier(defended, training=False)
+        # The maps feed the output layer (which ignores them) so that they are a layer of this model.
+        maps = [] if feature_layer is None else [
+            keras.layers.Identity(name=feature_layer)(layer_output_model(self.classifier, feature_layer)(defended))]
+        return keras.Model(x, _EotMean(int(samples), name="eot_log_mean_softmax")([logits, *maps]),
+                           name="pixel_deflection_eot")
 
-        def model(x, training=False):
-            x = tf.convert_to_tensor(x, tf.float32)
-            tiled = tf.concat([x] * samples, axis=0)
-            probs = tf.nn.softmax(classifier(self.bpda(tiled), training=False))
-            mean = tf.reduce_mean(tf.reshape(probs, (samples, -1, probs.shape[-1])), axis=0)
-            return tf.math.log(mean + 1e-12)
 
-        return model
+class _DefendedCopies(keras.layers.Layer):
+    """[N, ...] -> [samples * N, ...]: `samples` independent draws of the defence, BPDA in the backward pass."""
+
+    def __init__(self, defence: PixelDeflection, samples: int, **kwargs) -> None:
+        super().__init__(trainable=False, **kwargs)
+        self.defence, self.samples = defence, samples
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return self.defence.bpda(tf.concat([x] * self.samples, axis=0))
+
+    def compute_output_shape(self, shape: tuple) -> tuple:
+        return (None,) + tuple(shape[1:])
+
+
+class _EotMean(keras.layers.Layer):
+    """[samples * N, classes] logits -> [N, classes]: log of the mean softmax over the draws."""
+
+    def __init__(self, samples: int, **kwargs) -> None:
+        super().__init__(trainable=False, **kwargs)
+        self.samples = samples
+
+    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
+        logp = tf.nn.log_softmax(tf.cast(inputs[0], tf.float32))  # logsumexp: exact where a mean underflows
+        return tf.reduce_logsumexp(tf.reshape(logp, (self.samples, -1, logp.shape[-1])), axis=0) - np.log(self.samples)
+
+    def compute_output_shape(self, shapes: list[tuple]) -> tuple:
+        return (None, shapes[0][-1])

@@ -14,6 +14,10 @@ it? (Athalye et al., ICML 2018, §3.1 and §5; Carlini et al., "On evaluating ad
   monotone_rp2        RP2 (λ `rp2_lambda`, `mask`) moves no fewer predictions after `rp2_epochs` than
                       after a third of them (one image per target of slack; needs `mask` and `targets`).
 
+`rp2_transform` / `rp2_extra_loss` check an adaptive RP2 instead of the plain one (BlurNet's Table III /
+V: the low-frequency transform of eq. 8, a regulariser of eq. 9-11 added to the attack loss); both RP2
+checks then run that attack.
+
 Success is "the prediction moved off the label" for PGD and "moved off the clean prediction" for RP2
 (the paper's ASR), over the (target, image) pairs whose clean prediction is not the target already.
 Thresholds are fixed here, not per model.
@@ -21,7 +25,7 @@ Thresholds are fixed here, not per model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,7 +61,9 @@ def _gradients(f, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
 def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 / 255,
                     eps_grid: Sequence[float] = (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255), steps: int = 50,
                     source: Any = None, mask: np.ndarray | None = None, targets: Sequence[int] | None = None,
-                    rp2_epochs: int = 30, rp2_lambda: float = 0.002, seed: int = 0) -> dict[str, Any]:
+                    rp2_epochs: int = 30, rp2_lambda: float = 0.002, seed: int = 0,
+                    rp2_transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
+                    rp2_extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None) -> dict[str, Any]:
     """x [N, H, W, C] in [0, 1], y [N] integer labels; model / source: Keras models or callables images
     -> logits. Returns {"checks": {name: True / False / None (not run)}, "passed": all run checks held,
     and the measured numbers}. PGD takes `steps` steps of 2.5 ε / steps from a random start."""
@@ -98,7 +104,9 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
         checks["transfer_weaker"] = out["transfer_success"] <= out["whitebox_success"] + slack
     if targets is not None:
         targets = [int(t) for t in targets]
-        whole = rp2(model, xc, np.ones(x.shape[1:], np.float32), targets, lam=0.0, epochs=rp2_epochs, seed=seed)
+        adaptive = {"transform": rp2_transform, "extra_loss": rp2_extra_loss}
+        whole = rp2(model, xc, np.ones(x.shape[1:], np.float32), targets, lam=0.0, epochs=rp2_epochs, seed=seed,
+                    **adaptive)
         out["unrestricted_rp2_success"] = _moved(whole)
         if out["unrestricted_rp2_success"] is not None:  # None: every image is already at every target
             checks["unrestricted_rp2"] = out["unrestricted_rp2_success"] >= UNBOUNDED_SUCCESS_MIN
@@ -107,7 +115,7 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
             out["rp2_epochs"] = [short, full]
             out["rp2_success"] = []
             for epochs in (short, full):
-                run = rp2(model, xc, mask, targets, lam=rp2_lambda, epochs=epochs, seed=seed)
+                run = rp2(model, xc, mask, targets, lam=rp2_lambda, epochs=epochs, seed=seed, **adaptive)
                 out["rp2_success"].append(_moved(run))
             if None not in out["rp2_success"]:
                 checks["monotone_rp2"] = out["rp2_success"][1] >= out["rp2_success"][0] - slack

@@ -74,3 +74,39 @@ class RestartCrossCheck:
                             seeds=tuple(range(self.restarts)), linf_eps=paper.LINF_EPS, linf_steps=self.steps,
                             name=self.row)
         return rundir.write_result(self, out, {"row": self.row, "records": records, "seconds": time.time() - started})
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptiveChecks:
+    """Table III / V's adaptive RP2 through the attack-strength checks: the low-frequency attack (eq. 8) on a
+    conv row, the regulariser-aware one (eq. 9-11) on a TV / Tik row or the adversarially trained model.
+    Both RP2 checks (whole-image λ 0 reaches 99%; 30 epochs no weaker than 10) then run that attack."""
+    row: str
+    model: str
+    mode: str                           # "lowfreq" or "adaptive"
+    regulariser: str | None = None      # adaptive: None = the model's own
+    dct_dim: int = 16
+    seed: int = 0
+    check_rp2_epochs: int = 30
+    check_targets: tuple = (1, 7, 12)
+    data_dir: str | None = None
+
+    def run(self, out):
+        import numpy as np
+
+        from blurnet_tf.data import STOP
+        from blurnet_tf.evaluation.attack_strength import strength_checks
+        from blurnet_tf.experiments.rp2_stickers import attack_extra_loss, attack_transform, load_victim_setting
+
+        _, victims, mask, classifier = load_victim_setting(self.model, self.data_dir)
+        started = time.time()
+        found = strength_checks(classifier, victims, np.full(len(victims), STOP), eps=paper.LINF_EPS, mask=mask,
+                                targets=list(self.check_targets), rp2_epochs=self.check_rp2_epochs,
+                                rp2_lambda=paper.RP2_LAMBDA, seed=self.seed, rp2_transform=attack_transform(self),
+                                rp2_extra_loss=attack_extra_loss(self, classifier))
+        return rundir.write_result(self, out, {"row": self.row, "attack": self.attack, "checks": found,
+                                               "seconds": time.time() - started})
+
+    @property
+    def attack(self):
+        return f"lowfreq dct{self.dct_dim}" if self.mode == "lowfreq" else f"adaptive {self.regulariser or 'own'}"

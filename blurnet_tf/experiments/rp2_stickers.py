@@ -99,7 +99,7 @@ class StickerAttack:
         rescore = self.mode == "transfer" or self.precision != "float32"  # success is judged on `model`
         kwargs = dict(lam=list(self.lambdas), epochs=self.epochs, lr=self.lr, norm=self.norm,
                       nps_colors=_nps_colors(data_dir) if self.nps else None, noise_clip=self.noise_clip,
-                      transform=_transform(self), extra_loss=_extra_loss(self, model), seed=self.seed)
+                      transform=attack_transform(self), extra_loss=attack_extra_loss(self, model), seed=self.seed)
         clean_pred = metrics.predict_classes(model, victims)
         rows, histories, noise_files = [], {}, {}
         groups = [list(self.targets[i:i + targets_per_call]) for i in range(0, len(self.targets), targets_per_call)]
@@ -215,13 +215,15 @@ def _nps_colors(data_dir):
     return load_nps_colors(data_dir)
 
 
-def _transform(attack):
+def attack_transform(attack):
+    """The low-frequency transform of eq. 8 for a lowfreq attack (any object with mode and dct_dim), else None."""
     from blurnet_tf.attacks import low_frequency
 
     return low_frequency(attack.dct_dim) if attack.mode == "lowfreq" else None
 
 
-def _extra_loss(attack, model):
+def attack_extra_loss(attack, model):
+    """The regulariser an adaptive attack adds (eq. 9-11): the named one, else the model's own; None otherwise."""
     from blurnet_tf.defences import REGULARISERS, model_regulariser
 
     if attack.mode != "adaptive":

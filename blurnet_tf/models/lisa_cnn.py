@@ -76,4 +76,5 @@ def load_original_lisa_cnn(data_dir: str | os.PathLike[str]) -> keras.Model:
 
 def layer_output_model(model: keras.Model, layer_name: str = FIRST_LAYER) -> keras.Model:
     """A model from the same input to the output of `layer_name` (e.g. the first-layer maps)."""
-    return keras.Model(model.inputs, model.get_layer(layer_name).output)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # called on one tensor: no structure warning
+    return keras.Model(inputs, model.get_layer(layer_name).output)

@@ -5,6 +5,7 @@ through `benchmark()`: PGD-10 as Table IV ran it, AutoAttack-strength L∞ and t
     runs/robustness/models/<row>/        model.keras, metrics.json
     runs/robustness/benchmark/<row>/     results.json (flat records, the benchmark() schema)
     runs/robustness/crosscheck/baseline/ results.json (PGD with many restarts: a second implementation)
+    runs/robustness/adaptive/<row>/<attack>/  results.json (Table III / V's adaptive RP2 through the checks)
 """
 
 import dataclasses
@@ -15,6 +16,11 @@ from blurnet_tf.pipeline.steps import Step
 
 BASELINE = "baseline"
 PIXEL_DEFLECTION = "pixel_deflection"
+# Table III's adaptive attacks on their rows, Table V's on the adversarially trained model: (row, mode, regulariser).
+ADAPTIVE = (("conv_3", "lowfreq", None), ("conv_5", "lowfreq", None), ("conv_7", "lowfreq", None),
+            ("tv_1e-4", "adaptive", None), ("tv_1e-5", "adaptive", None), ("tik_hf", "adaptive", None),
+            ("tik_pseudo", "adaptive", None), ("adv_train", "adaptive", "tv"), ("adv_train", "adaptive", "tik_hf"),
+            ("adv_train", "adaptive", "tik_pseudo"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +36,7 @@ class RobustnessBudget:
     check_targets: tuple = (1, 7, 12)
     max_train_images: int = 0
     crosscheck_restarts: int = 10     # cleverhans PGD restarts beside AutoAttack on the baseline
+    adaptive: tuple = ADAPTIVE        # (row, mode, regulariser) checked under Table III / V's adaptive RP2
 
     def benchmarked(self):
         return self.rows + (PIXEL_DEFLECTION,)
@@ -43,8 +50,12 @@ def benchmark_dir(lay, row):
     return lay.root / "benchmark" / row
 
 
+def adaptive_dir(lay, row, mode, regulariser):
+    return lay.root / "adaptive" / row / (mode if mode == "lowfreq" else f"{mode}_{regulariser or 'own'}")
+
+
 def robustness_steps(budget, lay, flags_dir, data, data_dir):
-    from blurnet_tf.experiments.row_benchmark import RestartCrossCheck, RowBenchmark
+    from blurnet_tf.experiments.row_benchmark import AdaptiveChecks, RestartCrossCheck, RowBenchmark
 
     extra = [f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []
     steps = [Step(f"train/{row}", "train", model_dir(lay, row), command=[
@@ -65,4 +76,11 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
     steps.append(Step(f"crosscheck/{BASELINE}", "crosscheck", lay.root / "crosscheck" / BASELINE, inputs=[baseline],
                       experiment=RestartCrossCheck(BASELINE, source, restarts=budget.crosscheck_restarts,
                                                    data_dir=data_dir)))
+    for row, mode, regulariser in (a for a in budget.adaptive if a[0] in budget.rows):
+        out = adaptive_dir(lay, row, mode, regulariser)
+        steps.append(Step(f"adaptive/{out.relative_to(lay.root / 'adaptive')}", "adaptive_checks", out,
+                          inputs=[model_dir(lay, row) / rundir.MODEL_FILE],
+                          experiment=AdaptiveChecks(row, os.fspath(model_dir(lay, row)), mode, regulariser,
+                                                    seed=budget.seed, check_rp2_epochs=budget.check_rp2_epochs,
+                                                    check_targets=budget.check_targets, data_dir=data_dir)))
     return steps

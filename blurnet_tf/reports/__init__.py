@@ -3,5 +3,5 @@
 # The submodules (importing the package imports none of them).
 __all__ = ["accuracy_curve", "blurnet_tables", "collect", "defendpp_evidence", "defendpp_section", "figures",
            "flag_tables", "flat_records", "format", "longtrain_report", "models_table", "readme_sync",
-           "report_figures", "report_writer", "robustness_report", "seed_statistics", "tradeoff_analysis",
+           "report_figures", "report_writer", "robustness_adaptive", "robustness_report", "seed_statistics", "tradeoff_analysis",
            "tradeoff_report", "what_holds"]

@@ -24,7 +24,7 @@ import sys
 
 from blurnet_tf import files, paper
 from blurnet_tf.reports import (accuracy_curve, blurnet_tables, defendpp_section, flag_tables, flat_records,
-                                longtrain_report, robustness_report, seed_statistics, tradeoff_analysis, what_holds)
+                                longtrain_report, robustness_adaptive, robustness_report, seed_statistics, tradeoff_analysis, what_holds)
 from blurnet_tf.reports.format import _pct
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -128,6 +128,7 @@ def render(results_dir=RESULTS):
     robustness = root / ROBUSTNESS_RESULTS
     stored_robustness = (robustness / flat_records.JSON_FILE).is_file()
     out["robustness"] = robustness_report.stored_table(robustness) if stored_robustness else "_not run yet_"
+    out["robustness-adaptive"] = robustness_adaptive.stored_adaptive_table(robustness) if stored_robustness else "_not run yet_"
     out["robustness-summary"] = robustness_report.summary(robustness) if stored_robustness else "_not run yet_"
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():

@@ -16,7 +16,7 @@ SETS = ("tradeoff", "table2", "robustness", "mnist", "quick", "full", "full-pixe
 # The budget a set's claims rest on, by its profile: full and mnist run the papers' budgets (mnist: the full
 # profile's small-net steps); table2 and tradeoff Table II's rows at budgets measured flat; quick cut ones.
 BUDGET = {"full": 3, "mnist": 3, "table2": 2, "tradeoff": 2, "robustness": 2, "quick": 1}
-PAPERS = (("BlurNet", ("Feature-map", "BlurNet", "TV and", "PGD", "AutoAttack", "No BlurNet defence", "The low-frequency",
+PAPERS = (("BlurNet", ("Feature-map", "BlurNet", "TV and", "PGD", "AutoAttack", "No BlurNet defence", "The adaptive attacks", "The low-frequency",
                         "At equal")),
           ("Defend++", ("Defend++", "The multi-scale", "The pyramid", "The attacks are not weakened", "The auto-encoder")),
           ("Pixel Deflection", ("Pixel Deflection",)))
