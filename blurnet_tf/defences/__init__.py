@@ -10,4 +10,12 @@ from blurnet_tf.defences.wrapped_classifier import classifier_of
 
 __all__ = ["AdversarialTraining", "BlurDepthwiseConv2D", "blur_kernel", "insert_blur", "DefendPP", "EncoderTaps", "FeatureNoise",
            "REGULARISERS", "FeatureMapRegularizer", "model_regulariser", "tik_hf", "tik_pseudo", "total_variation",
-           "smoothed_predict", "classifier_of"]
+           "smoothed_predict", "classifier_of", "PixelDeflection"]
+
+
+def __getattr__(name):  # Pixel Deflection pulls in its denoisers: loaded on first use
+    if name == "PixelDeflection":
+        from blurnet_tf.defences.pixel_deflection import PixelDeflection
+
+        return PixelDeflection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
