@@ -68,3 +68,42 @@ def test_the_quoted_whole_image_success_of_the_tv_aware_attack_is_the_stored_one
     assert f"moves only {pct(min(tv_rows))[:-1]}-{pct(max(tv_rows))} of the predictions on the TV rows" in text
     assert f"and {pct(whole[('adv_train', 'adaptive tv')])} on the adversarially trained model" in text
     assert others and min(others) == 1.0  # "the plain RP2 and the Tik-aware attacks move 100%"
+
+
+# Measurements the docs quote that no committed result set holds: each region says where it was measured.
+UNCHECKED = re.compile(r"<!-- unchecked: ([^>]+?) -->(.*?)<!-- /unchecked -->", re.S)
+VERSION = re.compile(r"\b(?:TensorFlow|TF|Keras|ART|Toolbox|cleverhans|Ray|Python|build|version)\s+\d+\.\d+(?:\.\d+)?")
+
+
+def _stored_numbers():
+    """Every decimal of the committed result sets (as written, and as a percentage / minutes / hours at
+    the precisions the docs use) and the papers' numbers (paper.py)."""
+    found = set()
+    texts = [p.read_text() for p in sorted((ROOT / "results").glob("*/*")) if p.suffix in (".md", ".json", ".csv")]
+    for text in texts + [(ROOT / "blurnet_tf" / "paper.py").read_text()]:
+        for number in re.findall(r"-?\d+\.\d+(?:e-?\d+)?", text):
+            v = float(number)
+            found |= {number, f"{v:.1f}", f"{v:.2f}", f"{v:.3f}", f"{v:.4f}", f"{100 * v:.1f}", f"{100 * v:.2f}",
+                      f"{v / 60:.1f}", f"{v / 3600:.1f}"}
+    return found
+
+
+def prose(text):
+    """The text a reader reads as prose: generated tables, code and labelled measurements left out."""
+    text = re.sub(r"<!-- results:([\w-]+) -->.*?<!-- /results:\1 -->", "", text, flags=re.S)
+    text = UNCHECKED.sub("", text)
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return VERSION.sub("", re.sub(r"`[^`]*`", "", text))
+
+
+def test_every_decimal_the_docs_quote_is_in_the_committed_results_or_labelled_with_its_source():
+    from blurnet_tf.reports.readme_sync import documents
+
+    stored, missing = _stored_numbers(), []
+    for path in documents():
+        text = path.read_text()
+        assert all(source.strip() for source, _ in UNCHECKED.findall(text)), f"{path.name}: an unchecked region names no source"
+        for m in re.finditer(r"(?<![\w.])\d+\.\d+(?![\w.]*\d\.)", prose(text)):
+            if m[0] not in stored:
+                missing.append(f"{path.name}: {m[0]}")
+    assert not missing, missing

@@ -7,25 +7,54 @@ Defaults are the attacks' papers' settings, as Pixel Deflection's Table 2 ran th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 
 from blurnet_tf.deprecation import renamed_keywords
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+    from art.defences.preprocessor import Preprocessor
+    from art.estimators.classification import TensorFlowV2Classifier
+    from art.estimators.classification.classifier import ClassifierMixin
+
 __all__ = ["art_classifier", "deepfool", "jsma", "random_targets"]
 
 
-def art_classifier(model, *, nb_classes: int | None = None, input_shape: Sequence[int] | None = None,
-                   preprocessing_defences=None, clip_values: tuple[float, float] = (0.0, 1.0),
-                   probabilities: bool = False):
-    """ART's TensorFlowV2Classifier around a model that returns logits (a Keras model, or any
-    callable images -> logits with nb_classes and input_shape given; called through logits_fn).
+def art_classifier(model: keras.Model | Callable[..., tf.Tensor], *, nb_classes: int | None = None,
+                   input_shape: Sequence[int] | None = None,
+                   preprocessing_defences: Preprocessor | list[Preprocessor] | None = None,
+                   clip_values: tuple[float, float] = (0.0, 1.0),
+                   probabilities: bool = False) -> TensorFlowV2Classifier:
+    """ART's TensorFlowV2Classifier around a model that returns logits.
 
-    preprocessing_defences: ART preprocessors applied before the model (their estimate_gradient
-    is used on the way back). probabilities=True shows ART the softmax of the logits instead, so
-    its class gradients are those of the probabilities."""
+    The classifier computes class gradients in one compiled call (a batch Jacobian) rather than
+    ART's one pass per label; the values are the same.
+
+    Parameters
+    ----------
+    model : keras.Model | Callable[..., tf.Tensor]
+        A Keras model, or any callable from images [N, H, W, C] in [0, 1] to logits [N, classes]
+        (then give nb_classes and input_shape); called through logits_fn.
+    nb_classes : int | None
+        The number of classes (default: read off the Keras model's output shape).
+    input_shape : Sequence[int] | None
+        One image's shape [H, W, C] (default: read off the Keras model's input shape).
+    preprocessing_defences : Preprocessor | list[Preprocessor] | None
+        ART preprocessors applied before the model (their estimate_gradient is used on the way back).
+    clip_values : tuple[float, float]
+        The range of valid pixel values (0, 1).
+    probabilities : bool
+        True shows ART the softmax of the logits instead, so its class gradients are those of the probabilities.
+
+    Returns
+    -------
+    TensorFlowV2Classifier
+        The ART classifier.
+    """
     import tensorflow as tf
 
     from blurnet_tf.attacks.logits_model import logits_fn
@@ -81,18 +110,50 @@ def _classifier_class():
 
 
 @renamed_keywords(images="x")
-def deepfool(model, x: np.ndarray, *, overshoot: float = 0.02, max_iter: int = 50, nb_grads: int | None = None,
-             batch_size: int = 128, preprocessing_defences=None) -> np.ndarray:
-    """Untargeted DeepFool (Moosavi-Dezfooli et al. 2016, Alg. 2): the linearised step to the
-    nearest class boundary, scaled by 1 + overshoot (the paper's 0.02 and 50 iterations), over
-    every class by default (nb_grads=None). model: a Keras model, a callable images -> logits or an ART
-    classifier.
+def deepfool(model: keras.Model | Callable[..., tf.Tensor] | ClassifierMixin, x: np.ndarray, *,
+             overshoot: float = 0.02, max_iter: int = 50, nb_grads: int | None = None, batch_size: int = 128,
+             preprocessing_defences: Preprocessor | list[Preprocessor] | None = None) -> np.ndarray:
+    """Untargeted DeepFool (Moosavi-Dezfooli et al. 2016, Alg. 2).
 
+    The linearised step to the nearest class boundary, scaled by 1 + overshoot, over every class
+    by default.
+
+    Parameters
+    ----------
+    model : keras.Model | Callable[..., tf.Tensor] | ClassifierMixin
+        A Keras model, a callable from images [N, H, W, C] in [0, 1] to logits [N, classes], or an
+        ART classifier (used as it is).
+    x : np.ndarray
+        [N, H, W, C] images in [0, 1].
+    overshoot : float
+        The step is scaled by 1 + overshoot (the paper's 0.02).
+    max_iter : int
+        The most iterations (the paper's 50).
+    nb_grads : int | None
+        How many of the most likely classes to consider (None: every class).
+    batch_size : int
+        Images per ART batch.
+    preprocessing_defences : Preprocessor | list[Preprocessor] | None
+        ART preprocessors applied before a Keras model or callable (BPDA on the way back).
+
+    Returns
+    -------
+    np.ndarray
+        [N, H, W, C] float32 adversarial images.
+
+    Raises
+    ------
+    ValueError
+        If preprocessing_defences are given with an ART classifier (it carries its own).
+
+    Notes
+    -----
     ART's shortcut to the nb_grads most likely classes (nb_grads < classes) took steps ~100x
     shorter than the linear estimate on our trained baseline. With nb_grads=10 it left 96% of the
     500 test images correct in the full Pixel Deflection stage (results/full-pixel-deflection as
     first committed, 91829d5; a first check on 20 images: 95%); over all classes, 0%. With 18
-    classes all of them cost one batched Jacobian anyway."""
+    classes all of them cost one batched Jacobian anyway.
+    """
     from art.attacks.evasion import DeepFool
 
     classifier = _as_art(model, preprocessing_defences, x=x)
@@ -103,15 +164,48 @@ def deepfool(model, x: np.ndarray, *, overshoot: float = 0.02, max_iter: int = 5
 
 
 @renamed_keywords(images="x")
-def jsma(model, x: np.ndarray, targets: np.ndarray, *, theta: float = 1.0, gamma: float = 0.145,
-         batch_size: int = 128, preprocessing_defences=None) -> np.ndarray:
-    """Targeted JSMA (Papernot et al. 2016, Alg. 3, eq. 8-9): raise the two most salient features
-    by theta per step until the target class wins or a fraction gamma of the features changed
-    (the paper's theta = +1, gamma = 14.5%).
+def jsma(model: keras.Model | Callable[..., tf.Tensor] | ClassifierMixin, x: np.ndarray, targets: np.ndarray, *,
+         theta: float = 1.0, gamma: float = 0.145, batch_size: int = 128,
+         preprocessing_defences: Preprocessor | list[Preprocessor] | None = None) -> np.ndarray:
+    """Targeted JSMA (Papernot et al. 2016, Alg. 3, eq. 8-9).
 
+    Raises the two most salient features by theta per step until the target class wins or a
+    fraction gamma of the features changed.
+
+    Parameters
+    ----------
+    model : keras.Model | Callable[..., tf.Tensor] | ClassifierMixin
+        A Keras model, a callable from images [N, H, W, C] in [0, 1] to logits [N, classes], or an
+        ART classifier (used as it is).
+    x : np.ndarray
+        [N, H, W, C] images in [0, 1].
+    targets : np.ndarray
+        [N] the target class of each image (e.g. from random_targets).
+    theta : float
+        The change per step of each chosen feature (the paper's +1).
+    gamma : float
+        The largest fraction of features changed (the paper's 14.5%).
+    batch_size : int
+        Images per ART batch.
+    preprocessing_defences : Preprocessor | list[Preprocessor] | None
+        ART preprocessors applied before a Keras model or callable (BPDA on the way back).
+
+    Returns
+    -------
+    np.ndarray
+        [N, H, W, C] float32 adversarial images.
+
+    Raises
+    ------
+    ValueError
+        If preprocessing_defences are given with an ART classifier (it carries its own).
+
+    Notes
+    -----
     ART ranks features by the target output's gradient alone. On the softmax F of the paper,
     sum_j F_j = 1 makes beta = -alpha, so that ranking is the paper's map alpha * |beta|; on
-    logits it would ignore the other classes. So the Keras model is shown to ART as softmax."""
+    logits it would ignore the other classes. So the Keras model is shown to ART as softmax.
+    """
     from art.attacks.evasion import SaliencyMapMethod
 
     classifier = _as_art(model, preprocessing_defences, probabilities=True, x=x)
@@ -121,8 +215,24 @@ def jsma(model, x: np.ndarray, targets: np.ndarray, *, theta: float = 1.0, gamma
 
 
 def random_targets(labels: np.ndarray, nb_classes: int, seed: int = 0) -> np.ndarray:
-    """A target class per image, uniform over the classes other than its label (seeded;
-    ART's own draw uses NumPy's global state)."""
+    """A target class per image, uniform over the classes other than its label.
+
+    Seeded, unlike ART's own draw, which uses NumPy's global state.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        [N] integer labels.
+    nb_classes : int
+        The number of classes.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    np.ndarray
+        [N] target classes, none equal to its label.
+    """
     labels = np.asarray(labels)
     shift = np.random.default_rng(seed).integers(1, nb_classes, len(labels))
     return (labels + shift) % nb_classes

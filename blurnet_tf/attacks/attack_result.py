@@ -11,10 +11,20 @@ import tensorflow as tf
 
 @dataclasses.dataclass(frozen=True)
 class AttackResult:
-    """adversarial [N, H, W, C]: the smallest adversarial found per image, or the image itself where
-    the attack failed; success [N] bool: the model's prediction on `adversarial` is not the label
-    (untargeted) or is the target (targeted), checked on the returned images; norm [N]: the L2 norm of
-    adversarial − image (0 where it failed)."""
+    """What a minimum-norm attack returns.
+
+    Success is read off the model on the returned images, not trusted from the attack's own loop.
+
+    Attributes
+    ----------
+    adversarial : np.ndarray
+        [N, H, W, C]: the smallest adversarial found per image, or the image itself where the attack failed.
+    success : np.ndarray
+        [N] bool: the model's prediction on `adversarial` is not the label (untargeted) or is the
+        target (targeted), checked on the returned images.
+    norm : np.ndarray
+        [N]: the L2 norm of adversarial − image (0 where it failed).
+    """
     adversarial: np.ndarray
     success: np.ndarray
     norm: np.ndarray

@@ -32,9 +32,44 @@ ATTACKS = get_args(AttackName)
 def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *, eps: float = 8 / 255,
                     steps: int = 100, target_classes: int = 9, square_queries: int = 5000,
                     attacks: Sequence[AttackName] = ATTACKS, seed: int = 0) -> AttackResult:
-    """x [N, H, W, C] in [0, 1], y [N] labels. Returns the first adversarial any attack found per image
-    (the image itself where none did), success [N] (misclassified, read off the model) and the L∞ norm
-    of each perturbation (0 where the attack failed)."""
+    """AutoAttack-strength L∞ attack: APGD-CE, APGD-T (DLR loss) and Square through ART 1.20.
+
+    Every setting is AutoAttack's standard version (the module docstring lists them); an image
+    counts as broken when any attack breaks it.
+
+    Parameters
+    ----------
+    model : Callable[..., tf.Tensor]
+        A Keras model or any callable from images [N, H, W, C] in [0, 1] to logits [N, classes].
+    x : np.ndarray
+        [N, H, W, C] images in [0, 1].
+    y : np.ndarray
+        [N] integer labels.
+    eps : float
+        The L∞ budget ε (AutoAttack's 8/255).
+    steps : int
+        Iterations of each APGD run (100).
+    target_classes : int
+        How many of the classes the clean model ranks next APGD-T targets, one run each (9).
+    square_queries : int
+        Square's query budget (5,000).
+    attacks : Sequence[AttackName]
+        Which of "apgd-ce", "apgd-t" and "square" to run, in that order (all three).
+    seed : int
+        Seeds NumPy's global generator (ART's random starts and squares) and TensorFlow's.
+
+    Returns
+    -------
+    AttackResult
+        The first adversarial any attack found per image (the image itself where none did), success
+        [N] (misclassified, read off the model) and the L∞ norm of each perturbation (0 where the
+        attack failed).
+
+    Raises
+    ------
+    ValueError
+        If `attacks` names an attack other than the three above.
+    """
     from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
 
     unknown = set(attacks) - set(ATTACKS)

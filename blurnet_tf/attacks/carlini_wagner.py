@@ -24,8 +24,38 @@ def carlini_wagner_l2(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndar
                       confidence: float = 0.0, initial_const: float = 1e-2, binary_search_steps: int = 5,
                       max_iterations: int = 200, learning_rate: float = 1e-2,
                       clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
-    """Untargeted C&W L2 on a batch: the smallest successful adversarial per image (the input itself,
-    with success False, where no constant succeeded). model: a Keras model or any callable images -> logits."""
+    """Untargeted C&W L2 (Carlini & Wagner, S&P 2017) on a batch.
+
+    Adam on w (x' = (tanh(w) + 1) / 2) per constant c, with a per-image binary search over c; the
+    smallest successful adversarial per image is kept.
+
+    Parameters
+    ----------
+    model : Callable[..., tf.Tensor]
+        A Keras model or any callable from images [N, H, W, C] to logits [N, classes].
+    x : np.ndarray
+        [N, H, W, C] images within clip_values.
+    y : np.ndarray
+        [N] integer labels.
+    confidence : float
+        The margin kappa the adversarial's logits must clear.
+    initial_const : float
+        The first constant c of the binary search.
+    binary_search_steps : int
+        Rounds of the binary search over c.
+    max_iterations : int
+        Adam steps per constant.
+    learning_rate : float
+        Adam's learning rate.
+    clip_values : tuple[float, float]
+        The box (low, high) the images live in.
+
+    Returns
+    -------
+    AttackResult
+        The smallest successful adversarial per image (the input itself, with success False, where
+        no constant succeeded), its success and its L2 norm.
+    """
     to_logits = logits_fn(model)
     images, labels = x, y
     x = tf.constant(x, tf.float32)

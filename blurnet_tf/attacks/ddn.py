@@ -25,10 +25,39 @@ from blurnet_tf.deprecation import renamed_keywords
 def ddn(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *, steps: int = 100,
         gamma: float = 0.05, init_norm: float = 1.0, alpha_max: float = 1.0, alpha_min: float = 0.01,
         quantize_levels: int | None = 256, clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
-    """The smallest-L2 adversarial found per image (the image itself, success False, where none was).
+    """Untargeted DDN (Rony et al., CVPR 2019, Algorithm 1) on a batch.
 
-    model: images -> logits. quantize_levels: round every iterate to that many grey levels, as
-    the reference code does (None: no rounding).
+    The smallest-L2 adversarial found per image, over `steps` direction steps with the norm ε
+    rescaled by (1 ± γ) each step.
+
+    Parameters
+    ----------
+    model : Callable[..., tf.Tensor]
+        A Keras model or any callable from images [N, H, W, C] to logits [N, classes].
+    x : np.ndarray
+        [N, H, W, C] images within clip_values.
+    y : np.ndarray
+        [N] integer labels.
+    steps : int
+        Number of steps.
+    gamma : float
+        The factor γ by which ε shrinks (adversarial) or grows (not yet) each step.
+    init_norm : float
+        The initial norm ε.
+    alpha_max : float
+        The first step size α, cosine-annealed down to alpha_min.
+    alpha_min : float
+        The last step size α.
+    quantize_levels : int | None
+        Round every iterate to that many grey levels, as the reference code does (None: no rounding).
+    clip_values : tuple[float, float]
+        The box (low, high) the images live in.
+
+    Returns
+    -------
+    AttackResult
+        The smallest-L2 adversarial found per image (the image itself, success False, where none
+        was), its success and its L2 norm.
     """
     to_logits = logits_fn(model)
     images, labels = x, y

@@ -10,6 +10,8 @@ square the norm (smooth at r = 0); both forms have the same minimisers up to the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.optimize
 import tensorflow as tf
@@ -22,11 +24,36 @@ from blurnet_tf.deprecation import renamed_keywords
 
 
 @renamed_keywords(images="x", clip="clip_values")
-def lbfgs_attack(model, x: np.ndarray, targets: np.ndarray, *, initial_const: float = 1e-2,
+def lbfgs_attack(model: Callable[..., tf.Tensor], x: np.ndarray, targets: np.ndarray, *, initial_const: float = 1e-2,
                  search_steps: int = 5, max_iterations: int = 1000, clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
-    """Targeted L-BFGS on a batch: the smallest-L2 adversarial found per image (the input itself,
-    success False, where no c succeeded). model: images -> logits (any callable). The images' problems are
-    independent, so they are solved as one separable sum in a single L-BFGS-B call per c."""
+    """Targeted box-constrained L-BFGS (Szegedy et al. 2014, §4.1) on a batch.
+
+    The images' problems are independent, so they are solved as one separable sum in a single
+    L-BFGS-B call per c, with a per-image search for the smallest successful c.
+
+    Parameters
+    ----------
+    model : Callable[..., tf.Tensor]
+        Any callable from images [N, H, W, C] to logits [N, classes] (a Keras model included).
+    x : np.ndarray
+        [N, H, W, C] images within clip_values.
+    targets : np.ndarray
+        [N] the target class t of each image.
+    initial_const : float
+        The first constant c weighing the cross-entropy.
+    search_steps : int
+        Rounds of the search over c.
+    max_iterations : int
+        L-BFGS-B iterations per c.
+    clip_values : tuple[float, float]
+        The box (low, high) the images live in.
+
+    Returns
+    -------
+    AttackResult
+        The smallest-L2 adversarial found per image (the input itself, success False, where no c
+        succeeded), its success (classified as the target) and its L2 norm.
+    """
     to_logits = logits_fn(model)
     images, clip = x, clip_values
     x = np.asarray(x, np.float32)

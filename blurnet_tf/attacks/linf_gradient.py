@@ -24,7 +24,33 @@ if TYPE_CHECKING:
 
 def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, steps: int = 1,
                 step_size: float | None = None, y: np.ndarray | None = None, rand_init: bool = False) -> np.ndarray:
-    """Adversarial images (numpy). y: the labels to move away from (default: the model's predictions)."""
+    """FGSM, BIM or PGD in L∞ (cleverhans 4), chosen by `steps`, `step_size` and `rand_init`.
+
+    One full step (steps=1, step_size ε, no random start) is FGSM; more steps are BIM, or PGD with
+    a random start. Adversarial images stay in [0, 1].
+
+    Parameters
+    ----------
+    model : Callable[..., tf.Tensor]
+        A Keras model (run in inference mode) or any callable from images [N, H, W, C] to logits [N, classes].
+    x : np.ndarray
+        [N, H, W, C] images in [0, 1].
+    eps : float
+        The L∞ budget ε.
+    steps : int
+        Number of steps (1: FGSM).
+    step_size : float | None
+        The step α (None: ε; see madry_step).
+    y : np.ndarray | None
+        [N] the labels to move away from (default: the model's predictions).
+    rand_init : bool
+        Start from a random point in the ε-ball (PGD).
+
+    Returns
+    -------
+    np.ndarray
+        [N, H, W, C] adversarial images.
+    """
     logits = logits_fn(model)
 
     if steps == 1 and not rand_init and (step_size is None or step_size == eps):  # one full step: FGSM
@@ -36,5 +62,20 @@ def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, s
 
 
 def madry_step(eps: float, steps: int) -> float:
-    """Madry et al.'s step 2.5 ε / steps, at most ε (cleverhans refuses a larger one)."""
+    """Madry et al.'s PGD step size 2.5 ε / steps, at most ε.
+
+    Capped at ε because cleverhans refuses a larger one.
+
+    Parameters
+    ----------
+    eps : float
+        The L∞ budget ε.
+    steps : int
+        Number of steps.
+
+    Returns
+    -------
+    float
+        min(ε, 2.5 ε / steps).
+    """
     return min(eps, 2.5 * eps / steps)

@@ -29,22 +29,54 @@ _TINY = 1e-12
 
 @dataclasses.dataclass
 class RP2Result:
-    """noise [L,T,H,W,C] (clipped), adversarial [L,T,N,H,W,C], predictions [L,T,N],
-    history {'loss','misclassified','targeted'} each [epochs, L, T] (percent for the last two,
-    measured before each epoch's update, as the original printout) and 'extra_loss' [epochs]
-    (the adaptive term's mean over all first-layer maps; 0 without extra_loss)."""
+    """What `rp2` returns for L lambdas, T targets and N images.
+
+    The noises, adversarial images and predictions of every (lambda, target), and the history.
+
+    Attributes
+    ----------
+    noise : np.ndarray
+        [L, T, H, W, C] the final noise of each (lambda, target), clipped.
+    adversarial : np.ndarray
+        [L, T, N, H, W, C] the adversarial images.
+    predictions : np.ndarray
+        [L, T, N] the model's classes on the adversarial images.
+    clean_predictions : np.ndarray
+        [N] the model's classes on the clean images.
+    history : dict[str, np.ndarray]
+        'loss', 'misclassified', 'targeted' each [epochs, L, T] (percent for the last two, measured
+        before each epoch's update, as the original printout) and 'extra_loss' [epochs] (the
+        adaptive term's mean over all first-layer maps; 0 without extra_loss).
+    lambdas : np.ndarray
+        [L] the lambdas swept, float32.
+    targets : np.ndarray
+        [T] the target classes, int32.
+    """
 
     noise: np.ndarray
     adversarial: np.ndarray
     predictions: np.ndarray
     clean_predictions: np.ndarray
-    history: dict
+    history: dict[str, np.ndarray]
     lambdas: np.ndarray
     targets: np.ndarray
 
 
 def low_frequency(dim: int = 16) -> Callable[[tf.Tensor], tf.Tensor]:
-    """BlurNet eq. 8: delta' = IDCT(M_dim * DCT(M_x delta)) keeps the top-left dim x dim coefficients."""
+    """The low-frequency transform of BlurNet eq. 8, for `rp2(transform=...)`.
+
+    delta' = IDCT(M_dim * DCT(M_x delta)) keeps the top-left dim x dim DCT coefficients.
+
+    Parameters
+    ----------
+    dim : int
+        The side of the kept block of coefficients.
+
+    Returns
+    -------
+    Callable[[tf.Tensor], tf.Tensor]
+        Masked noise [..., H, W, C] -> its low-pass version, same shape.
+    """
     return lambda masked_noise: low_pass(masked_noise, dim)
 
 
@@ -97,17 +129,61 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.n
         transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
         extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None, feature_layer: str = FIRST_LAYER, seed: int = 0, progress: Callable[[int, int], None] | None = None,
         chunk: int | None = None) -> RP2Result:
-    """Runs RP2 for every lambda in `lam` and every target in `targets` at once.
+    """Runs RP2 (BlurNet eq. 1) for every lambda in `lam` and every target in `targets` at once.
 
-    model: Keras classifier returning logits. x [N,H,W,C] in [0,1]; mask [H,W,C] of 0 and 1.
-    A non-finite or negative λ, a mask with other values, a target that is not one of the model's
-    classes, epochs < 0, lr <= 0 or a norm other than l1 / l2 raise one ValueError naming it.
-    lam: a float or a sequence (swept in the same call). noise_init: 'uniform' (U(0,1), the
-    original), 'zeros', or an RGB triplet in [0,1]. transform: maps the masked noise before it is
-    added (e.g. low_frequency(16)). extra_loss: a function of the maps F of `feature_layer` (the
-    LISA-CNN's first layer by default) on the adversarial images (e.g. the defence's own
-    regulariser, eq. 9-11), added unweighted. progress: called as progress(epochs_done, epochs)
-    between chunks of `chunk` epochs (default: about 20 chunks), each chunk one tf.function call.
+    One noise per (lambda, target), shared by all images, optimised with Adam; the whole sweep is
+    one batch per epoch.
+
+    Parameters
+    ----------
+    model : keras.Model | Callable[..., tf.Tensor]
+        Keras classifier returning logits, or (without extra_loss) any callable [N, H, W, C] -> logits.
+    x : np.ndarray
+        [N, H, W, C] images in [0, 1].
+    mask : np.ndarray
+        [H, W, C] sticker mask M_x of 0 (image) and 1 (sticker).
+    targets : int | Sequence[int] | np.ndarray
+        [T] target classes y* (or one int).
+    lam : float | Sequence[float]
+        The weight λ of the noise norm: a float or a sequence (swept in the same call).
+    epochs : int
+        Adam steps (0: the initial noise only).
+    lr : float
+        Adam's learning rate.
+    norm : Literal["l1", "l2"]
+        The norm p of ||M_x delta||_p.
+    nps_colors : np.ndarray | None
+        [P, 3] printable colours for the non-printability score (None: no NPS term).
+    noise_init : Literal["uniform", "zeros"] | Sequence[float]
+        'uniform' (U(0,1), the original), 'zeros', or an RGB triplet in [0, 1].
+    noise_clip : float
+        The noise is clipped to [-noise_clip, noise_clip].
+    clip_values : tuple[float, float]
+        The box the adversarial images are clipped to.
+    transform : Callable[[tf.Tensor], tf.Tensor] | None
+        Maps the masked noise [L, T, H, W, C] before it is added (e.g. low_frequency(16)).
+    extra_loss : Callable[[tf.Tensor], tf.Tensor] | None
+        A function of the maps F [L*T*N, H', W', K] of `feature_layer` on the adversarial images
+        (e.g. the defence's own regulariser, eq. 9-11) to a scalar, added unweighted.
+    feature_layer : str
+        The layer extra_loss reads (the LISA-CNN's first layer by default).
+    seed : int
+        Seed of the uniform initial noise.
+    progress : Callable[[int, int], None] | None
+        Called as progress(epochs_done, epochs) between chunks of `chunk` epochs.
+    chunk : int | None
+        Epochs per tf.function call (default: about 20 chunks).
+
+    Returns
+    -------
+    RP2Result
+        Noises, adversarial images, predictions and the per-epoch history.
+
+    Raises
+    ------
+    ValueError
+        One naming the setting: a non-finite or negative λ, a mask not of 0 and 1, a target not
+        a class of the model, epochs < 0, lr <= 0, a norm not l1 / l2, extra_loss without a Keras model.
     """
     images, input_clip = x, clip_values
     lambdas, targets = _check(images, mask, lam, targets, epochs, lr, norm)

@@ -19,10 +19,35 @@ __all__ = ["CLASS_NAMES", "NUM_CLASSES", "SPEED_LIMIT_45", "STOP", "LisaData", "
 
 def load_lisa_split(data_dir: str | os.PathLike[str], test_fraction: float = 0.2, seed: int = 0,
                     allow_missing_classes: bool = False) -> tuple[LisaData, LisaData, dict[str, Any]]:
-    """(train, test, report): the LISA crops under data_dir/lisa, split with whole tracks held out.
+    """Load the LISA crops under data_dir/lisa and split them with whole tracks held out.
 
     Every class of the public crops must be present (a missing class folder would silently train
-    a smaller problem) unless allow_missing_classes."""
+    a smaller problem) unless `allow_missing_classes`.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        The data directory (holding lisa/).
+    test_fraction : float
+        Share of each class's images to hold out for test, by whole tracks; default 0.2.
+    seed : int
+        Seed of the track order (see track_split); default 0.
+    allow_missing_classes : bool
+        Train without classes that have no images instead of refusing; default False.
+
+    Returns
+    -------
+    train, test : LisaData
+        The two splits.
+    report : dict
+        The split's per-class image and track counts (split_report).
+
+    Raises
+    ------
+    DataError
+        If a class of the public crops has no images and not `allow_missing_classes`, or the
+        crops cannot be read.
+    """
     import pathlib
 
     from blurnet_tf.data.lisa import EXPECTED_CLASSES
@@ -40,8 +65,27 @@ def load_lisa_split(data_dir: str | os.PathLike[str], test_fraction: float = 0.2
 
 def load_test_split(data_dir: str | os.PathLike[str], dataset: str, test_fraction: float | None,
                     split_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) of the LISA track-held-out or the MNIST test split; for MNIST,
-    test_fraction None is the official 10,000 test images (a model trained on the 60,000)."""
+    """Load the test split of a dataset: LISA's track-held-out split or MNIST's.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        The data directory.
+    dataset : str
+        "lisa" or "mnist".
+    test_fraction : float or None
+        Share held out for test; for MNIST, None is the official 10,000 test images (a model
+        trained on the 60,000).
+    split_seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    images : np.ndarray
+        Float32 images [N, H, W, C] in [0, 1].
+    labels : np.ndarray
+        Integer labels [N].
+    """
     if dataset == "mnist":
         from blurnet_tf.data.mnist import load_mnist, load_mnist_official
 
@@ -53,7 +97,24 @@ def load_test_split(data_dir: str | os.PathLike[str], dataset: str, test_fractio
 
 
 def hold_out_validation(train: LisaData, fraction: float, seed: int = 1) -> tuple[LisaData, LisaData]:
-    """(train', validation): whole tracks of the training split held out for choosing a defence's
-    parameters, so the test split is never looked at (Pixel Deflection's parameter search)."""
+    """Hold whole tracks of the training split out as a validation split.
+
+    Used for choosing a defence's parameters (Pixel Deflection's parameter search), so the test
+    split is never looked at.
+
+    Parameters
+    ----------
+    train : LisaData
+        The training split.
+    fraction : float
+        Share of each class's images to hold out, by whole tracks.
+    seed : int
+        Seed of the track order (see track_split); default 1.
+
+    Returns
+    -------
+    train, validation : LisaData
+        The rest of the training split and the held-out tracks.
+    """
     train_idx, val_idx = track_split(train, fraction, seed)
     return train.subset(train_idx), train.subset(val_idx)

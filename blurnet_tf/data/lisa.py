@@ -1,8 +1,7 @@
 """LISA traffic-sign crops: loading, the 18-index label space and a track-held-out split.
 
 Labels follow the original RP2 LISA-CNN: model index = position in LISA17_CLASSES + 1
-(index 0 is a class the RP2 mapping never names; speedLimitUrdbl, 13, has no crops).
-"""
+(index 0 is a class the RP2 mapping never names; speedLimitUrdbl, 13, has no crops)."""
 
 from __future__ import annotations
 
@@ -44,7 +43,22 @@ def track_of(filename: str | os.PathLike[str]) -> str:
 
 
 class LisaData:
-    """Decoded crops: images (N,32,32,3) float32 in [0,1], labels (N,) int32, names, tracks."""
+    """Decoded LISA crops with their labels, file names and video tracks.
+
+    Parameters
+    ----------
+    images : np.ndarray
+        Crops [N, 32, 32, 3], float32 in [0, 1].
+    labels : np.ndarray
+        Model class indices [N], int32 (see CLASS_NAMES).
+    names : sequence of str or np.ndarray
+        Each crop's file name [N] (relative to the LISA root, or the annotated frame).
+
+    Attributes
+    ----------
+    tracks : np.ndarray
+        Each crop's video track [N] (track_of its name); frames of one track share it.
+    """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, names: Sequence[str] | np.ndarray) -> None:
         self.images = images
@@ -56,6 +70,7 @@ class LisaData:
         return len(self.labels)
 
     def subset(self, index: np.ndarray | slice) -> LisaData:
+        """The crops at `index` (integer indices [K], a boolean mask [N] or a slice), as a new LisaData."""
         return LisaData(self.images[index], self.labels[index], self.names[index])
 
 
@@ -78,9 +93,7 @@ def _fingerprint(paths):
 
 def load_lisa_folder(root: str | os.PathLike[str], cache: bool = True) -> LisaData:
     """Loads class-index folders of crops (any size; resized to 32x32 with area interpolation).
-
-    Decoded arrays are cached as .npz (no pickle) keyed by the files' names, sizes and mtimes.
-    """
+    Decoded arrays are cached as .npz (no pickle) keyed by the files' names, sizes and mtimes."""
     root = pathlib.Path(root)
     if not root.is_dir():
         raise DataError(root, "LISA directory not found")
@@ -111,9 +124,7 @@ def load_lisa_folder(root: str | os.PathLike[str], cache: bool = True) -> LisaDa
 
 def load_lisa_annotations(root: str | os.PathLike[str], cache: bool = True) -> LisaData:
     """Official LISA archive layout: allAnnotations.csv (';'-separated) plus the frames.
-
-    Crops every annotated box whose tag is one of the 17 classes; other tags are skipped.
-    """
+    Crops every annotated box whose tag is one of the 17 classes; other tags are skipped."""
     root = pathlib.Path(root)
     csv_path = root / "allAnnotations.csv"
     if not csv_path.is_file():
@@ -149,7 +160,25 @@ def load_lisa_annotations(root: str | os.PathLike[str], cache: bool = True) -> L
 
 
 def load_lisa(root: str | os.PathLike[str], cache: bool = True) -> LisaData:
-    """Either layout: allAnnotations.csv at root, or class-index folders."""
+    """Load LISA crops from either layout: allAnnotations.csv at root, or class-index folders.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The LISA directory.
+    cache : bool
+        Read and write the folder layout's .npz cache of decoded arrays; default True.
+
+    Returns
+    -------
+    LisaData
+        Every crop (resized to 32x32), labelled with its model index.
+
+    Raises
+    ------
+    DataError
+        If the directory, its class folders or annotations are missing, empty or unreadable.
+    """
     root = pathlib.Path(root)
     if (root / "allAnnotations.csv").is_file():
         return load_lisa_annotations(root, cache)
@@ -157,10 +186,24 @@ def load_lisa(root: str | os.PathLike[str], cache: bool = True) -> LisaData:
 
 
 def track_split(data: LisaData, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic split that holds whole video tracks out.
+    """Split deterministically, holding whole video tracks out.
 
     Tracks are visited in a seeded random order; a track goes to test when that brings its
-    majority class closer to test_fraction of that class's images. Returns (train_idx, test_idx).
+    majority class closer to test_fraction of that class's images.
+
+    Parameters
+    ----------
+    data : LisaData
+        The crops to split.
+    test_fraction : float
+        Share of each class's images to aim for in test; default 0.2.
+    seed : int
+        Seed of the track order; default 0.
+
+    Returns
+    -------
+    train_idx, test_idx : np.ndarray
+        Integer indices into `data` of the training and test crops.
     """
     tracks = np.unique(data.tracks)
     order = np.random.default_rng(seed).permutation(len(tracks))
@@ -186,7 +229,21 @@ def class_counts(labels: np.ndarray) -> dict[str, int]:
 
 
 def split_report(data: LisaData, train_idx: np.ndarray, test_idx: np.ndarray) -> dict[str, Any]:
-    """Per-class image counts of a split plus its track counts, as a dict (stored in metrics.json)."""
+    """Summarise a split: per-class image counts plus its track counts (stored in metrics.json).
+
+    Parameters
+    ----------
+    data : LisaData
+        The crops that were split.
+    train_idx, test_idx : np.ndarray
+        Integer indices [K] into `data` of each split (as track_split returns them).
+
+    Returns
+    -------
+    dict
+        {"train_images", "test_images", "train_tracks", "test_tracks": int,
+        "per_class": {class name: [train count, test count]}} over the classes that occur.
+    """
     train_counts = class_counts(data.labels[train_idx])
     test_counts = class_counts(data.labels[test_idx])
     return {

@@ -29,7 +29,25 @@ def rp2_dir(data_dir: str | os.PathLike[str]) -> pathlib.Path:
 
 
 def load_victims(data_dir: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
-    """The 40 victim stop signs as (40,32,32,3) float32 and their file names, in numeric order."""
+    """Load the RP2 authors' 40 victim stop signs, in numeric order of their file names.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        The data directory (holding rp2/victim-set).
+
+    Returns
+    -------
+    images : np.ndarray
+        The victims [40, 32, 32, 3], float32 in [0, 1].
+    names : list of str
+        Their file names, in the same order.
+
+    Raises
+    ------
+    DataError
+        If the folder holds no PNG, or a victim is not 32x32 or unreadable.
+    """
     folder = rp2_dir(data_dir) / "victim-set"
     files = sorted(folder.glob("*.png"), key=lambda p: (len(p.stem), p.stem))
     if not files:
@@ -45,14 +63,50 @@ def load_victims(data_dir: str | os.PathLike[str]) -> tuple[np.ndarray, list[str
 
 def load_mask(data_dir: str | os.PathLike[str], name_or_path: str | os.PathLike[str],
               threshold: float | None = None) -> np.ndarray:
-    """A 0/1 32x32x3 mask: 'rectangles', 'octagon' or a path to a PNG (see read_mask for grey ones)."""
+    """Load a sticker mask: the RP2 'rectangles' or 'octagon' mask, or a PNG file.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        The data directory (holding rp2/masks); used for the named masks.
+    name_or_path : str or os.PathLike
+        'rectangles', 'octagon' or a path to a PNG.
+    threshold : float or None
+        How to read a grey-level mask (pixel > threshold is sticker; see read_mask); None refuses one.
+
+    Returns
+    -------
+    np.ndarray
+        A 0/1 float32 mask [32, 32, 3].
+
+    Raises
+    ------
+    DataError
+        If the file is missing or unreadable, grey-level without a threshold, or has no set pixel.
+    """
     if name_or_path in MASKS:
         return read_mask(rp2_dir(data_dir) / MASKS[name_or_path], threshold=threshold)
     return read_mask(name_or_path, threshold=threshold)
 
 
 def load_nps_colors(data_dir_or_file: str | os.PathLike[str]) -> np.ndarray:
-    """Printable colour triplets (P,3), RGB in [0,1] (comma-separated lines)."""
+    """Load the printable colour triplets (the non-printability score's colours).
+
+    Parameters
+    ----------
+    data_dir_or_file : str or os.PathLike
+        The data directory (read from rp2/npstriplets.txt) or a file of comma-separated RGB lines.
+
+    Returns
+    -------
+    np.ndarray
+        The colours [P, 3], float32 RGB in [0, 1].
+
+    Raises
+    ------
+    DataError
+        If the file is missing, has no triplet, or a line is not 3 comma-separated values in [0, 1].
+    """
     path = pathlib.Path(data_dir_or_file)
     if path.is_dir():
         path = rp2_dir(path) / "npstriplets.txt"

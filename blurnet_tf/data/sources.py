@@ -52,7 +52,28 @@ def _looks_like_data(path):
 
 
 def find_data_dir(explicit: str | os.PathLike[str] | None = None, download: bool = True) -> pathlib.Path:
-    """Returns the data directory as a Path, following the documented order."""
+    """Find the data directory, following the documented order.
+
+    Explicit path (a binary's --data_dir) > $BLURNET_DATA > ../shared/data next to the checkout >
+    the user cache's data folder, filled from the pinned, sha256-checked sources when `download`.
+
+    Parameters
+    ----------
+    explicit : str or os.PathLike or None
+        A directory given by the user (--data_dir); None looks further.
+    download : bool
+        Fill the cache's data folder from the public sources if it is used; default True.
+
+    Returns
+    -------
+    pathlib.Path
+        The data directory.
+
+    Raises
+    ------
+    DataError
+        If a directory given by --data_dir or $BLURNET_DATA does not exist, or a download fails.
+    """
     for given, origin in ((explicit, "--data_dir"), (os.environ.get("BLURNET_DATA"), "$BLURNET_DATA")):
         if given:
             path = pathlib.Path(given).expanduser()

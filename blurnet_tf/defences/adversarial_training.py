@@ -21,7 +21,30 @@ from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient
 
 @keras.saving.register_keras_serializable("blurnet_tf")
 class AdversarialTraining(keras.Model):
-    """Wraps a classifier; inference is the classifier itself, training mixes in PGD examples."""
+    """PGD adversarial training around a classifier.
+
+    Inference is the classifier itself; each training batch is half clean, half PGD-L-infinity
+    examples made against the current weights. ``nb_iter=1, eps_iter=eps, rand_init=False`` is
+    FGSM adversarial training (Defend++'s "Adv. FGSM").
+
+    Parameters
+    ----------
+    classifier : keras.Model
+        The classifier to train, images [N, H, W, C] in [0, 1] -> logits [N, classes].
+    eps : float
+        L-infinity radius of the training examples (BlurNet §IV-D: 8/255).
+    eps_iter : float or None
+        PGD step size; None gives Madry et al.'s rule 2.5 * eps / nb_iter.
+    nb_iter : int
+        Number of PGD steps (BlurNet §IV-D: 7).
+    rand_init : bool
+        Start PGD from a random point in the eps-ball (False for FGSM training).
+
+    Raises
+    ------
+    ValueError
+        If eps_iter exceeds eps (cleverhans requires step <= eps; the paper's 0.1 does).
+    """
 
     def __init__(self, classifier: keras.Model, eps: float = 8 / 255, eps_iter: float | None = None, nb_iter: int = 7,
                  rand_init: bool = True, **kwargs: Any) -> None:

@@ -17,7 +17,27 @@ if TYPE_CHECKING:
 
 
 def blur_kernel(kernel_size: int, kind: str = "box", sigma: float | None = None) -> np.ndarray:
-    """A normalised k x k low-pass kernel: 'box' (ones / k^2) or 'gaussian' (OpenCV's sigma rule)."""
+    """A normalised k x k low-pass kernel.
+
+    Parameters
+    ----------
+    kernel_size : int
+        Side k of the kernel.
+    kind : str
+        'box' (ones / k^2) or 'gaussian'.
+    sigma : float or None
+        Gaussian standard deviation; None or 0 uses OpenCV's rule from k. Ignored for 'box'.
+
+    Returns
+    -------
+    np.ndarray
+        The kernel, [k, k] float32, summing to 1.
+
+    Raises
+    ------
+    ValueError
+        If kind is neither 'box' nor 'gaussian'.
+    """
     if kind == "box":
         return np.full((kernel_size, kernel_size), 1.0 / kernel_size ** 2, np.float32)
     if kind == "gaussian":
@@ -50,9 +70,20 @@ def linf_penalty(kernel: keras.Variable | tf.Tensor) -> tf.Tensor:
 class BlurDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     """Depthwise k x k blur, 'same' padding, no bias.
 
-    init: 'box' or 'gaussian' (with sigma). trainable=False gives a fixed blur (Table I,
-    "L1 blur"); trainable=True with alpha > 0 is BlurNet's learned depthwise conv with the
-    L-infinity penalty alpha * sum_j max|W[:,:,j]| added through add_loss (eq. 2).
+    trainable=False gives a fixed blur (Table I, "L1 blur"); trainable=True with alpha > 0 is
+    BlurNet's learned depthwise conv with the L-infinity penalty alpha * sum_j max|W[:,:,j]|
+    added through add_loss (eq. 2). Maps [N, H, W, C] -> [N, H, W, C].
+
+    Parameters
+    ----------
+    kernel_size : int
+        Side k of the blur kernel.
+    init : str
+        Initial kernel: 'box' or 'gaussian' (with sigma).
+    sigma : float or None
+        Gaussian standard deviation for init='gaussian'; None uses OpenCV's rule.
+    alpha : float
+        Weight of the eq. 2 L-infinity penalty on the kernel; 0 adds none.
     """
 
     def __init__(self, kernel_size: int = 3, init: str = "box", sigma: float | None = None, alpha: float = 0.0,
@@ -78,8 +109,33 @@ def insert_blur(trained_model: keras.Model, where: str = "input", kernel_size: i
                 sigma: float | None = None, after: str = FIRST_LAYER) -> keras.Model:
     """The same trained weights with a fixed blur inserted on the input or after the first layer.
 
-    Table I's black-box setting; where='l1' inserts it after the layer named `after`. Every layer is copied (config + weights), so the result shares
-    no variables with `trained_model` and its trained weights stay bit-identical.
+    Table I's black-box setting. Every layer is copied (config + weights), so the result shares no
+    variables with `trained_model` and its trained weights stay bit-identical.
+
+    Parameters
+    ----------
+    trained_model : keras.Model
+        A chain of layers (Sequential-like), images [N, H, W, C] -> logits.
+    where : str
+        'input' (blur the image) or 'l1' (blur after the layer named `after`).
+    kernel_size : int
+        Side k of the fixed blur kernel.
+    kind : str
+        'box' or 'gaussian'.
+    sigma : float or None
+        Gaussian standard deviation for kind='gaussian'; None uses OpenCV's rule.
+    after : str
+        Name of the layer the 'l1' blur follows (the LISA-CNN's first layer by default).
+
+    Returns
+    -------
+    keras.Model
+        A new model with the blur layer inserted, named ``{name}_{where}_blur{kernel_size}``.
+
+    Raises
+    ------
+    ValueError
+        If `where` is unknown, the model has no layer `after`, or it is not a chain of layers.
     """
     if where not in ("input", "l1"):
         raise ValueError(f"where must be 'input' or 'l1', got {where!r}")

@@ -40,10 +40,19 @@ SCHEDULES = ("joint", "alternating")
 
 @dataclasses.dataclass(frozen=True)
 class EncoderTaps:
-    """Where the decoder reads a classifier: target sizes (finest first), the layer feeding H at
-    every scale but the coarsest, and the bottleneck layer D_{M-1} decodes."""
-    sizes: tuple
-    skips: tuple
+    """Where the decoder reads a classifier, by layer name (presets in `TAPS`).
+
+    Parameters
+    ----------
+    sizes : tuple[int, ...]
+        Target sizes, finest (the input's) first, halving at each scale.
+    skips : tuple[str, ...]
+        The layer feeding H at every scale but the coarsest.
+    bottleneck : str
+        The bottleneck layer D_{M-1} decodes.
+    """
+    sizes: tuple[int, ...]
+    skips: tuple[str, ...]
     bottleneck: str
 
 
@@ -97,8 +106,13 @@ def reconstruction_loss(outputs: list[tf.Tensor], targets: list[tf.Tensor], low_
 
 @keras.saving.register_keras_serializable("blurnet_tf")
 class FeatureNoise(layers.Layer):
-    """'+GN': Gaussian noise on the representations the decoder reads, in training only, with a
-    standard deviation of `sigma` times the feature map's own (so the encoder cannot outgrow it)."""
+    """'+GN': Gaussian noise on the representations the decoder reads, in training only.
+
+    Parameters
+    ----------
+    sigma : float
+        Noise std as a multiple of the feature map's own (so the encoder cannot outgrow it); 0: none.
+    """
 
     def __init__(self, sigma: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -132,13 +146,33 @@ def build_joint_model(classifier: keras.Model, taps: EncoderTaps, decoder: str =
 @keras.saving.register_keras_serializable("blurnet_tf")
 class DefendPP(keras.Model):
     """Wraps a classifier for Defend++ training; calling it (and `classifier_of`) is the classifier.
-    `taps` (EncoderTaps, or its fields as a dict) says where the decoder reads any classifier, by layer
-    name; without it the classifier must be one of the TAPS presets.
 
-    schedule 'joint' trains L_cls + L_rect from the first epoch; 'alternating' (§3.4) first runs
-    `alternating_cycles` cycles of `alternating_epochs` auto-encoder-only epochs then as many
-    classifier-only epochs, then joint. The weights are shared, so the paper's copying of encoder
-    weights between the two networks is implicit.
+    The weights are shared, so the paper's copying of encoder weights between the networks is implicit.
+
+    Parameters
+    ----------
+    classifier : keras.Model
+        Images [N, H, W, C] -> logits [N, classes]; its encoder layers are the auto-encoder's.
+    decoder : str
+        One of DECODERS: 'pyramid' (Fig. 4, eq. 2) or 'hourglass'.
+    low_pass_weight : float
+        λ of eq. 3, the weight of the low-pass scales m >= 1 (paper: 0.01).
+    reconstruction_weight : float
+        Weight of L_rect against L_cls.
+    gn_sigma : float
+        '+GN': FeatureNoise sigma on the maps the decoder reads; 0 for none.
+    schedule : str
+        'joint': L_cls + L_rect from the first epoch; 'alternating' (§3.4): `alternating_cycles` cycles of
+        `alternating_epochs` auto-encoder-only epochs then as many classifier-only epochs, then joint.
+    alternating_cycles, alternating_epochs : int
+        Cycles of the alternating phase, and epochs of each half-cycle.
+    taps : EncoderTaps or dict or None
+        Where the decoder reads the classifier (or its fields as a dict); None: one of the TAPS presets.
+
+    Raises
+    ------
+    ValueError
+        If schedule or decoder is unknown, or taps do not fit the classifier (or no preset does).
     """
 
     def __init__(self, classifier: keras.Model, decoder: str = "pyramid", low_pass_weight: float = PAPER_LOW_PASS_WEIGHT,
@@ -229,8 +263,7 @@ class DefendPP(keras.Model):
 
 
 class _LossSchedule(keras.callbacks.Callback):
-    """Sets DefendPP.loss_weights at the start of every epoch (so a resumed run lands in the
-    same phase)."""
+    """Sets DefendPP.loss_weights at the start of every epoch (so a resumed run lands in the same phase)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.loss_weights.assign(self.model.phase_weights(epoch))

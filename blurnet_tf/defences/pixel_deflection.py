@@ -9,10 +9,9 @@ The defence pre-processes the image and leaves the classifier untouched:
      (paper §4.2; scikit-image's denoise_wavelet), or JPEG as the baseline transform.
 An ensemble predicts by majority vote over n independent defences (the paper's Ens-10).
 
-Deflection and denoising are neither differentiable nor deterministic, so an honest white-box
-evaluation uses BPDA (the backward pass of the defence taken as the identity) with expectation
-over transformation: `PixelDeflection.eot_model(samples)` is a differentiable stand-in that any of our
-attacks (RP2, PGD) can take in place of the classifier.
+Deflection and denoising are neither differentiable nor deterministic, so an honest white-box evaluation uses
+BPDA (the backward pass of the defence taken as the identity) with expectation over transformation: the differentiable
+stand-in `PixelDeflection.eot_model(samples)` can take the classifier's place in any of our attacks (RP2, PGD).
 """
 
 from __future__ import annotations
@@ -71,11 +70,9 @@ def robust_activation_map(model: keras.Model, images: np.ndarray, top_k: int = 5
 def deflect(images: np.ndarray, maps: np.ndarray, deflections: int, window: int, rng: np.random.Generator) -> np.ndarray:
     """Pixel deflection of a batch [N, H, W, C] with maps [N, H, W] in [0, 1].
 
-    Each of the K picks is deflected when map < U(0,1): the pixel takes the value of a pixel
-    drawn uniformly from the (2r+1)^2 window around it, clipped to the image. All picks read the
-    input image (so every new value is present in the input within the window); a pixel picked
-    twice keeps one of its draws. At most K pixels change per image.
-    """
+    Each of the K picks is deflected when map < U(0,1): the pixel takes the value of a pixel drawn uniformly from the
+    (2r+1)^2 window around it, clipped to the image. All picks read the input image (so every new value is present in
+    the input within the window); a pixel picked twice keeps one of its draws. At most K pixels change per image."""
     images = np.asarray(images)
     n, h, w, _ = images.shape
     ys, xs = rng.integers(0, h, (n, deflections)), rng.integers(0, w, (n, deflections))
@@ -90,12 +87,45 @@ def deflect(images: np.ndarray, maps: np.ndarray, deflections: int, window: int,
 
 @dataclasses.dataclass
 class PixelDeflection:
-    """The defence around a trained classifier (fit: nothing to learn; predict: vote shares, as ART's
-    predict returns scores; predict_classes: the vote). Every setting after the classifier is
-    keyword-only and checked here, when the defence is built.
+    """The defence around a trained classifier, which it leaves untouched.
 
-    deflections / window / sigma default to the paper's ImageNet values; for 32x32 inputs choose
-    them on a validation split (see the pixel-deflection search in the report)."""
+    fit: nothing to learn; predict: vote shares, as ART's predict returns scores; predict_classes: the vote.
+    deflections / window / sigma default to the paper's ImageNet values; for 32x32 inputs choose them on a
+    validation split (see the pixel-deflection search in the report).
+
+    Parameters
+    ----------
+    classifier : keras.Model
+        Images [N, H, W, C] -> logits [N, classes]; a training wrapper is replaced by its classifier.
+    deflections : int
+        K, the pixels picked per image (>= 0; 0: no deflection).
+    window : int
+        Apothem r of the window a deflected pixel takes its value from (>= 1).
+    sigma : float
+        Noise standard deviation the wavelet thresholding assumes (> 0).
+    denoiser : {'wavelet', 'jpeg', 'none'}
+        The wavelet denoiser of §4.2, JPEG (the baseline transform), or none.
+    threshold_method, threshold_mode : str
+        Wavelet thresholding: 'BayesShrink' or 'VisuShrink'; 'soft' or 'hard'.
+    jpeg_quality : int
+        JPEG quality, 1 to 100.
+    denoise_backend : {'tensorflow', 'skimage'}
+        Where the wavelet denoiser runs; skimage: the reference, per image.
+    top_k : int
+        Classes whose CAMs make the activation map (>= 1).
+    use_map : bool
+        False: every pick is deflected (no activation map).
+    ensemble : int
+        n of the Ens-n majority vote (>= 1).
+    seed : int
+        Seed of the defence's own random generator.
+    cam_layer, dense_layer : str
+        The classifier's last conv maps (the LISA-CNN's by default) and the dense layer turning them into logits.
+
+    Raises
+    ------
+    ValueError
+        If a setting (all keyword-only, checked when the defence is built) is unknown or out of range."""
 
     classifier: keras.Model
     _: dataclasses.KW_ONLY
@@ -106,13 +136,13 @@ class PixelDeflection:
     threshold_method: Literal["BayesShrink", "VisuShrink"] = "BayesShrink"
     threshold_mode: Literal["soft", "hard"] = "soft"
     jpeg_quality: int = 75
-    denoise_backend: Literal["tensorflow", "skimage"] = "tensorflow"  # skimage: the reference, per image
+    denoise_backend: Literal["tensorflow", "skimage"] = "tensorflow"
     top_k: int = 5
-    use_map: bool = True                # False: every pick is deflected (no activation map)
-    ensemble: int = 1                   # Ens-n majority vote
+    use_map: bool = True
+    ensemble: int = 1
     seed: int = 0
-    cam_layer: str = "relu3"            # the classifier's last conv maps (the LISA-CNN's by default)
-    dense_layer: str = "logits"         # the dense layer that turns them into logits
+    cam_layer: str = "relu3"
+    dense_layer: str = "logits"
 
     def __post_init__(self) -> None:
         for name, choices in (("denoiser", DENOISERS), ("threshold_method", ("BayesShrink", "VisuShrink")),
@@ -131,14 +161,19 @@ class PixelDeflection:
         self._rng = np.random.default_rng(self.seed)
 
     def activation_map(self, images: np.ndarray) -> np.ndarray:
-        """The deflection probability map (deterministic: computed once per image)."""
+        """The deflection probability map R (deterministic: computed once per image).
+
+        images [N, H, W, C] in [0, 1] -> R [N, H, W] in [0, 1] (zeros when use_map is False)."""
         if not self.use_map:
             return np.zeros(np.shape(images)[:3], np.float32)
         return robust_activation_map(self.classifier, np.asarray(images, np.float32), self.top_k,
                                       self.cam_layer, self.dense_layer)
 
     def defend(self, images: np.ndarray, rng: np.random.Generator | None = None, maps: np.ndarray | None = None) -> np.ndarray:
-        """One random draw of the defence on a batch (deflection, then the denoiser)."""
+        """One random draw of the defence on a batch (deflection, then the denoiser).
+
+        images [N, H, W, C] -> [N, H, W, C] float32; rng: the draw's generator (None: the defence's own, seeded
+        by `seed`); maps: activation maps [N, H, W] if already computed (None: computed here)."""
         rng = self._rng if rng is None else rng
         out = np.asarray(images, np.float32)
         if self.deflections:
@@ -150,9 +185,10 @@ class PixelDeflection:
         return out
 
     def predict(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """[N, classes]: the share of the `ensemble` independent defences voting for each class (what
-        ART's predict returns: scores). The activation map is computed once; the draws go through the
-        classifier as one batch."""
+        """Vote shares of the `ensemble` independent defences (what ART's predict returns: scores).
+
+        images [N, H, W, C] -> [N, classes], the share of the defences voting for each class. The activation map
+        is computed once; the draws go through the classifier as one batch (`batch_size` at a time)."""
         images = np.asarray(images, np.float32)
         maps = self.activation_map(images) if self.deflections else None
         draws = np.concatenate([self.defend(images, maps=maps) for _ in range(self.ensemble)])
@@ -162,11 +198,15 @@ class PixelDeflection:
         return votes / self.ensemble
 
     def predict_classes(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """[N] classes by majority vote over `ensemble` independent defences (ties: lowest class)."""
+        """Classes by majority vote over `ensemble` independent defences (ties: lowest class).
+
+        images [N, H, W, C] -> [N] classes; `batch_size` as in `predict`."""
         return self.predict(images, batch_size).argmax(axis=1)
 
     def bpda(self, x: tf.Tensor) -> tf.Tensor:
-        """The defence in the forward pass, the identity in the backward pass (Athalye et al.)."""
+        """The defence in the forward pass, the identity in the backward pass (BPDA, Athalye et al.).
+
+        x [N, H, W, C] float32 -> one draw of the defence on x, [N, H, W, C]; dy passes through unchanged."""
 
         @tf.custom_gradient
         def straight_through(t):
@@ -180,12 +220,14 @@ class PixelDeflection:
         return straight_through(x)
 
     def eot_model(self, samples: int = 8, *, feature_layer: str | None = FIRST_LAYER) -> keras.Model:
-        """A differentiable stand-in for `classifier(defend(x))` for adaptive attacks: a Keras model that
-        runs BPDA through `samples` fresh random defences per call and returns the log of the mean softmax
-        over them (expectation over transformation of the predicted distribution), [N, H, W, C] ->
-        [N, classes]. The classifier's `feature_layer` maps on the defended images ([samples * N, ...])
-        are a layer of the same name, so `rp2(extra_loss=...)` reads them as it reads the bare model's.
-        Not serialisable: it holds the defence, which lives outside the weights."""
+        """A differentiable stand-in for `classifier(defend(x))` for adaptive attacks (BPDA + EOT).
+
+        A Keras model, images [N, H, W, C] -> [N, classes], that runs BPDA through `samples` fresh random defences
+        per call and returns the log of the mean softmax over them (expectation over transformation of the
+        predicted distribution). The classifier's `feature_layer` maps on the defended images ([samples * N, ...])
+        are a layer of the same name (None: no maps), so `rp2(extra_loss=...)` reads them as it reads the bare
+        model's. Not serialisable: it holds the defence, which lives outside the weights. Raises ValueError unless
+        `samples` is an integer >= 1."""
         if not (isinstance(samples, (int, np.integer)) and samples >= 1):
             raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
         x = keras.Input(self.classifier.input_shape[1:], name="images")

@@ -19,8 +19,20 @@ _TINY = 1e-12  # keeps sqrt differentiable at an all-zero map
 
 
 def total_variation(F: tf.Tensor) -> tf.Tensor:
-    """Anisotropic TV per map, averaged over N*K (eq. 3-4):
-    TV(x) = sum |x[i+1,j] - x[i,j]| + |x[i,j+1] - x[i,j]|."""
+    """Anisotropic total variation per map, averaged over N*K (eq. 3-4).
+
+    TV(x) = sum |x[i+1,j] - x[i,j]| + |x[i,j+1] - x[i,j]|.
+
+    Parameters
+    ----------
+    F : tf.Tensor
+        First-layer feature maps, [N, H, W, K].
+
+    Returns
+    -------
+    tf.Tensor
+        Scalar: the mean TV over the N*K maps.
+    """
     dh = tf.reduce_sum(tf.abs(F[:, 1:, :, :] - F[:, :-1, :, :]), axis=(1, 2))
     dw = tf.reduce_sum(tf.abs(F[:, :, 1:, :] - F[:, :, :-1, :]), axis=(1, 2))
     return tf.reduce_mean(dh + dw)
@@ -37,7 +49,22 @@ def moving_average(F: tf.Tensor, window: int = 3) -> tf.Tensor:
 
 
 def tik_hf(F: tf.Tensor, window: int = 3) -> tf.Tensor:
-    """||(I - L_avg) F[i,:,:,k]||_2 averaged over N*K (eq. 6): the map's high-frequency energy."""
+    """High-frequency Tikhonov penalty ||(I - L_avg) F[i,:,:,k]||_2, averaged over N*K (eq. 6).
+
+    L_avg is the window x window moving average, so the penalty is each map's high-frequency energy.
+
+    Parameters
+    ----------
+    F : tf.Tensor
+        First-layer feature maps, [N, H, W, K].
+    window : int
+        Side of the moving-average window of L_avg.
+
+    Returns
+    -------
+    tf.Tensor
+        Scalar: the mean norm over the N*K maps.
+    """
     return tf.reduce_mean(_map_norm(F - moving_average(F, window)))
 
 
@@ -52,11 +79,27 @@ def pseudo_inverse_difference(n: int) -> np.ndarray:
 
 
 def tik_pseudo(F: tf.Tensor, mode: str = "elementwise") -> tf.Tensor:
-    """||L_diff^+ . F[i,:,:,k]||_2 averaged over N*K (eq. 7).
+    """Pseudo-inverse Tikhonov penalty ||L_diff^+ . F[i,:,:,k]||_2, averaged over N*K (eq. 7).
 
-    mode='elementwise' (default, as the paper states: "perform an elementwise multiplication"):
-    the Hadamard product L_diff^+ * F for square maps. mode='matmul': the matrix product
-    L_diff^+ @ F, the usual Tikhonov reading (integration along the rows).
+    L_diff^+ is the pseudo-inverse of the forward-difference matrix, a smoothing operator.
+
+    Parameters
+    ----------
+    F : tf.Tensor
+        First-layer feature maps, [N, H, W, K] (H == W for mode='elementwise').
+    mode : str
+        'elementwise' (default, as the paper states: "perform an elementwise multiplication"): the
+        Hadamard product L_diff^+ * F. 'matmul': L_diff^+ @ F, the usual Tikhonov reading.
+
+    Returns
+    -------
+    tf.Tensor
+        Scalar: the mean norm over the N*K maps.
+
+    Raises
+    ------
+    ValueError
+        If mode is unknown, or mode='elementwise' and the maps are not square.
     """
     h, w = F.shape[1], F.shape[2]
     P = tf.constant(pseudo_inverse_difference(h))
@@ -76,7 +119,24 @@ REGULARISERS = {"tv": total_variation, "tik_hf": tik_hf, "tik_pseudo": tik_pseud
 
 @keras.saving.register_keras_serializable("blurnet_tf")
 class FeatureMapRegularizer(keras.layers.Layer):
-    """Identity on the feature maps that adds alpha * REGULARISERS[kind](F, **params) via add_loss."""
+    """Identity on the feature maps that adds alpha * REGULARISERS[kind](F, **params) via add_loss.
+
+    Maps [N, H, W, K] -> the same tensor; the penalty is BlurNet's training regulariser (§III).
+
+    Parameters
+    ----------
+    kind : str
+        A key of REGULARISERS: 'tv', 'tik_hf' or 'tik_pseudo'.
+    alpha : float
+        Weight of the penalty in the training loss.
+    params : dict[str, Any] or None
+        Keyword arguments of the regulariser (e.g. window, mode).
+
+    Raises
+    ------
+    ValueError
+        If kind is not in REGULARISERS.
+    """
 
     def __init__(self, kind: str, alpha: float, params: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -97,7 +157,19 @@ class FeatureMapRegularizer(keras.layers.Layer):
 
 
 def model_regulariser(model: keras.Model) -> tuple[Callable[[tf.Tensor], tf.Tensor], float] | None:
-    """(function of F, alpha) of the model's feature-map regulariser, or None if it has none."""
+    """The model's feature-map regulariser, for the adaptive attack (eq. 9-11).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A classifier, possibly holding a FeatureMapRegularizer layer.
+
+    Returns
+    -------
+    tuple[Callable[[tf.Tensor], tf.Tensor], float] or None
+        (function of F [N, H, W, K] -> scalar, alpha) of its first FeatureMapRegularizer, or None if
+        it has none.
+    """
     for layer in model.layers:
         if isinstance(layer, FeatureMapRegularizer):
             return layer.function, layer.alpha

@@ -20,6 +20,30 @@ def smoothed_predict(model: keras.Model, images: np.ndarray, sigma: float, n: in
 
     With abstain_alpha, Cohen's PREDICT: abstain (-1) unless the top class beats the runner-up
     in a two-sided binomial test at level abstain_alpha. Noise and votes run in TensorFlow.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The (Gaussian-augmented) classifier, images -> logits [N, classes].
+    images : np.ndarray
+        Clean images, [N, H, W, C].
+    sigma : float
+        Standard deviation of the Gaussian noise.
+    n : int
+        Number of noisy copies per image.
+    batch_size : int
+        Images per forward pass (each pass holds batch_size * n copies).
+    abstain_alpha : float or None
+        Level of the binomial test; None never abstains (plain majority vote).
+    seed : int
+        Seed of the noise generator.
+
+    Returns
+    -------
+    prediction : np.ndarray
+        [N] voted classes, -1 (ABSTAIN) where the test abstains.
+    counts : np.ndarray
+        [N, classes] votes per class.
     """
     num_classes = model.output_shape[-1]
     rng = tf.random.Generator.from_seed(seed)

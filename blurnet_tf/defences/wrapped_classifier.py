@@ -12,5 +12,16 @@ if TYPE_CHECKING:
 
 
 def classifier_of(model: keras.Model) -> keras.Model:
-    """The plain Keras classifier inside a training wrapper (or the model itself)."""
+    """The plain Keras classifier inside a training wrapper (or the model itself).
+
+    Parameters
+    ----------
+    model : keras.Model
+        An AdversarialTraining or DefendPP wrapper, or a plain classifier.
+
+    Returns
+    -------
+    keras.Model
+        The wrapper's `classifier`, or `model` unchanged.
+    """
     return model.classifier if isinstance(model, (AdversarialTraining, DefendPP)) else model

@@ -64,9 +64,61 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
                     rp2_epochs: int = 30, rp2_lambda: float = 0.002, seed: int = 0,
                     rp2_transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
                     rp2_extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None) -> dict[str, Any]:
-    """x [N, H, W, C] in [0, 1], y [N] integer labels; model / source: Keras models or callables images
-    -> logits. Returns {"checks": {name: True / False / None (not run)}, "passed": all run checks held,
-    and the measured numbers}. PGD takes `steps` steps of 2.5 ε / steps from a random start."""
+    """Run the attack-strength checks (CHECKS, described in the module docstring) on a model.
+
+    PGD takes `steps` steps of 2.5 ε / steps from a random start. Thresholds are fixed (ZERO_GRADIENT_MAX,
+    UNBOUNDED_SUCCESS_MIN, one image of slack); without a correctly classified image no attack check runs.
+
+    Parameters
+    ----------
+    model : Any
+        A Keras model or a callable from images [N, H, W, C] to logits [N, classes].
+    x : np.ndarray
+        Images [N, H, W, C] in [0, 1].
+    y : np.ndarray
+        Integer labels [N].
+    eps : float
+        ε of the transfer_weaker comparison; default 8/255.
+    eps_grid : sequence of float
+        The rising ε of monotone_eps; default 1/255, 2/255, 4/255, 8/255, 16/255.
+    steps : int
+        PGD's steps; default 50.
+    source : Any
+        Like `model`, the transfer attack's source (images [N, H, W, C] to logits); None skips transfer_weaker.
+    mask : np.ndarray or None
+        RP2's 0/1 sticker mask [H, W, C] of monotone_rp2; None skips that check.
+    targets : sequence of int or None
+        RP2's target classes; None skips both RP2 checks.
+    rp2_epochs : int
+        RP2's epochs (monotone_rp2 compares a third of them with all); default 30.
+    rp2_lambda : float
+        RP2's λ of monotone_rp2 (unrestricted_rp2 uses λ = 0); default 0.002.
+    seed : int
+        Seed of PGD's random starts and RP2's noise; default 0.
+    rp2_transform : callable or None
+        An adaptive RP2's map of the masked noise [L, T, H, W, C] (BlurNet's Table III / V: the
+        low-frequency transform of eq. 8); both RP2 checks then run that attack.
+    rp2_extra_loss : callable or None
+        A scalar of the first-layer maps [L*T*N, H', W', K] added to the RP2 loss (a regulariser of
+        eq. 9-11; needs a Keras model); both RP2 checks then run that attack.
+
+    Returns
+    -------
+    dict
+        {"checks": {name: True / False / None (not run)}, "passed": all run checks held, "images",
+        "correct", and the measured numbers: zero_gradient_fraction, eps_grid, pgd_success,
+        unbounded_pgd_success, whitebox_success / transfer_success, unrestricted_rp2_success,
+        rp2_epochs / rp2_success, where run}.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, if x, y, mask, targets, model or source do not fit.
+
+    References
+    ----------
+    Athalye et al., ICML 2018, §3.1 and §5; Carlini et al., "On evaluating adversarial robustness", 2019, §4-5.
+    """
     x, y, classes = check_inputs(model, x, y, mask, targets)
     if source is not None:
         check_source(source, x, classes)

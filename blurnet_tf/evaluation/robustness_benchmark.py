@@ -48,14 +48,75 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
               linf_step: float | None = None, linf_random_start: bool = True, ddn_steps: int = 100,
               rp2_epochs: int = 300, rp2_lambda: float = 0.002, square_queries: int = 5000,
               autoattack_attacks: Sequence[str] = ("apgd-ce", "apgd-t", "square"), source: Any = None,
-              check_steps: int = 50, check_rp2_epochs: int = 30, name: str = "model") -> list[dict[str, Any]]:
-    """Flat records, one per number: {experiment "benchmark", model, threat_model, attack, budget, seed
-    (None: over every seed), target, metric, value, interval [lo, hi], images, seeds}.
+              check_steps: int = 50, check_rp2_epochs: int = 30,
+              check_eps_scale: Sequence[float] = (0.125, 0.25, 0.5, 1.0, 2.0), name: str = "model") -> list[dict[str, Any]]:
+    """Evaluate a classifier under the given threat models, as flat records (one per number).
 
-    linf_step: PGD's step (None: Madry's 2.5 ε / steps); linf_random_start False starts at the image
-    (BlurNet's Table IV: step 0.01, 10 steps). autoattack_attacks: ("apgd-ce", "apgd-t") for a randomised
-    defence behind an EOT stand-in (AutoAttack's "rand" version leaves Square out). source: a second model (e.g. the undefended one) that
-    the `checks` transfer attack is crafted on."""
+    Clean accuracy is always recorded; each attack is judged on the correctly classified images (the
+    module docstring describes every threat model). Intervals are Wilson 95% over images, or the
+    hierarchical bootstrap over seeds, targets and images for the sticker's average and worst ASR.
+
+    Parameters
+    ----------
+    model : Any
+        A Keras classifier or a callable from images [N, H, W, C] to logits [N, classes].
+    images : np.ndarray
+        Float images [N, H, W, C] in [0, 1].
+    labels : np.ndarray
+        Integer class labels [N].
+    threat_models : sequence of ThreatModel
+        Any of "clean", "linf", "l2", "sticker", "autoattack", "checks"; default ("clean", "linf", "l2").
+    targets : sequence of int or None
+        Target classes of the sticker attack and of the RP2 checks; "sticker" needs them.
+    mask : np.ndarray or None
+        The sticker's 0/1 mask, one image's shape [H, W, C]; "sticker" needs it.
+    seeds : sequence of int
+        At least one; one PGD start, AutoAttack run and RP2 noise per seed (the checks use the first).
+    n_examples : int or None
+        Evaluate only the first n_examples images (>= 1); None: all.
+    linf_eps : float
+        The L∞ radius in (0, 1] of PGD, AutoAttack and the checks; default 8/255.
+    linf_steps : int
+        PGD's steps (this and every count below: an integer >= 1); default 50.
+    linf_step : float or None
+        PGD's step in (0, linf_eps]; None: Madry's 2.5 ε / steps.
+    linf_random_start : bool
+        Start PGD at a random point per seed; False starts at the image, one run (BlurNet's Table IV:
+        step 0.01, 10 steps). Default True.
+    ddn_steps : int
+        DDN's steps; default 100.
+    rp2_epochs : int
+        The sticker attack's RP2 epochs; default 300.
+    rp2_lambda : float
+        RP2's λ (eq. 1), finite and >= 0, of the sticker attack and the checks; default 0.002.
+    square_queries : int
+        Square's query budget within AutoAttack; default 5000.
+    autoattack_attacks : sequence of str
+        A non-empty subset of ("apgd-ce", "apgd-t", "square"); ("apgd-ce", "apgd-t") for a randomised
+        defence behind an EOT stand-in (AutoAttack's "rand" version leaves Square out).
+    source : Any
+        A second model (e.g. the undefended one) that the `checks` transfer attack is crafted on; None skips it.
+    check_steps : int
+        PGD steps of the checks; default 50.
+    check_rp2_epochs : int
+        RP2 epochs of the checks; default 30.
+    check_eps_scale : Sequence[float]
+        The checks' ε grid as multiples of `linf_eps` (capped at 1); default 1/8 ... 2 (1-16/255 at 8/255).
+    name : str
+        The records' `model` field; default "model".
+
+    Returns
+    -------
+    list of dict
+        Records {experiment "benchmark", model, threat_model, attack, budget, seed (None: over every
+        seed), target, metric, value, interval [lo, hi], images, seeds}.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, if a threat model is unknown, "sticker" lacks mask or targets, seeds is
+        empty, a number is out of its range, or images, labels, mask, targets, model or source do not fit.
+    """
     unknown = set(threat_models) - set(THREAT_MODELS)
     if unknown:
         raise ValueError(f"threat_models: unknown {sorted(unknown)}; choose from {', '.join(THREAT_MODELS)}")
@@ -70,6 +131,8 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
             ("autoattack_attacks", autoattack_attacks, bool(autoattack_attacks) and set(autoattack_attacks) <= set(AA_ATTACKS),
              f"a non-empty subset of {', '.join(AA_ATTACKS)}"),
             ("rp2_lambda", rp2_lambda, math.isfinite(rp2_lambda) and rp2_lambda >= 0, "a finite number >= 0"),
+            ("check_eps_scale", check_eps_scale, bool(check_eps_scale) and all(
+                isinstance(f, (int, float)) and math.isfinite(f) and f > 0 for f in check_eps_scale), "positive multiples of linf_eps"),
             *((n, v, isinstance(v, int) and v >= 1, "an integer >= 1") for n, v in
               (("linf_steps", linf_steps), ("ddn_steps", ddn_steps), ("rp2_epochs", rp2_epochs),
                ("square_queries", square_queries), ("check_rp2_epochs", check_rp2_epochs), ("check_steps", check_steps))),
@@ -125,8 +188,9 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
     if "sticker" in threat_models and len(yc):
         _stickers(model, xc, mask, targets, seeds, rp2_epochs, rp2_lambda, add)
     if "checks" in threat_models:
-        found = strength_checks(model, x, y, eps=linf_eps, steps=check_steps, source=source, mask=mask, targets=targets,
-                                rp2_epochs=check_rp2_epochs, rp2_lambda=rp2_lambda, seed=seeds[0])
+        grid = tuple(min(1.0, linf_eps * f) for f in check_eps_scale)
+        found = strength_checks(model, x, y, eps=linf_eps, eps_grid=grid, steps=check_steps, source=source, mask=mask,
+                                targets=targets, rp2_epochs=check_rp2_epochs, rp2_lambda=rp2_lambda, seed=seeds[0])
         budget = f"eps={linf_eps:.6g}, steps={check_steps}, rp2_epochs={check_rp2_epochs}"
         for check, held in found["checks"].items():  # nan: not run (no source, no targets, no correct image)
             add("checks", check, budget, "check_held", float("nan") if held is None else float(held), images=len(y))

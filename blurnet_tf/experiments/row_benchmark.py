@@ -110,3 +110,36 @@ class AdaptiveChecks:
     @property
     def attack(self):
         return f"lowfreq dct{self.dct_dim}" if self.mode == "lowfreq" else f"adaptive {self.regulariser or 'own'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistRowBenchmark:
+    """A Defend++ MNIST model (or the undefended one beside it) through `benchmark()` at Defend++'s own L∞
+    budget (ε 0.2, its FGSM / BIM radius): PGD-100 from the image as its BIM ran, AutoAttack-strength L∞
+    (APGD-CE, APGD-T, Square) and the attack-strength checks (no sticker: MNIST has no RP2 mask), on the
+    first `images` official test images."""
+    row: str
+    model: str                          # run directory or model file
+    source: str | None = None           # the transfer check's source (None: no transfer check)
+    eps: float = paper.MNIST_FGSM_EPS
+    steps: int = 100
+    images: int = 500
+    seed: int = 0
+    square_queries: int = 5000
+    data_dir: str | None = None
+
+    def run(self, out):
+        from blurnet_tf.data import find_data_dir
+        from blurnet_tf.data.mnist import load_mnist_official
+        from blurnet_tf.defences import classifier_of
+        from blurnet_tf.evaluation.robustness_benchmark import benchmark
+        from blurnet_tf.registry import MNIST_MODEL, load_model
+
+        model = classifier_of(load_model(self.model, expect=MNIST_MODEL))
+        source = None if self.source is None else classifier_of(load_model(self.source, expect=MNIST_MODEL))
+        x, y = load_mnist_official(find_data_dir(self.data_dir))["test"]
+        started = time.time()
+        records = benchmark(model, x[:self.images], y[:self.images], threat_models=("clean", "linf", "autoattack", "checks"),
+                            seeds=(self.seed,), linf_eps=self.eps, linf_steps=self.steps, linf_random_start=False,
+                            square_queries=self.square_queries, source=source, name=self.row)
+        return rundir.write_result(self, out, {"row": self.row, "records": records, "seconds": time.time() - started})

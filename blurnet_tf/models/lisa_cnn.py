@@ -32,7 +32,31 @@ _ORIGINAL_NAMES = {
 def cnn_model(input_shape: tuple[int, int, int] = (32, 32, 3), nb_classes: int = NUM_CLASSES, nb_filters: int = 64,
               input_layers: Sequence[keras.layers.Layer] = (), l1_layers: Sequence[keras.layers.Layer] = (),
               name: str = "lisa_cnn") -> keras.Model:
-    """Builds the LISA-CNN; `input_layers` run on the image, `l1_layers` on the first-layer maps."""
+    """Build the LISA-CNN (Cleverhans' `cnn_model`, as used by RP2 and BlurNet).
+
+    `input_layers` run on the image, `l1_layers` on the first-layer maps (the output of FIRST_LAYER);
+    the model outputs float32 logits, and its dropout is off at inference.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        One image's shape (H, W, C); default (32, 32, 3).
+    nb_classes : int
+        Number of logits; default NUM_CLASSES (18).
+    nb_filters : int
+        Filters of the first convolution (the next two have twice as many); default 64.
+    input_layers : sequence of keras.layers.Layer
+        Layers applied, in order, to the input image before the network (e.g. an input blur).
+    l1_layers : sequence of keras.layers.Layer
+        Layers applied, in order, to the first-layer feature maps (e.g. a blur or a regulariser).
+    name : str
+        The model's name; default "lisa_cnn".
+
+    Returns
+    -------
+    keras.Model
+        An untrained model from images [N, H, W, C] in [0, 1] to logits [N, nb_classes].
+    """
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     for layer in input_layers:
@@ -53,10 +77,27 @@ def cnn_model(input_shape: tuple[int, int, int] = (32, 32, 3), nb_classes: int =
 
 
 def load_original_lisa_cnn(data_dir: str | os.PathLike[str]) -> keras.Model:
-    """The RP2 authors' trained LISA-CNN, read from their TF1 checkpoint.
+    """Load the RP2 authors' trained LISA-CNN from their TF1 checkpoint.
 
     The checkpoint uses Keras-1 "tf" ordering: HWIO kernels and an NHWC flatten, the same as
     Keras 3, so the arrays are copied unchanged.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        The data directory; the checkpoint is read from its rp2/original-lisa-cnn folder.
+
+    Returns
+    -------
+    keras.Model
+        `cnn_model(name="original_lisa_cnn")` holding the original weights.
+
+    Raises
+    ------
+    DataError
+        If the checkpoint is not found.
+    ValueError
+        If a checkpoint variable's shape differs from the layer's weight.
     """
     import tensorflow as tf
 
@@ -75,6 +116,21 @@ def load_original_lisa_cnn(data_dir: str | os.PathLike[str]) -> keras.Model:
 
 
 def layer_output_model(model: keras.Model, layer_name: str = FIRST_LAYER) -> keras.Model:
-    """A model from the same input to the output of `layer_name` (e.g. the first-layer maps)."""
+    """Build a model from the same input to the output of `layer_name`.
+
+    Used to read intermediate activations, e.g. the first-layer feature maps.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A built functional model.
+    layer_name : str
+        The layer whose output to return; default FIRST_LAYER ("relu1").
+
+    Returns
+    -------
+    keras.Model
+        A model sharing `model`'s layers and weights, from its input to that layer's output.
+    """
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # called on one tensor: no structure warning
     return keras.Model(inputs, model.get_layer(layer_name).output)

@@ -123,8 +123,8 @@ PROFILES = {
     # Every Table II row, the LISA Defend++ row and Pixel Deflection's classifier trained once (seed 0, 10 epochs)
     # and put through benchmark(): Table IV's PGD-10, AutoAttack-strength L∞, the attack-strength checks.
     "robustness": Profile("robustness", rows=(), train_epochs=None, adv_train_epochs=None, attack_epochs=0, lambdas=(),
-                          dct_dims=(), table1_kernels=(), table5_regularisers=(),
-                          robustness=RobustnessBudget(rows=TABLE2_ROWS + (DEFENDPP_ROW,)), jobs=2),
+                          dct_dims=(), table1_kernels=(), table5_regularisers=(), jobs=2, robustness=RobustnessBudget(
+                              rows=TABLE2_ROWS + (DEFENDPP_ROW,), mnist_rows=("mnist_baseline", "mnist_defendpp"))),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile("smoke", rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4",
                                     "tik_hf", DEFENDPP_ROW),

@@ -6,6 +6,7 @@ through `benchmark()`: PGD-10 as Table IV ran it, AutoAttack-strength L∞ and t
     runs/robustness/benchmark/<row>/     results.json (flat records, the benchmark() schema)
     runs/robustness/crosscheck/baseline/ results.json (PGD with many restarts: a second implementation)
     runs/robustness/adaptive/<row>/<attack>/  results.json (Table III / V's adaptive RP2 through the checks)
+    runs/robustness/{models,benchmark}/mnist_*/  Defend++ on MNIST at its own ε 0.2, through the same benchmark()
 """
 
 import dataclasses
@@ -37,6 +38,9 @@ class RobustnessBudget:
     max_train_images: int = 0
     crosscheck_restarts: int = 10     # cleverhans PGD restarts beside AutoAttack on the baseline
     adaptive: tuple = ADAPTIVE        # (row, mode, regulariser) checked under Table III / V's adaptive RP2
+    mnist_rows: tuple = ()            # Defend++'s MNIST rows (the first its undefended source), official split
+    mnist_epochs: int = 5             # the mnist profile's
+    mnist_images: int = 500           # official test images benchmarked
 
     def benchmarked(self):
         return self.rows + (PIXEL_DEFLECTION,)
@@ -55,7 +59,7 @@ def adaptive_dir(lay, row, mode, regulariser):
 
 
 def robustness_steps(budget, lay, flags_dir, data, data_dir):
-    from blurnet_tf.experiments.row_benchmark import AdaptiveChecks, RestartCrossCheck, RowBenchmark
+    from blurnet_tf.experiments.row_benchmark import AdaptiveChecks, MnistRowBenchmark, RestartCrossCheck, RowBenchmark
 
     extra = [f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []
     steps = [Step(f"train/{row}", "train", model_dir(lay, row), command=[
@@ -76,6 +80,18 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
     steps.append(Step(f"crosscheck/{BASELINE}", "crosscheck", lay.root / "crosscheck" / BASELINE, inputs=[baseline],
                       experiment=RestartCrossCheck(BASELINE, source, restarts=budget.crosscheck_restarts,
                                                    data_dir=data_dir)))
+    extra = [f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []
+    for row in budget.mnist_rows:
+        steps.append(Step(f"train/{row}", "train", model_dir(lay, row), command=[
+            "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={model_dir(lay, row)}",
+            f"--epochs={budget.mnist_epochs}", f"--seed={budget.seed}", "--mnist_split=official", *extra, *data]))
+    for row in budget.mnist_rows:
+        source = budget.mnist_rows[0] if row != budget.mnist_rows[0] else None
+        steps.append(Step(f"benchmark/{row}", "benchmark", benchmark_dir(lay, row), inputs=[
+            model_dir(lay, r) / rundir.MODEL_FILE for r in (row, source) if r],
+            experiment=MnistRowBenchmark(row, os.fspath(model_dir(lay, row)),
+                                         source=source and os.fspath(model_dir(lay, source)), images=budget.mnist_images,
+                                         seed=budget.seed, square_queries=budget.square_queries, data_dir=data_dir)))
     for row, mode, regulariser in (a for a in budget.adaptive if a[0] in budget.rows):
         out = adaptive_dir(lay, row, mode, regulariser)
         steps.append(Step(f"adaptive/{out.relative_to(lay.root / 'adaptive')}", "adaptive_checks", out,

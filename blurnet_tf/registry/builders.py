@@ -54,8 +54,33 @@ def _blur(kernel_size, blur_kernel, blur_sigma, trainable, alpha=0.0, name=None)
 
 def build_model(defence: str = "baseline", dataset: str = "lisa", architecture: str | None = None,
                 **params: Any) -> keras.Model:
-    """Builds an untrained model. Unset (None) parameters take the paper's values; architecture
-    None builds the dataset's default classifier (DATASETS)."""
+    """Build an untrained model: a dataset's classifier with a defence.
+
+    Unset (None) parameters take the paper's values (PAPER_CONV_ALPHA, PAPER_ALPHA, PAPER_FGSM_EPS,
+    Defend++'s PAPER_LOW_PASS_WEIGHT); architecture None builds the dataset's default classifier (DATASETS).
+
+    Parameters
+    ----------
+    defence : str
+        One of DEFENCES; the blur and feature-map ones are LISA-only. Default "baseline".
+    dataset : str
+        "lisa" or "mnist"; default "lisa".
+    architecture : str or None
+        A classifier of the dataset (DATASET_ARCHITECTURES, e.g. "mnist_resnet18"); None: its default.
+    **params : Any
+        The defence's parameters (DEFENCE_PARAMS[defence]); None takes the paper's value.
+
+    Returns
+    -------
+    keras.Model
+        The untrained model (a DefendPP or AdversarialTraining wrapper for those defences).
+
+    Raises
+    ------
+    ValueError
+        If the defence, dataset or architecture is unknown, a LISA-only defence is asked of another
+        dataset, a parameter is not the defence's, or conv's kernel_size has no paper alpha and none is given.
+    """
     if defence not in DEFENCE_PARAMS:
         raise ValueError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
     if dataset not in DATASETS:

@@ -17,12 +17,23 @@ from blurnet_tf.files import ensure_dir
 
 @dataclasses.dataclass(frozen=True)
 class ModelContract:
-    """What a command feeds a model and scores it against: its dataset's images and classes."""
+    """What a command feeds a model and scores it against: its dataset's images and classes.
+
+    Attributes
+    ----------
+    dataset : str
+        The dataset's name, e.g. "lisa" or "mnist".
+    input_shape : tuple of int
+        One image's shape (H, W, C), e.g. (32, 32, 3).
+    classes : int
+        Number of classes the model scores.
+    """
     dataset: str
-    input_shape: tuple
+    input_shape: tuple[int, ...]
     classes: int
 
-    def describe(self):
+    def describe(self) -> str:
+        """A phrase for messages, e.g. "32x32x3 images and 18 classes (LISA)"."""
         return f"{'x'.join(map(str, self.input_shape))} images and {self.classes} classes ({self.dataset.upper()})"
 
 
@@ -31,8 +42,20 @@ MNIST_MODEL = ModelContract("mnist", (28, 28, 1), 10)
 
 
 def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
-    """Saves a .keras file atomically (temp file, fsync, rename); a failed save (disk full, no
-    permission) leaves no temp file and raises a DataError naming `path`."""
+    """Save a model as a .keras file atomically (temp file, fsync, rename).
+
+    Parameters
+    ----------
+    model : keras.Model
+        The model to save.
+    path : str or os.PathLike
+        The .keras file to write; its folder is created.
+
+    Raises
+    ------
+    DataError
+        If the save fails (disk full, no permission); it names `path` and leaves no temp file.
+    """
     path = pathlib.Path(path)
     ensure_dir(path.parent)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
@@ -48,11 +71,32 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
 
 def load_model(spec: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
                compile: bool = False, expect: ModelContract | None = None) -> keras.Model:
-    """`original` (the RP2 weights), a run directory holding model.keras, or a .keras file.
+    """Load a model: `original` (the RP2 weights), a run directory holding model.keras, or a .keras file.
 
-    Loads with safe_mode=True: a .keras file that carries Python lambdas is refused. With `expect`,
-    a model trained on another dataset (its run directory's metrics.json says), or taking other
-    images or scoring another number of classes, is refused with a DataError naming the file.
+    Loads with safe_mode=True: a .keras file that carries Python lambdas is refused.
+
+    Parameters
+    ----------
+    spec : str or os.PathLike
+        "original", a run directory or a .keras file.
+    data_dir : str or os.PathLike or None
+        The data directory for "original"; None finds it (find_data_dir).
+    compile : bool
+        Compile the model after loading (keras.saving.load_model's `compile`); default False.
+    expect : ModelContract or None
+        The images and classes the model must take and score (e.g. LISA_MODEL); None checks nothing.
+
+    Returns
+    -------
+    keras.Model
+        The loaded model.
+
+    Raises
+    ------
+    DataError
+        Naming the file, if it is missing, not a Keras archive or cannot be loaded; with `expect`, if
+        the model was trained on another dataset (its run directory's metrics.json says), takes other
+        images or scores another number of classes.
     """
     if spec == rundir.ORIGINAL:
         from blurnet_tf.models.lisa_cnn import load_original_lisa_cnn

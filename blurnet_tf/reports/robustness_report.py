@@ -23,15 +23,14 @@ CROSSCHECK = "robustness_crosscheck"
 
 def fresh_records(work_dir, budget, commit, dirty):
     lay, b = rundir.Layout(work_dir), flat_records.RecordBuilder(commit, dirty)
-    for row in budget.benchmarked():
+    for row in budget.benchmarked() + budget.mnist_rows:
         trained = rundir.read_model(model_dir(lay, budget.pd_row if row == PIXEL_DEFLECTION else row))
         found = files.read_json(benchmark_dir(lay, row) / rundir.RESULTS_FILE)
         if not (trained and found):
             continue
         b.add("models", row, "legit_accuracy", trained.legit_accuracy, budget.seed, images=trained.test_images)
         for r in found["values"]["records"]:
-            ref = paper.TABLE4["asr"] if (r["threat_model"], r["metric"]) == ("linf", "asr") and row != PIXEL_DEFLECTION \
-                and not row.startswith("defendpp") else None
+            ref = paper.TABLE4["asr"] if (r["threat_model"], r["metric"]) == ("linf", "asr") and blurnet_row(row) else None
             b.add(PREFIX + r["threat_model"], row, r["metric"], r["value"], budget.seed, variant=r["budget"],
                   attack=r["attack"], images=r["images"], ref=ref)
     found = files.read_json(lay.root / "crosscheck" / BASELINE / rundir.RESULTS_FILE)
@@ -44,6 +43,11 @@ def fresh_records(work_dir, budget, commit, dirty):
         if found:
             adaptive_records(b, row, found["values"], budget.seed)
     return b.rows
+
+
+def blurnet_row(row):
+    """A Table II row (Defend++'s rows, LISA or MNIST, and Pixel Deflection are the other papers')."""
+    return row != PIXEL_DEFLECTION and not row.startswith(("defendpp", "mnist_"))
 
 
 def crosscheck_line(records):
@@ -78,7 +82,7 @@ def _asr(rec):
 
 
 def table(records):
-    lines = ["| model | legit acc. % | victims right | PGD-10 ASR % [95%] | AutoAttack ASR % [95%] | "
+    lines = ["| model | legit acc. % | images right | PGD ASR % [95%] | AutoAttack ASR % [95%] | "
              "AutoAttack robust acc. % | paper PGD-10 ASR % | checks passed | failed |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row, by in rows_of(records).items():
@@ -106,7 +110,7 @@ def failed_rows(records):
 def claims(records):
     """(claim, verdict, evidence) for What holds, over the Table II rows (Defend++ and Pixel Deflection are
     not BlurNet's); a row whose checks failed is left out of the ASR claims and named."""
-    rows = {r: by for r, by in rows_of(records).items() if r != PIXEL_DEFLECTION and not r.startswith("defendpp")}
+    rows = {r: by for r, by in rows_of(records).items() if blurnet_row(r)}
     failed = set(failed_rows(records))
     out = []
     for claim, threat, attack in (
@@ -146,7 +150,7 @@ def summary(results_dir):
     """The README's paragraph on the robustness profile, generated from a committed results/robustness."""
     records = flat_records.read(pathlib.Path(results_dir) / flat_records.JSON_FILE)
     rows = rows_of(records)
-    table2 = [r for r in rows if r != PIXEL_DEFLECTION and not r.startswith("defendpp")]
+    table2 = [r for r in rows if blurnet_row(r)]
 
     def asr(threat, attack, row):
         rec = rows[row].get((PREFIX + threat, attack, "asr"))
@@ -164,7 +168,8 @@ def summary(results_dir):
             f"ASR over the {len(table2)} Table II rows, PGD-10 as Table IV ran it {_pct(min(pgd.values()))}-"
             f"{_pct(max(pgd.values()))}% (the paper: {_pct(paper.TABLE4['asr'])}% on every row); AutoAttack is stronger on "
             + (", ".join(f"{r} ({_pct(pgd[r])}% → {_pct(aa[r])}%)" for r in stronger) if stronger else "no row")
-            + (f". Defend++ and Pixel Deflection (PGD-10 / AutoAttack): {extra}" if extra else "")
+            + (f". Defend++ and Pixel Deflection (PGD / AutoAttack; the MNIST rows at Defend++'s ε 0.2 with PGD-100): {extra}"
+               if extra else "")
             + (f". Attack-strength checks: every row passed every check it ran" if not failed else
                f". Rows whose attack-strength checks failed (not counted in any claim): {', '.join(failed)}")
             + adaptive_summary(records)
@@ -200,7 +205,10 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
            "through BPDA + EOT (4 defences per forward pass; its predictions are the EOT average) with APGD-CE and "
            "APGD-T only (AutoAttack's version for randomised defences leaves Square out). ASR is over the "
            "victims the model classifies right; 95% Wilson intervals over those images (one training seed). Paper: "
-           "BlurNet's Table IV (PGD-10 breaks every model, ASR 100%); it has no Defend++ or Pixel Deflection LISA row.",
+           "BlurNet's Table IV (PGD-10 breaks every model, ASR 100%); it has no Defend++ or Pixel Deflection LISA row. "
+           f"The `mnist_*` rows are Defend++'s own setting: trained {budget.mnist_epochs} epochs on the official 60,000, "
+           f"the first {budget.mnist_images} official test images, ε 0.2 (its FGSM / BIM radius), PGD-100 from the image "
+           "as its BIM, the same AutoAttack, and the checks with the transfer from `mnist_baseline`.",
            "", "<!-- results:robustness -->", table(records), "<!-- /results:robustness -->", ""]
     failed = failed_rows(records)
     md += [crosscheck_line(records), ""]
