@@ -92,3 +92,22 @@ def test_the_binary_writes_the_records_and_names_a_bad_data_file(small, tmp_path
                       f"--data={tmp_path / 'bad.npz'}", f"--out={tmp_path / 'b2'}", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         "error: --data: expected finite values in [0, 1] (divide 8-bit images by 255)"], proc.stderr
+
+
+def test_table4s_own_pgd_step_and_benchmark_give_the_same_victims(tmp_path, data_dir, original_model, victims):
+    """Table IV's profiles run PGD through experiments.pgd_linf; the robustness profile and a user's model
+    through benchmark(): the same settings must break the same victims, so the two cannot drift."""
+    import json
+
+    from blurnet_tf import paper
+    from blurnet_tf.data import STOP
+    from blurnet_tf.experiments.pgd_linf import PgdAttack
+
+    PgdAttack(model="original", data_dir=str(data_dir)).run(tmp_path / "pgd", save_images=0, log=lambda m: None)
+    stored = json.loads((tmp_path / "pgd" / "results.json").read_text())["pgd"]
+    records = benchmark(original_model, victims, np.full(len(victims), STOP), threat_models=("clean", "linf"),
+                        linf_eps=paper.LINF_EPS, linf_steps=paper.PGD_STEPS, linf_step=paper.PGD_STEP,
+                        linf_random_start=False)
+    asr = next(r["value"] for r in records if r["threat_model"] == "linf" and r["metric"] == "asr")
+    clean = next(r["value"] for r in records if r["threat_model"] == "clean" and r["metric"] == "accuracy")
+    assert clean == 1.0 and asr == pytest.approx(stored["asr"])  # every victim right: the two ASRs share a base
