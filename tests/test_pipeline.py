@@ -17,28 +17,15 @@ import dataclasses
 from blurnet_tf.errors import StepFailed
 from blurnet_tf.pipeline.mnist_steps import MNIST_ROWS, PAPER_MNIST_ROWS
 from blurnet_tf.pipeline.plan import DEFENDPP_ROW, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
-from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, threads_per_job
-from blurnet_tf.pipeline.steps import Step, is_done, run_all, run_step, step_key
+from blurnet_tf.pipeline.ray_executor import run_all, step_threads
+from blurnet_tf.pipeline.step_process import THREAD_VARIABLES
+from blurnet_tf.pipeline.steps import Step, is_done, run_step, step_key
 from blurnet_tf.reports import format as report_format, report_writer
 
 from conftest import ROOT, run_python
 
 
-CALLS = []
-
-
-@dataclasses.dataclass(frozen=True)
-class Counted:
-    """An experiment that counts its runs and leaves a partial file before failing, if asked."""
-    x: int = 1
-    fail: bool = False
-
-    def run(self, out):
-        CALLS.append(self)
-        (out / "partial.txt").write_text(str(len(CALLS)))
-        if self.fail:
-            raise KeyboardInterrupt  # as a kill would stop it
-        (out / "result.txt").write_text("ok")
+from probe_experiments import CALLS, Counted, Timed
 
 
 def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
@@ -63,21 +50,6 @@ def _ran(step):
     return json.loads((step.out / "ran.json").read_text())
 
 
-@dataclasses.dataclass(frozen=True)
-class Timed:
-    """An in-process experiment that records when and on which thread it ran."""
-    sleep: float = 0.0
-
-    def run(self, out):
-        import threading
-        import time
-
-        started = time.time()
-        time.sleep(self.sleep)
-        (out / "ran.json").write_text(json.dumps({"start": started, "end": time.time(),
-                                                  "main_thread": threading.current_thread() is threading.main_thread()}))
-
-
 @pytest.fixture
 def probes(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # `python -m step_probe`
@@ -85,22 +57,12 @@ def probes(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_a_place_freed_during_an_in_process_experiment_goes_to_the_next_command(tmp_path, probes):
-    """The experiment holds this thread; commands planned after it still fill the other place."""
-    short = _probe(tmp_path, "short")
-    inproc = Step("probe/inproc", "probe", tmp_path / "inproc", experiment=Timed(sleep=6))
-    later = [_probe(tmp_path, f"later{k}") for k in range(2)]
-    run_all([short, inproc, *later], log=lambda m: None, jobs=2)
-    assert all(_ran(step)["start"] < _ran(inproc)["end"] for step in later)
-    assert _ran(later[0])["start"] >= _ran(short)["end"]  # two places: the experiment's and one command's
-
-
-def test_an_experiment_waiting_behind_another_holds_no_place(tmp_path, probes):
-    first = Step("probe/first", "probe", tmp_path / "first", experiment=Timed(sleep=4))
-    second = Step("probe/second", "probe", tmp_path / "second", experiment=Timed())
-    command = _probe(tmp_path, "command")
-    run_all([first, second, command], log=lambda m: None, jobs=2)
-    assert _ran(command)["start"] < _ran(first)["end"] <= _ran(second)["start"]
+def test_in_process_experiments_run_side_by_side_in_their_own_workers(tmp_path):
+    """Each step is a Ray task: two in-process experiments take the two places at once."""
+    steps = [Step(f"probe/e{i}", "probe", tmp_path / f"e{i}", experiment=Timed(sleep=3)) for i in range(2)]
+    run_all(steps, log=lambda m: None, jobs=2)
+    assert _ran(steps[1])["start"] < _ran(steps[0])["end"] and _ran(steps[0])["start"] < _ran(steps[1])["end"]
+    assert _ran(steps[0])["pid"] != _ran(steps[1])["pid"] != os.getpid()
 
 
 def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes):
@@ -110,12 +72,15 @@ def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes
     inproc = Step("probe/inproc", "probe", tmp_path / "inproc", experiment=Timed(sleep=0.5))
     seconds = run_all([slow, after, free, inproc], log=lambda m: None, jobs=2)
     assert _ran(free)["start"] < _ran(slow)["end"]  # ran beside `slow`, though planned after `after`
-    assert _ran(inproc)["start"] < _ran(slow)["end"] and _ran(inproc)["main_thread"]
+    assert _ran(inproc)["start"] < _ran(slow)["end"]
     assert _ran(after)["start"] >= _ran(slow)["end"]
-    assert _ran(free)["intra_op_threads"] == threads_per_job(2)["TF_NUM_INTRAOP_THREADS"]
+    threads = step_threads(len(os.sched_getaffinity(0)) // 2 or 1)
+    assert _ran(free)["intra_op_threads"] == threads["TF_NUM_INTRAOP_THREADS"]
     assert _ran(free)["gpu_growth"] == "true"  # two steps share a GPU instead of the first taking all of it
-    assert json.loads((free.out / "step.json").read_text())["threads"] == threads_per_job(2)
-    assert json.loads((inproc.out / "step.json").read_text())["threads"] == "in-process"
+    for step in (free, inproc):  # commands and in-process experiments alike: their threads and their node
+        record = json.loads((step.out / "step.json").read_text())
+        assert record["threads"] == threads and record["placement"]["resources"]["CPU"] == float(threads["TF_NUM_INTRAOP_THREADS"])
+        assert record["placement"]["node_id"] and record["placement"]["gpu_ids"] == []
     assert set(seconds) == {"probe"} and seconds["probe"] >= 4.5
     assert all(is_done(s) for s in (slow, after, free, inproc))
 
@@ -127,7 +92,8 @@ def test_one_job_runs_the_plan_in_order_and_stops_at_a_failure(tmp_path, probes)
     lines = []
     with pytest.raises(StepFailed, match="probe/fails"):
         run_all([first, inproc, fails, never], log=lines.append)
-    assert _ran(first)["end"] <= _ran(inproc)["start"] and _ran(first)["intra_op_threads"] is None
+    assert _ran(first)["end"] <= _ran(inproc)["start"]
+    assert _ran(first)["intra_op_threads"] == str(len(os.sched_getaffinity(0)))  # one place: every core
     assert not (never.out / "started.json").exists()
     assert not any(line.startswith("stopping:") for line in lines)  # nothing else was running
 
@@ -150,14 +116,13 @@ def test_a_step_whose_runner_is_gone_does_not_start(tmp_path, probes):
     assert proc.stderr.strip() == "error: BLURNET_RUNNER_PID: the pipeline runner (pid 1) is gone; this step does not start"
 
 
-def test_jobs_share_the_cores_unless_the_user_set_threads(monkeypatch):
+def test_a_step_gets_its_cpus_as_threads_unless_the_user_set_threads(monkeypatch):
     for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
-    assert threads_per_job(2) == {"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "4"}
-    assert threads_per_job(16)["TF_NUM_INTRAOP_THREADS"] == "1"
+    assert step_threads(4) == {"TF_NUM_INTRAOP_THREADS": "4", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "4"}
+    assert step_threads(0.5)["TF_NUM_INTRAOP_THREADS"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert threads_per_job(2) == {}
+    assert step_threads(2) == {"OMP_NUM_THREADS": "3"}
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-2", "", "\u00b2", "99999999999"])
@@ -170,10 +135,34 @@ def test_a_thread_variable_that_is_not_a_count_is_refused(monkeypatch, value):
         run_all([], log=lambda m: None)
 
 
-def test_in_process_experiments_run_one_at_a_time(tmp_path):
-    steps = [Step(f"probe/e{i}", "probe", tmp_path / f"e{i}", experiment=Timed(sleep=0.3 + i)) for i in range(2)]
-    run_all(steps, log=lambda m: None, jobs=2)
-    assert _ran(steps[1])["start"] >= _ran(steps[0])["end"]
+def test_steps_asking_for_a_gpu_each_see_their_own_on_a_cluster_with_a_fake_gpu_count(tmp_path, probes):
+    """Ray schedules by the GPU count (two fake GPUs: at most two steps of one GPU at once) and gives each
+    step only its own device (CUDA_VISIBLE_DEVICES)."""
+    import ray
+
+    ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        steps = [_probe(tmp_path, f"g{i}", "--sleep=2") for i in range(3)]
+        run_all(steps, log=lambda m: None, cpus_per_step=1, gpus_per_step=1)
+    finally:
+        ray.shutdown()
+    seen = [_ran(s)["cuda_visible_devices"] for s in steps]
+    assert all(v in ("0", "1") for v in seen) and len(set(seen[:2])) == 2
+    spans = sorted((_ran(s)["start"], _ran(s)["end"]) for s in steps)
+    assert spans[2][0] >= min(spans[0][1], spans[1][1]) - 0.05  # the third waited for a free GPU
+    assert [json.loads((s.out / "step.json").read_text())["placement"]["resources"]["GPU"] for s in steps] == [1.0] * 3
+
+
+def test_a_node_that_cannot_see_the_run_directory_is_named():
+    import ray
+
+    from blurnet_tf.pipeline.ray_executor import nodes_not_seeing
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        assert nodes_not_seeing("/nonexistent/token") == [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
+    finally:
+        ray.shutdown()
 
 
 def test_after_a_failure_no_new_step_starts_and_the_running_one_finishes(tmp_path, probes):
@@ -190,7 +179,8 @@ def test_after_a_failure_no_new_step_starts_and_the_running_one_finishes(tmp_pat
 # (POSIX), so the runner restores Python's own handler first.
 _RUNNER = """
 import pathlib, signal, sys
-from blurnet_tf.pipeline.steps import Step, run_all
+from blurnet_tf.pipeline.steps import Step
+from blurnet_tf.pipeline.ray_executor import run_all
 signal.signal(signal.SIGINT, signal.default_int_handler)
 root = pathlib.Path(sys.argv[1])
 steps = [Step(f"probe/{n}", "probe", root / n, command=["step_probe", f"--out={root / n}", "--sleep=60"])

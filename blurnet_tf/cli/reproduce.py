@@ -36,6 +36,14 @@ flags.DEFINE_integer("jobs", None, "Steps run at once, the cores shared out amon
                      "quick 2, full 1). 2 on 2 cores is 1.3-1.4x as fast; results match another --jobs to float32 "
                      "rounding, not bit for bit (the thread count changes TensorFlow's summation order); step.json "
                      "records the threads.", lower_bound=1)
+flags.DEFINE_string("address", None, "A running Ray cluster to run the steps on (host:port, or 'auto'; default: "
+                    "$RAY_ADDRESS, else a Ray instance on this machine with --jobs places, started and stopped here).")
+flags.DEFINE_float("cpus_per_step", None, "CPUs each step asks Ray for (fractions allowed; default: this machine's "
+                   "cores shared out among --jobs, 1 on a cluster); also its TensorFlow threads.")
+flags.DEFINE_float("gpus_per_step", 0.0, "GPUs each step asks Ray for (0.5: two steps share one); a step sees only "
+                   "its own (CUDA_VISIBLE_DEVICES).")
+flags.register_validator("cpus_per_step", lambda v: v is None or v > 0, "--cpus_per_step: expected a number > 0")
+flags.register_validator("gpus_per_step", lambda v: v >= 0, "--gpus_per_step: expected a number >= 0")
 flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any.")
 
 
@@ -45,7 +53,8 @@ def main(argv):
     from blurnet_tf.data import find_data_dir
     from blurnet_tf.errors import DataError
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
-    from blurnet_tf.pipeline.steps import is_done, run_all, status
+    from blurnet_tf.pipeline.ray_executor import run_all
+    from blurnet_tf.pipeline.steps import is_done, status
     from blurnet_tf.reports.report_writer import write_report
 
     started = time.time()
@@ -92,7 +101,9 @@ def main(argv):
     if not FLAGS.report_only:
         with locks.RunLock(work_dir, flag="work_dir"):  # one runner per work directory
             locks.mark_owner(work_dir, rundir.REPRODUCE_WRITER)
-            stage_seconds = run_all(steps, log=lambda m: print(m, flush=True), jobs=jobs)
+            stage_seconds = run_all(steps, log=lambda m: print(m, flush=True), jobs=jobs, address=FLAGS.address,
+                                    cpus_per_step=FLAGS.cpus_per_step, gpus_per_step=FLAGS.gpus_per_step,
+                                    shared_dir=work_dir, quiet=FLAGS.verbosity < 1)
     states = {s.name: status(s) for s in plan}  # after the run: the whole plan, not only the steps run
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]

@@ -1,5 +1,6 @@
-"""A pipeline step's process: `python -m <binary>` with its output logged, tied to the runner so
-that Ctrl-C or a kill of the runner leaves no writer behind, and its thread settings."""
+"""A pipeline step's process: `python -m <binary>` with its output logged, tied to the process that
+runs it (a Ray worker) so that a cancelled or killed step leaves no writer behind, and the check of the
+user's thread settings."""
 
 import collections
 import os
@@ -67,17 +68,6 @@ def check_thread_settings():
         value = os.environ.get(name)
         if value is not None and not re.fullmatch(r"[1-9][0-9]{0,5}", value.strip()):
             raise DataError(f"environment variable {name}", f"expected a whole number >= 1, got {value!r}")
-
-
-def threads_per_job(jobs):
-    """The step processes' thread settings when `jobs` run at once: the cores shared out, one
-    inter-op thread (bench/step_concurrency.py: two RP2 steps at once with one thread each ran 1.40x
-    as fast as one after another, 1.28x with TensorFlow's default threads). Settings the user made win
-    (and step.json records them)."""
-    if any(name in os.environ for name in THREAD_VARIABLES):
-        return {}
-    intra = str(max(1, len(os.sched_getaffinity(0)) // jobs))  # the cores this process may use
-    return {"TF_NUM_INTRAOP_THREADS": intra, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": intra}
 
 
 def die_with_runner():

@@ -1,0 +1,240 @@
+"""Runs the pipeline's steps on Ray (one task per step) on this machine or on a cluster.
+
+Each step is a Ray task that needs `cpus_per_step` CPUs and `gpus_per_step` GPUs (fractions allowed; a
+task given a GPU sees only its own: Ray sets CUDA_VISIBLE_DEVICES). A step waits for the steps that
+write its inputs through Ray's own dependencies. Without an address a local Ray instance is started with
+`jobs` places and stopped at the end; `address` (or RAY_ADDRESS) joins a running cluster. A task whose
+node dies is retried on another (NODE_RETRIES times) and resumes from the step's own checkpoint (the
+markers and resume rules of steps.run_step). After a failure no further step starts, the running ones
+finish, and the first error is raised; Ctrl-C or a kill of this process cancels every running step
+(its worker and the step's own process are killed) and leaves no writer behind.
+
+We keep our own code only where Ray has no notion of it: the step keys and markers (steps.py), the check
+that every node sees the run directory, and the per-step log lines."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+from blurnet_tf import files
+from blurnet_tf.errors import DataError, SettingError
+from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, check_thread_settings
+from blurnet_tf.pipeline.steps import Step, is_done, run_step
+
+NODE_RETRIES = 3      # a step whose node or worker died is retried this often
+OBJECT_STORE = 100 * 1024 * 1024  # bytes: steps pass only small records between them
+
+
+def step_threads(cpus: float) -> dict[str, str]:
+    """A step's thread settings for `cpus` CPUs (bench/step_concurrency.py: one inter-op thread, the
+    CPUs as intra-op threads, ran two RP2 steps 1.40x as fast as one after another). The user's own
+    thread variables win."""
+    if any(name in os.environ for name in THREAD_VARIABLES):
+        return {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+    intra = str(max(1, round(cpus)))
+    return {"TF_NUM_INTRAOP_THREADS": intra, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": intra}
+
+
+def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int = 1, *, address: str | None = None,
+            cpus_per_step: float | None = None, gpus_per_step: float = 0.0, shared_dir: str | os.PathLike | None = None,
+            quiet: bool = True) -> dict[str, float]:
+    """Runs `steps` (skipping finished ones) and returns the seconds per stage, summed over steps.
+
+    jobs: steps at once on the local instance (its CPUs: jobs x cpus_per_step); ignored on a cluster or a
+    Ray already initialised in this process. cpus_per_step: default the cores shared out among `jobs`
+    locally, 1 on a cluster. shared_dir: the directory every node must see (default: the steps' common
+    folder). quiet: keep Ray's own start-up and worker lines out of the output."""
+    check_thread_settings()
+    if not steps:
+        return {}
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
+    ours = not ray.is_initialized()
+    if ours:
+        cores = len(os.sched_getaffinity(0))
+        local = address is None and not os.environ.get("RAY_ADDRESS")
+        cpus_per_step = cpus_per_step or (max(1, cores // jobs) if local else 1)
+        try:
+            ray.init(address="local" if local else address, num_cpus=int(jobs * cpus_per_step) if local else None,
+                     object_store_memory=OBJECT_STORE if local else None, include_dashboard=False,
+                     log_to_driver=not quiet, logging_level=logging.ERROR if quiet else logging.INFO)
+        except ConnectionError as error:  # a cluster that is not there: one line, not Ray's traceback
+            raise SettingError("address", f"no Ray cluster answers at {address or os.environ.get('RAY_ADDRESS')}: "
+                                          f"{str(error).splitlines()[0]}") from None
+    try:
+        cpus_per_step = cpus_per_step or 1
+        shared = pathlib.Path(shared_dir or os.path.commonpath([os.path.abspath(s.out) for s in steps])).resolve()
+        _check_shared(shared)
+        stop = shared / f".stopping-{uuid.uuid4().hex}"  # written by the first step that fails
+        try:
+            return _run(ray, list(steps), log, cpus_per_step, gpus_per_step, os.fspath(stop))
+        finally:
+            stop.unlink(missing_ok=True)
+    finally:
+        if ours:
+            ray.shutdown()
+
+
+def _run(ray, steps, log, cpus, gpus, stop):
+    from ray import cloudpickle
+    from tqdm import tqdm
+
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    state = ray.remote(num_cpus=0)(RunState).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
+    env = {**step_threads(cpus), "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    task = ray.remote(_step_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=NODE_RETRIES,
+                                          retry_exceptions=False, runtime_env={"env_vars": env})
+    needs = [[j for j in range(i) if any(pathlib.Path(p).is_relative_to(steps[j].out) for p in step.inputs)]
+             for i, step in enumerate(steps)]
+    refs = []
+    for i, step in enumerate(steps):
+        head = f"[{i + 1}/{len(steps)}] {step.stage}: {step.name}"
+        refs.append(task.remote(cloudpickle.dumps(step), i, head, sys.path, os.getcwd(), env, state, stop,
+                                *[refs[j] for j in needs[i]]))
+    pending = {ref: i for i, ref in enumerate(refs)}
+    stage_seconds = {step.stage: 0.0 for step in steps}
+    failures, bar = [], tqdm(total=len(steps), unit="step", desc="steps", disable=None, leave=False)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            lines, running = ray.get(state.drain.remote())
+            for line in lines:
+                log(line)
+            for ref in ready:
+                i = pending.pop(ref)
+                try:
+                    done = ray.get(ref)
+                except ray.exceptions.RayTaskError as error:
+                    cause = error.cause if isinstance(error.cause, Exception) else error
+                    if not failures:
+                        files.write_text(stop, steps[i].name)  # (the step wrote it too, unless its node died)
+                        busy = [name for name in ray.get(state.busy.remote()) if name != steps[i].name]
+                        if busy:
+                            log(f"stopping: {steps[i].name} failed; waiting for the running steps ({', '.join(busy)})")
+                    failures.append(cause)
+                    continue
+                if done is not None:
+                    seconds, skipped = done
+                    stage_seconds[steps[i].stage] += 0.0 if skipped else seconds
+            bar.set_postfix_str(f"{running} running")
+            bar.update(len(ready))
+        for line in ray.get(state.drain.remote())[0]:
+            log(line)
+    except BaseException:  # Ctrl-C or a kill: every running step goes, its process too
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        bar.close()
+    if failures:
+        raise failures[0]
+    return stage_seconds
+
+
+class RunState:
+    """The run's shared state (a Ray actor on the driver's node): which steps run and the log lines they
+    send (both by calls that wait for nothing)."""
+
+    def __init__(self):
+        self.running, self.lines = {}, []
+
+    def begin(self, i, name):
+        self.running[i] = name
+
+    def end(self, i):
+        self.running.pop(i, None)
+
+    def say(self, line):
+        self.lines.append(line)
+
+    def busy(self):
+        return list(self.running.values())
+
+    def drain(self):
+        lines, self.lines = self.lines, []
+        return lines, len(self.running)
+
+
+def _step_task(blob, i, head, path, cwd, env, state, stop, *upstream):
+    """One step on a Ray worker: None when the run was stopping, else (seconds, skipped). Nothing here
+    waits on Ray (a task blocked in ray.get gives its CPUs back, and another step would start)."""
+    from ray import cloudpickle
+
+    sys.path.extend(p for p in path if p not in sys.path)  # the driver's modules (e.g. a test's experiment)
+    os.chdir(cwd)
+    step = cloudpickle.loads(blob)
+    if os.path.exists(stop):
+        return None
+    state.begin.remote(i, step.name)
+    try:
+        if not is_done(step):
+            state.say.remote(f"{head} ...")
+        seconds, skipped = run_step(step, lambda m: state.say.remote(m if step.name in m else f"      {step.name}: {m.strip()}"),
+                                    env=env, where=placement())
+        state.say.remote(f"{head} {'done earlier, skipped' if skipped else f'done in {seconds:.1f}s'}")
+        return seconds, skipped
+    except BaseException:
+        files.write_text(stop, step.name)  # before this place frees: no step starts after a failure
+        raise
+    finally:
+        state.end.remote(i)
+
+
+def placement() -> dict:
+    """Where this task runs and with what (recorded in step.json)."""
+    import ray
+
+    context = ray.get_runtime_context()
+    return {"node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "host": socket.gethostname(),
+            "resources": context.get_assigned_resources(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+
+
+def _check_shared(directory: pathlib.Path) -> None:
+    """Every node must see the run directory: a token written here is read by a task on each node."""
+    token = files.ensure_dir(directory) / f".visible-{uuid.uuid4().hex}"
+    files.write_text(token, "ok")
+    try:
+        blind = nodes_not_seeing(os.fspath(token.resolve()))
+    finally:
+        token.unlink()
+    if blind:
+        raise DataError(directory, f"not visible on node {', '.join(blind)}: every Ray node must see the run "
+                                   "directory (a shared filesystem mounted at the same path)")
+
+
+def nodes_not_seeing(path: str) -> list[str]:
+    """The addresses of the live nodes on which `path` is not a file (one task pinned to each node)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    seen = ray.get([ray.remote(_sees).options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n["NodeID"], soft=False)).remote(path) for n in nodes])
+    return [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
+
+
+def _sees(path):
+    return pathlib.Path(path).is_file()
+
+
+def wait_for_nodes(count: int, timeout: float = 60.0) -> None:
+    """Waits until the connected cluster has `count` live nodes (a cluster still starting up)."""
+    import ray
+
+    deadline = time.time() + timeout
+    while sum(n["Alive"] for n in ray.nodes()) < count:
+        if time.time() > deadline:
+            raise TimeoutError(f"fewer than {count} Ray nodes after {timeout:.0f} s")
+        time.sleep(0.5)
