@@ -232,6 +232,8 @@ def binaries(tmp_path_factory):
         runs.start("unknown_flag", *train, "--epoch=3", f"--out={base / 'out_unknown'}")
         runs.start("export_maps_model", "-m", "blurnet_tf.cli.export", f"--model={models['maps']}",
                    f"--out={base / 'export_maps'}")
+        runs.start("reproduce_dead_address", *reproduce, "--profile=smoke", "--address=127.0.0.1:1",
+                   f"--work_dir={base / 'work_addr'}", f"--results_dir={base / 'results_addr'}")
         runs.start("reproduce_into_a_training_run", *reproduce, "--profile=smoke", f"--work_dir={models['mnist_run']}",
                    "--stages=train", f"--results_dir={base / 'results_tr'}")
         yield runs, paths
@@ -792,6 +794,14 @@ def test_reproduce_unknown_stage(binaries):
     runs, paths = binaries
     assert "bogus" in assert_bad_input(runs.result("reproduce"), "--stages:")
     assert not paths["work"].exists() and not paths["results"].exists()
+
+
+@pytest.mark.slow
+def test_reproduce_on_a_ray_address_nothing_answers_at(binaries):
+    runs, paths = binaries
+    assert "Connection refused" in assert_bad_input(runs.result("reproduce_dead_address"),
+                                                    "--address: no Ray cluster answers at 127.0.0.1:1")
+    assert not (paths["tiny"].parent / "work_addr").exists()
 
 
 @pytest.mark.slow

@@ -66,6 +66,10 @@ def main(argv):
         if len(set(seeds)) != len(seeds) or min(seeds) < 0:
             raise cli.SettingError("seeds", f"expected distinct integers >= 0, got {','.join(FLAGS.seeds)}")
         profile = dataclasses.replace(profile, seeds=seeds)
+    if FLAGS.address and not FLAGS.report_only:  # before anything is written
+        from blurnet_tf.pipeline.ray_executor import check_reachable
+
+        check_reachable(FLAGS.address)
     work_dir = FLAGS.work_dir or f"runs/{profile.name}"
     # Every path checked before the first step: a bad one costs seconds, never a finished profile.
     locks.check_writable_dir(FLAGS.results_dir, "results_dir")

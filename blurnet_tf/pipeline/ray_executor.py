@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import secrets
 import socket
 import sys
 import time
@@ -61,7 +62,11 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
     if ours:
         cores = len(os.sched_getaffinity(0))
         local = address is None and not os.environ.get("RAY_ADDRESS")
+        if local and "RAY_AUTH_TOKEN" not in os.environ:  # a token of this run only, kept out of ~/.ray
+            os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
         cpus_per_step = cpus_per_step or (max(1, cores // jobs) if local else 1)
+        if not local:
+            check_reachable(address or os.environ["RAY_ADDRESS"])
         try:
             ray.init(address="local" if local else address, num_cpus=int(jobs * cpus_per_step) if local else None,
                      object_store_memory=OBJECT_STORE if local else None, include_dashboard=False,
@@ -81,6 +86,17 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
     finally:
         if ours:
             ray.shutdown()
+
+
+def check_reachable(address: str) -> None:
+    """Refuses at once a host:port that accepts no connection (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as error:
+        raise SettingError("address", f"no Ray cluster answers at {address} ({error.strerror or error})") from None
 
 
 def _run(ray, steps, log, cpus, gpus, stop):

@@ -92,7 +92,7 @@ def run_step(step, log=print, env=None, processes=None, where=None):
         step.out.rename(old)
         why = "was not written by this pipeline" if pending is None else "holds unfinished work under other settings"
         log(f"      {step.name}: {step.out} {why}; moved to {old}")
-    files.write_json(files.ensure_dir(step.out) / PENDING, {"key": key})
+    files.write_json(files.ensure_dir(step.out) / PENDING, {"key": key, "placement": where})
     started = time.time()
     if step.command:
         threads = (processes or StepProcesses()).run(step.command, step.out, step.name, log, env or {})

@@ -1,0 +1,118 @@
+"""The smoke reproduction on a two-node Ray cluster on this machine, the second node killed mid-run.
+
+Run inside a fresh network and PID namespace (`unshare -rnpf --mount-proc`, see test_ray_cluster.py):
+its only network interface is loopback, so the nodes can be reached from nothing else, and every
+process it starts dies with it. Prints one JSON line: the run's exit code, when the node was killed,
+and which nodes the steps ran on.
+
+    python tests/ray_two_nodes.py WORK RESULTS DATA KILL_AFTER
+"""
+
+import json
+import os
+import pathlib
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+RAY = pathlib.Path(sys.executable).with_name("ray")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_node(*args):
+    """`ray start ... --block` in a process group of its own (killed by process group id)."""
+    return subprocess.Popen([RAY, "start", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
+                             "--block", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def wait_for(condition, timeout=120.0):
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError("the Ray cluster did not come up")
+        time.sleep(0.5)
+
+
+def live_nodes():
+    import ray
+
+    return sum(n["Alive"] for n in ray.nodes())
+
+
+def main(work, results, data, kill_after):
+    # Token authentication with a token of this run only, so nothing else could join even on loopback.
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
+    address = f"127.0.0.1:{free_port()}"
+    head = start_node("--head", f"--port={address.split(':')[1]}", "--include-dashboard=false")
+    import ray
+
+    wait_for(lambda: subprocess.run([RAY, "status", f"--address={address}"], capture_output=True).returncode == 0)
+    ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    second = start_node(f"--address={address}")
+    wait_for(lambda: live_nodes() == 2)
+    second_id = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" not in n["Resources"])
+    ray.shutdown()
+    run = subprocess.Popen([sys.executable, "-m", "blurnet_tf.cli.reproduce", "--profile=smoke", f"--address={address}",
+                            f"--work_dir={work}", f"--results_dir={results}", f"--data_dir={data}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done, lines, killer = 0, [], None
+    for line in run.stdout:
+        lines.append(line)
+        done += bool(re.match(r"\[\d+/\d+\] \S+: \S+ done in", line))
+        if killer is None and done >= kill_after:
+            killer = Killer(work, second, second_id, done)
+            killer.start()
+    code = run.wait()
+    killed_at, cut = (killer.killed_at, killer.cut) if killer else (None, [])
+    os.killpg(head.pid, signal.SIGKILL)
+    placed = {p.parent: json.loads(p.read_text()).get("placement") or {} for p in pathlib.Path(work).rglob("step.json")}
+    nodes = sorted({where.get("node_id") for where in placed.values()} - {None})
+    retried = {str(d): placed.get(d, {}).get("node_id") for d in cut}  # where the cut steps finished
+    print(json.dumps({"returncode": code, "killed_after": killed_at, "nodes": nodes, "second": second_id,
+                      "retried": retried, "tail": "".join(lines[-30:])}))
+
+
+class Killer(threading.Thread):
+    """Kills the second node once it has been running a step for a second (so that the step is cut
+    half-way and must be retried on the head)."""
+
+    def __init__(self, work, node, node_id, done):
+        super().__init__(daemon=True)
+        self.work, self.node, self.node_id, self.done, self.killed_at, self.cut = work, node, node_id, done, None, []
+
+    def run(self):
+        while self.node.poll() is None:
+            cut = [d for d, age in running_on(self.work, self.node_id) if age > 1.0 and not (d / "step.json").exists()]
+            if cut:
+                os.killpg(self.node.pid, signal.SIGKILL)  # the second node and everything it runs
+                self.killed_at, self.cut = self.done, cut
+                return
+            time.sleep(0.2)
+
+
+def running_on(work, node_id):
+    """(step directory, seconds since it started) of the unfinished steps started on `node_id`."""
+    found = []
+    for marker in pathlib.Path(work).rglob("step.pending.json"):
+        try:
+            where, age = json.loads(marker.read_text()).get("placement") or {}, time.time() - marker.stat().st_mtime
+        except (OSError, ValueError):  # finished meanwhile
+            continue
+        if where.get("node_id") == node_id:
+            found.append((marker.parent, age))
+    return found
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
