@@ -81,6 +81,34 @@ def run_python(*args, env=None, timeout=600, check=True):
     return proc
 
 
+def ray_token_env():
+    """A Ray token of one test's own: every process of the local Ray instance a runner started under it
+    carries it, so the test can find and stop by process id what a killed runner leaves behind."""
+    import secrets
+
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+
+
+def stop_ray_leftovers(env):
+    """Kills (by pid) the processes whose environment holds `env`'s Ray token: Ray's agents outlive a
+    SIGKILLed driver (Ray 2.60). Returns how many there were."""
+    marker = f"RAY_AUTH_TOKEN={env['RAY_AUTH_TOKEN']}".encode()
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker in f.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(found)
+
+
 class SmokeRun:
     """`reproduce --profile=smoke --jobs=2` in the background, SIGKILLed once `kill_after` steps have
     finished and then run again to the end (the resume). `result()` waits for both runs."""
@@ -91,7 +119,7 @@ class SmokeRun:
                         f"--work_dir={self.work}", f"--results_dir={self.results}", f"--data_dir={data_dir}"]
         self.kill_after, self.finished_before_kill = kill_after, []
         self.killed_output, self.resumed, self.error = "", None, None
-        self._proc, self._stopping = None, False
+        self._proc, self._stopping, self.ray_env = None, False, ray_token_env()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -99,7 +127,7 @@ class SmokeRun:
         if self._stopping:
             raise RuntimeError("the session ended before the smoke run started")
         self._proc = subprocess.Popen(self.command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                                      text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **self.ray_env})
         return self._proc
 
     def _run(self):
@@ -115,6 +143,7 @@ class SmokeRun:
                     break
             proc.wait()
             proc.stdout.close()
+            stop_ray_leftovers(self.ray_env)
             self.killed_output = "".join(lines)
             proc = self._start()
             out, _ = proc.communicate()
@@ -135,6 +164,7 @@ class SmokeRun:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()  # its step processes die with it (PR_SET_PDEATHSIG)
         self._thread.join(60)
+        stop_ray_leftovers(self.ray_env)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -54,7 +55,8 @@ def main(work, results, data, kill_after):
     # Token authentication with a token of this run only, so nothing else could join even on loopback.
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
     address = f"127.0.0.1:{free_port()}"
-    head = start_node("--head", f"--port={address.split(':')[1]}", "--include-dashboard=false")
+    head = start_node("--head", f"--port={address.split(':')[1]}", "--include-dashboard=false",
+                      f"--temp-dir={tempfile.mkdtemp(prefix='blurnet-ray-')}")  # no other Ray instance's files
     import ray
 
     wait_for(lambda: subprocess.run([RAY, "status", f"--address={address}"], capture_output=True).returncode == 0)
@@ -84,8 +86,8 @@ def main(work, results, data, kill_after):
 
 
 class Killer(threading.Thread):
-    """Kills the second node once it has been running a step for a second (so that the step is cut
-    half-way and must be retried on the head)."""
+    """Kills the second node while a step it started 1-2.5 s ago still runs (the smoke steps take 5 s
+    and more), so that the step is cut half-way and must be retried on the head."""
 
     def __init__(self, work, node, node_id, done):
         super().__init__(daemon=True)
@@ -93,7 +95,8 @@ class Killer(threading.Thread):
 
     def run(self):
         while self.node.poll() is None:
-            cut = [d for d, age in running_on(self.work, self.node_id) if age > 1.0 and not (d / "step.json").exists()]
+            cut = [d for d, age in running_on(self.work, self.node_id)
+                   if 1.0 < age < 2.5 and not (d / "step.json").exists()]
             if cut:
                 os.killpg(self.node.pid, signal.SIGKILL)  # the second node and everything it runs
                 self.killed_at, self.cut = self.done, cut

@@ -22,7 +22,7 @@ from blurnet_tf.pipeline.step_process import THREAD_VARIABLES
 from blurnet_tf.pipeline.steps import Step, is_done, run_step, step_key
 from blurnet_tf.reports import format as report_format, report_writer
 
-from conftest import ROOT, run_python
+from conftest import ROOT, ray_token_env, run_python, stop_ray_leftovers
 
 
 from probe_experiments import CALLS, Counted, Timed
@@ -197,11 +197,11 @@ def _pid_alive(pid):
         return False
 
 
-def _runner_with_two_running_steps(tmp_path):
+def _runner_with_two_running_steps(tmp_path, env):
     import time
 
     runner = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp_path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+                              stderr=subprocess.STDOUT, text=True, env={**os.environ, **env})
     started = [tmp_path / n / "started.json" for n in ("a", "b")]
     deadline = time.time() + 60
     while not all(p.is_file() and p.read_text() for p in started) and time.time() < deadline:
@@ -222,10 +222,14 @@ def _gone(pids, within=10.0):
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
 def test_stopping_the_runner_stops_its_step_processes(tmp_path, probes, how):
     """Ctrl-C and a kill of the runner both end the running steps, and neither is marked done."""
-    runner, pids = _runner_with_two_running_steps(tmp_path)
-    runner.send_signal(how)
-    output = runner.communicate(timeout=30)[0]
-    assert _gone(pids), output
+    env = ray_token_env()
+    try:
+        runner, pids = _runner_with_two_running_steps(tmp_path, env)
+        runner.send_signal(how)
+        output = runner.communicate(timeout=30)[0]
+        assert _gone(pids), output
+    finally:
+        stop_ray_leftovers(env)
     assert not any((tmp_path / n / "step.json").exists() for n in ("a", "b"))
     if how == signal.SIGINT:
         assert "KeyboardInterrupt" in output

@@ -18,8 +18,10 @@ import logging
 import os
 import pathlib
 import secrets
+import shutil
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -55,23 +57,23 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
     check_thread_settings()
     if not steps:
         return {}
+    already = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    local = not already and address is None and not os.environ.get("RAY_ADDRESS")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
+    if local and "RAY_AUTH_TOKEN" not in os.environ:  # a token of this run only (before Ray reads it), not ~/.ray
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    if not already and not local:
+        check_reachable(address or os.environ["RAY_ADDRESS"])
     import ray
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
-    ours = not ray.is_initialized()
-    if ours:
-        cores = len(os.sched_getaffinity(0))
-        local = address is None and not os.environ.get("RAY_ADDRESS")
-        if local and "RAY_AUTH_TOKEN" not in os.environ:  # a token of this run only, kept out of ~/.ray
-            os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
-        cpus_per_step = cpus_per_step or (max(1, cores // jobs) if local else 1)
-        if not local:
-            check_reachable(address or os.environ["RAY_ADDRESS"])
+    temp = tempfile.mkdtemp(prefix="blurnet-ray-") if local else None  # its own sockets and logs: no other
+    if not already:                                                     # Ray instance here is ever joined
+        cpus_per_step = cpus_per_step or (max(1, len(os.sched_getaffinity(0)) // jobs) if local else 1)
         try:
             ray.init(address="local" if local else address, num_cpus=int(jobs * cpus_per_step) if local else None,
-                     object_store_memory=OBJECT_STORE if local else None, include_dashboard=False,
+                     object_store_memory=OBJECT_STORE if local else None, include_dashboard=False, _temp_dir=temp,
                      log_to_driver=not quiet, logging_level=logging.ERROR if quiet else logging.INFO)
-        except ConnectionError as error:  # a cluster that is not there: one line, not Ray's traceback
+        except ConnectionError as error:  # a cluster that stopped answering: one line, not Ray's traceback
             raise SettingError("address", f"no Ray cluster answers at {address or os.environ.get('RAY_ADDRESS')}: "
                                           f"{str(error).splitlines()[0]}") from None
     try:
@@ -84,8 +86,10 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
         finally:
             stop.unlink(missing_ok=True)
     finally:
-        if ours:
+        if not already:
             ray.shutdown()
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def check_reachable(address: str) -> None:
