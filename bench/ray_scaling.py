@@ -17,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
-from ray_two_nodes import start_node, wait_for  # noqa: E402 (the tests' loopback cluster)
+from ray_two_nodes import kill_tree, start_node, wait_for  # noqa: E402 (the tests' loopback cluster)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +51,13 @@ def main():
     args = parser.parse_args()
     import os
     import secrets
-    import signal
 
     import ray
 
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
     port = 6380
-    head = start_node("--head", f"--port={port}", "--include-dashboard=false")
+    head = start_node("--head", f"--port={port}", "--include-dashboard=false",
+                      f"--temp-dir={tempfile.mkdtemp(prefix='blurnet-ray-')}")
     address = f"127.0.0.1:{port}"
     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     ratios, overheads = [], []
@@ -67,7 +67,7 @@ def main():
             second = start_node(f"--address={address}")
             wait_for(lambda: sum(n["Alive"] for n in ray.nodes()) == 2)
             two = run_steps(None, args.steps, args.seconds, pathlib.Path(tempfile.mkdtemp()))
-            os.killpg(second.pid, signal.SIGKILL)
+            kill_tree(second.pid)
             wait_for(lambda: sum(n["Alive"] for n in ray.nodes()) == 1)
             ratios.append(one / two)
             overheads.append((one - args.steps * args.seconds) / args.steps)
@@ -75,7 +75,7 @@ def main():
                   f"overhead {overheads[-1]:.2f} s per step", flush=True)
     finally:
         ray.shutdown()
-        os.killpg(head.pid, signal.SIGKILL)
+        kill_tree(head.pid)
     print(f"{args.steps} steps of {args.seconds:g} s CPU, {args.repeats} pairs: two nodes / one node median "
           f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}); Ray's overhead per "
           f"step median {statistics.median(overheads):.2f} s")

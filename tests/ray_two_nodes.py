@@ -98,10 +98,32 @@ class Killer(threading.Thread):
             cut = [d for d, age in running_on(self.work, self.node_id)
                    if 1.0 < age < 2.5 and not (d / "step.json").exists()]
             if cut:
-                os.killpg(self.node.pid, signal.SIGKILL)  # the second node and everything it runs
+                kill_tree(self.node.pid)  # the second node and everything it runs, as a machine failure would
                 self.killed_at, self.cut = self.done, cut
                 return
             time.sleep(0.2)
+
+
+def kill_tree(root):
+    """SIGKILLs `root` and all its descendants (a Ray node's workers are its raylet's children, in
+    process groups of their own, and finish their task unless killed too)."""
+    children = {}
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(pid)
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def running_on(work, node_id):
