@@ -12,12 +12,13 @@ import argparse
 import dataclasses
 import pathlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
-from ray_two_nodes import kill_tree, start_node, wait_for  # noqa: E402 (the tests' loopback cluster)
+from ray_two_nodes import RAY, kill_tree, start_node, wait_for  # noqa: E402 (the tests' loopback cluster)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,13 +53,15 @@ def main():
     import os
     import secrets
 
+    # Before Ray is imported (it reads them then): a token of this run only.
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
     import ray
 
-    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
     port = 6380
     head = start_node("--head", f"--port={port}", "--include-dashboard=false",
                       f"--temp-dir={tempfile.mkdtemp(prefix='blurnet-ray-')}")
     address = f"127.0.0.1:{port}"
+    wait_for(lambda: subprocess.run([RAY, "status", f"--address={address}"], capture_output=True).returncode == 0)
     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     ratios, overheads = [], []
     try:

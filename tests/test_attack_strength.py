@@ -76,7 +76,7 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
 
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
     from blurnet_tf.pipeline.robustness_steps import RobustnessBudget
-    from blurnet_tf.pipeline.steps import run_all
+    from blurnet_tf.pipeline.ray_executor import run_all
     from blurnet_tf.reports import flat_records
     from blurnet_tf.reports.robustness_report import ADAPTIVE, PREFIX, adaptive_table, stored_table, table, write_report
 

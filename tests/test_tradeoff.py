@@ -108,7 +108,7 @@ def test_merging_a_part_replaces_its_own_models_and_keeps_the_other_parts():
 @pytest.mark.slow
 def test_the_tradeoff_profile_runs_end_to_end_and_its_table_is_recomputed_from_its_records(tmp_path):
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
-    from blurnet_tf.pipeline.steps import run_all
+    from blurnet_tf.pipeline.ray_executor import run_all
     from blurnet_tf.pipeline.tradeoff_steps import Frontier, TradeoffBudget
     from blurnet_tf.reports.tradeoff_report import write_report
 
@@ -139,7 +139,7 @@ def test_the_tradeoff_profile_runs_end_to_end_and_its_table_is_recomputed_from_i
 def test_the_longtrain_profile_logs_the_penalty_share_and_attacks_every_kept_epoch(tmp_path):
     from blurnet_tf.pipeline.longtrain_steps import LongTraining
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
-    from blurnet_tf.pipeline.steps import run_all
+    from blurnet_tf.pipeline.ray_executor import run_all
     from blurnet_tf.reports.longtrain_report import points, write_report
 
     budget = LongTraining(rows=("baseline", "tv_1e-4"), epochs=3, attacked_epochs=(1,), attack_epochs=2,
