@@ -13,6 +13,9 @@ class DataError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # rebuilt from its two fields when it crosses a process (a Ray step's error)
+        return type(self), (self.path, self.problem)
+
 
 class StepFailed(RuntimeError):
     """A pipeline step's command failed; the message names the step and its log."""
@@ -29,3 +32,6 @@ class SettingError(ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"--{field}: {problem}")
+
+    def __reduce__(self):
+        return type(self), (self.field, self.problem)

@@ -13,9 +13,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """Tests never touch the user's cache."""
+    """Tests never touch the user's cache, nor ~/.ray: every Ray instance a test starts uses a token of
+    the session (Ray would write one to ~/.ray/auth_token) and reports nothing home."""
+    import secrets
+
     os.environ["BLURNET_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if "RAY_AUTH_TOKEN" not in os.environ:
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
 
 
 @pytest.fixture(scope="session", autouse=True)

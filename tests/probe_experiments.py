@@ -32,3 +32,14 @@ class Timed:
         started = time.time()
         time.sleep(self.sleep)
         (out / "ran.json").write_text(json.dumps({"start": started, "end": time.time(), "pid": os.getpid()}))
+
+
+@dataclasses.dataclass(frozen=True)
+class BadData:
+    """An in-process experiment that refuses its input, as a real one does (DataError)."""
+    path: str = "victims.npz"
+
+    def run(self, out):
+        from blurnet_tf.errors import DataError
+
+        raise DataError(self.path, "expected 40 victims")

@@ -25,7 +25,7 @@ from blurnet_tf.reports import format as report_format, report_writer
 from conftest import ROOT, ray_token_env, run_python, stop_ray_leftovers
 
 
-from probe_experiments import CALLS, Counted, Timed
+from probe_experiments import CALLS, BadData, Counted, Timed
 
 
 def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
@@ -151,6 +151,21 @@ def test_steps_asking_for_a_gpu_each_see_their_own_on_a_cluster_with_a_fake_gpu_
     spans = sorted((_ran(s)["start"], _ran(s)["end"]) for s in steps)
     assert spans[2][0] >= min(spans[0][1], spans[1][1]) - 0.05  # the third waited for a free GPU
     assert [json.loads((s.out / "step.json").read_text())["placement"]["resources"]["GPU"] for s in steps] == [1.0] * 3
+
+
+def test_an_in_process_step_s_own_error_reaches_the_runner_as_itself(tmp_path):
+    """The step's DataError crosses the process boundary intact (the binaries print it as one line)."""
+    from blurnet_tf.errors import DataError
+
+    with pytest.raises(DataError, match="^victims.npz: expected 40 victims$"):
+        run_all([Step("probe/bad", "probe", tmp_path / "bad", experiment=BadData())], log=lambda m: None)
+
+
+def test_a_step_no_node_can_hold_is_refused_instead_of_waiting_for_ever(tmp_path):
+    from blurnet_tf.errors import SettingError
+
+    with pytest.raises(SettingError, match=r"^--gpus_per_step: a step asks for 1 GPUs, the largest Ray node has 0$"):
+        run_all([Step("probe/t", "probe", tmp_path / "t", experiment=Timed())], log=lambda m: None, gpus_per_step=1)
 
 
 def test_a_node_that_cannot_see_the_run_directory_is_named():

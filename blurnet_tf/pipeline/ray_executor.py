@@ -15,6 +15,7 @@ that every node sees the run directory, and the per-step log lines."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pathlib
 import secrets
@@ -27,7 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from blurnet_tf import files
-from blurnet_tf.errors import DataError, SettingError
+from blurnet_tf.errors import DataError, SettingError, StepFailed
 from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, check_thread_settings
 from blurnet_tf.pipeline.steps import Step, is_done, run_step
 
@@ -59,37 +60,55 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
         return {}
     already = "ray" in sys.modules and sys.modules["ray"].is_initialized()
     local = not already and address is None and not os.environ.get("RAY_ADDRESS")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
-    if local and "RAY_AUTH_TOKEN" not in os.environ:  # a token of this run only (before Ray reads it), not ~/.ray
-        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
     if not already and not local:
         check_reachable(address or os.environ["RAY_ADDRESS"])
+    # Before Ray reads them (and caches them for this process): no usage report; locally a token of this
+    # process (else Ray writes one to ~/.ray), kept for any later run here.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if local and "RAY_AUTH_TOKEN" not in os.environ:
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
     import ray
 
     temp = tempfile.mkdtemp(prefix="blurnet-ray-") if local else None  # its own sockets and logs: no other
-    if not already:                                                     # Ray instance here is ever joined
-        cpus_per_step = cpus_per_step or (max(1, len(os.sched_getaffinity(0)) // jobs) if local else 1)
-        try:
-            ray.init(address="local" if local else address, num_cpus=int(jobs * cpus_per_step) if local else None,
-                     object_store_memory=OBJECT_STORE if local else None, include_dashboard=False, _temp_dir=temp,
-                     log_to_driver=not quiet, logging_level=logging.ERROR if quiet else logging.INFO)
-        except ConnectionError as error:  # a cluster that stopped answering: one line, not Ray's traceback
-            raise SettingError("address", f"no Ray cluster answers at {address or os.environ.get('RAY_ADDRESS')}: "
-                                          f"{str(error).splitlines()[0]}") from None
-    try:
-        cpus_per_step = cpus_per_step or 1
-        shared = pathlib.Path(shared_dir or os.path.commonpath([os.path.abspath(s.out) for s in steps])).resolve()
-        _check_shared(shared)
-        stop = shared / f".stopping-{uuid.uuid4().hex}"  # written by the first step that fails
-        try:
-            return _run(ray, list(steps), log, cpus_per_step, gpus_per_step, os.fspath(stop))
-        finally:
-            stop.unlink(missing_ok=True)
-    finally:
+    try:                                                                # Ray instance here is ever joined
         if not already:
-            ray.shutdown()
+            cpus_per_step = cpus_per_step or (max(1, len(os.sched_getaffinity(0)) // jobs) if local else 1)
+            try:
+                ray.init(address="local" if local else address,
+                         num_cpus=math.ceil(jobs * cpus_per_step) if local else None,
+                         object_store_memory=OBJECT_STORE if local else None, include_dashboard=False, _temp_dir=temp,
+                         log_to_driver=not quiet, logging_level=logging.ERROR if quiet else logging.INFO)
+            except (ConnectionError, ray.exceptions.RayError) as error:  # one line, not Ray's traceback
+                raise SettingError("address", f"no Ray cluster answers at {address or os.environ.get('RAY_ADDRESS')}: "
+                                              f"{str(error).splitlines()[0]}") from None
+        try:
+            return _run_on_ray(ray, list(steps), log, cpus_per_step or 1, gpus_per_step, shared_dir)
+        finally:
+            if not already:
+                ray.shutdown()
+    finally:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def _run_on_ray(ray, steps, log, cpus, gpus, shared_dir):
+    _check_fits(ray, cpus, gpus)
+    shared = pathlib.Path(shared_dir or os.path.commonpath([os.path.abspath(s.out) for s in steps])).resolve()
+    _check_shared(shared)
+    stop = shared / f".stopping-{uuid.uuid4().hex}"  # written by the first step that fails
+    try:
+        return _run(ray, steps, log, cpus, gpus, os.fspath(stop))
+    finally:
+        stop.unlink(missing_ok=True)
+
+
+def _check_fits(ray, cpus, gpus):
+    """A step that no node can hold would wait for ever: refused in one line instead."""
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    for field, need, key in (("cpus_per_step", cpus, "CPU"), ("gpus_per_step", gpus, "GPU")):
+        most = max((n.get(key, 0.0) for n in nodes), default=0.0)
+        if need > most:
+            raise SettingError(field, f"a step asks for {need:g} {key}s, the largest Ray node has {most:g}")
 
 
 def check_reachable(address: str) -> None:
@@ -113,9 +132,11 @@ def _run(ray, steps, log, cpus, gpus, stop):
     state = ray.remote(num_cpus=0)(RunState).options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
     env = {**step_threads(cpus), "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    task = ray.remote(_step_task).options(num_cpus=cpus, num_gpus=gpus, max_retries=NODE_RETRIES,
-                                          retry_exceptions=False, runtime_env={"env_vars": env})
+           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+           **{k: os.environ[k] for k in ("BLURNET_DATA",) if k in os.environ}}  # the driver's data on every node
+    # A GPU step gets a fresh worker: TensorFlow binds its devices once per process.
+    task = ray.remote(max_calls=1 if gpus else 0)(_step_task).options(
+        num_cpus=cpus, num_gpus=gpus, max_retries=NODE_RETRIES, retry_exceptions=False, runtime_env={"env_vars": env})
     needs = [[j for j in range(i) if any(pathlib.Path(p).is_relative_to(steps[j].out) for p in step.inputs)]
              for i, step in enumerate(steps)]
     refs = []
@@ -125,7 +146,8 @@ def _run(ray, steps, log, cpus, gpus, stop):
                                 *[refs[j] for j in needs[i]]))
     pending = {ref: i for i, ref in enumerate(refs)}
     stage_seconds = {step.stage: 0.0 for step in steps}
-    failures, bar = [], tqdm(total=len(steps), unit="step", desc="steps", disable=None, leave=False)
+    failures, unstarted = [], []
+    bar = tqdm(total=len(steps), unit="step", desc="steps", disable=None, leave=False)
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -136,8 +158,10 @@ def _run(ray, steps, log, cpus, gpus, stop):
                 i = pending.pop(ref)
                 try:
                     done = ray.get(ref)
-                except ray.exceptions.RayTaskError as error:
-                    cause = error.cause if isinstance(error.cause, Exception) else error
+                except ray.exceptions.RayError as error:  # the step's own error, or its worker / node lost for good
+                    cause = getattr(error, "cause", None)
+                    cause = cause if isinstance(cause, Exception) and isinstance(error, ray.exceptions.RayTaskError) \
+                        else StepFailed(f"step {steps[i].name} failed: {str(error).strip().splitlines()[0]}")
                     if not failures:
                         files.write_text(stop, steps[i].name)  # (the step wrote it too, unless its node died)
                         busy = [name for name in ray.get(state.busy.remote()) if name != steps[i].name]
@@ -145,11 +169,14 @@ def _run(ray, steps, log, cpus, gpus, stop):
                             log(f"stopping: {steps[i].name} failed; waiting for the running steps ({', '.join(busy)})")
                     failures.append(cause)
                     continue
-                if done is not None:
+                if done is None:
+                    unstarted.append(steps[i].name)
+                else:
                     seconds, skipped = done
                     stage_seconds[steps[i].stage] += 0.0 if skipped else seconds
             bar.set_postfix_str(f"{running} running")
             bar.update(len(ready))
+        time.sleep(0.2)  # the steps' last lines are sent without waiting: let them land
         for line in ray.get(state.drain.remote())[0]:
             log(line)
     except BaseException:  # Ctrl-C or a kill: every running step goes, its process too
@@ -160,6 +187,8 @@ def _run(ray, steps, log, cpus, gpus, stop):
         bar.close()
     if failures:
         raise failures[0]
+    if unstarted:  # a stop with no failure to show for it: never a quiet success
+        raise StepFailed(f"steps not started: {', '.join(unstarted)} (the run was stopping)")
     return stage_seconds
 
 
@@ -192,21 +221,21 @@ def _step_task(blob, i, head, path, cwd, env, state, stop, *upstream):
     waits on Ray (a task blocked in ray.get gives its CPUs back, and another step would start)."""
     from ray import cloudpickle
 
-    sys.path.extend(p for p in path if p not in sys.path)  # the driver's modules (e.g. a test's experiment)
-    os.chdir(cwd)
-    step = cloudpickle.loads(blob)
-    if os.path.exists(stop):
-        return None
-    state.begin.remote(i, step.name)
     try:
+        sys.path.extend(p for p in path if p not in sys.path)  # the driver's modules (e.g. a test's experiment)
+        os.chdir(cwd)
+        step = cloudpickle.loads(blob)
+        if os.path.exists(stop):
+            return None
+        state.begin.remote(i, step.name)
         if not is_done(step):
             state.say.remote(f"{head} ...")
         seconds, skipped = run_step(step, lambda m: state.say.remote(m if step.name in m else f"      {step.name}: {m.strip()}"),
                                     env=env, where=placement())
         state.say.remote(f"{head} {'done earlier, skipped' if skipped else f'done in {seconds:.1f}s'}")
         return seconds, skipped
-    except BaseException:
-        files.write_text(stop, step.name)  # before this place frees: no step starts after a failure
+    except Exception:  # the step's own failure (not a kill: a killed worker's step is retried)
+        files.write_text(stop, head)  # before this place frees: no step starts after a failure
         raise
     finally:
         state.end.remote(i)
@@ -231,7 +260,7 @@ def _check_shared(directory: pathlib.Path) -> None:
         token.unlink()
     if blind:
         raise DataError(directory, f"not visible on node {', '.join(blind)}: every Ray node must see the run "
-                                   "directory (a shared filesystem mounted at the same path)")
+                                   f"directory and the repository ({os.getcwd()}) at the same paths (a shared filesystem)")
 
 
 def nodes_not_seeing(path: str) -> list[str]:
@@ -241,12 +270,12 @@ def nodes_not_seeing(path: str) -> list[str]:
 
     nodes = [n for n in ray.nodes() if n["Alive"]]
     seen = ray.get([ray.remote(_sees).options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-        n["NodeID"], soft=False)).remote(path) for n in nodes])
+        n["NodeID"], soft=False)).remote(path, os.getcwd()) for n in nodes])
     return [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
 
 
-def _sees(path):
-    return pathlib.Path(path).is_file()
+def _sees(path, cwd):
+    return pathlib.Path(path).is_file() and pathlib.Path(cwd).is_dir()  # the run directory and the repository
 
 
 def wait_for_nodes(count: int, timeout: float = 60.0) -> None:
