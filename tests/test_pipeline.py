@@ -171,7 +171,7 @@ def test_a_step_no_node_can_hold_is_refused_instead_of_waiting_for_ever(tmp_path
 def test_a_node_that_cannot_see_the_run_directory_is_named():
     import ray
 
-    from blurnet_tf.pipeline.ray_executor import nodes_not_seeing
+    from blurnet_tf.pipeline.ray_nodes import nodes_not_seeing
 
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:

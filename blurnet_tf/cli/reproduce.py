@@ -67,7 +67,7 @@ def main(argv):
             raise cli.SettingError("seeds", f"expected distinct integers >= 0, got {','.join(FLAGS.seeds)}")
         profile = dataclasses.replace(profile, seeds=seeds)
     if FLAGS.address and not FLAGS.report_only:  # before anything is written
-        from blurnet_tf.pipeline.ray_executor import check_reachable
+        from blurnet_tf.pipeline.ray_nodes import check_reachable
 
         check_reachable(FLAGS.address)
     work_dir = FLAGS.work_dir or f"runs/{profile.name}"

@@ -9,8 +9,8 @@ markers and resume rules of steps.run_step). After a failure no further step sta
 finish, and the first error is raised; Ctrl-C or a kill of this process cancels every running step
 (its worker and the step's own process are killed) and leaves no writer behind.
 
-We keep our own code only where Ray has no notion of it: the step keys and markers (steps.py), the check
-that every node sees the run directory, and the per-step log lines."""
+We keep our own code only where Ray has no notion of it: the step keys and markers (steps.py), the checks
+of the cluster before the first step (ray_nodes.py), and the per-step log lines."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import os
 import pathlib
 import secrets
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -28,8 +27,9 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from blurnet_tf import files
-from blurnet_tf.errors import DataError, SettingError, StepFailed
+from blurnet_tf.errors import SettingError, StepFailed
 from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, check_thread_settings
+from blurnet_tf.pipeline.ray_nodes import check_fits, check_reachable, check_shared, placement
 from blurnet_tf.pipeline.steps import Step, is_done, run_step
 
 NODE_RETRIES = 3      # a step whose node or worker died is retried this often
@@ -92,34 +92,14 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
 
 
 def _run_on_ray(ray, steps, log, cpus, gpus, shared_dir):
-    _check_fits(ray, cpus, gpus)
+    check_fits(ray, cpus, gpus)
     shared = pathlib.Path(shared_dir or os.path.commonpath([os.path.abspath(s.out) for s in steps])).resolve()
-    _check_shared(shared)
+    check_shared(shared)
     stop = shared / f".stopping-{uuid.uuid4().hex}"  # written by the first step that fails
     try:
         return _run(ray, steps, log, cpus, gpus, os.fspath(stop))
     finally:
         stop.unlink(missing_ok=True)
-
-
-def _check_fits(ray, cpus, gpus):
-    """A step that no node can hold would wait for ever: refused in one line instead."""
-    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-    for field, need, key in (("cpus_per_step", cpus, "CPU"), ("gpus_per_step", gpus, "GPU")):
-        most = max((n.get(key, 0.0) for n in nodes), default=0.0)
-        if need > most:
-            raise SettingError(field, f"a step asks for {need:g} {key}s, the largest Ray node has {most:g}")
-
-
-def check_reachable(address: str) -> None:
-    """Refuses at once a host:port that accepts no connection (Ray itself retries for minutes)."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if address == "auto" or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host, int(port)), timeout=10).close()
-    except OSError as error:
-        raise SettingError("address", f"no Ray cluster answers at {address} ({error.strerror or error})") from None
 
 
 def _run(ray, steps, log, cpus, gpus, stop):
@@ -239,51 +219,3 @@ def _step_task(blob, i, head, path, cwd, env, state, stop, *upstream):
         raise
     finally:
         state.end.remote(i)
-
-
-def placement() -> dict:
-    """Where this task runs and with what (recorded in step.json)."""
-    import ray
-
-    context = ray.get_runtime_context()
-    return {"node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "host": socket.gethostname(),
-            "resources": context.get_assigned_resources(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
-
-
-def _check_shared(directory: pathlib.Path) -> None:
-    """Every node must see the run directory: a token written here is read by a task on each node."""
-    token = files.ensure_dir(directory) / f".visible-{uuid.uuid4().hex}"
-    files.write_text(token, "ok")
-    try:
-        blind = nodes_not_seeing(os.fspath(token.resolve()))
-    finally:
-        token.unlink()
-    if blind:
-        raise DataError(directory, f"not visible on node {', '.join(blind)}: every Ray node must see the run "
-                                   f"directory and the repository ({os.getcwd()}) at the same paths (a shared filesystem)")
-
-
-def nodes_not_seeing(path: str) -> list[str]:
-    """The addresses of the live nodes on which `path` is not a file (one task pinned to each node)."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    nodes = [n for n in ray.nodes() if n["Alive"]]
-    seen = ray.get([ray.remote(_sees).options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-        n["NodeID"], soft=False)).remote(path, os.getcwd()) for n in nodes])
-    return [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
-
-
-def _sees(path, cwd):
-    return pathlib.Path(path).is_file() and pathlib.Path(cwd).is_dir()  # the run directory and the repository
-
-
-def wait_for_nodes(count: int, timeout: float = 60.0) -> None:
-    """Waits until the connected cluster has `count` live nodes (a cluster still starting up)."""
-    import ray
-
-    deadline = time.time() + timeout
-    while sum(n["Alive"] for n in ray.nodes()) < count:
-        if time.time() > deadline:
-            raise TimeoutError(f"fewer than {count} Ray nodes after {timeout:.0f} s")
-        time.sleep(0.5)

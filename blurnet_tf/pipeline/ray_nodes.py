@@ -1,0 +1,70 @@
+"""What the Ray executor checks of the cluster before the first step, and what it records of each step's
+node: an address that answers, resources some node can hold, a run directory and repository every node
+sees, and where a step ran."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import uuid
+
+from blurnet_tf import files
+from blurnet_tf.errors import DataError, SettingError
+
+
+def check_reachable(address: str) -> None:
+    """Refuses at once a host:port that accepts no connection (Ray itself retries for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as error:
+        raise SettingError("address", f"no Ray cluster answers at {address} ({error.strerror or error})") from None
+
+
+def check_fits(ray, cpus, gpus):
+    """A step that no node can hold would wait for ever: refused in one line instead."""
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    for field, need, key in (("cpus_per_step", cpus, "CPU"), ("gpus_per_step", gpus, "GPU")):
+        most = max((n.get(key, 0.0) for n in nodes), default=0.0)
+        if need > most:
+            raise SettingError(field, f"a step asks for {need:g} {key}s, the largest Ray node has {most:g}")
+
+
+def placement() -> dict:
+    """Where this task runs and with what (recorded in step.json)."""
+    import ray
+
+    context = ray.get_runtime_context()
+    return {"node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "host": socket.gethostname(),
+            "resources": context.get_assigned_resources(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+
+
+def check_shared(directory: pathlib.Path) -> None:
+    """Every node must see the run directory: a token written here is read by a task on each node."""
+    token = files.ensure_dir(directory) / f".visible-{uuid.uuid4().hex}"
+    files.write_text(token, "ok")
+    try:
+        blind = nodes_not_seeing(os.fspath(token.resolve()))
+    finally:
+        token.unlink()
+    if blind:
+        raise DataError(directory, f"not visible on node {', '.join(blind)}: every Ray node must see the run "
+                                   f"directory and the repository ({os.getcwd()}) at the same paths (a shared filesystem)")
+
+
+def nodes_not_seeing(path: str) -> list[str]:
+    """The addresses of the live nodes on which `path` is not a file (one task pinned to each node)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    seen = ray.get([ray.remote(_sees).options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+        n["NodeID"], soft=False)).remote(path, os.getcwd()) for n in nodes])
+    return [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
+
+
+def _sees(path, cwd):
+    return pathlib.Path(path).is_file() and pathlib.Path(cwd).is_dir()  # the run directory and the repository
