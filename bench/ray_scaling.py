@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
-from ray_two_nodes import RAY, kill_tree, start_node, wait_for  # noqa: E402 (the tests' loopback cluster)
+from ray_two_nodes import RAY, free_port, kill_tree, start_node, wait_for  # noqa: E402 (the tests' loopback cluster)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ def main():
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
     import ray
 
-    port = 6380
+    port = free_port()  # never a port another Ray instance here holds
     head = start_node("--head", f"--port={port}", "--include-dashboard=false",
                       f"--temp-dir={tempfile.mkdtemp(prefix='blurnet-ray-')}")
     address = f"127.0.0.1:{port}"
