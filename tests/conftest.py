@@ -87,6 +87,31 @@ def run_python(*args, env=None, timeout=600, check=True):
     return proc
 
 
+def probe_step(tmp_path, name, *args, inputs=()):
+    """A command step running tests/step_probe.py (the `probes` fixture puts it on the path)."""
+    from blurnet_tf.pipeline.steps import Step
+
+    out = tmp_path / name
+    return Step(f"probe/{name}", "probe", out, command=["step_probe", f"--out={out}", *args], inputs=list(inputs))
+
+
+def ran(step):
+    """What a probe step recorded of its run (ran.json)."""
+    import json
+
+    return json.loads((step.out / "ran.json").read_text())
+
+
+@pytest.fixture
+def probes(monkeypatch):
+    """`python -m step_probe` importable, and no thread variable of the user's in the way."""
+    from blurnet_tf.pipeline.step_process import THREAD_VARIABLES
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 def ray_token_env():
     """A Ray token of one test's own: every process of the local Ray instance a runner started under it
     carries it, so the test can find and stop by process id what a killed runner leaves behind."""

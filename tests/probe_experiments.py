@@ -43,3 +43,36 @@ class BadData:
         from blurnet_tf.errors import DataError
 
         raise DataError(self.path, "expected 40 victims")
+
+
+@dataclasses.dataclass(frozen=True)
+class Chained:
+    """A seconds-long in-process step that writes a record through the real record machinery: its value
+    is its index plus the values of the steps it reads (their results files), so a step that ran before
+    its inputs, lost one or ran twice shows in the numbers."""
+    index: int
+    sleep: float = 0.0
+    inputs: tuple = ()
+
+    def run(self, out):
+        from blurnet_tf import rundir
+
+        time.sleep(self.sleep)
+        total = self.index + sum(rundir.ResultRecord.read_values(p)["value"] for p in self.inputs)
+        rundir.write_result(self, out, {"value": total, "inputs": len(self.inputs)})
+
+
+def chained_steps(work, count=10, sleep=4.0):
+    """`count` Chained steps: the first half independent, each later one reading two earlier ones."""
+    import pathlib
+
+    from blurnet_tf import rundir
+    from blurnet_tf.pipeline.steps import Step
+
+    work, steps = pathlib.Path(work), []
+    for i in range(count):
+        reads = () if i < count // 2 else (i - count // 2, i - count // 2 + 1)
+        inputs = tuple(str(steps[j].out / rundir.RESULTS_FILE) for j in reads)
+        steps.append(Step(f"probe/{i}", "probe", work / f"step{i}", experiment=Chained(i, sleep, inputs),
+                          inputs=[pathlib.Path(p) for p in inputs]))
+    return steps

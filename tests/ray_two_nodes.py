@@ -1,11 +1,13 @@
-"""The smoke reproduction on a two-node Ray cluster on this machine, the second node killed mid-run.
+"""The pipeline's executor on a two-node Ray cluster on this machine, the second node killed mid-run.
 
-Run inside a fresh network and PID namespace (`unshare -rnpf --mount-proc`, see test_ray_cluster.py):
-its only network interface is loopback, so the nodes can be reached from nothing else, and every
-process it starts dies with it. Prints one JSON line: the run's exit code, when the node was killed,
-and which nodes the steps ran on.
+The steps are probe_experiments.chained_steps: seconds-long in-process steps that write records through
+the real step machinery (run_all, run_step, the step markers, rundir's records). Run inside a fresh
+network and PID namespace (`unshare -rnpf --mount-proc`, see test_ray_cluster.py): its only network
+interface is loopback, so the nodes can be reached from nothing else, and every process it starts dies
+with it. Prints one JSON line: the run's outcome, when the node was killed, which nodes the steps ran
+on, where the cut steps finished, and every step's recorded value.
 
-    python tests/ray_two_nodes.py WORK RESULTS DATA KILL_AFTER
+    python tests/ray_two_nodes.py WORK KILL_AFTER
 """
 
 import json
@@ -51,7 +53,7 @@ def live_nodes():
     return sum(n["Alive"] for n in ray.nodes())
 
 
-def main(work, results, data, kill_after):
+def main(work, kill_after):
     # Token authentication with a token of this run only, so nothing else could join even on loopback.
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
     address = f"127.0.0.1:{free_port()}"
@@ -59,35 +61,47 @@ def main(work, results, data, kill_after):
                       f"--temp-dir={tempfile.mkdtemp(prefix='blurnet-ray-')}")  # no other Ray instance's files
     import ray
 
+    from blurnet_tf import rundir
+    from blurnet_tf.pipeline.ray_executor import run_all
+    from probe_experiments import chained_steps
+
     wait_for(lambda: subprocess.run([RAY, "status", f"--address={address}"], capture_output=True).returncode == 0)
     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     second = start_node(f"--address={address}")
     wait_for(lambda: live_nodes() == 2)
     second_id = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" not in n["Resources"])
     ray.shutdown()
-    run = subprocess.Popen([sys.executable, "-m", "blurnet_tf.cli.reproduce", "--profile=smoke", f"--address={address}",
-                            f"--work_dir={work}", f"--results_dir={results}", f"--data_dir={data}"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    done, lines, killer = 0, [], None
-    for line in run.stdout:
+    steps, lines, state = chained_steps(work), [], {"done": 0, "killer": None}
+
+    def log(line):
         lines.append(line)
-        done += bool(re.match(r"\[\d+/\d+\] \S+: \S+ done in", line))
-        if killer is None and done >= kill_after:
-            killer = Killer(work, second, second_id, done)
-            killer.start()
-    code = run.wait()
+        state["done"] += bool(re.match(r"\[\d+/\d+\] \S+: \S+ done in", line))
+        if state["killer"] is None and state["done"] >= kill_after:
+            state["killer"] = Killer(work, second, second_id, state["done"])
+            state["killer"].start()
+
+    try:
+        run_all(steps, log=log, address=address)
+        error = None
+    except Exception as exc:  # reported, not raised: the test shows it with the run's lines
+        error = f"{type(exc).__name__}: {exc}"
+    killer = state["killer"]
+    if killer:
+        killer.join(5)
     killed_at, cut = (killer.killed_at, killer.cut) if killer else (None, [])
     os.killpg(head.pid, signal.SIGKILL)
     placed = {p.parent: json.loads(p.read_text()).get("placement") or {} for p in pathlib.Path(work).rglob("step.json")}
     nodes = sorted({where.get("node_id") for where in placed.values()} - {None})
     retried = {str(d): placed.get(d, {}).get("node_id") for d in cut}  # where the cut steps finished
-    print(json.dumps({"returncode": code, "killed_after": killed_at, "nodes": nodes, "second": second_id,
-                      "retried": retried, "tail": "".join(lines[-30:])}))
+    values = {s.name: (rundir.ResultRecord.read_values(s.out / rundir.RESULTS_FILE) or {}).get("value") for s in steps}
+    print(json.dumps({"error": error, "killed_after": killed_at, "nodes": nodes, "second": second_id,
+                      "retried": retried, "values": values, "finished": len(placed), "tail": "".join(
+                          f"{line}\n" for line in lines[-30:])}))
 
 
 class Killer(threading.Thread):
-    """Kills the second node while a step it started 1-2.5 s ago still runs (the smoke steps take 5 s
-    and more), so that the step is cut half-way and must be retried on the head."""
+    """Kills the second node while a step it started 1-2.5 s ago still runs (the probe steps take 4 s),
+    so that the step is cut half-way and must be retried on the head."""
 
     def __init__(self, work, node, node_id, done):
         super().__init__(daemon=True)
@@ -140,4 +154,4 @@ def running_on(work, node_id):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    main(sys.argv[1], int(sys.argv[2]))

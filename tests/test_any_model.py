@@ -1,6 +1,8 @@
 """The attacks and defences on a Keras model that is not the LISA-CNN: other layer names, a
 24x24 input, 5 classes, a global-average-pooling head. Layer names go in as arguments."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -44,7 +46,9 @@ def banded(n, seed):
     return x.astype(np.float32), labels
 
 
+@functools.cache
 def trained_small_model():
+    """Trained once per session and shared (the tests that take it only read it: never fit or change it)."""
     model = small_model()
     x, y = banded(600, seed=2)
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))

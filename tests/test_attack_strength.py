@@ -51,6 +51,23 @@ def test_a_blind_model_and_a_rounded_input_are_flagged_not_counted_as_robust():
     assert masked["checks"]["gradients_nonzero"] is False and not masked["passed"]
 
 
+def test_transfer_from_a_weaker_source_holds_and_transfer_beating_a_masked_white_box_fails():
+    model, x, labels, radius = linear_case(classes=3, n=8)
+    eps = 2 * float(radius.max())  # white-box PGD breaks every image here
+    unrelated = linear_case(classes=3, n=8, seed=5)[0]  # another linear model: its gradients point elsewhere
+    weaker = strength_checks(model, x, labels, eps=eps, eps_grid=(eps,), steps=20, source=unrelated)
+    assert weaker["whitebox_success"] == 1.0 and weaker["transfer_success"] < 1.0 - 1 / 8
+    assert weaker["checks"]["transfer_weaker"] is True
+
+    # 8-bit input quantisation: no gradient reaches the input, so white-box PGD cannot move the images,
+    # while PGD on the unquantised model transfers to it: the check must fail, by more than one image.
+    quantised = lambda images: model(tf.round(images * 255) / 255)  # noqa: E731 - a plain callable
+    y = np.argmax(quantised(x).numpy(), 1)
+    masked = strength_checks(quantised, x, y, eps=eps, eps_grid=(eps / 2, eps), steps=20, source=model)
+    assert masked["whitebox_success"] == 0.0 and masked["transfer_success"] >= 0.5, masked
+    assert masked["checks"]["transfer_weaker"] is False and not masked["passed"]
+
+
 @pytest.mark.slow
 def test_benchmark_gives_autoattack_and_one_record_per_check_on_another_model():
     model = trained_small_model()

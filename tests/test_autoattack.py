@@ -39,3 +39,19 @@ def test_each_attack_breaks_just_above_the_closed_form_radius_and_nothing_breaks
     below = autoattack_linf(model, x, labels, eps=float(radius.min()) * 0.95, attacks=attacks, square_queries=200)
     assert not below.success.any() and not below.norm.any()
     np.testing.assert_array_equal(below.adversarial, x)
+
+
+def test_an_image_one_attack_broke_stays_broken_when_a_later_attack_fails_on_it():
+    """ε between the radii: APGD-CE breaks the images whose radius is below ε; APGD-T and Square then run on
+    the rest and fail. The result is the worst case over the attacks, not the last attack's."""
+    model, x, labels, radius = linear_case(classes=3, n=8, seed=3)
+    r = np.sort(radius)
+    gap = int(np.argmax(r[1:] / r[:-1]))  # ε in the widest gap between two radii
+    eps = float(np.sqrt(r[gap] * r[gap + 1]))
+    breakable = radius < eps
+    assert r[gap + 1] / r[gap] > 1.1 and 0 < breakable.sum() < len(x)
+    found = autoattack_linf(model, x, labels, eps=eps, square_queries=200)
+    np.testing.assert_array_equal(found.success, breakable)
+    assert np.all(found.norm[breakable] > 0) and np.all(found.norm <= eps + 1e-6)
+    assert (np.argmax(model(found.adversarial).numpy(), 1) != labels).tolist() == breakable.tolist()
+    np.testing.assert_array_equal(found.adversarial[~breakable], x[~breakable])

@@ -224,6 +224,12 @@ def binaries(tmp_path_factory):
                    f"--results_dir={paths['a_file']}")
         runs.start("reproduce_report_work_file", *reproduce, "--profile=smoke", "--report_only",
                    f"--work_dir={paths['a_file']}", f"--results_dir={base / 'results_wf'}")
+        paths["finished_results"] = base / "finished_results"
+        (paths["finished_results"] / "smoke").mkdir(parents=True)
+        for name in ("results.json", "REPORT.md"):  # a finished report, as results/quick is in a fresh clone
+            (paths["finished_results"] / "smoke" / name).write_text(f"the finished {name}\n")
+        runs.start("reproduce_report_only_over_a_report", *reproduce, "--profile=smoke", "--report_only",
+                   f"--work_dir={base / 'work_none'}", f"--results_dir={paths['finished_results']}")
         runs.start("train_thread_variable", *train, f"--out={base / 'out_threads'}", env={"TF_NUM_INTRAOP_THREADS": "abc"})
         runs.start("missing_flagfile", *attack, f"--flagfile={base / 'missing.flags'}", "--model=original",
                    f"--out={base / 'out_flagfile'}")
@@ -977,6 +983,21 @@ def test_training_refuses_a_directory_holding_the_users_files(tmp_path):
     assert snapshot(user) == before
 
 
+@pytest.mark.slow
+def test_overwrite_opens_a_directory_of_the_users_files_and_the_run_writes_there(tmp_path, data_dir):
+    from blurnet_tf import locks, rundir
+    from blurnet_tf.experiments.classifier_training import TrainingRun
+
+    user = users_run_dir(tmp_path / "mine")
+    (user / "notes.txt").write_text("keep me\n")
+    locks.claim_dir(user, rundir.TRAIN_WRITER, overwrite=True)  # asked for: no refusal
+    TrainingRun(epochs=1, max_train_images=16, batch_size=8).run(user, data_dir=data_dir, log=lambda m: None,
+                                                                   overwrite=True)
+    record = rundir.read_model(user)
+    assert record is not None and record.epochs == 1 and 0.0 <= record.legit_accuracy <= 1.0
+    assert locks.owner(user) == "train" and (user / "notes.txt").read_text() == "keep me\n"
+
+
 def test_a_run_directory_belongs_to_the_command_that_made_it(tmp_path):
     from blurnet_tf import locks, rundir
     from blurnet_tf.experiments.rp2_stickers import StickerAttack
@@ -1057,6 +1078,16 @@ def test_reproduce_checks_its_directories_before_the_first_step(binaries, run, f
     proc = runs.result(run)
     assert f"is a file, not a directory (--{flag})" in assert_bad_input(proc, str(paths["a_file"]))
     assert "profile smoke" not in proc.stdout and paths["a_file"].read_text() == "mine\n"
+
+
+@pytest.mark.slow
+def test_report_only_never_replaces_a_finished_report_with_an_emptier_one(binaries):
+    runs, paths = binaries
+    proc = runs.result("reproduce_report_only_over_a_report")
+    line = assert_bad_input(proc, f"{paths['finished_results'] / 'smoke'}: holds a report; --report_only would replace")
+    assert "steps not finished in" in line and "choose another --results_dir" in line
+    assert snapshot(paths["finished_results"]) == {"smoke/REPORT.md": b"the finished REPORT.md\n",
+                                                   "smoke/results.json": b"the finished results.json\n"}
 
 
 def test_directory_flags_are_checked_without_creating_anything(tmp_path):

@@ -111,3 +111,19 @@ def test_table4s_own_pgd_step_and_benchmark_give_the_same_victims(tmp_path, data
     asr = next(r["value"] for r in records if r["threat_model"] == "linf" and r["metric"] == "asr")
     clean = next(r["value"] for r in records if r["threat_model"] == "clean" and r["metric"] == "accuracy")
     assert clean == 1.0 and asr == pytest.approx(stored["asr"])  # every victim right: the two ASRs share a base
+
+
+def test_a_model_with_non_finite_logits_or_one_class_gets_no_verdict():
+    """argmax of an all-NaN row is class 0: without the check such a model reads as accurate and robust."""
+    import tensorflow as tf
+
+    x, y = banded(12, seed=9)
+    y = np.zeros_like(y)  # the label argmax(NaN) would "predict"
+    nan_on_last = lambda im: tf.where(tf.range(tf.shape(im)[0])[:, None] >= 10, np.nan, tf.zeros((1, CLASSES)))  # noqa: E731
+    nan = r"model: returns non-finite logits \(NaN or inf\) on "
+    for model, match in ((lambda im: tf.fill((tf.shape(im)[0], CLASSES), np.nan), nan + "12 of 12 images"),
+                         (nan_on_last, nan + "2 of 12 images"),
+                         (lambda im: tf.fill((tf.shape(im)[0], CLASSES), np.inf), nan + "12 of 12 images"),
+                         (lambda im: tf.reduce_mean(im, axis=(1, 2, 3))[:, None], "model: expected logits over at least 2 classes, got 1")):
+        with pytest.raises(ValueError, match=match):
+            benchmark(model, x, y, threat_models=("clean", "linf"), linf_steps=2)

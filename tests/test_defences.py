@@ -45,6 +45,25 @@ def test_tik_hf_with_window_3_by_hand():
     assert float(tik_hf(_as_maps(MAP), window=3)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_total_variation_tells_the_two_directions_apart():
+    # horizontal stripes: every row constant, so only the vertical differences count (|1-0| + |0-2| per column)
+    stripes = np.array([[0, 0, 0, 0], [1, 1, 1, 1], [-1, -1, -1, -1]], np.float32)
+    maps = _as_maps(stripes)
+    np.testing.assert_allclose(float(total_variation(maps)), 4 * (1 + 2))
+    # vertical stripes (the transpose): the same TV, now all of it horizontal
+    np.testing.assert_allclose(float(total_variation(_as_maps(stripes.T))), 4 * (1 + 2))
+
+
+def test_tik_hf_is_the_mean_over_maps_and_images_not_the_sum():
+    flat = np.full((3, 3), 2.0, np.float32)  # a constant map has no high-frequency energy
+    one = float(tik_hf(_as_maps(MAP)))
+    assert float(tik_hf(_as_maps(flat))) == pytest.approx(0.0, abs=1e-5)
+    assert float(tik_hf(_as_maps(MAP, flat))) == pytest.approx(one / 2, rel=1e-5)  # K = 2 maps
+    two_images = tf.concat([_as_maps(MAP), _as_maps(flat)], axis=0)  # N = 2 images of one map each
+    assert float(tik_hf(two_images)) == pytest.approx(one / 2, rel=1e-5)
+    assert float(tik_pseudo(_as_maps(MAP, MAP))) == pytest.approx(float(tik_pseudo(_as_maps(MAP))), rel=1e-5)
+
+
 def test_pseudo_inverse_operator_against_numpy():
     n = 5
     D = -np.eye(n) + np.eye(n, k=1)
@@ -110,6 +129,32 @@ def test_insert_blur_keeps_trained_weights_bit_identical():
                     assert a.dtype == b.dtype and np.array_equal(a, b)
         assert len(blurred.layers) == len(model.layers) + 1
         assert not {id(v) for v in model.weights} & {id(v) for v in blurred.weights}
+
+
+def test_insert_blur_uses_the_gaussian_and_its_sigma_on_the_input_and_after_the_first_layer():
+    """Table I's Gaussian blur: kind and sigma must reach the inserted layer (OpenCV as reference)."""
+    model = build_model("baseline")
+    x = np.random.default_rng(3).random((1, 32, 32, 3)).astype(np.float32)
+    model(x)
+    k, sigma, r = 5, 1.7, 2
+    blurred = layer_output_model(insert_blur(model, "input", k, kind="gaussian", sigma=sigma), "inserted_input_blur")
+    np.testing.assert_allclose(blurred(x).numpy()[0, r:-r, r:-r], cv2.GaussianBlur(x[0], (k, k), sigma)[r:-r, r:-r],
+                               atol=1e-5)
+    maps = layer_output_model(model)(x).numpy()[0]
+    blurred = layer_output_model(insert_blur(model, "l1", k, kind="gaussian", sigma=sigma), "inserted_l1_blur")
+    reference = np.stack([cv2.GaussianBlur(maps[..., c], (k, k), sigma) for c in range(maps.shape[-1])], axis=-1)
+    np.testing.assert_allclose(blurred(x).numpy()[0, r:-r, r:-r], reference[r:-r, r:-r], atol=1e-5)
+
+
+def test_a_blur_layer_rebuilt_from_its_config_keeps_its_kernel_and_its_penalty():
+    """Saved models are rebuilt from get_config: a learned blur that lost alpha (or sigma) would
+    train without eq. 2's penalty (or start from another kernel)."""
+    layer = BlurDepthwiseConv2D(5, init="gaussian", sigma=0.8, alpha=0.3)
+    again = BlurDepthwiseConv2D.from_config(layer.get_config())
+    again(tf.zeros((1, 8, 8, 2)))
+    g = cv2.getGaussianKernel(5, 0.8)
+    np.testing.assert_allclose(again.kernel.numpy()[:, :, 0, 0], g @ g.T, atol=1e-7)
+    assert float(again.losses[-1]) == pytest.approx(0.3 * float(linf_penalty(again.kernel)))
 
 
 @pytest.mark.slow

@@ -182,6 +182,38 @@ def test_seed_statistics_from_records_equal_those_from_the_run_directory(tmp_pat
     assert seed_statistics.claims(ours) == seed_statistics.claims(reference)
 
 
+def test_seed_statistics_put_targets_in_target_order_whatever_the_records_order():
+    """Paired comparisons draw the same target index for both rows: a row whose records come in
+    another order must still line its targets up, or a row against its own copy is not exactly 0."""
+    from blurnet_tf import paper
+    from blurnet_tf.evaluation.intervals import paired_difference
+    from blurnet_tf.reports import flat_records, seed_statistics
+
+    b = flat_records.RecordBuilder("abc", False)
+    hits = {3: "1" * 30 + "0" * 10, 7: "0" * 40, 12: "1" * 10 + "0" * 30}
+    for row, order in (("baseline", (3, 7, 12)), ("tv_1e-4", (12, 3, 7))):
+        for t in order:
+            where = dict(lam=paper.RP2_LAMBDA, target=t, images=40, attack="rp2")
+            b.add("table2_whitebox", row, "asr", hits[t].count("1") / 40, 0, success=hits[t], **where)
+            b.add("table2_whitebox", row, "l2", 0.1 * t, 0, **where)
+    wb = seed_statistics.from_records(b.rows, [0], ["baseline", "tv_1e-4"])["whitebox"]
+    for row in ("baseline", "tv_1e-4"):
+        assert [sum(v) for v in wb[row][0]["success"]] == [30, 0, 10]
+        assert wb[row][0]["l2"] == pytest.approx([0.3, 0.7, 1.2])
+    stack = lambda row: [wb[row][0]["success"]]  # noqa: E731
+    assert paired_difference(stack("tv_1e-4"), stack("baseline")) == {"mean": 0.0, "lo": 0.0, "hi": 0.0}
+
+
+def test_a_record_without_its_victims_is_rebuilt_on_the_number_of_images_it_was_measured_on():
+    from blurnet_tf import paper
+    from blurnet_tf.reports import flat_records, seed_statistics
+
+    b = flat_records.RecordBuilder("abc", False)
+    b.add("table2_whitebox", "baseline", "asr", 0.25, 0, lam=paper.RP2_LAMBDA, target=5, images=20, attack="rp2")
+    entry = seed_statistics.from_records(b.rows, [0], ["baseline"])["whitebox"]["baseline"][0]
+    assert entry["success"] == [[1] * 5 + [0] * 15]  # 25% of 20 images, not of the usual 40 victims
+
+
 def test_a_dirty_tree_is_marked(report):
     from blurnet_tf.reports import flat_records
 

@@ -22,7 +22,7 @@ from blurnet_tf.pipeline.step_process import THREAD_VARIABLES
 from blurnet_tf.pipeline.steps import Step, is_done, run_step, step_key
 from blurnet_tf.reports import format as report_format, report_writer
 
-from conftest import ROOT, ray_token_env, run_python, stop_ray_leftovers
+from conftest import ROOT, probe_step as _probe, ran as _ran, ray_token_env, run_python, stop_ray_leftovers
 
 
 from probe_experiments import CALLS, BadData, Counted, Timed
@@ -39,50 +39,6 @@ def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
     assert len(CALLS) == 2
     kept = list(tmp_path.glob("a.superseded-*"))
     assert len(kept) == 1 and (kept[0] / "result.txt").read_text() == "ok"
-
-
-def _probe(tmp_path, name, *args, inputs=()):
-    out = tmp_path / name
-    return Step(f"probe/{name}", "probe", out, command=["step_probe", f"--out={out}", *args], inputs=list(inputs))
-
-
-def _ran(step):
-    return json.loads((step.out / "ran.json").read_text())
-
-
-@pytest.fixture
-def probes(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests"))  # `python -m step_probe`
-    for name in THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
-def test_in_process_experiments_run_side_by_side_in_their_own_workers(tmp_path):
-    """Each step is a Ray task: two in-process experiments take the two places at once."""
-    steps = [Step(f"probe/e{i}", "probe", tmp_path / f"e{i}", experiment=Timed(sleep=3)) for i in range(2)]
-    run_all(steps, log=lambda m: None, jobs=2)
-    assert _ran(steps[1])["start"] < _ran(steps[0])["end"] and _ran(steps[0])["start"] < _ran(steps[1])["end"]
-    assert _ran(steps[0])["pid"] != _ran(steps[1])["pid"] != os.getpid()
-
-
-def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes):
-    slow = _probe(tmp_path, "slow", "--sleep=3")
-    after = _probe(tmp_path, "after", inputs=[tmp_path / "slow" / "ran.json"])  # reads what `slow` writes
-    free = _probe(tmp_path, "free", "--sleep=1")
-    inproc = Step("probe/inproc", "probe", tmp_path / "inproc", experiment=Timed(sleep=0.5))
-    seconds = run_all([slow, after, free, inproc], log=lambda m: None, jobs=2)
-    assert _ran(free)["start"] < _ran(slow)["end"]  # ran beside `slow`, though planned after `after`
-    assert _ran(inproc)["start"] < _ran(slow)["end"]
-    assert _ran(after)["start"] >= _ran(slow)["end"]
-    threads = step_threads(len(os.sched_getaffinity(0)) // 2 or 1)
-    assert _ran(free)["intra_op_threads"] == threads["TF_NUM_INTRAOP_THREADS"]
-    assert _ran(free)["gpu_growth"] == "true"  # two steps share a GPU instead of the first taking all of it
-    for step in (free, inproc):  # commands and in-process experiments alike: their threads and their node
-        record = json.loads((step.out / "step.json").read_text())
-        assert record["threads"] == threads and record["placement"]["resources"]["CPU"] == float(threads["TF_NUM_INTRAOP_THREADS"])
-        assert record["placement"]["node_id"] and record["placement"]["gpu_ids"] == []
-    assert set(seconds) == {"probe"} and seconds["probe"] >= 4.5
-    assert all(is_done(s) for s in (slow, after, free, inproc))
 
 
 def test_one_job_runs_the_plan_in_order_and_stops_at_a_failure(tmp_path, probes):
@@ -151,43 +107,6 @@ def test_steps_asking_for_a_gpu_each_see_their_own_on_a_cluster_with_a_fake_gpu_
     spans = sorted((_ran(s)["start"], _ran(s)["end"]) for s in steps)
     assert spans[2][0] >= min(spans[0][1], spans[1][1]) - 0.05  # the third waited for a free GPU
     assert [json.loads((s.out / "step.json").read_text())["placement"]["resources"]["GPU"] for s in steps] == [1.0] * 3
-
-
-def test_an_in_process_step_s_own_error_reaches_the_runner_as_itself(tmp_path):
-    """The step's DataError crosses the process boundary intact (the binaries print it as one line)."""
-    from blurnet_tf.errors import DataError
-
-    with pytest.raises(DataError, match="^victims.npz: expected 40 victims$"):
-        run_all([Step("probe/bad", "probe", tmp_path / "bad", experiment=BadData())], log=lambda m: None)
-
-
-def test_a_step_no_node_can_hold_is_refused_instead_of_waiting_for_ever(tmp_path):
-    from blurnet_tf.errors import SettingError
-
-    with pytest.raises(SettingError, match=r"^--gpus_per_step: a step asks for 1 GPUs, the largest Ray node has 0$"):
-        run_all([Step("probe/t", "probe", tmp_path / "t", experiment=Timed())], log=lambda m: None, gpus_per_step=1)
-
-
-def test_a_node_that_cannot_see_the_run_directory_is_named():
-    import ray
-
-    from blurnet_tf.pipeline.ray_nodes import nodes_not_seeing
-
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        assert nodes_not_seeing("/nonexistent/token") == [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
-    finally:
-        ray.shutdown()
-
-
-def test_after_a_failure_no_new_step_starts_and_the_running_one_finishes(tmp_path, probes):
-    steps = [_probe(tmp_path, "fails", "--fail"), _probe(tmp_path, "running", "--sleep=4"),
-             _probe(tmp_path, "later")]
-    lines = []
-    with pytest.raises(StepFailed, match="probe/fails"):
-        run_all(steps, log=lines.append, jobs=2)
-    assert is_done(steps[1]) and not (steps[2].out / "ran.json").exists()
-    assert any(line.startswith("stopping: probe/fails failed") and "probe/running" in line for line in lines)
 
 
 # Ctrl-C at a terminal: a suite started in the background from a script inherits SIGINT ignored
@@ -459,6 +378,42 @@ def test_the_blurnet_claim_judges_each_defence_against_the_baseline_on_shared_se
     data["whitebox"]["baseline"] = row(0.0)
     data["whitebox"]["conv_7"] = row(1.0)
     assert next(c for c in claims(data) if c[0].startswith("BlurNet's defences"))[1] == "not held"
+
+
+def test_the_worst_case_claim_picks_the_tv_row_by_worst_asr_and_judges_worst_not_average_asr():
+    from blurnet_tf.reports.seed_statistics import claims
+
+    def worst_claim(wb):
+        return next(c for c in claims(_seeds(whitebox=wb)) if c[0].startswith("TV and Tik_hf"))
+
+    spiky = [0.0] * 16 + [1.0]  # the lowest average ASR (1/17) but one target always falls: worst 100%
+    wb = {"tv_1e-4": _rows(0.1, seed=1), "tv_1e-5": _rows(spiky, seed=2), "tik_hf": _rows(0.1, seed=3),
+          "baseline": _rows(0.5, seed=4)}
+    _, verdict_, evidence = worst_claim(wb)
+    assert verdict_ == "held" and "tv_1e-4 − baseline" in evidence and "tv_1e-5 −" not in evidence
+    # tik_hf attacked less on average than the baseline (5/17), but 5 targets always fall: worst 100%
+    # (5, not 1: a resample of the targets misses all 5 with p = (12/17)^17 < 0.3%).
+    _, verdict_, evidence = worst_claim({**wb, "tik_hf": _rows([1.0] * 5 + [0.0] * 12, seed=3)})
+    assert verdict_ == "not held" and "tik_hf − baseline: +" in evidence
+
+
+def test_the_pgd_claim_reads_its_90_percent_floor_inclusively_and_a_straddling_interval_is_inconclusive():
+    from blurnet_tf.reports.seed_statistics import at_least, claims
+
+    assert at_least(0.9, 0.95, 0.9) == "held" and at_least(0.8, 0.9, 0.9) == "inconclusive"
+    assert at_least(0.8, 0.89, 0.9) == "not held"
+    nine_in_ten = {s: {"success": [[1] * 36 + [0] * 4]} for s in range(2)}  # 90% on 40 victims: about ±10 points
+    assert claims(_seeds(pgd={"a": nine_in_ten}))[3][1] == "inconclusive"
+
+
+def test_row_intervals_give_each_metric_its_own_statistic():
+    from blurnet_tf.reports.seed_statistics import row_intervals
+
+    five = _rows([1.0] * 5 + [0.0] * 12)  # 5 of 17 targets always fall, the rest never; L2 0.2 everywhere
+    iv = row_intervals(_seeds(whitebox={"tv_1e-4": five}))["whitebox"]["tv_1e-4"]
+    assert iv["avg_asr"]["mean"] == pytest.approx(5 / 17)
+    assert iv["worst_asr"]["mean"] == 1.0 and iv["worst_asr"]["hi"] == 1.0
+    assert iv["l2"] == pytest.approx({"mean": 0.2, "lo": 0.2, "hi": 0.2, "seeds": 2})
 
 
 def test_differences_over_ten_points_are_flagged():

@@ -110,6 +110,24 @@ def test_norm_is_nan_free_at_zero_and_nps_by_hand():
     assert float(nps(tf.constant(delta), colours)) == pytest.approx(0.5, rel=1e-5)
 
 
+def test_the_printability_term_is_added_to_the_loss_as_computed_by_hand():
+    """λ 0, a fixed noise colour and two printable colours: the first epoch's loss with NPS minus the one
+    without is the hand-computed score, sum over pixels of prod over colours of ||M delta - p||."""
+    import keras
+
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    x = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
+    mask = np.zeros((4, 4, 3), np.float32)
+    mask[1:3, 1:3] = 1.0  # a 2x2 sticker
+    colour, printable = (0.3, 0.4, 0.0), np.array([[0.1, 0.1, 0.1], [0.3, 0.4, 1.0]], np.float32)
+    masked = mask * np.array(colour, np.float32)
+    dist = np.linalg.norm(masked[:, :, None, :] - printable, axis=-1)  # [H, W, P]
+    expected = float(dist.prod(axis=-1).sum())  # 4 sticker pixels at 0.37 x 1.0, 12 outside at 0.17 x 1.12
+    runs = [rp2(model, x, mask, [1], lam=0.0, epochs=1, noise_init=colour, nps_colors=c) for c in (None, printable)]
+    assert runs[1].history["loss"][0, 0, 0] - runs[0].history["loss"][0, 0, 0] == pytest.approx(expected, rel=1e-4)
+    assert expected == pytest.approx(4 * 0.14 ** 0.5 + 12 * 0.03 ** 0.5 * 1.25 ** 0.5, rel=1e-5)
+
+
 @pytest.mark.slow
 def test_attack_binary_writes_results_and_resumes(tmp_path):
     args = ("-m", "blurnet_tf.cli.attack", "--model=original", "--flagfile=flags/attacks/whitebox.flags",

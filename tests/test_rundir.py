@@ -20,6 +20,25 @@ def test_a_record_round_trips_with_its_schema_and_seed(tmp_path):
     assert back == record and back.summary(0.002) == {"avg_asr": 0.5}
 
 
+def test_a_record_keeps_its_own_seed_where_no_flag_holds_it(tmp_path):
+    """The seed is written with the record: reading never falls back to the flags' seed (or 0) for it."""
+    import dataclasses
+
+    sticker = rundir.StickerRecord(flags={"seed": 0}, rows=[], aggregate={}, clean_victim_accuracy=1.0, seed=7)
+    model = rundir.ModelRecord(legit_accuracy=0.9, test_images=10, flags={}, seed=11)
+    for record in (sticker, model):
+        path = record.write(tmp_path / f"{record.KIND}.json")
+        assert json.loads(path.read_text())["seed"] == record.seed
+        assert type(record).read(path).seed == record.seed
+
+    @dataclasses.dataclass(frozen=True)
+    class Seeded:  # an in-process experiment's settings
+        seed: int = 5
+
+    rundir.write_result(Seeded(), tmp_path, {"x": 1.0})
+    assert rundir.ResultRecord.read(tmp_path / rundir.RESULTS_FILE).seed == 5
+
+
 def test_schema_zero_files_read_and_newer_schemas_are_refused(tmp_path):
     old = {"flags": {"seed": 2, "noise_clip": 20.0}, "rows": [], "aggregate": {}, "clean_victim_accuracy": 1.0,
            "history": {}, "versions": {}, "wall_seconds": 1.0}

@@ -26,6 +26,12 @@ def test_interpolation_weights_are_linear_between_the_bracketing_models_in_accur
     np.testing.assert_allclose(cliff[:, 3], [0.0, 0.0, 1.0])
 
 
+def test_a_gap_of_exactly_max_gap_is_interpolated_and_only_a_wider_one_is_a_collapse():
+    # 0.5, 0.75 and 0.125 are exact in binary: the gap is max_gap itself, not a rounding away from it.
+    np.testing.assert_allclose(frontier.interpolation_weights([0.5, 0.75], [0.625], max_gap=0.25)[:, 0], [0.5, 0.5])
+    assert np.isnan(frontier.interpolation_weights([0.5, 0.75], [0.625], max_gap=0.125)).all()
+
+
 def curve(asr_per_point, targets=4, victims=10):
     """success [P, T, V] whose every target has the given ASR (a multiple of 1/victims)."""
     return np.array([[[1] * round(a * victims) + [0] * (victims - round(a * victims))] * targets
@@ -57,6 +63,17 @@ def test_the_paired_interval_is_on_the_difference_and_seeds_are_averaged_after_i
     assert cell["mean"] == pytest.approx(by_hand) and cell["lo"] <= by_hand <= cell["hi"]
     with pytest.raises(ValueError, match="same seeds, targets and victims"):
         frontier.paired_difference_at((success, acc), (success[:, :, :5], acc), [0.9])
+
+
+def test_an_accuracy_counts_for_a_seed_only_where_every_curve_of_that_seed_reaches_it():
+    # Seed 1's baseline spans 90-100% only: at 85% only seed 0 has both curves. By default every
+    # seed must (None); with min_seeds=1 the difference is seed 0's alone: 0 - 0.5 at 85%.
+    defence = (np.stack([curve([0.0, 0.0])] * 2), np.array([[0.8, 1.0]] * 2))
+    baseline = (np.stack([curve([0.0, 1.0]), curve([1.0, 1.0])]), np.array([[0.8, 0.9], [0.9, 1.0]]))
+    assert frontier.paired_difference_at(defence, baseline, [0.85], max_gap=1.0) == [None]
+    (d,) = frontier.paired_difference_at(defence, baseline, [0.85], max_gap=1.0, min_seeds=1)
+    assert d == pytest.approx({"mean": -0.5, "lo": -0.5, "hi": -0.5, "seeds": 1})
+    assert frontier.curve_at(*baseline, [0.85], max_gap=1.0) == [None]
 
 
 def rows(family, point, seed, legit, asr, targets=(1, 2)):

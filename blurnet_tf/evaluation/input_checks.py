@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from blurnet_tf.attacks import logits_fn
 
+_BATCH = 256  # images per model call of the checks
+
 
 def _probabilities(out: np.ndarray) -> bool:
     return bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4))
@@ -27,13 +29,20 @@ def check_inputs(model, images, labels, mask=None, targets=None) -> tuple[np.nda
     y = np.asarray(labels)
     if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels: expected {len(x)} integer class indices, got {y.dtype} {y.shape}")
-    try:
-        out = np.asarray(logits_fn(model)(tf.constant(x[:2], tf.float32)))
+    try:  # every image: a NaN on one of them would be read as class 0 (argmax), i.e. a made-up verdict
+        f = logits_fn(model)
+        out = np.concatenate([np.asarray(f(tf.constant(x[i:i + _BATCH], tf.float32))) for i in range(0, len(x), _BATCH)])
     except Exception as exc:  # noqa: BLE001 - any failure of the user's model is reported as its input mismatch
         raise ValueError(f"model: cannot be called on images shaped {x.shape[1:]} ({type(exc).__name__})") from None
     if out.ndim != 2:
         raise ValueError(f"model: expected logits [N, classes], got an output shaped {out.shape}")
     classes = out.shape[1]
+    if classes < 2:
+        raise ValueError(f"model: expected logits over at least 2 classes, got {classes} output per image")
+    broken = ~np.isfinite(out).all(axis=1)
+    if broken.any():
+        raise ValueError(f"model: returns non-finite logits (NaN or inf) on {int(broken.sum())} of {len(x)} images; "
+                         "no accuracy or robustness can be read from them")
     if _probabilities(out):
         raise ValueError("model: returns probabilities (rows sum to 1); pass the model without its softmax (logits)")
     if y.min() < 0 or y.max() >= classes:
