@@ -32,7 +32,11 @@ def test_checks_with_nothing_to_attack_are_not_run_and_bad_arguments_are_named()
     assert at_target["checks"]["unrestricted_rp2"] is None  # every image already at the only target
     for kwargs, match in (({"x": x[:0], "y": labels[:0]}, "images: expected at least one image"),
                           ({"x": x, "y": labels[:-1]}, "labels: expected 6 integer class indices"),
-                          ({"x": x, "y": labels, "source": linear_case(classes=2)[0]}, "source: expected logits over")):
+                          ({"x": x, "y": labels, "source": linear_case(classes=2)[0]}, "source: expected logits over"),
+                          ({"x": x, "y": labels, "steps": 0}, r"steps: expected an integer >= 1, got 0"),
+                          ({"x": x, "y": labels, "eps": -0.1}, r"eps: expected a finite number > 0, got -0.1"),
+                          ({"x": x, "y": labels, "eps_grid": (0.1, float("nan"))}, "eps_grid: expected finite"),
+                          ({"x": x, "y": labels, "rp2_lambda": -1.0}, "rp2_lambda: expected a finite number >= 0")):
         with pytest.raises(ValueError, match=match):
             strength_checks(model, **{"steps": 2, **kwargs})
 

@@ -167,7 +167,9 @@ def test_rp2_refuses_settings_out_of_range_with_one_error_naming_each(original_m
                           ({"lam": 0.002, "targets": 18}, r"targets must be classes of the model \(0..17\)"),
                           ({"lam": 0.002, "targets": -1}, "targets must be class indices"),
                           ({"lam": 0.002, "epochs": -1}, "epochs must be an integer"),
-                          ({"lam": 0.002, "norm": "linf"}, "norm must be l1 or l2")):
+                          ({"lam": 0.002, "norm": "linf"}, "norm must be l1 or l2"),
+                          ({"lam": 0.002, "noise_clip": float("nan")}, "noise_clip must be a positive number"),
+                          ({"lam": 0.002, "noise_clip": 0.0}, "noise_clip must be a positive number")):
         args = {"mask": mask, "targets": 5, "epochs": 1, **kwargs}
         with pytest.raises(ValueError, match=match):
             rp2(original_model, victims[:2], args.pop("mask"), args.pop("targets"), **args)

@@ -98,7 +98,7 @@ def nps(masked: tf.Tensor, colors: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.reduce_prod(dist, axis=-1), axis=(-2, -1))
 
 
-def _check(images, mask, lam, targets, epochs, lr, norm):
+def _check(images, mask, lam, targets, epochs, lr, norm, noise_clip=20.0):
     """(lambdas, targets) as arrays, or one ValueError naming the setting that is out of range."""
     lambdas = np.atleast_1d(np.asarray(lam, np.float64)).astype(np.float32)
     targets = np.atleast_1d(np.asarray(targets))
@@ -113,8 +113,9 @@ def _check(images, mask, lam, targets, epochs, lr, norm):
         raise ValueError("mask must hold only 0 (image) and 1 (sticker); threshold a grey mask first")
     if not (isinstance(epochs, (int, np.integer)) and epochs >= 0):  # 0: the initial noise only
         raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
-    if not (np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    for name, value in (("lr", lr), ("noise_clip", noise_clip)):  # a NaN clip: every adversarial image NaN
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
     if norm not in ("l1", "l2"):
         raise ValueError(f"norm must be l1 or l2, got {norm!r}")
     return lambdas, targets.astype(np.int32)
@@ -183,10 +184,10 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.n
     ------
     ValueError
         One naming the setting: a non-finite or negative λ, a mask not of 0 and 1, a target not
-        a class of the model, epochs < 0, lr <= 0, a norm not l1 / l2, extra_loss without a Keras model.
+        a class of the model, epochs < 0, lr or noise_clip not > 0, a norm not l1 / l2, extra_loss without a Keras model.
     """
     images, input_clip = x, clip_values
-    lambdas, targets = _check(images, mask, lam, targets, epochs, lr, norm)
+    lambdas, targets = _check(images, mask, lam, targets, epochs, lr, norm, noise_clip)
     images = tf.constant(images, tf.float32)
     mask = tf.constant(mask, tf.float32)
     L, T, N = len(lambdas), len(targets), int(images.shape[0])

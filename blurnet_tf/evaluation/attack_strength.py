@@ -48,6 +48,14 @@ def _moved(run) -> float | None:
     return float(np.mean((run.predictions[0] != clean)[pairs])) if pairs.any() else None
 
 
+def _positive(v: Any) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v)) and v > 0
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+
+
 def _gradients(f, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     """Each image's input gradient of its cross-entropy; None where none reaches the input (rounding)."""
     xt = tf.constant(x)
@@ -113,12 +121,20 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
     Raises
     ------
     ValueError
-        Naming the argument, if x, y, mask, targets, model or source do not fit.
+        Naming the argument, if x, y, mask, targets, model or source do not fit, or a number is out of
+        its range (eps and eps_grid finite and > 0, steps and rp2_epochs integers >= 1, rp2_lambda >= 0).
 
     References
     ----------
     Athalye et al., ICML 2018, §3.1 and §5; Carlini et al., "On evaluating adversarial robustness", 2019, §4-5.
     """
+    for arg, value, ok, expected in (
+            ("eps", eps, _positive(eps), "a finite number > 0"),
+            ("eps_grid", eps_grid, len(eps_grid) > 0 and all(_positive(e) for e in eps_grid), "finite numbers > 0"),
+            ("steps", steps, _count(steps), "an integer >= 1"), ("rp2_epochs", rp2_epochs, _count(rp2_epochs), "an integer >= 1"),
+            ("rp2_lambda", rp2_lambda, _positive(rp2_lambda) or rp2_lambda == 0, "a finite number >= 0")):
+        if not ok:  # before any work: steps=0 would divide by zero, a negative ε "pass"
+            raise ValueError(f"{arg}: expected {expected}, got {value!r}")
     x, y, classes = check_inputs(model, x, y, mask, targets)
     if source is not None:
         check_source(source, x, classes)
