@@ -230,6 +230,8 @@ def binaries(tmp_path_factory):
             (paths["finished_results"] / "smoke" / name).write_text(f"the finished {name}\n")
         runs.start("reproduce_report_only_over_a_report", *reproduce, "--profile=smoke", "--report_only",
                    f"--work_dir={base / 'work_none'}", f"--results_dir={paths['finished_results']}")
+        runs.start("reproduce_seed_too_big", *reproduce, "--profile=smoke", "--seeds=0,4294967296",
+                   f"--work_dir={base / 'work_seed'}", f"--results_dir={base / 'results_seed'}")
         runs.start("train_thread_variable", *train, f"--out={base / 'out_threads'}", env={"TF_NUM_INTRAOP_THREADS": "abc"})
         runs.start("missing_flagfile", *attack, f"--flagfile={base / 'missing.flags'}", "--model=original",
                    f"--out={base / 'out_flagfile'}")
@@ -400,6 +402,17 @@ TRAINING_CASES = [
     ("validation_fraction", dict(validation_fraction=NAN)),
     ("max_train_images", dict(max_train_images=-1)),
     ("precision", dict(precision="float64")),
+    ("seed", dict(seed=2 ** 32)),
+    ("seed", dict(seed=-1)),
+    ("split_seed", dict(split_seed=2 ** 32)),
+    ("alpha", dict(defence="tv", params={"alpha": -1.0})),
+    ("alpha", dict(defence="tv", params={"alpha": NAN})),
+    ("pgd_eps", dict(defence="adv_train", params={"pgd_eps": -0.1})),
+    ("pgd_steps", dict(defence="adv_train", params={"pgd_steps": 0})),
+    ("fgsm_eps", dict(defence="fgsm_train", params={"fgsm_eps": 5.0})),
+    ("gn_sigma", dict(defence="defendpp", params={"gn_sigma": -1.0})),
+    ("blur_sigma", dict(defence="conv", params={"blur_sigma": NAN})),
+    ("tik_window", dict(defence="tik_hf", params={"tik_window": 0})),
 ]
 
 
@@ -1078,6 +1091,14 @@ def test_reproduce_checks_its_directories_before_the_first_step(binaries, run, f
     proc = runs.result(run)
     assert f"is a file, not a directory (--{flag})" in assert_bad_input(proc, str(paths["a_file"]))
     assert "profile smoke" not in proc.stdout and paths["a_file"].read_text() == "mine\n"
+
+
+@pytest.mark.slow
+def test_reproduce_refuses_a_seed_beyond_32_bits_before_any_work(binaries):
+    runs, paths = binaries
+    proc = runs.result("reproduce_seed_too_big")
+    assert_bad_input(proc, "--seeds: expected distinct integers in 0..4294967295, got 0,4294967296")
+    assert "profile smoke" not in proc.stdout
 
 
 @pytest.mark.slow

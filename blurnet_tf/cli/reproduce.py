@@ -63,8 +63,8 @@ def main(argv):
         from blurnet_tf import cli
 
         seeds = cli.int_list("seeds", ",".join(FLAGS.seeds))
-        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
-            raise cli.SettingError("seeds", f"expected distinct integers >= 0, got {','.join(FLAGS.seeds)}")
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > 2 ** 32 - 1:  # 32-bit seeds
+            raise cli.SettingError("seeds", f"expected distinct integers in 0..{2 ** 32 - 1}, got {','.join(FLAGS.seeds)}")
         profile = dataclasses.replace(profile, seeds=seeds)
     if FLAGS.address and not FLAGS.report_only:  # before anything is written
         from blurnet_tf.pipeline.ray_nodes import check_reachable

@@ -17,6 +17,33 @@ from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.errors import SettingError
 
 
+MAX_SEED = 2 ** 32 - 1
+
+
+def _finite(low, high=math.inf, low_open=False):
+    return lambda v: math.isfinite(v) and (v > low if low_open else v >= low) and v <= high
+
+
+# The defences' numeric parameters (registry.DEFENCE_PARAMS) and what each may be: a NaN or a negative
+# weight would train a model no paper describes, and fail (if at all) far from the flag.
+PARAM_RANGES = {
+    "alpha": (_finite(0.0), "a finite number >= 0"),
+    "blur_sigma": (_finite(0.0, low_open=True), "a finite number > 0"),
+    "sigma": (_finite(0.0), "a finite number >= 0"),
+    "pgd_eps": (_finite(0.0, 1.0), "a finite number in [0, 1]"),
+    "pgd_step": (_finite(0.0, 1.0, low_open=True), "a finite number in (0, 1]"),
+    "fgsm_eps": (_finite(0.0, 1.0), "a finite number in [0, 1]"),
+    "gn_sigma": (_finite(0.0), "a finite number >= 0"),
+    "low_pass_weight": (_finite(0.0), "a finite number >= 0"),
+    "reconstruction_weight": (_finite(0.0), "a finite number >= 0"),
+    "kernel_size": (lambda v: v >= 1, "an integer >= 1"),
+    "tik_window": (lambda v: v >= 1, "an integer >= 1"),
+    "pgd_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "alternating_cycles": (lambda v: v >= 1, "an integer >= 1"),
+    "alternating_epochs": (lambda v: v >= 1, "an integer >= 1"),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingRun:
     """Every setting that defines a trained model (a checkpoint of other settings is refused)."""
@@ -64,6 +91,12 @@ class TrainingRun:
         _check(0 <= self.validation_fraction < 1, "validation_fraction",
                f"expected a fraction in [0, 1), got {self.validation_fraction}")
         _check(self.max_train_images >= 0, "max_train_images", f"expected an integer >= 0, got {self.max_train_images}")
+        for name in ("seed", "split_seed"):  # NumPy's and TensorFlow's seeds are 32-bit
+            value = getattr(self, name)
+            _check(0 <= value <= MAX_SEED, name, f"expected an integer in 0..{MAX_SEED}, got {value}")
+        for name, value in self.params.items():
+            ok, expected = PARAM_RANGES.get(name, (lambda v: True, ""))
+            _check(value is None or ok(value), name, f"expected {expected}, got {value}")
         _check(all(1 <= e <= self.epochs for e in self.snapshot_epochs), "snapshot_epochs",
                f"expected epochs in 1..{self.epochs}, got {list(self.snapshot_epochs)}")
         _check(all(s >= 1 for s in self.snapshot_steps), "snapshot_steps",
