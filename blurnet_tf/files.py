@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io as _stdio
 import json
 import math
@@ -152,6 +153,28 @@ def package_versions() -> dict[str, Any]:
             "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
             "scipy": scipy.__version__, "opencv": cv2.__version__, "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "commit": git_commit()}
+
+
+def code_digest(root: str | os.PathLike[str] | None = None) -> str:
+    """A digest of the code a reproduction runs: every module of blurnet_tf as its syntax tree (docstrings,
+    comments and layout left out, so prose edits do not count) and every flagfile. Stored with a result set,
+    it tells whether the committed numbers are what the current code writes (tests/test_stored_results.py)."""
+    import ast
+
+    root = pathlib.Path(root or pathlib.Path(__file__).resolve().parents[1])
+    digest = hashlib.sha256()
+    for path in sorted((root / "blurnet_tf").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(f"{path.relative_to(root).as_posix()}\n{ast.dump(tree)}\n".encode())
+    for path in sorted((root / "flags").rglob("*.flags")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\n" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def git_commit(root=None) -> str:

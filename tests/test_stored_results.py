@@ -135,3 +135,33 @@ def test_the_older_full_run_states_its_provenance_and_carries_no_stale_pixel_def
     from blurnet_tf.reports import flat_records
 
     assert not [r for r in flat_records.read(STORED / flat_records.JSON_FILE) if r.experiment.startswith("pixel")]
+
+
+def test_the_committed_quick_results_are_what_the_current_code_writes():
+    """results/quick is the README's excerpt: it must be the output of the code as it is now. The report
+    stores the digest of the code it ran (files.code_digest); a change to that code since fails here until
+    `./run.sh` is run again from a clean tree and results/quick committed."""
+    from blurnet_tf import files
+
+    meta = _committed_tables(ROOT / "results" / "quick", "./run.sh")["metadata"]
+    assert meta.get("code") == files.code_digest(), (
+        "the code the quick profile runs changed since results/quick was written: run ./run.sh and commit results/quick")
+    assert meta.get("dirty") is False  # written from a committed tree
+
+
+def test_the_code_digest_ignores_prose_and_sees_code(tmp_path):
+    from blurnet_tf import files
+
+    (tmp_path / "blurnet_tf").mkdir()
+    (tmp_path / "flags").mkdir()
+    module, flagfile = tmp_path / "blurnet_tf" / "m.py", tmp_path / "flags" / "a.flags"
+    module.write_text('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
+    flagfile.write_text("--epochs=3\n")
+    first = files.code_digest(tmp_path)
+    module.write_text('"""Other words."""\n\n\ndef f(x):  # a comment\n    """More."""\n    return x + 1\n')
+    assert files.code_digest(tmp_path) == first  # docstrings, comments, blank lines
+    module.write_text('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 2\n')
+    assert files.code_digest(tmp_path) != first
+    module.write_text('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
+    flagfile.write_text("--epochs=4\n")
+    assert files.code_digest(tmp_path) != first

@@ -38,7 +38,8 @@ def metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs):
     seconds = dict(sorted(seconds.items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else len(STAGES)))
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return {"profile": profile.name, "commit": files.git_commit(), "versions": files.package_versions(),
+    return {"profile": profile.name, "commit": files.git_commit(), "code": files.code_digest(),
+            "versions": files.package_versions(),
             "seeds": _seeds(work_dir),
             "hardware": {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
                          "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]},
