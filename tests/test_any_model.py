@@ -177,3 +177,28 @@ def test_defendpp_trains_on_another_model_given_its_taps_by_layer_name_and_survi
     again = load_model(tmp_path / "defended.keras")
     assert again.taps == defended.taps and again.explicit_taps
     np.testing.assert_allclose(classifier_of(again)(x[:4]), model(x[:4]), atol=1e-6)
+
+
+@pytest.mark.parametrize("first", ["rescaling", "conv"])
+def test_insert_blur_on_a_sequential_model_keeps_its_first_layer(first):
+    """keras.Sequential lists no InputLayer: its first layer (weightless or not) must be copied too. An
+    identity blur (1x1 box) then leaves the logits exactly as they were."""
+    head = keras.layers.Rescaling(0.5, offset=0.25) if first == "rescaling" else keras.layers.Conv2D(4, 3, name="stem")
+    model = keras.Sequential([keras.Input((SIZE, SIZE, 3)), head, keras.layers.Conv2D(6, 3, name="maps"),
+                              keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    x = images(4)
+    for where, after in (("input", "maps"), ("l1", "maps")):
+        blurred = insert_blur(model, where, kernel_size=1, after=after)
+        copied = [type(lay) for lay in blurred.layers if not isinstance(lay, (keras.layers.InputLayer, BlurDepthwiseConv2D))]
+        assert copied == [type(layer) for layer in model.layers]
+        np.testing.assert_allclose(blurred(x).numpy(), model(x).numpy(), atol=1e-6)
+
+
+def test_a_layer_name_the_model_lacks_is_refused_naming_the_layers_it_has():
+    """The LISA-CNN's layer names are defaults of the generic helpers: another model gets a line naming its
+    own layers, not TensorFlow's "No such layer"."""
+    model = small_model()
+    for call in (lambda: layer_output_model(model),
+                 lambda: rp2(model, images(2), sticker_mask(), [1], lam=0.0, epochs=1, extra_loss=total_variation)):
+        with pytest.raises(ValueError, match=r"has no layer 'relu1' .* pass one of its own: .*stem_conv, stem, maps_conv"):
+            call()

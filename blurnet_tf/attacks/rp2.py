@@ -22,7 +22,7 @@ import tensorflow as tf
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 from blurnet_tf.dct import low_pass
-from blurnet_tf.models.lisa_cnn import FIRST_LAYER
+from blurnet_tf.models.lisa_cnn import FIRST_LAYER, layer_output_model
 
 _TINY = 1e-12
 
@@ -206,7 +206,7 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.n
     if extra_loss and not isinstance(model, keras.Model):
         raise ValueError("extra_loss reads the maps of feature_layer: it needs a Keras model, not a plain callable")
     inputs = model.inputs[0] if extra_loss and len(model.inputs) == 1 else getattr(model, "inputs", None)  # called on one tensor
-    net = logits_fn(keras.Model(inputs, [model.output, model.get_layer(feature_layer).output])
+    net = logits_fn(keras.Model(inputs, [model.output, layer_output_model(model, feature_layer).output])
                     if extra_loss else model)
     lam_t = tf.constant(lambdas)[:, None]
     target_rows = tf.constant(np.broadcast_to(targets[None, :, None], (L, T, N)).reshape(-1))

@@ -142,15 +142,18 @@ def insert_blur(trained_model: keras.Model, where: str = "input", kernel_size: i
     source = trained_model
     if where == "l1" and after not in [layer.name for layer in source.layers]:
         raise ValueError(f"{source.name} has no layer {after!r} to blur after")
-    for previous, layer in zip(source.layers, source.layers[1:]):  # copied in order: a chain only
-        if layer.input is not previous.output:
-            raise ValueError(f"{source.name}: {layer.name} does not take {previous.name}'s output alone; "
+    # A functional model lists its InputLayer, a Sequential one does not: every other layer is copied.
+    chain = [layer for layer in source.layers if not isinstance(layer, keras.layers.InputLayer)]
+    for previous, layer in zip([None, *chain], chain):  # copied in order: a chain only
+        feeds, what = (source.inputs[0], "the input") if previous is None else (previous.output, f"{previous.name}'s output")
+        if layer.input is not feeds:
+            raise ValueError(f"{source.name}: {layer.name} does not take {what} alone; "
                              "insert_blur copies chains of layers (Sequential-like models) only")
     inputs = keras.Input(source.input_shape[1:], name="image")
     x = inputs
     if where == "input":
         x = BlurDepthwiseConv2D(kernel_size, init=kind, sigma=sigma, trainable=False, name="inserted_input_blur")(x)
-    for layer in source.layers[1:]:
+    for layer in chain:
         copy = layer.__class__.from_config(layer.get_config())
         x = copy(x)
         copy.set_weights(layer.get_weights())

@@ -212,8 +212,10 @@ class DefendPP(keras.Model):
             return (0.0, 1.0) if epoch % cycle < self.alternating_epochs else (1.0, 0.0)
         return (1.0, 1.0)
 
-    def training_callbacks(self) -> list[keras.callbacks.Callback]:
-        return [_LossSchedule()]
+    def fit(self, *args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
+        """keras.Model.fit with the schedule's callback always on ('alternating' must never train jointly)."""
+        callbacks = [c for c in callbacks or [] if not isinstance(c, _LossSchedule)] + [_LossSchedule()]
+        return super().fit(*args, callbacks=callbacks, **kwargs)
 
     def losses_on(self, x: tf.Tensor, y: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """(total, L_cls incl. the model's add_loss terms, L_rect, logits)."""
@@ -257,9 +259,7 @@ class DefendPP(keras.Model):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DefendPP:
-        config = dict(config)
-        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
-        return cls(**config)
+        return cls(**{**config, "classifier": keras.saving.deserialize_keras_object(config["classifier"])})
 
 
 class _LossSchedule(keras.callbacks.Callback):

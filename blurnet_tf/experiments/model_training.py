@@ -218,8 +218,7 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
                      Snapshots(out_dir, snapshot_epochs, snapshot_steps, steps, validation_data),
                      EpochCheckpoint(out_dir, checkpoint_every, epochs, chash, history, seconds_before),
                      keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard"))]
-        # Models with a training schedule (Defend++'s alternating phases) bring their own callbacks.
-        callbacks += model.training_callbacks() if hasattr(model, "training_callbacks") else []
+        # Defend++'s alternating phases: DefendPP.fit adds its schedule's callback itself.
         model.fit(ds, epochs=epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
                   validation_data=validation_data, callbacks=callbacks, verbose=verbose,
                   shuffle=False)  # epoch_dataset shuffles; without this Keras warns it ignores shuffle=True

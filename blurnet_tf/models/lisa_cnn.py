@@ -131,6 +131,16 @@ def layer_output_model(model: keras.Model, layer_name: str = FIRST_LAYER) -> ker
     -------
     keras.Model
         A model sharing `model`'s layers and weights, from its input to that layer's output.
+
+    Raises
+    ------
+    ValueError
+        If `model` has no layer `layer_name` (the message lists the layers it has: the default is the
+        LISA-CNN's; another model names its own layer).
     """
+    names = [layer.name for layer in model.layers]
+    if layer_name not in names:
+        raise ValueError(f"{model.name} has no layer {layer_name!r} (the default names the LISA-CNN's first layer); "
+                         f"pass one of its own: {', '.join(names)}")
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # called on one tensor: no structure warning
     return keras.Model(inputs, model.get_layer(layer_name).output)
