@@ -332,3 +332,18 @@ def test_penalty_share_logs_the_final_models_cross_entropy_penalty_and_gradient_
     _, plain, _ = train(tiny_model, (x, y), tmp_path / "plain", epochs=1, batch_size=32, seed=0, verbose=0,
                         penalty_share=True)
     assert plain[-1]["monitor_penalty"] == 0.0 and plain[-1]["monitor_grad_penalty"] == 0.0
+
+
+def test_a_users_folders_named_like_checkpoint_leftovers_are_kept_and_ours_are_cleared(tmp_path):
+    """--overwrite opens a user's directory: its checkpoint.old/ or checkpoint.<n>.tmp/ of other files is
+    moved aside, never deleted; a killed writer's own leftovers (only checkpoint files) still go."""
+    mine_old, mine_tmp, ours_tmp = (tmp_path / "checkpoint.old", tmp_path / "checkpoint.7.tmp",
+                                    tmp_path / "checkpoint.8.tmp")
+    for folder, name in ((mine_old, "notes.txt"), (mine_tmp, "data.csv"), (ours_tmp, ".state.json.8.tmp")):
+        folder.mkdir()
+        (folder / name).write_text("x")
+    (ours_tmp / "model.keras").write_bytes(b"partial")
+    training_checkpoint.recover_checkpoint(tmp_path)
+    assert (tmp_path / "checkpoint.old.corrupt-0" / "notes.txt").is_file()
+    assert (tmp_path / "checkpoint.7.tmp.corrupt-0" / "data.csv").is_file()
+    assert not ours_tmp.exists() and not mine_old.exists() and not mine_tmp.exists()

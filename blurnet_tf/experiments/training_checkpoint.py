@@ -9,6 +9,7 @@ with other settings is refused.
 import json
 import os
 import pathlib
+import re
 import shutil
 import time
 
@@ -74,10 +75,23 @@ def _fsync(path):
         os.close(fd)
 
 
+_CHECKPOINT_NAME = re.compile(r"\.?(model\.keras|state\.json)(\.\d+\.tmp)?")  # a file and its temp (files.py)
+
+
+def _ours(path):
+    """A directory holding only what write_checkpoint writes (a kill may leave a temp file); a user's folder
+    of the same name holds something else."""
+    return path.is_dir() and all(_CHECKPOINT_NAME.fullmatch(p.name) for p in path.iterdir())
+
+
 def recover_checkpoint(out_dir):
-    """Finishes a swap that a kill interrupted and removes killed writers' temp directories."""
+    """Finishes a swap that a kill interrupted and removes killed writers' temp directories. A folder of
+    those names holding anything else is not ours (--overwrite opened a user's directory): moved aside."""
     out_dir = pathlib.Path(out_dir)
     ckpt, old = out_dir / CHECKPOINT_DIR, out_dir / (CHECKPOINT_DIR + OLD_SUFFIX)
+    for leftover in [old, *out_dir.glob(f"{CHECKPOINT_DIR}.*.tmp")]:
+        if leftover.exists() and not _ours(leftover):
+            files.move_aside(leftover, "not a checkpoint this training wrote; kept")
     if old.exists() and not ckpt.exists():
         os.replace(old, ckpt)  # killed between the two renames: the old checkpoint is the last one
     shutil.rmtree(old, ignore_errors=True)
