@@ -25,3 +25,15 @@ def renamed_keywords(**old_to_new):
         return call
 
     return wrap
+
+
+def no_longer_needed(name, why):
+    """Method `name`, kept for one release though it does nothing any more: warns (saying `why`), returns []."""
+
+    def method(self):
+        warnings.warn(f"{type(self).__name__}.{name}() is deprecated and goes in {REMOVED_IN}: {why}",
+                      DeprecationWarning, stacklevel=2)
+        return []
+
+    method.__name__ = name
+    return method

@@ -200,3 +200,9 @@ def test_fgsm_training_uses_exact_fgsm_examples():
     expected = np.clip(x + 0.2 * np.sign(tape.gradient(loss, xt).numpy()), 0, 1)
     np.testing.assert_allclose(model.adversarial(tf.constant(x), tf.constant(y, tf.int64)).numpy(), expected,
                                atol=1e-6)
+
+
+def test_the_old_training_callbacks_call_still_works_and_says_it_is_no_longer_needed():
+    model = build_model("defendpp", "mnist", schedule="alternating")
+    with pytest.warns(DeprecationWarning, match=r"DefendPP.training_callbacks\(\) is deprecated .* fit adds"):
+        assert model.training_callbacks() == []

@@ -23,18 +23,25 @@ CPUS_PER_STEP = max(1, len(os.sched_getaffinity(0)) // PLACES)
 def shared_ray():
     """One local Ray instance of PLACES x CPUS_PER_STEP CPUs for the module; its workers start command steps
     with tests/ on the path (`python -m step_probe`), which they inherit from this process at start."""
+    import shutil
     import tempfile
 
     import ray
 
-    old = os.environ.get("PYTHONPATH")
+    from blurnet_tf.pipeline.ray_executor import OBJECT_STORE
+
+    # As run_all starts its own instance: a token of this session (conftest), no usage report, a small
+    # object store and a temp dir of its own (removed after).
+    assert os.environ.get("RAY_AUTH_TOKEN")
+    old, temp = os.environ.get("PYTHONPATH"), tempfile.mkdtemp(prefix="blurnet-ray-")
     os.environ["PYTHONPATH"] = str(ROOT / "tests")
     try:
-        ray.init(address="local", num_cpus=PLACES * CPUS_PER_STEP, num_gpus=0, include_dashboard=False,
-                 log_to_driver=False, logging_level="ERROR", _temp_dir=tempfile.mkdtemp(prefix="blurnet-ray-"))
+        ray.init(address="local", num_cpus=PLACES * CPUS_PER_STEP, num_gpus=0, object_store_memory=OBJECT_STORE,
+                 include_dashboard=False, log_to_driver=False, logging_level="ERROR", _temp_dir=temp)
         yield
     finally:
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
         if old is None:
             os.environ.pop("PYTHONPATH", None)
         else:

@@ -139,11 +139,16 @@ def test_the_older_full_run_states_its_provenance_and_carries_no_stale_pixel_def
 
 def test_the_committed_quick_results_are_what_the_current_code_writes():
     """results/quick is the README's excerpt: it must be the output of the code as it is now. The report
-    stores the digest of the code it ran (files.code_digest); a change to that code since fails here until
-    `./run.sh` is run again from a clean tree and results/quick committed."""
+    stores the digest of the code its steps ran under (files.code_digest, recorded by each step); a change to
+    that code since fails here until `./run.sh` is run again from a clean tree and results/quick committed."""
+    import platform
+
     from blurnet_tf import files
 
     meta = _committed_tables(ROOT / "results" / "quick", "./run.sh")["metadata"]
+    written_with = ".".join(meta["versions"]["python"].split(".")[:2])
+    if written_with != ".".join(platform.python_version_tuple()[:2]):  # ast.dump's form changes between them
+        pytest.skip(f"results/quick was written under Python {written_with}: its code digest is that version's")
     assert meta.get("code") == files.code_digest(), (
         "the code the quick profile runs changed since results/quick was written: run ./run.sh and commit results/quick")
     assert meta.get("dirty") is False  # written from a committed tree

@@ -342,7 +342,7 @@ def test_a_users_folders_named_like_checkpoint_leftovers_are_kept_and_ours_are_c
     for folder, name in ((mine_old, "notes.txt"), (mine_tmp, "data.csv"), (ours_tmp, ".state.json.8.tmp")):
         folder.mkdir()
         (folder / name).write_text("x")
-    (ours_tmp / "model.keras").write_bytes(b"partial")
+    (ours_tmp / ".model.8.tmp.keras").write_bytes(b"partial")  # a kill during the model's save
     training_checkpoint.recover_checkpoint(tmp_path)
     assert (tmp_path / "checkpoint.old.corrupt-0" / "notes.txt").is_file()
     assert (tmp_path / "checkpoint.7.tmp.corrupt-0" / "data.csv").is_file()

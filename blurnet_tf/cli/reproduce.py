@@ -44,7 +44,8 @@ flags.DEFINE_float("gpus_per_step", 0.0, "GPUs each step asks Ray for (0.5: two 
                    "its own (CUDA_VISIBLE_DEVICES).")
 flags.register_validator("cpus_per_step", lambda v: v is None or v > 0, "--cpus_per_step: expected a number > 0")
 flags.register_validator("gpus_per_step", lambda v: v >= 0, "--gpus_per_step: expected a number >= 0")
-flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any.")
+flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any (refused "
+                     "where it would replace a report with one of fewer steps or seeds).")
 
 
 def main(argv):
@@ -86,7 +87,9 @@ def main(argv):
         raise DataError(pathlib.Path("flags/models").resolve(), "flagfiles not found: run from the repository root")
     plan = build_plan(profile, work_dir, FLAGS.data_dir)
     if FLAGS.report_only and not profile.tradeoff:  # (the trade-off report merges its parts by design)
-        _keep_a_fuller_report(pathlib.Path(FLAGS.results_dir) / profile.name, plan, work_dir)
+        from blurnet_tf.pipeline.steps import keep_a_fuller_report
+
+        keep_a_fuller_report(pathlib.Path(FLAGS.results_dir) / profile.name, plan, work_dir, profile.seeds)
     steps = plan
     if FLAGS.stages:
         unknown = set(FLAGS.stages) - {s.stage for s in steps}
@@ -124,20 +127,6 @@ def main(argv):
     print(f"wrote {report}{'' if profile.tradeoff or profile.long_training or profile.robustness else f' and {FLAGS.results_dir}/REPORT.md'} in {(time.time() - started) / 60:.1f} min", flush=True)
     for stage, seconds in stage_seconds.items():
         print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)
-
-
-def _keep_a_fuller_report(results, plan, work_dir):
-    """--report_only never replaces a report with one made from fewer finished steps (a fresh clone's
-    empty runs/ would otherwise wipe the committed results): refused, naming what is missing."""
-    from blurnet_tf import rundir
-    from blurnet_tf.errors import DataError
-    from blurnet_tf.pipeline.steps import status
-
-    missing = [s.name for s in plan if status(s) != "done"]
-    if missing and (results / rundir.RESULTS_FILE).exists():
-        raise DataError(results, f"holds a report; --report_only would replace it with one lacking {len(missing)} of "
-                                 f"{len(plan)} steps not finished in {work_dir} (e.g. {missing[0]}): run them first "
-                                 "(without --report_only), or choose another --results_dir")
 
 
 if __name__ == "__main__":

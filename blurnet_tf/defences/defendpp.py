@@ -32,6 +32,7 @@ import tensorflow as tf
 from keras import layers
 
 from blurnet_tf.dct import low_pass_downsample
+from blurnet_tf.deprecation import no_longer_needed
 from blurnet_tf.defences.defendpp_decoder import DECODERS, decode
 
 PAPER_LOW_PASS_WEIGHT = 0.01  # λ of eq. 3
@@ -182,14 +183,12 @@ class DefendPP(keras.Model):
         super().__init__(**kwargs)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-        self.classifier = classifier
         # Any classifier, given its taps by layer name; the three built-in architectures are presets.
-        self.explicit_taps = taps is not None
+        self.classifier, self.explicit_taps = classifier, taps is not None
         self.taps = check_taps(classifier, EncoderTaps(**taps) if isinstance(taps, dict) else taps) if taps else taps_for(classifier)
         self.joint = build_joint_model(classifier, self.taps, decoder, gn_sigma)
-        self.decoder, self.schedule = decoder, schedule
+        self.decoder, self.schedule, self.gn_sigma = decoder, schedule, float(gn_sigma)
         self.low_pass_weight, self.reconstruction_weight = float(low_pass_weight), float(reconstruction_weight)
-        self.gn_sigma = float(gn_sigma)
         self.alternating_cycles, self.alternating_epochs = int(alternating_cycles), int(alternating_epochs)
         # (weight of L_cls, weight of L_rect), set per epoch by the schedule callback.
         self.loss_weights = self.add_weight(shape=(2,), initializer="ones", trainable=False, name="loss_weights")
@@ -211,6 +210,8 @@ class DefendPP(keras.Model):
         if self.schedule == "alternating" and epoch < self.alternating_cycles * cycle:
             return (0.0, 1.0) if epoch % cycle < self.alternating_epochs else (1.0, 0.0)
         return (1.0, 1.0)
+
+    training_callbacks = no_longer_needed("training_callbacks", "fit adds the schedule's callback itself")
 
     def fit(self, *args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
         """keras.Model.fit with the schedule's callback always on ('alternating' must never train jointly)."""

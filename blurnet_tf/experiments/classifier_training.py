@@ -28,7 +28,7 @@ def _finite(low, high=math.inf, low_open=False):
 # weight would train a model no paper describes, and fail (if at all) far from the flag.
 PARAM_RANGES = {
     "alpha": (_finite(0.0), "a finite number >= 0"),
-    "blur_sigma": (_finite(0.0, low_open=True), "a finite number > 0"),
+    "blur_sigma": (_finite(0.0), "a finite number >= 0 (0: OpenCV's rule for the kernel size)"),
     "sigma": (_finite(0.0), "a finite number >= 0"),
     "pgd_eps": (_finite(0.0, 1.0), "a finite number in [0, 1]"),
     "pgd_step": (_finite(0.0, 1.0, low_open=True), "a finite number in (0, 1]"),

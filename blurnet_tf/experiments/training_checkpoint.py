@@ -75,7 +75,8 @@ def _fsync(path):
         os.close(fd)
 
 
-_CHECKPOINT_NAME = re.compile(r"\.?(model\.keras|state\.json)(\.\d+\.tmp)?")  # a file and its temp (files.py)
+# A checkpoint's files and the temp names their atomic writes use (files.write_json, registry.save_model).
+_CHECKPOINT_NAME = re.compile(r"model\.keras|state\.json|\.state\.json\.\d+\.tmp|\.model\.\d+\.tmp\.keras")
 
 
 def _ours(path):

@@ -103,6 +103,7 @@ def run_step(step, log=print, env=None, processes=None, where=None):
     settings = None if step.experiment is None else dataclasses.asdict(step.experiment)
     files.write_json(step.out / DONE, {"key": key, "name": step.name, "command": step.command,
                                        "experiment": settings, "seconds": seconds, "threads": threads, "placement": where,
+                                       "code": files.code_digest(),  # what a report of this result ran
                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     (step.out / PENDING).unlink()
     return seconds, False
@@ -114,3 +115,28 @@ def _free_name(path, suffix):
     while candidate.exists():
         candidate, n = path.with_name(f"{path.name}.{suffix}-{n}"), n + 1
     return candidate
+
+
+def keep_a_fuller_report(results, plan, work_dir, seeds):
+    """For --report_only: refuses (DataError) to replace the report in `results` with one made from fewer
+    finished steps of `plan`, or of fewer seeds (a fresh clone's empty runs/ would otherwise wipe the
+    committed results; --seeds=0 over a two-seed report would halve it)."""
+    from blurnet_tf import rundir
+    from blurnet_tf.errors import DataError
+    from blurnet_tf.reports import flat_records
+
+    results = pathlib.Path(results)
+    if not (results / rundir.RESULTS_FILE).exists():
+        return
+    missing = [s.name for s in plan if status(s) != "done"]
+    if missing:
+        raise DataError(results, f"holds a report; --report_only would replace it with one lacking {len(missing)} of "
+                                 f"{len(plan)} steps not finished in {work_dir} (e.g. {missing[0]}): run them first "
+                                 "(without --report_only), or choose another --results_dir")
+    try:
+        stored = {r.seed for r in flat_records.read(results / rundir.RESULTS_FILE)}
+    except (DataError, OSError, ValueError, KeyError, TypeError):  # not a report of ours: nothing to compare
+        stored = set()
+    if stored - set(seeds):
+        raise DataError(results, f"holds a report of seeds {sorted(stored)}; --report_only with seeds {list(seeds)} "
+                                 "would replace it with less: pass its seeds, or choose another --results_dir")

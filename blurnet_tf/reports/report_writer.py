@@ -30,15 +30,19 @@ def metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs):
     step's folder beside them does not count)."""
     import tensorflow as tf
 
-    seconds = {}
+    seconds, codes = {}, set()
     for step_dir in step_dirs:
         d = files.read_json(pathlib.Path(step_dir) / "step.json")
         stage = d["name"].split("/")[0]
         seconds[stage] = seconds.get(stage, 0.0) + d["seconds"]
+        codes.add(d.get("code"))  # None: finished before steps recorded their code
     seconds = dict(sorted(seconds.items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else len(STAGES)))
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return {"profile": profile.name, "commit": files.git_commit(), "code": files.code_digest(),
+    # The code the numbers come from: the digest every step ran under, else "mixed" (a resumed run's steps
+    # from other code) -- never the code that merely wrote this report (tests/test_stored_results.py).
+    code = codes.pop() if len(codes) == 1 and None not in codes else ("mixed" if codes else None)
+    return {"profile": profile.name, "commit": files.git_commit(), "code": code,
             "versions": files.package_versions(),
             "seeds": _seeds(work_dir),
             "hardware": {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
