@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./run.sh          set up .venv on first use, then reproduce the paper (quick profile, 2 seeds, ~20 min on 2 cores)
+# ./run.sh          set up .venv on first use, then reproduce the paper (quick profile, 2 seeds, about 6 min on 2 cores)
 # ./run.sh full     the same with the paper's budgets (all Table II models, lambda sweep, 300 RP2 epochs)
 # ./run.sh table2   every Table II row under seeds 0, 1, 2 at budgets measured flat (~1 h on 2 cores)
 # ./run.sh mnist    Defend++'s small MNIST nets at the full budgets with the reconstruction-weight curve (~1.5 h)

@@ -1,6 +1,6 @@
 """Reproduce the papers: train, attack, and write results/REPORT.md with Tables I-V and Figs. 1-6.
 
-    python -m blurnet_tf.cli.reproduce --profile=quick   # ./run.sh  (two seeds; about 20 min on 2 CPU cores)
+    python -m blurnet_tf.cli.reproduce --profile=quick   # ./run.sh  (two seeds; about 6 min on 2 CPU cores)
     python -m blurnet_tf.cli.reproduce --profile=full    # ./run.sh full  (the paper's budgets)
 
 Every step is skipped when it finished before with the same settings, so a killed run picks up
