@@ -26,13 +26,10 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def _start_smoke_run_first(request, _isolated_cache):
-    """Starts the smoke reproduction and the two-node Ray run with the session's first test when any
-    selected test reads them: they run beside the in-process tests (the smoke run uses the cores they leave
-    idle; the two-node run mostly waits on its seconds-long probe steps)."""
-    for name in ("smoke_run", "two_node_run"):
-        if any(name in getattr(item, "fixturenames", ()) for item in request.session.items) and (
-                name != "two_node_run" or namespaces_available()):  # (else its test skips, saying why)
-            request.getfixturevalue(name)
+    """Starts the smoke reproduction with the session's first test when any selected test reads it:
+    it runs beside the in-process tests, which leave the second core idle most of the time."""
+    if any("smoke_run" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("smoke_run")
 
 
 @pytest.fixture(scope="session")
@@ -206,50 +203,5 @@ def smoke_run(tmp_path_factory, data_dir):
     """Every stage of the pipeline on the real data at smoke budgets, killed after 13 steps and resumed;
     shared by the tests that read its outputs (test_reproduce_smoke.py)."""
     run = SmokeRun(tmp_path_factory.mktemp("smoke"), data_dir)
-    yield run
-    run.stop()
-
-
-def namespaces_available():
-    """Unprivileged user, network and PID namespaces (unshare): where the two-node Ray run can be sealed."""
-    import shutil
-
-    if not (sys.platform.startswith("linux") and shutil.which("unshare") and shutil.which("ip")):
-        return False
-    return subprocess.run(["unshare", "-rnpf", "--mount-proc", "true"], capture_output=True).returncode == 0
-
-
-class TwoNodeRun:
-    """tests/ray_two_nodes.py in a namespace of its own (network: loopback only; PIDs: every process dies
-    with it), in the background; `result()` waits for its JSON line."""
-
-    def __init__(self, root, kill_after):
-        script = 'ip link set lo up && exec "$0" "$@"'
-        self._proc = subprocess.Popen(["unshare", "-rnpf", "--mount-proc", "sh", "-c", script, sys.executable,
-                                       str(ROOT / "tests" / "ray_two_nodes.py"), str(root / "two"), str(kill_after)],
-                                      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def result(self, timeout=900):
-        out, err = self._proc.communicate(timeout=timeout)
-        assert out.strip(), err[-3000:]
-        import json
-
-        return json.loads(out.strip().splitlines()[-1])
-
-    def stop(self):
-        if self._proc.poll() is None:
-            self._proc.kill()  # the namespace's init: every process in it goes too
-            self._proc.communicate()
-
-
-TWO_NODE_KILL_AFTER = 2  # probe steps finished before the second node is killed
-
-
-@pytest.fixture(scope="session")
-def two_node_run(tmp_path_factory):
-    """The executor's micro plan on two loopback Ray nodes, the second killed mid-step (test_ray_cluster.py)."""
-    if not namespaces_available():
-        pytest.skip("needs unprivileged user, network and PID namespaces")
-    run = TwoNodeRun(tmp_path_factory.mktemp("two_nodes"), TWO_NODE_KILL_AFTER)
     yield run
     run.stop()
