@@ -62,7 +62,7 @@ class Chained:
         rundir.write_result(self, out, {"value": total, "inputs": len(self.inputs)})
 
 
-def chained_steps(work, count=10, sleep=4.0):
+def chained_steps(work, count=6, sleep=3.0):
     """`count` Chained steps: the first half independent, each later one reading two earlier ones."""
     import pathlib
 

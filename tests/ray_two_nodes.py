@@ -100,7 +100,7 @@ def main(work, kill_after):
 
 
 class Killer(threading.Thread):
-    """Kills the second node while a step it started 1-2.5 s ago still runs (the probe steps take 4 s),
+    """Kills the second node while a step it started 0.8-2.2 s ago still runs (the probe steps take 3 s),
     so that the step is cut half-way and must be retried on the head."""
 
     def __init__(self, work, node, node_id, done):
@@ -110,7 +110,7 @@ class Killer(threading.Thread):
     def run(self):
         while self.node.poll() is None:
             cut = [d for d, age in running_on(self.work, self.node_id)
-                   if 1.0 < age < 2.5 and not (d / "step.json").exists()]
+                   if 0.8 < age < 2.2 and not (d / "step.json").exists()]
             if cut:
                 kill_tree(self.node.pid)  # the second node and everything it runs, as a machine failure would
                 self.killed_at, self.cut = self.done, cut
