@@ -4,7 +4,6 @@ The end-to-end run of every stage is in test_reproduce_smoke.py."""
 import json
 import os
 import pathlib
-import re
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from blurnet_tf.reports import format as report_format, report_writer
 from conftest import ROOT, probe_step as _probe, ran as _ran, ray_token_env, run_python, stop_ray_leftovers
 
 
-from probe_experiments import CALLS, BadData, Counted, Timed
+from probe_experiments import CALLS, Counted, Timed
 
 
 def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
