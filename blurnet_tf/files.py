@@ -159,22 +159,36 @@ def code_digest(root: str | os.PathLike[str] | None = None) -> str:
     """A digest of the code a reproduction runs: every module of blurnet_tf as its syntax tree (docstrings,
     comments and layout left out, so prose edits do not count) and every flagfile. Stored with a result set,
     it tells whether the committed numbers are what the current code writes (tests/test_stored_results.py)."""
-    import ast
-
     root = pathlib.Path(root or pathlib.Path(__file__).resolve().parents[1])
     digest = hashlib.sha256()
     for path in sorted((root / "blurnet_tf").rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            body = getattr(node, "body", None)
-            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
-                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                    and isinstance(body[0].value.value, str)):
-                node.body = body[1:] or [ast.Pass()]
-        digest.update(f"{path.relative_to(root).as_posix()}\n{ast.dump(tree)}\n".encode())
+        digest.update(f"{path.relative_to(root).as_posix()}\n".encode() + _tree_digest(path) + b"\n")
     for path in sorted((root / "flags").rglob("*.flags")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\n" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+_TREES: dict[bytes, bytes] = {}  # sha256 of a module's text -> sha256 of its tree
+
+
+def _tree_digest(path: pathlib.Path) -> bytes:
+    """sha256 of a module's syntax tree without docstrings; parsed once per distinct text (a pipeline records
+    the digest after every step, and parsing is what costs)."""
+    import ast
+
+    text = path.read_bytes()
+    key = hashlib.sha256(text).digest()
+    if key in _TREES:
+        return _TREES[key]
+    tree = ast.parse(text.decode("utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    _TREES[key] = hashlib.sha256(ast.dump(tree).encode()).digest()
+    return _TREES[key]
 
 
 def git_commit(root=None) -> str:

@@ -3,11 +3,13 @@
 Bad input of any kind ends in one line, `error: <flag or file>: <what was expected>`, and exit
 status 2 (a failed pipeline step or a diverged training: 1); `--verbosity=1` shows the traceback as well.
 
-TensorFlow is imported only once the flags are read (a bad flag is reported at once), and quietly:
+TensorFlow is imported only when the work needs it (a bad flag or file is reported at once), and quietly:
 its C++ lines below TF_CPP_MIN_LOG_LEVEL (default 2: errors only) and the Python warnings of
 TensorFlow, Keras and ART ("PyTorch not found") stay hidden. `--verbosity=1` shows them all; a TF_CPP_MIN_LOG_LEVEL the user set is kept.
 """
 
+import importlib.abc
+import importlib.machinery
 import logging as pylogging
 import os
 import re
@@ -77,7 +79,7 @@ def _parse_flags(argv):
 
 
 def _quiet_tensorflow():
-    """Imports TensorFlow with its start-up noise hidden, unless --verbosity >= 1 asks for it."""
+    """TensorFlow, once something imports it, with its start-up noise hidden, unless --verbosity >= 1 asks for it."""
     if "tensorflow" in sys.modules:
         return
     if logging.get_verbosity() >= 1:
@@ -90,35 +92,59 @@ def _quiet_tensorflow():
         return
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|art)(\.|$)")
     pylogging.getLogger("tensorflow").setLevel(pylogging.ERROR)
-    _import_tensorflow_filtered(level)
+    if not any(isinstance(f, _FilteredTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _FilteredTensorFlowImport(level))
 
 
-def _import_tensorflow_filtered(level):
-    """Imports TensorFlow and probes for GPUs with stderr (fd 2) captured, then writes back all but
-    the lines TF_CPP_MIN_LOG_LEVEL hides: TensorFlow logs a few lines (cudart_stub's "Could not
-    find cuda drivers") through absl before it reads that variable (tensorflow/tensorflow#100442).
-    Its GPU probe's "failed call to cuInit" is hidden only where no NVIDIA driver is loaded."""
-    no_driver = not os.path.exists("/proc/driver/nvidia")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
+class _FilteredTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports TensorFlow, when something first asks for it, with stderr (fd 2) captured; then writes
+    back all but the lines TF_CPP_MIN_LOG_LEVEL hides: TensorFlow logs a few lines (cudart_stub's
+    "Could not find cuda drivers") through absl before it reads that variable (tensorflow/tensorflow#100442).
+    Its GPU probe's "failed call to cuInit" is hidden only where no NVIDIA driver is loaded. Deferred to the
+    first import so that a bad flag or file found before any TensorFlow work costs no TensorFlow start-up."""
 
-            tf.config.list_physical_devices("GPU")
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
-                record = _ABSL_RECORD.match(line)
-                if line.startswith(_ABSL_EARLY) or (record and "IWEF".index(record[1]) < level):
-                    continue
-                if not (record and no_driver and "failed call to cuInit" in line):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
+    def __init__(self, level):
+        self.level = level
+
+    def find_spec(self, name, path, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _CapturingLoader(spec.loader, self.level)
+        return spec
+
+
+class _CapturingLoader(importlib.abc.Loader):
+    def __init__(self, loader, level):
+        self.loader, self.level = loader, level
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader
+        no_driver = not os.path.exists("/proc/driver/nvidia")
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                self.loader.exec_module(module)
+                module.config.list_physical_devices("GPU")
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                    record = _ABSL_RECORD.match(line)
+                    if line.startswith(_ABSL_EARLY) or (record and "IWEF".index(record[1]) < self.level):
+                        continue
+                    if not (record and no_driver and "failed call to cuInit" in line):
+                        sys.stderr.write(line)
+                sys.stderr.flush()
 
 
 def _fail(exc, status):

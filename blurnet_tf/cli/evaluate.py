@@ -22,12 +22,13 @@ flags.DEFINE_boolean("overwrite", False, "Replace an --out file that no evaluati
 def main(argv):
     del argv
     from blurnet_tf import files, rundir
+
+    if FLAGS.out:  # before TensorFlow is imported: a refused --out costs no start-up
+        _check_out(pathlib.Path(FLAGS.out))
     from blurnet_tf.data import find_data_dir, load_lisa_split, load_victims
     from blurnet_tf.evaluation.clean_accuracy import evaluate_clean
     from blurnet_tf.registry import LISA_MODEL, load_model
 
-    if FLAGS.out:
-        _check_out(pathlib.Path(FLAGS.out))
     data_dir = find_data_dir(FLAGS.data_dir)
     model = load_model(FLAGS.model, data_dir, expect=LISA_MODEL)
     _, test_set, _ = load_lisa_split(data_dir, FLAGS.test_fraction, FLAGS.split_seed)

@@ -8,13 +8,10 @@ so "no defence" on clean images is 100%.
 import dataclasses
 
 import numpy as np
+
 from blurnet_tf import paper
-from blurnet_tf.attacks.art_attacks import deepfool, jsma, random_targets
-from blurnet_tf.attacks.carlini_wagner import carlini_wagner_l2
-from blurnet_tf.attacks.lbfgs import lbfgs_attack
-from blurnet_tf.attacks.linf_gradient import linf_attack, madry_step
-from blurnet_tf.defences.pixel_deflection import PixelDeflection
-from blurnet_tf.evaluation.metrics import predict_classes
+
+# The attacks and the defence are imported where they run: the plan reads PDBudget without TensorFlow.
 
 EPS = paper.LINF_EPS
 
@@ -39,6 +36,8 @@ class PDBudget:
 
 def fgsm(model, x, y):
     """FGSM L∞ ε 8/255 on the bare classifier (cleverhans tf2)."""
+    from blurnet_tf.attacks.linf_gradient import linf_attack
+
     return linf_attack(model, x, eps=EPS, y=y)
 
 
@@ -46,6 +45,11 @@ def non_adaptive_attacks(model, x, y, budget, seed=0, progress=None):
     """The paper's six attacks on the bare classifier: FGSM, BIM (IGSM) at ε 8/255 (cleverhans tf2),
     C&W L2 and L-BFGS (ours), DeepFool and JSMA (ART). JSMA and L-BFGS are targeted: one random
     other class per image (seeded). progress(name) is called after each attack."""
+    from blurnet_tf.attacks.art_attacks import deepfool, jsma, random_targets
+    from blurnet_tf.attacks.carlini_wagner import carlini_wagner_l2
+    from blurnet_tf.attacks.lbfgs import lbfgs_attack
+    from blurnet_tf.attacks.linf_gradient import linf_attack, madry_step
+
     targets = random_targets(y, model.output_shape[-1], seed)
     attacks = {
         "FGSM": lambda: fgsm(model, x, y),
@@ -74,6 +78,8 @@ def search_parameters(classifier, val_x, val_y, val_adv, grid, base):
     """The paper's linear search, one parameter at a time in the order of `grid`, on the
     validation split: the objective is the mean of clean and FGSM-attacked accuracy of the
     single-run defence. Returns (best parameters, every point tried)."""
+    from blurnet_tf.defences.pixel_deflection import PixelDeflection
+
     best, log = dict(base), []
     for name, values in grid.items():
         scores = {}
@@ -101,6 +107,9 @@ THRESHOLDS = {"Hard": {"threshold_mode": "hard"}, "VisuShrink": {"threshold_meth
 def evaluate(classifier, attacked, params, budget, seed=0):
     """Accuracy tables: {defence: {attack: accuracy}} for no defence, PD+WD single and Ens-n,
     the ablation and the thresholds. attacked: {attack: (images, labels)}."""
+    from blurnet_tf.defences.pixel_deflection import PixelDeflection
+    from blurnet_tf.evaluation.metrics import predict_classes
+
     configs = {"no defence": None, "PD+WD (single)": {}, f"PD+WD (Ens-{budget.ensemble})": {"ensemble": budget.ensemble}}
     configs.update({f"ablation: {k}": v for k, v in ABLATIONS.items()})
     configs.update({f"threshold: {k}": v for k, v in THRESHOLDS.items()})
@@ -114,6 +123,9 @@ def evaluate(classifier, attacked, params, budget, seed=0):
 
 def adaptive_pgd(classifier, x, y, params, budget):
     """PGD L∞ ε 8/255 through BPDA + EOT (gradients of the mean prediction over m defences)."""
+    from blurnet_tf.attacks.linf_gradient import linf_attack, madry_step
+    from blurnet_tf.defences.pixel_deflection import PixelDeflection
+
     pd = PixelDeflection(classifier, **params, seed=1)
     return linf_attack(pd.eot_model(budget.eot_samples), x, eps=EPS, steps=budget.adaptive_pgd_steps,
                        step_size=madry_step(EPS, budget.adaptive_pgd_steps), y=y)
@@ -122,6 +134,7 @@ def adaptive_pgd(classifier, x, y, params, budget):
 def adaptive_rp2(classifier, victims, mask, params, budget, targets):
     """RP2 (λ 0.002, rectangles) through BPDA + EOT; returns adversarial victims [T, N, ...]."""
     from blurnet_tf.attacks import rp2
+    from blurnet_tf.defences.pixel_deflection import PixelDeflection
 
     pd = PixelDeflection(classifier, **params, seed=2)
     result = rp2(pd.eot_model(budget.eot_samples), victims, mask, targets, lam=paper.RP2_LAMBDA,

@@ -77,7 +77,7 @@ class TrainingRun:
     def __post_init__(self):
         from blurnet_tf.registry import DEFENCE_PARAMS
 
-        from blurnet_tf.registry.precision import PRECISIONS
+        from blurnet_tf.paper import PRECISIONS
 
         _check(self.precision in PRECISIONS, "precision", f"expected one of {', '.join(PRECISIONS)}")
         _check(self.dataset in ("lisa", "mnist"), "dataset", f"expected lisa or mnist, got {self.dataset!r}")
@@ -119,7 +119,7 @@ class TrainingRun:
         return d
 
     def _check_paper_settings(self):
-        from blurnet_tf.registry.builders import DATASET_ARCHITECTURES
+        from blurnet_tf.registry.defence_params import DATASET_ARCHITECTURES
 
         choices = DATASET_ARCHITECTURES.get(self.dataset, ())
         _check(self.architecture is None or self.architecture in choices, "architecture",

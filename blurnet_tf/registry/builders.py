@@ -18,30 +18,14 @@ from blurnet_tf.defences.regularizers import FeatureMapRegularizer
 from blurnet_tf.models.lisa_cnn import cnn_model
 from blurnet_tf.models.mnist_resnet import mnist_resnet
 from blurnet_tf.models.mnist_resnet18 import mnist_resnet18
+from blurnet_tf.registry.defence_params import DATASET_ARCHITECTURES, DEFENCE_PARAMS, DEFENCES
 
 PAPER_CONV_ALPHA = {3: 1e-5, 5: 0.1, 7: 0.1}
 PAPER_ALPHA = {"tv": 1e-4, "tik_hf": 1e-4, "tik_pseudo": 1e-6}
 
-# Parameters each defence takes (the train binary passes these flags through).
-DEFENCE_PARAMS = {
-    "baseline": (),
-    "input_blur": ("kernel_size", "blur_kernel", "blur_sigma"),
-    "l1_blur": ("kernel_size", "blur_kernel", "blur_sigma"),
-    "conv": ("kernel_size", "alpha", "blur_kernel", "blur_sigma"),
-    "tv": ("alpha",),
-    "tik_hf": ("alpha", "tik_window"),
-    "tik_pseudo": ("alpha", "tik_pseudo_mode"),
-    "gaussian_aug": ("sigma",),
-    "adv_train": ("pgd_eps", "pgd_step", "pgd_steps"),
-    "fgsm_train": ("fgsm_eps",),
-    "defendpp": ("decoder", "low_pass_weight", "reconstruction_weight", "gn_sigma", "schedule",
-                 "alternating_cycles", "alternating_epochs"),
-}
-DEFENCES = tuple(DEFENCE_PARAMS)
 DATASETS = {"lisa": cnn_model, "mnist": mnist_resnet}
 # Classifiers by name; a dataset builds its DATASETS one unless another of its own is named.
 ARCHITECTURES = {"lisa_cnn": cnn_model, "mnist_resnet": mnist_resnet, "mnist_resnet18": mnist_resnet18}
-DATASET_ARCHITECTURES = {"lisa": ("lisa_cnn",), "mnist": ("mnist_resnet", "mnist_resnet18")}
 # The blur and feature-map defences tap the LISA-CNN's first layer by name.
 _LISA_ONLY = ("input_blur", "l1_blur", "conv", "tv", "tik_hf", "tik_pseudo")
 PAPER_FGSM_EPS = {"lisa": 8 / 255, "mnist": 0.2}  # Defend++ §4.1 uses ε 0.2 on MNIST
