@@ -68,14 +68,31 @@ def _parse_flags(argv):
         unknown = re.match(r"Unknown command line flag '([\w-]+)'", text)
         if unknown:
             text = f"--{unknown[1]}: unknown flag (see --help)"
-        found = re.match(r"flag --([\w-]+)(?:=([^:\s]*))?:?\s*(.*)", text)
+        found = re.match(r"flag --([\w-]+)", text)
         if found:
-            name, value, problem = found.groups()
-            if "other than None" in problem:
-                problem, value = "required, not given", None
-            text = f"--{name}: {problem}" + (f" (got {value!r})" if value else "")
+            text = _flag_problem(found[1], text, argv)
     print(f"error: {text}", file=sys.stderr)
     sys.exit(2)
+
+
+def _flag_problem(name, text, argv):
+    """absl's 'flag --name=<value>: <problem>' as '--name: <problem> (got <what the user wrote>)'. The value
+    absl shows is the raw argument (a parse error) or the parsed value (a validator), either may hold ': '."""
+    given = [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+    value = given[-1] if given else None
+    problem = text.removeprefix(f"flag --{name}")
+    parsed = flags.FLAGS[name].value if name in flags.FLAGS else None
+    for shown in (value, str(parsed), ",".join(parsed) if isinstance(parsed, list) else None):
+        if shown is not None and problem.startswith(f"={shown}: "):
+            problem = problem[len(shown) + 3:]
+            break
+    else:
+        problem = problem.split(": ", 1)[-1]
+    if "other than None" in problem:
+        return f"--{name}: required, not given"
+    problem = re.sub(r"^invalid literal for int\(\) with base \d+: .*", "expected an integer", problem)
+    problem = re.sub(r"^could not convert string to float: .*", "expected a number", problem)
+    return f"--{name}: {problem}" + (f" (got {value!r})" if value is not None else "")
 
 
 def _quiet_tensorflow():

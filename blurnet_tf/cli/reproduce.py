@@ -10,6 +10,7 @@ results/REPORT.md.
 
 import dataclasses
 import fnmatch
+import os
 import pathlib
 import time
 
@@ -35,15 +36,19 @@ flags.DEFINE_list("seeds", None, "Training / RP2 noise seeds of the Table I-V ro
 flags.DEFINE_integer("jobs", None, "Steps run at once, the cores shared out among them (default: the profile's; "
                      "quick 2, full 1). 2 on 2 cores is 1.3-1.4x as fast; results match another --jobs to float32 "
                      "rounding, not bit for bit (the thread count changes TensorFlow's summation order); step.json "
-                     "records the threads.", lower_bound=1)
+                     "records the threads.", lower_bound=1, upper_bound=1024)
 flags.DEFINE_string("address", None, "A running Ray cluster to run the steps on (host:port, or 'auto'; default: "
                     "$RAY_ADDRESS, else a Ray instance on this machine with --jobs places, started and stopped here).")
 flags.DEFINE_float("cpus_per_step", None, "CPUs each step asks Ray for (fractions allowed; default: this machine's "
                    "cores shared out among --jobs, 1 on a cluster); also its TensorFlow threads.")
 flags.DEFINE_float("gpus_per_step", 0.0, "GPUs each step asks Ray for (0.5: two steps share one); a step sees only "
                    "its own (CUDA_VISIBLE_DEVICES).")
-flags.register_validator("cpus_per_step", lambda v: v is None or v > 0, "--cpus_per_step: expected a number > 0")
-flags.register_validator("gpus_per_step", lambda v: v >= 0, "--gpus_per_step: expected a number >= 0")
+flags.register_validator("cpus_per_step", lambda v: v is None or 0.01 <= v <= 1024,  # (NaN fails both)
+                         "expected a number in 0.01..1024")
+flags.register_validator("gpus_per_step", lambda v: 0 <= v <= 64, "expected a number in 0..64 (0.5: two steps share one)")
+for _name in ("stages", "steps"):  # an empty value would select everything
+    flags.register_validator(_name, lambda v: v is None or any(n.strip() for n in v),
+                             "expected at least one name (leave the flag out to run every one)")
 flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any (refused "
                      "where it would replace a report with one of fewer steps or seeds).")
 
@@ -71,6 +76,10 @@ def main(argv):
         from blurnet_tf.pipeline.ray_nodes import check_reachable
 
         check_reachable(FLAGS.address)
+    elif os.environ.get("RAY_ADDRESS") and not FLAGS.report_only:
+        from blurnet_tf.pipeline.ray_nodes import check_reachable
+
+        check_reachable(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
     work_dir = FLAGS.work_dir or f"runs/{profile.name}"
     # Every path checked before the first step: a bad one costs seconds, never a finished profile.
     locks.check_writable_dir(FLAGS.results_dir, "results_dir")

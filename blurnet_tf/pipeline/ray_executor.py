@@ -15,13 +15,14 @@ of the cluster before the first step (ray_nodes.py), and the per-step log lines.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import pathlib
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -51,9 +52,9 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
             quiet: bool = True) -> dict[str, float]:
     """Runs `steps` (skipping finished ones) and returns the seconds per stage, summed over steps.
 
-    jobs: steps at once on the local instance (its CPUs: jobs x cpus_per_step); ignored on a cluster or a
-    Ray already initialised in this process. cpus_per_step: default the cores shared out among `jobs`
-    locally, 1 on a cluster. shared_dir: the directory every node must see (default: the steps' common
+    jobs: steps at once on the local instance (each takes one of `jobs` places); ignored on a cluster or a
+    Ray already initialised in this process. cpus_per_step: a step's threads (default the cores shared out
+    among `jobs` locally), and on a cluster the CPUs it asks of a node (default 1). shared_dir: the directory every node must see (default: the steps' common
     folder). quiet: keep Ray's own start-up and worker lines out of the output."""
     check_thread_settings()
     if not steps:
@@ -61,7 +62,7 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
     already = "ray" in sys.modules and sys.modules["ray"].is_initialized()
     local = not already and address is None and not os.environ.get("RAY_ADDRESS")
     if not already and not local:
-        check_reachable(address or os.environ["RAY_ADDRESS"])
+        check_reachable(*((address,) if address else (os.environ["RAY_ADDRESS"], "RAY_ADDRESS")))
     # Before Ray reads them (and caches them for this process): no usage report; locally a token of this
     # process (else Ray writes one to ~/.ray), kept for any later run here.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -71,18 +72,22 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
 
     temp = tempfile.mkdtemp(prefix="blurnet-ray-") if local else None  # its own sockets and logs: no other
     try:                                                                # Ray instance here is ever joined
+        threads = cpus_per_step or (max(1, len(os.sched_getaffinity(0)) // jobs) if local and not already else 1)
+        # Locally a step takes one of `jobs` places, whatever its threads: jobs=1 with 0.25 CPUs is one step at once.
+        request = 1 if local and not already else threads
         if not already:
-            cpus_per_step = cpus_per_step or (max(1, len(os.sched_getaffinity(0)) // jobs) if local else 1)
+            sigterm = signal.getsignal(signal.SIGTERM)
             try:
-                ray.init(address="local" if local else address,
-                         num_cpus=math.ceil(jobs * cpus_per_step) if local else None,
+                ray.init(address="local" if local else address, num_cpus=jobs if local else None,
                          object_store_memory=OBJECT_STORE if local else None, include_dashboard=False, _temp_dir=temp,
                          log_to_driver=not quiet, logging_level=logging.ERROR if quiet else logging.INFO)
             except (ConnectionError, ray.exceptions.RayError) as error:  # one line, not Ray's traceback
                 raise SettingError("address", f"no Ray cluster answers at {address or os.environ.get('RAY_ADDRESS')}: "
                                               f"{str(error).splitlines()[0]}") from None
+            if threading.current_thread() is threading.main_thread() and sigterm is not None:
+                signal.signal(signal.SIGTERM, sigterm)  # Ray's C++ handler would print a stack and abort (134)
         try:
-            return _run_on_ray(ray, list(steps), log, cpus_per_step or 1, gpus_per_step, shared_dir)
+            return _run_on_ray(ray, list(steps), log, request, threads, gpus_per_step, shared_dir)
         finally:
             if not already:
                 ray.shutdown()
@@ -91,18 +96,18 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
             shutil.rmtree(temp, ignore_errors=True)
 
 
-def _run_on_ray(ray, steps, log, cpus, gpus, shared_dir):
+def _run_on_ray(ray, steps, log, cpus, threads, gpus, shared_dir):
     check_fits(ray, cpus, gpus)
     shared = pathlib.Path(shared_dir or os.path.commonpath([os.path.abspath(s.out) for s in steps])).resolve()
     check_shared(shared)
     stop = shared / f".stopping-{uuid.uuid4().hex}"  # written by the first step that fails
     try:
-        return _run(ray, steps, log, cpus, gpus, os.fspath(stop))
+        return _run(ray, steps, log, cpus, threads, gpus, os.fspath(stop))
     finally:
         stop.unlink(missing_ok=True)
 
 
-def _run(ray, steps, log, cpus, gpus, stop):
+def _run(ray, steps, log, cpus, threads, gpus, stop):
     from ray import cloudpickle
     from tqdm import tqdm
 
@@ -111,7 +116,7 @@ def _run(ray, steps, log, cpus, gpus, stop):
     here = ray.get_runtime_context().get_node_id()
     state = ray.remote(num_cpus=0)(RunState).options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
-    env = {**step_threads(cpus), "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+    env = {**step_threads(threads), "TF_FORCE_GPU_ALLOW_GROWTH": "true",
            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            **{k: os.environ[k] for k in ("BLURNET_DATA",) if k in os.environ}}  # the driver's data on every node
     # A GPU step gets a fresh worker: TensorFlow binds its devices once per process.

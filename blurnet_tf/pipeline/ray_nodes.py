@@ -13,15 +13,47 @@ from blurnet_tf import files
 from blurnet_tf.errors import DataError, SettingError
 
 
-def check_reachable(address: str) -> None:
-    """Refuses at once a host:port that accepts no connection (Ray itself retries for minutes)."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if address == "auto" or not port.isdigit():
+# An HTTP/2 client's opening (RFC 9113 §3.4): the preface and an empty SETTINGS frame. Ray's GCS and client
+# server speak gRPC, so their first frame back is a SETTINGS frame; anything else listening there is not Ray.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS = 4
+
+
+def check_reachable(address: str, source: str = "--address") -> None:
+    """Refuses at once, in one line, an address that is not `auto` or host:port, or where no Ray answers:
+    nothing listens (Ray itself retries for minutes), or what listens does not speak gRPC (Ray would hang
+    printing its C++ warnings). `source` names where the address came from (the flag or RAY_ADDRESS)."""
+    def refuse(problem):
+        if source.startswith("--"):
+            raise SettingError(source[2:], problem)
+        raise DataError(f"environment variable {source}", problem)
+
+    if address == "auto":
         return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or "/" in host:
+        refuse(f"expected host:port (port 1-65535), ray://host:port or 'auto', got {address!r}")
     try:
-        socket.create_connection((host, int(port)), timeout=10).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as conn:
+            if os.environ.get("RAY_USE_TLS", "0") in ("1", "true"):
+                return  # a TLS handshake comes first: the plain probe below would fail a good cluster
+            conn.settimeout(5)
+            conn.sendall(_HTTP2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = conn.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except socket.gaierror as error:
+        refuse(f"no Ray cluster answers at {address} (unknown host: {error.strerror})")
+    except TimeoutError:
+        head = b""
     except OSError as error:
-        raise SettingError("address", f"no Ray cluster answers at {address} ({error.strerror or error})") from None
+        refuse(f"no Ray cluster answers at {address} ({error.strerror or error})")
+    if len(head) < 9 or head[3] != _SETTINGS:
+        refuse(f"no Ray cluster answers at {address} (something listens there, but it does not answer as Ray's "
+               "gRPC server does)")
 
 
 def check_fits(ray, cpus, gpus):
