@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 
@@ -105,9 +106,10 @@ def is_record(path: str | os.PathLike[str], kinds: Sequence[str] | None) -> bool
 
 
 class RunLock:
-    """One writer per run directory: <dir>/.lock holds the owner's PID; a second live writer is refused.
+    """One writer per run directory: <dir>/.lock holds the owner's PID, host and boot; a second live writer is
+    refused, and so is any writer on another host (a shared run directory: its PID cannot be checked here).
 
-    A lock left by a killed process (its PID no longer runs) is taken over. A directory the lock
+    A lock left by a killed process of this machine (its PID no longer runs, or the machine rebooted) is taken over. A directory the lock
     made and nothing filled (a run refused on bad input) is removed again on exit.
     """
 
@@ -124,7 +126,12 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                holder = _read_pid(self.path)
+                if self.path.is_dir():
+                    raise DataError(self.path, "is a directory, not a run lock; move it out of the way") from None
+                holder, host = _read_holder(self.path)
+                if host is not None:  # a writer on another machine sharing this directory: never stale to us
+                    raise DataError(self.directory, f"in use by a run on {host} (PID {holder}); wait for it to "
+                                                    f"finish or choose another --{self.flag}") from None
                 if holder is not None and holder != os.getpid() and _alive(holder):
                     raise DataError(self.directory, f"in use by another run (PID {holder}); wait for it to "
                                                     f"finish or choose another --{self.flag}") from None
@@ -134,11 +141,11 @@ class RunLock:
             except OSError as exc:
                 raise DataError(self.directory, f"cannot write here ({exc.strerror or exc})") from None
             with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
+                f.write(f"{os.getpid()} {_THIS_MACHINE}")
             return self
 
     def __exit__(self, *exc: object) -> None:
-        if _read_pid(self.path) == os.getpid():
+        if _read_holder(self.path) == (os.getpid(), None):
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
         for folder in self.made:  # rmdir removes only empty folders
@@ -146,11 +153,33 @@ class RunLock:
                 folder.rmdir()
 
 
-def _read_pid(path):
+def _machine():
+    """host/boot: a PID means something only on the machine, and since the boot, that wrote it."""
     try:
-        return int(pathlib.Path(path).read_text().strip())
-    except (OSError, ValueError):
-        return None
+        boot = pathlib.Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = "unknown-boot"
+    return f"{socket.gethostname()}/{boot}"
+
+
+_THIS_MACHINE = _machine()
+
+
+def _read_holder(path):
+    """(PID, None) of a lock written on this machine since its boot (or in the older bare-PID form); (PID, host)
+    of one written on another machine; (None, None) when unreadable. A lock of this host from an earlier boot
+    reads as its PID on this machine, which the caller finds stale unless that PID happens to run."""
+    try:
+        fields = pathlib.Path(path).read_text().split()
+        pid = int(fields[0])
+    except (OSError, ValueError, IndexError):
+        return None, None
+    if len(fields) < 2 or fields[1] == _THIS_MACHINE:
+        return pid, None
+    host, _, _ = fields[1].partition("/")
+    if host == socket.gethostname():
+        return None, None  # this host before its last boot: its writer is gone
+    return pid, host
 
 
 def _alive(pid):

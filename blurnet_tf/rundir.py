@@ -96,16 +96,28 @@ class _Record:
 
     @classmethod
     def from_json(cls, data, path="record"):
+        if not isinstance(data, dict):
+            raise DataError(path, f"not a {cls.KIND} record (expected a JSON object, got {type(data).__name__}); move "
+                                  "it aside to start this result again")
+        if not isinstance(data.get("schema", SCHEMA), int):
+            raise DataError(path, f"not a {cls.KIND} record (its schema is {data['schema']!r})")
         if data.get("schema", SCHEMA) > SCHEMA:
             raise DataError(path, f"written by a newer blurnet_tf (schema {data['schema']} > {SCHEMA})")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in cls._upgrade(dict(data)).items() if k in names})
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        fields = {k: v for k, v in cls._upgrade(dict(data)).items() if k in names}
+        if required - set(fields):
+            raise DataError(path, f"not a {cls.KIND} record (missing {', '.join(sorted(required - set(fields)))}); "
+                                  "move it aside to start this result again")
+        return cls(**fields)
 
     @classmethod
     def _upgrade(cls, data):
         """Schema 0 (no "schema" key) had the same keys, but a record's seed was only in its flags."""
         if "seed" in {f.name for f in dataclasses.fields(cls)}:
-            data.setdefault("seed", data.get("flags", {}).get("seed", 0))
+            flags = data.get("flags")
+            data.setdefault("seed", flags.get("seed", 0) if isinstance(flags, dict) else 0)
         return data
 
     @property
@@ -205,7 +217,7 @@ class ResultRecord(_Record):
         data = files.read_json(path)
         if data is None:
             return None
-        return cls.from_json(data, path).values if "schema" in data else data
+        return cls.from_json(data, path).values if not isinstance(data, dict) or "schema" in data else data
 
 
 def snapshot_file(run_dir, epoch):

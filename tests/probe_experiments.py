@@ -23,6 +23,19 @@ class Counted:
         (out / "result.txt").write_text("ok")
 
 
+@dataclasses.dataclass
+class Recorded:
+    """An experiment that leaves the records a report reads (results.json, arrays.npz) and counts its runs."""
+    x: int = 1
+
+    def run(self, out):
+        import numpy as np
+
+        CALLS.append(self)
+        (out / "results.json").write_text(json.dumps({"kind": "result", "values": {"x": self.x}}))
+        np.savez(out / "arrays.npz", x=np.arange(1000))
+
+
 @dataclasses.dataclass(frozen=True)
 class Timed:
     """An in-process experiment that records when and in which process it ran."""

@@ -202,3 +202,33 @@ def test_a_layer_name_the_model_lacks_is_refused_naming_the_layers_it_has():
                  lambda: rp2(model, images(2), sticker_mask(), [1], lam=0.0, epochs=1, extra_loss=total_variation)):
         with pytest.raises(ValueError, match=r"has no layer 'relu1' .* pass one of its own: .*stem_conv, stem, maps_conv"):
             call()
+
+
+@pytest.mark.parametrize("denoiser", ["wavelet", "jpeg"])
+def test_pixel_deflection_on_grey_images_denoises_them_as_rgb_of_equal_channels(denoiser):
+    """A grey image goes through the RGB denoisers as three equal channels; they come back equal (YCbCr's
+    chroma of a grey image is constant), so the one channel returned loses nothing."""
+    from blurnet_tf.defences.image_denoisers import jpeg, wavelet_denoise
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 1))
+    maps = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="maps")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES, name="scores")(keras.layers.GlobalAveragePooling2D()(maps)))
+    grey = images()[..., :1]
+    rgb = np.repeat(grey, 3, axis=-1)
+    denoised = wavelet_denoise(rgb) if denoiser == "wavelet" else jpeg(rgb)
+    assert np.ptp(denoised, axis=-1).max() <= (1e-5 if denoiser == "wavelet" else 1.5 / 255)
+    pd = PixelDeflection(model, deflections=0, denoiser=denoiser, cam_layer="maps", dense_layer="scores")
+    np.testing.assert_allclose(pd.defend(grey), denoised.mean(axis=-1, keepdims=True), atol=1e-6)
+    shares = PixelDeflection(model, deflections=20, window=2, denoiser=denoiser, cam_layer="maps",
+                             dense_layer="scores", ensemble=3).predict(grey)
+    assert shares.shape == (6, CLASSES) and np.allclose(shares.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("bad", ["nan", "0-255", "two channels", "3-d"])
+def test_pixel_deflection_refuses_images_it_would_defend_wrongly(bad):
+    x = {"nan": np.where(images() > 0.5, np.nan, images()), "0-255": images() * 255,
+         "two channels": images()[..., :2], "3-d": images()[0]}[bad]
+    pd = PixelDeflection(small_model(), deflections=5, window=2, cam_layer="maps", dense_layer="scores")
+    with pytest.raises(ValueError, match=r"images: expected grey or RGB images \[N, H, W, 1 or 3\] of finite values in \[0, 1\]"):
+        pd.predict(x)

@@ -189,6 +189,7 @@ def binaries(tmp_path_factory):
     (paths["busy_work"] / ".lock").write_text(str(os.getpid()))  # a runner (this live test process) holds it
     runs = _Background(base)
     tiny = TINY_ATTACK[1:]  # without --model
+    _not_ray = _http1_listener()
     try:
         runs.start("tiny_attack", *attack, *TINY_ATTACK, f"--out={paths['tiny']}")
         runs.start("attack_lambdas", *attack, *TINY_ATTACK, "--lambdas=abc", f"--out={paths['lambdas']}")
@@ -226,8 +227,8 @@ def binaries(tmp_path_factory):
                    f"--work_dir={paths['a_file']}", f"--results_dir={base / 'results_wf'}")
         paths["finished_results"] = base / "finished_results"
         (paths["finished_results"] / "smoke").mkdir(parents=True)
-        for name in ("results.json", "REPORT.md"):  # a finished report, as results/quick is in a fresh clone
-            (paths["finished_results"] / "smoke" / name).write_text(f"the finished {name}\n")
+        for name, text in (("results.json", FINISHED_RECORDS), ("REPORT.md", "the finished REPORT.md\n")):
+            (paths["finished_results"] / "smoke" / name).write_text(text)  # as results/quick is in a fresh clone
         runs.start("reproduce_report_only_over_a_report", *reproduce, "--profile=smoke", "--report_only",
                    f"--work_dir={base / 'work_none'}", f"--results_dir={paths['finished_results']}")
         runs.start("reproduce_seed_too_big", *reproduce, "--profile=smoke", "--seeds=0,4294967296",
@@ -242,11 +243,57 @@ def binaries(tmp_path_factory):
                    f"--out={base / 'export_maps'}")
         runs.start("reproduce_dead_address", *reproduce, "--profile=smoke", "--address=127.0.0.1:1",
                    f"--work_dir={base / 'work_addr'}", f"--results_dir={base / 'results_addr'}")
+        runs.start("reproduce_malformed_address", *reproduce, "--profile=smoke", "--address=foo:bar",
+                   f"--work_dir={base / 'work_addr'}", f"--results_dir={base / 'results_addr'}")
+        runs.start("reproduce_malformed_ray_address", *reproduce, "--profile=smoke", f"--work_dir={base / 'work_addr'}",
+                   f"--results_dir={base / 'results_addr'}", env={"RAY_ADDRESS": "http://x"})
+        paths["not_ray"] = f"127.0.0.1:{_not_ray.getsockname()[1]}"
+        runs.start("reproduce_not_ray", *reproduce, "--profile=smoke", f"--address={paths['not_ray']}",
+                   f"--work_dir={base / 'work_addr'}", f"--results_dir={base / 'results_addr'}")
+        paths["users_work"] = base / "users_work"
+        paths["users_work"].mkdir()
+        (paths["users_work"] / "thesis.txt").write_text("mine\n")
+        runs.start("reproduce_users_work_dir", *reproduce, "--profile=smoke", f"--work_dir={paths['users_work']}",
+                   f"--results_dir={base / 'results_uw'}")
+        paths["users_results"] = base / "users_results"
+        (paths["users_results"] / "smoke").mkdir(parents=True)
+        (paths["users_results"] / "REPORT.md").write_text("# my notes\n")
+        runs.start("reproduce_users_top_report", *reproduce, "--profile=smoke", f"--work_dir={base / 'work_ur'}",
+                   f"--results_dir={paths['users_results']}")
+        paths["users_tables"] = base / "users_tables"
+        (paths["users_tables"] / "smoke").mkdir(parents=True)
+        (paths["users_tables"] / "smoke" / "tables.json").write_text('{"mine": 1}\n')
+        runs.start("reproduce_users_profile_results", *reproduce, "--profile=smoke", f"--work_dir={base / 'work_ut'}",
+                   f"--results_dir={paths['users_tables']}")
         runs.start("reproduce_into_a_training_run", *reproduce, "--profile=smoke", f"--work_dir={models['mnist_run']}",
                    "--stages=train", f"--results_dir={base / 'results_tr'}")
         yield runs, paths
     finally:
         runs.stop()
+        _not_ray.close()
+
+
+FINISHED_RECORDS = '{"schema": 1, "commit": "0000000", "dirty": false, "records": []}\n'
+
+
+def _http1_listener():
+    """A TCP port that answers, but as an HTTP/1 server, not as Ray's gRPC: (the listening socket; closed by the caller)."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed
+                return
+            with conn:
+                conn.recv(64)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -267,6 +314,12 @@ ABSL_PARSE_CASES = [
     ("mnist_attacks", ("--model={tmp}", "--images=many", "--out={tmp}"), "--images"),
     ("evaluate", (), "--model"),
     ("reproduce", ("--profile=bogus",), "--profile"),
+    ("reproduce", ("--stages=",), "--stages"),
+    ("reproduce", ("--steps=,",), "--steps"),
+    ("reproduce", ("--cpus_per_step=inf",), "--cpus_per_step"),
+    ("reproduce", ("--cpus_per_step=1e-5",), "--cpus_per_step"),
+    ("reproduce", ("--jobs=1e15",), "--jobs"),
+    ("reproduce", ("--gpus_per_step=nan",), "--gpus_per_step"),
 ]
 
 
@@ -635,13 +688,13 @@ def test_run_lock_refuses_a_live_holder_and_takes_over_after_a_kill(tmp_path):
             with locks.RunLock(run):
                 pass
         assert err.value.path == str(run) and f"in use by another run (PID {holder.pid})" in err.value.problem
-        assert (run / ".lock").read_text() == str(holder.pid)
+        assert (run / ".lock").read_text().split()[0] == str(holder.pid)
     finally:
         holder.kill()
         holder.wait()
         holder.stdout.close()
     with locks.RunLock(run):  # its holder was killed: the lock is stale
-        assert (run / ".lock").read_text() == str(os.getpid())
+        assert (run / ".lock").read_text().split()[0] == str(os.getpid())
     assert not (run / ".lock").exists()
 
 
@@ -651,8 +704,29 @@ def test_run_lock_takes_over_a_stale_or_unreadable_lock(tmp_path, content):
 
     (tmp_path / ".lock").write_text(str(finished_pid()) if content == "stale" else content)
     with locks.RunLock(tmp_path):
-        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+        assert (tmp_path / ".lock").read_text().split()[0] == str(os.getpid())
     assert not (tmp_path / ".lock").exists()
+
+
+def test_run_lock_of_another_host_is_never_stale_and_one_of_an_earlier_boot_is(tmp_path):
+    """On a directory several nodes share, a PID can be checked only on the machine that wrote it."""
+    import socket
+
+    from blurnet_tf import locks
+
+    dead = finished_pid()
+    (tmp_path / ".lock").write_text(f"{dead} other-node/some-boot")
+    with pytest.raises(DataError, match=rf"in use by a run on other-node \(PID {dead}\)"):
+        with locks.RunLock(tmp_path):
+            pass
+    assert (tmp_path / ".lock").read_text() == f"{dead} other-node/some-boot"
+    (tmp_path / ".lock").write_text(f"{os.getpid() + 1} {socket.gethostname()}/an-earlier-boot")
+    with locks.RunLock(tmp_path):  # this host, before its last reboot: gone, whatever runs under that PID now
+        assert (tmp_path / ".lock").read_text().split()[0] == str(os.getpid())
+    (tmp_path / ".lock").mkdir()
+    with pytest.raises(DataError, match="is a directory, not a run lock"):
+        with locks.RunLock(tmp_path):
+            pass
 
 
 def test_attack_out_naming_a_file_is_refused_and_kept(tmp_path):
@@ -1108,7 +1182,31 @@ def test_report_only_never_replaces_a_finished_report_with_an_emptier_one(binari
     line = assert_bad_input(proc, f"{paths['finished_results'] / 'smoke'}: holds a report; --report_only would replace")
     assert "steps not finished in" in line and "choose another --results_dir" in line
     assert snapshot(paths["finished_results"]) == {"smoke/REPORT.md": b"the finished REPORT.md\n",
-                                                   "smoke/results.json": b"the finished results.json\n"}
+                                                   "smoke/results.json": FINISHED_RECORDS.encode()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run,where,problem", [
+    ("reproduce_users_work_dir", "users_work", "holds files a reproduction did not write (thesis.txt)"),
+    ("reproduce_users_top_report", "users_results", "REPORT.md: is not a report a reproduction wrote"),
+    ("reproduce_users_profile_results", "users_tables", "smoke: holds files a report did not write")])
+def test_reproduce_refuses_directories_holding_the_users_files(binaries, run, where, problem):
+    runs, paths = binaries
+    proc = runs.result(run)
+    assert problem in assert_bad_input(proc, str(paths[where]))
+    assert "profile smoke" not in proc.stdout
+    assert snapshot(paths[where]) == {"users_work": {"thesis.txt": b"mine\n"}, "users_results": {"REPORT.md": b"# my notes\n"},
+                                      "users_tables": {"smoke/tables.json": b'{"mine": 1}\n'}}[where]
+
+
+@pytest.mark.slow
+def test_reproduce_refuses_addresses_that_are_not_ray_at_once(binaries):
+    runs, paths = binaries
+    assert_bad_input(runs.result("reproduce_malformed_address"),
+                     "--address: expected host:port (port 1-65535), ray://host:port or 'auto', got 'foo:bar'")
+    assert_bad_input(runs.result("reproduce_malformed_ray_address"), "environment variable RAY_ADDRESS: expected host:port")
+    line = assert_bad_input(runs.result("reproduce_not_ray"), f"--address: no Ray cluster answers at {paths['not_ray']}")
+    assert "does not answer as Ray's gRPC server does" in line
 
 
 def test_directory_flags_are_checked_without_creating_anything(tmp_path):
@@ -1165,3 +1263,15 @@ def test_reproduce_refuses_a_work_directory_another_command_made(binaries):
     proc = runs.result("reproduce_into_a_training_run")
     assert "was written by `train`, not a reproduction" in assert_bad_input(proc, str(paths["mnist_run"]))
     assert snapshot(paths["mnist_run"]) == before
+
+
+@pytest.mark.parametrize("text,problem", [("[1, 2]", "expected a JSON object, got list"),
+                                          ('{"kind": "model"}', "missing legit_accuracy, test_images"),
+                                          ('{"schema": "x"}', "its schema is 'x'")])
+def test_a_record_of_the_wrong_shape_is_one_line_naming_the_file(tmp_path, text, problem):
+    from blurnet_tf import rundir
+
+    (tmp_path / "metrics.json").write_text(text)
+    with pytest.raises(DataError) as err:
+        rundir.read_model(tmp_path)
+    assert err.value.path == str(tmp_path / "metrics.json") and problem in err.value.problem

@@ -7,6 +7,7 @@ import pytest
 
 from blurnet_tf.evaluation.robustness_benchmark import benchmark
 from test_any_model import CLASSES, SIZE, banded, sticker_mask, trained_small_model
+from conftest import run_python
 
 FIELDS = {"experiment", "model", "threat_model", "attack", "budget", "seed", "target", "metric", "value", "interval",
           "images", "seeds"}
@@ -35,15 +36,14 @@ def test_every_threat_model_gives_records_of_one_schema_with_consistent_values(s
     assert by[("sticker", "avg_asr", None, None)]["value"] == pytest.approx(np.mean(per_target))
 
 
-def test_a_model_that_ignores_its_input_cannot_be_attacked_and_a_zero_mask_changes_nothing(small):
+def test_a_model_that_ignores_its_input_gets_no_verdict_and_a_zero_mask_changes_nothing(small):
+    """A model blind to its input would read as 100% accurate on its class and 100% robust: refused (issue 43)."""
     x, y = banded(20, seed=8)
     blind = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
     blind.layers[-1].set_weights([np.zeros((SIZE * SIZE * 3, CLASSES), np.float32), 5 * np.eye(CLASSES)[2].astype(np.float32)])
-    records = benchmark(blind, x, np.full(20, 2), threat_models=("clean", "linf", "l2", "sticker"), targets=[0],
-                        mask=sticker_mask(), linf_steps=3, ddn_steps=5, rp2_epochs=3)
-    values = {(r["threat_model"], r["metric"]): r["value"] for r in records}
-    assert values[("clean", "accuracy")] == 1.0 and values[("linf", "asr")] == 0.0 and values[("l2", "asr")] == 0.0
-    assert values[("l2", "median_l2")] == np.inf and values[("sticker", "avg_asr")] == 0.0
+    with pytest.raises(ValueError, match="model: returns the same logits for all 20 images"):
+        benchmark(blind, x, np.full(20, 2), threat_models=("clean", "linf", "l2", "sticker"), targets=[0],
+                  mask=sticker_mask(), linf_steps=3, ddn_steps=5, rp2_epochs=3)
     untouched = benchmark(small, x, y, threat_models=("sticker",), targets=[0, 4], mask=np.zeros((SIZE, SIZE, 3)),
                           rp2_epochs=10)
     assert all(r["value"] == 0.0 for r in untouched if r["metric"] in ("asr", "avg_asr", "worst_asr"))
@@ -74,7 +74,6 @@ def test_the_binary_writes_the_records_and_names_a_bad_data_file(small, tmp_path
     import json
 
     from blurnet_tf.registry import save_model
-    from conftest import run_python
 
     x, y = banded(12, seed=10)
     save_model(small, tmp_path / "small.keras")
@@ -113,8 +112,9 @@ def test_table4s_own_pgd_step_and_benchmark_give_the_same_victims(tmp_path, data
     assert clean == 1.0 and asr == pytest.approx(stored["asr"])  # every victim right: the two ASRs share a base
 
 
-def test_a_model_with_non_finite_logits_or_one_class_gets_no_verdict():
-    """argmax of an all-NaN row is class 0: without the check such a model reads as accurate and robust."""
+def test_a_model_with_non_finite_or_constant_logits_or_one_class_gets_no_verdict():
+    """argmax of an all-NaN row is class 0, and a model that ignores its input cannot be attacked: without the
+    checks such models read as accurate and robust."""
     import tensorflow as tf
 
     x, y = banded(12, seed=9)
@@ -124,6 +124,39 @@ def test_a_model_with_non_finite_logits_or_one_class_gets_no_verdict():
     for model, match in ((lambda im: tf.fill((tf.shape(im)[0], CLASSES), np.nan), nan + "12 of 12 images"),
                          (nan_on_last, nan + "2 of 12 images"),
                          (lambda im: tf.fill((tf.shape(im)[0], CLASSES), np.inf), nan + "12 of 12 images"),
-                         (lambda im: tf.reduce_mean(im, axis=(1, 2, 3))[:, None], "model: expected logits over at least 2 classes, got 1")):
+                         (lambda im: tf.reduce_mean(im, axis=(1, 2, 3))[:, None], "model: expected logits over at least 2 classes, got 1"),
+                         (lambda im: tf.zeros((1, CLASSES)), r"model: expected logits \[N, classes\] for 12 images, got an output shaped \(1, "),
+                         (lambda im: tf.tile(tf.range(CLASSES, dtype=tf.float32)[None], (tf.shape(im)[0], 1)),
+                          "model: returns the same logits for all 12 images")):
         with pytest.raises(ValueError, match=match):
             benchmark(model, x, y, threat_models=("clean", "linf"), linf_steps=2)
+
+
+@pytest.mark.parametrize("content,problem", [
+    (b"", "cannot read it as a NumPy .npy / .npz file"),
+    (b"PK\x03\x04truncated", "cannot read it as a NumPy .npy / .npz file"),
+    (b"x,y\n1,2\n", "cannot read it as a NumPy .npy / .npz file"),
+    ("object", "cannot read it as a NumPy .npy / .npz file"),  # pickled: never unpickled
+    ("strings", "expected numeric arrays (--data); got dtype <U1")])
+def test_benchmark_data_that_is_not_numeric_arrays_is_one_line_before_any_work(tmp_path, content, problem):
+    path = tmp_path / "data.npz"
+    if content == "object":
+        np.savez(path, x=np.array([{"a": 1}], dtype=object), y=np.zeros(1))
+    elif content == "strings":
+        np.savez(path, x=np.array(["a"]), y=np.zeros(1))
+    else:
+        path.write_bytes(content)
+    proc = run_python("-m", "blurnet_tf.cli.benchmark", "--model=original", f"--data={path}",
+                      f"--out={tmp_path / 'out'}", check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {path}: {problem}"), proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_benchmark_out_naming_a_file_is_refused_before_any_work(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    proc = run_python("-m", "blurnet_tf.cli.benchmark", "--model=original", f"--data={tmp_path / 'none.npz'}",
+                      f"--out={tmp_path / 'notes.txt'}", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: {tmp_path / 'notes.txt'}: is a file, not a directory (--out)"), proc.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"

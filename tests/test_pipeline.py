@@ -18,13 +18,13 @@ from blurnet_tf.pipeline.mnist_steps import MNIST_ROWS, PAPER_MNIST_ROWS
 from blurnet_tf.pipeline.plan import DEFENDPP_ROW, PD_ROW, PROFILES, TABLE2_ROWS, build_plan
 from blurnet_tf.pipeline.ray_executor import run_all, step_threads
 from blurnet_tf.pipeline.step_process import THREAD_VARIABLES
-from blurnet_tf.pipeline.steps import Step, is_done, run_step, step_key
+from blurnet_tf.pipeline.steps import Step, is_done, run_step, status, step_key
 from blurnet_tf.reports import format as report_format, report_writer
 
 from conftest import ROOT, probe_step as _probe, ran as _ran, ray_token_env, run_python, stop_ray_leftovers
 
 
-from probe_experiments import CALLS, Counted, Timed
+from probe_experiments import CALLS, Counted, Recorded, Timed
 
 
 def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
@@ -112,13 +112,14 @@ def test_steps_asking_for_a_gpu_each_see_their_own_on_a_cluster_with_a_fake_gpu_
 # (POSIX), so the runner restores Python's own handler first.
 _RUNNER = """
 import pathlib, signal, sys
+from blurnet_tf import cli
 from blurnet_tf.pipeline.steps import Step
 from blurnet_tf.pipeline.ray_executor import run_all
 signal.signal(signal.SIGINT, signal.default_int_handler)
 root = pathlib.Path(sys.argv[1])
 steps = [Step(f"probe/{n}", "probe", root / n, command=["step_probe", f"--out={root / n}", "--sleep=60"])
          for n in ("a", "b")]
-run_all(steps, log=print, jobs=2)
+cli.run(lambda argv: run_all(steps, log=print, jobs=2))  # as the reproduce binary runs it
 """
 
 
@@ -152,9 +153,10 @@ def _gone(pids, within=10.0):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the death signal is Linux's")
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_stopping_the_runner_stops_its_step_processes(tmp_path, probes, how):
-    """Ctrl-C and a kill of the runner both end the running steps, and neither is marked done."""
+    """Ctrl-C, SIGTERM and a kill of the runner all end the running steps, and none is marked done; the first
+    two end in one line and the shell's status (130 / 143), not a traceback or Ray's C++ stack."""
     env = ray_token_env()
     try:
         runner, pids = _runner_with_two_running_steps(tmp_path, env)
@@ -164,8 +166,11 @@ def test_stopping_the_runner_stops_its_step_processes(tmp_path, probes, how):
     finally:
         stop_ray_leftovers(env)
     assert not any((tmp_path / n / "step.json").exists() for n in ("a", "b"))
-    if how == signal.SIGINT:
-        assert "KeyboardInterrupt" in output
+    if how != signal.SIGKILL:
+        name, status = ("Ctrl-C", 130) if how == signal.SIGINT else ("SIGTERM", 143)
+        assert runner.returncode == status, output
+        assert output.strip().splitlines()[-1].startswith(f"error: stopped by {name}; finished work is kept"), output
+        assert "Traceback" not in output and "SIGTERM received" not in output, output
 
 
 def test_every_field_of_every_planned_experiment_is_in_its_key():
@@ -215,6 +220,43 @@ def test_a_directory_not_written_by_the_pipeline_is_moved_aside_not_deleted(tmp_
     (tmp_path / "d" / "mine.txt").write_text("user data")
     run_step(Step("demo/d", "demo", tmp_path / "d", experiment=Counted(x=7)), log=lambda m: None)
     assert (tmp_path / "d.not-a-step" / "mine.txt").read_text() == "user data"
+
+
+@pytest.mark.parametrize("marker,text", [("step.json", "[1, 2]"), ("step.json", '{"key": 7}'),
+                                          ("step.pending.json", '"a string"'), ("step.json", "null")])
+def test_a_step_marker_of_the_wrong_shape_is_moved_aside_and_the_step_rerun(tmp_path, marker, text):
+    """Valid JSON that is not a marker reads as no marker: the directory is kept aside, the step runs again."""
+    CALLS.clear()
+    step = Step("demo/m", "demo", tmp_path / "m", experiment=Counted(x=3))
+    step.out.mkdir()
+    (step.out / marker).write_text(text)
+    assert status(step) == "missing"
+    run_step(step, log=lambda m: None)
+    assert is_done(step) and len(CALLS) == 1
+    assert (tmp_path / "m.not-a-step" / marker).read_text() == text
+
+
+@pytest.mark.parametrize("damage", ["moved aside", "truncated archive", "a list, not a record"])
+def test_a_finished_step_whose_records_are_damaged_runs_again(tmp_path, damage):
+    """The advice "move it aside to start this result again", followed, re-runs the step: step.json lists
+    the records the step left, and a step with one gone or unreadable is not done."""
+    CALLS.clear()
+    step = Step("demo/r", "demo", tmp_path / "r", experiment=Recorded(x=4))
+    run_step(step, log=lambda m: None)
+    assert json.loads((step.out / "step.json").read_text())["records"] == ["results.json", "arrays.npz"]
+    assert status(step) == "done" and run_step(step, log=lambda m: None)[1]  # skipped: intact
+    if damage == "moved aside":
+        (step.out / "results.json").rename(tmp_path / "results.json.aside")
+    elif damage == "truncated archive":
+        data = (step.out / "arrays.npz").read_bytes()
+        (step.out / "arrays.npz").write_bytes(data[: len(data) // 2])
+    else:
+        (step.out / "results.json").write_text("[1, 2]")
+    assert status(step) == "missing"
+    lines = []
+    assert not run_step(step, log=lines.append)[1]
+    assert len(CALLS) == 2 and status(step) == "done" and "missing or damaged" in lines[0]
+    assert (tmp_path / "r.damaged" / "step.json").is_file()  # the damaged result is kept, not deleted
 
 
 @pytest.mark.slow

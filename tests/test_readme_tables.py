@@ -180,3 +180,14 @@ def test_what_holds_gives_each_claim_one_verdict_from_the_set_with_the_most_evid
         assert [j[0] for j in judged] == sorted((j[0] for j in judged), reverse=True)
     # BlurNet's Table II claims come from the three-seed set, Defend++'s from the newer full-budget MNIST set.
     assert by_claim["PGD"][0][1] == "table2" and by_claim["Defend++ keeps clean accuracy"][0][1] == "mnist"
+
+
+@pytest.mark.parametrize("tables", ["{}", '{"data": {"whitebox": []}}', "[]"])
+def test_a_partial_tables_json_is_one_line_naming_the_results(tmp_path, capsys, tables):
+    from blurnet_tf.reports import readme_sync
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "tables.json").write_text(tables)
+    assert readme_sync.main(["--check", "--results", str(tmp_path / "results")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"{tmp_path / 'results'}: a results file here is partial or of another shape" in lines[0]

@@ -148,11 +148,14 @@ def test_a_swap_cut_short_by_a_kill_resumes_from_the_old_checkpoint(tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "tensorboard"]
 
 
-@pytest.mark.parametrize("broken", ["state.json", "model.keras"])
+@pytest.mark.parametrize("broken", ["state.json", "model.keras", "epochs_done"])
 def test_a_corrupt_checkpoint_is_moved_aside_and_training_starts_again(tmp_path, capsys, broken):
     tiny_train(tmp_path, epochs=2)
-    path = tmp_path / "checkpoint" / broken
-    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])  # truncated
+    path = tmp_path / "checkpoint" / ("state.json" if broken == "epochs_done" else broken)
+    if broken == "epochs_done":  # valid JSON, but a count its history does not bear out
+        path.write_text(json.dumps({**json.loads(path.read_text()), "epochs_done": 1000}))
+    else:
+        path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])  # truncated
     capsys.readouterr()
     _, info = tiny_train(tmp_path, epochs=2)
     assert info["resumed_from_epoch"] == 0
@@ -161,7 +164,7 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_training_starts_again(tmp_path,
     [warning] = err.strip().splitlines()
     assert warning.startswith(f"warning: {tmp_path / 'checkpoint'}: corrupt checkpoint, training starts from scratch")
     assert warning.endswith("moved aside to checkpoint.corrupt-0")
-    assert (tmp_path / "checkpoint.corrupt-0" / broken).is_file()
+    assert (tmp_path / "checkpoint.corrupt-0" / path.name).is_file()
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["epochs_done"] == 2
 
 

@@ -13,6 +13,7 @@ import importlib.machinery
 import logging as pylogging
 import os
 import re
+import signal
 import sys
 import tempfile
 import warnings
@@ -41,13 +42,35 @@ def run(main):
         try:
             check_thread_settings()  # TensorFlow reads them at import and ignores a value it cannot parse
             _quiet_tensorflow()
+            signal.signal(signal.SIGTERM, _terminated)
             return main(argv)
         except (DataError, SettingError, app.UsageError, flags.ValidationError) as exc:
             _fail(exc, 2)
         except (StepFailed, TrainingDiverged) as exc:
             _fail(exc, 1)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what finished is kept; the same command resumes
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if logging.get_verbosity() >= 1:
+                raise
+            terminated = isinstance(exc, _Terminated) or bool(_SIGTERM_SEEN)
+            print(f"error: stopped by {'SIGTERM' if terminated else 'Ctrl-C'}; finished work is kept, the same "
+                  "command resumes it", file=sys.stderr)
+            sys.exit(143 if terminated else 130)
 
     app.run(guarded, flags_parser=_parse_flags)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that its cleanup runs as for Ctrl-C (a KeyboardInterrupt: what
+    Ray's wait lets through; any other exception from a signal handler there becomes a SystemError)."""
+
+
+_SIGTERM_SEEN = []  # Ray's wait re-raises a KeyboardInterrupt of its own, so the subclass alone may not arrive
+
+
+def _terminated(signum, frame):
+    _SIGTERM_SEEN.append(signum)
+    raise _Terminated
 
 
 def _parse_flags(argv):

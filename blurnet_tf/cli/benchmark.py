@@ -10,7 +10,10 @@ number, blurnet_tf.evaluation.robustness_benchmark) and OUT/REPORT.md. The same 
 `from blurnet_tf.evaluation.robustness_benchmark import benchmark`.
 """
 
+import inspect
 import pathlib
+import zipfile
+import zlib
 
 from absl import flags
 
@@ -45,31 +48,39 @@ def _array(path, flag, keys):
     from blurnet_tf.errors import DataError
 
     path = pathlib.Path(path)
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # a truncated or foreign file
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(path, f"cannot read it as a NumPy file (--{flag}): {exc}") from None
-    if isinstance(data, np.ndarray):
-        return data
-    with data:
-        for names in keys:
-            if not any(k in data.files for k in names):
-                raise DataError(path, f"expected an array named {' or '.join(names)} (--{flag}); has {data.files}")
-        return tuple(data[next(k for k in names if k in data.files)] for names in keys)
+        if isinstance(data, np.ndarray):
+            arrays = (data,)
+        else:
+            with data:
+                for names in keys:
+                    if not any(k in data.files for k in names):
+                        raise DataError(path, f"expected an array named {' or '.join(names)} (--{flag}); has {data.files}")
+                arrays = tuple(data[next(k for k in names if k in data.files)] for names in keys)
+    except unreadable as exc:
+        raise DataError(path, f"cannot read it as a NumPy .npy / .npz file (--{flag}): {str(exc).splitlines()[0] or type(exc).__name__}") from None
+    for array in arrays:
+        if array.dtype.kind not in "biuf":
+            raise DataError(path, f"expected numeric arrays (--{flag}); got dtype {array.dtype}")
+    return arrays[0] if isinstance(data, np.ndarray) else arrays
 
 
 def main(argv):
     del argv
     from blurnet_tf import files, locks, rundir
-    from blurnet_tf.evaluation.robustness_benchmark import benchmark
-    from blurnet_tf.registry import load_model
 
     out = pathlib.Path(FLAGS.out)
+    locks.check_writable_dir(out, "out")  # a file or an unwritable place: refused before the benchmark runs
     locks.claim_dir(out, rundir.BENCHMARK_WRITER, FLAGS.overwrite)
     x, y = _array(FLAGS.data, "data", [("x", "images"), ("y", "labels")])
     mask = _array(FLAGS.mask, "mask", []) if FLAGS.mask else None
     targets = cli.int_list("targets", ",".join(FLAGS.targets)) if FLAGS.targets else None
     seeds = cli.int_list("seeds", ",".join(FLAGS.seeds))
+    from blurnet_tf.evaluation.robustness_benchmark import benchmark  # TensorFlow: only once the files are checked
+    from blurnet_tf.registry import load_model
+
     model = load_model(FLAGS.model)
     source = load_model(FLAGS.source) if FLAGS.source else None
     try:
@@ -82,13 +93,16 @@ def main(argv):
                             check_rp2_epochs=FLAGS.check_rp2_epochs, name=pathlib.Path(FLAGS.model).stem)
     except ValueError as exc:
         name, _, problem = str(exc).partition(": ")  # benchmark() names the argument first
-        raise cli.SettingError({"images": "data", "labels": "data"}.get(name, name), problem) from None
+        if name not in inspect.signature(benchmark).parameters:
+            raise  # not a setting of ours: a real error, shown as one (never as a made-up flag)
+        raise cli.SettingError({"images": "data", "labels": "data", "x": "data", "y": "data"}.get(name, name),
+                               problem) from None
     with locks.RunLock(out):
         locks.mark_owner(out, rundir.BENCHMARK_WRITER)
         files.write_json(out / "results.json", {"schema": 1, "kind": rundir.BENCHMARK_KIND, "records": records})
         fields = list(records[0])
         files.write_csv(out / "results.csv", [fields] + [[r[f] if r[f] is not None else "" for f in fields] for r in records])
-        lines = [f"# Benchmark of {FLAGS.model}", "", f"Data: {FLAGS.data} ({len(y)} images); seeds "
+        lines = [f"# Benchmark of {FLAGS.model}", "", f"Data: {FLAGS.data} ({min(len(y), FLAGS.n_examples or len(y))} images); seeds "
                  f"{', '.join(map(str, seeds))}. 95% intervals.", "", "| threat model | attack | budget | target | metric | "
                  "value | interval |", "|---|---|---|---|---|---|---|"]
         lines += [f"| {r['threat_model']} | {r['attack']} | {r['budget']} | {'' if r['target'] is None else r['target']} | "

@@ -60,7 +60,7 @@ def main(argv):
     from blurnet_tf.errors import DataError
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
     from blurnet_tf.pipeline.ray_executor import run_all
-    from blurnet_tf.pipeline.steps import is_done, status
+    from blurnet_tf.pipeline.steps import claim_results, is_done, status
     from blurnet_tf.reports.report_writer import write_report
 
     started = time.time()
@@ -83,14 +83,19 @@ def main(argv):
     work_dir = FLAGS.work_dir or f"runs/{profile.name}"
     # Every path checked before the first step: a bad one costs seconds, never a finished profile.
     locks.check_writable_dir(FLAGS.results_dir, "results_dir")
+    claim_results(FLAGS.results_dir, profile.name,
+                  writes_top_report=not (profile.tradeoff or profile.long_training or profile.robustness))
     if FLAGS.report_only:  # reads the work directory, writes nothing there
         if pathlib.Path(work_dir).exists() and not pathlib.Path(work_dir).is_dir():
             raise DataError(work_dir, "is a file, not a directory (--work_dir)")
     else:
         locks.check_writable_dir(work_dir, "work_dir")
-    made_by = locks.owner(work_dir)  # a work directory holds many step outputs: only a marker can refuse it
+    made_by = locks.owner(work_dir)
     if made_by not in (None, rundir.REPRODUCE_WRITER.name):
         raise DataError(work_dir, f"was written by `{made_by}`, not a reproduction; choose another --work_dir")
+    if made_by is None and _users_files(pathlib.Path(work_dir)):  # (made before the marker: step records prove it)
+        raise DataError(work_dir, f"holds files a reproduction did not write ({_users_files(pathlib.Path(work_dir))}); "
+                                  "choose a new or empty --work_dir")
     find_data_dir(FLAGS.data_dir)  # fail early, with the path, if the data are missing
     if not pathlib.Path("flags/models").is_dir():
         raise DataError(pathlib.Path("flags/models").resolve(), "flagfiles not found: run from the repository root")
@@ -136,6 +141,18 @@ def main(argv):
     print(f"wrote {report}{'' if profile.tradeoff or profile.long_training or profile.robustness else f' and {FLAGS.results_dir}/REPORT.md'} in {(time.time() - started) / 60:.1f} min", flush=True)
     for stage, seconds in stage_seconds.items():
         print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)
+
+
+def _users_files(work_dir):
+    """What a work directory without the reproduction's marker holds, when no step record lies anywhere in it."""
+    from blurnet_tf import locks
+
+    if not work_dir.is_dir():
+        return ""
+    names = sorted(p.name for p in work_dir.iterdir() if p.name not in locks.BOOKKEEPING)
+    if not names or any(True for _ in work_dir.rglob(locks.STEP_DONE)) or any(True for _ in work_dir.rglob(locks.STEP_PENDING)):
+        return ""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 if __name__ == "__main__":

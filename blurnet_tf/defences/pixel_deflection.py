@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf.defences.image_denoisers import jpeg, wavelet_denoise  # noqa: F401 (their home before)
+from blurnet_tf.defences.image_denoisers import jpeg, unit_images, wavelet_denoise  # noqa: F401 (the denoisers: their home before)
 from blurnet_tf.defences.wrapped_classifier import classifier_of
 from blurnet_tf.models.lisa_cnn import FIRST_LAYER, layer_output_model
 
@@ -175,21 +175,22 @@ class PixelDeflection:
         images [N, H, W, C] -> [N, H, W, C] float32; rng: the draw's generator (None: the defence's own, seeded
         by `seed`); maps: activation maps [N, H, W] if already computed (None: computed here)."""
         rng = self._rng if rng is None else rng
-        out = np.asarray(images, np.float32)
+        out = unit_images(images)
         if self.deflections:
             out = deflect(out, self.activation_map(out) if maps is None else maps, self.deflections, self.window, rng)
+        rgb = np.repeat(out, 3, axis=-1) if out.shape[-1] == 1 else out  # grey: denoised as RGB of equal channels
         if self.denoiser == "wavelet":
-            out = wavelet_denoise(out, self.sigma, self.threshold_method, self.threshold_mode, self.denoise_backend)
+            rgb = wavelet_denoise(rgb, self.sigma, self.threshold_method, self.threshold_mode, self.denoise_backend)
         elif self.denoiser == "jpeg":
-            out = jpeg(out, self.jpeg_quality)
-        return out
+            rgb = jpeg(rgb, self.jpeg_quality)
+        return rgb.mean(axis=-1, keepdims=True, dtype=np.float32) if out.shape[-1] == 1 else rgb
 
     def predict(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """Vote shares of the `ensemble` independent defences (what ART's predict returns: scores).
 
         images [N, H, W, C] -> [N, classes], the share of the defences voting for each class. The activation map
         is computed once; the draws go through the classifier as one batch (`batch_size` at a time)."""
-        images = np.asarray(images, np.float32)
+        images = unit_images(images)
         maps = self.activation_map(images) if self.deflections else None
         draws = np.concatenate([self.defend(images, maps=maps) for _ in range(self.ensemble)])
         classes = self.classifier.predict(draws, batch_size=batch_size, verbose=0).argmax(axis=1)

@@ -135,7 +135,7 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
             ("rp2_lambda", rp2_lambda, _positive(rp2_lambda) or rp2_lambda == 0, "a finite number >= 0")):
         if not ok:  # before any work: steps=0 would divide by zero, a negative ε "pass"
             raise ValueError(f"{arg}: expected {expected}, got {value!r}")
-    x, y, classes = check_inputs(model, x, y, mask, targets)
+    x, y, classes = check_inputs(model, x, y, mask, targets, constant_ok=True)  # flagged by the checks below
     if source is not None:
         check_source(source, x, classes)
     f = logits_fn(model)

@@ -17,8 +17,9 @@ def _probabilities(out: np.ndarray) -> bool:
     return bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4))
 
 
-def check_inputs(model, images, labels, mask=None, targets=None) -> tuple[np.ndarray, np.ndarray, int]:
-    """(images float32, labels int, classes), or one ValueError naming the argument that is wrong."""
+def check_inputs(model, images, labels, mask=None, targets=None, constant_ok=False) -> tuple[np.ndarray, np.ndarray, int]:
+    """(images float32, labels int, classes), or one ValueError naming the argument that is wrong. constant_ok:
+    a model with the same logits for every image is let through (the strength checks flag it as not robust)."""
     x = np.asarray(images)
     if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"images: expected a float array [N, H, W, C], got {x.dtype} {x.shape}")
@@ -34,8 +35,8 @@ def check_inputs(model, images, labels, mask=None, targets=None) -> tuple[np.nda
         out = np.concatenate([np.asarray(f(tf.constant(x[i:i + _BATCH], tf.float32))) for i in range(0, len(x), _BATCH)])
     except Exception as exc:  # noqa: BLE001 - any failure of the user's model is reported as its input mismatch
         raise ValueError(f"model: cannot be called on images shaped {x.shape[1:]} ({type(exc).__name__})") from None
-    if out.ndim != 2:
-        raise ValueError(f"model: expected logits [N, classes], got an output shaped {out.shape}")
+    if out.ndim != 2 or len(out) != len(x):
+        raise ValueError(f"model: expected logits [N, classes] for {len(x)} images, got an output shaped {out.shape}")
     classes = out.shape[1]
     if classes < 2:
         raise ValueError(f"model: expected logits over at least 2 classes, got {classes} output per image")
@@ -43,6 +44,9 @@ def check_inputs(model, images, labels, mask=None, targets=None) -> tuple[np.nda
     if broken.any():
         raise ValueError(f"model: returns non-finite logits (NaN or inf) on {int(broken.sum())} of {len(x)} images; "
                          "no accuracy or robustness can be read from them")
+    if not constant_ok and len(x) > 1 and np.all(out == out[:1]):  # it ignores its input: "robust" to any attack, a made-up verdict
+        raise ValueError(f"model: returns the same logits for all {len(x)} images (does it read its input?); "
+                         "no accuracy or robustness can be read from it")
     if _probabilities(out):
         raise ValueError("model: returns probabilities (rows sum to 1); pass the model without its softmax (logits)")
     if y.min() < 0 or y.max() >= classes:

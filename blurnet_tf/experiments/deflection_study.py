@@ -29,6 +29,7 @@ class DeflectionStudy:
     def run(self, out):
         from blurnet_tf.attacks import rp2
         from blurnet_tf.data import NUM_CLASSES, STOP, hold_out_validation, load_lisa_split
+        from blurnet_tf.defences.pixel_deflection import PixelDeflection
         from blurnet_tf.evaluation import deflection_protocol as pde
         from blurnet_tf.evaluation.metrics import correctly_classified, l2_dissimilarity, predict_classes
         from blurnet_tf.experiments.rp2_stickers import load_victim_setting
@@ -77,7 +78,7 @@ class DeflectionStudy:
         for name, extra in (("no defence", None), ("PD+WD (single)", {}),
                             (f"PD+WD (Ens-{b.ensemble})", {"ensemble": b.ensemble})):
             predict = (lambda im: predict_classes(model, im)) if extra is None else \
-                pde.PixelDeflection(model, **{**params, **extra, "seed": 3}).predict_classes
+                PixelDeflection(model, **{**params, **extra, "seed": 3}).predict_classes
             adaptive[name] = {k: pde.defended_accuracy(predict, ims, labels) for k, (ims, labels) in adaptive_sets.items()}
         l2_adaptive = {"BPDA+EOT PGD": l2_dissimilarity(ax, pgd),
                        "BPDA+EOT RP2": float(np.mean([l2_dissimilarity(stop, s) for s in eot_stickers]))}

@@ -116,6 +116,9 @@ def load_checkpoint(ckpt, chash):
         return _discard(ckpt, "state.json", exc)
     if written_with != chash:
         raise DataError(ckpt, f"checkpoint was written with other settings; use another --out or move {ckpt} aside")
+    if state["epochs_done"] < 1 or len(history) != state["epochs_done"]:  # one history entry per epoch
+        return _discard(ckpt, "state.json", ValueError(f"epochs_done {state['epochs_done']} with {len(history)} "
+                                                       "epochs of history"))
     try:
         model = load_model(ckpt / "model.keras", compile=True)
     except Exception as exc:  # a truncated .keras zip fails in many ways (BadZipFile, EOFError, ...)

@@ -15,8 +15,9 @@ import json
 import os
 import pathlib
 import time
+import zipfile
 
-from blurnet_tf import files, locks
+from blurnet_tf import files, locks, rundir
 from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, StepProcesses
 
 DONE, PENDING = locks.STEP_DONE, locks.STEP_PENDING
@@ -54,22 +55,49 @@ def step_key(step):
 
 
 def _marker(path):
-    """A step marker's contents; a torn or corrupt marker reads as absent (the step re-runs)."""
+    """A step marker's contents; a torn, corrupt or wrongly shaped marker (valid JSON, but not a marker) reads
+    as absent: the step's directory is moved aside and the step re-runs."""
     try:
-        return json.loads(path.read_text()) if path.is_file() else None
+        data = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) and isinstance(data.get("key"), str) else None
+
+
+# The records a step leaves for the report: step.json lists those it found, and a step whose list is no longer
+# all there and readable (moved aside, truncated, JSON of the wrong shape) is not done: it runs again.
+RECORDS = (rundir.METRICS_FILE, rundir.RESULTS_FILE, rundir.ARRAYS_FILE)
+
+
+def _records(out):
+    return [name for name in RECORDS if (out / name).is_file()]
+
+
+def _intact(out, names):
+    for name in names if isinstance(names, list) else ():
+        try:
+            if name.endswith(".npz"):
+                zipfile.ZipFile(out / name).close()  # a truncated archive has no central directory
+            elif not isinstance(json.loads((out / name).read_text()), dict):
+                return False
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return False
+    return True
 
 
 def is_done(step):
-    done = _marker(step.out / DONE)
-    return done is not None and done.get("key") == step_key(step)
+    return status(step) == "done"
 
 
 def status(step):
-    """'done', 'stale' (finished under other settings or inputs) or 'missing'."""
+    """'done', 'stale' (finished under other settings or inputs) or 'missing' (never finished, or its records
+    were moved aside or damaged since)."""
     done = _marker(step.out / DONE)
-    return "missing" if done is None else ("done" if done.get("key") == step_key(step) else "stale")
+    if done is None:
+        return "missing"
+    if done.get("key") != step_key(step):
+        return "stale"
+    return "done" if _intact(step.out, done.get("records", [])) else "missing"
 
 
 def run_step(step, log=print, env=None, processes=None, where=None):
@@ -78,9 +106,13 @@ def run_step(step, log=print, env=None, processes=None, where=None):
     and resources it runs with, recorded in step.json."""
     key = step_key(step)
     done, pending = _marker(step.out / DONE), _marker(step.out / PENDING)
-    if done is not None and done.get("key") == key:
-        return done["seconds"], True
-    if done is not None:
+    if done is not None and done.get("key") == key and _intact(step.out, done.get("records", [])):
+        return (done["seconds"] if isinstance(done.get("seconds"), (int, float)) else 0.0), True
+    if done is not None and done.get("key") == key:  # finished, but a record it left is gone or damaged
+        old = _free_name(step.out, "damaged")
+        step.out.rename(old)
+        log(f"      {step.name}: a record it left is missing or damaged; kept as {old}, running it again")
+    elif done is not None:
         # A finished result under other settings (or another work-dir path) is kept, not deleted.
         old = _free_name(step.out, f"superseded-{done.get('key')}")
         step.out.rename(old)
@@ -104,6 +136,7 @@ def run_step(step, log=print, env=None, processes=None, where=None):
     files.write_json(step.out / DONE, {"key": key, "name": step.name, "command": step.command,
                                        "experiment": settings, "seconds": seconds, "threads": threads, "placement": where,
                                        "code": files.code_digest(),  # what a report of this result ran
+                                       "records": _records(step.out),
                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     (step.out / PENDING).unlink()
     return seconds, False
@@ -140,3 +173,32 @@ def keep_a_fuller_report(results, plan, work_dir, seeds):
     if stored - set(seeds):
         raise DataError(results, f"holds a report of seeds {sorted(stored)}; --report_only with seeds {list(seeds)} "
                                  "would replace it with less: pass its seeds, or choose another --results_dir")
+
+
+def claim_results(results_dir, profile_name, writes_top_report):
+    """Before any work: the files a report writes in `results_dir` are a report's, or new. A <profile>/ folder
+    holding files but no report record (results.json with its records), or a top-level REPORT.md without a
+    report's provenance line, is the user's: refused (DataError), so nothing of theirs is replaced."""
+    from blurnet_tf import rundir
+    from blurnet_tf.errors import DataError
+
+    out = pathlib.Path(results_dir) / profile_name
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            record = json.loads((out / rundir.RESULTS_FILE).read_text())
+        except (OSError, ValueError):
+            record = None
+        if not (isinstance(record, dict) and isinstance(record.get("records"), list)):
+            raise DataError(out, f"holds files a report did not write (no {rundir.RESULTS_FILE} of a reproduction); "
+                                 "choose another --results_dir")
+    top = pathlib.Path(results_dir) / "REPORT.md"
+    if writes_top_report and (top.is_dir() or top.exists() and not _is_report_text(top)):
+        raise DataError(top, "is not a report a reproduction wrote (no provenance line); choose another --results_dir")
+
+
+def _is_report_text(path):
+    try:
+        return any(line.startswith("- commit `") and "; generated " in line
+                   for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
+    except OSError:
+        return False

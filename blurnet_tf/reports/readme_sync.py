@@ -206,7 +206,11 @@ def main(argv=None):
     parser.add_argument("--results", type=pathlib.Path, default=RESULTS, help="results directory (its tables.json)")
     args = parser.parse_args(argv)
     try:  # a missing file, a bad tables.json or a missing marker: one line, exit 1
-        tables = render(args.results)
+        try:
+            tables = render(args.results)
+        except (KeyError, TypeError, AttributeError, IndexError, StopIteration) as exc:  # JSON, but not all of it
+            raise ValueError(f"{args.results}: a results file here is partial or of another shape ({type(exc).__name__}: "
+                             f"{exc}); write it again with python -m blurnet_tf.cli.reproduce") from None
         stale = differences(read_documents(args.readme), tables)
         new = {} if args.check else sync_documents(args.readme, tables)
     except (OSError, ValueError, subprocess.SubprocessError) as exc:  # also a binary that cannot list its flags
