@@ -19,6 +19,8 @@ DEFENDPP_TRANSFERRED = ("fgsm", "bim", "fgsm_curve")  # made on another network,
 LISA_TEST_FRACTION = 0.2    # our track-held-out split (the paper states none)
 MNIST_TEST_FRACTION = 0.3   # the old test-set-only MNIST split
 PRECISIONS = ("float32", "mixed_bfloat16")  # our compute precisions (float32 is the papers')
+PAPER_CONV_ALPHA = {3: 1e-5, 5: 0.1, 7: 0.1}  # BlurNet's learned blur (conv_k rows of Table II), by kernel size
+PAPER_ALPHA = {"tv": 1e-4, "tik_hf": 1e-4, "tik_pseudo": 1e-6}  # BlurNet's feature-map regularisers (Table II)
 
 
 def validation_seed(split_seed):

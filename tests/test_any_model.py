@@ -232,3 +232,68 @@ def test_pixel_deflection_refuses_images_it_would_defend_wrongly(bad):
     pd = PixelDeflection(small_model(), deflections=5, window=2, cam_layer="maps", dense_layer="scores")
     with pytest.raises(ValueError, match=r"images: expected grey or RGB images \[N, H, W, 1 or 3\] of finite values in \[0, 1\]"):
         pd.predict(x)
+
+
+def _sequential_40():
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([keras.Input((40, 40, 3)), keras.layers.Rescaling(1.0, name="scale"),
+                             keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="block1"),
+                             keras.layers.MaxPooling2D(name="pool"), keras.layers.Flatten(name="flat"),
+                             keras.layers.Dense(6, name="logits")], name="seq40")
+
+
+def _functional_28():
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((28, 28, 1))
+    a = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="block1")(inputs)
+    b = keras.layers.Conv2D(5, 3, padding="same", name="side")(inputs)
+    x = keras.layers.Add(name="merge")([a, b])  # not a chain: two branches from the input
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name="fun28")
+
+
+@pytest.mark.parametrize("make", [_sequential_40, _functional_28], ids=["sequential-40x40x3", "functional-28x28x1"])
+@pytest.mark.parametrize("defence", ["tv", "blur"])
+def test_add_blurnet_on_your_own_model_trains_with_fit_and_survives_save_and_load(tmp_path, make, defence):
+    """The issue-42 path: BlurNet TV and learned blur after a named layer of a Sequential model with a weightless
+    first layer and of a two-branch functional one; the original untouched, its weights copied, the penalty in
+    the loss at α times the regulariser, and the trained model the same after a safe_mode load."""
+    from blurnet_tf.defences import add_blurnet, total_variation
+    from blurnet_tf.models.lisa_cnn import layer_output_model
+    from blurnet_tf.registry import load_model, save_model
+
+    model = make()
+    x = np.random.default_rng(0).random((16, *model.input_shape[1:])).astype(np.float32)
+    y = np.arange(16) % model.output_shape[-1]
+    before = [w.copy() for w in model.get_weights()]
+    defended = add_blurnet(model, defence, after="block1", alpha=0.5)
+    assert [layer.name for layer in defended.layers if "blurnet" in layer.name] == [f"block1_blurnet_{defence}"]
+    for layer in [layer for layer in model.layers if layer.weights]:  # every weighted layer, with its weights
+        for w, v in zip(layer.get_weights(), defended.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(w, v)
+    if defence == "tv":  # an identity on the maps: the same logits, and the penalty is 0.5 x TV of block1's maps
+        np.testing.assert_allclose(defended(x).numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
+        penalty = float(sum(defended.losses))
+        maps = layer_output_model(model, "block1")(x)
+        assert penalty == pytest.approx(0.5 * float(total_variation(maps)), rel=1e-4)
+    else:  # a box blur of the maps is a different model, with the L∞ penalty on its kernel
+        assert not np.allclose(defended(x).numpy(), model(x).numpy())
+    defended.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    defended.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the original untouched
+    save_model(defended, tmp_path / "defended.keras")
+    np.testing.assert_allclose(load_model(tmp_path / "defended.keras")(x).numpy(), defended(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_add_blurnet_names_what_it_needs():
+    from blurnet_tf.defences import add_blurnet
+
+    model = _sequential_40()
+    with pytest.raises(ValueError, match="after: seq40 has no layer 'relu1'; its layers are scale, block1, pool"):
+        add_blurnet(model, "tv", after="relu1")
+    with pytest.raises(ValueError, match="alpha: the paper gives none for a 9x9 blur"):
+        add_blurnet(model, "blur", after="block1", kernel_size=9)
+    with pytest.raises(ValueError, match="alpha: expected a finite number >= 0"):
+        add_blurnet(model, "tik_hf", after="block1", alpha=float("nan"))
+    with pytest.raises(ValueError, match="defence: unknown 'median'"):
+        add_blurnet(model, "median", after="block1")

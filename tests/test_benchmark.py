@@ -160,3 +160,23 @@ def test_benchmark_out_naming_a_file_is_refused_before_any_work(tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"error: {tmp_path / 'notes.txt'}: is a file, not a directory (--out)"), proc.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_benchmark_leaves_the_callers_global_seeds_and_loggers_as_it_found_them(small):
+    """ART and cleverhans draw from the global generators: benchmark() seeds them for its own runs only."""
+    import logging
+
+    from tensorflow.python.eager import context
+
+    x, y = banded(6, seed=12)
+    np.random.seed(123)
+    expected = np.random.random(3)
+    np.random.seed(123)
+    keras.utils.set_random_seed(7)
+    np.random.seed(123)
+    logging.getLogger("art").setLevel(logging.DEBUG)
+    records = benchmark(small, x, y, threat_models="autoattack", seeds=(0, 1), autoattack_steps=2, square_queries=3)
+    assert np.array_equal(np.random.random(3), expected)  # NumPy's stream goes on where the caller left it
+    assert context.global_seed() == 7 and logging.getLogger("art").level == logging.DEBUG
+    assert any("steps=2, square_queries=3, runs=2" in r["budget"] for r in records)
+    logging.getLogger("art").setLevel(logging.NOTSET)

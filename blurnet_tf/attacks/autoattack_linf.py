@@ -14,7 +14,6 @@ broken when any attack breaks it (the worst case over attacks, as AutoAttack rep
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Literal, get_args
 
@@ -23,6 +22,7 @@ import tensorflow as tf
 
 from blurnet_tf.attacks.art_attacks import art_classifier
 from blurnet_tf.attacks.attack_result import AttackResult
+from blurnet_tf.attacks.global_state import quiet_logger, seeded
 from blurnet_tf.attacks.logits_model import logits_fn
 
 AttackName = Literal["apgd-ce", "apgd-t", "square"]
@@ -56,7 +56,7 @@ def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarra
     attacks : Sequence[AttackName]
         Which of "apgd-ce", "apgd-t" and "square" to run, in that order (all three).
     seed : int
-        Seeds NumPy's global generator (ART's random starts and squares) and TensorFlow's.
+        Seeds ART's random starts and squares (NumPy's and TensorFlow's global generators, given back after).
 
     Returns
     -------
@@ -75,7 +75,6 @@ def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarra
     unknown = set(attacks) - set(ATTACKS)
     if unknown:
         raise ValueError(f"attacks: unknown {sorted(unknown)}; choose from {', '.join(ATTACKS)}")
-    logging.getLogger("art").setLevel(logging.WARNING)
     f = logits_fn(model)
     x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
     logits = np.asarray(f(tf.constant(x)))
@@ -89,33 +88,32 @@ def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarra
         best[hit] = adv[hit]
         broken[hit] = True
 
-    np.random.seed(seed)  # ART draws its random starts and Square's squares from NumPy's global generator
-    tf.random.set_seed(seed)
-    if "apgd-ce" in attacks:
-        keep(AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
-                                          nb_random_init=1, batch_size=len(x), loss_type="cross_entropy",
-                                          verbose=False).generate(x, y=np.eye(classes)[y]))
-    if "apgd-t" in attacks:
-        others = logits.copy()
-        others[np.arange(len(y)), y] = -np.inf
-        ranked = np.argsort(-others, axis=1)  # the other classes, most likely first
-        for k in range(min(target_classes, classes - 1)):
+    with seeded(seed), quiet_logger("art"):  # ART draws its random starts and squares from NumPy's global generator
+        if "apgd-ce" in attacks:
+            keep(AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
+                                              nb_random_init=1, batch_size=len(x), loss_type="cross_entropy",
+                                              verbose=False).generate(x, y=np.eye(classes)[y]))
+        if "apgd-t" in attacks:
+            others = logits.copy()
+            others[np.arange(len(y)), y] = -np.inf
+            ranked = np.argsort(-others, axis=1)  # the other classes, most likely first
+            for k in range(min(target_classes, classes - 1)):
+                todo = ~broken
+                if not todo.any():
+                    break
+                targets = ranked[:, k]
+                apgd = AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
+                                                    targeted=True, nb_random_init=1, batch_size=int(todo.sum()),
+                                                    loss_type="difference_logits_ratio", verbose=False)
+                adv = x.copy()
+                adv[todo] = apgd.generate(x[todo], y=np.eye(classes)[targets[todo]])
+                keep(adv)
+        if "square" in attacks and (~broken).any():
             todo = ~broken
-            if not todo.any():
-                break
-            targets = ranked[:, k]
-            apgd = AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
-                                                targeted=True, nb_random_init=1, batch_size=int(todo.sum()),
-                                                loss_type="difference_logits_ratio", verbose=False)
             adv = x.copy()
-            adv[todo] = apgd.generate(x[todo], y=np.eye(classes)[targets[todo]])
+            adv[todo] = SquareAttack(classifier, norm=np.inf, max_iter=square_queries, eps=eps, p_init=0.8, nb_restarts=1,
+                                     batch_size=int(todo.sum()), verbose=False).generate(x[todo], y=np.eye(classes)[y[todo]])
             keep(adv)
-    if "square" in attacks and (~broken).any():
-        todo = ~broken
-        adv = x.copy()
-        adv[todo] = SquareAttack(classifier, norm=np.inf, max_iter=square_queries, eps=eps, p_init=0.8, nb_restarts=1,
-                                 batch_size=int(todo.sum()), verbose=False).generate(x[todo], y=np.eye(classes)[y[todo]])
-        keep(adv)
     success = np.argmax(np.asarray(f(tf.constant(best))), 1) != y
     norm = np.abs(best - x).reshape(len(x), -1).max(axis=1)
     return AttackResult(best, success, np.where(success, norm, 0.0).astype(np.float32))

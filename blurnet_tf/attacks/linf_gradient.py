@@ -16,6 +16,7 @@ import numpy as np
 from cleverhans.tf2.attacks.fast_gradient_method import fast_gradient_method
 from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
 
+from blurnet_tf.attacks.global_state import seeded
 from blurnet_tf.attacks.logits_model import logits_fn
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, steps: int = 1,
-                step_size: float | None = None, y: np.ndarray | None = None, rand_init: bool = False) -> np.ndarray:
+                step_size: float | None = None, y: np.ndarray | None = None, rand_init: bool = False,
+                seed: int | None = None) -> np.ndarray:
     """FGSM, BIM or PGD in L∞ (cleverhans 4), chosen by `steps`, `step_size` and `rand_init`.
 
     One full step (steps=1, step_size ε, no random start) is FGSM; more steps are BIM, or PGD with
@@ -45,6 +47,8 @@ def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, s
         [N] the labels to move away from (default: the model's predictions).
     rand_init : bool
         Start from a random point in the ε-ball (PGD).
+    seed : int | None
+        Seeds the random start (TensorFlow's global seed, given back after the call); None: the caller's.
 
     Returns
     -------
@@ -56,9 +60,10 @@ def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, s
     if steps == 1 and not rand_init and (step_size is None or step_size == eps):  # one full step: FGSM
         return fast_gradient_method(logits, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y,
                                     sanity_checks=False).numpy()
-    return projected_gradient_descent(logits, x, eps, eps if step_size is None else step_size, steps, np.inf,
-                                      clip_min=0.0, clip_max=1.0, y=y, rand_init=rand_init,
-                                      sanity_checks=False).numpy()
+    with seeded(seed if rand_init else None):  # cleverhans draws the start from TensorFlow's global seed
+        return projected_gradient_descent(logits, x, eps, eps if step_size is None else step_size, steps, np.inf,
+                                          clip_min=0.0, clip_max=1.0, y=y, rand_init=rand_init,
+                                          sanity_checks=False).numpy()
 
 
 def madry_step(eps: float, steps: int) -> float:

@@ -5,13 +5,16 @@
         --threat_models=clean,linf,l2,sticker --mask=mask.npy --targets=1,3 --seeds=0,1,2
 
 --data is an .npz with `x` (float images [N, H, W, C] in [0, 1]) and `y` (integer labels); --mask an
-.npy of 0 and 1 shaped like one image. Writes OUT/results.json and OUT/results.csv (one flat record per
-number, blurnet_tf.evaluation.robustness_benchmark) and OUT/REPORT.md. The same function is the library's:
+.npy of 0 and 1 shaped like one image. Writes OUT/results.json (the flat records, one per number,
+blurnet_tf.evaluation.robustness_benchmark, with the flags, package versions, commit, seconds and time
+of the run), OUT/results.csv (the records) and OUT/REPORT.md. The same function is the library's:
 `from blurnet_tf.evaluation.robustness_benchmark import benchmark`.
 """
 
 import inspect
 import pathlib
+import sys
+import time
 import zipfile
 import zlib
 
@@ -33,6 +36,7 @@ flags.DEFINE_float("linf_eps", 8 / 255, "linf: the L-inf radius.")
 flags.DEFINE_integer("linf_steps", 50, "linf: PGD steps per start.", lower_bound=1)
 flags.DEFINE_float("linf_step", None, "linf: PGD's step (default: Madry's 2.5 eps / steps).")
 flags.DEFINE_boolean("linf_random_start", True, "linf: start PGD at a random point of the ball (else at the image).")
+flags.DEFINE_integer("autoattack_steps", 100, "autoattack: iterations of each APGD run (AutoAttack's 100).", lower_bound=1)
 flags.DEFINE_integer("square_queries", 5000, "autoattack: Square's queries (AutoAttack's 5,000).", lower_bound=1)
 flags.DEFINE_string("source", None, "checks: a second .keras model the transfer check crafts PGD on.")
 flags.DEFINE_integer("check_steps", 50, "checks: PGD steps of the PGD checks.", lower_bound=1)
@@ -71,6 +75,7 @@ def main(argv):
     del argv
     from blurnet_tf import files, locks, rundir
 
+    started = time.time()
     out = pathlib.Path(FLAGS.out)
     locks.check_writable_dir(out, "out")  # a file or an unwritable place: refused before the benchmark runs
     locks.claim_dir(out, rundir.BENCHMARK_WRITER, FLAGS.overwrite)
@@ -88,7 +93,8 @@ def main(argv):
                             seeds=seeds, n_examples=FLAGS.n_examples or None, linf_eps=FLAGS.linf_eps,
                             linf_steps=FLAGS.linf_steps, linf_step=FLAGS.linf_step,
                             linf_random_start=FLAGS.linf_random_start, ddn_steps=FLAGS.ddn_steps,
-                            rp2_epochs=FLAGS.rp2_epochs, rp2_lambda=FLAGS.rp2_lambda, square_queries=FLAGS.square_queries,
+                            rp2_epochs=FLAGS.rp2_epochs, rp2_lambda=FLAGS.rp2_lambda,
+                            autoattack_steps=FLAGS.autoattack_steps, square_queries=FLAGS.square_queries,
                             source=source, check_steps=FLAGS.check_steps,
                             check_rp2_epochs=FLAGS.check_rp2_epochs, name=pathlib.Path(FLAGS.model).stem)
     except ValueError as exc:
@@ -99,7 +105,10 @@ def main(argv):
                                problem) from None
     with locks.RunLock(out):
         locks.mark_owner(out, rundir.BENCHMARK_WRITER)
-        files.write_json(out / "results.json", {"schema": 1, "kind": rundir.BENCHMARK_KIND, "records": records})
+        arguments = {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])}
+        files.write_json(out / "results.json", {"schema": 1, "kind": rundir.BENCHMARK_KIND, "arguments": arguments,
+                                                "versions": files.package_versions(), "seconds": time.time() - started,
+                                                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "records": records})
         fields = list(records[0])
         files.write_csv(out / "results.csv", [fields] + [[r[f] if r[f] is not None else "" for f in fields] for r in records])
         lines = [f"# Benchmark of {FLAGS.model}", "", f"Data: {FLAGS.data} ({min(len(y), FLAGS.n_examples or len(y))} images); seeds "

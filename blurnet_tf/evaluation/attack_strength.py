@@ -156,8 +156,7 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
     def pgd_success(e, on=model):
         if on is model and not reaches:  # no gradient reaches the input: PGD cannot move the images
             return 0.0
-        tf.random.set_seed(seed)
-        adv = linf_attack(on, xc, eps=e, steps=steps, step_size=min(e, 2.5 * e / steps), y=yc, rand_init=True)
+        adv = linf_attack(on, xc, eps=e, steps=steps, step_size=min(e, 2.5 * e / steps), y=yc, rand_init=True, seed=seed)
         return float(np.mean(predict_classes(model, adv) != yc))
 
     out["eps_grid"], out["pgd_success"] = [float(e) for e in eps_grid], []

@@ -28,7 +28,6 @@ from typing import Any, Literal, get_args
 import math
 
 import numpy as np
-import tensorflow as tf
 
 from blurnet_tf.attacks import autoattack_linf, ddn, linf_attack, madry_step, rp2
 from blurnet_tf.attacks.autoattack_linf import ATTACKS as AA_ATTACKS
@@ -42,11 +41,11 @@ THREAT_MODELS = get_args(ThreatModel)
 
 
 def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
-              threat_models: Sequence[ThreatModel] = ("clean", "linf", "l2"),
+              threat_models: Sequence[ThreatModel] | ThreatModel = ("clean", "linf", "l2"),
               targets: Sequence[int] | None = None, mask: np.ndarray | None = None, seeds: Sequence[int] = (0,),
               n_examples: int | None = None, linf_eps: float = 8 / 255, linf_steps: int = 50,
               linf_step: float | None = None, linf_random_start: bool = True, ddn_steps: int = 100,
-              rp2_epochs: int = 300, rp2_lambda: float = 0.002, square_queries: int = 5000,
+              rp2_epochs: int = 300, rp2_lambda: float = 0.002, autoattack_steps: int = 100, square_queries: int = 5000,
               autoattack_attacks: Sequence[str] = ("apgd-ce", "apgd-t", "square"), source: Any = None,
               check_steps: int = 50, check_rp2_epochs: int = 30,
               check_eps_scale: Sequence[float] = (0.125, 0.25, 0.5, 1.0, 2.0), name: str = "model") -> list[dict[str, Any]]:
@@ -64,7 +63,7 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
         Float images [N, H, W, C] in [0, 1].
     labels : np.ndarray
         Integer class labels [N].
-    threat_models : sequence of ThreatModel
+    threat_models : sequence of ThreatModel, or one name
         Any of "clean", "linf", "l2", "sticker", "autoattack", "checks"; default ("clean", "linf", "l2").
     targets : sequence of int or None
         Target classes of the sticker attack and of the RP2 checks; "sticker" needs them.
@@ -89,6 +88,8 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
         The sticker attack's RP2 epochs; default 300.
     rp2_lambda : float
         RP2's λ (eq. 1), finite and >= 0, of the sticker attack and the checks; default 0.002.
+    autoattack_steps : int
+        The iterations of each APGD run within AutoAttack; default 100 (AutoAttack's standard version).
     square_queries : int
         Square's query budget within AutoAttack; default 5000.
     autoattack_attacks : sequence of str
@@ -117,6 +118,7 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
         Naming the argument, if a threat model is unknown, "sticker" lacks mask or targets, seeds is
         empty, a number is out of its range, or images, labels, mask, targets, model or source do not fit.
     """
+    threat_models = (threat_models,) if isinstance(threat_models, str) else tuple(threat_models)  # "linf": one name
     unknown = set(threat_models) - set(THREAT_MODELS)
     if unknown:
         raise ValueError(f"threat_models: unknown {sorted(unknown)}; choose from {', '.join(THREAT_MODELS)}")
@@ -135,7 +137,8 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
                 isinstance(f, (int, float)) and math.isfinite(f) and f > 0 for f in check_eps_scale), "positive multiples of linf_eps"),
             *((n, v, isinstance(v, int) and v >= 1, "an integer >= 1") for n, v in
               (("linf_steps", linf_steps), ("ddn_steps", ddn_steps), ("rp2_epochs", rp2_epochs),
-               ("square_queries", square_queries), ("check_rp2_epochs", check_rp2_epochs), ("check_steps", check_steps))),
+               ("autoattack_steps", autoattack_steps), ("square_queries", square_queries),
+               ("check_rp2_epochs", check_rp2_epochs), ("check_steps", check_steps))),
             ("n_examples", n_examples, n_examples is None or (isinstance(n_examples, int) and n_examples >= 1),
              "an integer >= 1 or None")):
         if not ok:
@@ -167,8 +170,8 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
         robust = np.ones(len(yc), bool)
         starts = seeds if linf_random_start else seeds[:1]  # from the image, PGD is deterministic: one run
         for seed in starts if len(yc) else ():
-            tf.random.set_seed(seed)
-            adv = linf_attack(model, xc, eps=linf_eps, steps=linf_steps, step_size=step, y=yc, rand_init=linf_random_start)
+            adv = linf_attack(model, xc, eps=linf_eps, steps=linf_steps, step_size=step, y=yc, rand_init=linf_random_start,
+                              seed=seed)
             robust &= predict_classes(model, adv) == yc
         start = f"restarts={len(seeds)}" if linf_random_start else "start=image"
         robust_records("linf", "pgd", f"eps={linf_eps:.6g}, steps={linf_steps}, step={step:.4g}, {start}", robust)
@@ -177,9 +180,10 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
         for seed in seeds:
             if robust.any():
                 robust[robust] &= ~autoattack_linf(model, xc[robust], yc[robust], eps=linf_eps, attacks=autoattack_attacks,
-                                                   square_queries=square_queries, seed=seed).success
+                                                   steps=autoattack_steps, square_queries=square_queries, seed=seed).success
         robust_records("autoattack", "+".join(autoattack_attacks),
-                       f"eps={linf_eps:.6g}, steps=100, square_queries={square_queries}, runs={len(seeds)}", robust)
+                       f"eps={linf_eps:.6g}, steps={autoattack_steps}, square_queries={square_queries}, runs={len(seeds)}",
+                       robust)
     if "l2" in threat_models and len(yc):
         found = ddn(model, xc, yc, steps=ddn_steps)
         norms = np.where(found.success, found.norm, np.inf)

@@ -18,10 +18,9 @@ from blurnet_tf.defences.regularizers import FeatureMapRegularizer
 from blurnet_tf.models.lisa_cnn import cnn_model
 from blurnet_tf.models.mnist_resnet import mnist_resnet
 from blurnet_tf.models.mnist_resnet18 import mnist_resnet18
+from blurnet_tf.paper import PAPER_ALPHA, PAPER_CONV_ALPHA
 from blurnet_tf.registry.defence_params import DATASET_ARCHITECTURES, DEFENCE_PARAMS, DEFENCES
 
-PAPER_CONV_ALPHA = {3: 1e-5, 5: 0.1, 7: 0.1}
-PAPER_ALPHA = {"tv": 1e-4, "tik_hf": 1e-4, "tik_pseudo": 1e-6}
 
 DATASETS = {"lisa": cnn_model, "mnist": mnist_resnet}
 # Classifiers by name; a dataset builds its DATASETS one unless another of its own is named.

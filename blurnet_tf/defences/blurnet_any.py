@@ -1,0 +1,104 @@
+"""BlurNet's trained defences on any Keras model (Raju & Lipasti §III): a learned depthwise blur, or a
+feature-map regulariser α·R(F) added to the training loss (`add_loss`), placed after a named layer.
+
+  blur        a depthwise k x k convolution initialised to a box (or Gaussian) blur and trained with the
+              model under the L∞ penalty α·Σ_j max|W_j| (§III-A; the conv_k rows of Table II);
+  tv          α·TV(F), the maps' anisotropic total variation (eq. 3-4);
+  tik_hf      α times Tikhonov's high-frequency energy of the maps (eq. 5-6);
+  tik_pseudo  α times the Tikhonov pseudo-inverse penalty (eq. 7)
+(regularizers.py gives each formula; the same functions are the adaptive attack's terms).
+
+α defaults to the paper's (paper.PAPER_CONV_ALPHA, paper.PAPER_ALPHA), chosen for the LISA-CNN's first
+layer: a model of another scale needs its own (the trade-off profile sweeps it). The model is rebuilt
+layer by layer (functional through keras.models.clone_model, Sequential as a new Sequential), the
+original's weights copied in: the original is left untouched, and the result trains with `fit` and
+survives save / load (its layers are registered Keras objects).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+import keras
+
+from blurnet_tf.defences.blur import BlurDepthwiseConv2D
+from blurnet_tf.defences.regularizers import FeatureMapRegularizer
+from blurnet_tf.paper import PAPER_ALPHA, PAPER_CONV_ALPHA
+
+BlurNetDefence = Literal["blur", "tv", "tik_hf", "tik_pseudo"]
+BLURNET_DEFENCES = get_args(BlurNetDefence)
+
+
+def add_blurnet(model: keras.Model, defence: BlurNetDefence, *, after: str, alpha: float | None = None,
+                kernel_size: int = 3, blur_kernel: str = "box", blur_sigma: float | None = None, tik_window: int = 3,
+                tik_pseudo_mode: str = "elementwise") -> keras.Model:
+    """`model` with one of BlurNet's trained defences after its layer `after` (a copy; `model` is untouched).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A functional or Sequential Keras classifier, images [N, H, W, C] -> logits [N, classes].
+    defence : BlurNetDefence
+        "blur" (learned depthwise blur), "tv", "tik_hf" or "tik_pseudo" (the module docstring).
+    after : str
+        The name of the layer whose output [N, H, W, K] the defence reads (BlurNet: the first conv block's).
+    alpha : float or None
+        The penalty's weight α (finite, >= 0); None: the paper's for this defence (and kernel size).
+    kernel_size : int
+        The learned blur's side k (3, 5 or 7 have a paper α).
+    blur_kernel : str
+        The learned blur's initial kernel: "box" or "gaussian".
+    blur_sigma : float or None
+        The Gaussian initial kernel's standard deviation (None: OpenCV's rule from k).
+    tik_window : int
+        Tik_hf's high-pass window (3).
+    tik_pseudo_mode : str
+        Tik_pseudo's comparison, as `regularizers.tik_pseudo` takes it ("elementwise").
+
+    Returns
+    -------
+    keras.Model
+        The defended model, same inputs and logits, with the original's weights; train it with `fit`.
+
+    Raises
+    ------
+    ValueError
+        If `defence` is unknown, `model` has no layer `after` (the message lists its layers), α is negative
+        or not finite, or the blur's kernel size has no paper α and none is given.
+    """
+    if defence not in BLURNET_DEFENCES:
+        raise ValueError(f"defence: unknown {defence!r}; choose from {', '.join(BLURNET_DEFENCES)}")
+    names = [layer.name for layer in model.layers]
+    if after not in names:
+        raise ValueError(f"after: {model.name} has no layer {after!r}; its layers are {', '.join(names)}")
+    if alpha is None:
+        alpha = PAPER_CONV_ALPHA.get(kernel_size) if defence == "blur" else PAPER_ALPHA[defence]
+        if alpha is None:
+            raise ValueError(f"alpha: the paper gives none for a {kernel_size}x{kernel_size} blur; pass alpha")
+    if not (isinstance(alpha, (int, float)) and 0 <= alpha < float("inf")):
+        raise ValueError(f"alpha: expected a finite number >= 0, got {alpha!r}")
+
+    def defence_layer() -> keras.layers.Layer:
+        if defence == "blur":
+            return BlurDepthwiseConv2D(kernel_size, init=blur_kernel, sigma=blur_sigma, alpha=alpha, name=f"{after}_blurnet_blur")
+        params: dict[str, Any] = {"tik_hf": {"window": tik_window}, "tik_pseudo": {"mode": tik_pseudo_mode}}.get(defence, {})
+        return FeatureMapRegularizer(defence, alpha, params, name=f"{after}_blurnet_{defence}")
+
+    if isinstance(model, keras.Sequential):
+        layers: list[keras.layers.Layer] = [keras.Input(model.inputs[0].shape[1:])]
+        for layer in model.layers:
+            layers.append(layer.__class__.from_config(layer.get_config()))
+            if layer.name == after:
+                layers.append(defence_layer())
+        defended = keras.Sequential(layers, name=f"{model.name}_{defence}")
+    else:
+        def call(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
+            out = layer(*args, **kwargs)
+            return defence_layer()(out) if layer.name == after else out
+
+        defended = keras.models.clone_model(model, call_function=call)
+        defended.name = f"{model.name}_{defence}"
+    for layer in model.layers:
+        if layer.weights:
+            defended.get_layer(layer.name).set_weights(layer.get_weights())
+    return defended
