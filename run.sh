@@ -6,7 +6,8 @@
 # ./run.sh tradeoff every defence along its strength knob against the baseline along training (parts: --steps)
 # ./run.sh longtrain the baseline, TV 1e-4 and Tik_hf trained 300 epochs, attacked after 10, 30, 100, 300 (~1-1.5 h)
 # ./run.sh robustness every Table II row, Defend++ and Pixel Deflection through benchmark(): PGD-10, AutoAttack, strength checks
-# ./run.sh test     same set-up, then the test suite (what CI runs)
+# ./run.sh test     same set-up, then the test suite (what CI runs, after ./run.sh lint)
+# ./run.sh lint     ruff (lint and format check) and mypy, configured in pyproject.toml
 # Extra arguments go to the job, e.g. ./run.sh full --stages=train or ./run.sh test -k rp2.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -32,10 +33,14 @@ case "$job" in
     # No TensorFlow C++ INFO/WARNING lines in the tests' own process (the binaries quiet themselves).
     export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
     exec "$PY" -m pytest -q "$@" ;;
+  lint)
+    "$VENV/bin/ruff" check blurnet_tf tests bench
+    "$VENV/bin/ruff" format --check blurnet_tf tests bench
+    exec "$VENV/bin/mypy" ;;
   main|quick)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile=quick "$@" ;;
   full|table2|mnist|tradeoff|longtrain|robustness)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile="$job" "$@" ;;
   *)
-    echo "usage: ./run.sh [main|full|table2|mnist|tradeoff|longtrain|robustness|test] [args...]" >&2; exit 2 ;;
+    echo "usage: ./run.sh [main|full|table2|mnist|tradeoff|longtrain|robustness|test|lint] [args...]" >&2; exit 2 ;;
 esac

@@ -13,6 +13,7 @@ def _integer(low, what):
         if value is None or value < low:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
+
     return parse
 
 

@@ -25,7 +25,7 @@ from blurnet_tf.registry.precision import with_precision
 
 from arguments import positive, non_negative
 
-SEED_SPREAD = 0.275   # largest single-target ASR move between training seeds 0-2 (evidence issue)
+SEED_SPREAD = 0.275  # largest single-target ASR move between training seeds 0-2 (evidence issue)
 
 
 def asr_per_target(model, victims, adversarial):
@@ -52,8 +52,10 @@ def main():
     for name, net in (("float32", model), ("mixed_bfloat16", bf16)):
         t = time.perf_counter()
         r = rp2(net, victims, mask, [SPEED_LIMIT_45], lam=0.02, epochs=args.epochs, seed=seed)
-        out[f"reference_{name}"] = {"misclassified": float(asr_per_target(model, victims, r.adversarial[0])[0]),
-                                    "seconds": time.perf_counter() - t}
+        out[f"reference_{name}"] = {
+            "misclassified": float(asr_per_target(model, victims, r.adversarial[0])[0]),
+            "seconds": time.perf_counter() - t,
+        }
         print(name, "reference run:", out[f"reference_{name}"], flush=True)
 
     targets = [t for t in range(18) if t != STOP]
@@ -62,15 +64,25 @@ def main():
         t = time.perf_counter()
         r = rp2(net, victims, mask, targets, lam=0.002, epochs=args.sweep_epochs or args.epochs)
         asr[name] = asr_per_target(model, victims, r.adversarial[0])
-        out[f"sweep_{name}"] = {"avg_asr": float(asr[name].mean()), "per_target": asr[name].round(4).tolist(),
-                                "seconds": time.perf_counter() - t}
-        print(name, "sweep: avg ASR", round(float(asr[name].mean()), 4), f"{out[f'sweep_{name}']['seconds']:.0f}s",
-              flush=True)
+        out[f"sweep_{name}"] = {
+            "avg_asr": float(asr[name].mean()),
+            "per_target": asr[name].round(4).tolist(),
+            "seconds": time.perf_counter() - t,
+        }
+        print(
+            name,
+            "sweep: avg ASR",
+            round(float(asr[name].mean()), 4),
+            f"{out[f'sweep_{name}']['seconds']:.0f}s",
+            flush=True,
+        )
     moves = np.abs(asr["mixed_bfloat16"] - asr["float32"])
-    gate = {"reference_reaches_90": bool(out["reference_mixed_bfloat16"]["misclassified"] >= 0.9),
-            "sweep_avg_within_2_points": bool(abs(asr["mixed_bfloat16"].mean() - asr["float32"].mean()) <= 0.02),
-            "no_target_moves_more_than_seed_spread": bool(moves.max() <= SEED_SPREAD),
-            "largest_target_move": float(moves.max())}
+    gate = {
+        "reference_reaches_90": bool(out["reference_mixed_bfloat16"]["misclassified"] >= 0.9),
+        "sweep_avg_within_2_points": bool(abs(asr["mixed_bfloat16"].mean() - asr["float32"].mean()) <= 0.02),
+        "no_target_moves_more_than_seed_spread": bool(moves.max() <= SEED_SPREAD),
+        "largest_target_move": float(moves.max()),
+    }
 
     if not args.skip_training:
         from blurnet_tf.experiments.classifier_training import TrainingRun
@@ -81,11 +93,11 @@ def main():
                 run = TrainingRun(epochs=args.train_epochs, precision=name, max_train_images=args.train_images)
                 t = time.perf_counter()
                 record = run.run(tmp, log=lambda m: None)
-                out[f"training_{name}"] = {"legit_accuracy": record.legit_accuracy,
-                                           "seconds": time.perf_counter() - t}
+                out[f"training_{name}"] = {"legit_accuracy": record.legit_accuracy, "seconds": time.perf_counter() - t}
                 print(name, "training:", out[f"training_{name}"], flush=True)
-        gate["training_within_half_a_point"] = bool(abs(out["training_mixed_bfloat16"]["legit_accuracy"] -
-                                                   out["training_float32"]["legit_accuracy"]) <= 0.005)
+        gate["training_within_half_a_point"] = bool(
+            abs(out["training_mixed_bfloat16"]["legit_accuracy"] - out["training_float32"]["legit_accuracy"]) <= 0.005
+        )
     out["gate"] = gate
     out["passed"] = all(v for k, v in gate.items() if k != "largest_target_move")
     print(json.dumps(out, indent=1))

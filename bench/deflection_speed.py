@@ -11,8 +11,7 @@ import numpy as np
 
 from blurnet_tf.data import find_data_dir, load_lisa_split
 from blurnet_tf.defences import classifier_of
-from blurnet_tf.defences.pixel_deflection import (PixelDeflection, deflect, jpeg, robust_activation_map,
-                                                  wavelet_denoise)
+from blurnet_tf.defences.pixel_deflection import PixelDeflection, deflect, jpeg, robust_activation_map, wavelet_denoise
 from blurnet_tf.registry import load_model
 
 from arguments import positive
@@ -39,21 +38,23 @@ def main():
     args = parser.parse_args()
     data_dir = find_data_dir()
     _, test, _ = load_lisa_split(data_dir)
-    x = test.images[:args.images]
+    x = test.images[: args.images]
     model = classifier_of(load_model(args.model, data_dir))
     maps = robust_activation_map(model, x)
     rng = np.random.default_rng(0)
     pd = PixelDeflection(model, deflections=args.deflections, window=args.window)
     ens = PixelDeflection(model, deflections=args.deflections, window=args.window, ensemble=10)
     n = len(x)
-    rows = [("bare classifier predict (reference)", rate(lambda: model.predict(x, batch_size=512, verbose=0), n)),
-            ("robust activation map", rate(lambda: robust_activation_map(model, x), n)),
-            ("deflection", rate(lambda: deflect(x, maps, args.deflections, args.window, rng), n)),
-            ("wavelet denoise, scikit-image per image", rate(lambda: wavelet_denoise(x, backend="skimage"), n)),
-            ("wavelet denoise, batched TensorFlow", rate(lambda: wavelet_denoise(x, backend="tensorflow"), n)),
-            ("JPEG round trip", rate(lambda: jpeg(x), n)),
-            ("PD + WD + classifier (single)", rate(lambda: pd.predict_classes(x), n)),
-            ("Ens-10", rate(lambda: ens.predict_classes(x), n, repeat=1))]
+    rows = [
+        ("bare classifier predict (reference)", rate(lambda: model.predict(x, batch_size=512, verbose=0), n)),
+        ("robust activation map", rate(lambda: robust_activation_map(model, x), n)),
+        ("deflection", rate(lambda: deflect(x, maps, args.deflections, args.window, rng), n)),
+        ("wavelet denoise, scikit-image per image", rate(lambda: wavelet_denoise(x, backend="skimage"), n)),
+        ("wavelet denoise, batched TensorFlow", rate(lambda: wavelet_denoise(x, backend="tensorflow"), n)),
+        ("JPEG round trip", rate(lambda: jpeg(x), n)),
+        ("PD + WD + classifier (single)", rate(lambda: pd.predict_classes(x), n)),
+        ("Ens-10", rate(lambda: ens.predict_classes(x), n, repeat=1)),
+    ]
     ref = rows[0][1]
     print(f"{'stage':<42} {'images/s':>10} {'vs bare':>8}")
     for name, r in rows:

@@ -24,6 +24,7 @@ from ray_two_nodes import RAY, free_port, kill_tree, start_node, wait_for  # noq
 @dataclasses.dataclass(frozen=True)
 class Spin:
     """A step that keeps one core busy for `seconds` (pure Python: one thread, no I/O)."""
+
     seconds: float
     tag: int = 0
 
@@ -58,8 +59,9 @@ def main():
     import ray
 
     port = free_port()  # never a port another Ray instance here holds
-    head = start_node("--head", f"--port={port}", "--include-dashboard=false",
-                      f"--temp-dir={tempfile.mkdtemp(prefix='blurnet-ray-')}")
+    head = start_node(
+        "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={tempfile.mkdtemp(prefix='blurnet-ray-')}"
+    )
     address = f"127.0.0.1:{port}"
     wait_for(lambda: subprocess.run([RAY, "status", f"--address={address}"], capture_output=True).returncode == 0)
     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
@@ -74,14 +76,19 @@ def main():
             wait_for(lambda: sum(n["Alive"] for n in ray.nodes()) == 1)
             ratios.append(one / two)
             overheads.append((one - args.steps * args.seconds) / args.steps)
-            print(f"one node {one:.1f} s, two nodes {two:.1f} s: {one / two:.2f}x; "
-                  f"overhead {overheads[-1]:.2f} s per step", flush=True)
+            print(
+                f"one node {one:.1f} s, two nodes {two:.1f} s: {one / two:.2f}x; "
+                f"overhead {overheads[-1]:.2f} s per step",
+                flush=True,
+            )
     finally:
         ray.shutdown()
         kill_tree(head.pid)
-    print(f"{args.steps} steps of {args.seconds:g} s CPU, {args.repeats} pairs: two nodes / one node median "
-          f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}); Ray's overhead per "
-          f"step median {statistics.median(overheads):.2f} s")
+    print(
+        f"{args.steps} steps of {args.seconds:g} s CPU, {args.repeats} pairs: two nodes / one node median "
+        f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f}); Ray's overhead per "
+        f"step median {statistics.median(overheads):.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ def main():
     parser.add_argument("--repeats", type=positive, default=5)
     parser.add_argument("--ceiling_steps", type=positive, default=10)
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
-    parser.add_argument("--eager_targets", type=positive, default=2, help="targets timed in the eager loop (extrapolated to 17)")
+    parser.add_argument(
+        "--eager_targets", type=positive, default=2, help="targets timed in the eager loop (extrapolated to 17)"
+    )
     args = parser.parse_args()
     precisions = args.precisions.split(",")
     data_dir = find_data_dir()
@@ -70,6 +72,7 @@ def main():
                 logits = tf.cast(model(images, training=False), tf.float32)
                 loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
             return tape.gradient(loss, images)
+
         forward_input_gradient(x)
         return lambda: [forward_input_gradient(x).numpy() for _ in range(args.ceiling_steps)]
 
@@ -80,10 +83,14 @@ def main():
     for r in range(args.repeats):
         for p, m in models.items():
             times[p]["ceiling"].append(timed(ceilings[p]) / args.ceiling_steps)
-            times[p]["engine"].append(timed(lambda: rp2(m, victims, mask, targets, lam=0.002, epochs=args.epochs))
-                                      / args.epochs)
-        print(f"repeat {r + 1}/{args.repeats}: " + ", ".join(
-            f"{p} engine {batch / times[p]['engine'][-1]:.0f} img-steps/s" for p in precisions), flush=True)
+            times[p]["engine"].append(
+                timed(lambda: rp2(m, victims, mask, targets, lam=0.002, epochs=args.epochs)) / args.epochs
+            )
+        print(
+            f"repeat {r + 1}/{args.repeats}: "
+            + ", ".join(f"{p} engine {batch / times[p]['engine'][-1]:.0f} img-steps/s" for p in precisions),
+            flush=True,
+        )
 
     # The original's structure: one target per run, a Python step per epoch, eager execution.
     model = base
@@ -96,34 +103,41 @@ def main():
             with tf.GradientTape() as tape:
                 masked = mask * tf.clip_by_value(noise, -20, 20)
                 logits = model(tf.clip_by_value(victims + masked, 0, 1), training=False)
-                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(label, logits, from_logits=True)) \
-                    + 0.002 * tf.sqrt(tf.reduce_sum(tf.square(masked)) + 1e-12)
+                loss = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(label, logits, from_logits=True)
+                ) + 0.002 * tf.sqrt(tf.reduce_sum(tf.square(masked)) + 1e-12)
             opt.apply_gradients([(tape.gradient(loss, noise), noise)])
 
     eager_target(targets[0])
-    eager = timed(lambda: [eager_target(t) for t in targets[:args.eager_targets]]) / args.epochs
+    eager = timed(lambda: [eager_target(t) for t in targets[: args.eager_targets]]) / args.epochs
     eager_per_sweep_step = eager * len(targets) / args.eager_targets
     a = tf.random.normal((2048, 2048))
     matmul = tf.function(lambda m: tf.matmul(m, m))
     matmul(a)
     matmul_s = min(timed(lambda: [matmul(a).numpy() for _ in range(10)]) for _ in range(3)) / 10
-    matmul_gflops = 2 * 2048 ** 3 / matmul_s / 1e9
+    matmul_gflops = 2 * 2048**3 / matmul_s / 1e9
 
     med = {p: {k: float(np.median(v)) for k, v in t.items()} for p, t in times.items()}
-    print(f"\nbatch: {len(targets)} targets x {len(victims)} images = {batch} image-steps per epoch; "
-          f"{args.epochs} RP2 epochs; median of {args.repeats} interleaved repeats")
+    print(
+        f"\nbatch: {len(targets)} targets x {len(victims)} images = {batch} image-steps per epoch; "
+        f"{args.epochs} RP2 epochs; median of {args.repeats} interleaved repeats"
+    )
     print("| precision | ceiling img-steps/s | engine img-steps/s | engine / ceiling | GFLOP/s (engine) |")
     print("|---|---|---|---|---|")
     for p in precisions:
         ratio = np.median(np.array(times[p]["ceiling"]) / np.array(times[p]["engine"]))
-        print(f"| {p} | {batch / med[p]['ceiling']:.0f} | {batch / med[p]['engine']:.0f} | {ratio:.2f} | "
-              f"{3 * model_flops(base, batch) / med[p]['engine'] / 1e9:.0f} |")
+        print(
+            f"| {p} | {batch / med[p]['ceiling']:.0f} | {batch / med[p]['engine']:.0f} | {ratio:.2f} | "
+            f"{3 * model_flops(base, batch) / med[p]['engine'] / 1e9:.0f} |"
+        )
     if "float32" in precisions and len(precisions) > 1:
         for p in precisions[1:]:
             speed = np.median(np.array(times["float32"]["engine"]) / np.array(times[p]["engine"]))
             print(f"{p} engine / float32 engine speed: {speed:.2f}x  (goal >= 1.8x)")
-    print(f"eager per-target loop (original structure, float32): {batch / eager_per_sweep_step:.0f} image-steps/s; "
-          f"float32 engine speed-up {eager_per_sweep_step / med[precisions[0]]['engine']:.1f}x  (goal >= 3x)")
+    print(
+        f"eager per-target loop (original structure, float32): {batch / eager_per_sweep_step:.0f} image-steps/s; "
+        f"float32 engine speed-up {eager_per_sweep_step / med[precisions[0]]['engine']:.1f}x  (goal >= 3x)"
+    )
     print(f"tf.matmul 2048^2: {matmul_gflops:.0f} GFLOP/s")
 
 

@@ -20,15 +20,21 @@ COMMANDS = {
     "rp2": ["blurnet_tf.cli.attack", "--flagfile=flags/attacks/whitebox.flags", "--model=original", "--epochs=30"],
     "train": ["blurnet_tf.cli.train", "--flagfile=flags/models/baseline.flags", "--epochs=3"],
 }
-THREADS = {"default": {}, "one intra-op thread": {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-                                                  "OMP_NUM_THREADS": "1"}}
+THREADS = {
+    "default": {},
+    "one intra-op thread": {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"},
+}
 
 
 def _start(command, env, root):
     out = tempfile.mkdtemp(dir=root)
     with open(os.path.join(out, "stderr.txt"), "w") as err:  # a file, not a pipe: a full pipe would stall a copy
-        proc = subprocess.Popen([sys.executable, "-m", *command, f"--out={out}"], env={**os.environ, **env,
-                                "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *command, f"--out={out}"],
+            env={**os.environ, **env, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     proc.err_path = err.name
     return proc
 
@@ -64,9 +70,19 @@ def main():
                     results.setdefault(key, []).append(timed(COMMANDS[args.step], env, args.copies, together, root))
                     print(f"repeat {r}: {key}: {results[key][-1]:.1f}s", flush=True)
     base = min(results["default, one after another"])
-    print(json.dumps({"step": args.step, "copies": args.copies, "seconds": results,
-                      "speed-up over default one after another (best of repeats)":
-                          {k: round(base / min(v), 3) for k, v in results.items()}}, indent=1))
+    print(
+        json.dumps(
+            {
+                "step": args.step,
+                "copies": args.copies,
+                "seconds": results,
+                "speed-up over default one after another (best of repeats)": {
+                    k: round(base / min(v), 3) for k, v in results.items()
+                },
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def main():
     n = len(train.labels)
     ds, steps = epoch_dataset(train.images, train.labels, args.batch_size, 0, 0, 1)
     ds = ds.cache()
-    xb, yb = tf.constant(train.images[:args.batch_size]), tf.constant(train.labels[:args.batch_size])
+    xb, yb = tf.constant(train.images[: args.batch_size]), tf.constant(train.labels[: args.batch_size])
 
     runners = {}
     for p in precisions:
@@ -45,8 +45,9 @@ def main():
         def step(bare=bare, opt=opt):
             with tf.GradientTape() as tape:
                 logits = tf.cast(bare(xb, training=True), tf.float32)
-                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)) + \
-                    sum(tf.cast(l, tf.float32) for l in bare.losses)
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)) + sum(
+                    tf.cast(loss, tf.float32) for loss in bare.losses
+                )
             opt.apply_gradients(zip(tape.gradient(loss, bare.trainable_variables), bare.trainable_variables))
 
         model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)  # trace
@@ -63,8 +64,11 @@ def main():
             for _ in range(steps):
                 step()
             rates[p]["bare"].append(steps * args.batch_size / (time.perf_counter() - t))
-        print(f"repeat {r + 1}/{args.repeats}: " + ", ".join(f"{p} fit {rates[p]['fit'][-1]:.0f} img/s"
-                                                           for p in precisions), flush=True)
+        print(
+            f"repeat {r + 1}/{args.repeats}: "
+            + ", ".join(f"{p} fit {rates[p]['fit'][-1]:.0f} img/s" for p in precisions),
+            flush=True,
+        )
     print(f"\n{args.defence}, median of {args.repeats} interleaved repeats:")
     print("| precision | fit img/s | bare step img/s | fit / bare |")
     print("|---|---|---|---|")
@@ -73,8 +77,10 @@ def main():
         print(f"| {p} | {np.median(fit):.0f} | {np.median(bare):.0f} | {np.median(fit / bare):.2f} |")
     if "float32" in precisions:
         for p in precisions[1:]:
-            print(f"{p} fit / float32 fit: "
-                  f"{np.median(np.array(rates[p]['fit']) / np.array(rates['float32']['fit'])):.2f}x")
+            print(
+                f"{p} fit / float32 fit: "
+                f"{np.median(np.array(rates[p]['fit']) / np.array(rates['float32']['fit'])):.2f}x"
+            )
 
 
 if __name__ == "__main__":

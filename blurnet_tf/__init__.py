@@ -6,4 +6,3 @@ try:
     __version__ = _metadata.version("blurnet_tf")
 except _metadata.PackageNotFoundError:  # a checkout on sys.path, not installed (./run.sh installs it)
     __version__ = "0.2.0"
-

@@ -16,8 +16,11 @@ def renamed_keywords(**old_to_new):
                 if old in kwargs:
                     if new in kwargs:
                         raise TypeError(f"{fn.__name__}() got both {old}= (deprecated) and {new}=")
-                    warnings.warn(f"{fn.__name__}({old}=...) is deprecated and goes in {REMOVED_IN}; use {new}=",
-                                  DeprecationWarning, stacklevel=2)
+                    warnings.warn(
+                        f"{fn.__name__}({old}=...) is deprecated and goes in {REMOVED_IN}; use {new}=",
+                        DeprecationWarning,
+                        stacklevel=2,
+                    )
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
 
@@ -31,8 +34,11 @@ def no_longer_needed(name, why):
     """Method `name`, kept for one release though it does nothing any more: warns (saying `why`), returns []."""
 
     def method(self):
-        warnings.warn(f"{type(self).__name__}.{name}() is deprecated and goes in {REMOVED_IN}: {why}",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{type(self).__name__}.{name}() is deprecated and goes in {REMOVED_IN}: {why}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return []
 
     method.__name__ = name

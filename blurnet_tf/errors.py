@@ -13,7 +13,9 @@ class DataError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
-    def __reduce__(self):  # rebuilt from its two fields when it crosses a process (a Ray step's error)
+    def __reduce__(
+        self,
+    ) -> tuple[type, tuple[str, str]]:  # rebuilt from its two fields when it crosses a process (a Ray step's error)
         return type(self), (self.path, self.problem)
 
 
@@ -33,5 +35,5 @@ class SettingError(ValueError):
         self.problem = problem
         super().__init__(f"--{field}: {problem}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
         return type(self), (self.field, self.problem)

@@ -22,7 +22,6 @@ import numpy as np
 from blurnet_tf.errors import DataError
 
 
-
 def ensure_dir(path: str | os.PathLike[str]) -> pathlib.Path:
     path = pathlib.Path(path)
     try:
@@ -84,7 +83,7 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> pathlib.Path:
 
 def save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> pathlib.Path:
     buffer = _stdio.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # (numpy's stub reads the first keyword as allow_pickle)
     return write_bytes(path, buffer.getvalue())
 
 
@@ -149,10 +148,18 @@ def package_versions() -> dict[str, Any]:
 
     import blurnet_tf
 
-    return {"python": sys.version.split()[0], "blurnet_tf": blurnet_tf.__version__,
-            "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "opencv": cv2.__version__, "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "commit": git_commit()}
+    return {
+        "python": sys.version.split()[0],
+        "blurnet_tf": blurnet_tf.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "opencv": cv2.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "commit": git_commit(),
+    }
 
 
 def code_digest(root: str | os.PathLike[str] | None = None) -> str:
@@ -183,9 +190,13 @@ def _tree_digest(path: pathlib.Path) -> bytes:
     tree = ast.parse(text.decode("utf-8"))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
     _TREES[key] = hashlib.sha256(ast.dump(tree).encode()).digest()
     return _TREES[key]
@@ -196,11 +207,15 @@ def git_commit(root=None) -> str:
     is left out: it holds the reports' own outputs, so re-writing a committed report would call its tree dirty."""
     root = root or pathlib.Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", ":(exclude)results"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except OSError:
         return "unknown"

@@ -28,6 +28,7 @@ class Writer:
     """A command that owns the run directories it makes: its name (kept in OWNER_FILE) and, for
     directories made before that file, the records that prove one its own: {relative path: the JSON
     record kinds it must have, or None when being there is proof enough}."""
+
     name: str
     records: Mapping[str, Sequence[str] | None] = dataclasses.field(default_factory=dict)
 
@@ -52,8 +53,10 @@ def check_writable_dir(path: str | os.PathLike[str], flag: str) -> pathlib.Path:
     try:  # a real write: permission bits say nothing of read-only mounts, /proc, or root
         tempfile.TemporaryDirectory(dir=existing, prefix=".blurnet-check-").cleanup()
     except OSError as exc:
-        raise DataError(path, f"cannot create or write this directory (--{flag}): {existing} is not writable "
-                              f"({exc.strerror or exc})") from None
+        raise DataError(
+            path,
+            f"cannot create or write this directory (--{flag}): {existing} is not writable ({exc.strerror or exc})",
+        ) from None
     return path
 
 
@@ -73,8 +76,11 @@ def claim_dir(path: str | os.PathLike[str], writer: Writer, overwrite: bool = Fa
     foreign = sorted(p.name for p in path.iterdir() if p.name not in BOOKKEEPING)
     if foreign and not any(is_record(path / name, kinds) for name, kinds in writer.records.items()):
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise DataError(path, f"holds files `{writer.name}` did not write ({shown}); choose a new or empty "
-                              f"--{flag}, or pass --overwrite to write into it")
+        raise DataError(
+            path,
+            f"holds files `{writer.name}` did not write ({shown}); choose a new or empty "
+            f"--{flag}, or pass --overwrite to write into it",
+        )
 
 
 def mark_owner(path: str | os.PathLike[str], writer: Writer) -> None:
@@ -109,7 +115,8 @@ class RunLock:
     """One writer per run directory: <dir>/.lock holds the owner's PID, host and boot; a second live writer is
     refused, and so is any writer on another host (a shared run directory: its PID cannot be checked here).
 
-    A lock left by a killed process of this machine (its PID no longer runs, or the machine rebooted) is taken over. A directory the lock
+    A lock left by a killed process of this machine (its PID no longer runs, or the machine rebooted) is taken
+    over. A directory the lock
     made and nothing filled (a run refused on bad input) is removed again on exit.
     """
 
@@ -117,7 +124,7 @@ class RunLock:
         self.directory = pathlib.Path(directory)
         self.path = self.directory / LOCK_FILE
         self.flag = flag
-        self.made = []  # the folders the lock created, innermost first
+        self.made: list[pathlib.Path] = []  # the folders the lock created, innermost first
 
     def __enter__(self) -> RunLock:
         self.made = _missing(self.directory)[0]
@@ -130,11 +137,16 @@ class RunLock:
                     raise DataError(self.path, "is a directory, not a run lock; move it out of the way") from None
                 holder, host = _read_holder(self.path)
                 if host is not None:  # a writer on another machine sharing this directory: never stale to us
-                    raise DataError(self.directory, f"in use by a run on {host} (PID {holder}); wait for it to "
-                                                    f"finish or choose another --{self.flag}") from None
+                    raise DataError(
+                        self.directory,
+                        f"in use by a run on {host} (PID {holder}); wait for it to "
+                        f"finish or choose another --{self.flag}",
+                    ) from None
                 if holder is not None and holder != os.getpid() and _alive(holder):
-                    raise DataError(self.directory, f"in use by another run (PID {holder}); wait for it to "
-                                                    f"finish or choose another --{self.flag}") from None
+                    raise DataError(
+                        self.directory,
+                        f"in use by another run (PID {holder}); wait for it to finish or choose another --{self.flag}",
+                    ) from None
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()  # stale: its writer is gone
                 continue

@@ -6,24 +6,24 @@ Numbers are fractions, not percent. Keys are our model rows (flags/models/<row>.
 """
 
 # --- Settings -----------------------------------------------------------------------------
-RP2_LAMBDA = 0.002          # BlurNet's white-box lambda (Tables I-III, V)
+RP2_LAMBDA = 0.002  # BlurNet's white-box lambda (Tables I-III, V)
 RP2_EPOCHS = 300
 BLURNET_TRAIN_EPOCHS = 2000  # the BlurNet paper's LISA-CNN training (Adam, cross-entropy)
-LINF_EPS = 8 / 255          # BlurNet Table IV / adversarial training; Pixel Deflection's attacks
-PGD_STEP = 0.01             # Table IV
-PGD_STEPS = 10              # Table IV
-MNIST_FGSM_EPS = 0.2        # Defend++ §4.1
+LINF_EPS = 8 / 255  # BlurNet Table IV / adversarial training; Pixel Deflection's attacks
+PGD_STEP = 0.01  # Table IV
+PGD_STEPS = 10  # Table IV
+MNIST_FGSM_EPS = 0.2  # Defend++ §4.1
 DEFENDPP_ATTACKS = ("clean", "fgsm", "bim", "cw", "ddn")  # Defend++ Tables 1-2
 DEFENDPP_CHECKS = ("fgsm_curve", "strength_checks")  # its Fig. 7; ours: does the model weaken the attacks?
 DEFENDPP_TRANSFERRED = ("fgsm", "bim", "fgsm_curve")  # made on another network, scored on the model (Tables 7-8)
-LISA_TEST_FRACTION = 0.2    # our track-held-out split (the paper states none)
-MNIST_TEST_FRACTION = 0.3   # the old test-set-only MNIST split
+LISA_TEST_FRACTION = 0.2  # our track-held-out split (the paper states none)
+MNIST_TEST_FRACTION = 0.3  # the old test-set-only MNIST split
 PRECISIONS = ("float32", "mixed_bfloat16")  # our compute precisions (float32 is the papers')
 PAPER_CONV_ALPHA = {3: 1e-5, 5: 0.1, 7: 0.1}  # BlurNet's learned blur (conv_k rows of Table II), by kernel size
 PAPER_ALPHA = {"tv": 1e-4, "tik_hf": 1e-4, "tik_pseudo": 1e-6}  # BlurNet's feature-map regularisers (Table II)
 
 
-def validation_seed(split_seed):
+def validation_seed(split_seed: int) -> int:
     """The seed of the validation tracks held out of a training split (Pixel Deflection's search).
     Training and the search must agree, or the search would tune on training tracks."""
     return split_seed + 1
@@ -69,8 +69,11 @@ TABLE3 = {  # adaptive: low-frequency RP2 (DCT 16) on conv rows, regulariser-awa
 
 # Table IV: PGD L-inf eps 8/255, step 0.01, 10 steps. The paper prints ASR 100% for every model
 # and L2 0.44-0.53 (per-model L2 where the text gives it).
-TABLE4 = {"asr": 1.0, "l2": {"tv_1e-4": 0.455, "tv_1e-5": 0.437, "tik_hf": 0.464, "tik_pseudo": 0.443},
-          "l2_range": (0.44, 0.53)}
+TABLE4 = {
+    "asr": 1.0,
+    "l2": {"tv_1e-4": 0.455, "tv_1e-5": 0.437, "tik_hf": 0.464, "tik_pseudo": 0.443},
+    "l2_range": (0.44, 0.53),
+}
 
 TABLE5 = {  # the adversarially trained model under each adaptive attack
     "tv": {"avg_asr": 0.0585, "worst_asr": 0.275, "l2": 0.046},
@@ -84,8 +87,12 @@ FIG3_CONV7 = {8: 0.35, 16: 0.20}  # worst-case ASR of the low-frequency attack o
 # Pixel Deflection (Prakash et al. 2018), ImageNet 299x299, ResNet-50, sigma 0.04, window 10,
 # 100 deflections; top-1 accuracy (%) on images the classifier got right. Our attack names.
 PD_TABLE2 = {  # attack: (no defence, single, Ens-10, L2)
-    "clean": (100.0, 98.3, 98.9, 0.00), "FGSM": (20.0, 79.9, 81.5, 0.05), "BIM": (14.1, 83.7, 83.7, 0.03),
-    "C&W L2": (4.8, 92.7, 98.0, 0.04), "DeepFool": (26.3, 86.3, 90.3, 0.02), "JSMA": (25.5, 91.5, 97.0, 0.02),
+    "clean": (100.0, 98.3, 98.9, 0.00),
+    "FGSM": (20.0, 79.9, 81.5, 0.05),
+    "BIM": (14.1, 83.7, 83.7, 0.03),
+    "C&W L2": (4.8, 92.7, 98.0, 0.04),
+    "DeepFool": (26.3, 86.3, 90.3, 0.02),
+    "JSMA": (25.5, 91.5, 97.0, 0.02),
     "L-BFGS": (12.1, 88.0, 91.6, 0.02),
 }
 PD_TABLE3 = {  # ablation (Ens-10): attack -> {column: accuracy}
@@ -107,16 +114,28 @@ DEFENDPP_TABLE2 = {  # its Table 2, keyed by our MNIST rows
     "mnist_baseline": {"label": "No defense", "fgsm": 31.94, "bim": 0.00, "cw": 0.00, "ddn": 0.00, "clean": 99.60},
     "mnist_fgsm_train": {"label": "Adv. FGSM", "fgsm": 99.77, "bim": 9.86, "cw": 99.04, "ddn": 99.05, "clean": 99.51},
     "mnist_defendpp": {"label": "ours", "fgsm": 86.81, "bim": 55.37, "cw": 99.08, "ddn": 99.10, "clean": 99.47},
-    "mnist_defendpp_gn": {"label": "ours + GN", "fgsm": 90.56, "bim": 56.44, "cw": 98.97, "ddn": 98.98,
-                          "clean": 99.41},
+    "mnist_defendpp_gn": {"label": "ours + GN", "fgsm": 90.56, "bim": 56.44, "cw": 98.97, "ddn": 98.98, "clean": 99.41},
 }
 # The same rows as the paper ran them (ResNet-18, the official split, SGD): our *_resnet18 flagfiles.
-DEFENDPP_TABLE2_RESNET18 = {f"{row}_resnet18": DEFENDPP_TABLE2[row]
-                            for row in ("mnist_baseline", "mnist_defendpp", "mnist_defendpp_gn")}
+DEFENDPP_TABLE2_RESNET18 = {
+    f"{row}_resnet18": DEFENDPP_TABLE2[row] for row in ("mnist_baseline", "mnist_defendpp", "mnist_defendpp_gn")
+}
 DEFENDPP_TABLE1 = {  # its Table 1 (ablation)
     "mnist_defendpp": {"label": "ours", "fgsm": 86.81, "bim": 55.37, "cw": 99.08, "ddn": 99.10, "clean": 99.47},
-    "mnist_defendpp_no_lowpass": {"label": "ours w/o MS-LP", "fgsm": 85.42, "bim": 53.48, "cw": 99.01,
-                                  "ddn": 99.05, "clean": 99.41},
-    "mnist_defendpp_hourglass": {"label": "Hourglass", "fgsm": 85.39, "bim": 53.91, "cw": 99.03, "ddn": 99.05,
-                                 "clean": 99.51},
+    "mnist_defendpp_no_lowpass": {
+        "label": "ours w/o MS-LP",
+        "fgsm": 85.42,
+        "bim": 53.48,
+        "cw": 99.01,
+        "ddn": 99.05,
+        "clean": 99.41,
+    },
+    "mnist_defendpp_hourglass": {
+        "label": "Hourglass",
+        "fgsm": 85.39,
+        "bim": 53.91,
+        "cw": 99.03,
+        "ddn": 99.05,
+        "clean": 99.51,
+    },
 }

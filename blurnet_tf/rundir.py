@@ -88,6 +88,7 @@ class Layout:
 
 # --- Records -----------------------------------------------------------------------------
 
+
 class _Record:
     KIND: typing.ClassVar[str] = ""
 
@@ -97,19 +98,28 @@ class _Record:
     @classmethod
     def from_json(cls, data, path="record"):
         if not isinstance(data, dict):
-            raise DataError(path, f"not a {cls.KIND} record (expected a JSON object, got {type(data).__name__}); move "
-                                  "it aside to start this result again")
+            raise DataError(
+                path,
+                f"not a {cls.KIND} record (expected a JSON object, got {type(data).__name__}); move "
+                "it aside to start this result again",
+            )
         if not isinstance(data.get("schema", SCHEMA), int):
             raise DataError(path, f"not a {cls.KIND} record (its schema is {data['schema']!r})")
         if data.get("schema", SCHEMA) > SCHEMA:
             raise DataError(path, f"written by a newer blurnet_tf (schema {data['schema']} > {SCHEMA})")
         names = {f.name for f in dataclasses.fields(cls)}
-        required = {f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
         fields = {k: v for k, v in cls._upgrade(dict(data)).items() if k in names}
         if required - set(fields):
-            raise DataError(path, f"not a {cls.KIND} record (missing {', '.join(sorted(required - set(fields)))}); "
-                                  "move it aside to start this result again")
+            raise DataError(
+                path,
+                f"not a {cls.KIND} record (missing {', '.join(sorted(required - set(fields)))}); "
+                "move it aside to start this result again",
+            )
         return cls(**fields)
 
     @classmethod
@@ -138,12 +148,13 @@ class _Record:
 @dataclasses.dataclass(frozen=True)
 class ModelRecord(_Record):
     """metrics.json of a trained model."""
+
     KIND: typing.ClassVar[str] = "model"
     legit_accuracy: float
     test_images: int
     dataset: str = "lisa"
     defence: str = "baseline"
-    flags: dict = dataclasses.field(default_factory=dict)   # the training settings
+    flags: dict = dataclasses.field(default_factory=dict)  # the training settings
     split: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
     victims_correct: int | None = None
@@ -164,17 +175,21 @@ class ModelRecord(_Record):
     def trained_split(self):
         """(dataset, test_fraction, split_seed); test_fraction None: MNIST's official 10,000 test images."""
         official = self.flags.get("mnist_split") == "official"
-        return (self.flags.get("dataset", "lisa"), None if official else self.flags["test_fraction"],
-                self.flags["split_seed"])
+        return (
+            self.flags.get("dataset", "lisa"),
+            None if official else self.flags["test_fraction"],
+            self.flags["split_seed"],
+        )
 
 
 @dataclasses.dataclass(frozen=True)
 class StickerRecord(_Record):
     """results.json of an RP2 run: one row per (lambda, target), aggregates, loss curves."""
+
     KIND: typing.ClassVar[str] = "rp2_stickers"
-    flags: dict                      # the attack's settings
-    rows: list                       # {"lambda", "target", "asr", "targeted", "l2"}
-    aggregate: dict                  # "lambda=<l>" and "best_lambda_per_target" -> summary
+    flags: dict  # the attack's settings
+    rows: list  # {"lambda", "target", "asr", "targeted", "l2"}
+    aggregate: dict  # "lambda=<l>" and "best_lambda_per_target" -> summary
     clean_victim_accuracy: float
     history: dict = dataclasses.field(default_factory=dict)
     noise_files: dict = dataclasses.field(default_factory=dict)  # "<lambda>/<target>" -> file in the run dir
@@ -188,7 +203,9 @@ class StickerRecord(_Record):
 
     def noise_file(self, run_dir, lam, target):
         """The stored noise of one (lambda, target); schema 0 runs used one name per run directory."""
-        name = self.noise_files.get(f"{float(lam):g}/{int(target)}", f"noise/lambda{float(lam):g}_target{int(target)}.npy")
+        name = self.noise_files.get(
+            f"{float(lam):g}/{int(target)}", f"noise/lambda{float(lam):g}_target{int(target)}.npy"
+        )
         return pathlib.Path(run_dir) / name
 
 
@@ -196,7 +213,7 @@ class StickerRecord(_Record):
 class PgdRecord(_Record):
     KIND: typing.ClassVar[str] = "pgd"
     flags: dict
-    pgd: dict                        # {"asr", "l2", "paper"}
+    pgd: dict  # {"asr", "l2", "paper"}
     seed: int = 0
     versions: dict = dataclasses.field(default_factory=dict)
     wall_seconds: float | None = None
@@ -205,6 +222,7 @@ class PgdRecord(_Record):
 @dataclasses.dataclass(frozen=True)
 class ResultRecord(_Record):
     """Any other experiment's results: its settings, seed and a payload of named values."""
+
     KIND: typing.ClassVar[str] = "result"
     experiment: str
     settings: dict
@@ -251,8 +269,12 @@ def write_result(experiment, out, values, arrays=None):
     out = pathlib.Path(out)
     if arrays:
         files.save_npz(out / ARRAYS_FILE, **arrays)
-    record = ResultRecord(experiment=type(experiment).__name__, settings=dataclasses.asdict(experiment), values=values,
-                          seed=getattr(experiment, "seed", 0))
+    record = ResultRecord(
+        experiment=type(experiment).__name__,
+        settings=dataclasses.asdict(experiment),
+        values=values,
+        seed=getattr(experiment, "seed", 0),
+    )
     record.write(out / RESULTS_FILE)
     return record
 

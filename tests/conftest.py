@@ -80,8 +80,9 @@ def linear_classifier_case(seed=0, n=8):
 def run_python(*args, env=None, timeout=600, check=True):
     """Runs `python args...` in a fresh process from the repository root."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -146,8 +147,16 @@ class SmokeRun:
 
     def __init__(self, root, data_dir, kill_after=13):
         self.work, self.results = root / "work", root / "results"
-        self.command = [sys.executable, "-m", "blurnet_tf.cli.reproduce", "--profile=smoke", "--jobs=2",
-                        f"--work_dir={self.work}", f"--results_dir={self.results}", f"--data_dir={data_dir}"]
+        self.command = [
+            sys.executable,
+            "-m",
+            "blurnet_tf.cli.reproduce",
+            "--profile=smoke",
+            "--jobs=2",
+            f"--work_dir={self.work}",
+            f"--results_dir={self.results}",
+            f"--data_dir={data_dir}",
+        ]
         self.kill_after, self.finished_before_kill = kill_after, []
         self.killed_output, self.resumed, self.error = "", None, None
         self._proc, self._stopping, self.ray_env = None, False, ray_token_env()
@@ -157,8 +166,14 @@ class SmokeRun:
     def _start(self):
         if self._stopping:
             raise RuntimeError("the session ended before the smoke run started")
-        self._proc = subprocess.Popen(self.command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **self.ray_env})
+        self._proc = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **self.ray_env},
+        )
         return self._proc
 
     def _run(self):

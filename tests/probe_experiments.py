@@ -12,6 +12,7 @@ CALLS = []
 @dataclasses.dataclass(frozen=True)
 class Counted:
     """An experiment that counts its runs and leaves a partial file before failing, if asked."""
+
     x: int = 1
     fail: bool = False
 
@@ -26,6 +27,7 @@ class Counted:
 @dataclasses.dataclass
 class Recorded:
     """An experiment that leaves the records a report reads (results.json, arrays.npz) and counts its runs."""
+
     x: int = 1
 
     def run(self, out):
@@ -39,6 +41,7 @@ class Recorded:
 @dataclasses.dataclass(frozen=True)
 class Timed:
     """An in-process experiment that records when and in which process it ran."""
+
     sleep: float = 0.0
 
     def run(self, out):
@@ -50,6 +53,7 @@ class Timed:
 @dataclasses.dataclass(frozen=True)
 class BadData:
     """An in-process experiment that refuses its input, as a real one does (DataError)."""
+
     path: str = "victims.npz"
 
     def run(self, out):
@@ -63,6 +67,7 @@ class Chained:
     """A seconds-long in-process step that writes a record through the real record machinery: its value
     is its index plus the values of the steps it reads (their results files), so a step that ran before
     its inputs, lost one or ran twice shows in the numbers."""
+
     index: int
     sleep: float = 0.0
     inputs: tuple = ()
@@ -86,6 +91,13 @@ def chained_steps(work, count=6, sleep=3.0):
     for i in range(count):
         reads = () if i < count // 2 else (i - count // 2, i - count // 2 + 1)
         inputs = tuple(str(steps[j].out / rundir.RESULTS_FILE) for j in reads)
-        steps.append(Step(f"probe/{i}", "probe", work / f"step{i}", experiment=Chained(i, sleep, inputs),
-                          inputs=[pathlib.Path(p) for p in inputs]))
+        steps.append(
+            Step(
+                f"probe/{i}",
+                "probe",
+                work / f"step{i}",
+                experiment=Chained(i, sleep, inputs),
+                inputs=[pathlib.Path(p) for p in inputs],
+            )
+        )
     return steps

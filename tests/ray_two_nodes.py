@@ -34,9 +34,12 @@ def free_port():
 
 def start_node(*args):
     """`ray start ... --block` in a process group of its own (killed by process group id)."""
-    return subprocess.Popen([RAY, "start", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
-                             "--block", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [RAY, "start", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats", "--block", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def wait_for(condition, timeout=120.0):
@@ -57,8 +60,12 @@ def main(work, kill_after):
     # Token authentication with a token of this run only, so nothing else could join even on loopback.
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
     address = f"127.0.0.1:{free_port()}"
-    head = start_node("--head", f"--port={address.split(':')[1]}", "--include-dashboard=false",
-                      f"--temp-dir={tempfile.mkdtemp(prefix='blurnet-ray-')}")  # no other Ray instance's files
+    head = start_node(
+        "--head",
+        f"--port={address.split(':')[1]}",
+        "--include-dashboard=false",
+        f"--temp-dir={tempfile.mkdtemp(prefix='blurnet-ray-')}",
+    )  # no other Ray instance's files
     import ray
 
     from blurnet_tf import rundir
@@ -94,9 +101,20 @@ def main(work, kill_after):
     nodes = sorted({where.get("node_id") for where in placed.values()} - {None})
     retried = {str(d): placed.get(d, {}).get("node_id") for d in cut}  # where the cut steps finished
     values = {s.name: (rundir.ResultRecord.read_values(s.out / rundir.RESULTS_FILE) or {}).get("value") for s in steps}
-    print(json.dumps({"error": error, "killed_after": killed_at, "nodes": nodes, "second": second_id,
-                      "retried": retried, "values": values, "finished": len(placed), "tail": "".join(
-                          f"{line}\n" for line in lines[-30:])}))
+    print(
+        json.dumps(
+            {
+                "error": error,
+                "killed_after": killed_at,
+                "nodes": nodes,
+                "second": second_id,
+                "retried": retried,
+                "values": values,
+                "finished": len(placed),
+                "tail": "".join(f"{line}\n" for line in lines[-30:]),
+            }
+        )
+    )
 
 
 class Killer(threading.Thread):
@@ -109,8 +127,11 @@ class Killer(threading.Thread):
 
     def run(self):
         while self.node.poll() is None:
-            cut = [d for d, age in running_on(self.work, self.node_id)
-                   if 0.8 < age < 2.2 and not (d / "step.json").exists()]
+            cut = [
+                d
+                for d, age in running_on(self.work, self.node_id)
+                if 0.8 < age < 2.2 and not (d / "step.json").exists()
+            ]
             if cut:
                 kill_tree(self.node.pid)  # the second node and everything it runs, as a machine failure would
                 self.killed_at, self.cut = self.done, cut

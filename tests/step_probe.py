@@ -16,7 +16,14 @@ out, started = pathlib.Path(args["--out"]), time.time()
 time.sleep(float(args.get("--sleep", 0)))
 if "--fail" in args:
     sys.exit(3)
-(out / "ran.json").write_text(json.dumps({"start": started, "end": time.time(),
-                                          "intra_op_threads": os.environ.get("TF_NUM_INTRAOP_THREADS"),
-                                          "gpu_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
-                                          "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}))
+(out / "ran.json").write_text(
+    json.dumps(
+        {
+            "start": started,
+            "end": time.time(),
+            "intra_op_threads": os.environ.get("TF_NUM_INTRAOP_THREADS"),
+            "gpu_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        }
+    )
+)

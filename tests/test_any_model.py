@@ -42,7 +42,7 @@ def banded(n, seed):
     labels = rng.integers(0, CLASSES, n)
     x = 0.35 * rng.random((n, SIZE, SIZE, 3))
     for i, k in enumerate(labels):
-        x[i, 5 * k:5 * k + 4] += 0.6
+        x[i, 5 * k : 5 * k + 4] += 0.6
     return x.astype(np.float32), labels
 
 
@@ -70,8 +70,9 @@ def test_rp2_reaches_targets_on_another_model_and_its_adaptive_term_reads_the_na
     plain = rp2(model, x, sticker_mask(), targets, lam=0.002, epochs=150, seed=0)
     assert plain.adversarial.shape == (1, CLASSES, 6, SIZE, SIZE, 3)
     assert (plain.predictions[0] == targets[:, None]).all()  # one sticker per target fools all 6 images
-    adaptive = rp2(model, x, sticker_mask(), [1], lam=0.0, epochs=2, extra_loss=total_variation,
-                   feature_layer="stem", seed=0)
+    adaptive = rp2(
+        model, x, sticker_mask(), [1], lam=0.0, epochs=2, extra_loss=total_variation, feature_layer="stem", seed=0
+    )
     stem = layer_output_model(model, "stem")
     # epoch 0's adaptive term is TV of the stem maps at the initial (uniform) noise
     initial = rp2(model, x, sticker_mask(), [1], lam=0.0, epochs=0, seed=0).adversarial[0, 0]
@@ -138,13 +139,15 @@ def test_every_attack_takes_a_plain_python_function_and_gives_the_keras_models_r
     def plain(batch):  # no `training` argument: the adapter calls it as plain(x)
         return model(batch, training=False)
 
-    for attack in (lambda m: carlini_wagner_l2(m, x, y, binary_search_steps=2, max_iterations=20),
-                   lambda m: ddn(m, x, y, steps=10),
-                   lambda m: lbfgs_attack(m, x, (y + 1) % CLASSES, search_steps=2, max_iterations=20),
-                   lambda m: linf_attack(m, x, eps=0.05, steps=3, y=y),
-                   lambda m: autoattack_linf(m, x, y, eps=0.05, steps=5, target_classes=2, square_queries=20),
-                   lambda m: deepfool(m, x, max_iter=5),
-                   lambda m: jsma(m, x, (y + 1) % CLASSES, gamma=0.02)):
+    for attack in (
+        lambda m: carlini_wagner_l2(m, x, y, binary_search_steps=2, max_iterations=20),
+        lambda m: ddn(m, x, y, steps=10),
+        lambda m: lbfgs_attack(m, x, (y + 1) % CLASSES, search_steps=2, max_iterations=20),
+        lambda m: linf_attack(m, x, eps=0.05, steps=3, y=y),
+        lambda m: autoattack_linf(m, x, y, eps=0.05, steps=5, target_classes=2, square_queries=20),
+        lambda m: deepfool(m, x, max_iter=5),
+        lambda m: jsma(m, x, (y + 1) % CLASSES, gamma=0.02),
+    ):
         ours, theirs = attack(plain), attack(model)
         ours = ours.adversarial if hasattr(ours, "adversarial") else ours
         np.testing.assert_allclose(ours, theirs.adversarial if hasattr(theirs, "adversarial") else theirs, atol=1e-6)
@@ -168,7 +171,9 @@ def test_defendpp_trains_on_another_model_given_its_taps_by_layer_name_and_survi
         DefendPP(model, taps=EncoderTaps(sizes=(24, 10), skips=("stem",), bottleneck="maps"))
     defended = DefendPP(model, taps={"sizes": (24, 12), "skips": ("stem",), "bottleneck": "maps"})
     assert [o.shape[1:] for o in defended.joint.outputs] == [(CLASSES,), (24, 24, 3), (12, 12, 3)]
-    defended.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    defended.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     x, y = banded(64, seed=3)
     history = defended.fit(x, y, epochs=2, batch_size=32, verbose=0).history
     assert history["reconstruction_loss"][-1] < history["reconstruction_loss"][0]
@@ -184,12 +189,21 @@ def test_insert_blur_on_a_sequential_model_keeps_its_first_layer(first):
     """keras.Sequential lists no InputLayer: its first layer (weightless or not) must be copied too. An
     identity blur (1x1 box) then leaves the logits exactly as they were."""
     head = keras.layers.Rescaling(0.5, offset=0.25) if first == "rescaling" else keras.layers.Conv2D(4, 3, name="stem")
-    model = keras.Sequential([keras.Input((SIZE, SIZE, 3)), head, keras.layers.Conv2D(6, 3, name="maps"),
-                              keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
+    model = keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            head,
+            keras.layers.Conv2D(6, 3, name="maps"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(CLASSES),
+        ]
+    )
     x = images(4)
     for where, after in (("input", "maps"), ("l1", "maps")):
         blurred = insert_blur(model, where, kernel_size=1, after=after)
-        copied = [type(lay) for lay in blurred.layers if not isinstance(lay, (keras.layers.InputLayer, BlurDepthwiseConv2D))]
+        copied = [
+            type(lay) for lay in blurred.layers if not isinstance(lay, (keras.layers.InputLayer, BlurDepthwiseConv2D))
+        ]
         assert copied == [type(layer) for layer in model.layers]
         np.testing.assert_allclose(blurred(x).numpy(), model(x).numpy(), atol=1e-6)
 
@@ -198,9 +212,13 @@ def test_a_layer_name_the_model_lacks_is_refused_naming_the_layers_it_has():
     """The LISA-CNN's layer names are defaults of the generic helpers: another model gets a line naming its
     own layers, not TensorFlow's "No such layer"."""
     model = small_model()
-    for call in (lambda: layer_output_model(model),
-                 lambda: rp2(model, images(2), sticker_mask(), [1], lam=0.0, epochs=1, extra_loss=total_variation)):
-        with pytest.raises(ValueError, match=r"has no layer 'relu1' .* pass one of its own: .*stem_conv, stem, maps_conv"):
+    for call in (
+        lambda: layer_output_model(model),
+        lambda: rp2(model, images(2), sticker_mask(), [1], lam=0.0, epochs=1, extra_loss=total_variation),
+    ):
+        with pytest.raises(
+            ValueError, match=r"has no layer 'relu1' .* pass one of its own: .*stem_conv, stem, maps_conv"
+        ):
             call()
 
 
@@ -220,26 +238,40 @@ def test_pixel_deflection_on_grey_images_denoises_them_as_rgb_of_equal_channels(
     assert np.ptp(denoised, axis=-1).max() <= (1e-5 if denoiser == "wavelet" else 1.5 / 255)
     pd = PixelDeflection(model, deflections=0, denoiser=denoiser, cam_layer="maps", dense_layer="scores")
     np.testing.assert_allclose(pd.defend(grey), denoised.mean(axis=-1, keepdims=True), atol=1e-6)
-    shares = PixelDeflection(model, deflections=20, window=2, denoiser=denoiser, cam_layer="maps",
-                             dense_layer="scores", ensemble=3).predict(grey)
+    shares = PixelDeflection(
+        model, deflections=20, window=2, denoiser=denoiser, cam_layer="maps", dense_layer="scores", ensemble=3
+    ).predict(grey)
     assert shares.shape == (6, CLASSES) and np.allclose(shares.sum(axis=1), 1.0)
 
 
 @pytest.mark.parametrize("bad", ["nan", "0-255", "two channels", "3-d"])
 def test_pixel_deflection_refuses_images_it_would_defend_wrongly(bad):
-    x = {"nan": np.where(images() > 0.5, np.nan, images()), "0-255": images() * 255,
-         "two channels": images()[..., :2], "3-d": images()[0]}[bad]
+    x = {
+        "nan": np.where(images() > 0.5, np.nan, images()),
+        "0-255": images() * 255,
+        "two channels": images()[..., :2],
+        "3-d": images()[0],
+    }[bad]
     pd = PixelDeflection(small_model(), deflections=5, window=2, cam_layer="maps", dense_layer="scores")
-    with pytest.raises(ValueError, match=r"images: expected grey or RGB images \[N, H, W, 1 or 3\] of finite values in \[0, 1\]"):
+    with pytest.raises(
+        ValueError, match=r"images: expected grey or RGB images \[N, H, W, 1 or 3\] of finite values in \[0, 1\]"
+    ):
         pd.predict(x)
 
 
 def _sequential_40():
     keras.utils.set_random_seed(3)
-    return keras.Sequential([keras.Input((40, 40, 3)), keras.layers.Rescaling(1.0, name="scale"),
-                             keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="block1"),
-                             keras.layers.MaxPooling2D(name="pool"), keras.layers.Flatten(name="flat"),
-                             keras.layers.Dense(6, name="logits")], name="seq40")
+    return keras.Sequential(
+        [
+            keras.Input((40, 40, 3)),
+            keras.layers.Rescaling(1.0, name="scale"),
+            keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="block1"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(6, name="logits"),
+        ],
+        name="seq40",
+    )
 
 
 def _functional_28():
@@ -282,7 +314,9 @@ def test_add_blurnet_on_your_own_model_trains_with_fit_and_survives_save_and_loa
     defended.fit(x, y, epochs=1, batch_size=8, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the original untouched
     save_model(defended, tmp_path / "defended.keras")
-    np.testing.assert_allclose(load_model(tmp_path / "defended.keras")(x).numpy(), defended(x).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        load_model(tmp_path / "defended.keras")(x).numpy(), defended(x).numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_add_blurnet_names_what_it_needs():

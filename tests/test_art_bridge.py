@@ -54,7 +54,7 @@ def test_jsma_raises_the_most_salient_features_in_the_papers_order():
     assert gains[2 * pairs - 1] > margin  # the instance is feasible
     adv = jsma(model, x, np.array([target]), gamma=1.0)
     changed = np.flatnonzero(adv.ravel() != x.ravel())
-    assert sorted(changed) == sorted(order[:2 * pairs])
+    assert sorted(changed) == sorted(order[: 2 * pairs])
     assert np.all(adv.ravel()[changed] == 1.0) and int(model(adv).numpy().argmax()) == target
 
 
@@ -65,8 +65,7 @@ def test_random_targets_never_pick_the_label_and_are_seeded():
     np.testing.assert_array_equal(t, random_targets(labels, 18, seed=5))
 
 
-def test_art_preprocessor_predicts_through_the_defence_and_passes_gradients_straight_through(original_model,
-                                                                                            victims):
+def test_art_preprocessor_predicts_through_the_defence_and_passes_gradients_straight_through(original_model, victims):
     x, y = victims[:4], np.full(4, 14)
     classifier = art_classifier(original_model, preprocessing_defences=[wavelet_preprocessor(0.04)])
     denoised = wavelet_denoise(x, 0.04)
@@ -75,7 +74,9 @@ def test_art_preprocessor_predicts_through_the_defence_and_passes_gradients_stra
         t = tf.constant(denoised)
         tape.watch(t)
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, original_model(t), from_logits=True))
-    np.testing.assert_allclose(classifier.loss_gradient(x, np.eye(18)[y]), tape.gradient(loss, t).numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        classifier.loss_gradient(x, np.eye(18)[y]), tape.gradient(loss, t).numpy(), rtol=1e-4, atol=1e-6
+    )
     pd = pixel_deflection_preprocessor(PixelDeflection(original_model, deflections=20, window=2, seed=0))
     out, labels = pd(x, y)
     assert out.shape == x.shape and labels is y and not np.array_equal(out, x)
@@ -92,8 +93,15 @@ def test_our_cw_agrees_with_arts_on_the_lisa_cnn(original_model, victims):
     x = victims[:6]
     labels = original_model(x).numpy().argmax(axis=1)
     ours = carlini_wagner_l2(original_model, x, labels, max_iterations=200, binary_search_steps=5).adversarial
-    art = CarliniL2Method(art_classifier(original_model), max_iter=30, binary_search_steps=5, learning_rate=0.01,
-                          initial_const=1.0, batch_size=6, verbose=False).generate(x)
+    art = CarliniL2Method(
+        art_classifier(original_model),
+        max_iter=30,
+        binary_search_steps=5,
+        learning_rate=0.01,
+        initial_const=1.0,
+        batch_size=6,
+        verbose=False,
+    ).generate(x)
     fooled = lambda adv: original_model(adv).numpy().argmax(axis=1) != labels  # noqa: E731
     assert fooled(ours).all() and fooled(art).all()
     ours_l2, art_l2 = np.median(norms(ours, x)), np.median(norms(art, x))
@@ -108,5 +116,6 @@ def test_batched_class_gradients_equal_arts(original_model, victims):
     arts = TensorFlowV2Classifier(original_model, nb_classes=18, input_shape=(32, 32, 3), clip_values=(0, 1))
     x = victims[:5]
     for label in (None, 7, np.array([3, 14, 3, 0, 17])):
-        np.testing.assert_allclose(ours.class_gradient(x, label=label), arts.class_gradient(x, label=label),
-                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            ours.class_gradient(x, label=label), arts.class_gradient(x, label=label), rtol=1e-4, atol=1e-6
+        )

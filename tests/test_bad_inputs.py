@@ -88,18 +88,23 @@ def wrong_models(folder):
     image = keras.Input((32, 32, 3))
     keras.Model(image, keras.layers.Conv2D(18, 3, padding="same")(image)).save(paths["maps"])
     second = keras.Input((32, 32, 3))
-    keras.Model([image, second], keras.layers.Dense(18)(keras.layers.Flatten()(keras.layers.Add()([image, second])))
-                ).save(paths["two_inputs"])
+    keras.Model(
+        [image, second], keras.layers.Dense(18)(keras.layers.Flatten()(keras.layers.Add()([image, second])))
+    ).save(paths["two_inputs"])
     pixels = keras.Input((32, 32, 3), dtype="uint8")
     keras.Model(pixels, keras.layers.Dense(18)(keras.layers.Flatten()(keras.ops.cast(pixels, "float32")))).save(
-        paths["uint8"])
+        paths["uint8"]
+    )
     whole = paths["ten"].read_bytes()
-    paths["cut"].write_bytes(whole[:len(whole) // 2])
+    paths["cut"].write_bytes(whole[: len(whole) // 2])
     paths["mnist_run"] = folder / "mnist_run"
     paths["mnist_run"].mkdir()
     keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]).save(
-        paths["mnist_run"] / rundir.MODEL_FILE)
-    rundir.ModelRecord(legit_accuracy=0.9, test_images=10, dataset="mnist").write(paths["mnist_run"] / rundir.METRICS_FILE)
+        paths["mnist_run"] / rundir.MODEL_FILE
+    )
+    rundir.ModelRecord(legit_accuracy=0.9, test_images=10, dataset="mnist").write(
+        paths["mnist_run"] / rundir.METRICS_FILE
+    )
     return paths
 
 
@@ -117,6 +122,7 @@ def _refuse_constant(constant):
 
 # ---------------------------------------------------------------------------------------------
 # The binary runs, in the background.
+
 
 class _Background:
     """Binary runs in fresh processes, `workers` at a time, output to files (no pipe to fill)."""
@@ -141,8 +147,14 @@ class _Background:
             with self.lock:
                 if self.stopping:
                     raise RuntimeError("stopped before it started")
-                proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=err, text=True,
-                                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env})
+                proc = subprocess.Popen(
+                    [sys.executable, *args],
+                    cwd=ROOT,
+                    stdout=out,
+                    stderr=err,
+                    text=True,
+                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+                )
                 self.running.append(proc)
             proc.wait()
             out.seek(0)
@@ -165,8 +177,22 @@ class _Background:
 def binaries(tmp_path_factory):
     """(runs, paths): every binary run of this file, queued at once."""
     base = tmp_path_factory.mktemp("binaries")
-    paths = {name: base / name for name in ("tiny", "lambdas", "stop", "busy", "mask", "grey_out", "train_epochs",
-                                            "model", "mnist_out", "work", "results")}
+    paths = {
+        name: base / name
+        for name in (
+            "tiny",
+            "lambdas",
+            "stop",
+            "busy",
+            "mask",
+            "grey_out",
+            "train_epochs",
+            "model",
+            "mnist_out",
+            "work",
+            "results",
+        )
+    }
     paths["mask"] = base / "grey.png"
     paths["missing"] = base / "missing.keras"
     grey_mask_png(paths["mask"])
@@ -198,75 +224,200 @@ def binaries(tmp_path_factory):
         runs.start("attack_busy", *attack, *TINY_ATTACK, f"--out={paths['busy']}")
         runs.start("attack_grey_mask", *attack, *TINY_ATTACK, f"--mask={paths['mask']}", f"--out={paths['grey_out']}")
         runs.start("train_epochs", *train, "--epochs=0", f"--out={paths['train_epochs']}")
-        runs.start("train_unwritable", *train, "--epochs=1", "--max_train_images=16", "--batch_size=8",
-                   f"--out={UNWRITABLE}")
-        runs.start("mnist_attacks", "-m", "blurnet_tf.cli.mnist_attacks", f"--model={paths['model']}",
-                   "--attacks=clean,foo", f"--out={paths['mnist_out']}")
+        runs.start(
+            "train_unwritable", *train, "--epochs=1", "--max_train_images=16", "--batch_size=8", f"--out={UNWRITABLE}"
+        )
+        runs.start(
+            "mnist_attacks",
+            "-m",
+            "blurnet_tf.cli.mnist_attacks",
+            f"--model={paths['model']}",
+            "--attacks=clean,foo",
+            f"--out={paths['mnist_out']}",
+        )
         runs.start("evaluate", "-m", "blurnet_tf.cli.evaluate", f"--model={paths['missing']}")
-        runs.start("reproduce", "-m", "blurnet_tf.cli.reproduce", "--profile=smoke", "--stages=train,bogus",
-                   f"--work_dir={paths['work']}", f"--results_dir={paths['results']}")
+        runs.start(
+            "reproduce",
+            "-m",
+            "blurnet_tf.cli.reproduce",
+            "--profile=smoke",
+            "--stages=train,bogus",
+            f"--work_dir={paths['work']}",
+            f"--results_dir={paths['results']}",
+        )
         # Another attack (target 1, not 12) into the first one's directory, once that has finished.
-        runs.start("second_attack", *attack, "--model=original", "--flagfile=flags/attacks/whitebox.flags",
-                   "--targets=1", "--epochs=2", f"--out={paths['tiny']}",
-                   prepare=lambda: (runs.result("tiny_attack"), snapshot(paths["tiny"])))
+        runs.start(
+            "second_attack",
+            *attack,
+            "--model=original",
+            "--flagfile=flags/attacks/whitebox.flags",
+            "--targets=1",
+            "--epochs=2",
+            f"--out={paths['tiny']}",
+            prepare=lambda: (runs.result("tiny_attack"), snapshot(paths["tiny"])),
+        )
         for name in BINARY_CASES:
-            runs.start(f"attack_{name}_model", *attack, f"--model={models[name]}", *tiny, "--targets=15",
-                       f"--out={base / ('out_' + name)}")
+            runs.start(
+                f"attack_{name}_model",
+                *attack,
+                f"--model={models[name]}",
+                *tiny,
+                "--targets=15",
+                f"--out={base / ('out_' + name)}",
+            )
         runs.start("evaluate_ten_model", *evaluate, f"--model={models['ten']}")
-        runs.start("attack_ten_source", *attack, "--model=original", *tiny, "--mode=transfer",  # after the flagfile
-                   f"--source_model={models['ten']}", f"--out={base / 'out_source'}")
-        runs.start("mnist_attacks_lisa_model", "-m", "blurnet_tf.cli.mnist_attacks", f"--model={models['ten']}",
-                   "--attacks=clean", f"--out={base / 'out_mnist'}")
+        runs.start(
+            "attack_ten_source",
+            *attack,
+            "--model=original",
+            *tiny,
+            "--mode=transfer",  # after the flagfile
+            f"--source_model={models['ten']}",
+            f"--out={base / 'out_source'}",
+        )
+        runs.start(
+            "mnist_attacks_lisa_model",
+            "-m",
+            "blurnet_tf.cli.mnist_attacks",
+            f"--model={models['ten']}",
+            "--attacks=clean",
+            f"--out={base / 'out_mnist'}",
+        )
         runs.start("train_users_dir", *train, f"--out={paths['user_run']}", "--epochs=1", "--max_train_images=16")
         runs.start("evaluate_users_json", *evaluate, "--model=original", f"--out={paths['user_json']}")
-        runs.start("reproduce_second_runner", *reproduce, "--profile=smoke", f"--work_dir={paths['busy_work']}",
-                   f"--results_dir={base / 'results_second'}")
-        runs.start("reproduce_results_file", *reproduce, "--profile=smoke", f"--work_dir={base / 'work_rf'}",
-                   f"--results_dir={paths['a_file']}")
-        runs.start("reproduce_report_work_file", *reproduce, "--profile=smoke", "--report_only",
-                   f"--work_dir={paths['a_file']}", f"--results_dir={base / 'results_wf'}")
+        runs.start(
+            "reproduce_second_runner",
+            *reproduce,
+            "--profile=smoke",
+            f"--work_dir={paths['busy_work']}",
+            f"--results_dir={base / 'results_second'}",
+        )
+        runs.start(
+            "reproduce_results_file",
+            *reproduce,
+            "--profile=smoke",
+            f"--work_dir={base / 'work_rf'}",
+            f"--results_dir={paths['a_file']}",
+        )
+        runs.start(
+            "reproduce_report_work_file",
+            *reproduce,
+            "--profile=smoke",
+            "--report_only",
+            f"--work_dir={paths['a_file']}",
+            f"--results_dir={base / 'results_wf'}",
+        )
         paths["finished_results"] = base / "finished_results"
         (paths["finished_results"] / "smoke").mkdir(parents=True)
         for name, text in (("results.json", FINISHED_RECORDS), ("REPORT.md", "the finished REPORT.md\n")):
             (paths["finished_results"] / "smoke" / name).write_text(text)  # as results/quick is in a fresh clone
-        runs.start("reproduce_report_only_over_a_report", *reproduce, "--profile=smoke", "--report_only",
-                   f"--work_dir={base / 'work_none'}", f"--results_dir={paths['finished_results']}")
-        runs.start("reproduce_seed_too_big", *reproduce, "--profile=smoke", "--seeds=0,4294967296",
-                   f"--work_dir={base / 'work_seed'}", f"--results_dir={base / 'results_seed'}")
-        runs.start("train_thread_variable", *train, f"--out={base / 'out_threads'}", env={"TF_NUM_INTRAOP_THREADS": "abc"})
-        runs.start("missing_flagfile", *attack, f"--flagfile={base / 'missing.flags'}", "--model=original",
-                   f"--out={base / 'out_flagfile'}")
+        runs.start(
+            "reproduce_report_only_over_a_report",
+            *reproduce,
+            "--profile=smoke",
+            "--report_only",
+            f"--work_dir={base / 'work_none'}",
+            f"--results_dir={paths['finished_results']}",
+        )
+        runs.start(
+            "reproduce_seed_too_big",
+            *reproduce,
+            "--profile=smoke",
+            "--seeds=0,4294967296",
+            f"--work_dir={base / 'work_seed'}",
+            f"--results_dir={base / 'results_seed'}",
+        )
+        runs.start(
+            "train_thread_variable", *train, f"--out={base / 'out_threads'}", env={"TF_NUM_INTRAOP_THREADS": "abc"}
+        )
+        runs.start(
+            "missing_flagfile",
+            *attack,
+            f"--flagfile={base / 'missing.flags'}",
+            "--model=original",
+            f"--out={base / 'out_flagfile'}",
+        )
         (base / "latin1.flags").write_bytes(b"--epochs=\xff\xfe\n")
         runs.start("latin1_flagfile", *train, f"--flagfile={base / 'latin1.flags'}", f"--out={base / 'out_latin1'}")
         runs.start("unknown_flag", *train, "--epoch=3", f"--out={base / 'out_unknown'}")
-        runs.start("export_maps_model", "-m", "blurnet_tf.cli.export", f"--model={models['maps']}",
-                   f"--out={base / 'export_maps'}")
-        runs.start("reproduce_dead_address", *reproduce, "--profile=smoke", "--address=127.0.0.1:1",
-                   f"--work_dir={base / 'work_addr'}", f"--results_dir={base / 'results_addr'}")
-        runs.start("reproduce_malformed_address", *reproduce, "--profile=smoke", "--address=foo:bar",
-                   f"--work_dir={base / 'work_addr'}", f"--results_dir={base / 'results_addr'}")
-        runs.start("reproduce_malformed_ray_address", *reproduce, "--profile=smoke", f"--work_dir={base / 'work_addr'}",
-                   f"--results_dir={base / 'results_addr'}", env={"RAY_ADDRESS": "http://x"})
+        runs.start(
+            "export_maps_model",
+            "-m",
+            "blurnet_tf.cli.export",
+            f"--model={models['maps']}",
+            f"--out={base / 'export_maps'}",
+        )
+        runs.start(
+            "reproduce_dead_address",
+            *reproduce,
+            "--profile=smoke",
+            "--address=127.0.0.1:1",
+            f"--work_dir={base / 'work_addr'}",
+            f"--results_dir={base / 'results_addr'}",
+        )
+        runs.start(
+            "reproduce_malformed_address",
+            *reproduce,
+            "--profile=smoke",
+            "--address=foo:bar",
+            f"--work_dir={base / 'work_addr'}",
+            f"--results_dir={base / 'results_addr'}",
+        )
+        runs.start(
+            "reproduce_malformed_ray_address",
+            *reproduce,
+            "--profile=smoke",
+            f"--work_dir={base / 'work_addr'}",
+            f"--results_dir={base / 'results_addr'}",
+            env={"RAY_ADDRESS": "http://x"},
+        )
         paths["not_ray"] = f"127.0.0.1:{_not_ray.getsockname()[1]}"
-        runs.start("reproduce_not_ray", *reproduce, "--profile=smoke", f"--address={paths['not_ray']}",
-                   f"--work_dir={base / 'work_addr'}", f"--results_dir={base / 'results_addr'}")
+        runs.start(
+            "reproduce_not_ray",
+            *reproduce,
+            "--profile=smoke",
+            f"--address={paths['not_ray']}",
+            f"--work_dir={base / 'work_addr'}",
+            f"--results_dir={base / 'results_addr'}",
+        )
         paths["users_work"] = base / "users_work"
         paths["users_work"].mkdir()
         (paths["users_work"] / "thesis.txt").write_text("mine\n")
-        runs.start("reproduce_users_work_dir", *reproduce, "--profile=smoke", f"--work_dir={paths['users_work']}",
-                   f"--results_dir={base / 'results_uw'}")
+        runs.start(
+            "reproduce_users_work_dir",
+            *reproduce,
+            "--profile=smoke",
+            f"--work_dir={paths['users_work']}",
+            f"--results_dir={base / 'results_uw'}",
+        )
         paths["users_results"] = base / "users_results"
         (paths["users_results"] / "smoke").mkdir(parents=True)
         (paths["users_results"] / "REPORT.md").write_text("# my notes\n")
-        runs.start("reproduce_users_top_report", *reproduce, "--profile=smoke", f"--work_dir={base / 'work_ur'}",
-                   f"--results_dir={paths['users_results']}")
+        runs.start(
+            "reproduce_users_top_report",
+            *reproduce,
+            "--profile=smoke",
+            f"--work_dir={base / 'work_ur'}",
+            f"--results_dir={paths['users_results']}",
+        )
         paths["users_tables"] = base / "users_tables"
         (paths["users_tables"] / "smoke").mkdir(parents=True)
         (paths["users_tables"] / "smoke" / "tables.json").write_text('{"mine": 1}\n')
-        runs.start("reproduce_users_profile_results", *reproduce, "--profile=smoke", f"--work_dir={base / 'work_ut'}",
-                   f"--results_dir={paths['users_tables']}")
-        runs.start("reproduce_into_a_training_run", *reproduce, "--profile=smoke", f"--work_dir={models['mnist_run']}",
-                   "--stages=train", f"--results_dir={base / 'results_tr'}")
+        runs.start(
+            "reproduce_users_profile_results",
+            *reproduce,
+            "--profile=smoke",
+            f"--work_dir={base / 'work_ut'}",
+            f"--results_dir={paths['users_tables']}",
+        )
+        runs.start(
+            "reproduce_into_a_training_run",
+            *reproduce,
+            "--profile=smoke",
+            f"--work_dir={models['mnist_run']}",
+            "--stages=train",
+            f"--results_dir={base / 'results_tr'}",
+        )
         yield runs, paths
     finally:
         runs.stop()
@@ -277,7 +428,8 @@ FINISHED_RECORDS = '{"schema": 1, "commit": "0000000", "dirty": false, "records"
 
 
 def _http1_listener():
-    """A TCP port that answers, but as an HTTP/1 server, not as Ray's gRPC: (the listening socket; closed by the caller)."""
+    """A TCP port that answers, but as an HTTP/1 server, not as Ray's gRPC (the listening socket; the caller
+    closes it)."""
     import socket
 
     server = socket.create_server(("127.0.0.1", 0))
@@ -299,8 +451,11 @@ def _http1_listener():
 @pytest.fixture(scope="module", autouse=True)
 def _start_binaries_first(request):
     """Queues the binary runs with the module's first test when any selected test needs them."""
-    if any("binaries" in getattr(item, "fixturenames", ()) for item in request.session.items
-           if getattr(item, "module", None) is request.module):
+    if any(
+        "binaries" in getattr(item, "fixturenames", ())
+        for item in request.session.items
+        if getattr(item, "module", None) is request.module
+    ):
         request.getfixturevalue("binaries")
 
 
@@ -323,8 +478,9 @@ ABSL_PARSE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("binary,args,flag", ABSL_PARSE_CASES,
-                         ids=[f"{b} {' '.join(a)}" for b, a, _ in ABSL_PARSE_CASES])
+@pytest.mark.parametrize(
+    "binary,args,flag", ABSL_PARSE_CASES, ids=[f"{b} {' '.join(a)}" for b, a, _ in ABSL_PARSE_CASES]
+)
 def test_flag_parse_errors_follow_the_standard(tmp_path, binary, args, flag):
     args = [a.replace("{tmp}", str(tmp_path / "x")) for a in args]
     proc = run_python("-m", f"blurnet_tf.cli.{binary}", *args, check=False)
@@ -334,6 +490,7 @@ def test_flag_parse_errors_follow_the_standard(tmp_path, binary, args, flag):
 
 # ---------------------------------------------------------------------------------------------
 # (a) Range checks, in-process: each settings dataclass refuses a bad value naming its field.
+
 
 def _ids(cases):
     return [",".join(f"{k}={v!r}" for k, v in kwargs.items()) for _, kwargs in cases]
@@ -397,8 +554,14 @@ def test_sticker_attack_accepts_the_paper_settings_and_every_mode():
     StickerAttack(model="original", mode="lowfreq", dct_dim=1)
     StickerAttack(model="original", mode="lowfreq", dct_dim=32)
     StickerAttack(model="original", mode="adaptive", regulariser="tik_pseudo")
-    StickerAttack(model="original", lambdas=(0.0, 0.002), targets=(0, 17), mask_threshold=0.5, norm="l1",
-                  precision="mixed_bfloat16")
+    StickerAttack(
+        model="original",
+        lambdas=(0.0, 0.002),
+        targets=(0, 17),
+        mask_threshold=0.5,
+        norm="l1",
+        precision="mixed_bfloat16",
+    )
 
 
 def test_sticker_attack_refuses_targets_per_call_before_touching_out(tmp_path):
@@ -455,9 +618,9 @@ TRAINING_CASES = [
     ("validation_fraction", dict(validation_fraction=NAN)),
     ("max_train_images", dict(max_train_images=-1)),
     ("precision", dict(precision="float64")),
-    ("seed", dict(seed=2 ** 32)),
+    ("seed", dict(seed=2**32)),
     ("seed", dict(seed=-1)),
-    ("split_seed", dict(split_seed=2 ** 32)),
+    ("split_seed", dict(split_seed=2**32)),
     ("alpha", dict(defence="tv", params={"alpha": -1.0})),
     ("alpha", dict(defence="tv", params={"alpha": NAN})),
     ("pgd_eps", dict(defence="adv_train", params={"pgd_eps": -0.1})),
@@ -482,8 +645,14 @@ def test_training_run_accepts_defaults_and_fills_the_test_fraction():
 
     assert TrainingRun().test_fraction == paper.LISA_TEST_FRACTION
     assert TrainingRun(dataset="mnist").test_fraction == paper.MNIST_TEST_FRACTION
-    TrainingRun(epochs=1, batch_size=1, validation_fraction=0.0, max_train_images=0, test_fraction=0.5,
-                precision="mixed_bfloat16")
+    TrainingRun(
+        epochs=1,
+        batch_size=1,
+        validation_fraction=0.0,
+        max_train_images=0,
+        test_fraction=0.5,
+        precision="mixed_bfloat16",
+    )
 
 
 MNIST_CASES = [
@@ -502,8 +671,9 @@ def test_mnist_robustness_refuses(field, kwargs):
 
 BUDGET_FLOATS = ("fgsm_eps", "bim_eps", "bim_step", "cw_learning_rate", "l2_budget")
 BUDGET_INTS = ("bim_steps", "cw_search", "cw_steps", "ddn_steps")
-BUDGET_CASES = ([(f, {f: v}) for f in BUDGET_FLOATS for v in (0.0, -0.1, NAN, INF)] +
-                [(f, {f: v}) for f in BUDGET_INTS for v in (0, -1)])
+BUDGET_CASES = [(f, {f: v}) for f in BUDGET_FLOATS for v in (0.0, -0.1, NAN, INF)] + [
+    (f, {f: v}) for f in BUDGET_INTS for v in (0, -1)
+]
 
 
 @pytest.mark.parametrize("field,kwargs", BUDGET_CASES, ids=_ids(BUDGET_CASES))
@@ -526,10 +696,12 @@ def test_list_flags_name_the_flag():
 
     assert cli.float_list("lambdas", ["0.002", "1e-3"]) == (0.002, 0.001)
     assert cli.int_list("targets", "1,12") == (1, 12)
-    for call, field in ((lambda: cli.float_list("lambdas", ["0.1", "abc"]), "lambdas"),
-                        (lambda: cli.int_list("targets", "1,x"), "targets"),
-                        (lambda: cli.int_list("targets", ""), "targets"),
-                        (lambda: cli.int_list("targets", "1.5"), "targets")):
+    for call, field in (
+        (lambda: cli.float_list("lambdas", ["0.1", "abc"]), "lambdas"),
+        (lambda: cli.int_list("targets", "1,x"), "targets"),
+        (lambda: cli.int_list("targets", ""), "targets"),
+        (lambda: cli.int_list("targets", "1.5"), "targets"),
+    ):
         with pytest.raises(SettingError) as err:
             call()
         assert err.value.field == field
@@ -539,6 +711,7 @@ def test_list_flags_name_the_flag():
 
 # ---------------------------------------------------------------------------------------------
 # Masks, in-process.
+
 
 def test_grey_mask_needs_a_threshold(tmp_path):
     from blurnet_tf.data.images import read_mask
@@ -566,8 +739,11 @@ def test_mask_files(tmp_path, data_dir):
 
     cv2.imwrite(str(tmp_path / "black.png"), np.zeros((32, 32), np.uint8))
     (tmp_path / "text.png").write_text("not an image\n")
-    for name, problem in (("black.png", "no set pixel"), ("text.png", "not a readable image"),
-                          ("missing.png", "file not found")):
+    for name, problem in (
+        ("black.png", "no set pixel"),
+        ("text.png", "not a readable image"),
+        ("missing.png", "file not found"),
+    ):
         with pytest.raises(DataError) as err:
             read_mask(tmp_path / name)
         assert err.value.path == str(tmp_path / name) and problem in err.value.problem
@@ -579,12 +755,22 @@ def test_mask_files(tmp_path, data_dir):
 # ---------------------------------------------------------------------------------------------
 # (c) files.py: atomic writes, strict JSON, the run lock.
 
+
 def test_write_json_writes_non_finite_numbers_as_null(tmp_path):
     from blurnet_tf import files
 
     path = tmp_path / "r.json"
-    files.write_json(path, {"nan": NAN, "inf": [INF, -INF, 1.5], "np": np.float32("nan"),
-                            "array": np.array([np.inf, 2.0]), "ok": np.float64(3.0), "n": np.int64(4)})
+    files.write_json(
+        path,
+        {
+            "nan": NAN,
+            "inf": [INF, -INF, 1.5],
+            "np": np.float32("nan"),
+            "array": np.array([np.inf, 2.0]),
+            "ok": np.float64(3.0),
+            "n": np.int64(4),
+        },
+    )
     data = json.loads(path.read_text(), parse_constant=_refuse_constant)
     assert data == {"nan": None, "inf": [None, None, 1.5], "np": None, "array": [None, 2.0], "ok": 3.0, "n": 4}
     assert files.read_json(path) == data
@@ -604,7 +790,7 @@ class _DiskFullFile:
         self.f.close()
 
     def write(self, data):
-        self.f.write(data[:len(data) // 2])
+        self.f.write(data[: len(data) // 2])
         self.f.flush()
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -623,9 +809,11 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch, fail
     path.write_text('{"old": true}\n')
     if failing == "write":
         real_open = open
-        monkeypatch.setattr(files, "open", lambda p, mode="r", *a, **k: _DiskFullFile(real_open(p, mode, *a, **k)),
-                            raising=False)
+        monkeypatch.setattr(
+            files, "open", lambda p, mode="r", *a, **k: _DiskFullFile(real_open(p, mode, *a, **k)), raising=False
+        )
     else:
+
         def disk_full(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -680,8 +868,7 @@ def test_run_lock_refuses_a_live_holder_and_takes_over_after_a_kill(tmp_path):
     from blurnet_tf import locks
 
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run)], cwd=ROOT, stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(DataError) as err:
@@ -760,8 +947,9 @@ def test_failed_model_save_leaves_no_temp_file(tmp_path, monkeypatch):
     target = tmp_path / "run" / "model.keras"
     save_model(model, target)  # the good case
     good = target.read_bytes()
-    np.testing.assert_allclose(load_model(target).predict(np.ones((1, 4)), verbose=0),
-                               model.predict(np.ones((1, 4)), verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        load_model(target).predict(np.ones((1, 4)), verbose=0), model.predict(np.ones((1, 4)), verbose=0), rtol=1e-6
+    )
 
     def partial_save(path, *args, **kwargs):
         pathlib.Path(path).write_bytes(b"PK\x03\x04partial")
@@ -777,6 +965,7 @@ def test_failed_model_save_leaves_no_temp_file(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------
 # (d) A truncated LISA array cache is moved aside and rebuilt; (e) a missing LISA class.
+
 
 def test_truncated_lisa_cache_is_moved_aside_and_rebuilt(data_dir, tmp_path, monkeypatch, capfd):
     from blurnet_tf.data import load_lisa_split
@@ -846,6 +1035,7 @@ def test_settings_dataclasses_are_frozen():
 # ---------------------------------------------------------------------------------------------
 # (b) End to end, each binary: the runs queued by `binaries`.
 
+
 @pytest.mark.slow
 def test_attack_bad_lambdas(binaries):
     runs, paths = binaries
@@ -892,8 +1082,9 @@ def test_reproduce_unknown_stage(binaries):
 @pytest.mark.slow
 def test_reproduce_on_a_ray_address_nothing_answers_at(binaries):
     runs, paths = binaries
-    assert "Connection refused" in assert_bad_input(runs.result("reproduce_dead_address"),
-                                                    "--address: no Ray cluster answers at 127.0.0.1:1")
+    assert "Connection refused" in assert_bad_input(
+        runs.result("reproduce_dead_address"), "--address: no Ray cluster answers at 127.0.0.1:1"
+    )
     assert not (paths["tiny"].parent / "work_addr").exists()
 
 
@@ -986,22 +1177,29 @@ def test_bench_scripts_refuse_a_bad_count_naming_the_flag(capsys):
         with pytest.raises(SystemExit) as exit_:
             parser.parse_args(bad)
         assert exit_.value.code == 2
-        assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"bf16_gate.py: error: argument {bad[0]}: expected")
+        assert (
+            capsys.readouterr()
+            .err.strip()
+            .splitlines()[-1]
+            .startswith(f"bf16_gate.py: error: argument {bad[0]}: expected")
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # (f) Wrong models, a directory of the user's, a second runner, paths checked first (issue 33).
 
-WRONG_MODEL_PROBLEMS = {"text": "not a Keras model (the archive holds no config.json)",
-                        "cut": "not a Keras model (expected a .keras archive",
-                        "big": "expected a model of 32x32x3 images and 18 classes (LISA), found one taking 64x64x3",
-                        "ten": "expected a model of 32x32x3 images and 18 classes (LISA), found one taking "
-                               "32x32x3 images and scoring 10 classes",
-                        "mnist_run": "is a model trained on MNIST",
-                        "maps": "giving [N,classes] logits (2 or more classes), found input (None, 32, 32, 3) and "
-                                "output (None, 32, 32, 18)",
-                        "two_inputs": "expected an image classifier with one input and one output, found 2 input(s)",
-                        "uint8": "expected float images in [0,1] as input, found a uint8 input"}
+WRONG_MODEL_PROBLEMS = {
+    "text": "not a Keras model (the archive holds no config.json)",
+    "cut": "not a Keras model (expected a .keras archive",
+    "big": "expected a model of 32x32x3 images and 18 classes (LISA), found one taking 64x64x3",
+    "ten": "expected a model of 32x32x3 images and 18 classes (LISA), found one taking "
+    "32x32x3 images and scoring 10 classes",
+    "mnist_run": "is a model trained on MNIST",
+    "maps": "giving [N,classes] logits (2 or more classes), found input (None, 32, 32, 3) and "
+    "output (None, 32, 32, 18)",
+    "two_inputs": "expected an image classifier with one input and one output, found 2 input(s)",
+    "uint8": "expected float images in [0,1] as input, found a uint8 input",
+}
 BINARY_CASES = ("text", "big", "ten", "mnist_run")  # the issue's cases, also through the attack binary
 
 
@@ -1024,8 +1222,10 @@ def test_the_model_loader_checks_mnist_models_and_the_original_weights(wrong):
     from blurnet_tf.registry import LISA_MODEL, MNIST_MODEL, load_model
 
     assert load_model(wrong["mnist_run"], expect=MNIST_MODEL).output_shape == (None, 10)
-    for spec, problem in ((wrong["ten"], "28x28x1 images and 10 classes (MNIST), found one taking 32x32x3"),
-                          ("original", "is the RP2 authors' LISA-CNN")):
+    for spec, problem in (
+        (wrong["ten"], "28x28x1 images and 10 classes (MNIST), found one taking 32x32x3"),
+        ("original", "is the RP2 authors' LISA-CNN"),
+    ):
         with pytest.raises(DataError, match=re.escape(problem)):
             load_model(spec, expect=MNIST_MODEL)
     assert load_model(wrong["big"]).input_shape == (None, 64, 64, 3)  # no contract: any Keras model (export)
@@ -1044,8 +1244,9 @@ def test_attack_refuses_a_wrong_model_in_one_line_before_any_work(binaries, name
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run,model", [("evaluate_ten_model", "ten"),
-                                       ("attack_ten_source", "ten"), ("mnist_attacks_lisa_model", "ten")])
+@pytest.mark.parametrize(
+    "run,model", [("evaluate_ten_model", "ten"), ("attack_ten_source", "ten"), ("mnist_attacks_lisa_model", "ten")]
+)
 def test_every_binary_that_takes_a_model_checks_it(binaries, run, model):
     runs, paths = binaries
     proc = runs.result(run)
@@ -1078,8 +1279,9 @@ def test_overwrite_opens_a_directory_of_the_users_files_and_the_run_writes_there
     user = users_run_dir(tmp_path / "mine")
     (user / "notes.txt").write_text("keep me\n")
     locks.claim_dir(user, rundir.TRAIN_WRITER, overwrite=True)  # asked for: no refusal
-    TrainingRun(epochs=1, max_train_images=16, batch_size=8).run(user, data_dir=data_dir, log=lambda m: None,
-                                                                   overwrite=True)
+    TrainingRun(epochs=1, max_train_images=16, batch_size=8).run(
+        user, data_dir=data_dir, log=lambda m: None, overwrite=True
+    )
     record = rundir.read_model(user)
     assert record is not None and record.epochs == 1 and 0.0 <= record.legit_accuracy <= 1.0
     assert locks.owner(user) == "train" and (user / "notes.txt").read_text() == "keep me\n"
@@ -1158,8 +1360,9 @@ def test_a_second_runner_on_one_work_directory_is_refused(binaries):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run,flag", [("reproduce_results_file", "results_dir"),
-                                      ("reproduce_report_work_file", "work_dir")])
+@pytest.mark.parametrize(
+    "run,flag", [("reproduce_results_file", "results_dir"), ("reproduce_report_work_file", "work_dir")]
+)
 def test_reproduce_checks_its_directories_before_the_first_step(binaries, run, flag):
     runs, paths = binaries
     proc = runs.result(run)
@@ -1181,31 +1384,49 @@ def test_report_only_never_replaces_a_finished_report_with_an_emptier_one(binari
     proc = runs.result("reproduce_report_only_over_a_report")
     line = assert_bad_input(proc, f"{paths['finished_results'] / 'smoke'}: holds a report; --report_only would replace")
     assert "steps not finished in" in line and "choose another --results_dir" in line
-    assert snapshot(paths["finished_results"]) == {"smoke/REPORT.md": b"the finished REPORT.md\n",
-                                                   "smoke/results.json": FINISHED_RECORDS.encode()}
+    assert snapshot(paths["finished_results"]) == {
+        "smoke/REPORT.md": b"the finished REPORT.md\n",
+        "smoke/results.json": FINISHED_RECORDS.encode(),
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("run,where,problem", [
-    ("reproduce_users_work_dir", "users_work", "holds files a reproduction did not write (thesis.txt)"),
-    ("reproduce_users_top_report", "users_results", "REPORT.md: is not a report a reproduction wrote"),
-    ("reproduce_users_profile_results", "users_tables", "smoke: holds files a report did not write")])
+@pytest.mark.parametrize(
+    "run,where,problem",
+    [
+        ("reproduce_users_work_dir", "users_work", "holds files a reproduction did not write (thesis.txt)"),
+        ("reproduce_users_top_report", "users_results", "REPORT.md: is not a report a reproduction wrote"),
+        ("reproduce_users_profile_results", "users_tables", "smoke: holds files a report did not write"),
+    ],
+)
 def test_reproduce_refuses_directories_holding_the_users_files(binaries, run, where, problem):
     runs, paths = binaries
     proc = runs.result(run)
     assert problem in assert_bad_input(proc, str(paths[where]))
     assert "profile smoke" not in proc.stdout
-    assert snapshot(paths[where]) == {"users_work": {"thesis.txt": b"mine\n"}, "users_results": {"REPORT.md": b"# my notes\n"},
-                                      "users_tables": {"smoke/tables.json": b'{"mine": 1}\n'}}[where]
+    assert (
+        snapshot(paths[where])
+        == {
+            "users_work": {"thesis.txt": b"mine\n"},
+            "users_results": {"REPORT.md": b"# my notes\n"},
+            "users_tables": {"smoke/tables.json": b'{"mine": 1}\n'},
+        }[where]
+    )
 
 
 @pytest.mark.slow
 def test_reproduce_refuses_addresses_that_are_not_ray_at_once(binaries):
     runs, paths = binaries
-    assert_bad_input(runs.result("reproduce_malformed_address"),
-                     "--address: expected host:port (port 1-65535), ray://host:port or 'auto', got 'foo:bar'")
-    assert_bad_input(runs.result("reproduce_malformed_ray_address"), "environment variable RAY_ADDRESS: expected host:port")
-    line = assert_bad_input(runs.result("reproduce_not_ray"), f"--address: no Ray cluster answers at {paths['not_ray']}")
+    assert_bad_input(
+        runs.result("reproduce_malformed_address"),
+        "--address: expected host:port (port 1-65535), ray://host:port or 'auto', got 'foo:bar'",
+    )
+    assert_bad_input(
+        runs.result("reproduce_malformed_ray_address"), "environment variable RAY_ADDRESS: expected host:port"
+    )
+    line = assert_bad_input(
+        runs.result("reproduce_not_ray"), f"--address: no Ray cluster answers at {paths['not_ray']}"
+    )
     assert "does not answer as Ray's gRPC server does" in line
 
 
@@ -1227,7 +1448,8 @@ def test_a_refused_attack_leaves_no_empty_out(tmp_path):
     out = tmp_path / "new" / "attack"
     with pytest.raises(DataError, match="file not found"):
         StickerAttack(model="original", targets=(12,), epochs=1, mask=str(tmp_path / "absent.png")).run(
-            out, log=lambda m: None)
+            out, log=lambda m: None
+        )
     assert not (tmp_path / "new").exists()
 
 
@@ -1244,7 +1466,9 @@ def test_every_binary_checks_the_thread_variables_and_names_a_missing_flagfile(b
 def test_flagfiles_that_cannot_be_read_and_unknown_flags_get_the_standard_line(binaries):
     runs, paths = binaries
     latin1 = paths["tiny"].parent / "latin1.flags"
-    assert "expected UTF-8 text" in assert_bad_input(runs.result("latin1_flagfile"), f"{latin1}: cannot read this flagfile")
+    assert "expected UTF-8 text" in assert_bad_input(
+        runs.result("latin1_flagfile"), f"{latin1}: cannot read this flagfile"
+    )
     assert_bad_input(runs.result("unknown_flag"), "--epoch: unknown flag")
 
 
@@ -1265,9 +1489,14 @@ def test_reproduce_refuses_a_work_directory_another_command_made(binaries):
     assert snapshot(paths["mnist_run"]) == before
 
 
-@pytest.mark.parametrize("text,problem", [("[1, 2]", "expected a JSON object, got list"),
-                                          ('{"kind": "model"}', "missing legit_accuracy, test_images"),
-                                          ('{"schema": "x"}', "its schema is 'x'")])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"kind": "model"}', "missing legit_accuracy, test_images"),
+        ('{"schema": "x"}', "its schema is 'x'"),
+    ],
+)
 def test_a_record_of_the_wrong_shape_is_one_line_naming_the_file(tmp_path, text, problem):
     from blurnet_tf import rundir
 

@@ -9,8 +9,20 @@ from blurnet_tf.evaluation.robustness_benchmark import benchmark
 from test_any_model import CLASSES, SIZE, banded, sticker_mask, trained_small_model
 from conftest import run_python
 
-FIELDS = {"experiment", "model", "threat_model", "attack", "budget", "seed", "target", "metric", "value", "interval",
-          "images", "seeds"}
+FIELDS = {
+    "experiment",
+    "model",
+    "threat_model",
+    "attack",
+    "budget",
+    "seed",
+    "target",
+    "metric",
+    "value",
+    "interval",
+    "images",
+    "seeds",
+}
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +32,19 @@ def small():
 
 def test_every_threat_model_gives_records_of_one_schema_with_consistent_values(small):
     x, y = banded(40, seed=7)
-    records = benchmark(small, x, y, threat_models=("clean", "linf", "l2", "sticker"), targets=[1, 3],
-                        mask=sticker_mask(), seeds=(0, 1), linf_eps=0.1, linf_steps=5, ddn_steps=20, rp2_epochs=5)
+    records = benchmark(
+        small,
+        x,
+        y,
+        threat_models=("clean", "linf", "l2", "sticker"),
+        targets=[1, 3],
+        mask=sticker_mask(),
+        seeds=(0, 1),
+        linf_eps=0.1,
+        linf_steps=5,
+        ddn_steps=20,
+        rp2_epochs=5,
+    )
     assert all(set(r) == FIELDS for r in records)
     by = {(r["threat_model"], r["metric"], r["target"], r["seed"]): r for r in records}
     accuracy = by[("clean", "accuracy", None, None)]
@@ -31,7 +54,11 @@ def test_every_threat_model_gives_records_of_one_schema_with_consistent_values(s
     assert robust["value"] <= accuracy["value"] and asr["images"] == correct
     assert robust["value"] * 40 == pytest.approx(correct * (1 - asr["value"]))
     assert {(r["target"], r["seed"]) for r in records if r["metric"] == "asr" and r["threat_model"] == "sticker"} == {
-        (1, 0), (3, 0), (1, 1), (3, 1)}
+        (1, 0),
+        (3, 0),
+        (1, 1),
+        (3, 1),
+    }
     per_target = [r["value"] for r in records if r["threat_model"] == "sticker" and r["metric"] == "asr"]
     assert by[("sticker", "avg_asr", None, None)]["value"] == pytest.approx(np.mean(per_target))
 
@@ -40,31 +67,50 @@ def test_a_model_that_ignores_its_input_gets_no_verdict_and_a_zero_mask_changes_
     """A model blind to its input would read as 100% accurate on its class and 100% robust: refused (issue 43)."""
     x, y = banded(20, seed=8)
     blind = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten(), keras.layers.Dense(CLASSES)])
-    blind.layers[-1].set_weights([np.zeros((SIZE * SIZE * 3, CLASSES), np.float32), 5 * np.eye(CLASSES)[2].astype(np.float32)])
+    blind.layers[-1].set_weights(
+        [np.zeros((SIZE * SIZE * 3, CLASSES), np.float32), 5 * np.eye(CLASSES)[2].astype(np.float32)]
+    )
     with pytest.raises(ValueError, match="model: returns the same logits for all 20 images"):
-        benchmark(blind, x, np.full(20, 2), threat_models=("clean", "linf", "l2", "sticker"), targets=[0],
-                  mask=sticker_mask(), linf_steps=3, ddn_steps=5, rp2_epochs=3)
-    untouched = benchmark(small, x, y, threat_models=("sticker",), targets=[0, 4], mask=np.zeros((SIZE, SIZE, 3)),
-                          rp2_epochs=10)
+        benchmark(
+            blind,
+            x,
+            np.full(20, 2),
+            threat_models=("clean", "linf", "l2", "sticker"),
+            targets=[0],
+            mask=sticker_mask(),
+            linf_steps=3,
+            ddn_steps=5,
+            rp2_epochs=3,
+        )
+    untouched = benchmark(
+        small, x, y, threat_models=("sticker",), targets=[0, 4], mask=np.zeros((SIZE, SIZE, 3)), rp2_epochs=10
+    )
     assert all(r["value"] == 0.0 for r in untouched if r["metric"] in ("asr", "avg_asr", "worst_asr"))
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda m, x, y: (m, x * 255, y), "images: expected finite values in \\[0, 1\\]"),
-    (lambda m, x, y: (m, x[0], y), "images: expected a float array"),
-    (lambda m, x, y: (m, x, y + CLASSES), "labels: expected classes 0..4"),
-    (lambda m, x, y: (m, x, y[:-1]), "labels: expected 6 integer class indices"),
-    (lambda m, x, y: (keras.Sequential([m, keras.layers.Softmax()]), x, y), "returns probabilities"),
-    (lambda m, x, y: (m, x[:, :20, :20], y), "model: cannot be called on images shaped"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda m, x, y: (m, x * 255, y), "images: expected finite values in \\[0, 1\\]"),
+        (lambda m, x, y: (m, x[0], y), "images: expected a float array"),
+        (lambda m, x, y: (m, x, y + CLASSES), "labels: expected classes 0..4"),
+        (lambda m, x, y: (m, x, y[:-1]), "labels: expected 6 integer class indices"),
+        (lambda m, x, y: (keras.Sequential([m, keras.layers.Softmax()]), x, y), "returns probabilities"),
+        (lambda m, x, y: (m, x[:, :20, :20], y), "model: cannot be called on images shaped"),
+    ],
+)
 def test_bad_input_gets_one_error_naming_it(small, change, match):
     x, y = banded(6, seed=9)
     with pytest.raises(ValueError, match=match):
         benchmark(*change(small, x, y), threat_models=("clean",))
     with pytest.raises(ValueError, match="'sticker' needs mask"):
         benchmark(small, x, y, threat_models=("sticker",))
-    for budget, match in (({"linf_eps": -0.1}, "linf_eps: expected a radius"), ({"rp2_lambda": float("nan")}, "rp2_lambda"),
-                          ({"linf_steps": 0}, "linf_steps: expected an integer >= 1"), ({"n_examples": 0}, "n_examples")):
+    for budget, match in (
+        ({"linf_eps": -0.1}, "linf_eps: expected a radius"),
+        ({"rp2_lambda": float("nan")}, "rp2_lambda"),
+        ({"linf_steps": 0}, "linf_steps: expected an integer >= 1"),
+        ({"n_examples": 0}, "n_examples"),
+    ):
         with pytest.raises(ValueError, match=match):
             benchmark(small, x, y, threat_models=("clean",), **budget)
 
@@ -80,17 +126,33 @@ def test_the_binary_writes_the_records_and_names_a_bad_data_file(small, tmp_path
     np.savez(tmp_path / "data.npz", x=x, y=y)
     np.save(tmp_path / "mask.npy", sticker_mask())
     out = tmp_path / "bench"
-    run_python("-m", "blurnet_tf.cli.benchmark", f"--model={tmp_path / 'small.keras'}", f"--data={tmp_path / 'data.npz'}",
-               f"--out={out}", "--threat_models=clean,linf,sticker", f"--mask={tmp_path / 'mask.npy'}", "--targets=1",
-               "--linf_steps=3", "--rp2_epochs=3")
+    run_python(
+        "-m",
+        "blurnet_tf.cli.benchmark",
+        f"--model={tmp_path / 'small.keras'}",
+        f"--data={tmp_path / 'data.npz'}",
+        f"--out={out}",
+        "--threat_models=clean,linf,sticker",
+        f"--mask={tmp_path / 'mask.npy'}",
+        "--targets=1",
+        "--linf_steps=3",
+        "--rp2_epochs=3",
+    )
     records = json.loads((out / "results.json").read_text())["records"]
     assert {r["threat_model"] for r in records} == {"clean", "linf", "sticker"}
     assert (out / "results.csv").is_file() and "| clean | none |" in (out / "REPORT.md").read_text()
     np.savez(tmp_path / "bad.npz", x=x * 255, y=y)
-    proc = run_python("-m", "blurnet_tf.cli.benchmark", f"--model={tmp_path / 'small.keras'}",
-                      f"--data={tmp_path / 'bad.npz'}", f"--out={tmp_path / 'b2'}", check=False)
+    proc = run_python(
+        "-m",
+        "blurnet_tf.cli.benchmark",
+        f"--model={tmp_path / 'small.keras'}",
+        f"--data={tmp_path / 'bad.npz'}",
+        f"--out={tmp_path / 'b2'}",
+        check=False,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        "error: --data: expected finite values in [0, 1] (divide 8-bit images by 255)"], proc.stderr
+        "error: --data: expected finite values in [0, 1] (divide 8-bit images by 255)"
+    ], proc.stderr
 
 
 def test_table4s_own_pgd_step_and_benchmark_give_the_same_victims(tmp_path, data_dir, original_model, victims):
@@ -104,9 +166,16 @@ def test_table4s_own_pgd_step_and_benchmark_give_the_same_victims(tmp_path, data
 
     PgdAttack(model="original", data_dir=str(data_dir)).run(tmp_path / "pgd", save_images=0, log=lambda m: None)
     stored = json.loads((tmp_path / "pgd" / "results.json").read_text())["pgd"]
-    records = benchmark(original_model, victims, np.full(len(victims), STOP), threat_models=("clean", "linf"),
-                        linf_eps=paper.LINF_EPS, linf_steps=paper.PGD_STEPS, linf_step=paper.PGD_STEP,
-                        linf_random_start=False)
+    records = benchmark(
+        original_model,
+        victims,
+        np.full(len(victims), STOP),
+        threat_models=("clean", "linf"),
+        linf_eps=paper.LINF_EPS,
+        linf_steps=paper.PGD_STEPS,
+        linf_step=paper.PGD_STEP,
+        linf_random_start=False,
+    )
     asr = next(r["value"] for r in records if r["threat_model"] == "linf" and r["metric"] == "asr")
     clean = next(r["value"] for r in records if r["threat_model"] == "clean" and r["metric"] == "accuracy")
     assert clean == 1.0 and asr == pytest.approx(stored["asr"])  # every victim right: the two ASRs share a base
@@ -121,23 +190,37 @@ def test_a_model_with_non_finite_or_constant_logits_or_one_class_gets_no_verdict
     y = np.zeros_like(y)  # the label argmax(NaN) would "predict"
     nan_on_last = lambda im: tf.where(tf.range(tf.shape(im)[0])[:, None] >= 10, np.nan, tf.zeros((1, CLASSES)))  # noqa: E731
     nan = r"model: returns non-finite logits \(NaN or inf\) on "
-    for model, match in ((lambda im: tf.fill((tf.shape(im)[0], CLASSES), np.nan), nan + "12 of 12 images"),
-                         (nan_on_last, nan + "2 of 12 images"),
-                         (lambda im: tf.fill((tf.shape(im)[0], CLASSES), np.inf), nan + "12 of 12 images"),
-                         (lambda im: tf.reduce_mean(im, axis=(1, 2, 3))[:, None], "model: expected logits over at least 2 classes, got 1"),
-                         (lambda im: tf.zeros((1, CLASSES)), r"model: expected logits \[N, classes\] for 12 images, got an output shaped \(1, "),
-                         (lambda im: tf.tile(tf.range(CLASSES, dtype=tf.float32)[None], (tf.shape(im)[0], 1)),
-                          "model: returns the same logits for all 12 images")):
+    for model, match in (
+        (lambda im: tf.fill((tf.shape(im)[0], CLASSES), np.nan), nan + "12 of 12 images"),
+        (nan_on_last, nan + "2 of 12 images"),
+        (lambda im: tf.fill((tf.shape(im)[0], CLASSES), np.inf), nan + "12 of 12 images"),
+        (
+            lambda im: tf.reduce_mean(im, axis=(1, 2, 3))[:, None],
+            "model: expected logits over at least 2 classes, got 1",
+        ),
+        (
+            lambda im: tf.zeros((1, CLASSES)),
+            r"model: expected logits \[N, classes\] for 12 images, got an output shaped \(1, ",
+        ),
+        (
+            lambda im: tf.tile(tf.range(CLASSES, dtype=tf.float32)[None], (tf.shape(im)[0], 1)),
+            "model: returns the same logits for all 12 images",
+        ),
+    ):
         with pytest.raises(ValueError, match=match):
             benchmark(model, x, y, threat_models=("clean", "linf"), linf_steps=2)
 
 
-@pytest.mark.parametrize("content,problem", [
-    (b"", "cannot read it as a NumPy .npy / .npz file"),
-    (b"PK\x03\x04truncated", "cannot read it as a NumPy .npy / .npz file"),
-    (b"x,y\n1,2\n", "cannot read it as a NumPy .npy / .npz file"),
-    ("object", "cannot read it as a NumPy .npy / .npz file"),  # pickled: never unpickled
-    ("strings", "expected numeric arrays (--data); got dtype <U1")])
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (b"", "cannot read it as a NumPy .npy / .npz file"),
+        (b"PK\x03\x04truncated", "cannot read it as a NumPy .npy / .npz file"),
+        (b"x,y\n1,2\n", "cannot read it as a NumPy .npy / .npz file"),
+        ("object", "cannot read it as a NumPy .npy / .npz file"),  # pickled: never unpickled
+        ("strings", "expected numeric arrays (--data); got dtype <U1"),
+    ],
+)
 def test_benchmark_data_that_is_not_numeric_arrays_is_one_line_before_any_work(tmp_path, content, problem):
     path = tmp_path / "data.npz"
     if content == "object":
@@ -146,8 +229,9 @@ def test_benchmark_data_that_is_not_numeric_arrays_is_one_line_before_any_work(t
         np.savez(path, x=np.array(["a"]), y=np.zeros(1))
     else:
         path.write_bytes(content)
-    proc = run_python("-m", "blurnet_tf.cli.benchmark", "--model=original", f"--data={path}",
-                      f"--out={tmp_path / 'out'}", check=False)
+    proc = run_python(
+        "-m", "blurnet_tf.cli.benchmark", "--model=original", f"--data={path}", f"--out={tmp_path / 'out'}", check=False
+    )
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {path}: {problem}"), proc.stderr
     assert not (tmp_path / "out").exists()
@@ -155,10 +239,17 @@ def test_benchmark_data_that_is_not_numeric_arrays_is_one_line_before_any_work(t
 
 def test_benchmark_out_naming_a_file_is_refused_before_any_work(tmp_path):
     (tmp_path / "notes.txt").write_text("mine\n")
-    proc = run_python("-m", "blurnet_tf.cli.benchmark", "--model=original", f"--data={tmp_path / 'none.npz'}",
-                      f"--out={tmp_path / 'notes.txt'}", check=False)
+    proc = run_python(
+        "-m",
+        "blurnet_tf.cli.benchmark",
+        "--model=original",
+        f"--data={tmp_path / 'none.npz'}",
+        f"--out={tmp_path / 'notes.txt'}",
+        check=False,
+    )
     assert proc.returncode == 2 and proc.stderr.strip() == (
-        f"error: {tmp_path / 'notes.txt'}: is a file, not a directory (--out)"), proc.stderr
+        f"error: {tmp_path / 'notes.txt'}: is a file, not a directory (--out)"
+    ), proc.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
 
 

@@ -10,16 +10,23 @@ import pytest
 from blurnet_tf import attacks
 from blurnet_tf.attacks import carlini_wagner_l2, ddn, lbfgs_attack, rp2
 
-ATTACKS = {"rp2": ("x", "mask", "targets"), "carlini_wagner_l2": ("x", "y"), "ddn": ("x", "y"),
-           "lbfgs_attack": ("x", "targets"), "deepfool": ("x",), "jsma": ("x", "targets"), "linf_attack": ("x",),
-           "autoattack_linf": ("x", "y")}
+ATTACKS = {
+    "rp2": ("x", "mask", "targets"),
+    "carlini_wagner_l2": ("x", "y"),
+    "ddn": ("x", "y"),
+    "lbfgs_attack": ("x", "targets"),
+    "deepfool": ("x",),
+    "jsma": ("x", "targets"),
+    "linf_attack": ("x",),
+    "autoattack_linf": ("x", "y"),
+}
 
 
 @pytest.mark.parametrize("name, data", ATTACKS.items())
 def test_every_attack_takes_the_model_then_its_data_and_keyword_only_settings(name, data):
     params = list(inspect.signature(getattr(attacks, name)).parameters.values())
-    assert [p.name for p in params[:1 + len(data)]] == ["model", *data]
-    assert all(p.kind is p.KEYWORD_ONLY for p in params[1 + len(data):]), name
+    assert [p.name for p in params[: 1 + len(data)]] == ["model", *data]
+    assert all(p.kind is p.KEYWORD_ONLY for p in params[1 + len(data) :]), name
     assert not {"images", "labels", "clip", "input_clip"} & {p.name for p in params}
 
 
@@ -33,6 +40,9 @@ def test_the_old_keyword_names_still_work_and_warn():
     np.testing.assert_array_equal(old.adversarial, new.adversarial)
     with pytest.raises(TypeError, match="both images= .deprecated. and x="):
         ddn(model, images=x, x=x, y=labels)
-    for fn, old_names in ((rp2, {"images", "input_clip"}), (carlini_wagner_l2, {"images", "labels", "clip"}),
-                          (lbfgs_attack, {"images", "clip"})):
+    for fn, old_names in (
+        (rp2, {"images", "input_clip"}),
+        (carlini_wagner_l2, {"images", "labels", "clip"}),
+        (lbfgs_attack, {"images", "clip"}),
+    ):
         assert set(fn.renamed_keywords) == old_names

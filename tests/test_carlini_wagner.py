@@ -24,13 +24,17 @@ def test_every_minimum_norm_attack_returns_a_success_mask_and_norms_never_a_sile
     model, x, labels, minimal = linear_classifier_case()
     frozen = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
     frozen.layers[-1].set_weights([np.zeros((16, 2), np.float32), np.array([1.0, 0.0], np.float32)])  # always 0
-    runs = {"cw": lambda m, y: carlini_wagner_l2(m, x, y, max_iterations=300, binary_search_steps=6, learning_rate=5e-3),
-            "ddn": lambda m, y: ddn(m, x, y, steps=200, init_norm=0.05, quantize_levels=None),
-            "lbfgs": lambda m, y: lbfgs_attack(m, x, 1 - y, search_steps=8)}
+    runs = {
+        "cw": lambda m, y: carlini_wagner_l2(m, x, y, max_iterations=300, binary_search_steps=6, learning_rate=5e-3),
+        "ddn": lambda m, y: ddn(m, x, y, steps=200, init_norm=0.05, quantize_levels=None),
+        "lbfgs": lambda m, y: lbfgs_attack(m, x, 1 - y, search_steps=8),
+    }
     for name, run in runs.items():
         found = run(model, labels)
         assert isinstance(found, AttackResult) and found.success.all(), name
-        np.testing.assert_allclose(found.norm, np.linalg.norm((found.adversarial - x).reshape(8, -1), axis=1), rtol=1e-5)
+        np.testing.assert_allclose(
+            found.norm, np.linalg.norm((found.adversarial - x).reshape(8, -1), axis=1), rtol=1e-5
+        )
         assert np.all(found.norm >= minimal * 0.999), name
         failed = run(frozen, np.zeros(8, np.int64))  # a model that ignores its input cannot be attacked
         assert not failed.success.any() and not failed.norm.any(), name

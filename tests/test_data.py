@@ -104,7 +104,8 @@ def test_official_annotation_layout(tmp_path):
     (tmp_path / "allAnnotations.csv").write_text(
         "Filename;Annotation tag;Upper left corner X;Upper left corner Y;Lower right corner X;Lower right corner Y\n"
         "aiua120214-0/frame1.png;stop;20;10;49;29\n"
-        "aiua120214-0/frame1.png;doNotEnter;0;0;10;10\n")
+        "aiua120214-0/frame1.png;doNotEnter;0;0;10;10\n"
+    )
     data = lisa.load_lisa(tmp_path)
     assert len(data) == 1 and data.labels[0] == lisa.STOP
     np.testing.assert_allclose(data.images[0][..., 0], 1.0)  # all red after BGR -> RGB

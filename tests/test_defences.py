@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from blurnet_tf.defences import (BlurDepthwiseConv2D, blur_kernel, insert_blur, model_regulariser, smoothed_predict,
-                                 tik_hf, tik_pseudo, total_variation)
+from blurnet_tf.defences import (
+    BlurDepthwiseConv2D,
+    blur_kernel,
+    insert_blur,
+    model_regulariser,
+    smoothed_predict,
+    tik_hf,
+    tik_pseudo,
+    total_variation,
+)
 from blurnet_tf.registry import DEFENCES, build_model
 
 
@@ -39,7 +47,7 @@ def test_tik_hf_with_window_3_by_hand():
     avg = np.zeros_like(MAP)
     for i in range(3):
         for j in range(3):
-            avg[i, j] = MAP[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2].mean()
+            avg[i, j] = MAP[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2].mean()
     assert avg[0, 0] == 1.5 and avg[1, 1] == pytest.approx(21 / 9)
     expected = np.linalg.norm(MAP - avg)
     assert float(tik_hf(_as_maps(MAP), window=3)) == pytest.approx(expected, rel=1e-5)
@@ -78,8 +86,8 @@ def test_pseudo_inverse_operator_against_numpy():
 
 def test_linf_penalty_by_hand():
     W = np.zeros((3, 3, 2, 1), np.float32)
-    W[0, 0, 0, 0], W[1, 2, 0, 0] = -0.7, 0.2   # channel 0: max |.| = 0.7
-    W[2, 2, 1, 0] = 0.4                        # channel 1: 0.4
+    W[0, 0, 0, 0], W[1, 2, 0, 0] = -0.7, 0.2  # channel 0: max |.| = 0.7
+    W[2, 2, 1, 0] = 0.4  # channel 1: 0.4
     assert float(linf_penalty(tf.constant(W))) == pytest.approx(1.1)
     layer = BlurDepthwiseConv2D(3, alpha=0.5)
     layer(tf.zeros((1, 8, 8, 2)))
@@ -93,8 +101,10 @@ def test_box_and_gaussian_kernels_match_opencv_in_the_interior(k):
     rng = np.random.default_rng(k)
     image = rng.random((20, 20, 3)).astype(np.float32)
     r = k // 2
-    for init, sigma, reference in (("box", None, cv2.blur(image, (k, k))),
-                                   ("gaussian", 1.2, cv2.GaussianBlur(image, (k, k), 1.2))):
+    for init, sigma, reference in (
+        ("box", None, cv2.blur(image, (k, k))),
+        ("gaussian", 1.2, cv2.GaussianBlur(image, (k, k), 1.2)),
+    ):
         layer = BlurDepthwiseConv2D(k, init=init, sigma=sigma, trainable=False)
         out = layer(image[None]).numpy()[0]
         np.testing.assert_allclose(out[r:-r, r:-r], reference[r:-r, r:-r], atol=1e-5)
@@ -138,8 +148,9 @@ def test_insert_blur_uses_the_gaussian_and_its_sigma_on_the_input_and_after_the_
     model(x)
     k, sigma, r = 5, 1.7, 2
     blurred = layer_output_model(insert_blur(model, "input", k, kind="gaussian", sigma=sigma), "inserted_input_blur")
-    np.testing.assert_allclose(blurred(x).numpy()[0, r:-r, r:-r], cv2.GaussianBlur(x[0], (k, k), sigma)[r:-r, r:-r],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        blurred(x).numpy()[0, r:-r, r:-r], cv2.GaussianBlur(x[0], (k, k), sigma)[r:-r, r:-r], atol=1e-5
+    )
     maps = layer_output_model(model)(x).numpy()[0]
     blurred = layer_output_model(insert_blur(model, "l1", k, kind="gaussian", sigma=sigma), "inserted_l1_blur")
     reference = np.stack([cv2.GaussianBlur(maps[..., c], (k, k), sigma) for c in range(maps.shape[-1])], axis=-1)
@@ -194,7 +205,7 @@ def test_every_factory_model_survives_save_and_load_in_a_fresh_process(tmp_path)
     script = f"""
 import json, numpy as np
 from blurnet_tf.registry import load_model
-x = np.load(r"{tmp_path / 'x.npy'}")
+x = np.load(r"{tmp_path / "x.npy"}")
 out = {{d: load_model(r"{tmp_path}/" + d + ".keras").predict(x, verbose=0).tolist() for d in {list(DEFENCES)!r}}}
 print(json.dumps(out))
 """

@@ -30,8 +30,13 @@ def test_finest_target_is_the_image_and_coarser_ones_match_scipy():
     assert np.array_equal(targets[0].numpy(), x)
     for target, n in zip(targets[1:], (14, 7)):
         # Independent reference: scipy's orthonormal DCT, keep the n x n block, n-point inverse.
-        ref = scipy.fft.idctn(scipy.fft.dctn(x, type=2, norm="ortho", axes=(1, 2))[:, :n, :n], type=2,
-                              norm="ortho", axes=(1, 2)) * n / 28
+        ref = (
+            scipy.fft.idctn(
+                scipy.fft.dctn(x, type=2, norm="ortho", axes=(1, 2))[:, :n, :n], type=2, norm="ortho", axes=(1, 2)
+            )
+            * n
+            / 28
+        )
         assert target.shape == (3, n, n, 1)
         np.testing.assert_allclose(target.numpy(), ref, atol=1e-5)
 
@@ -70,16 +75,26 @@ def test_decoder_outputs_match_the_targets(dataset, decoder):
     assert len(model.trainable_variables) == len(joint_ids)  # counted once
 
 
-@pytest.mark.parametrize("architecture, normalised, decoder", [
-    ("mnist_resnet18", True, "pyramid"), ("mnist_resnet18", True, "hourglass"), ("mnist_resnet", False, "pyramid"),
-    ("lisa_cnn", False, "pyramid")])
+@pytest.mark.parametrize(
+    "architecture, normalised, decoder",
+    [
+        ("mnist_resnet18", True, "pyramid"),
+        ("mnist_resnet18", True, "hourglass"),
+        ("mnist_resnet", False, "pyramid"),
+        ("lisa_cnn", False, "pyramid"),
+    ],
+)
 def test_the_decoder_is_batch_normalised_where_the_encoder_is(architecture, normalised, decoder):
     dataset = "lisa" if architecture == "lisa_cnn" else "mnist"
     model = build_model("defendpp", dataset, architecture=architecture, decoder=decoder)
     decoder = [layer for layer in model.joint.layers if layer.name.startswith("decoder_")]
     norms = [layer.name for layer in decoder if isinstance(layer, keras.layers.BatchNormalization)]
-    hidden = [layer for layer in decoder if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
-              and layer.filters > model.classifier.input_shape[-1]]  # all but the image-channel outputs
+    hidden = [
+        layer
+        for layer in decoder
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
+        and layer.filters > model.classifier.input_shape[-1]
+    ]  # all but the image-channel outputs
     assert len(norms) == (len(hidden) if normalised else 0)
     assert all((not layer.use_bias) == normalised for layer in hidden)
 
@@ -106,9 +121,11 @@ def _losses(model, x, y):
 
 
 def _compiled(model, lr=1e-3):
-    model.compile(optimizer=keras.optimizers.Adam(lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
     return model
 
 
@@ -123,10 +140,17 @@ def test_one_training_step_lowers_both_losses(mnist_batch):
 
 
 def test_alternating_schedule_phases_and_an_autoencoder_phase_leaves_the_head_alone(mnist_batch):
-    model = _compiled(build_model("defendpp", "mnist", schedule="alternating", alternating_cycles=2,
-                                  alternating_epochs=1))
-    assert [model.phase_weights(e) for e in range(6)] == [(0.0, 1.0), (1.0, 0.0), (0.0, 1.0), (1.0, 0.0),
-                                                          (1.0, 1.0), (1.0, 1.0)]
+    model = _compiled(
+        build_model("defendpp", "mnist", schedule="alternating", alternating_cycles=2, alternating_epochs=1)
+    )
+    assert [model.phase_weights(e) for e in range(6)] == [
+        (0.0, 1.0),
+        (1.0, 0.0),
+        (0.0, 1.0),
+        (1.0, 0.0),
+        (1.0, 1.0),
+        (1.0, 1.0),
+    ]
     x, y = mnist_batch
     head = [w.copy() for w in model.classifier.get_layer("logits").get_weights()]
     stem = model.classifier.get_layer("stem").get_weights()[0].copy()
@@ -171,16 +195,17 @@ def test_min_norm_attacks_count_only_adversarials_within_the_budget():
     flat = keras.layers.Flatten()(inputs)
     logits = keras.layers.Dense(2)(flat)
     model = keras.Model(inputs, logits)
-    model.layers[-1].set_weights([np.array([[0, 1], [0, 0], [0, 0], [0, 0]], np.float32) * 10,
-                                  np.array([0, -5], np.float32)])
+    model.layers[-1].set_weights(
+        [np.array([[0, 1], [0, 0], [0, 0], [0, 0]], np.float32) * 10, np.array([0, -5], np.float32)]
+    )
     x = np.zeros((4, 2, 2, 1), np.float32)
     y = np.zeros(4, np.int64)
     adv = x.copy()
-    adv[0, 0, 0, 0] = 0.6   # fooled, norm 0.6
-    adv[1, 0, 0, 0] = 0.9   # fooled, norm 0.9 (over a 0.8 budget)
-    adv[2, 1, 1, 0] = 0.3   # not fooled
+    adv[0, 0, 0, 0] = 0.6  # fooled, norm 0.6
+    adv[1, 0, 0, 0] = 0.9  # fooled, norm 0.9 (over a 0.8 budget)
+    adv[2, 1, 1, 0] = 0.3  # not fooled
     result = score(model, x, y, adv, "ddn", AttackBudget(l2_budget=0.8))
-    assert result["accuracy"] == pytest.approx(0.75)         # only image 0 counts as broken
+    assert result["accuracy"] == pytest.approx(0.75)  # only image 0 counts as broken
     assert result["accuracy_any_norm"] == pytest.approx(0.5)  # images 0 and 1 fooled at some norm
     assert result["median_l2"] == np.median([0.6, 0.9, np.inf, np.inf])  # = inf: half were not fooled
     assert result["mean_l2_found"] == pytest.approx(0.75)
@@ -198,8 +223,7 @@ def test_fgsm_training_uses_exact_fgsm_examples():
         tape.watch(xt)
         loss = keras.losses.sparse_categorical_crossentropy(y, model.classifier(xt), from_logits=True)
     expected = np.clip(x + 0.2 * np.sign(tape.gradient(loss, xt).numpy()), 0, 1)
-    np.testing.assert_allclose(model.adversarial(tf.constant(x), tf.constant(y, tf.int64)).numpy(), expected,
-                               atol=1e-6)
+    np.testing.assert_allclose(model.adversarial(tf.constant(x), tf.constant(y, tf.int64)).numpy(), expected, atol=1e-6)
 
 
 def test_the_old_training_callbacks_call_still_works_and_says_it_is_no_longer_needed():

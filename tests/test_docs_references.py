@@ -13,8 +13,23 @@ TEXT = "\n".join(p.read_text() for p in documents())
 COMMAND = re.compile(r"python -m (blurnet_tf(?:\.\w+)+)((?:[ \t]+(?:\\\n)?[^\s`|]+)*)")
 DOTTED = re.compile(r"\bblurnet_tf(?:\.\w+)+")
 PATH = re.compile(r"`((?:blurnet_tf|flags|bench|tests|results)/[^`\s]*)`")
-ABSL = {"flagfile", "help", "helpfull", "helpshort", "helpxml", "verbosity", "v", "logtostderr", "alsologtostderr",
-        "only_check_args", "pdb", "pdb_post_mortem", "run_with_pdb", "run_with_profiling", "use_cprofile_for_profiling"}
+ABSL = {
+    "flagfile",
+    "help",
+    "helpfull",
+    "helpshort",
+    "helpxml",
+    "verbosity",
+    "v",
+    "logtostderr",
+    "alsologtostderr",
+    "only_check_args",
+    "pdb",
+    "pdb_post_mortem",
+    "run_with_pdb",
+    "run_with_profiling",
+    "use_cprofile_for_profiling",
+}
 
 
 def commands():
@@ -25,7 +40,9 @@ def commands():
 def defined_flags(module):
     """The flags a binary defines (absl DEFINE_* or argparse add_argument), read from its source."""
     source = (ROOT / (module.replace(".", "/") + ".py")).read_text()
-    return set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", source)) | set(re.findall(r"add_argument\(\s*\"--(\w+)\"", source))
+    return set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", source)) | set(
+        re.findall(r"add_argument\(\s*\"--(\w+)\"", source)
+    )
 
 
 def test_every_documented_command_names_a_module_and_flags_that_exist():
@@ -67,5 +84,6 @@ def test_every_repository_path_in_the_docs_exists():
 def test_every_documented_binary_answers_help():
     for module in sorted({m for m, _ in commands() if ".cli." in m}):
         proc = run_python("-m", module, "--help", check=False, timeout=120)  # absl's --help exits 1
-        assert proc.returncode in (0, 1) and "Try --helpfull" in proc.stdout and not proc.stderr, \
+        assert proc.returncode in (0, 1) and "Try --helpfull" in proc.stdout and not proc.stderr, (
             f"{module} --help: {proc.stderr[-500:]}"
+        )

@@ -9,8 +9,7 @@ import pytest
 from blurnet_tf.data import sources
 from blurnet_tf.errors import DataError
 
-SOME = ("rp2/victim-set/1.png", "rp2/masks/octagon.png", "rp2/npstriplets.txt",
-        "mnist/t10k-labels-idx1-ubyte.gz")
+SOME = ("rp2/victim-set/1.png", "rp2/masks/octagon.png", "rp2/npstriplets.txt", "mnist/t10k-labels-idx1-ubyte.gz")
 
 
 class _TruncatingHandler(http.server.SimpleHTTPRequestHandler):
@@ -82,8 +81,9 @@ def test_partial_download_leaves_no_corrupt_cache(tmp_path):
     try:
         manifest = {"files": {"rp2/mapping.txt": ["rp2", "mapping.txt", "0" * 64]}}
         with pytest.raises(DataError, match="download failed|sha256 mismatch"):
-            sources.fetch_all(tmp_path / "data", mirror=f"http://127.0.0.1:{server.server_address[1]}",
-                              manifest=manifest, timeout=5)
+            sources.fetch_all(
+                tmp_path / "data", mirror=f"http://127.0.0.1:{server.server_address[1]}", manifest=manifest, timeout=5
+            )
     finally:
         server.shutdown()
     assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file()]

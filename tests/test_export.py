@@ -27,8 +27,7 @@ def _snapshot(path):
     """Every file's bytes under `path` (or the file itself), to check that nothing was touched."""
     if path.is_file():
         return path.read_bytes()
-    return {p.relative_to(path).as_posix(): p.read_bytes() if p.is_file() else None
-            for p in sorted(path.rglob("*"))}
+    return {p.relative_to(path).as_posix(): p.read_bytes() if p.is_file() else None for p in sorted(path.rglob("*"))}
 
 
 def _leftovers(parent):
@@ -41,9 +40,9 @@ def test_export_round_trip_gives_identical_predictions(tmp_path, exported, origi
 import json, sys
 import numpy as np, tensorflow as tf
 serve = tf.saved_model.load(r"{exported}").signatures["serving_default"]
-out = serve(image=tf.constant(np.load(r"{tmp_path / 'victims.npy'}")))
-np.save(r"{tmp_path / 'probs.npy'}", out["probabilities"].numpy())
-np.save(r"{tmp_path / 'logits.npy'}", out["logits"].numpy())
+out = serve(image=tf.constant(np.load(r"{tmp_path / "victims.npy"}")))
+np.save(r"{tmp_path / "probs.npy"}", out["probabilities"].numpy())
+np.save(r"{tmp_path / "logits.npy"}", out["logits"].numpy())
 print(json.dumps({{"blurnet_tf_imported": "blurnet_tf" in sys.modules, "classes": out["classes"].numpy().tolist(),
                   "dtype": out["classes"].dtype.name, "names": [n.decode() for n in out["class_names"].numpy()]}}))
 """
@@ -183,9 +182,13 @@ def test_export_refuses_what_it_must_not_replace(tmp_path, exported, original_mo
     (tmp_path / "notes" / "model.keras").write_bytes(b"a run directory, say")
     (tmp_path / "a_file").write_bytes(b"keep me too")
     shutil.copytree(exported, tmp_path / "previous")
-    cases = [("notes", False, "not a SavedModel"), ("notes", True, "never replaced, even with --overwrite"),
-             ("a_file", False, "not a directory"), ("a_file", True, "not a directory"),
-             ("previous", False, "pass --overwrite")]
+    cases = [
+        ("notes", False, "not a SavedModel"),
+        ("notes", True, "never replaced, even with --overwrite"),
+        ("a_file", False, "not a directory"),
+        ("a_file", True, "not a directory"),
+        ("previous", False, "pass --overwrite"),
+    ]
     for name, overwrite, problem in cases:
         before = _snapshot(tmp_path / name)
         with pytest.raises(DataError, match=problem) as raised:
@@ -228,8 +231,7 @@ def test_failed_replace_puts_the_old_savedmodel_back(tmp_path, exported, origina
 
 @pytest.mark.slow
 def test_unwritable_out_gives_one_line_error_and_exit_2():
-    out = run_python("-m", "blurnet_tf.cli.export", "--model=original", "--out=/proc/blurnet-export",
-                     check=False)
+    out = run_python("-m", "blurnet_tf.cli.export", "--model=original", "--out=/proc/blurnet-export", check=False)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: /proc/blurnet-export: cannot write")

@@ -50,10 +50,22 @@ def test_one_record_per_key_and_every_field(report):
     assert len(keys) == len(set(keys))
     assert all(list(r) == list(FIELDS) for r in records)
     experiments = {r["experiment"] for r in records}
-    assert {"models", "table1_transfer", "table2_whitebox", "table2_smoothing", "table3_lowfreq", "table3_adaptive",
-            "table4_pgd", "table5_adaptive_adv_train", "pixel_deflection", "defendpp_mnist"} <= experiments
+    assert {
+        "models",
+        "table1_transfer",
+        "table2_whitebox",
+        "table2_smoothing",
+        "table3_lowfreq",
+        "table3_adaptive",
+        "table4_pgd",
+        "table5_adaptive_adv_train",
+        "pixel_deflection",
+        "defendpp_mnist",
+    } <= experiments
     # Aggregates (target null) sit beside the per-target rows they summarise, one row kind throughout.
-    wb = [r for r in records if r["experiment"] == "table2_whitebox" and r["model"] == "baseline" and r["lambda"] == 0.002]
+    wb = [
+        r for r in records if r["experiment"] == "table2_whitebox" and r["model"] == "baseline" and r["lambda"] == 0.002
+    ]
     assert sorted(r["target"] for r in wb if r["metric"] == "asr") == [5, 12]
     avg = next(r for r in wb if r["metric"] == "avg_asr" and r["target"] is None)
     assert avg["paper"] == paper.TABLE2["baseline"]["avg_asr"] and avg["images"] == 40
@@ -85,7 +97,9 @@ def test_numbers_round_trip_exactly(tmp_path):
         for metric in ("asr", "targeted", "l2"):
             key = ("table2_whitebox", "conv_7", None, 0, "rp2", row["lambda"], row["target"], metric)
             assert by_key[key].value == row[metric]  # exactly: no rounding on the way
-    assert by_key["table4_pgd", "original", None, 0, "pgd_linf", None, None, "asr"].value == data["pgd"]["original"]["asr"]
+    assert (
+        by_key["table4_pgd", "original", None, 0, "pgd_linf", None, None, "asr"].value == data["pgd"]["original"]["asr"]
+    )
 
 
 def _two_seed_run(tmp_path):
@@ -101,7 +115,13 @@ def _two_seed_run(tmp_path):
             r["l2"] *= 1 + rng.random()
 
     dirs = [f"{stage}/{row}" for row in SEEDED + ("original",) for stage in ("whitebox", "pgd", "models")]
-    dirs += ["transfer/baseline", "transfer/original", "lowfreq/conv_5/dct16", "adaptive/tv_1e-4", "adaptive_adv_train/tv"]
+    dirs += [
+        "transfer/baseline",
+        "transfer/original",
+        "lowfreq/conv_5/dct16",
+        "adaptive/tv_1e-4",
+        "adaptive_adv_train/tv",
+    ]
     for name in dirs:
         if not (work / name).is_dir():
             continue
@@ -134,31 +154,51 @@ def _seeds_from_run_dir(work, profile):
 
     def sticker(stage, name, seed):
         w = rundir.StickerRecord.read(lay.results(stage, name, seed))
-        return w and {"success": success(w.rows), "l2": [r["l2"] for r in sorted(w.rows, key=lambda r: r["target"])
-                                                         if abs(r["lambda"] - paper.RP2_LAMBDA) < 1e-12]}
+        return w and {
+            "success": success(w.rows),
+            "l2": [
+                r["l2"]
+                for r in sorted(w.rows, key=lambda r: r["target"])
+                if abs(r["lambda"] - paper.RP2_LAMBDA) < 1e-12
+            ],
+        }
 
-    out = {"seeds": list(profile.seeds), "models": {}, "whitebox": {}, "pgd": {}, "lowfreq": {}, "adaptive": {},
-           "adaptive_adv_train": {}, "transfer": {}}
+    out = {
+        "seeds": list(profile.seeds),
+        "models": {},
+        "whitebox": {},
+        "pgd": {},
+        "lowfreq": {},
+        "adaptive": {},
+        "adaptive_adv_train": {},
+        "transfer": {},
+    }
     for seed in profile.seeds:
         for row in rows:
             if m := rundir.read_model(lay.model_dir(row, seed)):
-                out["models"].setdefault(row, {})[seed] = {"legit_accuracy": m.legit_accuracy, "test_images": m.test_images}
+                out["models"].setdefault(row, {})[seed] = {
+                    "legit_accuracy": m.legit_accuracy,
+                    "test_images": m.test_images,
+                }
         for row in (rundir.ORIGINAL,) + rows:
             if w := sticker("whitebox", row, seed):
                 out["whitebox"].setdefault(row, {})[seed] = w
             if p := rundir.PgdRecord.read(lay.results("pgd", row, seed)):
                 n = round(p.pgd["asr"] * 40)
                 out["pgd"].setdefault(row, {})[seed] = {"success": [p.pgd.get("success") or [1] * n + [0] * (40 - n)]}
-        for stage, names in (("lowfreq", [(r, f"{r}/dct16") for r in rows if r.startswith("conv_")]),
-                             ("adaptive", [(r, r) for r in rows]),
-                             ("adaptive_adv_train", [(g, g) for g in profile.table5_regularisers if "adv_train" in rows])):
+        for stage, names in (
+            ("lowfreq", [(r, f"{r}/dct16") for r in rows if r.startswith("conv_")]),
+            ("adaptive", [(r, r) for r in rows]),
+            ("adaptive_adv_train", [(g, g) for g in profile.table5_regularisers if "adv_train" in rows]),
+        ):
             for key, name in names:
                 if w := sticker(stage, name, seed):
                     out[stage].setdefault(key, {})[seed] = w
         for source in (s for s in (rundir.ORIGINAL, "baseline") if s in (rundir.ORIGINAL,) + rows):
             if t := rundir.ResultRecord.read_values(lay.results("transfer", source, seed)):
-                out["transfer"].setdefault(source, {})[seed] = {n: {"success": success(v["rows"], t["lambda"])}
-                                                                for n, v in t["variants"].items()}
+                out["transfer"].setdefault(source, {})[seed] = {
+                    n: {"success": success(v["rows"], t["lambda"])} for n, v in t["variants"].items()
+                }
     return out
 
 
@@ -173,7 +213,9 @@ def test_seed_statistics_from_records_equal_those_from_the_run_directory(tmp_pat
     ours = seed_statistics.from_records(records, profile.seeds, data["seeds"]["rows"])
     reference = _seeds_from_run_dir(work, profile)
     assert ours == reference
-    assert {k: list(v) for k, v in ours.items() if k != "seeds"} == {k: list(v) for k, v in reference.items() if k != "seeds"}
+    assert {k: list(v) for k, v in ours.items() if k != "seeds"} == {
+        k: list(v) for k, v in reference.items() if k != "seeds"
+    }
     if two_seeds:
         assert set(ours["whitebox"]["baseline"]) == {0, 1} and set(ours["adaptive_adv_train"]["tv"]) == {0, 1}
     misses_ours, misses_ref = [], []
@@ -235,7 +277,10 @@ def test_each_record_carries_the_precision_its_run_used(tmp_path):
     """The report's metadata lists the precisions of the records; runs before the flag read as float32."""
     work = tmp_path / "work"
     shutil.copytree(FIXTURE, work)
-    for path in (work / "whitebox" / "conv_7" / "results.json", work / "mnist" / "models" / "mnist_defendpp" / "metrics.json"):
+    for path in (
+        work / "whitebox" / "conv_7" / "results.json",
+        work / "mnist" / "models" / "mnist_defendpp" / "metrics.json",
+    ):
         d = json.loads(path.read_text())
         d["flags"]["precision"] = "mixed_bfloat16"
         path.write_text(json.dumps(d))
@@ -246,8 +291,13 @@ def test_each_record_carries_the_precision_its_run_used(tmp_path):
     assert bf16 == {("table2_whitebox", "conv_7"), ("defendpp_mnist", "mnist_defendpp")}
     assert _precisions(data) == {"float32", "mixed_bfloat16"}
     # Evaluations that name no precision (transfer, smoothing, Pixel Deflection) do not add float32.
-    assert _precisions({"whitebox": {"a": {"precision": "mixed_bfloat16"}}, "smoothing": {"0.2": {"acc": 1.0}},
-                        "seeds": {"runs": {1: {"models": {"a": {"precision": "mixed_bfloat16"}}}}}}) == {"mixed_bfloat16"}
+    assert _precisions(
+        {
+            "whitebox": {"a": {"precision": "mixed_bfloat16"}},
+            "smoothing": {"0.2": {"acc": 1.0}},
+            "seeds": {"runs": {1: {"models": {"a": {"precision": "mixed_bfloat16"}}}}},
+        }
+    ) == {"mixed_bfloat16"}
 
 
 def test_a_rewritten_report_does_not_make_its_tree_dirty_but_changed_code_does(tmp_path):

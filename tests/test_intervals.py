@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from blurnet_tf.evaluation.intervals import (accuracy_interval, agrees, asr_interval, paired_difference,
-                                             verdict)
+from blurnet_tf.evaluation.intervals import accuracy_interval, agrees, asr_interval, paired_difference, verdict
 
 
 def test_no_variation_gives_a_point_interval():
@@ -85,7 +84,7 @@ def test_the_l2_interval_draws_the_items_within_each_seed_and_the_seeds_themselv
 def test_accuracy_interval_draws_every_seed():
     # On a million images the binomial adds almost nothing: the seed draw spans 0.5 (both draws the
     # first seed, p = 1/4) to 1.0 (both the second, p = 1/4).
-    r = accuracy_interval([0.5, 1.0], 10 ** 6)
+    r = accuracy_interval([0.5, 1.0], 10**6)
     assert r["mean"] == 0.75 and r["lo"] == pytest.approx(0.5, abs=0.005) and r["hi"] == 1.0
 
 
@@ -97,8 +96,8 @@ def test_wilson_interval_against_its_closed_form_on_asymmetric_counts(hits, n):
     from blurnet_tf.evaluation.intervals import wilson
 
     z, p = stats.norm.ppf(0.975), hits / n
-    centre, half = p + z ** 2 / (2 * n), z * np.sqrt(p * (1 - p) / n + z ** 2 / (4 * n ** 2))
-    assert wilson(hits, n) == pytest.approx([(centre - half) / (1 + z ** 2 / n), (centre + half) / (1 + z ** 2 / n)])
+    centre, half = p + z**2 / (2 * n), z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    assert wilson(hits, n) == pytest.approx([(centre - half) / (1 + z**2 / n), (centre + half) / (1 + z**2 / n)])
 
 
 def test_an_interval_touching_zero_is_inconclusive_either_way():

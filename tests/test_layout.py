@@ -1,6 +1,7 @@
 """The house plan, read from the source: layers import only downward, no import loops, no two
-files share a name, no module shadows the standard library or grows past ~250 lines, and the
-report of a run made before the move is regenerated unchanged."""
+files share a name, no module shadows the standard library, and the report of a run made before the
+move is regenerated unchanged. Length and complexity are ruff's (pyproject.toml, ./run.sh lint), not a
+line cap here (issue 40)."""
 
 import ast
 import sys
@@ -10,9 +11,25 @@ from conftest import ROOT
 PACKAGE = ROOT / "blurnet_tf"
 # data < models < defences < registry < attacks < evaluation < experiments < pipeline/reports < cli;
 # the package root's few low modules sit under everything.
-LAYERS = {"errors": 0, "deprecation": 0, "files": 0, "locks": 0, "dct": 0, "paper": 0, "rundir": 0, "data": 1, "models": 2, "defences": 3,
-          "registry": 4, "attacks": 5, "evaluation": 6, "experiments": 7, "pipeline": 8, "reports": 8, "cli": 9}
-MAX_LINES = 270
+LAYERS = {
+    "errors": 0,
+    "deprecation": 0,
+    "files": 0,
+    "locks": 0,
+    "dct": 0,
+    "paper": 0,
+    "rundir": 0,
+    "data": 1,
+    "models": 2,
+    "defences": 3,
+    "registry": 4,
+    "attacks": 5,
+    "evaluation": 6,
+    "experiments": 7,
+    "pipeline": 8,
+    "reports": 8,
+    "cli": 9,
+}
 
 
 def _modules():
@@ -76,9 +93,7 @@ def test_file_names_are_unique_and_shadow_nothing():
     assert not sorted(n for n in names if n in sys.stdlib_module_names)
 
 
-def test_modules_are_short_and_the_root_holds_only_low_modules():
-    long = {str(p.relative_to(ROOT)): n for _, p in _modules() if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    assert not long
+def test_the_root_holds_only_low_modules():
     root_modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
     assert root_modules <= {m for m, layer in LAYERS.items() if layer == 0}
 
@@ -93,7 +108,9 @@ def test_report_of_a_run_made_before_the_move_is_unchanged(tmp_path):
     from blurnet_tf.pipeline.plan import PROFILES
     from blurnet_tf.reports.report_writer import TITLES, write_report
 
-    report = write_report(PROFILES["smoke"], ROOT / "tests" / "fixtures" / "smoke_run_v0", tmp_path, time.time(), {}, [])
+    report = write_report(
+        PROFILES["smoke"], ROOT / "tests" / "fixtures" / "smoke_run_v0", tmp_path, time.time(), {}, []
+    )
 
     def section(text, key):
         return text.split(f"## {TITLES[key]}")[1].split("\n## ")[0]

@@ -20,8 +20,14 @@ SMALL = AttackBudget(bim_steps=5, bim_step=0.05, fgsm_curve_eps=(0.1, 0.2, 0.5),
 
 def tiny_mlp(shape, seed, classes=3):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"),
-                             keras.layers.Dense(classes)])
+    return keras.Sequential(
+        [
+            keras.Input(shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(classes),
+        ]
+    )
 
 
 def save_tiny_mnist_model(path, seed):
@@ -34,7 +40,7 @@ def save_centroid_model(path, x, y):
     accuracies under attack are not all zero."""
     means = np.stack([x[y == c].reshape(-1, 784).mean(axis=0) for c in range(10)])
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
-    model.layers[-1].set_weights([means.T, -0.5 * (means ** 2).sum(axis=1)])
+    model.layers[-1].set_weights([means.T, -0.5 * (means**2).sum(axis=1)])
     model.save(path)
     return str(path)
 
@@ -47,8 +53,9 @@ def test_fgsm_curve_equals_fgsm_run_at_each_eps():
     y = rng.integers(0, 3, 16)
     model, budget = tiny_mlp((6, 6, 1), 0), AttackBudget(fgsm_curve_eps=(0.05, 0.2, 0.7, 1.0))
     result = fgsm_curve(model, x, y, budget)
-    expected = [float(np.mean(predict_classes(model, linf_attack(model, x, eps=e, y=y)) == y))
-                for e in budget.fgsm_curve_eps]
+    expected = [
+        float(np.mean(predict_classes(model, linf_attack(model, x, eps=e, y=y)) == y)) for e in budget.fgsm_curve_eps
+    ]
     assert result["eps"] == [0.05, 0.2, 0.7, 1.0] and result["accuracies"] == expected
     assert result["accuracy"] == expected[1] and result["accuracy_eps"] == 0.2  # the paper's ε
     # The images themselves, not only their accuracy: one gradient gives FGSM at every ε exactly.
@@ -93,8 +100,15 @@ def test_strength_checks_on_a_model_with_no_gradient_at_all():
     assert result["accuracy"] == float(np.mean(predict_classes(masked, x) == labels))  # the attack cannot move
 
 
-@pytest.mark.parametrize("field,value", [("fgsm_curve_eps", ()), ("fgsm_curve_eps", (0.2, 0.1)),
-                                         ("strength_bim_eps", (0.1, -0.1)), ("strength_bim_eps", (0.1, float("nan")))])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("fgsm_curve_eps", ()),
+        ("fgsm_curve_eps", (0.2, 0.1)),
+        ("strength_bim_eps", (0.1, -0.1)),
+        ("strength_bim_eps", (0.1, float("nan"))),
+    ],
+)
 def test_budget_refuses_bad_grids(field, value):
     with pytest.raises(SettingError) as err:
         AttackBudget(**{field: value})
@@ -112,13 +126,23 @@ def test_transfer_refuses_attacks_that_need_the_scored_model():
 
 def test_parts_written_before_the_checks_keep_their_keys():
     # The key a part had when the budget had only these nine fields (clean ... ddn).
-    old_budget = dict(fgsm_eps=0.2, bim_eps=0.2, bim_steps=100, bim_step=0.01, cw_search=5, cw_steps=20,
-                      cw_learning_rate=0.1, ddn_steps=100, l2_budget=2.0)
+    old_budget = dict(
+        fgsm_eps=0.2,
+        bim_eps=0.2,
+        bim_steps=100,
+        bim_step=0.01,
+        cw_search=5,
+        cw_steps=20,
+        cw_learning_rate=0.1,
+        ddn_steps=100,
+        l2_budget=2.0,
+    )
     settings = {"model": "m", "images": 10, "test_fraction": 0.3, "split_seed": 0}
     new = {**settings, "budget": {**old_budget, "fgsm_curve_eps": [0.1], "strength_bim_eps": [0.2]}}
     assert _part_key(new, "bim") == rundir.settings_key({**settings, "budget": old_budget})
-    assert _part_key(new, "fgsm_curve") != _part_key({**new, "budget": {**new["budget"], "fgsm_curve_eps": [0.3]}},
-                                                      "fgsm_curve")
+    assert _part_key(new, "fgsm_curve") != _part_key(
+        {**new, "budget": {**new["budget"], "fgsm_curve_eps": [0.3]}}, "fgsm_curve"
+    )
 
 
 def test_transfer_scores_attacks_made_on_the_source(tmp_path, data_dir):
@@ -132,8 +156,9 @@ def test_transfer_scores_attacks_made_on_the_source(tmp_path, data_dir):
     attacks = ("clean", "fgsm", "bim", "fgsm_curve")
 
     def run(src, out, log=print):
-        return MnistRobustness(model=target, source_model=src, attacks=attacks, images=20,
-                               budget=SMALL).run(tmp_path / out, log=log)
+        return MnistRobustness(model=target, source_model=src, attacks=attacks, images=20, budget=SMALL).run(
+            tmp_path / out, log=log
+        )
 
     white, same = run(None, "white"), run(target, "same")
     strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
@@ -156,7 +181,9 @@ def test_transfer_needs_the_same_test_split(tmp_path):
     source_dir.mkdir()
     save_tiny_mnist_model(source_dir / rundir.MODEL_FILE, 1)
     split = {"dataset": "mnist", "test_fraction": 0.3, "split_seed": 1}  # the target (no record) has seed 0
-    rundir.ModelRecord(legit_accuracy=0.1, test_images=3000, dataset="mnist", flags=split).write(source_dir / "metrics.json")
+    rundir.ModelRecord(legit_accuracy=0.1, test_images=3000, dataset="mnist", flags=split).write(
+        source_dir / "metrics.json"
+    )
     with pytest.raises(DataError, match="transfer needs one split"):
         MnistRobustness(model=target, source_model=str(source_dir), attacks=("fgsm",), images=4).run(tmp_path / "out")
 
@@ -164,9 +191,17 @@ def test_transfer_needs_the_same_test_split(tmp_path):
 @pytest.mark.slow
 def test_cli_runs_the_checks_and_parses_the_grids(tmp_path):
     model = save_tiny_mnist_model(tmp_path / "m.keras", 0)
-    run_python("-m", "blurnet_tf.cli.mnist_attacks", f"--model={model}", f"--out={tmp_path / 'out'}", "--images=4",
-               "--attacks=fgsm_curve,strength_checks", "--fgsm_curve_eps=0.1,0.3", "--strength_bim_eps=0.1,0.2",
-               "--bim_steps=2")
+    run_python(
+        "-m",
+        "blurnet_tf.cli.mnist_attacks",
+        f"--model={model}",
+        f"--out={tmp_path / 'out'}",
+        "--images=4",
+        "--attacks=fgsm_curve,strength_checks",
+        "--fgsm_curve_eps=0.1,0.3",
+        "--strength_bim_eps=0.1,0.2",
+        "--bim_steps=2",
+    )
     stored = json.loads((tmp_path / "out" / rundir.RESULTS_FILE).read_text())
     assert stored["source_model"] is None and stored["budget"]["fgsm_curve_eps"] == [0.1, 0.3]
     assert stored["results"]["fgsm_curve"]["eps"] == [0.1, 0.3]

@@ -43,8 +43,14 @@ def test_parameter_count_is_resnet18s(resnet18):
 
 def test_sgd_steps_lower_the_loss_and_defendpp_builds_around_it():
     keras.utils.set_random_seed(0)
-    model = compile_for_training(build_model("baseline", "mnist", architecture="mnist_resnet18"), 0.01, "constant", 1,
-                                 optimizer="sgd", weight_decay=5e-4)
+    model = compile_for_training(
+        build_model("baseline", "mnist", architecture="mnist_resnet18"),
+        0.01,
+        "constant",
+        1,
+        optimizer="sgd",
+        weight_decay=5e-4,
+    )
     assert isinstance(model.optimizer, CoupledSGD) and model.optimizer.coupled_weight_decay == 5e-4
     model.run_eagerly = True  # tracing a ResNet-18 costs more than these few steps
     x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
@@ -67,11 +73,24 @@ def test_defendpp_stays_finite_under_the_papers_sgd(data_dir):
     these steps and NaN after 7 (measured); the paper's encoder blocks are normalised, so are ours."""
     keras.utils.set_random_seed(0)
     x, y = load_mnist_official(data_dir)["train"]
-    model = compile_for_training(build_model("defendpp", "mnist", architecture="mnist_resnet18"), 0.01, "constant", 1,
-                                 optimizer="sgd", weight_decay=5e-4)
+    model = compile_for_training(
+        build_model("defendpp", "mnist", architecture="mnist_resnet18"),
+        0.01,
+        "constant",
+        1,
+        optimizer="sgd",
+        weight_decay=5e-4,
+    )
     seen = []
-    model.fit(x[:256], y[:256], batch_size=32, epochs=1, verbose=0, shuffle=False,
-              callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(dict(logs)))])
+    model.fit(
+        x[:256],
+        y[:256],
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(dict(logs)))],
+    )
     mean = [float(logs["reconstruction_loss"]) for logs in seen]  # running means over the epoch's batches
     assert all(np.isfinite(mean)) and max(mean) < 1e3, mean
 
@@ -94,8 +113,13 @@ def test_a_cpu_budget_keeps_the_40_40_20_shape_in_steps(epochs, steps, drops):
     # 1 or 3 epochs of the 60,000 at batch 256 (235 steps): the drops fall inside epochs.
     schedule = PaperStepDecay(0.01, steps, epochs)
     assert schedule.drops == drops
-    for step, rate in ((drops[0] - 1, 0.01), (drops[0], 1e-3), (drops[1] - 1, 1e-3), (drops[1], 1e-4),
-                       (epochs * steps - 1, 1e-4)):
+    for step, rate in (
+        (drops[0] - 1, 0.01),
+        (drops[0], 1e-3),
+        (drops[1] - 1, 1e-3),
+        (drops[1], 1e-4),
+        (epochs * steps - 1, 1e-4),
+    ):
         assert float(schedule(step)) == pytest.approx(rate, rel=1e-6)
 
 
@@ -114,8 +138,9 @@ def test_coupled_weight_decay_is_l2_in_the_gradient_before_momentum():
 
 
 def test_sgd_and_schedule_survive_a_checkpoint(tmp_path):
-    model = compile_for_training(build_model("baseline", "mnist"), 0.01, "paper_step", 10 * 4, optimizer="sgd",
-                                 weight_decay=5e-4, epochs=10)
+    model = compile_for_training(
+        build_model("baseline", "mnist"), 0.01, "paper_step", 10 * 4, optimizer="sgd", weight_decay=5e-4, epochs=10
+    )
     save_model(model, tmp_path / "model.keras")
     loaded = load_model(tmp_path / "model.keras", compile=True)
     assert isinstance(loaded.optimizer, CoupledSGD) and loaded.optimizer.coupled_weight_decay == 5e-4
@@ -124,17 +149,42 @@ def test_sgd_and_schedule_survive_a_checkpoint(tmp_path):
 
 
 def test_the_new_settings_keep_old_hashes_and_refuse_bad_values():
-    old_keys = {"dataset", "defence", "params", "epochs", "batch_size", "learning_rate", "lr_schedule", "seed",
-                "deterministic", "strategy", "test_fraction", "split_seed", "validation_fraction",
-                "max_train_images", "precision"}
+    old_keys = {
+        "dataset",
+        "defence",
+        "params",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "lr_schedule",
+        "seed",
+        "deterministic",
+        "strategy",
+        "test_fraction",
+        "split_seed",
+        "validation_fraction",
+        "max_train_images",
+        "precision",
+    }
     assert set(TrainingRun(dataset="mnist").config()) == old_keys  # existing runs keep their checkpoints
-    paper = TrainingRun(dataset="mnist", architecture="mnist_resnet18", mnist_split="official", optimizer="sgd",
-                        weight_decay=5e-4, lr_schedule="paper_step")
+    paper = TrainingRun(
+        dataset="mnist",
+        architecture="mnist_resnet18",
+        mnist_split="official",
+        optimizer="sgd",
+        weight_decay=5e-4,
+        lr_schedule="paper_step",
+    )
     assert paper.config()["architecture"] == "mnist_resnet18" and paper.config()["weight_decay"] == 5e-4
-    for field, kwargs in [("optimizer", dict(optimizer="rmsprop")), ("momentum", dict(optimizer="sgd", momentum=1.0)),
-                          ("weight_decay", dict(weight_decay=5e-4)), ("lr_schedule", dict(lr_schedule="step")),
-                          ("mnist_split", dict(mnist_split="official")), ("architecture", dict(architecture="vgg")),
-                          ("test_fraction", dict(dataset="mnist", mnist_split="official", test_fraction=0.5))]:
+    for field, kwargs in [
+        ("optimizer", dict(optimizer="rmsprop")),
+        ("momentum", dict(optimizer="sgd", momentum=1.0)),
+        ("weight_decay", dict(weight_decay=5e-4)),
+        ("lr_schedule", dict(lr_schedule="step")),
+        ("mnist_split", dict(mnist_split="official")),
+        ("architecture", dict(architecture="vgg")),
+        ("test_fraction", dict(dataset="mnist", mnist_split="official", test_fraction=0.5)),
+    ]:
         with pytest.raises(SettingError, match=f"^--{field}: ") as err:
             TrainingRun(**kwargs)
         assert "\n" not in str(err.value)
@@ -176,11 +226,13 @@ def test_a_model_trained_on_the_official_split_is_attacked_on_the_official_test_
     from blurnet_tf.experiments.mnist_robustness import MnistRobustness
 
     run = tmp_path / "small"
-    TrainingRun(dataset="mnist", mnist_split="official", epochs=1, max_train_images=256,
-                batch_size=128).run(run, data_dir=data_dir, log=lambda m: None)
+    TrainingRun(dataset="mnist", mnist_split="official", epochs=1, max_train_images=256, batch_size=128).run(
+        run, data_dir=data_dir, log=lambda m: None
+    )
     assert rundir.trained_split(run) == ("mnist", None, 0)
     x, y = load_test_split(data_dir, *rundir.trained_split(run))
     np.testing.assert_array_equal(y, load_mnist_official(data_dir)["test"][1])  # the 10,000, in file order
-    results = MnistRobustness(model=str(run), attacks=("clean",), images=50, data_dir=str(data_dir),
-                              budget=AttackBudget()).run(tmp_path / "attacks", log=lambda m: None)
+    results = MnistRobustness(
+        model=str(run), attacks=("clean",), images=50, data_dir=str(data_dir), budget=AttackBudget()
+    ).run(tmp_path / "attacks", log=lambda m: None)
     assert results["clean"]["images"] == 50

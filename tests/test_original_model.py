@@ -8,10 +8,13 @@ from blurnet_tf.evaluation import metrics
 
 
 def test_architecture_matches_cleverhans_cnn_model(original_model):
-    shapes = {l.name: tuple(l.output.shape[1:]) for l in original_model.layers}
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in original_model.layers}
     assert shapes["relu1"] == (16, 16, 64) and shapes["relu2"] == (6, 6, 128)
     assert shapes["relu3"] == (2, 2, 128) and shapes["logits"] == (18,)
-    assert original_model.count_params() == 8 * 8 * 3 * 64 + 64 + 6 * 6 * 64 * 128 + 128 + 5 * 5 * 128 * 128 + 128 + 512 * 18 + 18
+    assert (
+        original_model.count_params()
+        == 8 * 8 * 3 * 64 + 64 + 6 * 6 * 64 * 128 + 128 + 5 * 5 * 128 * 128 + 128 + 512 * 18 + 18
+    )
 
 
 def test_original_weights_predict_stop_on_every_victim(original_model, victims):

@@ -33,8 +33,13 @@ def _third_party_imports(paths, local=()):
     found = {}
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                else []
+            )
             for name in names:
                 top = name.split(".")[0]
                 if top not in sys.stdlib_module_names and top != "blurnet_tf" and top not in local:
@@ -60,8 +65,11 @@ def test_dependencies_cover_every_third_party_import():
     distributions = importlib.metadata.packages_distributions()
 
     def uncovered(imports, declared):
-        return {module: where for module, where in imports.items()
-                if not {canonicalize_name(d) for d in distributions.get(module, ())} & set(declared)}
+        return {
+            module: where
+            for module, where in imports.items()
+            if not {canonicalize_name(d) for d in distributions.get(module, ())} & set(declared)
+        }
 
     package = _third_party_imports(sorted((ROOT / "blurnet_tf").rglob("*.py")))
     assert not uncovered(package, DEPENDENCIES), "add to pyproject's dependencies"
@@ -104,8 +112,11 @@ def test_every_package_declares_all_and_its_names_exist():
         if not hasattr(package, "__all__"):
             missing.append(name)
             continue
-        absent = [n for n in package.__all__ if not hasattr(package, n)
-                  and importlib.util.find_spec(f"blurnet_tf.{name}.{n}") is None]
+        absent = [
+            n
+            for n in package.__all__
+            if not hasattr(package, n) and importlib.util.find_spec(f"blurnet_tf.{name}.{n}") is None
+        ]
         assert not absent, f"blurnet_tf.{name}.__all__ names what does not exist"
         assert len(set(package.__all__)) == len(package.__all__)
         if name in SUBMODULE_PACKAGES:
@@ -116,8 +127,11 @@ def test_every_package_declares_all_and_its_names_exist():
 
 def test_package_imports_stay_free_of_tensorflow():
     """The binaries' flag errors come before TensorFlow is imported: these packages must not pull it in."""
-    code = ("import sys\n" + "".join(f"import blurnet_tf.{p}\n" for p in CHEAP_PACKAGES)
-            + "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    code = (
+        "import sys\n"
+        + "".join(f"import blurnet_tf.{p}\n" for p in CHEAP_PACKAGES)
+        + "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
@@ -126,8 +140,14 @@ def test_package_imports_stay_free_of_tensorflow():
 def test_a_binary_prints_none_of_tensorflows_start_up_lines():
     """At the default verbosity stderr holds the one error line (TensorFlow was imported before it)."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    proc = subprocess.run([sys.executable, "-m", "blurnet_tf.cli.evaluate", "--model=/nonexistent/run"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "blurnet_tf.cli.evaluate", "--model=/nonexistent/run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: /nonexistent/run: model file not found"), proc.stderr

@@ -41,9 +41,12 @@ def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
 
 
 def test_one_job_runs_the_plan_in_order_and_stops_at_a_failure(tmp_path, probes):
-    first, inproc, fails, never = (_probe(tmp_path, "first", "--sleep=0.5"),
-                                   Step("probe/inproc", "probe", tmp_path / "inproc", experiment=Timed()),
-                                   _probe(tmp_path, "fails", "--fail"), _probe(tmp_path, "never"))
+    first, inproc, fails, never = (
+        _probe(tmp_path, "first", "--sleep=0.5"),
+        Step("probe/inproc", "probe", tmp_path / "inproc", experiment=Timed()),
+        _probe(tmp_path, "fails", "--fail"),
+        _probe(tmp_path, "never"),
+    )
     lines = []
     with pytest.raises(StepFailed, match="probe/fails"):
         run_all([first, inproc, fails, never], log=lines.append)
@@ -65,10 +68,17 @@ def test_no_step_process_starts_once_the_run_is_stopping(tmp_path, probes):
 
 def test_a_step_whose_runner_is_gone_does_not_start(tmp_path, probes):
     (tmp_path / "x").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "step_probe", f"--out={tmp_path / 'x'}"], capture_output=True,
-                          text=True, env={**os.environ, "BLURNET_RUNNER_PID": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "step_probe", f"--out={tmp_path / 'x'}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BLURNET_RUNNER_PID": "1"},
+    )
     assert proc.returncode == 1 and not (tmp_path / "x" / "started.json").exists()
-    assert proc.stderr.strip() == "error: BLURNET_RUNNER_PID: the pipeline runner (pid 1) is gone; this step does not start"
+    assert (
+        proc.stderr.strip()
+        == "error: BLURNET_RUNNER_PID: the pipeline runner (pid 1) is gone; this step does not start"
+    )
 
 
 def test_a_step_gets_its_cpus_as_threads_unless_the_user_set_threads(monkeypatch):
@@ -85,8 +95,9 @@ def test_a_thread_variable_that_is_not_a_count_is_refused(monkeypatch, value):
     from blurnet_tf.errors import DataError
 
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", value)
-    with pytest.raises(DataError, match=f"^environment variable TF_NUM_INTRAOP_THREADS: expected a whole number "
-                                        f">= 1, got {value!r}$"):
+    with pytest.raises(
+        DataError, match=f"^environment variable TF_NUM_INTRAOP_THREADS: expected a whole number >= 1, got {value!r}$"
+    ):
         run_all([], log=lambda m: None)
 
 
@@ -95,7 +106,9 @@ def test_steps_asking_for_a_gpu_each_see_their_own_on_a_cluster_with_a_fake_gpu_
     step only its own device (CUDA_VISIBLE_DEVICES)."""
     import ray
 
-    ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        address="local", num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR"
+    )
     try:
         steps = [_probe(tmp_path, f"g{i}", "--sleep=2") for i in range(3)]
         run_all(steps, log=lambda m: None, cpus_per_step=1, gpus_per_step=1)
@@ -134,8 +147,13 @@ def _pid_alive(pid):
 def _runner_with_two_running_steps(tmp_path, env):
     import time
 
-    runner = subprocess.Popen([sys.executable, "-c", _RUNNER, str(tmp_path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env={**os.environ, **env})
+    runner = subprocess.Popen(
+        [sys.executable, "-c", _RUNNER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+    )
     started = [tmp_path / n / "started.json" for n in ("a", "b")]
     deadline = time.time() + 60
     while not all(p.is_file() and p.read_text() for p in started) and time.time() < deadline:
@@ -180,11 +198,17 @@ def test_every_field_of_every_planned_experiment_is_in_its_key():
             continue
         for field in dataclasses.fields(step.experiment):
             value = getattr(step.experiment, field.name)
-            other = (value + 1 if isinstance(value, (int, float)) and not isinstance(value, bool) else
-                     (not value) if isinstance(value, bool) else
-                     dataclasses.replace(value, **{dataclasses.fields(value)[0].name: 99})
-                     if dataclasses.is_dataclass(value) else value + (("x", 1),) if isinstance(value, tuple)
-                     else f"{value}-changed")
+            other = (
+                value + 1
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                else (not value)
+                if isinstance(value, bool)
+                else dataclasses.replace(value, **{dataclasses.fields(value)[0].name: 99})
+                if dataclasses.is_dataclass(value)
+                else value + (("x", 1),)
+                if isinstance(value, tuple)
+                else f"{value}-changed"
+            )
             changed = dataclasses.replace(step, experiment=dataclasses.replace(step.experiment, **{field.name: other}))
             assert step_key(changed) != step_key(step), (step.name, field.name)
 
@@ -222,8 +246,10 @@ def test_a_directory_not_written_by_the_pipeline_is_moved_aside_not_deleted(tmp_
     assert (tmp_path / "d.not-a-step" / "mine.txt").read_text() == "user data"
 
 
-@pytest.mark.parametrize("marker,text", [("step.json", "[1, 2]"), ("step.json", '{"key": 7}'),
-                                          ("step.pending.json", '"a string"'), ("step.json", "null")])
+@pytest.mark.parametrize(
+    "marker,text",
+    [("step.json", "[1, 2]"), ("step.json", '{"key": 7}'), ("step.pending.json", '"a string"'), ("step.json", "null")],
+)
 def test_a_step_marker_of_the_wrong_shape_is_moved_aside_and_the_step_rerun(tmp_path, marker, text):
     """Valid JSON that is not a marker reads as no marker: the directory is kept aside, the step runs again."""
     CALLS.clear()
@@ -261,8 +287,12 @@ def test_a_finished_step_whose_records_are_damaged_runs_again(tmp_path, damage):
 
 @pytest.mark.slow
 def test_failed_command_names_the_step_and_its_log(tmp_path):
-    step = Step("train/broken", "train", tmp_path / "broken", command=["blurnet_tf.cli.train", "--defence=nonsense",
-                                                                       f"--out={tmp_path / 'x'}"])
+    step = Step(
+        "train/broken",
+        "train",
+        tmp_path / "broken",
+        command=["blurnet_tf.cli.train", "--defence=nonsense", f"--out={tmp_path / 'x'}"],
+    )
     with pytest.raises(StepFailed, match=r"train/broken failed .*log\.txt"):
         run_step(step, log=lambda m: None)
     assert "nonsense" in (step.out / "log.txt").read_text()
@@ -284,7 +314,9 @@ def test_full_plan_has_the_papers_budgets():
     for s in robustness:  # Defend++'s MNIST budgets: BIM 100 iterations, C&W 5 x 20
         images = "--images=200" if s.name.split("/")[1] in PAPER_MNIST_ROWS else "--images=1000"
         assert {"--bim_steps=100", "--cw_search=5", "--cw_steps=20", images} <= set(s.command)
-        attacks = "clean,fgsm,bim" if s.name.split("/")[1] in curve else "clean,fgsm,bim,cw,ddn,fgsm_curve,strength_checks"
+        attacks = (
+            "clean,fgsm,bim" if s.name.split("/")[1] in curve else "clean,fgsm,bim,cw,ddn,fgsm_curve,strength_checks"
+        )
         assert f"--attacks={attacks}" in s.command
     train = {s.name.split("/")[1]: s.command for s in plan if s.stage == "train"}
     for row in PAPER_MNIST_ROWS:  # ResNet-18: its flagfile (the paper's 250 epochs), 1 epoch here
@@ -304,12 +336,17 @@ def test_full_plan_has_the_papers_budgets():
         lambdas = "--lambdas=0.002,0.02,0.2" if s in first else "--lambdas=0.002"  # the sweep on the first seed
         assert lambdas in s.command and ("--seed=" in " ".join(s.command)) == (s not in first)
         assert not any(a.startswith("--targets=") for a in s.command)  # all 17 from the flagfile
-    assert {s.name for s in plan if s.stage == "lowfreq"} >= {"lowfreq/conv_3/dct16", "lowfreq/conv_5/dct16",
-                                                               "lowfreq/conv_7/dct8", "lowfreq/conv_5/dct16-seed2"}
+    assert {s.name for s in plan if s.stage == "lowfreq"} >= {
+        "lowfreq/conv_3/dct16",
+        "lowfreq/conv_5/dct16",
+        "lowfreq/conv_7/dct8",
+        "lowfreq/conv_5/dct16-seed2",
+    }
     assert "lowfreq/conv_7/dct8-seed1" not in {s.name for s in plan}  # Fig. 3's sweep: first seed only
     assert all("--epochs=300" in s.command for s in plan if s.stage == "lowfreq")
     assert {s.name for s in plan if s.stage == "adaptive_adv_train"} == {
-        f"adaptive_adv_train/{r}{k}" for r in ("tv", "tik_hf", "tik_pseudo") for k in ("", "-seed1", "-seed2")}
+        f"adaptive_adv_train/{r}{k}" for r in ("tv", "tik_hf", "tik_pseudo") for k in ("", "-seed1", "-seed2")
+    }
     for s in plan:  # every flagfile a step names exists
         for a in s.command or []:
             if a.startswith("--flagfile="):
@@ -324,8 +361,12 @@ def test_quick_plan_gives_the_slower_low_frequency_runs_their_own_budget():
     for s in plan:
         if s.stage in ("whitebox", "accuracy_curve", "adaptive", "adaptive_adv_train", "lowfreq"):
             epochs.setdefault(s.stage, set()).update(a for a in s.command if a.startswith("--epochs="))
-    assert epochs == {"whitebox": {"--epochs=20"}, "accuracy_curve": {"--epochs=20"}, "adaptive": {"--epochs=20"},
-                      "lowfreq": {"--epochs=80"}}
+    assert epochs == {
+        "whitebox": {"--epochs=20"},
+        "accuracy_curve": {"--epochs=20"},
+        "adaptive": {"--epochs=20"},
+        "lowfreq": {"--epochs=80"},
+    }
 
 
 def test_table2_plan_trains_every_table2_row_under_three_seeds_at_the_papers_lambda():
@@ -347,18 +388,28 @@ def test_mnist_plan_is_the_full_plans_small_defendpp_steps_and_nothing_of_lisa()
     assert {s.stage for s in plan} == {"train", "defendpp"}
     assert not [s for s in plan if "resnet18" in s.name or s.name.startswith("train/") and "mnist_" not in s.name]
     # step for step the full profile's (same command, same output), so its runs stand in for those steps
-    assert all(s.command == full[s.name].command and s.out == full[s.name].out
-               for s in plan if s.name != "defendpp/reconstructions")
+    assert all(
+        s.command == full[s.name].command and s.out == full[s.name].out
+        for s in plan
+        if s.name != "defendpp/reconstructions"
+    )
     small = {name for name in full if name.startswith(("train/mnist_", "defendpp/mnist_")) and "resnet18" not in name}
     assert {s.name for s in plan} == small | {"defendpp/reconstructions"}
     assert {s.name for s in plan if s.stage == "train"} >= {
-        f"train/mnist_{r}" for r in ("baseline", "defendpp", "defendpp_rw0.1", "defendpp_rw10", "defendpp_rw100")}
+        f"train/mnist_{r}" for r in ("baseline", "defendpp", "defendpp_rw0.1", "defendpp_rw10", "defendpp_rw100")
+    }
 
 
 @pytest.mark.slow
 def test_a_profile_without_lisa_rows_reports_what_it_ran_and_leaves_the_lisa_sections_not_run(tmp_path):
-    run_python("-m", "blurnet_tf.cli.reproduce", "--profile=mnist", "--report_only", f"--work_dir={tmp_path / 'w'}",
-               f"--results_dir={tmp_path / 'r'}")
+    run_python(
+        "-m",
+        "blurnet_tf.cli.reproduce",
+        "--profile=mnist",
+        "--report_only",
+        f"--work_dir={tmp_path / 'w'}",
+        f"--results_dir={tmp_path / 'r'}",
+    )
     report = (tmp_path / "r" / "mnist" / "REPORT.md").read_text()
     assert "Budgets: no LISA rows in this profile; MNIST (Defend++): mnist_baseline, " in report
     for title in ("Table II: white-box RP2 (rectangle stickers, 17 targets)", "Seeds and 95% intervals (Tables II-V)"):
@@ -369,13 +420,23 @@ def _rows(p, seeds=2, targets=17, victims=40, seed=0):
     """{seed: {"success": [targets, victims], "l2": [...]}} with success probability p per target."""
     rng = np.random.default_rng(seed)
     p = np.broadcast_to(np.asarray(p, float), (targets,))
-    return {s: {"success": (rng.random((targets, victims)) < p[:, None]).astype(int).tolist(), "l2": [0.2] * targets}
-            for s in range(seeds)}
+    return {
+        s: {"success": (rng.random((targets, victims)) < p[:, None]).astype(int).tolist(), "l2": [0.2] * targets}
+        for s in range(seeds)
+    }
 
 
 def _seeds(whitebox=None, pgd=None, lowfreq=None, transfer=None):
-    return {"seeds": [0, 1], "models": {}, "whitebox": whitebox or {}, "pgd": pgd or {}, "lowfreq": lowfreq or {},
-            "adaptive": {}, "adaptive_adv_train": {}, "transfer": transfer or {}}
+    return {
+        "seeds": [0, 1],
+        "models": {},
+        "whitebox": whitebox or {},
+        "pgd": pgd or {},
+        "lowfreq": lowfreq or {},
+        "adaptive": {},
+        "adaptive_adv_train": {},
+        "transfer": transfer or {},
+    }
 
 
 def test_claims_are_paired_tests_with_three_verdicts():
@@ -383,8 +444,12 @@ def test_claims_are_paired_tests_with_three_verdicts():
 
     verdict = lambda data, i: claims(data)[i][1]  # noqa: E731
     low, high = 0.05, 0.8
-    clear = {"tv_1e-4": _rows(low, seed=1), "tik_hf": _rows(low, seed=2), "baseline": _rows(high, seed=3),
-             "conv_7": _rows(high, seed=4)}
+    clear = {
+        "tv_1e-4": _rows(low, seed=1),
+        "tik_hf": _rows(low, seed=2),
+        "baseline": _rows(high, seed=3),
+        "conv_7": _rows(high, seed=4),
+    }
     assert verdict(_seeds(whitebox=clear), 2) == "held"
     assert verdict(_seeds(whitebox={**clear, "conv_7": _rows(0.0, seed=4)}), 2) == "not held"
     same = {r: _rows(0.3, seed=i) for i, r in enumerate(("tv_1e-4", "tik_hf", "baseline"))}
@@ -398,8 +463,12 @@ def test_claims_are_paired_tests_with_three_verdicts():
     lf = {"conv_5": _rows(0.95, seed=7), "conv_7": _rows(0.35, seed=8)}
     assert verdict(_seeds(whitebox=wb, lowfreq=lf), 4) == "held"
     assert verdict(_seeds(whitebox=wb, lowfreq={"conv_5": lf["conv_7"], "conv_7": lf["conv_5"]}), 4) == "not held"
-    t = {"baseline": {s: {"input_blur_3": {"success": r["success"]}, "l1_blur_3": {"success": q["success"]}}
-                      for (s, r), q in zip(_rows(0.6, seed=9).items(), _rows(0.1, seed=10).values())}}
+    t = {
+        "baseline": {
+            s: {"input_blur_3": {"success": r["success"]}, "l1_blur_3": {"success": q["success"]}}
+            for (s, r), q in zip(_rows(0.6, seed=9).items(), _rows(0.1, seed=10).values())
+        }
+    }
     assert verdict(_seeds(transfer=t), 0) == "held"
 
 
@@ -409,8 +478,17 @@ def test_the_blurnet_claim_judges_each_defence_against_the_baseline_on_shared_se
     def row(rate, seeds=(0, 1, 2)):  # every target and victim attacked with probability 0 or 1
         return {s: {"success": np.full((17, 40), rate).tolist(), "l2": [0.2] * 17} for s in seeds}
 
-    data = {"transfer": {}, "pgd": {}, "lowfreq": {}, "whitebox": {
-        "baseline": row(1.0), "conv_7": row(0.0), "tv_1e-4": row(1.0, seeds=(1, 2)), "gaussian_aug_0.1": row(0.0)}}
+    data = {
+        "transfer": {},
+        "pgd": {},
+        "lowfreq": {},
+        "whitebox": {
+            "baseline": row(1.0),
+            "conv_7": row(0.0),
+            "tv_1e-4": row(1.0, seeds=(1, 2)),
+            "gaussian_aug_0.1": row(0.0),
+        },
+    }
     claim, verdict_, evidence = next(c for c in claims(data) if c[0].startswith("BlurNet's defences"))
     # conv_7 is never attacked: exactly -100 points; TV equals the baseline on the seeds both have: 0.
     assert "conv_7 − baseline: -100.0 pt [-100.0, -100.0] (paper -37.6)" in evidence
@@ -428,8 +506,12 @@ def test_the_worst_case_claim_picks_the_tv_row_by_worst_asr_and_judges_worst_not
         return next(c for c in claims(_seeds(whitebox=wb)) if c[0].startswith("TV and Tik_hf"))
 
     spiky = [0.0] * 16 + [1.0]  # the lowest average ASR (1/17) but one target always falls: worst 100%
-    wb = {"tv_1e-4": _rows(0.1, seed=1), "tv_1e-5": _rows(spiky, seed=2), "tik_hf": _rows(0.1, seed=3),
-          "baseline": _rows(0.5, seed=4)}
+    wb = {
+        "tv_1e-4": _rows(0.1, seed=1),
+        "tv_1e-5": _rows(spiky, seed=2),
+        "tik_hf": _rows(0.1, seed=3),
+        "baseline": _rows(0.5, seed=4),
+    }
     _, verdict_, evidence = worst_claim(wb)
     assert verdict_ == "held" and "tv_1e-4 − baseline" in evidence and "tv_1e-5 −" not in evidence
     # tik_hf attacked less on average than the baseline (5/17), but 5 targets always fall: worst 100%
@@ -481,13 +563,25 @@ def test_defendpp_transfer_and_strength_claims_read_their_records():
     def res(**acc):
         return {"images": 10, "budget": {}, "results": {a: {"accuracy": v} for a, v in acc.items()}}
 
-    checks = {"passed": False, "zero_gradient_fraction": 1.0, "unbounded_success": 0.0, "bim_eps": [0.1],
-              "bim_accuracies": [0.9], "monotone": True, "accuracy": 0.9}
-    dpp = {"models": {}, "reconstructions": {},
-           "robustness": {"mnist_baseline": res(fgsm=0.3, bim=0.0), "mnist_defendpp": res(fgsm=0.5, bim=0.1)},
-           "transfer": {"a": {**res(fgsm=0.6), "source": "net", "target": "mnist_defendpp"},
-                        "b": {**res(fgsm=0.7), "source": "net", "target": "mnist_baseline"},
-                        "c": {**res(fgsm=0.9), "source": "other", "target": "mnist_defendpp"}}}  # no baseline pair
+    checks = {
+        "passed": False,
+        "zero_gradient_fraction": 1.0,
+        "unbounded_success": 0.0,
+        "bim_eps": [0.1],
+        "bim_accuracies": [0.9],
+        "monotone": True,
+        "accuracy": 0.9,
+    }
+    dpp = {
+        "models": {},
+        "reconstructions": {},
+        "robustness": {"mnist_baseline": res(fgsm=0.3, bim=0.0), "mnist_defendpp": res(fgsm=0.5, bim=0.1)},
+        "transfer": {
+            "a": {**res(fgsm=0.6), "source": "net", "target": "mnist_defendpp"},
+            "b": {**res(fgsm=0.7), "source": "net", "target": "mnist_baseline"},
+            "c": {**res(fgsm=0.9), "source": "other", "target": "mnist_defendpp"},
+        },
+    }  # no baseline pair
     dpp["robustness"]["mnist_defendpp"]["results"]["strength_checks"] = checks
     assert defendpp_evidence._transfer_pairs(dpp) == [("net", 0.6, 0.7)]
     verdicts = {c[:40]: v for c, v, _ in defendpp_section.claims({"defendpp": dpp})}
@@ -502,13 +596,20 @@ def test_matched_accuracy_reads_each_row_nearest_the_papers_accuracy():
 
     def point(epoch, legit, asr):  # 17 targets x 40 victims, `asr` of each target's victims attacked
         hit = round(asr * 40)
-        return {"epoch": epoch, "legit_accuracy": legit, "avg_asr": asr, "worst_asr": asr,
-                "success": [[1] * hit + [0] * (40 - hit)] * 17}
+        return {
+            "epoch": epoch,
+            "legit_accuracy": legit,
+            "avg_asr": asr,
+            "worst_asr": asr,
+            "success": [[1] * hit + [0] * (40 - hit)] * 17,
+        }
 
-    curves = {"baseline": [point(1, 0.65, 0.9), point(2, 0.86, 0.6), point(30, 0.99, 0.3)],
-              "tv_1e-4": [point(1, 0.70, 0.5), point(2, 0.85, 0.1), point(30, 0.98, 0.05)]}
+    curves = {
+        "baseline": [point(1, 0.65, 0.9), point(2, 0.86, 0.6), point(30, 0.99, 0.3)],
+        "tv_1e-4": [point(1, 0.70, 0.5), point(2, 0.85, 0.1), point(30, 0.98, 0.05)],
+    }
     assert accuracy_curve.nearest(curves["tv_1e-4"], 0.856)["epoch"] == 2  # the paper's 85.6%
-    (claim, verdict, evidence), = accuracy_curve.claims(curves)
+    ((claim, verdict, evidence),) = accuracy_curve.claims(curves)
     assert verdict == "held" and "tv_1e-4 at 85.0% − baseline at 86.0%: -50.0 pt" in evidence
     curves["tv_1e-4"][1] = point(2, 0.85, 0.75)  # worse than the baseline at equal accuracy
     assert accuracy_curve.claims(curves)[0][1] == "not held"

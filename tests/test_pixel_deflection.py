@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from blurnet_tf.defences.pixel_deflection import (PixelDeflection, class_activation_maps, deflect,
-                                                  robust_activation_map, wavelet_denoise)
+from blurnet_tf.defences.pixel_deflection import (
+    PixelDeflection,
+    class_activation_maps,
+    deflect,
+    robust_activation_map,
+    wavelet_denoise,
+)
 
 
 @pytest.fixture()
@@ -20,7 +25,7 @@ def test_deflection_changes_at_most_k_pixels_each_from_its_window(images):
     for n in range(len(images)):
         assert 0 < (changed[:, 0] == n).sum() <= k
     for n, y, x in changed:
-        window = images[n, max(y - r, 0):y + r + 1, max(x - r, 0):x + r + 1].reshape(-1, 3)
+        window = images[n, max(y - r, 0) : y + r + 1, max(x - r, 0) : x + r + 1].reshape(-1, 3)
         assert np.any(np.all(window == out[n, y, x], axis=-1)), (n, y, x)
 
 
@@ -42,8 +47,9 @@ def test_wavelet_denoiser_is_identity_at_zero_sigma_and_removes_noise():
 def test_cam_sums_to_the_logits(original_model, victims):
     cams, bias = class_activation_maps(original_model, victims)
     assert cams.shape == (40, 2, 2, 18)
-    np.testing.assert_allclose(cams.sum(axis=(1, 2)) + bias, original_model(victims, training=False).numpy(),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        cams.sum(axis=(1, 2)) + bias, original_model(victims, training=False).numpy(), rtol=1e-4, atol=1e-4
+    )
     maps = robust_activation_map(original_model, victims)
     assert maps.shape == (40, 32, 32) and maps.min() == 0.0 and np.allclose(maps.max(axis=(1, 2)), 1.0)
 
@@ -104,8 +110,16 @@ def test_batched_tensorflow_denoiser_matches_scikit_image(images, victims, metho
 def test_settings_are_keyword_only_and_checked_when_the_defence_is_built(original_model):
     with pytest.raises(TypeError):
         PixelDeflection(original_model, 16)  # deflections by position: refused
-    for bad in ({"deflections": -1}, {"window": 0}, {"sigma": float("nan")}, {"ensemble": 0}, {"jpeg_quality": 101},
-                {"denoiser": "median"}, {"threshold_mode": "medium"}, {"deflections": 2.5}):
+    for bad in (
+        {"deflections": -1},
+        {"window": 0},
+        {"sigma": float("nan")},
+        {"ensemble": 0},
+        {"jpeg_quality": 101},
+        {"denoiser": "median"},
+        {"threshold_mode": "medium"},
+        {"deflections": 2.5},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PixelDeflection(original_model, **bad)
 
@@ -113,6 +127,8 @@ def test_settings_are_keyword_only_and_checked_when_the_defence_is_built(origina
 def test_predict_returns_vote_shares_like_art_and_predict_classes_the_vote(original_model, victims):
     pd = PixelDeflection(original_model, deflections=20, window=2, ensemble=4, seed=0)
     shares = pd.predict(victims[:5])
-    assert shares.shape == (5, 18) and np.allclose(shares.sum(axis=1), 1.0) and set(np.unique(shares * 4)) <= set(range(5))
+    assert (
+        shares.shape == (5, 18) and np.allclose(shares.sum(axis=1), 1.0) and set(np.unique(shares * 4)) <= set(range(5))
+    )
     again = PixelDeflection(original_model, deflections=20, window=2, ensemble=4, seed=0)
     assert (again.predict_classes(victims[:5]) == shares.argmax(axis=1)).all()  # the same seed: the same draws

@@ -34,8 +34,11 @@ def sections(doc):
 
 def parameters(obj):
     signature = inspect.signature(obj)
-    return [p for p in signature.parameters.values() if p.name not in SKIP and not p.name.startswith("_")
-            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return [
+        p
+        for p in signature.parameters.values()
+        if p.name not in SKIP and not p.name.startswith("_") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
 
 
 def entries(body):
@@ -65,8 +68,12 @@ def test_every_public_name_is_typed_and_documented_numpy_style(name, obj):
         assert not missing, f"{name}: Parameters section lacks {missing}"
         untyped = [p.name for p in params if p.annotation is inspect.Parameter.empty]
         assert not untyped, f"{name}: parameters without a type hint: {untyped}"
-        arrays = [p.name for p in params if re.search(r"ndarray|Tensor", str(p.annotation))
-                  and not re.search(r"\[[^\]]*\]|shape|scalar", listed[p.name])]
+        arrays = [
+            p.name
+            for p in params
+            if re.search(r"ndarray|Tensor", str(p.annotation))
+            and not re.search(r"\[[^\]]*\]|shape|scalar", listed[p.name])
+        ]
         assert not arrays, f"{name}: array parameters without a shape: {arrays}"
     if inspect.isfunction(obj):
         returns = inspect.signature(obj).return_annotation

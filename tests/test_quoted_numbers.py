@@ -25,7 +25,7 @@ def section():
         pytest.skip("results/longtrain not committed")
     text = (ROOT / "docs" / "results-blurnet.md").read_text()
     start = text.index("## The paper's training length")
-    return re.sub(r"\s+", " ", text[start:text.index("\n## ", start + 5)])
+    return re.sub(r"\s+", " ", text[start : text.index("\n## ", start + 5)])
 
 
 def test_the_long_runs_quoted_asr_and_shares_are_the_stored_ones(section):
@@ -36,11 +36,14 @@ def test_the_long_runs_quoted_asr_and_shares_are_the_stored_ones(section):
     asr = [p[2] for row in ROWS for p in pts[row]]
     spread = [s[2] for row in ROWS for s in table2_spread(ROOT / "results", row)]
     quoted = [
-        f"TV {pct(share[('tv_1e-4', 'penalty_gradient_share')])}, Tik_hf {pct(share[('tik_hf', 'penalty_gradient_share')])}",
+        f"TV {pct(share[('tv_1e-4', 'penalty_gradient_share')])}, "
+        f"Tik_hf {pct(share[('tik_hf', 'penalty_gradient_share')])}",
         f"{pct(early[('tv_1e-4', 'penalty_gradient_share')])} and {pct(early[('tik_hf', 'penalty_gradient_share')])}",
-        f"({pct(pts['tv_1e-4'][0][2])} both times)", f"Tik_hf's is {pct(pts['tik_hf'][-1][2])} ({pct(pts['tik_hf'][0][2])} at 10)",
+        f"({pct(pts['tv_1e-4'][0][2])} both times)",
+        f"Tik_hf's is {pct(pts['tik_hf'][-1][2])} ({pct(pts['tik_hf'][0][2])} at 10)",
         f"({pct(min(p[2] for p in pts['baseline']))[:-1]}-{pct(max(p[2] for p in pts['baseline']))})",
-        f"between {pct(min(asr))} and {pct(max(asr))}", f"span {pct(min(spread))[:-1]}-{pct(max(spread))}",
+        f"between {pct(min(asr))} and {pct(max(asr))}",
+        f"span {pct(min(spread))[:-1]}-{pct(max(spread))}",
     ]
     assert pts["tv_1e-4"][0][2] == pytest.approx(pts["tv_1e-4"][-1][2])  # "what it was at 10 epochs"
     missing = [q for q in quoted if q not in section]
@@ -60,8 +63,11 @@ def test_the_quoted_whole_image_success_of_the_tv_aware_attack_is_the_stored_one
     stored = ROOT / "results" / "robustness" / flat_records.JSON_FILE
     if not stored.is_file():
         pytest.skip("results/robustness not committed")
-    whole = {(r.model, r.variant): r.value for r in flat_records.read(stored)
-             if r.experiment == ADAPTIVE and r.metric == "unrestricted_rp2_success"}
+    whole = {
+        (r.model, r.variant): r.value
+        for r in flat_records.read(stored)
+        if r.experiment == ADAPTIVE and r.metric == "unrestricted_rp2_success"
+    }
     tv_rows = [v for (row, attack), v in whole.items() if row.startswith("tv_")]
     others = [v for (row, attack), v in whole.items() if "tv" not in attack and not row.startswith("tv_")]
     text = re.sub(r"\s+", " ", (ROOT / "docs" / "results-blurnet.md").read_text())
@@ -83,8 +89,17 @@ def _stored_numbers():
     for text in texts + [(ROOT / "blurnet_tf" / "paper.py").read_text()]:
         for number in re.findall(r"-?\d+\.\d+(?:e-?\d+)?", text):
             v = float(number)
-            found |= {number, f"{v:.1f}", f"{v:.2f}", f"{v:.3f}", f"{v:.4f}", f"{100 * v:.1f}", f"{100 * v:.2f}",
-                      f"{v / 60:.1f}", f"{v / 3600:.1f}"}
+            found |= {
+                number,
+                f"{v:.1f}",
+                f"{v:.2f}",
+                f"{v:.3f}",
+                f"{v:.4f}",
+                f"{100 * v:.1f}",
+                f"{100 * v:.2f}",
+                f"{v / 60:.1f}",
+                f"{v / 3600:.1f}",
+            }
     return found
 
 
@@ -102,7 +117,9 @@ def test_every_decimal_the_docs_quote_is_in_the_committed_results_or_labelled_wi
     stored, missing = _stored_numbers(), []
     for path in documents():
         text = path.read_text()
-        assert all(source.strip() for source, _ in UNCHECKED.findall(text)), f"{path.name}: an unchecked region names no source"
+        assert all(source.strip() for source, _ in UNCHECKED.findall(text)), (
+            f"{path.name}: an unchecked region names no source"
+        )
         for m in re.finditer(r"(?<![\w.])\d+\.\d+(?![\w.]*\d\.)", prose(text)):
             if m[0] not in stored:
                 missing.append(f"{path.name}: {m[0]}")

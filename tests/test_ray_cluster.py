@@ -35,9 +35,24 @@ def test_steps_survive_losing_one_of_two_nodes_and_match_the_one_node_run(tmp_pa
     from probe_experiments import chained_steps
 
     script = 'ip link set lo up && exec "$0" "$@"'
-    proc = subprocess.run(["unshare", "-rnpf", "--mount-proc", "sh", "-c", script, sys.executable,
-                           str(ROOT / "tests" / "ray_two_nodes.py"), str(tmp_path / "two"), str(KILL_AFTER)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            "unshare",
+            "-rnpf",
+            "--mount-proc",
+            "sh",
+            "-c",
+            script,
+            sys.executable,
+            str(ROOT / "tests" / "ray_two_nodes.py"),
+            str(tmp_path / "two"),
+            str(KILL_AFTER),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.stdout.strip(), proc.stderr[-3000:]
     run = json.loads(proc.stdout.strip().splitlines()[-1])
     assert run["error"] is None, run["tail"]

@@ -36,8 +36,16 @@ def shared_ray():
     old, temp = os.environ.get("PYTHONPATH"), tempfile.mkdtemp(prefix="blurnet-ray-")
     os.environ["PYTHONPATH"] = str(ROOT / "tests")
     try:
-        ray.init(address="local", num_cpus=PLACES * CPUS_PER_STEP, num_gpus=0, object_store_memory=OBJECT_STORE,
-                 include_dashboard=False, log_to_driver=False, logging_level="ERROR", _temp_dir=temp)
+        ray.init(
+            address="local",
+            num_cpus=PLACES * CPUS_PER_STEP,
+            num_gpus=0,
+            object_store_memory=OBJECT_STORE,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            _temp_dir=temp,
+        )
         yield
     finally:
         ray.shutdown()
@@ -70,7 +78,9 @@ def test_two_jobs_overlap_independent_steps_and_wait_for_inputs(tmp_path, probes
     assert ran(free)["gpu_growth"] == "true"  # two steps share a GPU instead of the first taking all of it
     for step in (free, inproc):  # commands and in-process experiments alike: their threads and their node
         record = json.loads((step.out / "step.json").read_text())
-        assert record["threads"] == threads and record["placement"]["resources"]["CPU"] == float(threads["TF_NUM_INTRAOP_THREADS"])
+        assert record["threads"] == threads and record["placement"]["resources"]["CPU"] == float(
+            threads["TF_NUM_INTRAOP_THREADS"]
+        )
         assert record["placement"]["node_id"] and record["placement"]["gpu_ids"] == []
     assert set(seconds) == {"probe"} and seconds["probe"] >= 4.5
     assert all(is_done(s) for s in (slow, after, free, inproc))
@@ -100,8 +110,11 @@ def test_a_node_that_cannot_see_the_run_directory_is_named():
 
 
 def test_after_a_failure_no_new_step_starts_and_the_running_one_finishes(tmp_path, probes):
-    steps = [probe_step(tmp_path, "fails", "--fail"), probe_step(tmp_path, "running", "--sleep=4"),
-             probe_step(tmp_path, "later")]
+    steps = [
+        probe_step(tmp_path, "fails", "--fail"),
+        probe_step(tmp_path, "running", "--sleep=4"),
+        probe_step(tmp_path, "later"),
+    ]
     lines = []
     with pytest.raises(StepFailed, match="probe/fails"):
         run_all(steps, log=lines.append, cpus_per_step=CPUS_PER_STEP)

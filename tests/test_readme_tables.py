@@ -23,18 +23,51 @@ PD_TABLES = {"pixel-deflection-full", "pixel-deflection-adaptive-full"}
 QUICK_TABLES = {"claims-quick", "table2-quick", "accuracy-curve-quick"}
 SEEDED_TABLES = {"claims-table2", "seeds-table2", "accuracy-curve-table2", "accuracy-points-table2"}
 MNIST_TABLES = {f"defendpp-{t}-mnist" for t in ("table2", "table1", "fig7", "checks", "weight", "reconstructions")}
-FLAG_TABLES = {f"flags-{b}" for b in ("train", "attack", "mnist_attacks", "evaluate", "export", "benchmark", "reproduce")}
-TRADEOFF_TABLES = {"tradeoff-verdicts", "longtrain", "longtrain-summary", "robustness", "robustness-summary",
-                   "robustness-adaptive"}  # "_not run yet_" until their results are committed
-GENERATED = {"claims-full", "table2-full", "table3-full", "table5-full", "models-full", "defendpp-table2",
-             "defendpp-table1", "defendpp-reconstructions", "defendpp-lisa",
-             "what-holds"} | FLAG_TABLES | PD_TABLES | QUICK_TABLES | SEEDED_TABLES | MNIST_TABLES | TRADEOFF_TABLES
+FLAG_TABLES = {
+    f"flags-{b}" for b in ("train", "attack", "mnist_attacks", "evaluate", "export", "benchmark", "reproduce")
+}
+TRADEOFF_TABLES = {
+    "tradeoff-verdicts",
+    "longtrain",
+    "longtrain-summary",
+    "robustness",
+    "robustness-summary",
+    "robustness-adaptive",
+}  # "_not run yet_" until their results are committed
+GENERATED = (
+    {
+        "claims-full",
+        "table2-full",
+        "table3-full",
+        "table5-full",
+        "models-full",
+        "defendpp-table2",
+        "defendpp-table1",
+        "defendpp-reconstructions",
+        "defendpp-lisa",
+        "what-holds",
+    }
+    | FLAG_TABLES
+    | PD_TABLES
+    | QUICK_TABLES
+    | SEEDED_TABLES
+    | MNIST_TABLES
+    | TRADEOFF_TABLES
+)
 
 
 def _beside(folder):
-    """The stored results read beside results/full (the PD stage's, the quick, table2 and mnist runs') copied into folder."""
-    for stored in (STORED_PD, STORED_QUICK, STORED_SEEDED, STORED_MNIST, STORED_TRADEOFF, ROOT / "results" / "robustness",
-                   ROOT / "results" / "longtrain"):
+    """The stored results read beside results/full (the PD stage's, the quick, table2 and mnist runs') copied
+    into folder."""
+    for stored in (
+        STORED_PD,
+        STORED_QUICK,
+        STORED_SEEDED,
+        STORED_MNIST,
+        STORED_TRADEOFF,
+        ROOT / "results" / "robustness",
+        ROOT / "results" / "longtrain",
+    ):
         if stored.is_dir():
             shutil.copytree(stored, folder / stored.name)
 
@@ -58,8 +91,9 @@ def test_readme_tables_are_the_stored_results(rendered):
 
     assert set(rendered) == GENERATED
     assert set(readme_sync.marked(readme_sync.read_documents())) == GENERATED
-    assert readme_sync.differences(readme_sync.read_documents(), rendered) == [], \
+    assert readme_sync.differences(readme_sync.read_documents(), rendered) == [], (
         "README.md is stale: run python -m blurnet_tf.reports.readme_sync"
+    )
 
 
 def test_the_tables_are_the_committed_report_and_records(rendered):
@@ -70,17 +104,34 @@ def test_the_tables_are_the_committed_report_and_records(rendered):
     quick_report, seeded_report = (STORED_QUICK / "REPORT.md").read_text(), (STORED_SEEDED / "REPORT.md").read_text()
     mnist_report = (STORED_MNIST / "REPORT.md").read_text()
     assert sorted(name for name, table in rendered.items() if table not in report) == sorted(
-        ["models-full", "what-holds", *FLAG_TABLES, *PD_TABLES, *QUICK_TABLES, *SEEDED_TABLES, *MNIST_TABLES, *TRADEOFF_TABLES])
-    for name, folder in (("tradeoff-verdicts", "tradeoff"), ("longtrain", "longtrain"), ("robustness", "robustness"),
-                         ("robustness-adaptive", "robustness")):
+        [
+            "models-full",
+            "what-holds",
+            *FLAG_TABLES,
+            *PD_TABLES,
+            *QUICK_TABLES,
+            *SEEDED_TABLES,
+            *MNIST_TABLES,
+            *TRADEOFF_TABLES,
+        ]
+    )
+    for name, folder in (
+        ("tradeoff-verdicts", "tradeoff"),
+        ("longtrain", "longtrain"),
+        ("robustness", "robustness"),
+        ("robustness-adaptive", "robustness"),
+    ):
         if (ROOT / "results" / folder / "REPORT.md").is_file():  # recomputed from its records by readme_sync
             assert rendered[name] in (ROOT / "results" / folder / "REPORT.md").read_text()
     assert all(rendered[name] in pd_report for name in PD_TABLES)
     assert all(rendered[name] in quick_report for name in QUICK_TABLES)
     assert all(rendered[name] in seeded_report for name in SEEDED_TABLES)
     assert all(rendered[name] in mnist_report for name in MNIST_TABLES)
-    legit = {r.model: r.value for r in flat_records.read(STORED / flat_records.JSON_FILE)
-             if (r.experiment, r.metric, r.seed) == ("models", "legit_accuracy", 0)}
+    legit = {
+        r.model: r.value
+        for r in flat_records.read(STORED / flat_records.JSON_FILE)
+        if (r.experiment, r.metric, r.seed) == ("models", "legit_accuracy", 0)
+    }
     rows = rendered["models-full"].splitlines()[2:]
     assert [row.split(" | ")[2] for row in rows] == [f"{100 * legit[m]:.1f}%" for m in sorted(legit)]
 
@@ -106,9 +157,13 @@ def test_a_changed_stored_number_fails_the_check_and_the_rewrite_fixes_only_its_
 
     assert readme_sync.main(args) == 0
     assert readme_sync.main(["--check", *args]) == 0
-    diff = [line for line in difflib.unified_diff(readme_sync.read_documents().splitlines(),
-                                                  readme_sync.read_documents(readme).splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    diff = [
+        line
+        for line in difflib.unified_diff(
+            readme_sync.read_documents().splitlines(), readme_sync.read_documents(readme).splitlines(), lineterm="", n=0
+        )
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
     assert sorted(line[:13] for line in diff) == ["+| baseline |"] * 2 + ["-| baseline |"] * 2  # two rows, nothing else
     assert sum("50.0 / 49.2 / +0.8" in line for line in diff) == 1  # Table II: ours / paper / Δ
     assert sum(line.startswith("+| baseline | 98.6 | 50.0 | 47.5 |") for line in diff) == 1  # Defend++ on LISA
@@ -117,8 +172,11 @@ def test_a_changed_stored_number_fails_the_check_and_the_rewrite_fixes_only_its_
 def test_a_missing_or_unknown_marker_is_an_error(rendered):
     from blurnet_tf.reports import readme_sync
 
-    text = readme_sync.read_documents().replace("<!-- results:table5-full -->", "").replace(
-        "<!-- /results:table5-full -->", "")
+    text = (
+        readme_sync.read_documents()
+        .replace("<!-- results:table5-full -->", "")
+        .replace("<!-- /results:table5-full -->", "")
+    )
     assert readme_sync.differences(text, rendered) == ["table5-full"]
     with pytest.raises(ValueError, match="table5-full"):
         readme_sync.sync(text, rendered)
@@ -131,8 +189,9 @@ def test_a_tables_json_of_the_current_schema_renders_the_same(stored, rendered, 
     from blurnet_tf.reports import readme_sync, report_writer
 
     data = dict(stored["data"], seeds={"seeds": [0], "rows": []})
-    current = report_writer.tables_json(data, {}, [tuple(c) for c in stored["claims"]], [],
-                                        dict(stored["metadata"], interval_misses=[]))
+    current = report_writer.tables_json(
+        data, {}, [tuple(c) for c in stored["claims"]], [], dict(stored["metadata"], interval_misses=[])
+    )
     assert isinstance(current["data"]["whitebox"]["baseline"]["aggregate"], list)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "tables.json").write_text(json.dumps(current))

@@ -44,8 +44,12 @@ def test_the_report_has_every_section_and_figure(smoke, tables):
     for forest in ("forest_table2_avg", "forest_table2_worst", "forest_table4"):
         assert (figures / f"{forest}.pdf").is_file()
     assert tables["metadata"]["precisions"] == ["float32"] and "compute precision: float32" in report
-    for caption in ("**Accuracy against the FGSM budget (Fig. 7):**", "**Attack-strength checks**",
-                    "**Transfer (Tables 7-8):**", "**Reconstruction weight"):
+    for caption in (
+        "**Accuracy against the FGSM budget (Fig. 7):**",
+        "**Attack-strength checks**",
+        "**Transfer (Tables 7-8):**",
+        "**Reconstruction weight",
+    ):
         assert caption in report
     assert "| defendpp |" in report  # Defend++ on LISA is a row of the white-box table
 
@@ -76,16 +80,21 @@ def test_the_accuracy_curve_point_is_the_snapshot_attacked(smoke, tables):
     data = tables["data"]
     assert [p["epoch"] for p in data["accuracy_curve"]["baseline"]] == [1]
     snapshot = json.loads((smoke.work / "accuracy_curve" / "baseline" / "epoch1" / "results.json").read_text())
-    assert [r["asr"] for r in snapshot["rows"]] == [r["asr"] for r in data["whitebox"]["baseline"]["rows"]
-                                                   if r["lambda"] == 0.002]
+    assert [r["asr"] for r in snapshot["rows"]] == [
+        r["asr"] for r in data["whitebox"]["baseline"]["rows"] if r["lambda"] == 0.002
+    ]
 
 
 def test_defendpp_rows_transfer_and_the_fgsm_curve(smoke, tables):
     data = tables["data"]
     assert set(data["defendpp"]["robustness"]) == {"mnist_baseline", "mnist_defendpp", "mnist_defendpp_rw10"}
     assert [(t["source"], t["target"]) for t in data["defendpp"]["transfer"].values()] == [
-        ("mnist_baseline", "mnist_defendpp")]
+        ("mnist_baseline", "mnist_defendpp")
+    ]
     assert data["defendpp"]["models"]["mnist_defendpp"]["split"]["mnist_split"] == "official"
-    curve = {r.variant for r in flat_records.read(smoke.results / "smoke" / "results.json")
-             if (r.experiment, r.model, r.attack, r.metric) == ("defendpp_mnist", "mnist_baseline", "fgsm_curve", "accuracy")}
+    curve = {
+        r.variant
+        for r in flat_records.read(smoke.results / "smoke" / "results.json")
+        if (r.experiment, r.model, r.attack, r.metric) == ("defendpp_mnist", "mnist_baseline", "fgsm_curve", "accuracy")
+    }
     assert curve == {None} | {f"eps{e / 10:g}" for e in range(1, 11)}  # the ε-0.2 headline and Fig. 7's points

@@ -21,8 +21,15 @@ from conftest import run_python
 def test_rectangle_run_follows_the_reference_log(original_model, victims, data_dir):
     """Original weights, rectangles, lambda 0.02, lr 0.1, target 12: the log reaches 90% at epoch 17."""
     log = parse_reference_log(data_dir, "rectangles")
-    r = rp2(original_model, victims, load_mask(data_dir, "rectangles"), [SPEED_LIMIT_45], lam=0.02, epochs=25,
-            seed=log["flags"]["tf_seed"])
+    r = rp2(
+        original_model,
+        victims,
+        load_mask(data_dir, "rectangles"),
+        [SPEED_LIMIT_45],
+        lam=0.02,
+        epochs=25,
+        seed=log["flags"]["tf_seed"],
+    )
     mis = r.history["misclassified"][:, 0, 0]
     assert mis[0] == log["misclassified"][0] == 27.5
     assert mis[-1] >= 85.0 and abs(mis[-1] - log["misclassified"][24]) <= 5.0
@@ -41,8 +48,16 @@ def test_octagon_run_reaches_100_percent_within_a_few_epochs(original_model, vic
 def test_epochs_in_chunks_give_the_one_call_result_and_report_progress(original_model, victims, data_dir):
     mask = load_mask(data_dir, "rectangles")
     seen = []
-    chunked = rp2(original_model, victims[:6], mask, [3, 12], lam=0.002, epochs=7, chunk=3,
-                  progress=lambda done, total: seen.append((done, total)))
+    chunked = rp2(
+        original_model,
+        victims[:6],
+        mask,
+        [3, 12],
+        lam=0.002,
+        epochs=7,
+        chunk=3,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     whole = rp2(original_model, victims[:6], mask, [3, 12], lam=0.002, epochs=7, chunk=7)
     assert seen == [(3, 7), (6, 7), (7, 7)]
     np.testing.assert_array_equal(chunked.noise, whole.noise)
@@ -125,13 +140,21 @@ def test_the_printability_term_is_added_to_the_loss_as_computed_by_hand():
     expected = float(dist.prod(axis=-1).sum())  # 4 sticker pixels at 0.37 x 1.0, 12 outside at 0.17 x 1.12
     runs = [rp2(model, x, mask, [1], lam=0.0, epochs=1, noise_init=colour, nps_colors=c) for c in (None, printable)]
     assert runs[1].history["loss"][0, 0, 0] - runs[0].history["loss"][0, 0, 0] == pytest.approx(expected, rel=1e-4)
-    assert expected == pytest.approx(4 * 0.14 ** 0.5 + 12 * 0.03 ** 0.5 * 1.25 ** 0.5, rel=1e-5)
+    assert expected == pytest.approx(4 * 0.14**0.5 + 12 * 0.03**0.5 * 1.25**0.5, rel=1e-5)
 
 
 @pytest.mark.slow
 def test_attack_binary_writes_results_and_resumes(tmp_path):
-    args = ("-m", "blurnet_tf.cli.attack", "--model=original", "--flagfile=flags/attacks/whitebox.flags",
-            "--targets=12,1", "--epochs=20", "--targets_per_call=1", f"--out={tmp_path}")
+    args = (
+        "-m",
+        "blurnet_tf.cli.attack",
+        "--model=original",
+        "--flagfile=flags/attacks/whitebox.flags",
+        "--targets=12,1",
+        "--epochs=20",
+        "--targets_per_call=1",
+        f"--out={tmp_path}",
+    )
     first = run_python(*args)
     assert "done in an earlier run" not in first.stdout
     parts = sorted((tmp_path / "parts").glob("*.json"))
@@ -162,14 +185,17 @@ def test_rp2_refuses_settings_out_of_range_with_one_error_naming_each(original_m
 
     mask = load_mask(data_dir, "rectangles")
     grey = mask * 0.5
-    for kwargs, match in (({"lam": float("nan")}, "lam must be finite"), ({"lam": -1.0}, "lam must be finite"),
-                          ({"lam": 0.002, "mask": grey}, "mask must hold only 0"),
-                          ({"lam": 0.002, "targets": 18}, r"targets must be classes of the model \(0..17\)"),
-                          ({"lam": 0.002, "targets": -1}, "targets must be class indices"),
-                          ({"lam": 0.002, "epochs": -1}, "epochs must be an integer"),
-                          ({"lam": 0.002, "norm": "linf"}, "norm must be l1 or l2"),
-                          ({"lam": 0.002, "noise_clip": float("nan")}, "noise_clip must be a positive number"),
-                          ({"lam": 0.002, "noise_clip": 0.0}, "noise_clip must be a positive number")):
+    for kwargs, match in (
+        ({"lam": float("nan")}, "lam must be finite"),
+        ({"lam": -1.0}, "lam must be finite"),
+        ({"lam": 0.002, "mask": grey}, "mask must hold only 0"),
+        ({"lam": 0.002, "targets": 18}, r"targets must be classes of the model \(0..17\)"),
+        ({"lam": 0.002, "targets": -1}, "targets must be class indices"),
+        ({"lam": 0.002, "epochs": -1}, "epochs must be an integer"),
+        ({"lam": 0.002, "norm": "linf"}, "norm must be l1 or l2"),
+        ({"lam": 0.002, "noise_clip": float("nan")}, "noise_clip must be a positive number"),
+        ({"lam": 0.002, "noise_clip": 0.0}, "noise_clip must be a positive number"),
+    ):
         args = {"mask": mask, "targets": 5, "epochs": 1, **kwargs}
         with pytest.raises(ValueError, match=match):
             rp2(original_model, victims[:2], args.pop("mask"), args.pop("targets"), **args)

@@ -10,9 +10,13 @@ from blurnet_tf.errors import DataError
 
 
 def test_a_record_round_trips_with_its_schema_and_seed(tmp_path):
-    record = rundir.StickerRecord(flags={"model": "original", "seed": 3, "noise_clip": 20.0},
-                                  rows=[{"lambda": 0.002, "target": 12, "asr": 0.5, "targeted": 0.5, "l2": 0.2}],
-                                  aggregate={"lambda=0.002": {"avg_asr": 0.5}}, clean_victim_accuracy=1.0, seed=3)
+    record = rundir.StickerRecord(
+        flags={"model": "original", "seed": 3, "noise_clip": 20.0},
+        rows=[{"lambda": 0.002, "target": 12, "asr": 0.5, "targeted": 0.5, "l2": 0.2}],
+        aggregate={"lambda=0.002": {"avg_asr": 0.5}},
+        clean_victim_accuracy=1.0,
+        seed=3,
+    )
     path = record.write(tmp_path / "results.json")
     data = json.loads(path.read_text())
     assert data["schema"] == rundir.SCHEMA and data["kind"] == "rp2_stickers"
@@ -40,8 +44,15 @@ def test_a_record_keeps_its_own_seed_where_no_flag_holds_it(tmp_path):
 
 
 def test_schema_zero_files_read_and_newer_schemas_are_refused(tmp_path):
-    old = {"flags": {"seed": 2, "noise_clip": 20.0}, "rows": [], "aggregate": {}, "clean_victim_accuracy": 1.0,
-           "history": {}, "versions": {}, "wall_seconds": 1.0}
+    old = {
+        "flags": {"seed": 2, "noise_clip": 20.0},
+        "rows": [],
+        "aggregate": {},
+        "clean_victim_accuracy": 1.0,
+        "history": {},
+        "versions": {},
+        "wall_seconds": 1.0,
+    }
     (tmp_path / "old.json").write_text(json.dumps(old))
     record = rundir.StickerRecord.read(tmp_path / "old.json")
     assert record.seed == 2  # taken from the flags it was run with
@@ -58,8 +69,13 @@ def test_seeds_get_their_own_directories_and_the_first_keeps_the_bare_name(tmp_p
     assert lay.model_dir("tv_1e-4", 2) == tmp_path / "models" / "tv_1e-4-seed2"
     assert lay.model("original", 2) == rundir.ORIGINAL and lay.model_inputs("original") == []
     assert lay.results("lowfreq", "conv_7/dct16", 1) == tmp_path / "lowfreq" / "conv_7" / "dct16-seed1" / "results.json"
-    for name, kept in (("0.2", True), ("baseline-seed1", True), ("baseline.superseded-ab12", False),
-                       ("x.corrupt-0", False), ("y.not-a-step", False)):
+    for name, kept in (
+        ("0.2", True),
+        ("baseline-seed1", True),
+        ("baseline.superseded-ab12", False),
+        ("x.corrupt-0", False),
+        ("y.not-a-step", False),
+    ):
         (tmp_path / name).mkdir()
         assert rundir.is_result_dir(tmp_path / name) is kept
 

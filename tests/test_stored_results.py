@@ -33,8 +33,9 @@ def stored(tables):
     from blurnet_tf.reports import flat_records
 
     records = flat_records.read(STORED / flat_records.JSON_FILE)
-    return {(r.experiment, r.model, r.variant, r.attack, r.lam, r.target, r.metric): r.value
-            for r in records if r.seed == 0}
+    return {
+        (r.experiment, r.model, r.variant, r.attack, r.lam, r.target, r.metric): r.value for r in records if r.seed == 0
+    }
 
 
 def test_stored_records_are_the_stored_tables(tables):
@@ -54,7 +55,10 @@ def test_stored_records_are_the_stored_tables(tables):
     original = tables["data"]["transfer"]["original"]["variants"]["l1_blur_5"]
     by_key = {r.key: r.value for r in records}
     assert by_key["table1_transfer", "original", "l1_blur_5", 0, "rp2", 0.002, None, "avg_asr"] == original["avg_asr"]
-    assert by_key["table4_pgd", "baseline", None, 0, "pgd_linf", None, None, "asr"] == tables["data"]["pgd"]["baseline"]["asr"]
+    assert (
+        by_key["table4_pgd", "baseline", None, 0, "pgd_linf", None, None, "asr"]
+        == tables["data"]["pgd"]["baseline"]["asr"]
+    )
 
 
 def _stickered(data_dir, victims, row):
@@ -62,8 +66,9 @@ def _stickered(data_dir, victims, row):
     from blurnet_tf.evaluation.metrics import apply_sticker
 
     mask = load_mask(data_dir, "rectangles")
-    files = sorted((STORED / "stickers" / row).glob("lambda0.002_target*.npy"),
-                   key=lambda p: int(p.stem.rsplit("target", 1)[1]))
+    files = sorted(
+        (STORED / "stickers" / row).glob("lambda0.002_target*.npy"), key=lambda p: int(p.stem.rsplit("target", 1)[1])
+    )
     targets = [int(p.stem.rsplit("target", 1)[1]) for p in files]
     return targets, np.stack([apply_sticker(victims, mask, np.load(p)) for p in files])
 
@@ -74,8 +79,11 @@ def test_stored_table1_on_the_original_weights_remeasures(stored, data_dir, vict
 
     targets, adv = _stickered(data_dir, victims, "original")
     assert len(targets) == 17
-    for name, model in (("none", original_model), ("input_blur_3", insert_blur(original_model, "input", 3)),
-                        ("l1_blur_5", insert_blur(original_model, "l1", 5))):
+    for name, model in (
+        ("none", original_model),
+        ("input_blur_3", insert_blur(original_model, "input", 3)),
+        ("l1_blur_5", insert_blur(original_model, "l1", 5)),
+    ):
         clean = metrics.predict_classes(model, victims)
         asr = [metrics.attack_success_rate(clean, metrics.predict_classes(model, a)) for a in adv]
         cell = lambda metric, target=None: stored["table1_transfer", "original", name, "rp2", 0.002, target, metric]  # noqa: E731
@@ -117,8 +125,9 @@ def test_the_table2_run_has_three_seeds_on_every_row_and_its_intervals_and_claim
     seeds_data = seed_statistics.from_records(records, seeded["seeds"]["seeds"], seeded["seeds"]["rows"])
     assert json.loads(json.dumps(seed_statistics.row_intervals(seeds_data))) == seeded["intervals"]
     recomputed = seed_statistics.claims(seeds_data) + accuracy_curve.claims(seeded["data"]["accuracy_curve"])
-    assert [list(c) for c in recomputed] == [[c["claim"], c["verdict"], c["evidence"]]
-                                             for c in seeded["claims"][:len(recomputed)]]
+    assert [list(c) for c in recomputed] == [
+        [c["claim"], c["verdict"], c["evidence"]] for c in seeded["claims"][: len(recomputed)]
+    ]
     whitebox = seeded["intervals"]["whitebox"]
     assert set(whitebox) == {"original", *TABLE2_ROWS}
     assert {m[k]["seeds"] for m in whitebox.values() for k in ("avg_asr", "worst_asr", "l2")} == {3}
@@ -150,7 +159,8 @@ def test_the_committed_quick_results_are_what_the_current_code_writes():
     if written_with != ".".join(platform.python_version_tuple()[:2]):  # ast.dump's form changes between them
         pytest.skip(f"results/quick was written under Python {written_with}: its code digest is that version's")
     assert meta.get("code") == files.code_digest(), (
-        "the code the quick profile runs changed since results/quick was written: run ./run.sh and commit results/quick")
+        "the code the quick profile runs changed since results/quick was written: run ./run.sh and commit results/quick"
+    )
     assert meta.get("dirty") is False  # written from a committed tree
 
 

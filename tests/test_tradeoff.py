@@ -14,8 +14,8 @@ from blurnet_tf.reports import tradeoff_analysis as analysis
 
 def test_interpolation_weights_are_linear_between_the_bracketing_models_in_accuracy_order():
     w = frontier.interpolation_weights([0.9, 0.8, 1.0], [0.85, 0.8, 0.95, 1.0, 0.79, 1.01])
-    np.testing.assert_allclose(w[:, 0], [0.5, 0.5, 0.0])   # halfway between 0.8 and 0.9
-    np.testing.assert_allclose(w[:, 1], [0.0, 1.0, 0.0])   # on a model
+    np.testing.assert_allclose(w[:, 0], [0.5, 0.5, 0.0])  # halfway between 0.8 and 0.9
+    np.testing.assert_allclose(w[:, 1], [0.0, 1.0, 0.0])  # on a model
     np.testing.assert_allclose(w[:, 2], [0.5, 0.0, 0.5])
     np.testing.assert_allclose(w[:, 3], [0.0, 0.0, 1.0])
     assert np.isnan(w[:, 4]).all() and np.isnan(w[:, 5]).all()  # no extrapolation
@@ -34,8 +34,9 @@ def test_a_gap_of_exactly_max_gap_is_interpolated_and_only_a_wider_one_is_a_coll
 
 def curve(asr_per_point, targets=4, victims=10):
     """success [P, T, V] whose every target has the given ASR (a multiple of 1/victims)."""
-    return np.array([[[1] * round(a * victims) + [0] * (victims - round(a * victims))] * targets
-                     for a in asr_per_point])
+    return np.array(
+        [[[1] * round(a * victims) + [0] * (victims - round(a * victims))] * targets for a in asr_per_point]
+    )
 
 
 def test_a_curve_with_identical_seeds_and_all_or_nothing_targets_is_exact_with_a_zero_width_interval():
@@ -80,10 +81,19 @@ def rows(family, point, seed, legit, asr, targets=(1, 2)):
     b = flat_records.RecordBuilder("abc", False)
     b.add(analysis.EXPERIMENT, family, "legit_accuracy", legit, seed, variant=point, images=1002)
     success = [[1] * round(40 * asr) + [0] * (40 - round(40 * asr))] * len(targets)
-    b.rp2(analysis.EXPERIMENT, family, {"rows": [
-        {"lambda": 0.002, "target": t, "asr": asr, "targeted": 0.0, "l2": 0.3, "success": s} for t, s in zip(targets, success)],
-        "aggregate": {"lambda=0.002": {"avg_asr": asr, "worst_asr": asr, "avg_targeted": 0.0, "l2": 0.3}}}, seed,
-        variant=point)
+    b.rp2(
+        analysis.EXPERIMENT,
+        family,
+        {
+            "rows": [
+                {"lambda": 0.002, "target": t, "asr": asr, "targeted": 0.0, "l2": 0.3, "success": s}
+                for t, s in zip(targets, success)
+            ],
+            "aggregate": {"lambda=0.002": {"avg_asr": asr, "worst_asr": asr, "avg_targeted": 0.0, "l2": 0.3}},
+        },
+        seed,
+        variant=point,
+    )
     return b.rows
 
 
@@ -93,7 +103,7 @@ def test_curves_pair_seeds_with_the_baseline_order_points_and_start_knob_zero_fa
         records += rows("baseline", "step20", seed, 0.88, 0.0) + rows("baseline", "epoch10", seed, 0.99, 1.0)
         records += rows("baseline", "epoch2", seed, 0.97, 1.0)
         records += rows("tv", "alpha1", seed, 0.86, 0.0) + rows("tv", "alpha0.1", seed, 0.95, 0.0)
-    records += rows("tv", "alpha0.5", 0, 0.9, 0.1)             # seed 1 lacks it: the point is dropped
+    records += rows("tv", "alpha0.5", 0, 0.9, 0.1)  # seed 1 lacks it: the point is dropped
     records += rows("conv_7", "alpha1", 0, 0.8, 0.3) + rows("conv_7", "alpha3", 0, 0.7, 0.3)
     records += rows("lonely", "x1", 5, 0.8, 0.3) + rows("lonely", "x2", 5, 0.9, 0.3)  # no baseline seed 5
     c = analysis.curves(records, zero_is_baseline=("tv",))
@@ -129,19 +139,31 @@ def test_the_tradeoff_profile_runs_end_to_end_and_its_table_is_recomputed_from_i
     from blurnet_tf.pipeline.tradeoff_steps import Frontier, TradeoffBudget
     from blurnet_tf.reports.tradeoff_report import write_report
 
-    budget = TradeoffBudget(frontiers=(Frontier("tv", "tv_1e-4", "alpha", ("100",)),), seeds=(0, 1), train_epochs=1,
-                            attack_epochs=2, baseline_steps=(1,), targets="5,12", max_train_images=256)
+    budget = TradeoffBudget(
+        frontiers=(Frontier("tv", "tv_1e-4", "alpha", ("100",)),),
+        seeds=(0, 1),
+        train_epochs=1,
+        attack_epochs=2,
+        baseline_steps=(1,),
+        targets="5,12",
+        max_train_images=256,
+    )
     profile = dataclasses.replace(PROFILES["tradeoff"], tradeoff=budget)
     steps = build_plan(profile, tmp_path / "runs")
     assert [s.name for s in steps if s.stage == "train"] == [
-        "train/baseline/seed0", "train/baseline/seed1", "train/tv/alpha100/seed0", "train/tv/alpha100/seed1"]
+        "train/baseline/seed0",
+        "train/baseline/seed1",
+        "train/tv/alpha100/seed0",
+        "train/tv/alpha100/seed1",
+    ]
     run_all(steps, jobs=2)
     write_report(profile, tmp_path / "runs", tmp_path / "results", 0.0, {}, [s.out for s in steps])
     out = tmp_path / "results" / "tradeoff"
     records = flat_records.read(out / "results.json")
     legit = {(r.model, r.variant, r.seed) for r in records if r.metric == "legit_accuracy"}
-    assert legit == {(f, p, s) for s in (0, 1) for f, p in (("baseline", "step1"), ("baseline", "epoch1"),
-                                                            ("tv", "alpha100"))}
+    assert legit == {
+        (f, p, s) for s in (0, 1) for f, p in (("baseline", "step1"), ("baseline", "epoch1"), ("tv", "alpha100"))
+    }
     assert {r.target for r in records if r.metric == "asr"} == {5, 12}
     assert (out / "figures" / "frontiers.png").is_file() and (out / "figures" / "frontiers.pdf").is_file()
     report = (out / "REPORT.md").read_text()
@@ -159,8 +181,14 @@ def test_the_longtrain_profile_logs_the_penalty_share_and_attacks_every_kept_epo
     from blurnet_tf.pipeline.ray_executor import run_all
     from blurnet_tf.reports.longtrain_report import points, write_report
 
-    budget = LongTraining(rows=("baseline", "tv_1e-4"), epochs=3, attacked_epochs=(1,), attack_epochs=2,
-                          targets="5,12", max_train_images=256)
+    budget = LongTraining(
+        rows=("baseline", "tv_1e-4"),
+        epochs=3,
+        attacked_epochs=(1,),
+        attack_epochs=2,
+        targets="5,12",
+        max_train_images=256,
+    )
     profile = dataclasses.replace(PROFILES["longtrain"], long_training=budget)
     steps = build_plan(profile, tmp_path / "runs")
     run_all(steps, jobs=2)
@@ -190,8 +218,9 @@ def test_at_a_models_own_accuracy_the_bootstrap_is_the_seed_statistics_one():
         reference = intervals.asr_interval(success[:, 2], statistic)
         assert cell == pytest.approx(reference, abs=1e-9)
         (diff,) = frontier.paired_difference_at((success, acc), (base, base_acc), [0.90], statistic)
-        assert diff == pytest.approx({**intervals.paired_difference(success[:, 2], base[:, 1], statistic), "seeds": 3},
-                                     abs=1e-9)
+        assert diff == pytest.approx(
+            {**intervals.paired_difference(success[:, 2], base[:, 1], statistic), "seeds": 3}, abs=1e-9
+        )
 
 
 def test_models_of_equal_accuracy_share_their_weight_whatever_their_order():

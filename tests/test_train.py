@@ -40,9 +40,17 @@ class UniformNoise(keras.layers.Layer):
 
 def tiny_model():
     """Every kind of training randomness: a Keras SeedGenerator (GaussianNoise, Dropout) and a TF op."""
-    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.GaussianNoise(0.1), UniformNoise(),
-                             keras.layers.Conv2D(4, 3, activation="relu"), keras.layers.Dropout(0.5),
-                             keras.layers.Flatten(), keras.layers.Dense(3)])
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.GaussianNoise(0.1),
+            UniformNoise(),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3),
+        ]
+    )
 
 
 def tiny_data():
@@ -53,9 +61,18 @@ def tiny_data():
 
 def tiny_train(out, epochs=4, snapshot_epochs=(), snapshot_steps=(), validation_data=None):
     keras.utils.set_random_seed(0)  # as the binary does before building the model
-    model, _, info = train(tiny_model, tiny_data(), out, epochs=epochs, batch_size=32, seed=0, verbose=0,
-                           snapshot_epochs=snapshot_epochs, snapshot_steps=snapshot_steps,
-                           validation_data=validation_data)
+    model, _, info = train(
+        tiny_model,
+        tiny_data(),
+        out,
+        epochs=epochs,
+        batch_size=32,
+        seed=0,
+        verbose=0,
+        snapshot_epochs=snapshot_epochs,
+        snapshot_steps=snapshot_steps,
+        validation_data=validation_data,
+    )
     return model, info
 
 
@@ -88,8 +105,10 @@ def test_snapshots_hold_the_weights_of_a_run_stopped_at_that_epoch(tmp_path):
     from blurnet_tf import rundir
 
     tiny_train(tmp_path / "long", epochs=4, snapshot_epochs=(1, 3))
-    assert sorted(p.name for p in (tmp_path / "long" / rundir.SNAPSHOT_DIR).iterdir()) == ["epoch1.keras",
-                                                                                        "epoch3.keras"]
+    assert sorted(p.name for p in (tmp_path / "long" / rundir.SNAPSHOT_DIR).iterdir()) == [
+        "epoch1.keras",
+        "epoch3.keras",
+    ]
     for epoch in (1, 3):  # the same seeds: a 4-epoch run passes through the 1- and 3-epoch runs' weights
         short, _ = tiny_train(tmp_path / f"short{epoch}", epochs=epoch)
         assert_same_weights(short, load_model(rundir.snapshot_file(tmp_path / "long", epoch)))
@@ -112,7 +131,9 @@ def test_step_snapshots_match_the_epoch_ones_survive_a_kill_and_record_their_acc
     tiny_train(tmp_path / "whole", epochs=3, snapshot_epochs=(1, 2), snapshot_steps=steps, validation_data=(x, y))
     whole = tmp_path / "whole"
     for step, epoch in ((3, 1), (6, 2)):
-        assert_same_weights(load_model(rundir.snapshot_step_file(whole, step)), load_model(rundir.snapshot_file(whole, epoch)))
+        assert_same_weights(
+            load_model(rundir.snapshot_step_file(whole, step)), load_model(rundir.snapshot_file(whole, epoch))
+        )
     for step in steps:  # the recorded accuracy is the saved weights' on the validation data
         model = load_model(rundir.snapshot_step_file(whole, step))
         info = files.read_json(rundir.snapshot_step_file(whole, step).with_suffix(".json"))
@@ -132,8 +153,10 @@ def test_step_snapshots_match_the_epoch_ones_survive_a_kill_and_record_their_acc
     monkeypatch.undo()
     tiny_train(tmp_path / "killed", epochs=3, snapshot_steps=steps)
     for step in steps:
-        assert_same_weights(load_model(rundir.snapshot_step_file(whole, step)),
-                            load_model(rundir.snapshot_step_file(tmp_path / "killed", step)))
+        assert_same_weights(
+            load_model(rundir.snapshot_step_file(whole, step)),
+            load_model(rundir.snapshot_step_file(tmp_path / "killed", step)),
+        )
     with pytest.raises(SettingError, match=r"snapshot_steps: \[10\] lie past the last batch \(3 epochs of 3"):
         tiny_train(tmp_path / "beyond", epochs=3, snapshot_steps=(10,))
 
@@ -141,7 +164,7 @@ def test_step_snapshots_match_the_epoch_ones_survive_a_kill_and_record_their_acc
 def test_a_swap_cut_short_by_a_kill_resumes_from_the_old_checkpoint(tmp_path, capsys):
     tiny_train(tmp_path, epochs=2)
     (tmp_path / "checkpoint").rename(tmp_path / "checkpoint.old")  # killed between the two renames
-    (tmp_path / "checkpoint.999999.tmp").mkdir()                    # and a killed writer's temp dir
+    (tmp_path / "checkpoint.999999.tmp").mkdir()  # and a killed writer's temp dir
     _, info = tiny_train(tmp_path, epochs=2)
     assert info["resumed_from_epoch"] == 2
     assert f"resuming from {tmp_path / 'checkpoint'} after epoch 2" in capsys.readouterr().out
@@ -155,7 +178,7 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_training_starts_again(tmp_path,
     if broken == "epochs_done":  # valid JSON, but a count its history does not bear out
         path.write_text(json.dumps({**json.loads(path.read_text()), "epochs_done": 1000}))
     else:
-        path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])  # truncated
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # truncated
     capsys.readouterr()
     _, info = tiny_train(tmp_path, epochs=2)
     assert info["resumed_from_epoch"] == 0
@@ -197,19 +220,26 @@ def test_a_non_finite_weight_stops_training_even_when_the_loss_is_finite():
     stop.on_epoch_begin(2)
     stop.on_train_batch_end(4, {"loss": 0.5})  # all finite: no stop
     model.get_layer("head").bias.assign([np.nan])
-    with pytest.raises(TrainingDiverged, match=r"^training diverged: non-finite weights in \S*head/bias at epoch 3, "
-                                               r"batch 6; check the data or lower --learning_rate$"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"^training diverged: non-finite weights in \S*head/bias at epoch 3, "
+        r"batch 6; check the data or lower --learning_rate$",
+    ):
         stop.on_train_batch_end(5, {"loss": 0.5})
 
 
 @pytest.mark.slow
 def test_a_diverging_training_binary_ends_in_one_line_with_status_1(tmp_path):
-    proc = run_python(*TRAIN, f"--out={tmp_path}", "--epochs=1", "--max_train_images=256", "--learning_rate=1e30",
-                      check=False)
+    proc = run_python(
+        *TRAIN, f"--out={tmp_path}", "--epochs=1", "--max_train_images=256", "--learning_rate=1e30", check=False
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and re.fullmatch(r"error: training diverged: (loss (nan|inf)|non-finite weights in \S+) "
-                                             r"at epoch 1, batch \d+; check the data or lower --learning_rate", errors[0])
+    assert len(errors) == 1 and re.fullmatch(
+        r"error: training diverged: (loss (nan|inf)|non-finite weights in \S+) "
+        r"at epoch 1, batch \d+; check the data or lower --learning_rate",
+        errors[0],
+    )
     assert not list(tmp_path.rglob("*.keras"))
 
 
@@ -223,7 +253,8 @@ def test_a_checkpoint_of_other_settings_is_refused_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: {ckpt}: checkpoint was written with other settings; use another --out or move {ckpt} aside"]
+        f"error: {ckpt}: checkpoint was written with other settings; use another --out or move {ckpt} aside"
+    ]
     assert (ckpt / "state.json").read_text() == state  # left as it was
 
 
@@ -248,10 +279,20 @@ def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     # The uninterrupted reference runs beside the run that is killed (one core each: the same results, as
     # the threads are fixed); the kill must land between epochs 2 and 4, so 800 images keep epochs long.
-    reference = subprocess.Popen([sys.executable, *args, f"--out={whole}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                 stderr=open(tmp_path / "whole.err", "w"), env={**os.environ, **ONE_THREAD})
-    proc = subprocess.Popen([sys.executable, *args, f"--out={killed}"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **ONE_THREAD})
+    reference = subprocess.Popen(
+        [sys.executable, *args, f"--out={whole}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "whole.err", "w"),
+        env={**os.environ, **ONE_THREAD},
+    )
+    proc = subprocess.Popen(
+        [sys.executable, *args, f"--out={killed}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **ONE_THREAD},
+    )
     state = killed / "checkpoint" / "state.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -314,13 +355,20 @@ def test_penalty_share_logs_the_final_models_cross_entropy_penalty_and_gradient_
     x, y = tiny_data()
 
     def regularised():
-        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
-                                 keras.layers.ActivityRegularization(l2=0.01), keras.layers.Flatten(),
-                                 keras.layers.Dense(3)])
+        return keras.Sequential(
+            [
+                keras.Input((8, 8, 1)),
+                keras.layers.Conv2D(4, 3, activation="relu"),
+                keras.layers.ActivityRegularization(l2=0.01),
+                keras.layers.Flatten(),
+                keras.layers.Dense(3),
+            ]
+        )
 
     keras.utils.set_random_seed(0)
-    model, history, _ = train(regularised, (x, y), tmp_path, epochs=2, batch_size=32, seed=0, verbose=0,
-                              penalty_share=True)
+    model, history, _ = train(
+        regularised, (x, y), tmp_path, epochs=2, batch_size=32, seed=0, verbose=0, penalty_share=True
+    )
     last = history[-1]
     with tf.GradientTape(persistent=True) as tape:
         logits = model(x, training=False)
@@ -332,16 +380,20 @@ def test_penalty_share_logs_the_final_models_cross_entropy_penalty_and_gradient_
         grads = [g for g in tape.gradient(term, model.trainable_variables) if g is not None]
         assert last[key] == pytest.approx(float(tf.linalg.global_norm(grads)), rel=1e-4)
     keras.utils.set_random_seed(0)
-    _, plain, _ = train(tiny_model, (x, y), tmp_path / "plain", epochs=1, batch_size=32, seed=0, verbose=0,
-                        penalty_share=True)
+    _, plain, _ = train(
+        tiny_model, (x, y), tmp_path / "plain", epochs=1, batch_size=32, seed=0, verbose=0, penalty_share=True
+    )
     assert plain[-1]["monitor_penalty"] == 0.0 and plain[-1]["monitor_grad_penalty"] == 0.0
 
 
 def test_a_users_folders_named_like_checkpoint_leftovers_are_kept_and_ours_are_cleared(tmp_path):
     """--overwrite opens a user's directory: its checkpoint.old/ or checkpoint.<n>.tmp/ of other files is
     moved aside, never deleted; a killed writer's own leftovers (only checkpoint files) still go."""
-    mine_old, mine_tmp, ours_tmp = (tmp_path / "checkpoint.old", tmp_path / "checkpoint.7.tmp",
-                                    tmp_path / "checkpoint.8.tmp")
+    mine_old, mine_tmp, ours_tmp = (
+        tmp_path / "checkpoint.old",
+        tmp_path / "checkpoint.7.tmp",
+        tmp_path / "checkpoint.8.tmp",
+    )
     for folder, name in ((mine_old, "notes.txt"), (mine_tmp, "data.csv"), (ours_tmp, ".state.json.8.tmp")):
         folder.mkdir()
         (folder / name).write_text("x")

@@ -13,5 +13,20 @@ from blurnet_tf.attacks.linf_gradient import linf_attack, madry_step
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.attacks.rp2 import RP2Result, low_frequency, rp2
 
-__all__ = ["RP2Result", "low_frequency", "rp2", "linf_attack", "madry_step", "carlini_wagner_l2", "ddn",
-           "lbfgs_attack", "art_classifier", "deepfool", "jsma", "random_targets", "logits_fn", "AttackResult", "autoattack_linf"]
+__all__ = [
+    "RP2Result",
+    "low_frequency",
+    "rp2",
+    "linf_attack",
+    "madry_step",
+    "carlini_wagner_l2",
+    "ddn",
+    "lbfgs_attack",
+    "art_classifier",
+    "deepfool",
+    "jsma",
+    "random_targets",
+    "logits_fn",
+    "AttackResult",
+    "autoattack_linf",
+]

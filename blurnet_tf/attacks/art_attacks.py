@@ -24,11 +24,15 @@ if TYPE_CHECKING:
 __all__ = ["art_classifier", "deepfool", "jsma", "random_targets"]
 
 
-def art_classifier(model: keras.Model | Callable[..., tf.Tensor], *, nb_classes: int | None = None,
-                   input_shape: Sequence[int] | None = None,
-                   preprocessing_defences: Preprocessor | list[Preprocessor] | None = None,
-                   clip_values: tuple[float, float] = (0.0, 1.0),
-                   probabilities: bool = False) -> TensorFlowV2Classifier:
+def art_classifier(
+    model: keras.Model | Callable[..., tf.Tensor],
+    *,
+    nb_classes: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    preprocessing_defences: Preprocessor | list[Preprocessor] | None = None,
+    clip_values: tuple[float, float] = (0.0, 1.0),
+    probabilities: bool = False,
+) -> TensorFlowV2Classifier:
     """ART's TensorFlowV2Classifier around a model that returns logits.
 
     The classifier computes class gradients in one compiled call (a batch Jacobian) rather than
@@ -59,15 +63,22 @@ def art_classifier(model: keras.Model | Callable[..., tf.Tensor], *, nb_classes:
 
     from blurnet_tf.attacks.logits_model import logits_fn
 
-    nb_classes = int(nb_classes or model.output_shape[-1])
-    input_shape = tuple(input_shape or model.input_shape[1:])
+    if not isinstance(model, keras.Model) and (nb_classes is None or input_shape is None):
+        raise ValueError("nb_classes, input_shape: a plain function does not say them; pass both")
+    nb_classes = int(nb_classes or model.output_shape[-1])  # type: ignore[union-attr]  # (a Keras model here)
+    input_shape = tuple(input_shape or model.input_shape[1:])  # type: ignore[union-attr]
     if not isinstance(model, keras.Model):  # ART calls model(x, training=...): a plain function takes no `training`
         f = logits_fn(model)
         model = lambda x, training=False: f(x)  # noqa: E731
     net = (lambda x, training=False: tf.nn.softmax(model(x, training=training))) if probabilities else model
-    return _classifier_class()(net, nb_classes=nb_classes, input_shape=input_shape, clip_values=clip_values,
-                               loss_object=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
-                               preprocessing_defences=preprocessing_defences)
+    return _classifier_class()(
+        net,
+        nb_classes=nb_classes,
+        input_shape=input_shape,
+        clip_values=clip_values,
+        loss_object=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities),
+        preprocessing_defences=preprocessing_defences,
+    )
 
 
 def _classifier_class():
@@ -110,9 +121,16 @@ def _classifier_class():
 
 
 @renamed_keywords(images="x")
-def deepfool(model: keras.Model | Callable[..., tf.Tensor] | ClassifierMixin, x: np.ndarray, *,
-             overshoot: float = 0.02, max_iter: int = 50, nb_grads: int | None = None, batch_size: int = 128,
-             preprocessing_defences: Preprocessor | list[Preprocessor] | None = None) -> np.ndarray:
+def deepfool(
+    model: keras.Model | Callable[..., tf.Tensor] | ClassifierMixin,
+    x: np.ndarray,
+    *,
+    overshoot: float = 0.02,
+    max_iter: int = 50,
+    nb_grads: int | None = None,
+    batch_size: int = 128,
+    preprocessing_defences: Preprocessor | list[Preprocessor] | None = None,
+) -> np.ndarray:
     """Untargeted DeepFool (Moosavi-Dezfooli et al. 2016, Alg. 2).
 
     The linearised step to the nearest class boundary, scaled by 1 + overshoot, over every class
@@ -158,15 +176,23 @@ def deepfool(model: keras.Model | Callable[..., tf.Tensor] | ClassifierMixin, x:
 
     classifier = _as_art(model, preprocessing_defences, x=x)
     nb_grads = classifier.nb_classes if nb_grads is None else nb_grads
-    attack = DeepFool(classifier, max_iter=max_iter, epsilon=overshoot, nb_grads=nb_grads, batch_size=batch_size,
-                      verbose=False)
+    attack = DeepFool(
+        classifier, max_iter=max_iter, epsilon=overshoot, nb_grads=nb_grads, batch_size=batch_size, verbose=False
+    )
     return attack.generate(np.asarray(x, np.float32)).astype(np.float32)
 
 
 @renamed_keywords(images="x")
-def jsma(model: keras.Model | Callable[..., tf.Tensor] | ClassifierMixin, x: np.ndarray, targets: np.ndarray, *,
-         theta: float = 1.0, gamma: float = 0.145, batch_size: int = 128,
-         preprocessing_defences: Preprocessor | list[Preprocessor] | None = None) -> np.ndarray:
+def jsma(
+    model: keras.Model | Callable[..., tf.Tensor] | ClassifierMixin,
+    x: np.ndarray,
+    targets: np.ndarray,
+    *,
+    theta: float = 1.0,
+    gamma: float = 0.145,
+    batch_size: int = 128,
+    preprocessing_defences: Preprocessor | list[Preprocessor] | None = None,
+) -> np.ndarray:
     """Targeted JSMA (Papernot et al. 2016, Alg. 3, eq. 8-9).
 
     Raises the two most salient features by theta per step until the target class wins or a
@@ -249,8 +275,13 @@ def _as_art(model, preprocessing_defences, probabilities=False, x=None):
         from blurnet_tf.attacks.logits_model import logits_fn
 
         classes = int(logits_fn(model)(tf.constant(np.asarray(x[:1], np.float32))).shape[-1])
-        return art_classifier(model, nb_classes=classes, input_shape=np.shape(x)[1:],
-                              preprocessing_defences=preprocessing_defences, probabilities=probabilities)
+        return art_classifier(
+            model,
+            nb_classes=classes,
+            input_shape=np.shape(x)[1:],
+            preprocessing_defences=preprocessing_defences,
+            probabilities=probabilities,
+        )
     if preprocessing_defences is not None:
         raise ValueError("preprocessing_defences go with a Keras model; an ART classifier carries its own")
     return model

@@ -25,17 +25,28 @@ class AttackResult:
     norm : np.ndarray
         [N]: the L2 norm of adversarial − image (0 where it failed).
     """
+
     adversarial: np.ndarray
     success: np.ndarray
     norm: np.ndarray
 
 
-def scored(to_logits: Callable[[tf.Tensor], tf.Tensor], images: np.ndarray, adversarial: np.ndarray,
-           labels: np.ndarray, targeted: bool = False, batch: int = 500) -> AttackResult:
+def scored(
+    to_logits: Callable[[tf.Tensor], tf.Tensor],
+    images: np.ndarray,
+    adversarial: np.ndarray,
+    labels: np.ndarray,
+    targeted: bool = False,
+    batch: int = 500,
+) -> AttackResult:
     """The AttackResult of `adversarial`, its success read off the model itself."""
     adversarial = np.asarray(adversarial, np.float32)
-    pred = np.concatenate([np.argmax(to_logits(tf.constant(adversarial[i:i + batch])), axis=-1)
-                           for i in range(0, len(adversarial), batch)])
+    pred = np.concatenate(
+        [
+            np.argmax(to_logits(tf.constant(adversarial[i : i + batch])), axis=-1)
+            for i in range(0, len(adversarial), batch)
+        ]
+    )
     labels = np.asarray(labels)
     success = pred == labels if targeted else pred != labels
     norm = np.sqrt(np.sum(np.square(adversarial - np.asarray(images, np.float32)).reshape(len(labels), -1), axis=1))

@@ -29,9 +29,18 @@ AttackName = Literal["apgd-ce", "apgd-t", "square"]
 ATTACKS = get_args(AttackName)
 
 
-def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *, eps: float = 8 / 255,
-                    steps: int = 100, target_classes: int = 9, square_queries: int = 5000,
-                    attacks: Sequence[AttackName] = ATTACKS, seed: int = 0) -> AttackResult:
+def autoattack_linf(
+    model: Callable[..., tf.Tensor],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    eps: float = 8 / 255,
+    steps: int = 100,
+    target_classes: int = 9,
+    square_queries: int = 5000,
+    attacks: Sequence[AttackName] = ATTACKS,
+    seed: int = 0,
+) -> AttackResult:
     """AutoAttack-strength L∞ attack: APGD-CE, APGD-T (DLR loss) and Square through ART 1.20.
 
     Every setting is AutoAttack's standard version (the module docstring lists them); an image
@@ -90,9 +99,19 @@ def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarra
 
     with seeded(seed), quiet_logger("art"):  # ART draws its random starts and squares from NumPy's global generator
         if "apgd-ce" in attacks:
-            keep(AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
-                                              nb_random_init=1, batch_size=len(x), loss_type="cross_entropy",
-                                              verbose=False).generate(x, y=np.eye(classes)[y]))
+            keep(
+                AutoProjectedGradientDescent(
+                    classifier,
+                    norm=np.inf,
+                    eps=eps,
+                    eps_step=2 * eps,
+                    max_iter=steps,
+                    nb_random_init=1,
+                    batch_size=len(x),
+                    loss_type="cross_entropy",
+                    verbose=False,
+                ).generate(x, y=np.eye(classes)[y])
+            )
         if "apgd-t" in attacks:
             others = logits.copy()
             others[np.arange(len(y)), y] = -np.inf
@@ -102,17 +121,34 @@ def autoattack_linf(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarra
                 if not todo.any():
                     break
                 targets = ranked[:, k]
-                apgd = AutoProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=steps,
-                                                    targeted=True, nb_random_init=1, batch_size=int(todo.sum()),
-                                                    loss_type="difference_logits_ratio", verbose=False)
+                apgd = AutoProjectedGradientDescent(
+                    classifier,
+                    norm=np.inf,
+                    eps=eps,
+                    eps_step=2 * eps,
+                    max_iter=steps,
+                    targeted=True,
+                    nb_random_init=1,
+                    batch_size=int(todo.sum()),
+                    loss_type="difference_logits_ratio",
+                    verbose=False,
+                )
                 adv = x.copy()
                 adv[todo] = apgd.generate(x[todo], y=np.eye(classes)[targets[todo]])
                 keep(adv)
         if "square" in attacks and (~broken).any():
             todo = ~broken
             adv = x.copy()
-            adv[todo] = SquareAttack(classifier, norm=np.inf, max_iter=square_queries, eps=eps, p_init=0.8, nb_restarts=1,
-                                     batch_size=int(todo.sum()), verbose=False).generate(x[todo], y=np.eye(classes)[y[todo]])
+            adv[todo] = SquareAttack(
+                classifier,
+                norm=np.inf,
+                max_iter=square_queries,
+                eps=eps,
+                p_init=0.8,
+                nb_restarts=1,
+                batch_size=int(todo.sum()),
+                verbose=False,
+            ).generate(x[todo], y=np.eye(classes)[y[todo]])
             keep(adv)
     success = np.argmax(np.asarray(f(tf.constant(best))), 1) != y
     norm = np.abs(best - x).reshape(len(x), -1).max(axis=1)

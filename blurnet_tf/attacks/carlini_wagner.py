@@ -20,10 +20,18 @@ from blurnet_tf.deprecation import renamed_keywords
 
 
 @renamed_keywords(images="x", labels="y", clip="clip_values")
-def carlini_wagner_l2(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *,
-                      confidence: float = 0.0, initial_const: float = 1e-2, binary_search_steps: int = 5,
-                      max_iterations: int = 200, learning_rate: float = 1e-2,
-                      clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
+def carlini_wagner_l2(
+    model: Callable[..., tf.Tensor],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    confidence: float = 0.0,
+    initial_const: float = 1e-2,
+    binary_search_steps: int = 5,
+    max_iterations: int = 200,
+    learning_rate: float = 1e-2,
+    clip_values: tuple[float, float] = (0.0, 1.0),
+) -> AttackResult:
     """Untargeted C&W L2 (Carlini & Wagner, S&P 2017) on a batch.
 
     Adam on w (x' = (tanh(w) + 1) / 2) per constant c, with a per-image binary search over c; the
@@ -66,8 +74,9 @@ def carlini_wagner_l2(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndar
     w0 = tf.atanh(tf.clip_by_value(scaled * 2 - 1, -1 + 1e-6, 1 - 1e-6))
     w = tf.Variable(w0)
     opt = tf.keras.optimizers.Adam(learning_rate)
-    onehot = tf.one_hot(y, model.output_shape[-1] if hasattr(model, "output_shape") else
-                        int(to_logits(x[:1]).shape[-1]))
+    onehot = tf.one_hot(
+        y, model.output_shape[-1] if hasattr(model, "output_shape") else int(to_logits(x[:1]).shape[-1])
+    )
 
     def to_image(v):
         return (tf.tanh(v) + 1) / 2 * (hi_clip - lo_clip) + lo_clip

@@ -22,9 +22,19 @@ from blurnet_tf.deprecation import renamed_keywords
 
 
 @renamed_keywords(images="x", labels="y", clip="clip_values")
-def ddn(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *, steps: int = 100,
-        gamma: float = 0.05, init_norm: float = 1.0, alpha_max: float = 1.0, alpha_min: float = 0.01,
-        quantize_levels: int | None = 256, clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
+def ddn(
+    model: Callable[..., tf.Tensor],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    steps: int = 100,
+    gamma: float = 0.05,
+    init_norm: float = 1.0,
+    alpha_max: float = 1.0,
+    alpha_min: float = 0.01,
+    quantize_levels: int | None = 256,
+    clip_values: tuple[float, float] = (0.0, 1.0),
+) -> AttackResult:
     """Untargeted DDN (Rony et al., CVPR 2019, Algorithm 1) on a batch.
 
     The smallest-L2 adversarial found per image, over `steps` direction steps with the norm ε
@@ -101,7 +111,9 @@ def ddn(model: Callable[..., tf.Tensor], x: np.ndarray, y: np.ndarray, *, steps:
             delta = delta * tf.reshape(norm / l2(delta), shape)
             stepped = tf.clip_by_value(x + delta, lo, hi)
             if quantize_levels:
-                stepped = lo + tf.round((stepped - lo) / (hi - lo) * (quantize_levels - 1)) / (quantize_levels - 1) * (hi - lo)
+                stepped = lo + tf.round((stepped - lo) / (hi - lo) * (quantize_levels - 1)) / (quantize_levels - 1) * (
+                    hi - lo
+                )
             delta = stepped - x
         # The last iterate is checked too.
         adv = x + delta

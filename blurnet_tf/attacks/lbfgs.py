@@ -24,8 +24,16 @@ from blurnet_tf.deprecation import renamed_keywords
 
 
 @renamed_keywords(images="x", clip="clip_values")
-def lbfgs_attack(model: Callable[..., tf.Tensor], x: np.ndarray, targets: np.ndarray, *, initial_const: float = 1e-2,
-                 search_steps: int = 5, max_iterations: int = 1000, clip_values: tuple[float, float] = (0.0, 1.0)) -> AttackResult:
+def lbfgs_attack(
+    model: Callable[..., tf.Tensor],
+    x: np.ndarray,
+    targets: np.ndarray,
+    *,
+    initial_const: float = 1e-2,
+    search_steps: int = 5,
+    max_iterations: int = 1000,
+    clip_values: tuple[float, float] = (0.0, 1.0),
+) -> AttackResult:
     """Targeted box-constrained L-BFGS (Szegedy et al. 2014, §4.1) on a batch.
 
     The images' problems are independent, so they are solved as one separable sum in a single
@@ -58,7 +66,8 @@ def lbfgs_attack(model: Callable[..., tf.Tensor], x: np.ndarray, targets: np.nda
     images, clip = x, clip_values
     x = np.asarray(x, np.float32)
     n, shape = len(x), x.shape
-    targets = tf.constant(np.asarray(targets), tf.int32)
+    wanted = np.asarray(targets, np.int32)
+    target_ids = tf.constant(wanted)
     x_t = tf.constant(x)
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32), tf.TensorSpec((n,), tf.float32)])
@@ -66,7 +75,7 @@ def lbfgs_attack(model: Callable[..., tf.Tensor], x: np.ndarray, targets: np.nda
         with tf.GradientTape() as tape:
             tape.watch(adv)
             logits = tf.cast(to_logits(adv), tf.float32)
-            ce = tf.keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+            ce = tf.keras.losses.sparse_categorical_crossentropy(target_ids, logits, from_logits=True)
             dist = tf.reduce_sum(tf.square(adv - x_t), axis=tuple(range(1, len(shape))))
             total = tf.reduce_sum(dist + const * ce)
         return total, tape.gradient(total, adv), tf.argmax(logits, axis=-1, output_type=tf.int32), dist
@@ -82,14 +91,15 @@ def lbfgs_attack(model: Callable[..., tf.Tensor], x: np.ndarray, targets: np.nda
     start = x.ravel().astype(np.float64)
     for _ in range(search_steps):
         c = tf.constant(const, tf.float32)
-        found = scipy.optimize.minimize(objective, start, args=(c,), jac=True, method="L-BFGS-B", bounds=bounds,
-                                        options={"maxiter": max_iterations})
+        found = scipy.optimize.minimize(
+            objective, start, args=(c,), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": max_iterations}
+        )
         adv = np.clip(found.x.reshape(shape), *clip).astype(np.float32)
         _, _, pred, dist = value_and_grad(tf.constant(adv), c)
-        hit = pred.numpy() == targets.numpy()
+        hit = pred.numpy() == wanted
         better = hit & (dist.numpy() < best_dist)
         best[better], best_dist[better] = adv[better], dist.numpy()[better]
         hi = np.where(hit, np.minimum(hi, const), hi)
         lo = np.where(hit, lo, np.maximum(lo, const))
         const = np.where(np.isfinite(hi), (lo + hi) / 2, const * 10)
-    return scored(to_logits, images, best, targets.numpy(), targeted=True)
+    return scored(to_logits, images, best, wanted, targeted=True)

@@ -23,9 +23,17 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 
-def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, steps: int = 1,
-                step_size: float | None = None, y: np.ndarray | None = None, rand_init: bool = False,
-                seed: int | None = None) -> np.ndarray:
+def linf_attack(
+    model: Callable[..., tf.Tensor],
+    x: np.ndarray,
+    *,
+    eps: float,
+    steps: int = 1,
+    step_size: float | None = None,
+    y: np.ndarray | None = None,
+    rand_init: bool = False,
+    seed: int | None = None,
+) -> np.ndarray:
     """FGSM, BIM or PGD in L∞ (cleverhans 4), chosen by `steps`, `step_size` and `rand_init`.
 
     One full step (steps=1, step_size ε, no random start) is FGSM; more steps are BIM, or PGD with
@@ -58,12 +66,23 @@ def linf_attack(model: Callable[..., tf.Tensor], x: np.ndarray, *, eps: float, s
     logits = logits_fn(model)
 
     if steps == 1 and not rand_init and (step_size is None or step_size == eps):  # one full step: FGSM
-        return fast_gradient_method(logits, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y,
-                                    sanity_checks=False).numpy()
+        return fast_gradient_method(
+            logits, x, eps, np.inf, clip_min=0.0, clip_max=1.0, y=y, sanity_checks=False
+        ).numpy()
     with seeded(seed if rand_init else None):  # cleverhans draws the start from TensorFlow's global seed
-        return projected_gradient_descent(logits, x, eps, eps if step_size is None else step_size, steps, np.inf,
-                                          clip_min=0.0, clip_max=1.0, y=y, rand_init=rand_init,
-                                          sanity_checks=False).numpy()
+        return projected_gradient_descent(
+            logits,
+            x,
+            eps,
+            eps if step_size is None else step_size,
+            steps,
+            np.inf,
+            clip_min=0.0,
+            clip_max=1.0,
+            y=y,
+            rand_init=rand_init,
+            sanity_checks=False,
+        ).numpy()
 
 
 def madry_step(eps: float, steps: int) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+import typing
 from typing import Literal
 
 import keras
@@ -122,14 +123,27 @@ def _check(images, mask, lam, targets, epochs, lr, norm, noise_clip=20.0):
 
 
 @renamed_keywords(images="x", input_clip="clip_values")
-def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.ndarray,
-        targets: int | Sequence[int] | np.ndarray, *, lam: float | Sequence[float], epochs: int = 300, lr: float = 0.1,
-        norm: Literal["l1", "l2"] = "l2", nps_colors: np.ndarray | None = None,
-        noise_init: Literal["uniform", "zeros"] | Sequence[float] = "uniform",
-        noise_clip: float = 20.0, clip_values: tuple[float, float] = (0.0, 1.0),
-        transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
-        extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None, feature_layer: str = FIRST_LAYER, seed: int = 0, progress: Callable[[int, int], None] | None = None,
-        chunk: int | None = None) -> RP2Result:
+def rp2(
+    model: keras.Model | Callable[..., tf.Tensor],
+    x: np.ndarray,
+    mask: np.ndarray,
+    targets: int | Sequence[int] | np.ndarray,
+    *,
+    lam: float | Sequence[float],
+    epochs: int = 300,
+    lr: float = 0.1,
+    norm: Literal["l1", "l2"] = "l2",
+    nps_colors: np.ndarray | None = None,
+    noise_init: Literal["uniform", "zeros"] | Sequence[float] = "uniform",
+    noise_clip: float = 20.0,
+    clip_values: tuple[float, float] = (0.0, 1.0),
+    transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    feature_layer: str = FIRST_LAYER,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int | None = None,
+) -> RP2Result:
     """Runs RP2 (BlurNet eq. 1) for every lambda in `lam` and every target in `targets` at once.
 
     One noise per (lambda, target), shared by all images, optimised with Adam; the whole sweep is
@@ -184,13 +198,14 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.n
     ------
     ValueError
         One naming the setting: a non-finite or negative λ, a mask not of 0 and 1, a target not
-        a class of the model, epochs < 0, lr or noise_clip not > 0, a norm not l1 / l2, extra_loss without a Keras model.
+        a class of the model, epochs < 0, lr or noise_clip not > 0, a norm not l1 / l2, extra_loss without a
+        Keras model.
     """
     images, input_clip = x, clip_values
-    lambdas, targets = _check(images, mask, lam, targets, epochs, lr, norm, noise_clip)
+    lambdas, target_ids = _check(images, mask, lam, targets, epochs, lr, norm, noise_clip)
     images = tf.constant(images, tf.float32)
     mask = tf.constant(mask, tf.float32)
-    L, T, N = len(lambdas), len(targets), int(images.shape[0])
+    L, T, N = len(lambdas), len(target_ids), int(images.shape[0])
     shape = (L, T) + tuple(images.shape[1:])
     if noise_init == "uniform":
         init = tf.random.stateless_uniform(shape, seed=[seed, 0])
@@ -205,15 +220,22 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.n
     # needs its first-layer maps.
     if extra_loss and not isinstance(model, keras.Model):
         raise ValueError("extra_loss reads the maps of feature_layer: it needs a Keras model, not a plain callable")
-    inputs = model.inputs[0] if extra_loss and len(model.inputs) == 1 else getattr(model, "inputs", None)  # called on one tensor
-    net = logits_fn(keras.Model(inputs, [model.output, layer_output_model(model, feature_layer).output])
-                    if extra_loss else model)
+    if extra_loss:  # a Keras model (checked above): its logits and the maps it reads, from one input tensor
+        keras_model = typing.cast(keras.Model, model)
+        inputs = keras_model.inputs[0] if len(keras_model.inputs) == 1 else keras_model.inputs
+        net = logits_fn(
+            keras.Model(inputs, [keras_model.output, layer_output_model(keras_model, feature_layer).output])
+        )
+    else:
+        net = logits_fn(model)
     lam_t = tf.constant(lambdas)[:, None]
-    target_rows = tf.constant(np.broadcast_to(targets[None, :, None], (L, T, N)).reshape(-1))
+    target_rows = tf.constant(np.broadcast_to(target_ids[None, :, None], (L, T, N)).reshape(-1))
     colors = None if nps_colors is None else tf.constant(nps_colors, tf.float32)
     clean_logits = net(images)[0] if extra_loss else net(images)
-    if targets.max() >= clean_logits.shape[-1]:
-        raise ValueError(f"targets must be classes of the model (0..{clean_logits.shape[-1] - 1}), got {targets.tolist()}")
+    if target_ids.max() >= clean_logits.shape[-1]:
+        raise ValueError(
+            f"targets must be classes of the model (0..{clean_logits.shape[-1] - 1}), got {target_ids.tolist()}"
+        )
     clean_pred = tf.argmax(clean_logits, axis=-1, output_type=tf.int32)
 
     def forward(noise_value):
@@ -246,7 +268,7 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.n
                 total, loss, pred, _, _, extra = forward(noise)
             optimizer.apply_gradients([(tape.gradient(total, noise), noise)])
             mis = 100.0 * tf.reduce_mean(tf.cast(pred != clean_pred, tf.float32), axis=-1)
-            hit = 100.0 * tf.reduce_mean(tf.cast(pred == tf.constant(targets)[None, :, None], tf.float32), axis=-1)
+            hit = 100.0 * tf.reduce_mean(tf.cast(pred == tf.constant(target_ids)[None, :, None], tf.float32), axis=-1)
             hist = [h.write(epoch, v) for h, v in zip(hist, (loss, mis, hit, extra))]
         return [h.stack() for h in hist]
 
@@ -260,10 +282,15 @@ def rp2(model: keras.Model | Callable[..., tf.Tensor], x: np.ndarray, mask: np.n
     loss_h, mis_h, hit_h, extra_h = [np.concatenate(h) for h in zip(*chunks)] if chunks else _empty_history(L, T)
     _, _, pred, adv, clipped, _ = tf.function(forward)(noise)
 
-    return RP2Result(noise=clipped.numpy(), adversarial=adv.numpy(), predictions=pred.numpy(),
-                     clean_predictions=clean_pred.numpy(),
-                     history={"loss": loss_h, "misclassified": mis_h, "targeted": hit_h, "extra_loss": extra_h},
-                     lambdas=lambdas, targets=targets)
+    return RP2Result(
+        noise=clipped.numpy(),
+        adversarial=adv.numpy(),
+        predictions=pred.numpy(),
+        clean_predictions=clean_pred.numpy(),
+        history={"loss": loss_h, "misclassified": mis_h, "targeted": hit_h, "extra_loss": extra_h},
+        lambdas=lambdas,
+        targets=target_ids,
+    )
 
 
 def _empty_history(L, T):

@@ -5,7 +5,8 @@ status 2 (a failed pipeline step or a diverged training: 1); `--verbosity=1` sho
 
 TensorFlow is imported only when the work needs it (a bad flag or file is reported at once), and quietly:
 its C++ lines below TF_CPP_MIN_LOG_LEVEL (default 2: errors only) and the Python warnings of
-TensorFlow, Keras and ART ("PyTorch not found") stay hidden. `--verbosity=1` shows them all; a TF_CPP_MIN_LOG_LEVEL the user set is kept.
+TensorFlow, Keras and ART ("PyTorch not found") stay hidden. `--verbosity=1` shows them all; a
+TF_CPP_MIN_LOG_LEVEL the user set is kept.
 """
 
 import importlib.abc
@@ -53,8 +54,11 @@ def run(main):
             if logging.get_verbosity() >= 1:
                 raise
             terminated = isinstance(exc, _Terminated) or bool(_SIGTERM_SEEN)
-            print(f"error: stopped by {'SIGTERM' if terminated else 'Ctrl-C'}; finished work is kept, the same "
-                  "command resumes it", file=sys.stderr)
+            print(
+                f"error: stopped by {'SIGTERM' if terminated else 'Ctrl-C'}; finished work is kept, the same "
+                "command resumes it",
+                file=sys.stderr,
+            )
             sys.exit(143 if terminated else 130)
 
     app.run(guarded, flags_parser=_parse_flags)
@@ -65,7 +69,9 @@ class _Terminated(KeyboardInterrupt):
     Ray's wait lets through; any other exception from a signal handler there becomes a SystemError)."""
 
 
-_SIGTERM_SEEN = []  # Ray's wait re-raises a KeyboardInterrupt of its own, so the subclass alone may not arrive
+_SIGTERM_SEEN: list[
+    int
+] = []  # Ray's wait re-raises a KeyboardInterrupt of its own, so the subclass alone may not arrive
 
 
 def _terminated(signum, frame):
@@ -107,7 +113,7 @@ def _flag_problem(name, text, argv):
     parsed = flags.FLAGS[name].value if name in flags.FLAGS else None
     for shown in (value, str(parsed), ",".join(parsed) if isinstance(parsed, list) else None):
         if shown is not None and problem.startswith(f"={shown}: "):
-            problem = problem[len(shown) + 3:]
+            problem = problem[len(shown) + 3 :]
             break
     else:
         problem = problem.split(": ", 1)[-1]

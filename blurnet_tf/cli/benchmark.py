@@ -36,7 +36,9 @@ flags.DEFINE_float("linf_eps", 8 / 255, "linf: the L-inf radius.")
 flags.DEFINE_integer("linf_steps", 50, "linf: PGD steps per start.", lower_bound=1)
 flags.DEFINE_float("linf_step", None, "linf: PGD's step (default: Madry's 2.5 eps / steps).")
 flags.DEFINE_boolean("linf_random_start", True, "linf: start PGD at a random point of the ball (else at the image).")
-flags.DEFINE_integer("autoattack_steps", 100, "autoattack: iterations of each APGD run (AutoAttack's 100).", lower_bound=1)
+flags.DEFINE_integer(
+    "autoattack_steps", 100, "autoattack: iterations of each APGD run (AutoAttack's 100).", lower_bound=1
+)
 flags.DEFINE_integer("square_queries", 5000, "autoattack: Square's queries (AutoAttack's 5,000).", lower_bound=1)
 flags.DEFINE_string("source", None, "checks: a second .keras model the transfer check crafts PGD on.")
 flags.DEFINE_integer("check_steps", 50, "checks: PGD steps of the PGD checks.", lower_bound=1)
@@ -61,10 +63,15 @@ def _array(path, flag, keys):
             with data:
                 for names in keys:
                     if not any(k in data.files for k in names):
-                        raise DataError(path, f"expected an array named {' or '.join(names)} (--{flag}); has {data.files}")
+                        raise DataError(
+                            path, f"expected an array named {' or '.join(names)} (--{flag}); has {data.files}"
+                        )
                 arrays = tuple(data[next(k for k in names if k in data.files)] for names in keys)
     except unreadable as exc:
-        raise DataError(path, f"cannot read it as a NumPy .npy / .npz file (--{flag}): {str(exc).splitlines()[0] or type(exc).__name__}") from None
+        raise DataError(
+            path,
+            f"cannot read it as a NumPy .npy / .npz file (--{flag}): {str(exc).splitlines()[0] or type(exc).__name__}",
+        ) from None
     for array in arrays:
         if array.dtype.kind not in "biuf":
             raise DataError(path, f"expected numeric arrays (--{flag}); got dtype {array.dtype}")
@@ -89,34 +96,72 @@ def main(argv):
     model = load_model(FLAGS.model)
     source = load_model(FLAGS.source) if FLAGS.source else None
     try:
-        records = benchmark(model, x, y, threat_models=tuple(FLAGS.threat_models), targets=targets, mask=mask,
-                            seeds=seeds, n_examples=FLAGS.n_examples or None, linf_eps=FLAGS.linf_eps,
-                            linf_steps=FLAGS.linf_steps, linf_step=FLAGS.linf_step,
-                            linf_random_start=FLAGS.linf_random_start, ddn_steps=FLAGS.ddn_steps,
-                            rp2_epochs=FLAGS.rp2_epochs, rp2_lambda=FLAGS.rp2_lambda,
-                            autoattack_steps=FLAGS.autoattack_steps, square_queries=FLAGS.square_queries,
-                            source=source, check_steps=FLAGS.check_steps,
-                            check_rp2_epochs=FLAGS.check_rp2_epochs, name=pathlib.Path(FLAGS.model).stem)
+        records = benchmark(
+            model,
+            x,
+            y,
+            threat_models=tuple(FLAGS.threat_models),
+            targets=targets,
+            mask=mask,
+            seeds=seeds,
+            n_examples=FLAGS.n_examples or None,
+            linf_eps=FLAGS.linf_eps,
+            linf_steps=FLAGS.linf_steps,
+            linf_step=FLAGS.linf_step,
+            linf_random_start=FLAGS.linf_random_start,
+            ddn_steps=FLAGS.ddn_steps,
+            rp2_epochs=FLAGS.rp2_epochs,
+            rp2_lambda=FLAGS.rp2_lambda,
+            autoattack_steps=FLAGS.autoattack_steps,
+            square_queries=FLAGS.square_queries,
+            source=source,
+            check_steps=FLAGS.check_steps,
+            check_rp2_epochs=FLAGS.check_rp2_epochs,
+            name=pathlib.Path(FLAGS.model).stem,
+        )
     except ValueError as exc:
         name, _, problem = str(exc).partition(": ")  # benchmark() names the argument first
         if name not in inspect.signature(benchmark).parameters:
             raise  # not a setting of ours: a real error, shown as one (never as a made-up flag)
-        raise cli.SettingError({"images": "data", "labels": "data", "x": "data", "y": "data"}.get(name, name),
-                               problem) from None
+        raise cli.SettingError(
+            {"images": "data", "labels": "data", "x": "data", "y": "data"}.get(name, name), problem
+        ) from None
     with locks.RunLock(out):
         locks.mark_owner(out, rundir.BENCHMARK_WRITER)
         arguments = {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])}
-        files.write_json(out / "results.json", {"schema": 1, "kind": rundir.BENCHMARK_KIND, "arguments": arguments,
-                                                "versions": files.package_versions(), "seconds": time.time() - started,
-                                                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "records": records})
+        files.write_json(
+            out / "results.json",
+            {
+                "schema": 1,
+                "kind": rundir.BENCHMARK_KIND,
+                "arguments": arguments,
+                "versions": files.package_versions(),
+                "seconds": time.time() - started,
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "records": records,
+            },
+        )
         fields = list(records[0])
-        files.write_csv(out / "results.csv", [fields] + [[r[f] if r[f] is not None else "" for f in fields] for r in records])
-        lines = [f"# Benchmark of {FLAGS.model}", "", f"Data: {FLAGS.data} ({min(len(y), FLAGS.n_examples or len(y))} images); seeds "
-                 f"{', '.join(map(str, seeds))}. 95% intervals.", "", "| threat model | attack | budget | target | metric | "
-                 "value | interval |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['threat_model']} | {r['attack']} | {r['budget']} | {'' if r['target'] is None else r['target']} | "
-                  f"{r['metric']} | {r['value']:.4g} | " + ("" if not r["interval"] else
-                  f"[{r['interval'][0]:.3g}, {r['interval'][1]:.3g}]") + " |" for r in records if r["seed"] is None]
+        files.write_csv(
+            out / "results.csv", [fields] + [[r[f] if r[f] is not None else "" for f in fields] for r in records]
+        )
+        lines = [
+            f"# Benchmark of {FLAGS.model}",
+            "",
+            f"Data: {FLAGS.data} ({min(len(y), FLAGS.n_examples or len(y))} images); seeds "
+            f"{', '.join(map(str, seeds))}. 95% intervals.",
+            "",
+            "| threat model | attack | budget | target | metric | value | interval |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['threat_model']} | {r['attack']} | {r['budget']} | {'' if r['target'] is None else r['target']} | "
+            f"{r['metric']} | {r['value']:.4g} | "
+            + ("" if not r["interval"] else f"[{r['interval'][0]:.3g}, {r['interval'][1]:.3g}]")
+            + " |"
+            for r in records
+            if r["seed"] is None
+        ]
         files.write_text(out / "REPORT.md", "\n".join(lines) + "\n")
     print(f"{len(records)} records; wrote {out}/results.json, results.csv and REPORT.md", flush=True)
 

@@ -34,12 +34,17 @@ def main(argv):
     _, test_set, _ = load_lisa_split(data_dir, FLAGS.test_fraction, FLAGS.split_seed)
     victims, _ = load_victims(data_dir)
     result = evaluate_clean(model, test_set, victims)
-    print(f"{FLAGS.model}: legit accuracy {result['legit_accuracy']:.4f} on {result['test_images']} "
-          f"held-out images; victims {result['victims_correct']}/40 predicted stop")
+    print(
+        f"{FLAGS.model}: legit accuracy {result['legit_accuracy']:.4f} on {result['test_images']} "
+        f"held-out images; victims {result['victims_correct']}/40 predicted stop"
+    )
     for name, acc in result["per_class_accuracy"].items():
         print(f"  {name:20s} {acc:.3f}")
     if FLAGS.out:
-        files.write_json(FLAGS.out, {"kind": rundir.EVALUATION_KIND, "model": FLAGS.model, **result, "versions": files.package_versions()})
+        files.write_json(
+            FLAGS.out,
+            {"kind": rundir.EVALUATION_KIND, "model": FLAGS.model, **result, "versions": files.package_versions()},
+        )
 
 
 def _check_out(out):
@@ -51,8 +56,9 @@ def _check_out(out):
         raise DataError(out, "is a directory; --out names the JSON file to write")
     locks.check_writable_dir(out.parent, "out")
     if out.exists() and not FLAGS.overwrite and not locks.is_record(out, (rundir.EVALUATION_KIND,)):
-        raise DataError(out, "exists and was not written by an evaluation; choose another --out, or pass "
-                             "--overwrite to replace it")
+        raise DataError(
+            out, "exists and was not written by an evaluation; choose another --out, or pass --overwrite to replace it"
+        )
 
 
 if __name__ == "__main__":

@@ -57,10 +57,13 @@ def main(argv):
     check_out_dir(FLAGS.out, FLAGS.overwrite)  # refuse before the slow model load
     model = load_model(FLAGS.model, FLAGS.data_dir)
     check_classifier(classifier_of(model), FLAGS.model)  # any size and class count; the signature serves images
-    out = export_probabilities(model, FLAGS.out, FLAGS.overwrite, class_names=class_names_for(model),
-                               tflite=FLAGS.tflite)
-    print(f"wrote SavedModel to {out} (signature serving_default: image -> logits, probabilities, "
-          "classes, class_names)" + (f" and {out / TFLITE_FILE}" if FLAGS.tflite else ""))
+    out = export_probabilities(
+        model, FLAGS.out, FLAGS.overwrite, class_names=class_names_for(model), tflite=FLAGS.tflite
+    )
+    print(
+        f"wrote SavedModel to {out} (signature serving_default: image -> logits, probabilities, "
+        "classes, class_names)" + (f" and {out / TFLITE_FILE}" if FLAGS.tflite else "")
+    )
 
 
 if __name__ == "__main__":

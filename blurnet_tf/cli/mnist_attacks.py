@@ -20,14 +20,25 @@ from blurnet_tf import cli
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory (with model.keras and metrics.json) or .keras file.", required=True)
 flags.DEFINE_string("out", None, "Output directory.", required=True)
-flags.DEFINE_boolean("overwrite", False, "Write into an --out holding files mnist_attacks did not write (a run directory "
-                     "records which command made it); without it such an --out is refused.")
+flags.DEFINE_boolean(
+    "overwrite",
+    False,
+    "Write into an --out holding files mnist_attacks did not write (a run directory "
+    "records which command made it); without it such an --out is refused.",
+)
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
-flags.DEFINE_string("source_model", None, "Make the gradient attacks on this model and score them on --model "
-                    "(transfer); only clean, fgsm, bim and fgsm_curve.")
-flags.DEFINE_list("attacks", ["clean", "fgsm", "bim", "cw", "ddn"],
-                  "Attacks to run: clean, fgsm, bim, cw, ddn (Tables 1-2), fgsm_curve (Fig. 7), strength_checks "
-                  "(is the model weakening the attacks?).")
+flags.DEFINE_string(
+    "source_model",
+    None,
+    "Make the gradient attacks on this model and score them on --model "
+    "(transfer); only clean, fgsm, bim and fgsm_curve.",
+)
+flags.DEFINE_list(
+    "attacks",
+    ["clean", "fgsm", "bim", "cw", "ddn"],
+    "Attacks to run: clean, fgsm, bim, cw, ddn (Tables 1-2), fgsm_curve (Fig. 7), strength_checks "
+    "(is the model weakening the attacks?).",
+)
 flags.DEFINE_integer("images", 1000, "Test images attacked (the first N of the test split); 0 = all.")
 # Attack budget; unset ones take AttackBudget's defaults (the paper's settings where it gives them).
 flags.DEFINE_float("fgsm_eps", None, "FGSM L-inf eps (paper: 0.2 on MNIST).")
@@ -49,11 +60,20 @@ def settings():
     from blurnet_tf.evaluation.mnist_attack_suite import CHECK_FIELDS, AttackBudget
     from blurnet_tf.experiments.mnist_robustness import MnistRobustness
 
-    set_budget = {f.name: FLAGS[f.name].value for f in dataclasses.fields(AttackBudget) if FLAGS[f.name].value is not None}
+    set_budget = {
+        f.name: FLAGS[f.name].value for f in dataclasses.fields(AttackBudget) if FLAGS[f.name].value is not None
+    }
     set_budget.update({n: cli.float_list(n, set_budget[n]) for n in CHECK_FIELDS if n in set_budget})
-    return MnistRobustness(model=FLAGS.model, attacks=tuple(FLAGS.attacks), images=FLAGS.images,
-                           budget=AttackBudget(**set_budget), test_fraction=FLAGS.test_fraction,
-                           split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, source_model=FLAGS.source_model)
+    return MnistRobustness(
+        model=FLAGS.model,
+        attacks=tuple(FLAGS.attacks),
+        images=FLAGS.images,
+        budget=AttackBudget(**set_budget),
+        test_fraction=FLAGS.test_fraction,
+        split_seed=FLAGS.split_seed,
+        data_dir=FLAGS.data_dir,
+        source_model=FLAGS.source_model,
+    )
 
 
 def main(argv):

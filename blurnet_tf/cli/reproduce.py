@@ -17,43 +17,83 @@ import time
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("profile", "quick", ["quick", "full", "table2", "mnist", "tradeoff", "longtrain", "robustness",
-                                         "smoke"],
-                  "quick: reduced budgets; full: the paper's; table2: every Table II row under 3 seeds at budgets "
-                  "measured flat; mnist: Defend++'s small nets on the official split with the reconstruction-weight curve; "
-                  "tradeoff: every defence along its strength knob against the baseline along training (3 seeds); "
-                  "longtrain: the baseline, TV and Tik_hf trained 300 epochs and attacked along the way; "
-                  "robustness: every model through benchmark() (PGD-10, AutoAttack-strength L-inf, strength checks); "
-                  "smoke: seconds-scale (tests).")
+flags.DEFINE_enum(
+    "profile",
+    "quick",
+    ["quick", "full", "table2", "mnist", "tradeoff", "longtrain", "robustness", "smoke"],
+    "quick: reduced budgets; full: the paper's; table2: every Table II row under 3 seeds at budgets "
+    "measured flat; mnist: Defend++'s small nets on the official split with the reconstruction-weight curve; "
+    "tradeoff: every defence along its strength knob against the baseline along training (3 seeds); "
+    "longtrain: the baseline, TV and Tik_hf trained 300 epochs and attacked along the way; "
+    "robustness: every model through benchmark() (PGD-10, AutoAttack-strength L-inf, strength checks); "
+    "smoke: seconds-scale (tests).",
+)
 flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")
 flags.DEFINE_string("results_dir", "results", "Where REPORT.md, tables.json and figures go.")
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
 flags.DEFINE_list("stages", None, "Run only these stages (e.g. train,whitebox); the report is always written.")
-flags.DEFINE_list("steps", None, "Run only the steps whose names match these shell patterns, e.g. "
-                  "train/baseline_holdout,pixel_deflection/* (names: see the report's step list).")
-flags.DEFINE_list("seeds", None, "Training / RP2 noise seeds of the Table I-V rows (default: the profile's; "
-                  "quick 0,1, full 0,1,2). The λ sweep, Pixel Deflection and Defend++ use the first.")
-flags.DEFINE_integer("jobs", None, "Steps run at once, the cores shared out among them (default: the profile's; "
-                     "quick 2, full 1). 2 on 2 cores is 1.3-1.4x as fast; results match another --jobs to float32 "
-                     "rounding, not bit for bit (the thread count changes TensorFlow's summation order); step.json "
-                     "records the threads.", lower_bound=1, upper_bound=1024)
-flags.DEFINE_string("address", None, "A running Ray cluster to run the steps on (host:port, or 'auto'; default: "
-                    "$RAY_ADDRESS, else a Ray instance on this machine with --jobs places, started and stopped here).")
-flags.DEFINE_float("cpus_per_step", None, "CPUs each step asks Ray for (fractions allowed; default: this machine's "
-                   "cores shared out among --jobs, 1 on a cluster); also its TensorFlow threads.")
-flags.DEFINE_float("gpus_per_step", 0.0, "GPUs each step asks Ray for (0.5: two steps share one); a step sees only "
-                   "its own (CUDA_VISIBLE_DEVICES).")
-flags.register_validator("cpus_per_step", lambda v: v is None or 0.01 <= v <= 1024,  # (NaN fails both)
-                         "expected a number in 0.01..1024")
-flags.register_validator("gpus_per_step", lambda v: 0 <= v <= 64, "expected a number in 0..64 (0.5: two steps share one)")
+flags.DEFINE_list(
+    "steps",
+    None,
+    "Run only the steps whose names match these shell patterns, e.g. "
+    "train/baseline_holdout,pixel_deflection/* (names: see the report's step list).",
+)
+flags.DEFINE_list(
+    "seeds",
+    None,
+    "Training / RP2 noise seeds of the Table I-V rows (default: the profile's; "
+    "quick 0,1, full 0,1,2). The λ sweep, Pixel Deflection and Defend++ use the first.",
+)
+flags.DEFINE_integer(
+    "jobs",
+    None,
+    "Steps run at once, the cores shared out among them (default: the profile's; "
+    "quick 2, full 1). 2 on 2 cores is 1.3-1.4x as fast; results match another --jobs to float32 "
+    "rounding, not bit for bit (the thread count changes TensorFlow's summation order); step.json "
+    "records the threads.",
+    lower_bound=1,
+    upper_bound=1024,
+)
+flags.DEFINE_string(
+    "address",
+    None,
+    "A running Ray cluster to run the steps on (host:port, or 'auto'; default: "
+    "$RAY_ADDRESS, else a Ray instance on this machine with --jobs places, started and stopped here).",
+)
+flags.DEFINE_float(
+    "cpus_per_step",
+    None,
+    "CPUs each step asks Ray for (fractions allowed; default: this machine's "
+    "cores shared out among --jobs, 1 on a cluster); also its TensorFlow threads.",
+)
+flags.DEFINE_float(
+    "gpus_per_step",
+    0.0,
+    "GPUs each step asks Ray for (0.5: two steps share one); a step sees only its own (CUDA_VISIBLE_DEVICES).",
+)
+flags.register_validator(
+    "cpus_per_step",
+    lambda v: v is None or 0.01 <= v <= 1024,  # (NaN fails both)
+    "expected a number in 0.01..1024",
+)
+flags.register_validator(
+    "gpus_per_step", lambda v: 0 <= v <= 64, "expected a number in 0..64 (0.5: two steps share one)"
+)
 for _name in ("stages", "steps"):  # an empty value would select everything
-    flags.register_validator(_name, lambda v: v is None or any(n.strip() for n in v),
-                             "expected at least one name (leave the flag out to run every one)")
-flags.DEFINE_boolean("report_only", False, "Regenerate the report from finished steps without running any (refused "
-                     "where it would replace a report with one of fewer steps or seeds).")
+    flags.register_validator(
+        _name,
+        lambda v: v is None or any(n.strip() for n in v),
+        "expected at least one name (leave the flag out to run every one)",
+    )
+flags.DEFINE_boolean(
+    "report_only",
+    False,
+    "Regenerate the report from finished steps without running any (refused "
+    "where it would replace a report with one of fewer steps or seeds).",
+)
 
 
-def main(argv):
+def main(argv):  # noqa: C901 - issue 40's restructure splits it
     del argv
     from blurnet_tf import locks, rundir
     from blurnet_tf.data import find_data_dir
@@ -69,8 +109,10 @@ def main(argv):
         from blurnet_tf import cli
 
         seeds = cli.int_list("seeds", ",".join(FLAGS.seeds))
-        if len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > 2 ** 32 - 1:  # 32-bit seeds
-            raise cli.SettingError("seeds", f"expected distinct integers in 0..{2 ** 32 - 1}, got {','.join(FLAGS.seeds)}")
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > 2**32 - 1:  # 32-bit seeds
+            raise cli.SettingError(
+                "seeds", f"expected distinct integers in 0..{2**32 - 1}, got {','.join(FLAGS.seeds)}"
+            )
         profile = dataclasses.replace(profile, seeds=seeds)
     if FLAGS.address and not FLAGS.report_only:  # before anything is written
         from blurnet_tf.pipeline.ray_nodes import check_reachable
@@ -83,8 +125,11 @@ def main(argv):
     work_dir = FLAGS.work_dir or f"runs/{profile.name}"
     # Every path checked before the first step: a bad one costs seconds, never a finished profile.
     locks.check_writable_dir(FLAGS.results_dir, "results_dir")
-    claim_results(FLAGS.results_dir, profile.name,
-                  writes_top_report=not (profile.tradeoff or profile.long_training or profile.robustness))
+    claim_results(
+        FLAGS.results_dir,
+        profile.name,
+        writes_top_report=not (profile.tradeoff or profile.long_training or profile.robustness),
+    )
     if FLAGS.report_only:  # reads the work directory, writes nothing there
         if pathlib.Path(work_dir).exists() and not pathlib.Path(work_dir).is_dir():
             raise DataError(work_dir, "is a file, not a directory (--work_dir)")
@@ -94,8 +139,11 @@ def main(argv):
     if made_by not in (None, rundir.REPRODUCE_WRITER.name):
         raise DataError(work_dir, f"was written by `{made_by}`, not a reproduction; choose another --work_dir")
     if made_by is None and _users_files(pathlib.Path(work_dir)):  # (made before the marker: step records prove it)
-        raise DataError(work_dir, f"holds files a reproduction did not write ({_users_files(pathlib.Path(work_dir))}); "
-                                  "choose a new or empty --work_dir")
+        raise DataError(
+            work_dir,
+            f"holds files a reproduction did not write ({_users_files(pathlib.Path(work_dir))}); "
+            "choose a new or empty --work_dir",
+        )
     find_data_dir(FLAGS.data_dir)  # fail early, with the path, if the data are missing
     if not pathlib.Path("flags/models").is_dir():
         raise DataError(pathlib.Path("flags/models").resolve(), "flagfiles not found: run from the repository root")
@@ -108,25 +156,37 @@ def main(argv):
     if FLAGS.stages:
         unknown = set(FLAGS.stages) - {s.stage for s in steps}
         if unknown:
-            raise flags.ValidationError(f"--stages: unknown {sorted(unknown)}; stages are "
-                                        f"{sorted({s.stage for s in steps})}")
+            raise flags.ValidationError(
+                f"--stages: unknown {sorted(unknown)}; stages are {sorted({s.stage for s in steps})}"
+            )
         steps = [s for s in steps if s.stage in FLAGS.stages]
     if FLAGS.steps:
         unmatched = [p for p in FLAGS.steps if not any(fnmatch.fnmatchcase(s.name, p) for s in steps)]
         if unmatched:
-            raise flags.ValidationError(f"--steps: {unmatched} match no step of this profile"
-                                        f"{' and --stages' if FLAGS.stages else ''}")
+            raise flags.ValidationError(
+                f"--steps: {unmatched} match no step of this profile{' and --stages' if FLAGS.stages else ''}"
+            )
         steps = [s for s in steps if any(fnmatch.fnmatchcase(s.name, p) for p in FLAGS.steps)]
-    print(f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
-          f"outputs in {work_dir}", flush=True)
+    print(
+        f"profile {profile.name}: {len(steps)} steps, {sum(is_done(s) for s in steps)} already done; "
+        f"outputs in {work_dir}",
+        flush=True,
+    )
     jobs = FLAGS.jobs or profile.jobs
     stage_seconds = {}
     if not FLAGS.report_only:
         with locks.RunLock(work_dir, flag="work_dir"):  # one runner per work directory
             locks.mark_owner(work_dir, rundir.REPRODUCE_WRITER)
-            stage_seconds = run_all(steps, log=lambda m: print(m, flush=True), jobs=jobs, address=FLAGS.address,
-                                    cpus_per_step=FLAGS.cpus_per_step, gpus_per_step=FLAGS.gpus_per_step,
-                                    shared_dir=work_dir, quiet=FLAGS.verbosity < 1)
+            stage_seconds = run_all(
+                steps,
+                log=lambda m: print(m, flush=True),
+                jobs=jobs,
+                address=FLAGS.address,
+                cpus_per_step=FLAGS.cpus_per_step,
+                gpus_per_step=FLAGS.gpus_per_step,
+                shared_dir=work_dir,
+                quiet=FLAGS.verbosity < 1,
+            )
     states = {s.name: status(s) for s in plan}  # after the run: the whole plan, not only the steps run
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]
@@ -136,9 +196,20 @@ def main(argv):
         from blurnet_tf.reports.longtrain_report import write_report
     elif profile.robustness:
         from blurnet_tf.reports.robustness_report import write_report
-    report = write_report(profile, work_dir, FLAGS.results_dir, started, stage_seconds,
-                          [s.out for s in plan if states[s.name] == "done"], missing, stale)
-    print(f"wrote {report}{'' if profile.tradeoff or profile.long_training or profile.robustness else f' and {FLAGS.results_dir}/REPORT.md'} in {(time.time() - started) / 60:.1f} min", flush=True)
+    report = write_report(
+        profile,
+        work_dir,
+        FLAGS.results_dir,
+        started,
+        stage_seconds,
+        [s.out for s in plan if states[s.name] == "done"],
+        missing,
+        stale,
+    )
+    top = (
+        "" if profile.tradeoff or profile.long_training or profile.robustness else f" and {FLAGS.results_dir}/REPORT.md"
+    )
+    print(f"wrote {report}{top} in {(time.time() - started) / 60:.1f} min", flush=True)
     for stage, seconds in stage_seconds.items():
         print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)
 
@@ -150,7 +221,11 @@ def _users_files(work_dir):
     if not work_dir.is_dir():
         return ""
     names = sorted(p.name for p in work_dir.iterdir() if p.name not in locks.BOOKKEEPING)
-    if not names or any(True for _ in work_dir.rglob(locks.STEP_DONE)) or any(True for _ in work_dir.rglob(locks.STEP_PENDING)):
+    if (
+        not names
+        or any(True for _ in work_dir.rglob(locks.STEP_DONE))
+        or any(True for _ in work_dir.rglob(locks.STEP_PENDING))
+    ):
         return ""
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 

@@ -7,18 +7,42 @@ from typing import Any
 
 import numpy as np
 
-from blurnet_tf.data.lisa import (CLASS_NAMES, NUM_CLASSES, SPEED_LIMIT_45, STOP, LisaData,
-                                  load_lisa, split_report, track_split)
+from blurnet_tf import paper
+from blurnet_tf.data.lisa import (
+    CLASS_NAMES,
+    NUM_CLASSES,
+    SPEED_LIMIT_45,
+    STOP,
+    LisaData,
+    load_lisa,
+    split_report,
+    track_split,
+)
 from blurnet_tf.data.rp2_assets import load_mask, load_nps_colors, load_victims
 from blurnet_tf.data.sources import find_data_dir
 
-__all__ = ["CLASS_NAMES", "NUM_CLASSES", "SPEED_LIMIT_45", "STOP", "LisaData", "load_lisa", "split_report", "track_split",
-           "load_mask", "load_nps_colors", "load_victims", "find_data_dir", "load_lisa_split", "load_test_split",
-           "hold_out_validation"]
+__all__ = [
+    "CLASS_NAMES",
+    "NUM_CLASSES",
+    "SPEED_LIMIT_45",
+    "STOP",
+    "LisaData",
+    "load_lisa",
+    "split_report",
+    "track_split",
+    "load_mask",
+    "load_nps_colors",
+    "load_victims",
+    "find_data_dir",
+    "load_lisa_split",
+    "load_test_split",
+    "hold_out_validation",
+]
 
 
-def load_lisa_split(data_dir: str | os.PathLike[str], test_fraction: float = 0.2, seed: int = 0,
-                    allow_missing_classes: bool = False) -> tuple[LisaData, LisaData, dict[str, Any]]:
+def load_lisa_split(
+    data_dir: str | os.PathLike[str], test_fraction: float = 0.2, seed: int = 0, allow_missing_classes: bool = False
+) -> tuple[LisaData, LisaData, dict[str, Any]]:
     """Load the LISA crops under data_dir/lisa and split them with whole tracks held out.
 
     Every class of the public crops must be present (a missing class folder would silently train
@@ -57,14 +81,17 @@ def load_lisa_split(data_dir: str | os.PathLike[str], test_fraction: float = 0.2
     data = load_lisa(root)
     missing = [c for c in EXPECTED_CLASSES if CLASS_NAMES.index(c) not in set(data.labels.tolist())]
     if missing and not allow_missing_classes:
-        raise DataError(root, f"no images of {', '.join(missing)}; restore them, or pass "
-                              "--allow_missing_classes to train without them")
+        raise DataError(
+            root,
+            f"no images of {', '.join(missing)}; restore them, or pass --allow_missing_classes to train without them",
+        )
     train_idx, test_idx = track_split(data, test_fraction, seed)
     return data.subset(train_idx), data.subset(test_idx), split_report(data, train_idx, test_idx)
 
 
-def load_test_split(data_dir: str | os.PathLike[str], dataset: str, test_fraction: float | None,
-                    split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+def load_test_split(
+    data_dir: str | os.PathLike[str], dataset: str, test_fraction: float | None, split_seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Load the test split of a dataset: LISA's track-held-out split or MNIST's.
 
     Parameters
@@ -75,7 +102,7 @@ def load_test_split(data_dir: str | os.PathLike[str], dataset: str, test_fractio
         "lisa" or "mnist".
     test_fraction : float or None
         Share held out for test; for MNIST, None is the official 10,000 test images (a model
-        trained on the 60,000).
+        trained on the 60,000); for LISA, None is our default split (paper.LISA_TEST_FRACTION).
     split_seed : int
         Seed of the split.
 
@@ -92,7 +119,8 @@ def load_test_split(data_dir: str | os.PathLike[str], dataset: str, test_fractio
         if test_fraction is None:
             return load_mnist_official(data_dir)["test"]
         return load_mnist(data_dir, test_fraction, split_seed)[2:]
-    _, test, _ = load_lisa_split(data_dir, test_fraction, split_seed)
+    fraction = paper.LISA_TEST_FRACTION if test_fraction is None else test_fraction  # None: LISA's default split
+    _, test, _ = load_lisa_split(data_dir, fraction, split_seed)
     return test.images, test.labels
 
 

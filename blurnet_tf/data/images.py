@@ -59,8 +59,11 @@ def read_mask(path: str | os.PathLike[str], size: int = IMAGE_SIZE, threshold: f
     values = mask.astype(np.float32) / (65535.0 if mask.dtype == np.uint16 else 255.0)
     grey = int(np.sum((values > GREY_TOLERANCE) & (values < 1 - GREY_TOLERANCE)))
     if grey and threshold is None:
-        raise DataError(path, f"grey-level mask ({grey} values strictly between 0 and 1); a mask must be "
-                              "black and white, or pass --mask_threshold=T to read pixels above T as sticker")
+        raise DataError(
+            path,
+            f"grey-level mask ({grey} values strictly between 0 and 1); a mask must be "
+            "black and white, or pass --mask_threshold=T to read pixels above T as sticker",
+        )
     binary = (values > (0.5 if threshold is None else threshold)).astype(np.float32)
     if not binary.any():
         raise DataError(path, "mask has no set pixel")

@@ -23,9 +23,23 @@ from blurnet_tf.data.sources import cache_root
 from blurnet_tf.errors import DataError
 
 LISA17_CLASSES = (
-    "addedLane", "keepRight", "laneEnds", "merge", "pedestrianCrossing", "school",
-    "schoolSpeedLimit25", "signalAhead", "speedLimit25", "speedLimit30", "speedLimit35",
-    "speedLimit45", "speedLimitUrdbl", "stop", "stopAhead", "turnRight", "yield",
+    "addedLane",
+    "keepRight",
+    "laneEnds",
+    "merge",
+    "pedestrianCrossing",
+    "school",
+    "schoolSpeedLimit25",
+    "signalAhead",
+    "speedLimit25",
+    "speedLimit30",
+    "speedLimit35",
+    "speedLimit45",
+    "speedLimitUrdbl",
+    "stop",
+    "stopAhead",
+    "turnRight",
+    "yield",
 )
 NUM_CLASSES = 18
 EXPECTED_CLASSES = tuple(c for c in LISA17_CLASSES if c != "speedLimitUrdbl")  # the public crops have no Urdbl
@@ -146,11 +160,12 @@ def load_lisa_annotations(root: str | os.PathLike[str], cache: bool = True) -> L
             if frame is None:
                 raise DataError(frame_path, "frame named in allAnnotations.csv is missing or unreadable")
             x0, y0, x1, y1 = (int(v) for v in row[2:6])
-            crop = frame[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1]
+            crop = frame[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1]
             if crop.size == 0:
                 raise DataError(csv_path, f"line {line_no}: empty box {x0},{y0},{x1},{y1}")
-            crop = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), (IMAGE_SIZE, IMAGE_SIZE),
-                              interpolation=cv2.INTER_AREA)
+            crop = cv2.resize(
+                cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA
+            )
             images.append(crop.astype(np.float32) / 255.0)
             labels.append(LISA17_CLASSES.index(tag) + 1)
             names.append(row[0])
@@ -247,19 +262,25 @@ def split_report(data: LisaData, train_idx: np.ndarray, test_idx: np.ndarray) ->
     train_counts = class_counts(data.labels[train_idx])
     test_counts = class_counts(data.labels[test_idx])
     return {
-        "train_images": int(len(train_idx)), "test_images": int(len(test_idx)),
+        "train_images": int(len(train_idx)),
+        "test_images": int(len(test_idx)),
         "train_tracks": int(len(np.unique(data.tracks[train_idx]))),
         "test_tracks": int(len(np.unique(data.tracks[test_idx]))),
-        "per_class": {n: [train_counts.get(n, 0), test_counts.get(n, 0)] for n in CLASS_NAMES
-                      if n in train_counts or n in test_counts},
+        "per_class": {
+            n: [train_counts.get(n, 0), test_counts.get(n, 0)]
+            for n in CLASS_NAMES
+            if n in train_counts or n in test_counts
+        },
     }
 
 
 def format_split_report(report: dict[str, Any]) -> str:
     lines = [f"{'class':20s} {'train':>6s} {'test':>6s}"]
     lines += [f"{n:20s} {a:6d} {b:6d}" for n, (a, b) in report["per_class"].items()]
-    lines.append(f"{'total':20s} {report['train_images']:6d} {report['test_images']:6d}"
-                 f"  ({report['train_tracks']} / {report['test_tracks']} tracks)")
+    lines.append(
+        f"{'total':20s} {report['train_images']:6d} {report['test_images']:6d}"
+        f"  ({report['train_tracks']} / {report['test_tracks']} tracks)"
+    )
     return "\n".join(lines)
 
 

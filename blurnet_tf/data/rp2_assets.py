@@ -56,13 +56,16 @@ def load_victims(data_dir: str | os.PathLike[str]) -> tuple[np.ndarray, list[str
     for f in files:
         image = read_rgb(f)
         if image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise DataError(f, f"victim images must be {IMAGE_SIZE}x{IMAGE_SIZE}, found {image.shape[1]}x{image.shape[0]}")
+            raise DataError(
+                f, f"victim images must be {IMAGE_SIZE}x{IMAGE_SIZE}, found {image.shape[1]}x{image.shape[0]}"
+            )
         images.append(image)
     return np.stack(images), [f.name for f in files]
 
 
-def load_mask(data_dir: str | os.PathLike[str], name_or_path: str | os.PathLike[str],
-              threshold: float | None = None) -> np.ndarray:
+def load_mask(
+    data_dir: str | os.PathLike[str], name_or_path: str | os.PathLike[str], threshold: float | None = None
+) -> np.ndarray:
     """Load a sticker mask: the RP2 'rectangles' or 'octagon' mask, or a PNG file.
 
     Parameters

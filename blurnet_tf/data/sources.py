@@ -27,11 +27,11 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Public origins, pinned to commits (see manifest.json.gz for each file's sha256).
 SOURCES = {
     "phattacks": "https://raw.githubusercontent.com/tongwu2020/phattacks/"
-                 "7ef10952255c6f1339713d12e68a82b94da0e642/sign/LISA/",
+    "7ef10952255c6f1339713d12e68a82b94da0e642/sign/LISA/",
     "rp2": "https://raw.githubusercontent.com/evtimovi/robust_physical_perturbations/"
-           "dfd3557df8dda0d6e849c90620412b641d62ae4e/lisa-cnn-attack/",
+    "dfd3557df8dda0d6e849c90620412b641d62ae4e/lisa-cnn-attack/",
     "rp2_victims": "https://raw.githubusercontent.com/evtimovi/robust_physical_perturbations/"
-                   "f9800449e91f719ea600bb1309de11b08d6d017e/lisa-cnn-attack/",
+    "f9800449e91f719ea600bb1309de11b08d6d017e/lisa-cnn-attack/",
     "mnist": "https://storage.googleapis.com/cvdf-datasets/mnist/",
 }
 # The official training files as the mnist source serves them (9,912,422 and 28,881 bytes). A copy
@@ -130,8 +130,13 @@ def _fetch_one(url, target, sha256, timeout):
             os.remove(tmp)
 
 
-def fetch_all(dest: str | os.PathLike[str], mirror: str | None = None, manifest: dict[str, Any] | None = None,
-              workers: int = 8, timeout: float = 60) -> pathlib.Path:
+def fetch_all(
+    dest: str | os.PathLike[str],
+    mirror: str | None = None,
+    manifest: dict[str, Any] | None = None,
+    workers: int = 8,
+    timeout: float = 60,
+) -> pathlib.Path:
     """Fills dest with every manifest file that is missing or wrong; returns dest."""
     dest = pathlib.Path(dest)
     manifest = manifest or load_manifest()
@@ -141,8 +146,10 @@ def fetch_all(dest: str | os.PathLike[str], mirror: str | None = None, manifest:
     entries = manifest["files"]
     print(f"blurnet_tf: downloading {len(entries)} data files into {dest}", flush=True)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(_fetch_one, _url(src, remote, rel, mirror), dest / rel, sha, timeout)
-                   for rel, (src, remote, sha) in entries.items()]
+        futures = [
+            pool.submit(_fetch_one, _url(src, remote, rel, mirror), dest / rel, sha, timeout)
+            for rel, (src, remote, sha) in entries.items()
+        ]
         for future in concurrent.futures.as_completed(futures):
             future.result()
     done_marker.write_text("ok\n")
@@ -160,7 +167,7 @@ def build_manifest(data_dir: str | os.PathLike[str]) -> int:
     for split in ("train", "val"):
         for path in sorted((data_dir / "lisa" / split).glob("*/*.png")):
             rel = path.relative_to(data_dir).as_posix()
-            add(rel, "phattacks", rel[len("lisa/"):])
+            add(rel, "phattacks", rel[len("lisa/") :])
     for path in sorted((data_dir / "rp2" / "victim-set").glob("*.png")):
         add(f"rp2/victim-set/{path.name}", "rp2_victims", f"victim-set/{path.name}")
     for name in ("masks/octagon.png", "masks/mask_l1loss_uniform_rectangles.png", "npstriplets.txt", "mapping.txt"):
@@ -169,8 +176,11 @@ def build_manifest(data_dir: str | os.PathLike[str]) -> int:
     for suffix in (".index", ".data-00000-of-00001"):
         add(f"rp2/original-lisa-cnn/{run}-350{suffix}", "rp2", f"optimization_output/{run}/model/{run}-350{suffix}")
     for run in ("l1basedmask_uniformrectangles", "noinversemask_second_trial_run"):
-        add(f"rp2/reference-logs/optimization_printout_{run}.txt", "rp2",
-            f"optimization_output/{run}/optimization_printout_{run}.txt")
+        add(
+            f"rp2/reference-logs/optimization_printout_{run}.txt",
+            "rp2",
+            f"optimization_output/{run}/optimization_printout_{run}.txt",
+        )
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         add(f"mnist/{name}", "mnist", name)
     for name, sha in MNIST_TRAIN_SHA256.items():  # pinned: a local copy may be gzipped anew

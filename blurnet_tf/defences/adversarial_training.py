@@ -46,8 +46,15 @@ class AdversarialTraining(keras.Model):
         If eps_iter exceeds eps (cleverhans requires step <= eps; the paper's 0.1 does).
     """
 
-    def __init__(self, classifier: keras.Model, eps: float = 8 / 255, eps_iter: float | None = None, nb_iter: int = 7,
-                 rand_init: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        classifier: keras.Model,
+        eps: float = 8 / 255,
+        eps_iter: float | None = None,
+        nb_iter: int = 7,
+        rand_init: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         eps_iter = 2.5 * eps / nb_iter if eps_iter is None else eps_iter
         if eps_iter > eps:
@@ -61,8 +68,18 @@ class AdversarialTraining(keras.Model):
 
     def adversarial(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         return projected_gradient_descent(
-            lambda t: self.classifier(t, training=False), x, self.eps, self.eps_iter, self.nb_iter,
-            np.inf, clip_min=0.0, clip_max=1.0, y=y, rand_init=self.rand_init, sanity_checks=False)
+            lambda t: self.classifier(t, training=False),
+            x,
+            self.eps,
+            self.eps_iter,
+            self.nb_iter,
+            np.inf,
+            clip_min=0.0,
+            clip_max=1.0,
+            y=y,
+            rand_init=self.rand_init,
+            sanity_checks=False,
+        )
 
     def train_step(self, data: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
         x, y = data
@@ -72,8 +89,7 @@ class AdversarialTraining(keras.Model):
         with tf.GradientTape() as tape:
             logits = self(x_mixed, training=True)
             loss = self.compute_loss(x=x_mixed, y=y, y_pred=logits, training=True)
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, self.trainable_variables),
-                                           self.trainable_variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, self.trainable_variables), self.trainable_variables))
         for metric in self.metrics:
             if metric.name == "loss":
                 metric.update_state(loss)
@@ -82,8 +98,14 @@ class AdversarialTraining(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier),
-                "eps": self.eps, "eps_iter": self.eps_iter, "nb_iter": self.nb_iter, "rand_init": self.rand_init}
+        return {
+            **super().get_config(),
+            "classifier": keras.saving.serialize_keras_object(self.classifier),
+            "eps": self.eps,
+            "eps_iter": self.eps_iter,
+            "nb_iter": self.nb_iter,
+            "rand_init": self.rand_init,
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> AdversarialTraining:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from art.defences.preprocessor import Preprocessor
 
-from blurnet_tf.defences.pixel_deflection import PixelDeflection, jpeg, wavelet_denoise
+from blurnet_tf.defences.image_denoisers import jpeg, wavelet_denoise
+from blurnet_tf.defences.pixel_deflection import PixelDeflection
 
 __all__ = ["TransformPreprocessor", "pixel_deflection_preprocessor", "jpeg_preprocessor", "wavelet_preprocessor"]
 

@@ -39,7 +39,7 @@ def blur_kernel(kernel_size: int, kind: str = "box", sigma: float | None = None)
         If kind is neither 'box' nor 'gaussian'.
     """
     if kind == "box":
-        return np.full((kernel_size, kernel_size), 1.0 / kernel_size ** 2, np.float32)
+        return np.full((kernel_size, kernel_size), 1.0 / kernel_size**2, np.float32)
     if kind == "gaussian":
         g = cv2.getGaussianKernel(kernel_size, sigma if sigma else 0).astype(np.float32)
         return g @ g.T
@@ -86,12 +86,19 @@ class BlurDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         Weight of the eq. 2 L-infinity penalty on the kernel; 0 adds none.
     """
 
-    def __init__(self, kernel_size: int = 3, init: str = "box", sigma: float | None = None, alpha: float = 0.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, kernel_size: int = 3, init: str = "box", sigma: float | None = None, alpha: float = 0.0, **kwargs: Any
+    ) -> None:
         for key in ("depthwise_initializer", "padding", "use_bias", "depth_multiplier", "strides"):
             kwargs.pop(key, None)
-        super().__init__(kernel_size=kernel_size, padding="same", use_bias=False, depth_multiplier=1,
-                         depthwise_initializer=BlurKernel(init, sigma), **kwargs)
+        super().__init__(
+            kernel_size=kernel_size,
+            padding="same",
+            use_bias=False,
+            depth_multiplier=1,
+            depthwise_initializer=BlurKernel(init, sigma),
+            **kwargs,
+        )
         self.init, self.sigma, self.alpha = init, sigma, float(alpha)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
@@ -105,8 +112,14 @@ class BlurDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         return config
 
 
-def insert_blur(trained_model: keras.Model, where: str = "input", kernel_size: int = 3, kind: str = "box",
-                sigma: float | None = None, after: str = FIRST_LAYER) -> keras.Model:
+def insert_blur(
+    trained_model: keras.Model,
+    where: str = "input",
+    kernel_size: int = 3,
+    kind: str = "box",
+    sigma: float | None = None,
+    after: str = FIRST_LAYER,
+) -> keras.Model:
     """The same trained weights with a fixed blur inserted on the input or after the first layer.
 
     Table I's black-box setting. Every layer is copied (config + weights), so the result shares no
@@ -145,10 +158,14 @@ def insert_blur(trained_model: keras.Model, where: str = "input", kernel_size: i
     # A functional model lists its InputLayer, a Sequential one does not: every other layer is copied.
     chain = [layer for layer in source.layers if not isinstance(layer, keras.layers.InputLayer)]
     for previous, layer in zip([None, *chain], chain):  # copied in order: a chain only
-        feeds, what = (source.inputs[0], "the input") if previous is None else (previous.output, f"{previous.name}'s output")
+        feeds, what = (
+            (source.inputs[0], "the input") if previous is None else (previous.output, f"{previous.name}'s output")
+        )
         if layer.input is not feeds:
-            raise ValueError(f"{source.name}: {layer.name} does not take {what} alone; "
-                             "insert_blur copies chains of layers (Sequential-like models) only")
+            raise ValueError(
+                f"{source.name}: {layer.name} does not take {what} alone; "
+                "insert_blur copies chains of layers (Sequential-like models) only"
+            )
     inputs = keras.Input(source.input_shape[1:], name="image")
     x = inputs
     if where == "input":

@@ -29,9 +29,18 @@ BlurNetDefence = Literal["blur", "tv", "tik_hf", "tik_pseudo"]
 BLURNET_DEFENCES = get_args(BlurNetDefence)
 
 
-def add_blurnet(model: keras.Model, defence: BlurNetDefence, *, after: str, alpha: float | None = None,
-                kernel_size: int = 3, blur_kernel: str = "box", blur_sigma: float | None = None, tik_window: int = 3,
-                tik_pseudo_mode: str = "elementwise") -> keras.Model:
+def add_blurnet(
+    model: keras.Model,
+    defence: BlurNetDefence,
+    *,
+    after: str,
+    alpha: float | None = None,
+    kernel_size: int = 3,
+    blur_kernel: str = "box",
+    blur_sigma: float | None = None,
+    tik_window: int = 3,
+    tik_pseudo_mode: str = "elementwise",
+) -> keras.Model:
     """`model` with one of BlurNet's trained defences after its layer `after` (a copy; `model` is untouched).
 
     Parameters
@@ -80,8 +89,11 @@ def add_blurnet(model: keras.Model, defence: BlurNetDefence, *, after: str, alph
 
     def defence_layer() -> keras.layers.Layer:
         if defence == "blur":
-            return BlurDepthwiseConv2D(kernel_size, init=blur_kernel, sigma=blur_sigma, alpha=alpha, name=f"{after}_blurnet_blur")
-        params: dict[str, Any] = {"tik_hf": {"window": tik_window}, "tik_pseudo": {"mode": tik_pseudo_mode}}.get(defence, {})
+            return BlurDepthwiseConv2D(
+                kernel_size, init=blur_kernel, sigma=blur_sigma, alpha=alpha, name=f"{after}_blurnet_blur"
+            )
+        extras: dict[str, dict[str, Any]] = {"tik_hf": {"window": tik_window}, "tik_pseudo": {"mode": tik_pseudo_mode}}
+        params = extras.get(defence, {})
         return FeatureMapRegularizer(defence, alpha, params, name=f"{after}_blurnet_{defence}")
 
     if isinstance(model, keras.Sequential):
@@ -92,6 +104,7 @@ def add_blurnet(model: keras.Model, defence: BlurNetDefence, *, after: str, alph
                 layers.append(defence_layer())
         defended = keras.Sequential(layers, name=f"{model.name}_{defence}")
     else:
+
         def call(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
             out = layer(*args, **kwargs)
             return defence_layer()(out) if layer.name == after else out

@@ -52,6 +52,7 @@ class EncoderTaps:
     bottleneck : str
         The bottleneck layer D_{M-1} decodes.
     """
+
     sizes: tuple[int, ...]
     skips: tuple[str, ...]
     bottleneck: str
@@ -72,11 +73,14 @@ def check_taps(classifier: keras.Model, taps: EncoderTaps) -> EncoderTaps:
     if missing:
         raise ValueError(f"Defend++ taps name layers {classifier.name!r} does not have: {missing}")
     if taps.sizes[0] != classifier.input_shape[1] or any(b * 2 != a for a, b in zip(taps.sizes, taps.sizes[1:])):
-        raise ValueError(f"Defend++ taps sizes must start at the input size {classifier.input_shape[1]} and halve "
-                         f"at each scale, got {list(taps.sizes)}")
+        raise ValueError(
+            f"Defend++ taps sizes must start at the input size {classifier.input_shape[1]} and halve "
+            f"at each scale, got {list(taps.sizes)}"
+        )
     if len(taps.skips) != len(taps.sizes) - 1:
-        raise ValueError(f"Defend++ needs one skip layer per scale but the coarsest ({len(taps.sizes) - 1}), "
-                         f"got {list(taps.skips)}")
+        raise ValueError(
+            f"Defend++ needs one skip layer per scale but the coarsest ({len(taps.sizes) - 1}), got {list(taps.skips)}"
+        )
     return taps
 
 
@@ -86,8 +90,10 @@ def taps_for(classifier: keras.Model) -> EncoderTaps:
     for taps in TAPS.values():
         if {*taps.skips, taps.bottleneck} <= names and classifier.input_shape[1] == taps.sizes[0]:
             return taps
-    raise ValueError(f"Defend++ has no encoder mapping for model {classifier.name!r} "
-                     f"(presets: {', '.join(TAPS)}); pass taps=EncoderTaps(sizes, skips, bottleneck) by layer name")
+    raise ValueError(
+        f"Defend++ has no encoder mapping for model {classifier.name!r} "
+        f"(presets: {', '.join(TAPS)}); pass taps=EncoderTaps(sizes, skips, bottleneck) by layer name"
+    )
 
 
 def low_pass_targets(images: tf.Tensor | np.ndarray, sizes: tuple[int, ...]) -> list[tf.Tensor]:
@@ -99,7 +105,9 @@ def low_pass_targets(images: tf.Tensor | np.ndarray, sizes: tuple[int, ...]) -> 
     return [images] + [low_pass_downsample(images, s) for s in sizes[1:]]
 
 
-def reconstruction_loss(outputs: list[tf.Tensor], targets: list[tf.Tensor], low_pass_weight: float = PAPER_LOW_PASS_WEIGHT) -> tf.Tensor:
+def reconstruction_loss(
+    outputs: list[tf.Tensor], targets: list[tf.Tensor], low_pass_weight: float = PAPER_LOW_PASS_WEIGHT
+) -> tf.Tensor:
     """Eq. 3 as pixel-wise MSE: mse(Ĩ^0, I^0) + λ Σ_{m≥1} mse(Ĩ^m, I^m)."""
     mse = [tf.reduce_mean(tf.square(o - t)) for o, t in zip(outputs, targets)]
     return mse[0] + low_pass_weight * tf.add_n(mse[1:]) if len(mse) > 1 else mse[0]
@@ -129,7 +137,9 @@ class FeatureNoise(layers.Layer):
         return {**super().get_config(), "sigma": self.sigma}
 
 
-def build_joint_model(classifier: keras.Model, taps: EncoderTaps, decoder: str = "pyramid", gn_sigma: float = 0.0) -> keras.Model:
+def build_joint_model(
+    classifier: keras.Model, taps: EncoderTaps, decoder: str = "pyramid", gn_sigma: float = 0.0
+) -> keras.Model:
     """One functional graph image -> [logits, Ĩ^0, ..., Ĩ^{M-1}] whose encoder layers ARE the
     classifier's (shared objects, so every update reaches the classifier)."""
     if decoder not in DECODERS:
@@ -176,16 +186,29 @@ class DefendPP(keras.Model):
         If schedule or decoder is unknown, or taps do not fit the classifier (or no preset does).
     """
 
-    def __init__(self, classifier: keras.Model, decoder: str = "pyramid", low_pass_weight: float = PAPER_LOW_PASS_WEIGHT,
-                 reconstruction_weight: float = 1.0, gn_sigma: float = 0.0, schedule: str = "joint",
-                 alternating_cycles: int = 2, alternating_epochs: int = 1, taps: EncoderTaps | dict | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        classifier: keras.Model,
+        decoder: str = "pyramid",
+        low_pass_weight: float = PAPER_LOW_PASS_WEIGHT,
+        reconstruction_weight: float = 1.0,
+        gn_sigma: float = 0.0,
+        schedule: str = "joint",
+        alternating_cycles: int = 2,
+        alternating_epochs: int = 1,
+        taps: EncoderTaps | dict | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         # Any classifier, given its taps by layer name; the three built-in architectures are presets.
         self.classifier, self.explicit_taps = classifier, taps is not None
-        self.taps = check_taps(classifier, EncoderTaps(**taps) if isinstance(taps, dict) else taps) if taps else taps_for(classifier)
+        self.taps = (
+            check_taps(classifier, EncoderTaps(**taps) if isinstance(taps, dict) else taps)
+            if taps
+            else taps_for(classifier)
+        )
         self.joint = build_joint_model(classifier, self.taps, decoder, gn_sigma)
         self.decoder, self.schedule, self.gn_sigma = decoder, schedule, float(gn_sigma)
         self.low_pass_weight, self.reconstruction_weight = float(low_pass_weight), float(reconstruction_weight)
@@ -218,7 +241,9 @@ class DefendPP(keras.Model):
         callbacks = [c for c in callbacks or [] if not isinstance(c, _LossSchedule)] + [_LossSchedule()]
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
-    def losses_on(self, x: tf.Tensor, y: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    def losses_on(
+        self, x: tf.Tensor, y: tf.Tensor, training: bool
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         """(total, L_cls incl. the model's add_loss terms, L_rect, logits)."""
         logits, *recon = self.joint(x, training=training)
         cls = self.compute_loss(x=x, y=y, y_pred=logits, training=training)
@@ -251,12 +276,18 @@ class DefendPP(keras.Model):
         return self._report(y, *self.losses_on(x, y, training=False))
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "classifier": keras.saving.serialize_keras_object(self.classifier),
-                "decoder": self.decoder, "low_pass_weight": self.low_pass_weight,
-                "reconstruction_weight": self.reconstruction_weight, "gn_sigma": self.gn_sigma,
-                "schedule": self.schedule, "alternating_cycles": self.alternating_cycles,
-                "alternating_epochs": self.alternating_epochs,
-                **({"taps": dataclasses.asdict(self.taps)} if self.explicit_taps else {})}
+        return {
+            **super().get_config(),
+            "classifier": keras.saving.serialize_keras_object(self.classifier),
+            "decoder": self.decoder,
+            "low_pass_weight": self.low_pass_weight,
+            "reconstruction_weight": self.reconstruction_weight,
+            "gn_sigma": self.gn_sigma,
+            "schedule": self.schedule,
+            "alternating_cycles": self.alternating_cycles,
+            "alternating_epochs": self.alternating_epochs,
+            **({"taps": dataclasses.asdict(self.taps)} if self.explicit_taps else {}),
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DefendPP:

@@ -15,22 +15,45 @@ def unit_images(images: np.ndarray) -> np.ndarray:
     denoisers and the deflection assume; a 0-255 image would pass through every step silently wrong)."""
     x = np.asarray(images, np.float32)
     if x.ndim != 4 or x.shape[-1] not in (1, 3) or not np.isfinite(x).all() or x.size and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"images: expected grey or RGB images [N, H, W, 1 or 3] of finite values in [0, 1] (divide "
-                         f"8-bit images by 255), got shape {x.shape}")
+        raise ValueError(
+            f"images: expected grey or RGB images [N, H, W, 1 or 3] of finite values in [0, 1] (divide "
+            f"8-bit images by 255), got shape {x.shape}"
+        )
     return x
 
 
-def wavelet_denoise(images: np.ndarray, sigma: float = 0.04, method: str = "BayesShrink", mode: str = "soft",
-                    backend: str = "tensorflow") -> np.ndarray:
+def wavelet_denoise(
+    images: np.ndarray,
+    sigma: float = 0.04,
+    method: str = "BayesShrink",
+    mode: str = "soft",
+    backend: str = "tensorflow",
+) -> np.ndarray:
     """The paper's denoiser: YCbCr, db1 (Haar) wavelet, thresholding, back to RGB, clipped to [0, 1].
 
     backend='skimage' calls scikit-image's denoise_wavelet per image (the reference);
     'tensorflow' is the same computation batched (tests: equal within 1e-4), several times faster.
     """
     if backend == "skimage":
-        return np.stack([np.clip(denoise_wavelet(im, sigma=sigma, wavelet="db1", mode=mode, method=method,
-                                                 convert2ycbcr=True, rescale_sigma=True, channel_axis=-1), 0, 1)
-                         for im in np.asarray(images, np.float64)]).astype(np.float32)
+        return np.stack(
+            [
+                np.clip(
+                    denoise_wavelet(
+                        im,
+                        sigma=sigma,
+                        wavelet="db1",
+                        mode=mode,
+                        method=method,
+                        convert2ycbcr=True,
+                        rescale_sigma=True,
+                        channel_axis=-1,
+                    ),
+                    0,
+                    1,
+                )
+                for im in np.asarray(images, np.float64)
+            ]
+        ).astype(np.float32)
     if backend != "tensorflow":
         raise ValueError(f"backend must be tensorflow or skimage, got {backend!r}")
     return np.clip(_haar_denoise(tf.constant(images, tf.float64), sigma, method, mode).numpy(), 0, 1).astype(np.float32)
@@ -46,8 +69,10 @@ def _haar_step(x):
     n, h, w, c = x.shape
     q = tf.reshape(x, (n, h // 2, 2, w // 2, 2, c))
     x00, x01, x10, x11 = q[:, :, 0, :, 0], q[:, :, 0, :, 1], q[:, :, 1, :, 0], q[:, :, 1, :, 1]
-    return ((x00 + x01 + x10 + x11) / 2,
-            [(x00 - x01 + x10 - x11) / 2, (x00 + x01 - x10 - x11) / 2, (x00 - x01 - x10 + x11) / 2])
+    return (
+        (x00 + x01 + x10 + x11) / 2,
+        [(x00 - x01 + x10 - x11) / 2, (x00 + x01 - x10 - x11) / 2, (x00 - x01 - x10 + x11) / 2],
+    )
 
 
 def _haar_inverse(a, details):
@@ -70,7 +95,7 @@ def _haar_denoise(rgb, sigma, method, mode):
     scale = tf.reduce_max(ycc, axis=(1, 2), keepdims=True) - lo
     safe = tf.where(scale > 0, scale, tf.ones_like(scale))
     x = (ycc - lo) / safe
-    sigma_ycc = np.sqrt((_YCBCR ** 2 * sigma ** 2).sum(axis=1))  # [3]
+    sigma_ycc = np.sqrt((_YCBCR**2 * sigma**2).sum(axis=1))  # [3]
     var = tf.square(sigma_ycc / safe)  # [N, 1, 1, 3]
     levels = max(int(np.log2(min(h, w))) - 3, 1)
     bands = []
@@ -106,5 +131,8 @@ def jpeg(images: np.ndarray, quality: int = 75) -> np.ndarray:
     for im in np.asarray(images):
         bgr = (np.clip(im, 0, 1)[..., ::-1] * 255).round().astype(np.uint8)
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-        out.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is None:
+            raise ValueError(f"images: OpenCV could not JPEG-encode an image shaped {im.shape}")
+        out.append(decoded[..., ::-1].astype(np.float32) / 255.0)
     return np.stack(out)

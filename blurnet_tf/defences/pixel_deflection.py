@@ -17,7 +17,6 @@ stand-in `PixelDeflection.eot_model(samples)` can take the classifier's place in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Literal
 
 import keras
@@ -31,8 +30,9 @@ from blurnet_tf.models.lisa_cnn import FIRST_LAYER, layer_output_model
 DENOISERS = ("wavelet", "jpeg", "none")
 
 
-def class_activation_maps(model: keras.Model, images: np.ndarray, conv_layer: str = "relu3",
-                          dense_layer: str = "logits") -> tuple[np.ndarray, np.ndarray]:
+def class_activation_maps(
+    model: keras.Model, images: np.ndarray, conv_layer: str = "relu3", dense_layer: str = "logits"
+) -> tuple[np.ndarray, np.ndarray]:
     """CAM of every class: M_c(y, x) = sum_k w[y, x, k, c] f_k(y, x) for last conv maps f [N, h, w, K]
     that reach the dense layer through Flatten (the LISA-CNN: 2x2x128x18), or through global average
     pooling (w[k, c] / (h w) at every position, Zhou et al.'s CAM). Returns (cams [N, h, w, C], bias [C]);
@@ -46,14 +46,17 @@ def class_activation_maps(model: keras.Model, images: np.ndarray, conv_layer: st
     elif kernel.shape[0] == k:
         per_position = np.broadcast_to(kernel / (h * w), (h, w) + kernel.shape)
     else:
-        raise ValueError(f"{dense_layer} takes {kernel.shape[0]} inputs; {conv_layer} gives {h}x{w}x{k}: "
-                         "the CAM needs Flatten or global average pooling between them")
+        raise ValueError(
+            f"{dense_layer} takes {kernel.shape[0]} inputs; {conv_layer} gives {h}x{w}x{k}: "
+            "the CAM needs Flatten or global average pooling between them"
+        )
     cams = tf.einsum("nhwk,hwkc->nhwc", features, tf.constant(per_position, features.dtype))
     return cams.numpy(), bias
 
 
-def robust_activation_map(model: keras.Model, images: np.ndarray, top_k: int = 5, conv_layer: str = "relu3",
-                          dense_layer: str = "logits") -> np.ndarray:
+def robust_activation_map(
+    model: keras.Model, images: np.ndarray, top_k: int = 5, conv_layer: str = "relu3", dense_layer: str = "logits"
+) -> np.ndarray:
     """R in [0, 1], [N, H, W]: the top-k classes' CAMs weighted 1/2^i (i = 0 for the top class),
     bilinearly upsampled to the image, min-max normalised per image."""
     cams, bias = class_activation_maps(model, images, conv_layer, dense_layer)
@@ -67,7 +70,9 @@ def robust_activation_map(model: keras.Model, images: np.ndarray, top_k: int = 5
     return ((up - lo) / np.maximum(hi - lo, 1e-12)).astype(np.float32)
 
 
-def deflect(images: np.ndarray, maps: np.ndarray, deflections: int, window: int, rng: np.random.Generator) -> np.ndarray:
+def deflect(
+    images: np.ndarray, maps: np.ndarray, deflections: int, window: int, rng: np.random.Generator
+) -> np.ndarray:
     """Pixel deflection of a batch [N, H, W, C] with maps [N, H, W] in [0, 1].
 
     Each of the K picks is deflected when map < U(0,1): the pixel takes the value of a pixel drawn uniformly from the
@@ -145,8 +150,12 @@ class PixelDeflection:
     dense_layer: str = "logits"
 
     def __post_init__(self) -> None:
-        for name, choices in (("denoiser", DENOISERS), ("threshold_method", ("BayesShrink", "VisuShrink")),
-                              ("threshold_mode", ("soft", "hard")), ("denoise_backend", ("tensorflow", "skimage"))):
+        for name, choices in (
+            ("denoiser", DENOISERS),
+            ("threshold_method", ("BayesShrink", "VisuShrink")),
+            ("threshold_mode", ("soft", "hard")),
+            ("denoise_backend", ("tensorflow", "skimage")),
+        ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         for name, low in (("deflections", 0), ("window", 1), ("top_k", 1), ("ensemble", 1), ("jpeg_quality", 1)):
@@ -166,10 +175,13 @@ class PixelDeflection:
         images [N, H, W, C] in [0, 1] -> R [N, H, W] in [0, 1] (zeros when use_map is False)."""
         if not self.use_map:
             return np.zeros(np.shape(images)[:3], np.float32)
-        return robust_activation_map(self.classifier, np.asarray(images, np.float32), self.top_k,
-                                      self.cam_layer, self.dense_layer)
+        return robust_activation_map(
+            self.classifier, np.asarray(images, np.float32), self.top_k, self.cam_layer, self.dense_layer
+        )
 
-    def defend(self, images: np.ndarray, rng: np.random.Generator | None = None, maps: np.ndarray | None = None) -> np.ndarray:
+    def defend(
+        self, images: np.ndarray, rng: np.random.Generator | None = None, maps: np.ndarray | None = None
+    ) -> np.ndarray:
         """One random draw of the defence on a batch (deflection, then the denoiser).
 
         images [N, H, W, C] -> [N, H, W, C] float32; rng: the draw's generator (None: the defence's own, seeded
@@ -235,10 +247,16 @@ class PixelDeflection:
         defended = _DefendedCopies(self, int(samples), name="bpda_defences")(x)
         logits = self.classifier(defended, training=False)
         # The maps feed the output layer (which ignores them) so that they are a layer of this model.
-        maps = [] if feature_layer is None else [
-            keras.layers.Identity(name=feature_layer)(layer_output_model(self.classifier, feature_layer)(defended))]
-        return keras.Model(x, _EotMean(int(samples), name="eot_log_mean_softmax")([logits, *maps]),
-                           name="pixel_deflection_eot")
+        maps = (
+            []
+            if feature_layer is None
+            else [
+                keras.layers.Identity(name=feature_layer)(layer_output_model(self.classifier, feature_layer)(defended))
+            ]
+        )
+        return keras.Model(
+            x, _EotMean(int(samples), name="eot_log_mean_softmax")([logits, *maps]), name="pixel_deflection_eot"
+        )
 
 
 class _DefendedCopies(keras.layers.Layer):

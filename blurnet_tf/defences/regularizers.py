@@ -38,7 +38,7 @@ def total_variation(F: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(dh + dw)
 
 
-def _map_norm(G):
+def _map_norm(G: tf.Tensor) -> tf.Tensor:
     """Frobenius norm of every [H, W] map, as [N, K]."""
     return tf.sqrt(tf.reduce_sum(tf.square(G), axis=(1, 2)) + _TINY)
 

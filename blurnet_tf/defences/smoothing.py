@@ -14,8 +14,15 @@ if TYPE_CHECKING:
 ABSTAIN = -1
 
 
-def smoothed_predict(model: keras.Model, images: np.ndarray, sigma: float, n: int = 100, batch_size: int = 32,
-                     abstain_alpha: float | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def smoothed_predict(
+    model: keras.Model,
+    images: np.ndarray,
+    sigma: float,
+    n: int = 100,
+    batch_size: int = 32,
+    abstain_alpha: float | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Majority vote of the model over n Gaussian-noised copies of each image (BlurNet: n=100).
 
     With abstain_alpha, Cohen's PREDICT: abstain (-1) unless the top class beats the runner-up
@@ -49,15 +56,16 @@ def smoothed_predict(model: keras.Model, images: np.ndarray, sigma: float, n: in
     rng = tf.random.Generator.from_seed(seed)
 
     @tf.function
-    def votes(x):
+    def votes(x: tf.Tensor) -> tf.Tensor:
         copies = tf.repeat(x, n, axis=0)
         noisy = copies + sigma * rng.normal(tf.shape(copies))
         cls = tf.argmax(model(noisy, training=False), axis=-1, output_type=tf.int32)
         cls = tf.reshape(cls, [-1, n])
         return tf.reduce_sum(tf.one_hot(cls, num_classes, dtype=tf.int32), axis=1)
 
-    counts = np.concatenate([votes(tf.constant(images[i:i + batch_size])).numpy()
-                             for i in range(0, len(images), batch_size)])
+    counts = np.concatenate(
+        [votes(tf.constant(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
+    )
     prediction = counts.argmax(axis=1)
     if abstain_alpha is not None:
         top2 = np.sort(counts, axis=1)[:, -2:]

@@ -2,15 +2,28 @@
 
 `from blurnet_tf.evaluation import benchmark, strength_checks` loads those two on first use."""
 
+from typing import Any
+
 # The submodules (importing the package imports none of them).
-__all__ = ["attack_strength", "clean_accuracy", "deflection_protocol", "frontier", "input_checks", "intervals",
-           "metrics", "mnist_attack_suite", "reference_logs", "robustness_benchmark", "spectra",
-           "sticker_metrics"]
+__all__ = [
+    "attack_strength",
+    "clean_accuracy",
+    "deflection_protocol",
+    "frontier",
+    "input_checks",
+    "intervals",
+    "metrics",
+    "mnist_attack_suite",
+    "reference_logs",
+    "robustness_benchmark",
+    "spectra",
+    "sticker_metrics",
+]
 # The public functions, imported lazily so that importing the package stays free of TensorFlow.
 PUBLIC = {"benchmark": "robustness_benchmark", "strength_checks": "attack_strength"}
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in PUBLIC:
         import importlib
 

@@ -35,8 +35,8 @@ from blurnet_tf.attacks import linf_attack, logits_fn, rp2
 from blurnet_tf.evaluation.input_checks import check_inputs, check_source
 from blurnet_tf.evaluation.metrics import predict_classes
 
-ZERO_GRADIENT_MAX = 0.01       # share of images whose input gradient is exactly zero
-UNBOUNDED_SUCCESS_MIN = 0.99   # share an unbounded attack must fool
+ZERO_GRADIENT_MAX = 0.01  # share of images whose input gradient is exactly zero
+UNBOUNDED_SUCCESS_MIN = 0.99  # share an unbounded attack must fool
 CHECKS = ("gradients_nonzero", "unbounded_pgd", "monotone_eps", "transfer_weaker", "unrestricted_rp2", "monotone_rp2")
 
 
@@ -49,11 +49,11 @@ def _moved(run) -> float | None:
 
 
 def _positive(v: Any) -> bool:
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v)) and v > 0
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v)) and bool(v > 0)
 
 
 def _count(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and bool(v >= 1)
 
 
 def _gradients(f, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
@@ -66,12 +66,23 @@ def _gradients(f, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     return None if grad is None else np.asarray(grad)
 
 
-def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 / 255,
-                    eps_grid: Sequence[float] = (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255), steps: int = 50,
-                    source: Any = None, mask: np.ndarray | None = None, targets: Sequence[int] | None = None,
-                    rp2_epochs: int = 30, rp2_lambda: float = 0.002, seed: int = 0,
-                    rp2_transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
-                    rp2_extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None) -> dict[str, Any]:
+def strength_checks(
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    eps: float = 8 / 255,
+    eps_grid: Sequence[float] = (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255),
+    steps: int = 50,
+    source: Any = None,
+    mask: np.ndarray | None = None,
+    targets: Sequence[int] | None = None,
+    rp2_epochs: int = 30,
+    rp2_lambda: float = 0.002,
+    seed: int = 0,
+    rp2_transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    rp2_extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None,
+) -> dict[str, Any]:
     """Run the attack-strength checks (CHECKS, described in the module docstring) on a model.
 
     PGD takes `steps` steps of 2.5 ε / steps from a random start. Thresholds are fixed (ZERO_GRADIENT_MAX,
@@ -129,10 +140,12 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
     Athalye et al., ICML 2018, §3.1 and §5; Carlini et al., "On evaluating adversarial robustness", 2019, §4-5.
     """
     for arg, value, ok, expected in (
-            ("eps", eps, _positive(eps), "a finite number > 0"),
-            ("eps_grid", eps_grid, len(eps_grid) > 0 and all(_positive(e) for e in eps_grid), "finite numbers > 0"),
-            ("steps", steps, _count(steps), "an integer >= 1"), ("rp2_epochs", rp2_epochs, _count(rp2_epochs), "an integer >= 1"),
-            ("rp2_lambda", rp2_lambda, _positive(rp2_lambda) or rp2_lambda == 0, "a finite number >= 0")):
+        ("eps", eps, _positive(eps), "a finite number > 0"),
+        ("eps_grid", eps_grid, len(eps_grid) > 0 and all(_positive(e) for e in eps_grid), "finite numbers > 0"),
+        ("steps", steps, _count(steps), "an integer >= 1"),
+        ("rp2_epochs", rp2_epochs, _count(rp2_epochs), "an integer >= 1"),
+        ("rp2_lambda", rp2_lambda, _positive(rp2_lambda) or rp2_lambda == 0, "a finite number >= 0"),
+    ):
         if not ok:  # before any work: steps=0 would divide by zero, a negative ε "pass"
             raise ValueError(f"{arg}: expected {expected}, got {value!r}")
     x, y, classes = check_inputs(model, x, y, mask, targets, constant_ok=True)  # flagged by the checks below
@@ -156,7 +169,9 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
     def pgd_success(e, on=model):
         if on is model and not reaches:  # no gradient reaches the input: PGD cannot move the images
             return 0.0
-        adv = linf_attack(on, xc, eps=e, steps=steps, step_size=min(e, 2.5 * e / steps), y=yc, rand_init=True, seed=seed)
+        adv = linf_attack(
+            on, xc, eps=e, steps=steps, step_size=min(e, 2.5 * e / steps), y=yc, rand_init=True, seed=seed
+        )
         return float(np.mean(predict_classes(model, adv) != yc))
 
     out["eps_grid"], out["pgd_success"] = [float(e) for e in eps_grid], []
@@ -172,8 +187,9 @@ def strength_checks(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float = 8 
     if targets is not None:
         targets = [int(t) for t in targets]
         adaptive = {"transform": rp2_transform, "extra_loss": rp2_extra_loss}
-        whole = rp2(model, xc, np.ones(x.shape[1:], np.float32), targets, lam=0.0, epochs=rp2_epochs, seed=seed,
-                    **adaptive)
+        whole = rp2(
+            model, xc, np.ones(x.shape[1:], np.float32), targets, lam=0.0, epochs=rp2_epochs, seed=seed, **adaptive
+        )
         out["unrestricted_rp2_success"] = _moved(whole)
         if out["unrestricted_rp2_success"] is not None:  # None: every image is already at every target
             checks["unrestricted_rp2"] = out["unrestricted_rp2_success"] >= UNBOUNDED_SUCCESS_MIN

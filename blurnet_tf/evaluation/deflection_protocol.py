@@ -15,20 +15,21 @@ from blurnet_tf import paper
 
 EPS = paper.LINF_EPS
 
+
 @dataclasses.dataclass(frozen=True)
 class PDBudget:
-    test_images: int = 500          # correctly classified test images attacked
+    test_images: int = 500  # correctly classified test images attacked
     bim_steps: int = 10
     cw_steps: int = 200
     cw_search: int = 5
-    deepfool_steps: int = 50        # Moosavi-Dezfooli et al.'s maximum
+    deepfool_steps: int = 50  # Moosavi-Dezfooli et al.'s maximum
     deepfool_classes: int | None = None  # None: all (ART's top-k shortcut failed on our baseline)
-    jsma_gamma: float = 0.145       # Papernot et al.'s largest fraction of changed features
-    lbfgs_steps: int = 100          # L-BFGS-B iterations per constant (cleverhans: 1000; measured cost)
-    lbfgs_search: int = 5           # constants tried per image (cleverhans' binary search steps)
+    jsma_gamma: float = 0.145  # Papernot et al.'s largest fraction of changed features
+    lbfgs_steps: int = 100  # L-BFGS-B iterations per constant (cleverhans: 1000; measured cost)
+    lbfgs_search: int = 5  # constants tried per image (cleverhans' binary search steps)
     eot_samples: int = 4
     adaptive_pgd_steps: int = 20
-    adaptive_rp2_targets: tuple = None  # None: all 17
+    adaptive_rp2_targets: tuple | None = None  # None: all 17
     adaptive_rp2_epochs: int = 300
     ensemble: int = 10
     search_images: int = 300
@@ -53,14 +54,21 @@ def non_adaptive_attacks(model, x, y, budget, seed=0, progress=None):
     targets = random_targets(y, model.output_shape[-1], seed)
     attacks = {
         "FGSM": lambda: fgsm(model, x, y),
-        "BIM": lambda: linf_attack(model, x, eps=EPS, steps=budget.bim_steps,
-                                   step_size=madry_step(EPS, budget.bim_steps), y=y),
-        "C&W L2": lambda: carlini_wagner_l2(model, x, y, max_iterations=budget.cw_steps,
-                                            binary_search_steps=budget.cw_search).adversarial,
+        "BIM": lambda: linf_attack(
+            model, x, eps=EPS, steps=budget.bim_steps, step_size=madry_step(EPS, budget.bim_steps), y=y
+        ),
+        "C&W L2": lambda: (
+            carlini_wagner_l2(
+                model, x, y, max_iterations=budget.cw_steps, binary_search_steps=budget.cw_search
+            ).adversarial
+        ),
         "DeepFool": lambda: deepfool(model, x, max_iter=budget.deepfool_steps, nb_grads=budget.deepfool_classes),
         "JSMA": lambda: jsma(model, x, targets, gamma=budget.jsma_gamma),
-        "L-BFGS": lambda: lbfgs_attack(model, x, targets, search_steps=budget.lbfgs_search,
-                                       max_iterations=budget.lbfgs_steps).adversarial,
+        "L-BFGS": lambda: (
+            lbfgs_attack(
+                model, x, targets, search_steps=budget.lbfgs_search, max_iterations=budget.lbfgs_steps
+            ).adversarial
+        ),
     }
     out = {}
     for name, attack in attacks.items():
@@ -86,7 +94,10 @@ def search_parameters(classifier, val_x, val_y, val_adv, grid, base):
         for v in values:
             params = {**best, name: v}
             pd = PixelDeflection(classifier, **params)
-            clean, adv = defended_accuracy(pd.predict_classes, val_x, val_y), defended_accuracy(pd.predict_classes, val_adv, val_y)
+            clean, adv = (
+                defended_accuracy(pd.predict_classes, val_x, val_y),
+                defended_accuracy(pd.predict_classes, val_adv, val_y),
+            )
             scores[v] = (clean + adv) / 2
             log.append({**params, "clean": clean, "fgsm": adv, "objective": scores[v]})
         best[name] = max(scores, key=scores.get)
@@ -100,8 +111,7 @@ ABLATIONS = {  # the paper's Table 3 / Table 4 columns
     "JPEG": {"deflections": 0, "denoiser": "jpeg"},
     "PD+JPEG": {"denoiser": "jpeg"},
 }
-THRESHOLDS = {"Hard": {"threshold_mode": "hard"}, "VisuShrink": {"threshold_method": "VisuShrink"},
-              "BayesShrink": {}}
+THRESHOLDS = {"Hard": {"threshold_mode": "hard"}, "VisuShrink": {"threshold_method": "VisuShrink"}, "BayesShrink": {}}
 
 
 def evaluate(classifier, attacked, params, budget, seed=0):
@@ -110,13 +120,20 @@ def evaluate(classifier, attacked, params, budget, seed=0):
     from blurnet_tf.defences.pixel_deflection import PixelDeflection
     from blurnet_tf.evaluation.metrics import predict_classes
 
-    configs = {"no defence": None, "PD+WD (single)": {}, f"PD+WD (Ens-{budget.ensemble})": {"ensemble": budget.ensemble}}
+    configs = {
+        "no defence": None,
+        "PD+WD (single)": {},
+        f"PD+WD (Ens-{budget.ensemble})": {"ensemble": budget.ensemble},
+    }
     configs.update({f"ablation: {k}": v for k, v in ABLATIONS.items()})
     configs.update({f"threshold: {k}": v for k, v in THRESHOLDS.items()})
     table = {}
     for name, extra in configs.items():
-        predict = (lambda t: predict_classes(classifier, t)) if extra is None else \
-            PixelDeflection(classifier, **{**params, **extra, "seed": seed}).predict_classes
+        predict = (
+            (lambda t: predict_classes(classifier, t))
+            if extra is None
+            else PixelDeflection(classifier, **{**params, **extra, "seed": seed}).predict_classes
+        )
         table[name] = {attack: defended_accuracy(predict, x, y) for attack, (x, y) in attacked.items()}
     return table
 
@@ -127,8 +144,14 @@ def adaptive_pgd(classifier, x, y, params, budget):
     from blurnet_tf.defences.pixel_deflection import PixelDeflection
 
     pd = PixelDeflection(classifier, **params, seed=1)
-    return linf_attack(pd.eot_model(budget.eot_samples), x, eps=EPS, steps=budget.adaptive_pgd_steps,
-                       step_size=madry_step(EPS, budget.adaptive_pgd_steps), y=y)
+    return linf_attack(
+        pd.eot_model(budget.eot_samples),
+        x,
+        eps=EPS,
+        steps=budget.adaptive_pgd_steps,
+        step_size=madry_step(EPS, budget.adaptive_pgd_steps),
+        y=y,
+    )
 
 
 def adaptive_rp2(classifier, victims, mask, params, budget, targets):
@@ -137,6 +160,12 @@ def adaptive_rp2(classifier, victims, mask, params, budget, targets):
     from blurnet_tf.defences.pixel_deflection import PixelDeflection
 
     pd = PixelDeflection(classifier, **params, seed=2)
-    result = rp2(pd.eot_model(budget.eot_samples), victims, mask, targets, lam=paper.RP2_LAMBDA,
-                 epochs=budget.adaptive_rp2_epochs)
+    result = rp2(
+        pd.eot_model(budget.eot_samples),
+        victims,
+        mask,
+        targets,
+        lam=paper.RP2_LAMBDA,
+        epochs=budget.adaptive_rp2_epochs,
+    )
     return result.adversarial[0]

@@ -17,7 +17,7 @@ import numpy as np
 N_BOOT = 2000
 LEVEL = 0.95
 STATISTICS = {
-    "avg_asr": lambda asr: asr.mean(axis=-1),   # asr: [..., targets]
+    "avg_asr": lambda asr: asr.mean(axis=-1),  # asr: [..., targets]
     "worst_asr": lambda asr: asr.max(axis=-1),  # the bootstrap of a max leans low: read its interval as such
 }
 
@@ -32,9 +32,9 @@ def _draw(n_seeds, n_targets, n_victims, n_boot, rng):
 def _replicates(success, statistic, draws):
     """success [S, T, V] -> the statistic averaged over drawn seeds, one value per replicate [B]."""
     seeds, targets, victims = draws
-    picked = success[seeds]                                                 # [B, S, T, V]
-    picked = np.take_along_axis(picked, targets[..., None], axis=2)         # targets within each seed
-    picked = np.take_along_axis(picked, victims[:, :, None, :], axis=3)     # victims within each seed
+    picked = success[seeds]  # [B, S, T, V]
+    picked = np.take_along_axis(picked, targets[..., None], axis=2)  # targets within each seed
+    picked = np.take_along_axis(picked, victims[:, :, None, :], axis=3)  # victims within each seed
     return STATISTICS[statistic](picked.mean(axis=-1)).mean(axis=-1)
 
 
@@ -43,29 +43,39 @@ def _interval(values, level=LEVEL):
     return float(lo), float(hi)
 
 
-def asr_interval(success: np.ndarray, statistic: str = "avg_asr", n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
+def asr_interval(
+    success: np.ndarray, statistic: str = "avg_asr", n_boot: int = N_BOOT, seed: int = 0
+) -> dict[str, Any]:
     """{mean, lo, hi, seeds} of a row's ASR statistic; success: [seeds, targets, victims] of 0/1."""
     success = np.asarray(success, np.float64)
-    draws = _draw(*success.shape, n_boot, np.random.default_rng(seed))
+    n_seeds, n_targets, n_victims = success.shape
+    draws = _draw(n_seeds, n_targets, n_victims, n_boot, np.random.default_rng(seed))
     estimate = float(STATISTICS[statistic](success.mean(axis=-1)).mean())
     lo, hi = _interval(_replicates(success, statistic, draws))
     return {"mean": estimate, "lo": lo, "hi": hi, "seeds": int(success.shape[0])}
 
 
-def paired_difference(success_a: np.ndarray, success_b: np.ndarray, statistic: str = "avg_asr", n_boot: int = N_BOOT,
-                      seed: int = 0) -> dict[str, float]:
+def paired_difference(
+    success_a: np.ndarray, success_b: np.ndarray, statistic: str = "avg_asr", n_boot: int = N_BOOT, seed: int = 0
+) -> dict[str, float]:
     """{mean, lo, hi} of statistic(a) - statistic(b) with the same seeds, targets and victims drawn."""
     return paired_contrast([success_a, success_b], [1, -1], statistic, n_boot, seed)
 
 
-def paired_contrast(successes: Sequence[np.ndarray], weights: Sequence[float], statistic: str = "avg_asr",
-                    n_boot: int = N_BOOT, seed: int = 0) -> dict[str, float]:
+def paired_contrast(
+    successes: Sequence[np.ndarray],
+    weights: Sequence[float],
+    statistic: str = "avg_asr",
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, float]:
     """{mean, lo, hi} of sum_i w_i statistic(success_i), every row drawn with the same seeds, targets
     and victims (e.g. [lowfreq_a, whitebox_a, lowfreq_b, whitebox_b] with [1, -1, -1, 1])."""
     arrays = [np.asarray(a, np.float64) for a in successes]
     if len({a.shape for a in arrays}) != 1:
         raise ValueError(f"paired rows need the same seeds, targets and victims: {[a.shape for a in arrays]}")
-    draws = _draw(*arrays[0].shape, n_boot, np.random.default_rng(seed))
+    n_seeds, n_targets, n_victims = arrays[0].shape
+    draws = _draw(n_seeds, n_targets, n_victims, n_boot, np.random.default_rng(seed))
     replicates = sum(w * _replicates(a, statistic, draws) for a, w in zip(arrays, weights))
     estimate = float(sum(w * STATISTICS[statistic](a.mean(axis=-1)).mean() for a, w in zip(arrays, weights)))
     lo, hi = _interval(replicates)
@@ -83,8 +93,9 @@ def values_interval(values: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> 
     return {"mean": float(v.mean()), "lo": lo, "hi": hi, "seeds": int(v.shape[0])}
 
 
-def accuracy_interval(accuracies: Sequence[float] | np.ndarray, n_images: int, n_boot: int = N_BOOT,
-                      seed: int = 0) -> dict[str, Any]:
+def accuracy_interval(
+    accuracies: Sequence[float] | np.ndarray, n_images: int, n_boot: int = N_BOOT, seed: int = 0
+) -> dict[str, Any]:
     """{mean, lo, hi, seeds} of a per-seed accuracy measured on n_images: seeds are drawn with
     replacement and each drawn accuracy is redrawn as Binomial(n_images, acc) / n_images (the test
     images' sampling)."""

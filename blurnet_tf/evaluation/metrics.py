@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import keras
 
 
-def predict_classes(model: keras.Model | Callable, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def predict_classes(model: keras.Model | Callable[..., Any], images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Arg-max class of the model's logits, in inference mode; `model` a Keras model or any callable
     images -> logits (a defence's EOT stand-in), called in batches."""
     import keras
@@ -23,16 +23,21 @@ def predict_classes(model: keras.Model | Callable, images: np.ndarray, batch_siz
     from blurnet_tf.attacks.logits_model import logits_fn
 
     f = logits_fn(model)
-    return np.concatenate([np.argmax(np.asarray(f(tf.constant(images[i:i + batch_size], tf.float32))), -1)
-                           for i in range(0, len(images), batch_size)])
+    return np.concatenate(
+        [
+            np.argmax(np.asarray(f(tf.constant(images[i : i + batch_size], tf.float32))), -1)
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def accuracy(predictions: np.ndarray, labels: np.ndarray | int) -> float:
     return float(np.mean(np.asarray(predictions) == np.asarray(labels)))
 
 
-def correctly_classified(model: keras.Model, images: np.ndarray, labels: np.ndarray, n: int,
-                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def correctly_classified(
+    model: keras.Model, images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Up to n (image, label) pairs the model gets right, drawn with a fixed seed, in index order."""
     pred = predict_classes(model, images)
     idx = np.flatnonzero(pred == labels)
@@ -64,8 +69,13 @@ def l2_dissimilarity(clean: np.ndarray, adversarial: np.ndarray) -> float:
     return float(np.mean(np.linalg.norm(clean - adversarial, axis=1) / np.linalg.norm(clean, axis=1)))
 
 
-def apply_sticker(images: np.ndarray, mask: np.ndarray, noise: np.ndarray, noise_clip: float = 20.0,
-                  input_clip: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+def apply_sticker(
+    images: np.ndarray,
+    mask: np.ndarray,
+    noise: np.ndarray,
+    noise_clip: float = 20.0,
+    input_clip: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
     """clip(x + mask * clip(noise, -c, c), lo, hi): the RP2 adversarial image."""
     noise = np.clip(noise, -noise_clip, noise_clip)
     return np.clip(images + mask * noise, *input_clip).astype(np.float32)

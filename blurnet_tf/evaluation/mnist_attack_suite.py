@@ -46,15 +46,16 @@ UNBOUNDED_SUCCESS_MIN = 0.99
 class AttackBudget:
     """Defaults: the paper's MNIST settings where it gives them (FGSM ε 0.2, BIM 100 iterations,
     C&W 5 x 20 iterations, DDN with its authors' 100 steps, γ 0.05); our choices otherwise."""
+
     fgsm_eps: float = paper.MNIST_FGSM_EPS
     bim_eps: float = paper.MNIST_FGSM_EPS  # not stated for BIM: FGSM's ε
     bim_steps: int = 100
-    bim_step: float = 0.01      # ε / 20: the ball's edge is reachable in 20 steps
+    bim_step: float = 0.01  # ε / 20: the ball's edge is reachable in 20 steps
     cw_search: int = 5
     cw_steps: int = 20
     cw_learning_rate: float = 0.1  # 1e-2 barely moves saturated MNIST pixels in 20 steps
     ddn_steps: int = 100
-    l2_budget: float = 2.0      # budget for C&W and DDN accuracy (a common MNIST L2 budget)
+    l2_budget: float = 2.0  # budget for C&W and DDN accuracy (a common MNIST L2 budget)
     fgsm_curve_eps: tuple = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # Fig. 7
     strength_bim_eps: tuple = (0.05, 0.1, 0.2, 0.3, 0.4)  # BIM's accuracy must fall along these
 
@@ -74,8 +75,9 @@ class AttackBudget:
                 raise SettingError(name, f"expected increasing positive numbers, got {grid}")
 
 
-def adversarial(name: str, model: keras.Model, x: np.ndarray, y: np.ndarray,
-                budget: AttackBudget) -> np.ndarray | tf.Tensor:
+def adversarial(
+    name: str, model: keras.Model, x: np.ndarray, y: np.ndarray, budget: AttackBudget
+) -> np.ndarray | tf.Tensor:
     """The attack's adversarial images for (x, y) against model (images -> logits)."""
     if name == "clean":
         return x
@@ -84,15 +86,22 @@ def adversarial(name: str, model: keras.Model, x: np.ndarray, y: np.ndarray,
     if name == "bim":
         return linf_attack(model, x, eps=budget.bim_eps, steps=budget.bim_steps, step_size=budget.bim_step, y=y)
     if name == "cw":
-        return carlini_wagner_l2(model, x, y, binary_search_steps=budget.cw_search, max_iterations=budget.cw_steps,
-                                 learning_rate=budget.cw_learning_rate).adversarial
+        return carlini_wagner_l2(
+            model,
+            x,
+            y,
+            binary_search_steps=budget.cw_search,
+            max_iterations=budget.cw_steps,
+            learning_rate=budget.cw_learning_rate,
+        ).adversarial
     if name == "ddn":
         return ddn(model, x, y, steps=budget.ddn_steps).adversarial
     raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
 
 
-def evaluate(name: str, model: keras.Model, x: np.ndarray, y: np.ndarray, budget: AttackBudget,
-             source: keras.Model | None = None) -> dict[str, Any]:
+def evaluate(
+    name: str, model: keras.Model, x: np.ndarray, y: np.ndarray, budget: AttackBudget, source: keras.Model | None = None
+) -> dict[str, Any]:
     """One named attack or check on (x, y), scored on model; the attack crafted on source if given."""
     if name == "fgsm_curve":
         return fgsm_curve(model, x, y, budget, source)
@@ -115,16 +124,16 @@ def fgsm_at(x: np.ndarray, direction: np.ndarray, eps: float) -> np.ndarray:
     return np.clip(x + np.float32(eps) * direction, 0.0, 1.0)
 
 
-def fgsm_curve(model: keras.Model, x: np.ndarray, y: np.ndarray, budget: AttackBudget,
-               source: keras.Model | None = None) -> dict[str, Any]:
+def fgsm_curve(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, budget: AttackBudget, source: keras.Model | None = None
+) -> dict[str, Any]:
     """Fig. 7: accuracy under FGSM at each of budget.fgsm_curve_eps. "accuracy" is the one at the
     grid's ε nearest the paper's 0.2, so the tables' readers find a single number."""
     direction = fgsm_direction(model if source is None else source, x, y)
     eps = [float(e) for e in budget.fgsm_curve_eps]
     curve = [float(np.mean(predict_classes(model, fgsm_at(x, direction, e)) == y)) for e in eps]
     at = int(np.argmin(np.abs(np.array(eps) - paper.MNIST_FGSM_EPS)))
-    return {"images": int(len(y)), "eps": eps, "accuracies": curve, "accuracy": curve[at],
-            "accuracy_eps": eps[at]}
+    return {"images": int(len(y)), "eps": eps, "accuracies": curve, "accuracy": curve[at], "accuracy_eps": eps[at]}
 
 
 def input_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 500) -> np.ndarray | None:
@@ -134,11 +143,12 @@ def input_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size
 
     grads = []
     for i in range(0, len(x), batch_size):
-        xb = tf.convert_to_tensor(x[i:i + batch_size])
+        xb = tf.convert_to_tensor(x[i : i + batch_size])
         with tf.GradientTape() as tape:
             tape.watch(xb)
-            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=np.asarray(y[i:i + batch_size], np.int64),
-                                                                  logits=model(xb, training=False))
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=np.asarray(y[i : i + batch_size], np.int64), logits=model(xb, training=False)
+            )
         grad = tape.gradient(loss, xb)
         if grad is None:
             return None
@@ -158,8 +168,14 @@ def strength_checks(model: keras.Model, x: np.ndarray, y: np.ndarray, budget: At
     def bim(eps, least=0.0):
         if grads is None:  # no gradient reaches the input: BIM cannot move the images, and fails (b)
             return x
-        return linf_attack(model, x, eps=eps, steps=budget.bim_steps, y=y,
-                           step_size=min(eps, max(least, eps * budget.bim_step / budget.bim_eps)))
+        return linf_attack(
+            model,
+            x,
+            eps=eps,
+            steps=budget.bim_steps,
+            y=y,
+            step_size=min(eps, max(least, eps * budget.bim_step / budget.bim_eps)),
+        )
 
     flat = np.abs((np.zeros_like(x) if grads is None else grads).reshape(len(x), -1))
     zero_fraction = float(np.mean(flat.max(axis=1) == 0))
@@ -168,23 +184,35 @@ def strength_checks(model: keras.Model, x: np.ndarray, y: np.ndarray, budget: At
     success = float(np.mean(unbounded[correct] != y[correct])) if correct.any() else None
     grid = [float(e) for e in budget.strength_bim_eps]
     grid_accuracy = [float(np.mean(predict_classes(model, bim(e)) == y)) for e in grid]
-    checks = {"gradients_nonzero": zero_fraction < ZERO_GRADIENT_MAX,
-              "unbounded_fools_all": success is not None and success >= UNBOUNDED_SUCCESS_MIN,
-              "monotone": all(b <= a for a, b in zip(grid_accuracy, grid_accuracy[1:]))}
-    return {"images": int(len(y)), "zero_gradient_fraction": zero_fraction,
-            "median_gradient_l1": float(np.median(flat.sum(axis=1))),
-            "unbounded_success": success, "accuracy": float(np.mean(unbounded == y)),
-            "bim_eps": grid, "bim_accuracies": grid_accuracy, **checks, "passed": all(checks.values()),
-            "thresholds": {"zero_gradient_fraction_below": ZERO_GRADIENT_MAX,
-                           "unbounded_success_at_least": UNBOUNDED_SUCCESS_MIN}}
+    checks = {
+        "gradients_nonzero": zero_fraction < ZERO_GRADIENT_MAX,
+        "unbounded_fools_all": success is not None and success >= UNBOUNDED_SUCCESS_MIN,
+        "monotone": all(b <= a for a, b in zip(grid_accuracy, grid_accuracy[1:])),
+    }
+    return {
+        "images": int(len(y)),
+        "zero_gradient_fraction": zero_fraction,
+        "median_gradient_l1": float(np.median(flat.sum(axis=1))),
+        "unbounded_success": success,
+        "accuracy": float(np.mean(unbounded == y)),
+        "bim_eps": grid,
+        "bim_accuracies": grid_accuracy,
+        **checks,
+        "passed": all(checks.values()),
+        "thresholds": {
+            "zero_gradient_fraction_below": ZERO_GRADIENT_MAX,
+            "unbounded_success_at_least": UNBOUNDED_SUCCESS_MIN,
+        },
+    }
 
 
-def score(model: keras.Model, x: np.ndarray, y: np.ndarray, adv: np.ndarray | tf.Tensor, name: str,
-          budget: AttackBudget) -> dict[str, Any]:
+def score(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, adv: np.ndarray | tf.Tensor, name: str, budget: AttackBudget
+) -> dict[str, Any]:
     """{accuracy, ...}: for the min-norm attacks, accuracy within budget.l2_budget, accuracy at
     any norm, and the median smallest L2 over correctly classified images (∞ where none found)."""
     pred_adv = predict_classes(model, adv)
-    result = {"images": int(len(y))}
+    result: dict[str, Any] = {"images": int(len(y))}
     if name not in MIN_NORM:
         result["accuracy"] = float(np.mean(pred_adv == y))
         if name != "clean":
@@ -194,11 +222,13 @@ def score(model: keras.Model, x: np.ndarray, y: np.ndarray, adv: np.ndarray | tf
     norms = np.linalg.norm((adv - x).reshape(len(x), -1), axis=1)
     fooled = correct & (pred_adv != y)
     smallest = np.where(fooled, norms, np.inf)[correct]
-    result.update({
-        "accuracy": float(np.mean(correct & ~(fooled & (norms <= budget.l2_budget)))),
-        "l2_budget": budget.l2_budget,
-        "accuracy_any_norm": float(np.mean(correct & ~fooled)),
-        "median_l2": float(np.median(smallest)) if len(smallest) else None,
-        "mean_l2_found": float(norms[fooled].mean()) if fooled.any() else None,
-    })
+    result.update(
+        {
+            "accuracy": float(np.mean(correct & ~(fooled & (norms <= budget.l2_budget)))),
+            "l2_budget": budget.l2_budget,
+            "accuracy_any_norm": float(np.mean(correct & ~fooled)),
+            "median_l2": float(np.median(smallest)) if len(smallest) else None,
+            "mean_l2_found": float(norms[fooled].mean()) if fooled.any() else None,
+        }
+    )
     return result

@@ -11,8 +11,10 @@ import numpy as np
 from blurnet_tf.data.rp2_assets import REFERENCE_LOGS, rp2_dir
 from blurnet_tf.errors import DataError
 
-_EPOCH = re.compile(r"Epoch (\d+) adversarial loss ([\d.]+) model loss on clean img: ([\d.]+) "
-                    r"percent misclassified images ([\d.]+)")
+_EPOCH = re.compile(
+    r"Epoch (\d+) adversarial loss ([\d.]+) model loss on clean img: ([\d.]+) "
+    r"percent misclassified images ([\d.]+)"
+)
 
 
 def parse_reference_log(data_dir: str | os.PathLike[str], mask: str = "rectangles") -> dict[str, Any]:
@@ -28,11 +30,15 @@ def parse_reference_log(data_dir: str | os.PathLike[str], mask: str = "rectangle
     if not rows:
         raise DataError(path, "no 'Epoch N adversarial loss ...' lines")
     epochs = np.array([int(r[0]) for r in rows])
-    return {"flags": flags, "epoch": epochs, "loss": np.array([float(r[1]) for r in rows]),
-            "misclassified": np.array([float(r[3]) for r in rows])}
+    return {
+        "flags": flags,
+        "epoch": epochs,
+        "loss": np.array([float(r[1]) for r in rows]),
+        "misclassified": np.array([float(r[3]) for r in rows]),
+    }
 
 
-def _number(value):
+def _number(value: str) -> int | float | str:
     try:
         return int(value)
     except ValueError:

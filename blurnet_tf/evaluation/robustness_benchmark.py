@@ -31,6 +31,7 @@ import numpy as np
 
 from blurnet_tf.attacks import autoattack_linf, ddn, linf_attack, madry_step, rp2
 from blurnet_tf.attacks.autoattack_linf import ATTACKS as AA_ATTACKS
+from blurnet_tf.attacks.autoattack_linf import AttackName
 from blurnet_tf.evaluation import intervals
 from blurnet_tf.evaluation.attack_strength import strength_checks
 from blurnet_tf.evaluation.input_checks import check_inputs, check_source
@@ -40,15 +41,32 @@ ThreatModel = Literal["clean", "linf", "l2", "sticker", "autoattack", "checks"]
 THREAT_MODELS = get_args(ThreatModel)
 
 
-def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
-              threat_models: Sequence[ThreatModel] | ThreatModel = ("clean", "linf", "l2"),
-              targets: Sequence[int] | None = None, mask: np.ndarray | None = None, seeds: Sequence[int] = (0,),
-              n_examples: int | None = None, linf_eps: float = 8 / 255, linf_steps: int = 50,
-              linf_step: float | None = None, linf_random_start: bool = True, ddn_steps: int = 100,
-              rp2_epochs: int = 300, rp2_lambda: float = 0.002, autoattack_steps: int = 100, square_queries: int = 5000,
-              autoattack_attacks: Sequence[str] = ("apgd-ce", "apgd-t", "square"), source: Any = None,
-              check_steps: int = 50, check_rp2_epochs: int = 30,
-              check_eps_scale: Sequence[float] = (0.125, 0.25, 0.5, 1.0, 2.0), name: str = "model") -> list[dict[str, Any]]:
+def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them to a table
+    model: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    threat_models: Sequence[ThreatModel] | ThreatModel = ("clean", "linf", "l2"),
+    targets: Sequence[int] | None = None,
+    mask: np.ndarray | None = None,
+    seeds: Sequence[int] = (0,),
+    n_examples: int | None = None,
+    linf_eps: float = 8 / 255,
+    linf_steps: int = 50,
+    linf_step: float | None = None,
+    linf_random_start: bool = True,
+    ddn_steps: int = 100,
+    rp2_epochs: int = 300,
+    rp2_lambda: float = 0.002,
+    autoattack_steps: int = 100,
+    square_queries: int = 5000,
+    autoattack_attacks: Sequence[AttackName] = ("apgd-ce", "apgd-t", "square"),
+    source: Any = None,
+    check_steps: int = 50,
+    check_rp2_epochs: int = 30,
+    check_eps_scale: Sequence[float] = (0.125, 0.25, 0.5, 1.0, 2.0),
+    name: str = "model",
+) -> list[dict[str, Any]]:
     """Evaluate a classifier under the given threat models, as flat records (one per number).
 
     Clean accuracy is always recorded; each attack is judged on the correctly classified images (the
@@ -127,20 +145,46 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
     for arg, value, ok, expected in (
-            ("linf_eps", linf_eps, 0 < linf_eps <= 1, "a radius in (0, 1]"),
-            ("linf_step", linf_step, linf_step is None or (isinstance(linf_step, (int, float)) and 0 < linf_step <= linf_eps),
-             "a step in (0, linf_eps] or None"),
-            ("autoattack_attacks", autoattack_attacks, bool(autoattack_attacks) and set(autoattack_attacks) <= set(AA_ATTACKS),
-             f"a non-empty subset of {', '.join(AA_ATTACKS)}"),
-            ("rp2_lambda", rp2_lambda, math.isfinite(rp2_lambda) and rp2_lambda >= 0, "a finite number >= 0"),
-            ("check_eps_scale", check_eps_scale, bool(check_eps_scale) and all(
-                isinstance(f, (int, float)) and math.isfinite(f) and f > 0 for f in check_eps_scale), "positive multiples of linf_eps"),
-            *((n, v, isinstance(v, int) and v >= 1, "an integer >= 1") for n, v in
-              (("linf_steps", linf_steps), ("ddn_steps", ddn_steps), ("rp2_epochs", rp2_epochs),
-               ("autoattack_steps", autoattack_steps), ("square_queries", square_queries),
-               ("check_rp2_epochs", check_rp2_epochs), ("check_steps", check_steps))),
-            ("n_examples", n_examples, n_examples is None or (isinstance(n_examples, int) and n_examples >= 1),
-             "an integer >= 1 or None")):
+        ("linf_eps", linf_eps, 0 < linf_eps <= 1, "a radius in (0, 1]"),
+        (
+            "linf_step",
+            linf_step,
+            linf_step is None or (isinstance(linf_step, (int, float)) and 0 < linf_step <= linf_eps),
+            "a step in (0, linf_eps] or None",
+        ),
+        (
+            "autoattack_attacks",
+            autoattack_attacks,
+            bool(autoattack_attacks) and set(autoattack_attacks) <= set(AA_ATTACKS),
+            f"a non-empty subset of {', '.join(AA_ATTACKS)}",
+        ),
+        ("rp2_lambda", rp2_lambda, math.isfinite(rp2_lambda) and rp2_lambda >= 0, "a finite number >= 0"),
+        (
+            "check_eps_scale",
+            check_eps_scale,
+            bool(check_eps_scale)
+            and all(isinstance(f, (int, float)) and math.isfinite(f) and f > 0 for f in check_eps_scale),
+            "positive multiples of linf_eps",
+        ),
+        *(
+            (n, v, isinstance(v, int) and v >= 1, "an integer >= 1")
+            for n, v in (
+                ("linf_steps", linf_steps),
+                ("ddn_steps", ddn_steps),
+                ("rp2_epochs", rp2_epochs),
+                ("autoattack_steps", autoattack_steps),
+                ("square_queries", square_queries),
+                ("check_rp2_epochs", check_rp2_epochs),
+                ("check_steps", check_steps),
+            )
+        ),
+        (
+            "n_examples",
+            n_examples,
+            n_examples is None or (isinstance(n_examples, int) and n_examples >= 1),
+            "an integer >= 1 or None",
+        ),
+    ):
         if not ok:
             raise ValueError(f"{arg}: expected {expected}, got {value!r}")
     x, y, classes = check_inputs(model, images, labels, mask, targets)
@@ -151,27 +195,55 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
     records = []
 
     def add(threat, attack, budget, metric, value, interval=None, images=None, target=None, seed=None):
-        records.append({"experiment": "benchmark", "model": name, "threat_model": threat, "attack": attack,
-                        "budget": budget, "seed": seed, "target": target, "metric": metric,
-                        "value": float("nan") if value is None else float(value),
-                        "interval": interval, "images": images, "seeds": list(seeds)})
+        records.append(
+            {
+                "experiment": "benchmark",
+                "model": name,
+                "threat_model": threat,
+                "attack": attack,
+                "budget": budget,
+                "seed": seed,
+                "target": target,
+                "metric": metric,
+                "value": float("nan") if value is None else float(value),
+                "interval": interval,
+                "images": images,
+                "seeds": list(seeds),
+            }
+        )
 
     correct = predict_classes(model, x) == y
     add("clean", "none", "", "accuracy", correct.mean(), intervals.wilson(correct.sum(), len(y)), len(y))
     xc, yc = x[correct], y[correct]
 
     def robust_records(threat, attack, budget, robust):
-        add(threat, attack, budget, "robust_accuracy", robust.sum() / len(y), intervals.wilson(robust.sum(), len(y)), len(y))
-        add(threat, attack, budget, "asr", 1 - robust.mean() if len(yc) else float("nan"),
-            intervals.wilson((~robust).sum(), len(yc)), len(yc))
+        add(
+            threat,
+            attack,
+            budget,
+            "robust_accuracy",
+            robust.sum() / len(y),
+            intervals.wilson(robust.sum(), len(y)),
+            len(y),
+        )
+        add(
+            threat,
+            attack,
+            budget,
+            "asr",
+            1 - robust.mean() if len(yc) else float("nan"),
+            intervals.wilson((~robust).sum(), len(yc)),
+            len(yc),
+        )
 
     if "linf" in threat_models:
         step = linf_step or madry_step(linf_eps, linf_steps)
         robust = np.ones(len(yc), bool)
         starts = seeds if linf_random_start else seeds[:1]  # from the image, PGD is deterministic: one run
         for seed in starts if len(yc) else ():
-            adv = linf_attack(model, xc, eps=linf_eps, steps=linf_steps, step_size=step, y=yc, rand_init=linf_random_start,
-                              seed=seed)
+            adv = linf_attack(
+                model, xc, eps=linf_eps, steps=linf_steps, step_size=step, y=yc, rand_init=linf_random_start, seed=seed
+            )
             robust &= predict_classes(model, adv) == yc
         start = f"restarts={len(seeds)}" if linf_random_start else "start=image"
         robust_records("linf", "pgd", f"eps={linf_eps:.6g}, steps={linf_steps}, step={step:.4g}, {start}", robust)
@@ -179,34 +251,83 @@ def benchmark(model: Any, images: np.ndarray, labels: np.ndarray, *,
         robust = np.ones(len(yc), bool)
         for seed in seeds:
             if robust.any():
-                robust[robust] &= ~autoattack_linf(model, xc[robust], yc[robust], eps=linf_eps, attacks=autoattack_attacks,
-                                                   steps=autoattack_steps, square_queries=square_queries, seed=seed).success
-        robust_records("autoattack", "+".join(autoattack_attacks),
-                       f"eps={linf_eps:.6g}, steps={autoattack_steps}, square_queries={square_queries}, runs={len(seeds)}",
-                       robust)
+                robust[robust] &= ~autoattack_linf(
+                    model,
+                    xc[robust],
+                    yc[robust],
+                    eps=linf_eps,
+                    attacks=autoattack_attacks,
+                    steps=autoattack_steps,
+                    square_queries=square_queries,
+                    seed=seed,
+                ).success
+        robust_records(
+            "autoattack",
+            "+".join(autoattack_attacks),
+            f"eps={linf_eps:.6g}, steps={autoattack_steps}, square_queries={square_queries}, runs={len(seeds)}",
+            robust,
+        )
     if "l2" in threat_models and len(yc):
         found = ddn(model, xc, yc, steps=ddn_steps)
         norms = np.where(found.success, found.norm, np.inf)
         add("l2", "ddn", f"steps={ddn_steps}", "median_l2", np.median(norms), images=len(yc))
-        add("l2", "ddn", f"steps={ddn_steps}", "asr", found.success.mean(), intervals.wilson(found.success.sum(), len(yc)), len(yc))
+        add(
+            "l2",
+            "ddn",
+            f"steps={ddn_steps}",
+            "asr",
+            found.success.mean(),
+            intervals.wilson(found.success.sum(), len(yc)),
+            len(yc),
+        )
     if "sticker" in threat_models and len(yc):
         _stickers(model, xc, mask, targets, seeds, rp2_epochs, rp2_lambda, add)
     if "checks" in threat_models:
         grid = tuple(min(1.0, linf_eps * f) for f in check_eps_scale)
-        found = strength_checks(model, x, y, eps=linf_eps, eps_grid=grid, steps=check_steps, source=source, mask=mask,
-                                targets=targets, rp2_epochs=check_rp2_epochs, rp2_lambda=rp2_lambda, seed=seeds[0])
+        found = strength_checks(
+            model,
+            x,
+            y,
+            eps=linf_eps,
+            eps_grid=grid,
+            steps=check_steps,
+            source=source,
+            mask=mask,
+            targets=targets,
+            rp2_epochs=check_rp2_epochs,
+            rp2_lambda=rp2_lambda,
+            seed=seeds[0],
+        )
         budget = f"eps={linf_eps:.6g}, steps={check_steps}, rp2_epochs={check_rp2_epochs}"
         for check, held in found["checks"].items():  # nan: not run (no source, no targets, no correct image)
             add("checks", check, budget, "check_held", float("nan") if held is None else float(held), images=len(y))
-        for metric in ("zero_gradient_fraction", "unbounded_pgd_success", "whitebox_success", "transfer_success",
-                       "unrestricted_rp2_success"):
+        for metric in (
+            "zero_gradient_fraction",
+            "unbounded_pgd_success",
+            "whitebox_success",
+            "transfer_success",
+            "unrestricted_rp2_success",
+        ):
             if metric in found:
-                add("checks", "rp2" if "rp2" in metric else "pgd", budget, metric, found[metric],
-                    images=len(y) if metric == "zero_gradient_fraction" else found["correct"])
+                add(
+                    "checks",
+                    "rp2" if "rp2" in metric else "pgd",
+                    budget,
+                    metric,
+                    found[metric],
+                    images=len(y) if metric == "zero_gradient_fraction" else found["correct"],
+                )
         for e, value in zip(found["eps_grid"], found["pgd_success"]):
             add("checks", "pgd", f"eps={e:.6g}", "pgd_success", value, images=found["correct"])
         for epochs, value in zip(found.get("rp2_epochs", ()), found.get("rp2_success", ())):
-            add("checks", "rp2", f"lambda={rp2_lambda:g}, epochs={epochs}", "rp2_success", value, images=found["correct"])
+            add(
+                "checks",
+                "rp2",
+                f"lambda={rp2_lambda:g}, epochs={epochs}",
+                "rp2_success",
+                value,
+                images=found["correct"],
+            )
         add("checks", "all", budget, "checks_passed", float(found["passed"]), images=len(y))
     return records
 
@@ -219,7 +340,17 @@ def _stickers(model, x, mask, targets, seeds, epochs, lam, add):
         moved = run.predictions[0] != run.clean_predictions[None]  # [targets, images]: the paper's ASR
         success.append(moved)
         for target, row in zip(run.targets, moved):
-            add("sticker", "rp2", budget, "asr", row.mean(), intervals.wilson(row.sum(), row.size), row.size, int(target), seed)
+            add(
+                "sticker",
+                "rp2",
+                budget,
+                "asr",
+                row.mean(),
+                intervals.wilson(row.sum(), row.size),
+                row.size,
+                int(target),
+                seed,
+            )
     success = np.asarray(success, np.float64)  # [seeds, targets, images]
     for statistic in ("avg_asr", "worst_asr"):
         iv = intervals.asr_interval(success, statistic)

@@ -9,9 +9,9 @@ from blurnet_tf.data import SPEED_LIMIT_45
 
 @dataclasses.dataclass(frozen=True)
 class BlurTransfer:
-    source: str                  # the row's name, e.g. "baseline" or "original"
-    model: str                   # its model spec (run directory or "original")
-    whitebox_dir: str            # the white-box run whose stickers are moved
+    source: str  # the row's name, e.g. "baseline" or "original"
+    model: str  # its model spec (run directory or "original")
+    whitebox_dir: str  # the white-box run whose stickers are moved
     kernels: tuple = (3, 5)
     lam: float = paper.RP2_LAMBDA
     data_dir: str | None = None
@@ -35,10 +35,12 @@ class BlurTransfer:
             clean = metrics.predict_classes(net, victims)
             adv_pred = metrics.predict_classes(net, adv.reshape(-1, *victims.shape[1:])).reshape(len(targets), -1)
             per_target = per_target_rows(victims, clean, adv, adv_pred, targets, self.lam)
-            rows[name] = {"victim_accuracy": metrics.accuracy(clean, STOP),
-                          "legit_accuracy": metrics.accuracy(metrics.predict_classes(net, test_x), test_y),
-                          "asr_target_12": next((r["asr"] for r in per_target if r["target"] == SPEED_LIMIT_45), None),
-                          **aggregate(per_target, STOP)[f"lambda={self.lam:g}"], "rows": per_target}
+            rows[name] = {
+                "victim_accuracy": metrics.accuracy(clean, STOP),
+                "legit_accuracy": metrics.accuracy(metrics.predict_classes(net, test_x), test_y),
+                "asr_target_12": next((r["asr"] for r in per_target if r["target"] == SPEED_LIMIT_45), None),
+                **aggregate(per_target, STOP)[f"lambda={self.lam:g}"],
+                "rows": per_target,
+            }
         values = {"source": self.source, "lambda": self.lam, "variants": rows}
         return rundir.write_result(self, out, values)
-

@@ -17,7 +17,7 @@ from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.errors import SettingError
 
 
-MAX_SEED = 2 ** 32 - 1
+MAX_SEED = 2**32 - 1
 
 
 def _finite(low, high=math.inf, low_open=False):
@@ -47,9 +47,10 @@ PARAM_RANGES = {
 @dataclasses.dataclass(frozen=True)
 class TrainingRun:
     """Every setting that defines a trained model (a checkpoint of other settings is refused)."""
+
     dataset: str = "lisa"
     defence: str = "baseline"
-    params: dict = dataclasses.field(default_factory=dict)   # the defence's own (unset: the paper's)
+    params: dict = dataclasses.field(default_factory=dict)  # the defence's own (unset: the paper's)
     epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -57,22 +58,22 @@ class TrainingRun:
     seed: int = 0
     deterministic: bool = False
     strategy: str = "default"
-    test_fraction: float | None = None    # None: the dataset's default
+    test_fraction: float | None = None  # None: the dataset's default
     split_seed: int = 0
     validation_fraction: float = 0.0
     max_train_images: int = 0
     allow_missing_classes: bool = False
-    precision: str = "float32"            # mixed_bfloat16: bf16 compute, float32 weights, optimiser and loss
+    precision: str = "float32"  # mixed_bfloat16: bf16 compute, float32 weights, optimiser and loss
     # Defend++ as the paper ran it (issue #16); at their defaults they are left out of config(), so
     # the runs made before they existed keep their hashes.
-    architecture: str | None = None       # None: the dataset's classifier; "mnist_resnet18": ResNet-18
-    mnist_split: str = "test_split"       # "official": train on the 60,000, test on the 10,000
-    optimizer: str = "adam"               # "sgd": momentum SGD with PyTorch-style weight decay
-    momentum: float = 0.9                 # SGD only
-    weight_decay: float = 0.0             # SGD only: coupled (L2 in the gradient); the paper's 5e-4
-    snapshot_epochs: tuple = ()           # keep the model after these epochs (robustness along training)
-    snapshot_steps: tuple = ()            # ... and after these batches since the start (inside the first epochs)
-    log_penalty_share: bool = False       # log CE, penalty and their gradient norms each epoch (long training)
+    architecture: str | None = None  # None: the dataset's classifier; "mnist_resnet18": ResNet-18
+    mnist_split: str = "test_split"  # "official": train on the 60,000, test on the 10,000
+    optimizer: str = "adam"  # "sgd": momentum SGD with PyTorch-style weight decay
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 0.0  # SGD only: coupled (L2 in the gradient); the paper's 5e-4
+    snapshot_epochs: tuple = ()  # keep the model after these epochs (robustness along training)
+    snapshot_steps: tuple = ()  # ... and after these batches since the start (inside the first epochs)
+    log_penalty_share: bool = False  # log CE, penalty and their gradient norms each epoch (long training)
 
     def __post_init__(self):
         from blurnet_tf.registry import DEFENCE_PARAMS
@@ -81,15 +82,28 @@ class TrainingRun:
 
         _check(self.precision in PRECISIONS, "precision", f"expected one of {', '.join(PRECISIONS)}")
         _check(self.dataset in ("lisa", "mnist"), "dataset", f"expected lisa or mnist, got {self.dataset!r}")
-        _check(self.defence in DEFENCE_PARAMS, "defence", f"unknown {self.defence!r}; choose from {', '.join(DEFENCE_PARAMS)}")
+        _check(
+            self.defence in DEFENCE_PARAMS,
+            "defence",
+            f"unknown {self.defence!r}; choose from {', '.join(DEFENCE_PARAMS)}",
+        )
         _check(self.epochs >= 1, "epochs", f"expected an integer >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, "batch_size", f"expected an integer >= 1, got {self.batch_size}")
-        _check(math.isfinite(self.learning_rate) and self.learning_rate > 0, "learning_rate",
-               f"expected a positive number, got {self.learning_rate}")
-        _check(self.test_fraction is None or 0 < self.test_fraction < 1, "test_fraction",
-               f"expected a fraction in (0, 1), got {self.test_fraction}")
-        _check(0 <= self.validation_fraction < 1, "validation_fraction",
-               f"expected a fraction in [0, 1), got {self.validation_fraction}")
+        _check(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            "learning_rate",
+            f"expected a positive number, got {self.learning_rate}",
+        )
+        _check(
+            self.test_fraction is None or 0 < self.test_fraction < 1,
+            "test_fraction",
+            f"expected a fraction in (0, 1), got {self.test_fraction}",
+        )
+        _check(
+            0 <= self.validation_fraction < 1,
+            "validation_fraction",
+            f"expected a fraction in [0, 1), got {self.validation_fraction}",
+        )
         _check(self.max_train_images >= 0, "max_train_images", f"expected an integer >= 0, got {self.max_train_images}")
         for name in ("seed", "split_seed"):  # NumPy's and TensorFlow's seeds are 32-bit
             value = getattr(self, name)
@@ -97,10 +111,16 @@ class TrainingRun:
         for name, value in self.params.items():
             ok, expected = PARAM_RANGES.get(name, (lambda v: True, ""))
             _check(value is None or ok(value), name, f"expected {expected}, got {value}")
-        _check(all(1 <= e <= self.epochs for e in self.snapshot_epochs), "snapshot_epochs",
-               f"expected epochs in 1..{self.epochs}, got {list(self.snapshot_epochs)}")
-        _check(all(s >= 1 for s in self.snapshot_steps), "snapshot_steps",
-               f"expected batch counts >= 1, got {list(self.snapshot_steps)}")
+        _check(
+            all(1 <= e <= self.epochs for e in self.snapshot_epochs),
+            "snapshot_epochs",
+            f"expected epochs in 1..{self.epochs}, got {list(self.snapshot_epochs)}",
+        )
+        _check(
+            all(s >= 1 for s in self.snapshot_steps),
+            "snapshot_steps",
+            f"expected batch counts >= 1, got {list(self.snapshot_steps)}",
+        )
         self._check_paper_settings()
         if self.test_fraction is None:
             default = paper.LISA_TEST_FRACTION if self.dataset == "lisa" else paper.MNIST_TEST_FRACTION
@@ -122,22 +142,40 @@ class TrainingRun:
         from blurnet_tf.registry.defence_params import DATASET_ARCHITECTURES
 
         choices = DATASET_ARCHITECTURES.get(self.dataset, ())
-        _check(self.architecture is None or self.architecture in choices, "architecture",
-               f"expected one of {', '.join(choices)} for {self.dataset}, got {self.architecture!r}")
-        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule",
-               f"expected one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        _check(self.mnist_split in MNIST_SPLITS, "mnist_split",
-               f"expected one of {', '.join(MNIST_SPLITS)}, got {self.mnist_split!r}")
+        _check(
+            self.architecture is None or self.architecture in choices,
+            "architecture",
+            f"expected one of {', '.join(choices)} for {self.dataset}, got {self.architecture!r}",
+        )
+        _check(
+            self.lr_schedule in LR_SCHEDULES,
+            "lr_schedule",
+            f"expected one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}",
+        )
+        _check(
+            self.mnist_split in MNIST_SPLITS,
+            "mnist_split",
+            f"expected one of {', '.join(MNIST_SPLITS)}, got {self.mnist_split!r}",
+        )
         official = self.mnist_split == "official"
         _check(not official or self.dataset == "mnist", "mnist_split", "official needs --dataset=mnist")
-        _check(not official or self.test_fraction in (None, paper.MNIST_TEST_FRACTION), "test_fraction",
-               "the official MNIST split tests on all 10,000 test images; drop --test_fraction")
+        _check(
+            not official or self.test_fraction in (None, paper.MNIST_TEST_FRACTION),
+            "test_fraction",
+            "the official MNIST split tests on all 10,000 test images; drop --test_fraction",
+        )
         _check(self.optimizer in ("adam", "sgd"), "optimizer", f"expected adam or sgd, got {self.optimizer!r}")
-        _check(math.isfinite(self.momentum) and 0 <= self.momentum < 1, "momentum",
-               f"expected a number in [0, 1), got {self.momentum}")
+        _check(
+            math.isfinite(self.momentum) and 0 <= self.momentum < 1,
+            "momentum",
+            f"expected a number in [0, 1), got {self.momentum}",
+        )
         _check(self.optimizer == "sgd" or self.momentum == 0.9, "momentum", "only with --optimizer=sgd")
-        _check(math.isfinite(self.weight_decay) and 0 <= self.weight_decay < 1, "weight_decay",
-               f"expected a number in [0, 1), got {self.weight_decay}")
+        _check(
+            math.isfinite(self.weight_decay) and 0 <= self.weight_decay < 1,
+            "weight_decay",
+            f"expected a number in [0, 1), got {self.weight_decay}",
+        )
         _check(self.optimizer == "sgd" or not self.weight_decay, "weight_decay", "only with --optimizer=sgd")
 
     def build(self):
@@ -173,20 +211,44 @@ class TrainingRun:
             data = self._load_data(data_dir, log)
             locks.mark_owner(out, rundir.TRAIN_WRITER)
             model, history, info = train(
-                self.build, data["train"], out, epochs=self.epochs, batch_size=self.batch_size,
-                learning_rate=self.learning_rate, lr_schedule=self.lr_schedule, seed=self.seed,
-                checkpoint_every=checkpoint_every, strategy=self.strategy, validation_data=data.get("monitor", data["test"]),
-                verbose=1 if os.isatty(1) else 2, config=self.config(), optimizer=self.optimizer,
-                momentum=self.momentum, weight_decay=self.weight_decay, snapshot_epochs=self.snapshot_epochs,
-                snapshot_steps=self.snapshot_steps, penalty_share=self.log_penalty_share)
+                self.build,
+                data["train"],
+                out,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                lr_schedule=self.lr_schedule,
+                seed=self.seed,
+                checkpoint_every=checkpoint_every,
+                strategy=self.strategy,
+                validation_data=data.get("monitor", data["test"]),
+                verbose=1 if os.isatty(1) else 2,
+                config=self.config(),
+                optimizer=self.optimizer,
+                momentum=self.momentum,
+                weight_decay=self.weight_decay,
+                snapshot_epochs=self.snapshot_epochs,
+                snapshot_steps=self.snapshot_steps,
+                penalty_share=self.log_penalty_share,
+            )
             if isinstance(model, DefendPP):  # kept for figures only; inference never uses it
                 save_model(model.autoencoder, out / rundir.AUTOENCODER_FILE)
             model = classifier_of(model)  # the deployable classifier, without a training wrapper
             save_model(model, out / rundir.MODEL_FILE)
             record = rundir.ModelRecord(
-                **data["evaluate"](model), dataset=self.dataset, defence=self.defence, flags=self.config(),
-                split=data["split"], seed=self.seed, history=history, training=info, data_dir=os.fspath(data_dir),
-                data_hash=data["hash"], wall_seconds=time.time() - started, versions=files.package_versions())
+                **data["evaluate"](model),
+                dataset=self.dataset,
+                defence=self.defence,
+                flags=self.config(),
+                split=data["split"],
+                seed=self.seed,
+                history=history,
+                training=info,
+                data_dir=os.fspath(data_dir),
+                data_hash=data["hash"],
+                wall_seconds=time.time() - started,
+                versions=files.package_versions(),
+            )
             record.write(out / rundir.METRICS_FILE)
         return record
 
@@ -201,32 +263,50 @@ class TrainingRun:
 
             x_train, y_train, x_test, y_test = load_mnist(data_dir, self.test_fraction, self.split_seed)
             if self.max_train_images:
-                x_train, y_train = x_train[:self.max_train_images], y_train[:self.max_train_images]
-            log(f"MNIST: the 10,000 official test images split {len(y_train)} train / {len(y_test)} test "
-                f"(seed {self.split_seed})")
+                x_train, y_train = x_train[: self.max_train_images], y_train[: self.max_train_images]
+            log(
+                f"MNIST: the 10,000 official test images split {len(y_train)} train / {len(y_test)} test "
+                f"(seed {self.split_seed})"
+            )
             digest = hashlib.sha256(np.ascontiguousarray(x_train).tobytes() + np.ascontiguousarray(x_test).tobytes())
-            return {"train": (x_train, y_train), "test": (x_test, y_test), "hash": digest.hexdigest()[:16],
-                    "split": {"train_images": int(len(y_train)), "test_images": int(len(y_test)),
-                              "test_fraction": self.test_fraction, "seed": self.split_seed},
-                    "evaluate": lambda m: {"legit_accuracy": accuracy(predict_classes(m, x_test), y_test),
-                                           "test_images": int(len(y_test))}}
+            return {
+                "train": (x_train, y_train),
+                "test": (x_test, y_test),
+                "hash": digest.hexdigest()[:16],
+                "split": {
+                    "train_images": int(len(y_train)),
+                    "test_images": int(len(y_test)),
+                    "test_fraction": self.test_fraction,
+                    "seed": self.split_seed,
+                },
+                "evaluate": lambda m: {
+                    "legit_accuracy": accuracy(predict_classes(m, x_test), y_test),
+                    "test_images": int(len(y_test)),
+                },
+            }
 
         from blurnet_tf.data import hold_out_validation, load_lisa_split, load_victims
         from blurnet_tf.data.lisa import dataset_hash, format_split_report
         from blurnet_tf.evaluation.clean_accuracy import evaluate_clean
 
-        train_set, test_set, split = load_lisa_split(data_dir, self.test_fraction, self.split_seed,
-                                                     allow_missing_classes=self.allow_missing_classes)
+        train_set, test_set, split = load_lisa_split(
+            data_dir, self.test_fraction, self.split_seed, allow_missing_classes=self.allow_missing_classes
+        )
         if self.validation_fraction:
-            train_set, _ = hold_out_validation(train_set, self.validation_fraction,
-                                               paper.validation_seed(self.split_seed))
+            train_set, _ = hold_out_validation(
+                train_set, self.validation_fraction, paper.validation_seed(self.split_seed)
+            )
         if self.max_train_images:
             train_set = train_set.subset(slice(0, self.max_train_images))
         log(format_split_report(split))
         victims, _ = load_victims(data_dir)
-        return {"train": (train_set.images, train_set.labels), "test": (test_set.images, test_set.labels),
-                "hash": dataset_hash(train_set) + "/" + dataset_hash(test_set), "split": split,
-                "evaluate": lambda m: evaluate_clean(m, test_set, victims)}
+        return {
+            "train": (train_set.images, train_set.labels),
+            "test": (test_set.images, test_set.labels),
+            "hash": dataset_hash(train_set) + "/" + dataset_hash(test_set),
+            "split": split,
+            "evaluate": lambda m: evaluate_clean(m, test_set, victims),
+        }
 
     def _official_mnist(self, data_dir, log):
         """The official 60,000 / 10,000 split; validation_fraction of the 60,000 held out (seeded by
@@ -238,15 +318,28 @@ class TrainingRun:
         sets = load_mnist_official(data_dir, n_val, paper.validation_seed(self.split_seed))
         (x_train, y_train), (x_test, y_test) = sets["train"], sets["test"]
         if self.max_train_images:
-            x_train, y_train = x_train[:self.max_train_images], y_train[:self.max_train_images]
-        log(f"MNIST official split: {len(y_train)} train / {n_val} validation (held out of the 60,000) / "
-            f"{len(y_test)} test")
+            x_train, y_train = x_train[: self.max_train_images], y_train[: self.max_train_images]
+        log(
+            f"MNIST official split: {len(y_train)} train / {n_val} validation (held out of the 60,000) / "
+            f"{len(y_test)} test"
+        )
         digest = hashlib.sha256(np.ascontiguousarray(x_train).tobytes() + np.ascontiguousarray(x_test).tobytes())
-        data = {"train": (x_train, y_train), "test": (x_test, y_test), "hash": digest.hexdigest()[:16],
-                "split": {"mnist_split": "official", "train_images": int(len(y_train)), "validation_images": n_val,
-                          "test_images": int(len(y_test)), "seed": paper.validation_seed(self.split_seed)},
-                "evaluate": lambda m: {"legit_accuracy": accuracy(predict_classes(m, x_test), y_test),
-                                       "test_images": int(len(y_test))}}
+        data = {
+            "train": (x_train, y_train),
+            "test": (x_test, y_test),
+            "hash": digest.hexdigest()[:16],
+            "split": {
+                "mnist_split": "official",
+                "train_images": int(len(y_train)),
+                "validation_images": n_val,
+                "test_images": int(len(y_test)),
+                "seed": paper.validation_seed(self.split_seed),
+            },
+            "evaluate": lambda m: {
+                "legit_accuracy": accuracy(predict_classes(m, x_test), y_test),
+                "test_images": int(len(y_test)),
+            },
+        }
         if n_val:
             data["monitor"] = sets["validation"]
         return data
@@ -254,8 +347,13 @@ class TrainingRun:
 
 LR_SCHEDULES = ("constant", "cosine", "paper_step")
 MNIST_SPLITS = ("test_split", "official")
-_ADDED_DEFAULTS = {"architecture": None, "mnist_split": "test_split", "optimizer": "adam", "momentum": 0.9,
-                   "weight_decay": 0.0}
+_ADDED_DEFAULTS = {
+    "architecture": None,
+    "mnist_split": "test_split",
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+}
 
 
 def _check(ok, field, problem):

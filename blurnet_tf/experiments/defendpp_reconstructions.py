@@ -17,7 +17,7 @@ SHOWN = 8
 
 @dataclasses.dataclass(frozen=True)
 class DefendppReconstructions:
-    runs: tuple                   # (dataset, run directory) pairs of Defend++ models
+    runs: tuple  # (dataset, run directory) pairs of Defend++ models
     images: int = 500
     data_dir: str | None = None
 
@@ -40,15 +40,25 @@ class DefendppReconstructions:
             d_ra = np.linalg.norm((rec_adv - adv).reshape(len(x), -1), axis=1)
             ratio = d_rc / np.maximum(d_ra, 1e-12)
             name = f"{dataset}_{run.name}"
-            for key, value in (("clean", x), ("reconstructed_clean", rec_clean), ("fgsm", adv),
-                               ("reconstructed_fgsm", rec_adv)):
+            for key, value in (
+                ("clean", x),
+                ("reconstructed_clean", rec_clean),
+                ("fgsm", adv),
+                ("reconstructed_fgsm", rec_adv),
+            ):
                 arrays[f"{name}/{key}"] = value[:SHOWN]
             arrays[f"{name}/ratio"] = ratio
             summary[name] = {
-                "dataset": dataset, "model": os.fspath(run), "images": int(len(x)), "fgsm_eps": EPS[dataset],
-                "ratio_mean": float(ratio.mean()), "ratio_median": float(np.median(ratio)),
-                "ratio_max": float(ratio.max()), "fraction_below_1": float(np.mean(ratio < 1)),
+                "dataset": dataset,
+                "model": os.fspath(run),
+                "images": int(len(x)),
+                "fgsm_eps": EPS[dataset],
+                "ratio_mean": float(ratio.mean()),
+                "ratio_median": float(np.median(ratio)),
+                "ratio_max": float(ratio.max()),
+                "fraction_below_1": float(np.mean(ratio < 1)),
                 "reconstruction_error_clean": float(np.mean(np.square(rec_clean - x))),
                 "histogram": np.histogram(ratio, bins=20, range=(0, 2))[0].tolist(),
-                "figure": f"{name}.png"}
+                "figure": f"{name}.png",
+            }
         return rundir.write_result(self, out, summary, arrays)

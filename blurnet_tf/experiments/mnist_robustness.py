@@ -14,14 +14,13 @@ from blurnet_tf.experiments import attack_progress
 from blurnet_tf.evaluation.mnist_attack_suite import ATTACKS, CHECK_FIELDS, CHECKS, TRANSFERABLE, AttackBudget
 
 
-
 @dataclasses.dataclass(frozen=True)
 class MnistRobustness:
     model: str
     attacks: tuple = ATTACKS
-    images: int = 1000               # 0: all
+    images: int = 1000  # 0: all
     budget: AttackBudget = AttackBudget()
-    test_fraction: float = 0.3       # used only when the model has no record
+    test_fraction: float = 0.3  # used only when the model has no record
     split_seed: int = 0
     data_dir: str | None = None
     source_model: str | None = None  # craft the gradient attacks on this model (transfer)
@@ -32,8 +31,9 @@ class MnistRobustness:
             raise SettingError("attacks", f"unknown {unknown}; choose from {', '.join(ATTACKS + CHECKS)}")
         untransferable = sorted(set(self.attacks) - set(TRANSFERABLE))
         if self.source_model is not None and untransferable:
-            raise SettingError("attacks", f"{untransferable} cannot be made on --source_model; "
-                                          f"choose from {', '.join(TRANSFERABLE)}")
+            raise SettingError(
+                "attacks", f"{untransferable} cannot be made on --source_model; choose from {', '.join(TRANSFERABLE)}"
+            )
         if self.images < 0:
             raise SettingError("images", f"expected an integer >= 0, got {self.images}")
 
@@ -46,26 +46,37 @@ class MnistRobustness:
         for flag, spec in (("model", self.model), ("source_model", self.source_model)):
             if spec == rundir.ORIGINAL:  # the RP2 authors' LISA-CNN
                 raise SettingError(flag, "'original' is the LISA-CNN; expected an MNIST run directory or .keras file")
-        dataset, test_fraction, split_seed = rundir.trained_split(self.model, ("mnist", self.test_fraction,
-                                                                                self.split_seed))
+        dataset, test_fraction, split_seed = rundir.trained_split(
+            self.model, ("mnist", self.test_fraction, self.split_seed)
+        )
         if dataset != "mnist":
-            raise DataError(self.model, f"trained on {dataset}, not MNIST (attack LISA models with blurnet_tf.cli.attack)")
+            raise DataError(
+                self.model, f"trained on {dataset}, not MNIST (attack LISA models with blurnet_tf.cli.attack)"
+            )
         if self.source_model is not None:
             split = (dataset, test_fraction, split_seed)
             source_split = rundir.trained_split(self.source_model, ("mnist", self.test_fraction, self.split_seed))
             if source_split != split:
-                raise DataError(self.source_model, f"test split (dataset, fraction, seed) {source_split} is not the "
-                                                   f"model's {split}; transfer needs one split")
+                raise DataError(
+                    self.source_model,
+                    f"test split (dataset, fraction, seed) {source_split} is not the "
+                    f"model's {split}; transfer needs one split",
+                )
         locks.claim_dir(out, rundir.MNIST_ATTACKS_WRITER, overwrite)
         with locks.RunLock(out):
             model = load_model(self.model, expect=MNIST_MODEL)  # checked before any data is read
             source = None if self.source_model is None else load_model(self.source_model, expect=MNIST_MODEL)
             x, y = load_test_split(find_data_dir(self.data_dir), dataset, test_fraction, split_seed)
             if self.images:
-                x, y = x[:self.images], y[:self.images]
+                x, y = x[: self.images], y[: self.images]
             locks.mark_owner(out, rundir.MNIST_ATTACKS_WRITER)
-            settings = {"model": self.model, "images": int(len(y)), "test_fraction": test_fraction,
-                        "split_seed": split_seed, "budget": dataclasses.asdict(self.budget)}
+            settings = {
+                "model": self.model,
+                "images": int(len(y)),
+                "test_fraction": test_fraction,
+                "split_seed": split_seed,
+                "budget": dataclasses.asdict(self.budget),
+            }
             if source is not None:  # only then, so white-box parts written before it existed stay valid
                 settings["source_model"] = self.source_model
             results = {}
@@ -83,16 +94,30 @@ class MnistRobustness:
                 files.write_json(out / "parts" / f"{name}.json", {"key": key, "result": results[name]})
                 r = results[name]
                 checks = "" if "passed" not in r else f", checks {'passed' if r['passed'] else 'FAILED'}"
-                log(f"[{i}/{len(self.attacks)}] {name}: accuracy {100 * r['accuracy']:.2f}%{checks} "
-                    f"({time.time() - started:.0f}s)")
+                log(
+                    f"[{i}/{len(self.attacks)}] {name}: accuracy {100 * r['accuracy']:.2f}%{checks} "
+                    f"({time.time() - started:.0f}s)"
+                )
                 progress.update(1)
             progress.close()
-            files.write_json(out / rundir.RESULTS_FILE, {"kind": rundir.MNIST_ROBUSTNESS_KIND, **settings, "source_model": self.source_model,
-                                                         "results": results, "versions": files.package_versions()})
-            files.write_csv(out / rundir.CSV_FILE, [["model", "attack", "accuracy", "accuracy_any_norm", "median_l2",
-                                                     "seconds"]] +
-                            [[self.model, n, r["accuracy"], r.get("accuracy_any_norm", ""), r.get("median_l2", ""),
-                              r["seconds"]] for n, r in results.items()])
+            files.write_json(
+                out / rundir.RESULTS_FILE,
+                {
+                    "kind": rundir.MNIST_ROBUSTNESS_KIND,
+                    **settings,
+                    "source_model": self.source_model,
+                    "results": results,
+                    "versions": files.package_versions(),
+                },
+            )
+            files.write_csv(
+                out / rundir.CSV_FILE,
+                [["model", "attack", "accuracy", "accuracy_any_norm", "median_l2", "seconds"]]
+                + [
+                    [self.model, n, r["accuracy"], r.get("accuracy_any_norm", ""), r.get("median_l2", ""), r["seconds"]]
+                    for n, r in results.items()
+                ],
+            )
         return results
 
 

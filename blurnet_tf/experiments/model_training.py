@@ -13,7 +13,8 @@ its start):
 Re-seeding (rather than saving every generator's state) leaves nothing to save, covers the TF
 ops too, and keeps working when a layer adds a generator (tf.random.Generator objects are not
 covered; training uses none). On CPU the ops themselves are
-deterministic: two runs with one seed give identical weights without op determinism. The model's initial weights come from
+deterministic: two runs with one seed give identical weights without op determinism. The model's initial weights come
+from
 the seed the caller set before `build()` (the binary calls keras.utils.set_random_seed(seed)).
 
 A run directory holds checkpoint/ (model.keras with optimizer state, state.json), written every
@@ -42,7 +43,6 @@ from blurnet_tf.experiments.training_checkpoint import EpochCheckpoint, load_che
 from blurnet_tf.experiments.training_monitors import PenaltyShare, Snapshots
 
 
-
 def make_strategy(name):
     """default | mirrored | multi_worker (the latter reads TF_CONFIG)."""
     if name == "default":
@@ -60,8 +60,7 @@ def epoch_dataset(images, labels, batch_size, seed, first_epoch, last_epoch):
     steps = int(np.ceil(n / batch_size))  # the same count train() uses for the LR schedule
 
     def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     x, y = tf.constant(images), tf.constant(labels)
@@ -70,8 +69,9 @@ def epoch_dataset(images, labels, batch_size, seed, first_epoch, last_epoch):
     return ds.prefetch(tf.data.AUTOTUNE), steps
 
 
-def compile_for_training(model, learning_rate, lr_schedule, total_steps, optimizer="adam", momentum=0.9,
-                         weight_decay=0.0, epochs=1):
+def compile_for_training(
+    model, learning_rate, lr_schedule, total_steps, optimizer="adam", momentum=0.9, weight_decay=0.0, epochs=1
+):
     """Adam(beta1 0.9, beta2 0.999, eps 1e-8) as in the BlurNet paper, or "sgd": the Defend++ paper's
     SGD (momentum, PyTorch-style weight decay; `paper_sgd`); loss = CE (+ the model's add_loss terms).
     lr_schedule "paper_step" divides the rate by 10 after 40% and 80% of the steps (the Defend++ paper's
@@ -90,9 +90,11 @@ def compile_for_training(model, learning_rate, lr_schedule, total_steps, optimiz
         opt = keras.optimizers.Adam(rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
     else:
         raise ValueError(f"optimizer {optimizer!r} with weight_decay {weight_decay}: use adam (no weight decay) or sgd")
-    model.compile(optimizer=opt,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    model.compile(
+        optimizer=opt,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
     return model
 
 
@@ -103,16 +105,29 @@ def epoch_seed(seed, epoch, stream=0):
 
 
 # TF's stateful random ops: they keep their state inside the kernels of a traced function.
-STATEFUL_RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformInt", "RandomStandardNormal", "TruncatedNormal",
-                                 "ParameterizedTruncatedNormal", "RandomGamma", "RandomPoissonV2",
-                                 "Multinomial", "RandomShuffle"})
+STATEFUL_RANDOM_OPS = frozenset(
+    {
+        "RandomUniform",
+        "RandomUniformInt",
+        "RandomStandardNormal",
+        "TruncatedNormal",
+        "ParameterizedTruncatedNormal",
+        "RandomGamma",
+        "RandomPoissonV2",
+        "Multinomial",
+        "RandomShuffle",
+    }
+)
 
 
 def traced_stateful_random_ops():
     """Whether a function traced in this process holds one of TF's stateful random ops."""
     ctx = tf_context.context()
-    return any(node.op in STATEFUL_RANDOM_OPS for name in ctx.list_function_names()
-               for node in ctx.get_function_def(name).node_def)
+    return any(
+        node.op in STATEFUL_RANDOM_OPS
+        for name in ctx.list_function_names()
+        for node in ctx.get_function_def(name).node_def
+    )
 
 
 class EpochSeeds(keras.callbacks.Callback):
@@ -164,14 +179,34 @@ class StopOnDivergence(keras.callbacks.Callback):
             self.stop(f"non-finite weights in {self.variables[int(np.argmin(finite))].path}", batch)
 
     def stop(self, what, batch):
-        raise TrainingDiverged(f"training diverged: {what} at epoch {self.epoch + 1}, batch {batch + 1}; "
-                               "check the data or lower --learning_rate")
+        raise TrainingDiverged(
+            f"training diverged: {what} at epoch {self.epoch + 1}, batch {batch + 1}; "
+            "check the data or lower --learning_rate"
+        )
 
 
-def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1e-3,
-          lr_schedule="constant", seed=0, checkpoint_every=1, strategy="default",
-          validation_data=None, verbose=2, config=None, optimizer="adam", momentum=0.9, weight_decay=0.0,
-          snapshot_epochs=(), snapshot_steps=(), penalty_share=False):
+def train(
+    build,
+    train_data,
+    out_dir,
+    *,
+    epochs,
+    batch_size=128,
+    learning_rate=1e-3,
+    lr_schedule="constant",
+    seed=0,
+    checkpoint_every=1,
+    strategy="default",
+    validation_data=None,
+    verbose=2,
+    config=None,
+    optimizer="adam",
+    momentum=0.9,
+    weight_decay=0.0,
+    snapshot_epochs=(),
+    snapshot_steps=(),
+    penalty_share=False,
+):
     """Trains `build()` (a compiled-later Keras model) and returns (model, history, info).
 
     Call keras.utils.set_random_seed(seed) before, so that `build()` draws the same initial
@@ -200,33 +235,64 @@ def train(build, train_data, out_dir, *, epochs, batch_size=128, learning_rate=1
             seconds_before = state.get("train_seconds")  # None: written before this was recorded
             print(f"resuming from {ckpt} after epoch {first_epoch}", flush=True)
         else:
-            model = compile_for_training(build(), learning_rate, lr_schedule, steps * epochs, optimizer=optimizer,
-                                         momentum=momentum, weight_decay=weight_decay, epochs=epochs)
+            model = compile_for_training(
+                build(),
+                learning_rate,
+                lr_schedule,
+                steps * epochs,
+                optimizer=optimizer,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                epochs=epochs,
+            )
     beyond = [s for s in snapshot_steps if s > epochs * steps]
     if beyond:
         raise SettingError("snapshot_steps", f"{beyond} lie past the last batch ({epochs} epochs of {steps} batches)")
-    lost = [f"epoch {e}" for e in snapshot_epochs if e <= first_epoch and not rundir.snapshot_file(out_dir, e).is_file()]
-    lost += [f"step {s}" for s in snapshot_steps
-             if s <= first_epoch * steps and not rundir.snapshot_step_file(out_dir, s).is_file()]
+    lost = [
+        f"epoch {e}" for e in snapshot_epochs if e <= first_epoch and not rundir.snapshot_file(out_dir, e).is_file()
+    ]
+    lost += [
+        f"step {s}"
+        for s in snapshot_steps
+        if s <= first_epoch * steps and not rundir.snapshot_step_file(out_dir, s).is_file()
+    ]
     if lost:  # those weights are gone: only a run from scratch passes through them again
-        raise DataError(out_dir, f"the snapshots after {', '.join(lost)} were not kept and training is past them "
-                                 f"(epoch {first_epoch}); train into a new directory to keep them")
+        raise DataError(
+            out_dir,
+            f"the snapshots after {', '.join(lost)} were not kept and training is past them "
+            f"(epoch {first_epoch}); train into a new directory to keep them",
+        )
     start = time.time()
     if first_epoch < epochs:
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)
-        callbacks = [EpochSeeds(seed), StopOnDivergence(), *([PenaltyShare(x[:512], y[:512])] if penalty_share else []),
-                     Snapshots(out_dir, snapshot_epochs, snapshot_steps, steps, validation_data),
-                     EpochCheckpoint(out_dir, checkpoint_every, epochs, chash, history, seconds_before),
-                     keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard"))]
+        callbacks = [
+            EpochSeeds(seed),
+            StopOnDivergence(),
+            *([PenaltyShare(x[:512], y[:512])] if penalty_share else []),
+            Snapshots(out_dir, snapshot_epochs, snapshot_steps, steps, validation_data),
+            EpochCheckpoint(out_dir, checkpoint_every, epochs, chash, history, seconds_before),
+            keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard")),
+        ]
         # Defend++'s alternating phases: DefendPP.fit adds its schedule's callback itself.
-        model.fit(ds, epochs=epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
-                  validation_data=validation_data, callbacks=callbacks, verbose=verbose,
-                  shuffle=False)  # epoch_dataset shuffles; without this Keras warns it ignores shuffle=True
+        model.fit(
+            ds,
+            epochs=epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )  # epoch_dataset shuffles; without this Keras warns it ignores shuffle=True
     seconds = time.time() - start
     # Seconds in fit over every run of this directory up to its last checkpoint (None when an
     # earlier run did not record them).
     total = (files.read_json(ckpt / "state.json") or {}).get("train_seconds")
-    info = {"epochs": epochs, "resumed_from_epoch": first_epoch, "train_seconds_this_run": seconds,
-            "train_seconds_total": total,
-            "images_per_second": (epochs - first_epoch) * len(y) / seconds if seconds > 0 else None}
+    info = {
+        "epochs": epochs,
+        "resumed_from_epoch": first_epoch,
+        "train_seconds_this_run": seconds,
+        "train_seconds_total": total,
+        "images_per_second": (epochs - first_epoch) * len(y) / seconds if seconds > 0 else None,
+    }
     return model, history, info

@@ -29,7 +29,8 @@ PAPER_DROPS = (100, 200)  # epochs at which the paper divides the rate by 10
 
 def drop_steps(epochs: int, steps_per_epoch: int) -> tuple[int, int]:
     """The 0-based steps from which the rate is divided by 10, then by 100."""
-    return tuple(round(epochs * steps_per_epoch * d / PAPER_EPOCHS) for d in PAPER_DROPS)
+    first, second = (round(epochs * steps_per_epoch * d / PAPER_EPOCHS) for d in PAPER_DROPS)
+    return first, second
 
 
 @keras.saving.register_keras_serializable("blurnet_tf")
@@ -56,8 +57,12 @@ class PaperStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         return self.initial_learning_rate * ops.power(ops.cast(self.factor, "float32"), drops)
 
     def get_config(self) -> dict[str, Any]:
-        return {"initial_learning_rate": self.initial_learning_rate, "steps_per_epoch": self.steps_per_epoch,
-                "epochs": self.epochs, "factor": self.factor}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "steps_per_epoch": self.steps_per_epoch,
+            "epochs": self.epochs,
+            "factor": self.factor,
+        }
 
 
 @keras.saving.register_keras_serializable("blurnet_tf")
@@ -70,8 +75,10 @@ class CoupledSGD(keras.optimizers.SGD):
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         if self.coupled_weight_decay:
-            gradient = ops.add(ops.cast(gradient, variable.dtype),
-                               ops.multiply(ops.cast(self.coupled_weight_decay, variable.dtype), variable))
+            gradient = ops.add(
+                ops.cast(gradient, variable.dtype),
+                ops.multiply(ops.cast(self.coupled_weight_decay, variable.dtype), variable),
+            )
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self) -> dict[str, Any]:

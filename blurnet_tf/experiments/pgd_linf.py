@@ -16,8 +16,8 @@ class PgdAttack:
     pgd_eps: float = paper.LINF_EPS
     pgd_step: float = paper.PGD_STEP
     pgd_steps: int = paper.PGD_STEPS
-    seed: int = 0                      # the training seed of `model` (PGD itself starts at the image)
-    precision: str = "float32"         # the attacked model's compute; scoring is always float32
+    seed: int = 0  # the training seed of `model` (PGD itself starts at the image)
+    precision: str = "float32"  # the attacked model's compute; scoring is always float32
     data_dir: str | None = None
 
     def __post_init__(self):
@@ -47,12 +47,20 @@ class PgdAttack:
             attacked = model if self.precision == "float32" else with_precision(model, self.precision)
             adv = linf_attack(attacked, victims, eps=self.pgd_eps, steps=self.pgd_steps, step_size=self.pgd_step)
             pred = metrics.predict_classes(model, adv)
-            result = {"asr": metrics.attack_success_rate(clean, pred), "l2": metrics.l2_dissimilarity(victims, adv),
-                      "success": (clean != pred).astype(int).tolist(),
-                      "paper": {"asr": paper.TABLE4["asr"], "l2_range": list(paper.TABLE4["l2_range"])}}
+            result = {
+                "asr": metrics.attack_success_rate(clean, pred),
+                "l2": metrics.l2_dissimilarity(victims, adv),
+                "success": (clean != pred).astype(int).tolist(),
+                "paper": {"asr": paper.TABLE4["asr"], "l2_range": list(paper.TABLE4["l2_range"])},
+            }
             for i, image in enumerate(adv[:save_images]):
                 files.save_png(out / "images" / f"pgd_{i}.png", image)
             log(f"PGD eps {self.pgd_eps:.4f}: ASR {result['asr']:.3f}, L2 {result['l2']:.3f}")
-            record = rundir.PgdRecord(flags={"mode": "pgd", **dataclasses.asdict(self)}, pgd=result, seed=self.seed,
-                                      versions=files.package_versions(), wall_seconds=time.time() - started)
+            record = rundir.PgdRecord(
+                flags={"mode": "pgd", **dataclasses.asdict(self)},
+                pgd=result,
+                seed=self.seed,
+                versions=files.package_versions(),
+                wall_seconds=time.time() - started,
+            )
             return record.write(out / rundir.RESULTS_FILE) and record

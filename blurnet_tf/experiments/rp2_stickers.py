@@ -25,6 +25,7 @@ ALL_TARGETS = tuple(t for t in range(NUM_CLASSES) if t != STOP)
 @dataclasses.dataclass(frozen=True)
 class StickerAttack:
     """Settings of one RP2 run; every field is part of the result's key. Defaults are the paper's."""
+
     model: str
     mode: str = "whitebox"
     lambdas: tuple = (paper.RP2_LAMBDA,)
@@ -33,14 +34,14 @@ class StickerAttack:
     lr: float = 0.1
     norm: str = "l2"
     mask: str = "rectangles"
-    mask_threshold: float | None = None   # a grey-level mask is refused unless this says how to read it
+    mask_threshold: float | None = None  # a grey-level mask is refused unless this says how to read it
     nps: bool = False
     noise_clip: float = 20.0
-    source_model: str | None = None       # transfer: the model the stickers are optimised on
-    regulariser: str | None = None        # adaptive: None = the model's own
-    dct_dim: int = 16                     # lowfreq
+    source_model: str | None = None  # transfer: the model the stickers are optimised on
+    regulariser: str | None = None  # adaptive: None = the model's own
+    dct_dim: int = 16  # lowfreq
     seed: int = 0
-    precision: str = "float32"            # the attacked model's compute; scoring is always float32
+    precision: str = "float32"  # the attacked model's compute; scoring is always float32
     data_dir: str | None = None
 
     def __post_init__(self):
@@ -48,8 +49,11 @@ class StickerAttack:
         _check(self.mode in MODES, "mode", f"expected one of {', '.join(MODES)}, got {self.mode!r}")
         _check(len(self.lambdas) > 0, "lambdas", "expected at least one value")
         for lam in self.lambdas:
-            _check(isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0, "lambdas",
-                   f"expected finite values >= 0, got {lam!r}")
+            _check(
+                isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0,
+                "lambdas",
+                f"expected finite values >= 0, got {lam!r}",
+            )
         _check(len(self.targets) > 0, "targets", "expected at least one class")
         for t in self.targets:
             _check(0 <= t < NUM_CLASSES, "targets", f"class indices must be in [0, {NUM_CLASSES}), got {t}")
@@ -58,14 +62,23 @@ class StickerAttack:
         _check(self.epochs >= 1, "epochs", f"expected an integer >= 1, got {self.epochs}")
         _check(math.isfinite(self.lr) and self.lr > 0, "lr", f"expected a positive number, got {self.lr}")
         _check(self.norm in ("l1", "l2"), "norm", f"expected l1 or l2, got {self.norm!r}")
-        _check(math.isfinite(self.noise_clip) and self.noise_clip > 0, "noise_clip",
-               f"expected a positive number, got {self.noise_clip}")
+        _check(
+            math.isfinite(self.noise_clip) and self.noise_clip > 0,
+            "noise_clip",
+            f"expected a positive number, got {self.noise_clip}",
+        )
         _check(1 <= self.dct_dim <= 32, "dct_dim", f"expected 1..32, got {self.dct_dim}")
         _check(self.mode != "transfer" or bool(self.source_model), "source_model", "--mode=transfer needs it")
-        _check(self.regulariser in (None, "tv", "tik_hf", "tik_pseudo"), "regulariser",
-               f"expected tv, tik_hf or tik_pseudo, got {self.regulariser!r}")
-        _check(self.mask_threshold is None or 0 < self.mask_threshold < 1, "mask_threshold",
-               f"expected a value in (0, 1), got {self.mask_threshold}")
+        _check(
+            self.regulariser in (None, "tv", "tik_hf", "tik_pseudo"),
+            "regulariser",
+            f"expected tv, tik_hf or tik_pseudo, got {self.regulariser!r}",
+        )
+        _check(
+            self.mask_threshold is None or 0 < self.mask_threshold < 1,
+            "mask_threshold",
+            f"expected a value in (0, 1), got {self.mask_threshold}",
+        )
 
     @property
     def key(self):
@@ -97,12 +110,20 @@ class StickerAttack:
 
             attacked = with_precision(attacked, self.precision)
         rescore = self.mode == "transfer" or self.precision != "float32"  # success is judged on `model`
-        kwargs = dict(lam=list(self.lambdas), epochs=self.epochs, lr=self.lr, norm=self.norm,
-                      nps_colors=_nps_colors(data_dir) if self.nps else None, noise_clip=self.noise_clip,
-                      transform=attack_transform(self), extra_loss=attack_extra_loss(self, model), seed=self.seed)
+        kwargs = dict(
+            lam=list(self.lambdas),
+            epochs=self.epochs,
+            lr=self.lr,
+            norm=self.norm,
+            nps_colors=_nps_colors(data_dir) if self.nps else None,
+            noise_clip=self.noise_clip,
+            transform=attack_transform(self),
+            extra_loss=attack_extra_loss(self, model),
+            seed=self.seed,
+        )
         clean_pred = metrics.predict_classes(model, victims)
         rows, histories, noise_files = [], {}, {}
-        groups = [list(self.targets[i:i + targets_per_call]) for i in range(0, len(self.targets), targets_per_call)]
+        groups = [list(self.targets[i : i + targets_per_call]) for i in range(0, len(self.targets), targets_per_call)]
         parts = {tuple(g): out / "parts" / f"{self.key}-{'_'.join(map(str, g))}.json" for g in groups}
         pending = sum(not p.is_file() for p in parts.values())
         progress = attack_progress.bar(pending * self.epochs, f"RP2 {self.mode} {self.model}", unit="epoch")
@@ -114,9 +135,16 @@ class StickerAttack:
             else:
                 t0 = time.time()
                 r = rp2(attacked, victims, mask, group, progress=attack_progress.epoch_callback(progress), **kwargs)
-                adv_pred = r.predictions if not rescore else np.stack(
-                    [metrics.predict_classes(model, a.reshape(-1, *victims.shape[1:])).reshape(len(group), -1)
-                     for a in r.adversarial])
+                adv_pred = (
+                    r.predictions
+                    if not rescore
+                    else np.stack(
+                        [
+                            metrics.predict_classes(model, a.reshape(-1, *victims.shape[1:])).reshape(len(group), -1)
+                            for a in r.adversarial
+                        ]
+                    )
+                )
                 saved = {"rows": [], "history": {}, "noise_files": {}}
                 for li, lam in enumerate(r.lambdas):
                     saved["rows"] += per_target_rows(victims, clean_pred, r.adversarial[li], adv_pred[li], group, lam)
@@ -126,22 +154,33 @@ class StickerAttack:
                         saved["noise_files"][f"{lam:g}/{t}"] = name
                         for i, image in enumerate(r.adversarial[li, ti, :save_images]):
                             files.save_png(out / "images" / f"{self.key}-lambda{lam:g}_target{t}_{i}.png", image)
-                        saved["history"][f"{lam:g}/{t}"] = {k: v[:, li, ti].round(5).tolist()
-                                                            for k, v in r.history.items() if v.ndim == 3}
+                        saved["history"][f"{lam:g}/{t}"] = {
+                            k: v[:, li, ti].round(5).tolist() for k, v in r.history.items() if v.ndim == 3
+                        }
                 files.write_json(part, saved)
-                log(f"targets {group}: {time.time() - t0:.1f}s, ASR " +
-                    " ".join(f"{x['target']}:{x['asr']:.2f}" for x in saved["rows"]))
+                log(
+                    f"targets {group}: {time.time() - t0:.1f}s, ASR "
+                    + " ".join(f"{x['target']}:{x['asr']:.2f}" for x in saved["rows"])
+                )
             rows += saved["rows"]
             histories.update(saved["history"])
             noise_files.update(saved.get("noise_files", {}))
         progress.close()
         attack_progress.write_rp2_scalars(out, self.key, histories)
         record = rundir.StickerRecord(
-            flags=dataclasses.asdict(self), rows=rows, aggregate=aggregate(rows, STOP), history=histories,
-            clean_victim_accuracy=float(np.mean(clean_pred == STOP)), noise_files=noise_files, seed=self.seed,
+            flags=dataclasses.asdict(self),
+            rows=rows,
+            aggregate=aggregate(rows, STOP),
+            history=histories,
+            clean_victim_accuracy=float(np.mean(clean_pred == STOP)),
+            noise_files=noise_files,
+            seed=self.seed,
             paper={k: paper.TABLE2["baseline"][k] for k in ("avg_asr", "worst_asr", "l2")}
-            if self.mode == "whitebox" and self.model == rundir.ORIGINAL else None,
-            versions=files.package_versions(), wall_seconds=time.time() - started)
+            if self.mode == "whitebox" and self.model == rundir.ORIGINAL
+            else None,
+            versions=files.package_versions(),
+            wall_seconds=time.time() - started,
+        )
         _write_csv(out / rundir.CSV_FILE, record)
         record.write(out / rundir.RESULTS_FILE)
         return record
@@ -178,8 +217,12 @@ def stored_adversarials(attack_dir, victims, mask, lam):
     if record is None:
         raise DataError(attack_dir / rundir.RESULTS_FILE, "attack results not found (run the white-box step first)")
     targets = sorted({r["target"] for r in record.rows if abs(r["lambda"] - lam) < 1e-12})
-    adv = np.stack([apply_sticker(victims, mask, np.load(record.noise_file(attack_dir, lam, t)),
-                                  record.flags["noise_clip"]) for t in targets])
+    adv = np.stack(
+        [
+            apply_sticker(victims, mask, np.load(record.noise_file(attack_dir, lam, t)), record.flags["noise_clip"])
+            for t in targets
+        ]
+    )
     return targets, adv, record
 
 
@@ -239,6 +282,8 @@ def attack_extra_loss(attack, model):
 def _write_csv(path, record):
     """One row kind: a (lambda, target) result; the aggregates are in results.json."""
     lines = [["model", "seed", "lambda", "target", "asr", "targeted", "l2"]]
-    lines += [[record.flags["model"], record.seed, r["lambda"], r["target"], r["asr"], r["targeted"], r["l2"]]
-              for r in record.rows]
+    lines += [
+        [record.flags["model"], record.seed, r["lambda"], r["target"], r["asr"], r["targeted"], r["l2"]]
+        for r in record.rows
+    ]
     files.write_csv(path, lines)

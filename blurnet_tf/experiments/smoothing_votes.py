@@ -32,7 +32,16 @@ class SmoothingVotes:
             pred, _ = smoothed_predict(model, adv.reshape(-1, *victims.shape[1:]), self.sigma, self.samples, seed=1)
             rows += per_target_rows(victims, clean, adv, pred.reshape(len(targets), -1), targets, lam)
         legit, _ = smoothed_predict(model, test_x, self.sigma, self.samples, seed=2)
-        return rundir.write_result(self, out, {
-            "model": self.row, "sigma": self.sigma, "samples": self.samples,
-            "legit_accuracy": metrics.accuracy(legit, test_y), "victim_accuracy": metrics.accuracy(clean, STOP),
-            "rows": rows, "aggregate": aggregate(rows, STOP)})
+        return rundir.write_result(
+            self,
+            out,
+            {
+                "model": self.row,
+                "sigma": self.sigma,
+                "samples": self.samples,
+                "legit_accuracy": metrics.accuracy(legit, test_y),
+                "victim_accuracy": metrics.accuracy(clean, STOP),
+                "rows": rows,
+                "aggregate": aggregate(rows, STOP),
+            },
+        )

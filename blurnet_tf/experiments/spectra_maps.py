@@ -34,11 +34,16 @@ class SpectraMaps:
         target = SPEED_LIMIT_45 if SPEED_LIMIT_45 in targets else targets[0]
         adv_img = adv[targets.index(target), self.victim]
         chw = lambda a: np.moveaxis(a, -1, 0)  # noqa: E731
-        summary = {"victim": self.victim, "target": target, "lambda": self.lam,
-                   "fig1_high_frequency_fraction": {
-                       "clean": high_frequency_fraction(chw(clean_img)),
-                       "stickered": high_frequency_fraction(chw(adv_img)),
-                       "sticker_only": high_frequency_fraction(chw(adv_img - clean_img))}}
+        summary = {
+            "victim": self.victim,
+            "target": target,
+            "lambda": self.lam,
+            "fig1_high_frequency_fraction": {
+                "clean": high_frequency_fraction(chw(clean_img)),
+                "stickered": high_frequency_fraction(chw(adv_img)),
+                "sticker_only": high_frequency_fraction(chw(adv_img - clean_img)),
+            },
+        }
         arrays = {"clean": chw(clean_img), "stickered": chw(adv_img)}
         for fig, layer in (("fig2", FIRST_LAYER), ("fig4", SECOND_LAYER)):
             maps = layer_output_model(model, layer)(np.stack([clean_img, adv_img]), training=False).numpy()
@@ -47,13 +52,20 @@ class SpectraMaps:
             clean_m, adv_m = chw(maps[0]), chw(maps[1])
             chans = sorted(np.argsort(-np.square(clean_m).sum(axis=(1, 2)))[:SHOWN].tolist())
             diff, blurred_diff = adv_m - clean_m, chw(blurred[1] - blurred[0])
-            arrays.update({f"{fig}_clean": clean_m[chans], f"{fig}_adversarial": adv_m[chans],
-                           f"{fig}_difference": diff[chans], f"{fig}_blurred_difference": blurred_diff[chans],
-                           f"{fig}_channels": np.asarray(chans)})
-            summary[f"{fig}_{layer}"] = {"map_size": list(maps.shape[1:3]),
-                                         "difference_high_frequency_fraction": high_frequency_fraction(diff),
-                                         "blurred_difference_high_frequency_fraction":
-                                             high_frequency_fraction(blurred_diff),
-                                         "clean_high_frequency_fraction": high_frequency_fraction(clean_m)}
+            arrays.update(
+                {
+                    f"{fig}_clean": clean_m[chans],
+                    f"{fig}_adversarial": adv_m[chans],
+                    f"{fig}_difference": diff[chans],
+                    f"{fig}_blurred_difference": blurred_diff[chans],
+                    f"{fig}_channels": np.asarray(chans),
+                }
+            )
+            summary[f"{fig}_{layer}"] = {
+                "map_size": list(maps.shape[1:3]),
+                "difference_high_frequency_fraction": high_frequency_fraction(diff),
+                "blurred_difference_high_frequency_fraction": high_frequency_fraction(blurred_diff),
+                "clean_high_frequency_fraction": high_frequency_fraction(clean_m),
+            }
         summary["layers"] = {"fig2": FIRST_LAYER, "fig4": SECOND_LAYER}
         return rundir.write_result(self, out, summary, arrays)

@@ -38,10 +38,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
         if (epoch + 1) % self.every == 0 or epoch + 1 == self.total_epochs:
-            write_checkpoint(self.out_dir, self.model, {
-                "epochs_done": epoch + 1, "config_hash": self.config_hash, "history": self.history,
-                "train_seconds": None if self.seconds_before is None
-                else self.seconds_before + time.time() - self.started})
+            write_checkpoint(
+                self.out_dir,
+                self.model,
+                {
+                    "epochs_done": epoch + 1,
+                    "config_hash": self.config_hash,
+                    "history": self.history,
+                    "train_seconds": None
+                    if self.seconds_before is None
+                    else self.seconds_before + time.time() - self.started,
+                },
+            )
 
 
 def write_checkpoint(out_dir, model, state):
@@ -117,8 +125,9 @@ def load_checkpoint(ckpt, chash):
     if written_with != chash:
         raise DataError(ckpt, f"checkpoint was written with other settings; use another --out or move {ckpt} aside")
     if state["epochs_done"] < 1 or len(history) != state["epochs_done"]:  # one history entry per epoch
-        return _discard(ckpt, "state.json", ValueError(f"epochs_done {state['epochs_done']} with {len(history)} "
-                                                       "epochs of history"))
+        return _discard(
+            ckpt, "state.json", ValueError(f"epochs_done {state['epochs_done']} with {len(history)} epochs of history")
+        )
     try:
         model = load_model(ckpt / "model.keras", compile=True)
     except Exception as exc:  # a truncated .keras zip fails in many ways (BadZipFile, EOFError, ...)

@@ -43,10 +43,18 @@ class Snapshots(keras.callbacks.Callback):
         info = path.with_suffix(".json")
         if self.validation_data is not None and not info.is_file():
             x, y = self.validation_data
-            predicted = np.concatenate([np.argmax(classifier(x[i:i + 500], training=False), -1)
-                                        for i in range(0, len(y), 500)])
-            files.write_json(info, {"step": step, "epochs": step / self.steps_per_epoch, "legit_accuracy":
-                                    float(np.mean(predicted == np.asarray(y))), "test_images": int(len(y))})
+            predicted = np.concatenate(
+                [np.argmax(classifier(x[i : i + 500], training=False), -1) for i in range(0, len(y), 500)]
+            )
+            files.write_json(
+                info,
+                {
+                    "step": step,
+                    "epochs": step / self.steps_per_epoch,
+                    "legit_accuracy": float(np.mean(predicted == np.asarray(y))),
+                    "test_images": int(len(y)),
+                },
+            )
 
 
 class PenaltyShare(keras.callbacks.Callback):
@@ -63,10 +71,20 @@ class PenaltyShare(keras.callbacks.Callback):
         with tf.GradientTape(persistent=True) as tape:
             logits = self.model(self.images, training=False)
             ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(self.labels, logits, from_logits=True))
-            penalty = tf.add_n([tf.cast(v, tf.float32) for v in self.model.losses]) if self.model.losses else tf.constant(0.0)
-        norms = [tf.linalg.global_norm([g for g in tape.gradient(term, weights) if g is not None] or [tf.zeros(())])
-                 for term in (ce, penalty)]
+            penalty = (
+                tf.add_n([tf.cast(v, tf.float32) for v in self.model.losses]) if self.model.losses else tf.constant(0.0)
+            )
+        norms = [
+            tf.linalg.global_norm([g for g in tape.gradient(term, weights) if g is not None] or [tf.zeros(())])
+            for term in (ce, penalty)
+        ]
         del tape
         if logs is not None:
-            logs.update({"monitor_ce": float(ce), "monitor_penalty": float(penalty),
-                         "monitor_grad_ce": float(norms[0]), "monitor_grad_penalty": float(norms[1])})
+            logs.update(
+                {
+                    "monitor_ce": float(ce),
+                    "monitor_penalty": float(penalty),
+                    "monitor_grad_ce": float(norms[0]),
+                    "monitor_grad_penalty": float(norms[1]),
+                }
+            )

@@ -22,16 +22,25 @@ SECOND_LAYER = "relu2"
 
 # Checkpoint variable of the original TF1/Keras-1 model -> (our layer, weight index).
 _ORIGINAL_NAMES = {
-    "convolution2d_1_W": ("conv1", 0), "convolution2d_1_b": ("conv1", 1),
-    "convolution2d_2_W": ("conv2", 0), "convolution2d_2_b": ("conv2", 1),
-    "convolution2d_3_W": ("conv3", 0), "convolution2d_3_b": ("conv3", 1),
-    "dense_1_W": ("logits", 0), "dense_1_b": ("logits", 1),
+    "convolution2d_1_W": ("conv1", 0),
+    "convolution2d_1_b": ("conv1", 1),
+    "convolution2d_2_W": ("conv2", 0),
+    "convolution2d_2_b": ("conv2", 1),
+    "convolution2d_3_W": ("conv3", 0),
+    "convolution2d_3_b": ("conv3", 1),
+    "dense_1_W": ("logits", 0),
+    "dense_1_b": ("logits", 1),
 }
 
 
-def cnn_model(input_shape: tuple[int, int, int] = (32, 32, 3), nb_classes: int = NUM_CLASSES, nb_filters: int = 64,
-              input_layers: Sequence[keras.layers.Layer] = (), l1_layers: Sequence[keras.layers.Layer] = (),
-              name: str = "lisa_cnn") -> keras.Model:
+def cnn_model(
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+    nb_classes: int = NUM_CLASSES,
+    nb_filters: int = 64,
+    input_layers: Sequence[keras.layers.Layer] = (),
+    l1_layers: Sequence[keras.layers.Layer] = (),
+    name: str = "lisa_cnn",
+) -> keras.Model:
     """Build the LISA-CNN (Cleverhans' `cnn_model`, as used by RP2 and BlurNet).
 
     `input_layers` run on the image, `l1_layers` on the first-layer maps (the output of FIRST_LAYER);
@@ -108,8 +117,9 @@ def load_original_lisa_cnn(data_dir: str | os.PathLike[str]) -> keras.Model:
         weights = layer.get_weights()
         value = reader.get_tensor(var)
         if value.shape != weights[index].shape:
-            raise ValueError(f"{original_checkpoint(data_dir)}: {var} has shape {value.shape}, "
-                             f"expected {weights[index].shape}")
+            raise ValueError(
+                f"{original_checkpoint(data_dir)}: {var} has shape {value.shape}, expected {weights[index].shape}"
+            )
         weights[index] = value.astype(np.float32)
         layer.set_weights(weights)
     return model
@@ -140,7 +150,9 @@ def layer_output_model(model: keras.Model, layer_name: str = FIRST_LAYER) -> ker
     """
     names = [layer.name for layer in model.layers]
     if layer_name not in names:
-        raise ValueError(f"{model.name} has no layer {layer_name!r} (the default names the LISA-CNN's first layer); "
-                         f"pass one of its own: {', '.join(names)}")
+        raise ValueError(
+            f"{model.name} has no layer {layer_name!r} (the default names the LISA-CNN's first layer); "
+            f"pass one of its own: {', '.join(names)}"
+        )
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # called on one tensor: no structure warning
     return keras.Model(inputs, model.get_layer(layer_name).output)

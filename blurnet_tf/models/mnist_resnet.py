@@ -11,6 +11,8 @@ named block0..block3 so Defend++ can tap them. About 0.2 M parameters, not ResNe
 
 from __future__ import annotations
 
+from typing import Any
+
 from collections.abc import Sequence
 
 import keras
@@ -21,7 +23,7 @@ BLOCKS = ("block0", "block1", "block2", "block3")
 _WIDTHS = (16, 32, 64, 64)
 
 
-def _residual_block(x, filters, stride, name):
+def _residual_block(x: Any, filters: int, stride: int, name: str) -> Any:
     y = layers.Conv2D(filters, 3, strides=stride, padding="same", name=f"{name}_conv1")(x)
     y = layers.Activation("relu", name=f"{name}_relu1")(y)
     y = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(y)
@@ -31,8 +33,12 @@ def _residual_block(x, filters, stride, name):
     return layers.Activation("relu", name=name)(y)
 
 
-def mnist_resnet(input_shape: tuple[int, int, int] = (28, 28, 1), nb_classes: int = MNIST_CLASSES,
-                 input_layers: Sequence[keras.layers.Layer] = (), name: str = "mnist_resnet") -> keras.Model:
+def mnist_resnet(
+    input_shape: tuple[int, int, int] = (28, 28, 1),
+    nb_classes: int = MNIST_CLASSES,
+    input_layers: Sequence[keras.layers.Layer] = (),
+    name: str = "mnist_resnet",
+) -> keras.Model:
     """Builds the classifier (logits out); `input_layers` run on the image first (e.g. noise)."""
     inputs = keras.Input(input_shape, name="image")
     x = inputs

@@ -50,8 +50,12 @@ def _basic_block(x, filters, stride, name, out_name=None):
     return layers.Activation("relu", name=out_name or f"{name}_relu2")(y)
 
 
-def mnist_resnet18(input_shape: tuple[int, int, int] = (28, 28, 1), nb_classes: int = MNIST_CLASSES,
-                   input_layers: Sequence[keras.layers.Layer] = (), name: str = "mnist_resnet18") -> keras.Model:
+def mnist_resnet18(
+    input_shape: tuple[int, int, int] = (28, 28, 1),
+    nb_classes: int = MNIST_CLASSES,
+    input_layers: Sequence[keras.layers.Layer] = (),
+    name: str = "mnist_resnet18",
+) -> keras.Model:
     """Builds the classifier (logits out); `input_layers` run on the image first (e.g. noise)."""
     inputs = keras.Input(input_shape, name="image")
     x = inputs
@@ -62,8 +66,9 @@ def mnist_resnet18(input_shape: tuple[int, int, int] = (28, 28, 1), nb_classes: 
     for stage, filters, stride in zip(STAGES, WIDTHS, STRIDES):
         for b in range(BLOCKS_PER_STAGE):
             last = b == BLOCKS_PER_STAGE - 1
-            x = _basic_block(x, filters, stride if b == 0 else 1, f"{stage}_block{b + 1}",
-                             out_name=stage if last else None)
+            x = _basic_block(
+                x, filters, stride if b == 0 else 1, f"{stage}_block{b + 1}", out_name=stage if last else None
+            )
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = layers.Dense(nb_classes, name="logits", dtype="float32")(x)  # float32 logits under mixed precision
     return keras.Model(inputs, outputs, name=name)

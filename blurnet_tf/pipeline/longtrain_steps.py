@@ -18,7 +18,7 @@ class LongTraining:
     epochs: int = 300
     attacked_epochs: tuple = (10, 30, 100)  # snapshots attacked; the final model is too
     seed: int = 0
-    attack_epochs: int = 30                 # RP2 epochs (Table II's budget in the table2 profile)
+    attack_epochs: int = 30  # RP2 epochs (Table II's budget in the table2 profile)
     targets: str = "all"
     max_train_images: int = 0
 
@@ -47,15 +47,45 @@ def attack_dir(lay, row, point):
 
 def longtrain_steps(budget, lay, flags_dir, data):
     extra = [f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []
-    steps = [Step(f"train/{row}", "train", model_dir(lay, row), command=[
-        "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={model_dir(lay, row)}",
-        f"--epochs={budget.epochs}", f"--seed={budget.seed}", "--log_penalty_share",
-        f"--snapshot_epochs={','.join(map(str, budget.attacked_epochs))}", *extra, *data]) for row in budget.rows]
+    steps = [
+        Step(
+            f"train/{row}",
+            "train",
+            model_dir(lay, row),
+            command=[
+                "blurnet_tf.cli.train",
+                f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
+                f"--out={model_dir(lay, row)}",
+                f"--epochs={budget.epochs}",
+                f"--seed={budget.seed}",
+                "--log_penalty_share",
+                f"--snapshot_epochs={','.join(map(str, budget.attacked_epochs))}",
+                *extra,
+                *data,
+            ],
+        )
+        for row in budget.rows
+    ]
     for row in budget.rows:
         for point in budget.points():
             model, out = model_file(lay, budget, row, point), attack_dir(lay, row, point)
-            steps.append(Step(f"long/{row}/{point}", "long", out, inputs=[model], command=[
-                "blurnet_tf.cli.attack", f"--flagfile={flags_dir / 'attacks' / 'whitebox.flags'}", f"--model={model}",
-                f"--out={out}", f"--epochs={budget.attack_epochs}", f"--lambdas={paper.RP2_LAMBDA:g}",
-                f"--seed={budget.seed}", *([f"--targets={budget.targets}"] if budget.targets != "all" else []), *data]))
+            steps.append(
+                Step(
+                    f"long/{row}/{point}",
+                    "long",
+                    out,
+                    inputs=[model],
+                    command=[
+                        "blurnet_tf.cli.attack",
+                        f"--flagfile={flags_dir / 'attacks' / 'whitebox.flags'}",
+                        f"--model={model}",
+                        f"--out={out}",
+                        f"--epochs={budget.attack_epochs}",
+                        f"--lambdas={paper.RP2_LAMBDA:g}",
+                        f"--seed={budget.seed}",
+                        *([f"--targets={budget.targets}"] if budget.targets != "all" else []),
+                        *data,
+                    ],
+                )
+            )
     return steps

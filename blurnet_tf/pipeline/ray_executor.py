@@ -33,7 +33,7 @@ from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, check_thread_sett
 from blurnet_tf.pipeline.ray_nodes import check_fits, check_reachable, check_shared, placement
 from blurnet_tf.pipeline.steps import Step, is_done, run_step
 
-NODE_RETRIES = 3      # a step whose node or worker died is retried this often
+NODE_RETRIES = 3  # a step whose node or worker died is retried this often
 OBJECT_STORE = 100 * 1024 * 1024  # bytes: steps pass only small records between them
 
 
@@ -47,14 +47,23 @@ def step_threads(cpus: float) -> dict[str, str]:
     return {"TF_NUM_INTRAOP_THREADS": intra, "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": intra}
 
 
-def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int = 1, *, address: str | None = None,
-            cpus_per_step: float | None = None, gpus_per_step: float = 0.0, shared_dir: str | os.PathLike | None = None,
-            quiet: bool = True) -> dict[str, float]:
+def run_all(
+    steps: Sequence[Step],
+    log: Callable[[str], None] = print,
+    jobs: int = 1,
+    *,
+    address: str | None = None,
+    cpus_per_step: float | None = None,
+    gpus_per_step: float = 0.0,
+    shared_dir: str | os.PathLike | None = None,
+    quiet: bool = True,
+) -> dict[str, float]:
     """Runs `steps` (skipping finished ones) and returns the seconds per stage, summed over steps.
 
     jobs: steps at once on the local instance (each takes one of `jobs` places); ignored on a cluster or a
     Ray already initialised in this process. cpus_per_step: a step's threads (default the cores shared out
-    among `jobs` locally), and on a cluster the CPUs it asks of a node (default 1). shared_dir: the directory every node must see (default: the steps' common
+    among `jobs` locally), and on a cluster the CPUs it asks of a node (default 1). shared_dir: the directory
+    every node must see (default: the steps' common
     folder). quiet: keep Ray's own start-up and worker lines out of the output."""
     check_thread_settings()
     if not steps:
@@ -71,19 +80,28 @@ def run_all(steps: Sequence[Step], log: Callable[[str], None] = print, jobs: int
     import ray
 
     temp = tempfile.mkdtemp(prefix="blurnet-ray-") if local else None  # its own sockets and logs: no other
-    try:                                                                # Ray instance here is ever joined
+    try:  # Ray instance here is ever joined
         threads = cpus_per_step or (max(1, len(os.sched_getaffinity(0)) // jobs) if local and not already else 1)
         # Locally a step takes one of `jobs` places, whatever its threads: jobs=1 with 0.25 CPUs is one step at once.
         request = 1 if local and not already else threads
         if not already:
             sigterm = signal.getsignal(signal.SIGTERM)
             try:
-                ray.init(address="local" if local else address, num_cpus=jobs if local else None,
-                         object_store_memory=OBJECT_STORE if local else None, include_dashboard=False, _temp_dir=temp,
-                         log_to_driver=not quiet, logging_level=logging.ERROR if quiet else logging.INFO)
+                ray.init(
+                    address="local" if local else address,
+                    num_cpus=jobs if local else None,
+                    object_store_memory=OBJECT_STORE if local else None,
+                    include_dashboard=False,
+                    _temp_dir=temp,
+                    log_to_driver=not quiet,
+                    logging_level=logging.ERROR if quiet else logging.INFO,
+                )
             except (ConnectionError, ray.exceptions.RayError) as error:  # one line, not Ray's traceback
-                raise SettingError("address", f"no Ray cluster answers at {address or os.environ.get('RAY_ADDRESS')}: "
-                                              f"{str(error).splitlines()[0]}") from None
+                raise SettingError(
+                    "address",
+                    f"no Ray cluster answers at {address or os.environ.get('RAY_ADDRESS')}: "
+                    f"{str(error).splitlines()[0]}",
+                ) from None
             if threading.current_thread() is threading.main_thread() and sigterm is not None:
                 signal.signal(signal.SIGTERM, sigterm)  # Ray's C++ handler would print a stack and abort (134)
         try:
@@ -114,21 +132,33 @@ def _run(ray, steps, log, cpus, threads, gpus, stop):
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = ray.get_runtime_context().get_node_id()
-    state = ray.remote(num_cpus=0)(RunState).options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote()
-    env = {**step_threads(threads), "TF_FORCE_GPU_ALLOW_GROWTH": "true",
-           "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-           **{k: os.environ[k] for k in ("BLURNET_DATA",) if k in os.environ}}  # the driver's data on every node
+    state = (
+        ray.remote(num_cpus=0)(RunState)
+        .options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
+        .remote()
+    )
+    env = {
+        **step_threads(threads),
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        **{k: os.environ[k] for k in ("BLURNET_DATA",) if k in os.environ},
+    }  # the driver's data on every node
     # A GPU step gets a fresh worker: TensorFlow binds its devices once per process.
     task = ray.remote(max_calls=1 if gpus else 0)(_step_task).options(
-        num_cpus=cpus, num_gpus=gpus, max_retries=NODE_RETRIES, retry_exceptions=False, runtime_env={"env_vars": env})
-    needs = [[j for j in range(i) if any(pathlib.Path(p).is_relative_to(steps[j].out) for p in step.inputs)]
-             for i, step in enumerate(steps)]
+        num_cpus=cpus, num_gpus=gpus, max_retries=NODE_RETRIES, retry_exceptions=False, runtime_env={"env_vars": env}
+    )
+    needs = [
+        [j for j in range(i) if any(pathlib.Path(p).is_relative_to(steps[j].out) for p in step.inputs)]
+        for i, step in enumerate(steps)
+    ]
     refs = []
     for i, step in enumerate(steps):
         head = f"[{i + 1}/{len(steps)}] {step.stage}: {step.name}"
-        refs.append(task.remote(cloudpickle.dumps(step), i, head, sys.path, os.getcwd(), env, state, stop,
-                                *[refs[j] for j in needs[i]]))
+        refs.append(
+            task.remote(
+                cloudpickle.dumps(step), i, head, sys.path, os.getcwd(), env, state, stop, *[refs[j] for j in needs[i]]
+            )
+        )
     pending = {ref: i for i, ref in enumerate(refs)}
     stage_seconds = {step.stage: 0.0 for step in steps}
     failures, unstarted = [], []
@@ -145,8 +175,11 @@ def _run(ray, steps, log, cpus, threads, gpus, stop):
                     done = ray.get(ref)
                 except ray.exceptions.RayError as error:  # the step's own error, or its worker / node lost for good
                     cause = getattr(error, "cause", None)
-                    cause = cause if isinstance(cause, Exception) and isinstance(error, ray.exceptions.RayTaskError) \
+                    cause = (
+                        cause
+                        if isinstance(cause, Exception) and isinstance(error, ray.exceptions.RayTaskError)
                         else StepFailed(f"step {steps[i].name} failed: {str(error).strip().splitlines()[0]}")
+                    )
                     if not failures:
                         files.write_text(stop, steps[i].name)  # (the step wrote it too, unless its node died)
                         busy = [name for name in ray.get(state.busy.remote()) if name != steps[i].name]
@@ -215,8 +248,12 @@ def _step_task(blob, i, head, path, cwd, env, state, stop, *upstream):
         state.begin.remote(i, step.name)
         if not is_done(step):
             state.say.remote(f"{head} ...")
-        seconds, skipped = run_step(step, lambda m: state.say.remote(m if step.name in m else f"      {step.name}: {m.strip()}"),
-                                    env=env, where=placement())
+        seconds, skipped = run_step(
+            step,
+            lambda m: state.say.remote(m if step.name in m else f"      {step.name}: {m.strip()}"),
+            env=env,
+            where=placement(),
+        )
         state.say.remote(f"{head} {'done earlier, skipped' if skipped else f'done in {seconds:.1f}s'}")
         return seconds, skipped
     except Exception:  # the step's own failure (not a kill: a killed worker's step is retried)

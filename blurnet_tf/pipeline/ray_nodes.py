@@ -23,6 +23,7 @@ def check_reachable(address: str, source: str = "--address") -> None:
     """Refuses at once, in one line, an address that is not `auto` or host:port, or where no Ray answers:
     nothing listens (Ray itself retries for minutes), or what listens does not speak gRPC (Ray would hang
     printing its C++ warnings). `source` names where the address came from (the flag or RAY_ADDRESS)."""
+
     def refuse(problem):
         if source.startswith("--"):
             raise SettingError(source[2:], problem)
@@ -52,8 +53,10 @@ def check_reachable(address: str, source: str = "--address") -> None:
     except OSError as error:
         refuse(f"no Ray cluster answers at {address} ({error.strerror or error})")
     if len(head) < 9 or head[3] != _SETTINGS:
-        refuse(f"no Ray cluster answers at {address} (something listens there, but it does not answer as Ray's "
-               "gRPC server does)")
+        refuse(
+            f"no Ray cluster answers at {address} (something listens there, but it does not answer as Ray's "
+            "gRPC server does)"
+        )
 
 
 def check_fits(ray, cpus, gpus):
@@ -70,8 +73,13 @@ def placement() -> dict:
     import ray
 
     context = ray.get_runtime_context()
-    return {"node_id": context.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "host": socket.gethostname(),
-            "resources": context.get_assigned_resources(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()]}
+    return {
+        "node_id": context.get_node_id(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "host": socket.gethostname(),
+        "resources": context.get_assigned_resources(),
+        "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+    }
 
 
 def check_shared(directory: pathlib.Path) -> None:
@@ -83,8 +91,11 @@ def check_shared(directory: pathlib.Path) -> None:
     finally:
         token.unlink()
     if blind:
-        raise DataError(directory, f"not visible on node {', '.join(blind)}: every Ray node must see the run "
-                                   f"directory and the repository ({os.getcwd()}) at the same paths (a shared filesystem)")
+        raise DataError(
+            directory,
+            f"not visible on node {', '.join(blind)}: every Ray node must see the run "
+            f"directory and the repository ({os.getcwd()}) at the same paths (a shared filesystem)",
+        )
 
 
 def nodes_not_seeing(path: str) -> list[str]:
@@ -93,8 +104,14 @@ def nodes_not_seeing(path: str) -> list[str]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = [n for n in ray.nodes() if n["Alive"]]
-    seen = ray.get([ray.remote(_sees).options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
-        n["NodeID"], soft=False)).remote(path, os.getcwd()) for n in nodes])
+    seen = ray.get(
+        [
+            ray.remote(_sees)
+            .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(path, os.getcwd())
+            for n in nodes
+        ]
+    )
     return [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
 
 

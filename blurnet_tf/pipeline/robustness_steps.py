@@ -18,16 +18,24 @@ from blurnet_tf.pipeline.steps import Step
 BASELINE = "baseline"
 PIXEL_DEFLECTION = "pixel_deflection"
 # Table III's adaptive attacks on their rows, Table V's on the adversarially trained model: (row, mode, regulariser).
-ADAPTIVE = (("conv_3", "lowfreq", None), ("conv_5", "lowfreq", None), ("conv_7", "lowfreq", None),
-            ("tv_1e-4", "adaptive", None), ("tv_1e-5", "adaptive", None), ("tik_hf", "adaptive", None),
-            ("tik_pseudo", "adaptive", None), ("adv_train", "adaptive", "tv"), ("adv_train", "adaptive", "tik_hf"),
-            ("adv_train", "adaptive", "tik_pseudo"))
+ADAPTIVE = (
+    ("conv_3", "lowfreq", None),
+    ("conv_5", "lowfreq", None),
+    ("conv_7", "lowfreq", None),
+    ("tv_1e-4", "adaptive", None),
+    ("tv_1e-5", "adaptive", None),
+    ("tik_hf", "adaptive", None),
+    ("tik_pseudo", "adaptive", None),
+    ("adv_train", "adaptive", "tv"),
+    ("adv_train", "adaptive", "tik_hf"),
+    ("adv_train", "adaptive", "tik_pseudo"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class RobustnessBudget:
-    rows: tuple                           # trained rows, benchmarked bare (the baseline among them)
-    pd_row: str = "baseline_holdout"      # the classifier behind Pixel Deflection
+    rows: tuple  # trained rows, benchmarked bare (the baseline among them)
+    pd_row: str = "baseline_holdout"  # the classifier behind Pixel Deflection
     # The parameters the paper's linear search chose on the validation tracks (results/full-pixel-deflection).
     pd_parameters: tuple = (128, 2, 0.08)
     seed: int = 0
@@ -36,11 +44,11 @@ class RobustnessBudget:
     check_rp2_epochs: int = 30
     check_targets: tuple = (1, 7, 12)
     max_train_images: int = 0
-    crosscheck_restarts: int = 10     # cleverhans PGD restarts beside AutoAttack on the baseline
-    adaptive: tuple = ADAPTIVE        # (row, mode, regulariser) checked under Table III / V's adaptive RP2
-    mnist_rows: tuple = ()            # Defend++'s MNIST rows (the first its undefended source), official split
-    mnist_epochs: int = 5             # the mnist profile's
-    mnist_images: int = 500           # official test images benchmarked
+    crosscheck_restarts: int = 10  # cleverhans PGD restarts beside AutoAttack on the baseline
+    adaptive: tuple = ADAPTIVE  # (row, mode, regulariser) checked under Table III / V's adaptive RP2
+    mnist_rows: tuple = ()  # Defend++'s MNIST rows (the first its undefended source), official split
+    mnist_epochs: int = 5  # the mnist profile's
+    mnist_images: int = 500  # official test images benchmarked
 
     def benchmarked(self):
         return self.rows + (PIXEL_DEFLECTION,)
@@ -62,41 +70,115 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
     from blurnet_tf.experiments.row_benchmark import AdaptiveChecks, MnistRowBenchmark, RestartCrossCheck, RowBenchmark
 
     extra = [f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []
-    steps = [Step(f"train/{row}", "train", model_dir(lay, row), command=[
-        "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={model_dir(lay, row)}",
-        f"--epochs={budget.train_epochs}", f"--seed={budget.seed}", *extra, *data]) for row in budget.rows + (budget.pd_row,)]
+    steps = [
+        Step(
+            f"train/{row}",
+            "train",
+            model_dir(lay, row),
+            command=[
+                "blurnet_tf.cli.train",
+                f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
+                f"--out={model_dir(lay, row)}",
+                f"--epochs={budget.train_epochs}",
+                f"--seed={budget.seed}",
+                *extra,
+                *data,
+            ],
+        )
+        for row in budget.rows + (budget.pd_row,)
+    ]
     source = os.fspath(model_dir(lay, BASELINE))
     for row in budget.benchmarked():
         trained = budget.pd_row if row == PIXEL_DEFLECTION else row
         model = os.fspath(model_dir(lay, trained))
-        steps.append(Step(f"benchmark/{row}", "benchmark", benchmark_dir(lay, row), inputs=[
-            model_dir(lay, trained) / rundir.MODEL_FILE, *([] if row == BASELINE else [model_dir(lay, BASELINE) / rundir.MODEL_FILE])],
-            experiment=RowBenchmark(row, model, source=None if row == BASELINE else source,
-                                    pixel_deflection=budget.pd_parameters if row == PIXEL_DEFLECTION else (),
-                                    seed=budget.seed, square_queries=budget.square_queries,
-                                    check_rp2_epochs=budget.check_rp2_epochs, check_targets=budget.check_targets,
-                                    data_dir=data_dir)))
+        steps.append(
+            Step(
+                f"benchmark/{row}",
+                "benchmark",
+                benchmark_dir(lay, row),
+                inputs=[
+                    model_dir(lay, trained) / rundir.MODEL_FILE,
+                    *([] if row == BASELINE else [model_dir(lay, BASELINE) / rundir.MODEL_FILE]),
+                ],
+                experiment=RowBenchmark(
+                    row,
+                    model,
+                    source=None if row == BASELINE else source,
+                    pixel_deflection=budget.pd_parameters if row == PIXEL_DEFLECTION else (),
+                    seed=budget.seed,
+                    square_queries=budget.square_queries,
+                    check_rp2_epochs=budget.check_rp2_epochs,
+                    check_targets=budget.check_targets,
+                    data_dir=data_dir,
+                ),
+            )
+        )
     baseline = model_dir(lay, BASELINE) / rundir.MODEL_FILE
-    steps.append(Step(f"crosscheck/{BASELINE}", "crosscheck", lay.root / "crosscheck" / BASELINE, inputs=[baseline],
-                      experiment=RestartCrossCheck(BASELINE, source, restarts=budget.crosscheck_restarts,
-                                                   data_dir=data_dir)))
+    steps.append(
+        Step(
+            f"crosscheck/{BASELINE}",
+            "crosscheck",
+            lay.root / "crosscheck" / BASELINE,
+            inputs=[baseline],
+            experiment=RestartCrossCheck(BASELINE, source, restarts=budget.crosscheck_restarts, data_dir=data_dir),
+        )
+    )
     extra = [f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []
     for row in budget.mnist_rows:
-        steps.append(Step(f"train/{row}", "train", model_dir(lay, row), command=[
-            "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{row}.flags'}", f"--out={model_dir(lay, row)}",
-            f"--epochs={budget.mnist_epochs}", f"--seed={budget.seed}", "--mnist_split=official", *extra, *data]))
+        steps.append(
+            Step(
+                f"train/{row}",
+                "train",
+                model_dir(lay, row),
+                command=[
+                    "blurnet_tf.cli.train",
+                    f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
+                    f"--out={model_dir(lay, row)}",
+                    f"--epochs={budget.mnist_epochs}",
+                    f"--seed={budget.seed}",
+                    "--mnist_split=official",
+                    *extra,
+                    *data,
+                ],
+            )
+        )
     for row in budget.mnist_rows:
         source = budget.mnist_rows[0] if row != budget.mnist_rows[0] else None
-        steps.append(Step(f"benchmark/{row}", "benchmark", benchmark_dir(lay, row), inputs=[
-            model_dir(lay, r) / rundir.MODEL_FILE for r in (row, source) if r],
-            experiment=MnistRowBenchmark(row, os.fspath(model_dir(lay, row)),
-                                         source=source and os.fspath(model_dir(lay, source)), images=budget.mnist_images,
-                                         seed=budget.seed, square_queries=budget.square_queries, data_dir=data_dir)))
+        steps.append(
+            Step(
+                f"benchmark/{row}",
+                "benchmark",
+                benchmark_dir(lay, row),
+                inputs=[model_dir(lay, r) / rundir.MODEL_FILE for r in (row, source) if r],
+                experiment=MnistRowBenchmark(
+                    row,
+                    os.fspath(model_dir(lay, row)),
+                    source=source and os.fspath(model_dir(lay, source)),
+                    images=budget.mnist_images,
+                    seed=budget.seed,
+                    square_queries=budget.square_queries,
+                    data_dir=data_dir,
+                ),
+            )
+        )
     for row, mode, regulariser in (a for a in budget.adaptive if a[0] in budget.rows):
         out = adaptive_dir(lay, row, mode, regulariser)
-        steps.append(Step(f"adaptive/{out.relative_to(lay.root / 'adaptive')}", "adaptive_checks", out,
-                          inputs=[model_dir(lay, row) / rundir.MODEL_FILE],
-                          experiment=AdaptiveChecks(row, os.fspath(model_dir(lay, row)), mode, regulariser,
-                                                    seed=budget.seed, check_rp2_epochs=budget.check_rp2_epochs,
-                                                    check_targets=budget.check_targets, data_dir=data_dir)))
+        steps.append(
+            Step(
+                f"adaptive/{out.relative_to(lay.root / 'adaptive')}",
+                "adaptive_checks",
+                out,
+                inputs=[model_dir(lay, row) / rundir.MODEL_FILE],
+                experiment=AdaptiveChecks(
+                    row,
+                    os.fspath(model_dir(lay, row)),
+                    mode,
+                    regulariser,
+                    seed=budget.seed,
+                    check_rp2_epochs=budget.check_rp2_epochs,
+                    check_targets=budget.check_targets,
+                    data_dir=data_dir,
+                ),
+            )
+        )
     return steps

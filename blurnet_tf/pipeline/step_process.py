@@ -26,15 +26,25 @@ class StepProcesses:
     def run(self, command, out, step_name, log, extra_env):
         """Runs `python -m <command>`, echoing its progress lines; the full output goes to out/log.txt.
         Returns the thread settings it ran with."""
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-               "PYTHONUNBUFFERED": "1", RUNNER_PID: str(os.getpid()), **extra_env}
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            "PYTHONUNBUFFERED": "1",
+            RUNNER_PID: str(os.getpid()),
+            **extra_env,
+        }
         threads = {name: env[name] for name in THREAD_VARIABLES if name in env} or "default"
         with open(out / locks.STEP_LOG, "a") as logfile:
             with self._lock:
                 if self._stopped:
                     raise StepFailed(f"step {step_name} not started: the run is stopping")
-                proc = subprocess.Popen([sys.executable, "-m", *command], stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, env=env)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", *command],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env=env,
+                )
                 self._running.add(proc)
             try:
                 tail = collections.deque(maxlen=15)
@@ -51,8 +61,10 @@ class StepProcesses:
                 with self._lock:
                     self._running.discard(proc)
             if returncode != 0:
-                raise StepFailed(f"step {step_name} failed (exit {returncode}); last lines of "
-                                 f"{out / locks.STEP_LOG}:\n" + "\n".join(tail))
+                raise StepFailed(
+                    f"step {step_name} failed (exit {returncode}); last lines of "
+                    f"{out / locks.STEP_LOG}:\n" + "\n".join(tail)
+                )
         return threads
 
     def stop(self):

@@ -10,6 +10,7 @@ half-way loses at most one chunk.
 """
 
 import dataclasses
+from typing import Any
 import hashlib
 import json
 import os
@@ -25,11 +26,11 @@ DONE, PENDING = locks.STEP_DONE, locks.STEP_PENDING
 
 @dataclasses.dataclass
 class Step:
-    name: str                     # e.g. "whitebox/tv_1e-4"
-    stage: str                    # e.g. "train", "whitebox"
-    out: pathlib.Path             # the directory the step fills
-    command: list = None          # argv after `python -m`, e.g. ["blurnet_tf.cli.train", "--flagfile=..."]
-    experiment: object = None     # or a settings dataclass whose run(out) is called in-process
+    name: str  # e.g. "whitebox/tv_1e-4"
+    stage: str  # e.g. "train", "whitebox"
+    out: pathlib.Path  # the directory the step fills
+    command: list | None = None  # argv after `python -m`, e.g. ["blurnet_tf.cli.train", "--flagfile=..."]
+    experiment: Any = None  # or a settings dataclass whose run(out) is called in-process
     inputs: list = dataclasses.field(default_factory=list)  # files whose content the result depends on
 
 
@@ -46,11 +47,17 @@ def _file_digest(path):
 
 def step_key(step):
     flagfiles = [a.split("=", 1)[1] for a in step.command or [] if a.startswith("--flagfile=")]
-    experiment = None if step.experiment is None else {
-        "type": type(step.experiment).__qualname__, "settings": dataclasses.asdict(step.experiment)}
-    payload = {"command": step.command, "experiment": experiment,
-               "flagfiles": {f: _file_digest(f) for f in flagfiles},
-               "inputs": {os.fspath(p): _file_digest(p) for p in step.inputs}}
+    experiment = (
+        None
+        if step.experiment is None
+        else {"type": type(step.experiment).__qualname__, "settings": dataclasses.asdict(step.experiment)}
+    )
+    payload = {
+        "command": step.command,
+        "experiment": experiment,
+        "flagfiles": {f: _file_digest(f) for f in flagfiles},
+        "inputs": {os.fspath(p): _file_digest(p) for p in step.inputs},
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -133,11 +140,21 @@ def run_step(step, log=print, env=None, processes=None, where=None):
         threads = {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ} or "default"
     seconds = time.time() - started
     settings = None if step.experiment is None else dataclasses.asdict(step.experiment)
-    files.write_json(step.out / DONE, {"key": key, "name": step.name, "command": step.command,
-                                       "experiment": settings, "seconds": seconds, "threads": threads, "placement": where,
-                                       "code": files.code_digest(),  # what a report of this result ran
-                                       "records": _records(step.out),
-                                       "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    files.write_json(
+        step.out / DONE,
+        {
+            "key": key,
+            "name": step.name,
+            "command": step.command,
+            "experiment": settings,
+            "seconds": seconds,
+            "threads": threads,
+            "placement": where,
+            "code": files.code_digest(),  # what a report of this result ran
+            "records": _records(step.out),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
     (step.out / PENDING).unlink()
     return seconds, False
 
@@ -163,16 +180,22 @@ def keep_a_fuller_report(results, plan, work_dir, seeds):
         return
     missing = [s.name for s in plan if status(s) != "done"]
     if missing:
-        raise DataError(results, f"holds a report; --report_only would replace it with one lacking {len(missing)} of "
-                                 f"{len(plan)} steps not finished in {work_dir} (e.g. {missing[0]}): run them first "
-                                 "(without --report_only), or choose another --results_dir")
+        raise DataError(
+            results,
+            f"holds a report; --report_only would replace it with one lacking {len(missing)} of "
+            f"{len(plan)} steps not finished in {work_dir} (e.g. {missing[0]}): run them first "
+            "(without --report_only), or choose another --results_dir",
+        )
     try:
         stored = {r.seed for r in flat_records.read(results / rundir.RESULTS_FILE)}
     except (DataError, OSError, ValueError, KeyError, TypeError):  # not a report of ours: nothing to compare
         stored = set()
     if stored - set(seeds):
-        raise DataError(results, f"holds a report of seeds {sorted(stored)}; --report_only with seeds {list(seeds)} "
-                                 "would replace it with less: pass its seeds, or choose another --results_dir")
+        raise DataError(
+            results,
+            f"holds a report of seeds {sorted(stored)}; --report_only with seeds {list(seeds)} "
+            "would replace it with less: pass its seeds, or choose another --results_dir",
+        )
 
 
 def claim_results(results_dir, profile_name, writes_top_report):
@@ -189,8 +212,11 @@ def claim_results(results_dir, profile_name, writes_top_report):
         except (OSError, ValueError):
             record = None
         if not (isinstance(record, dict) and isinstance(record.get("records"), list)):
-            raise DataError(out, f"holds files a report did not write (no {rundir.RESULTS_FILE} of a reproduction); "
-                                 "choose another --results_dir")
+            raise DataError(
+                out,
+                f"holds files a report did not write (no {rundir.RESULTS_FILE} of a reproduction); "
+                "choose another --results_dir",
+            )
     top = pathlib.Path(results_dir) / "REPORT.md"
     if writes_top_report and (top.is_dir() or top.exists() and not _is_report_text(top)):
         raise DataError(top, "is not a report a reproduction wrote (no provenance line); choose another --results_dir")
@@ -198,7 +224,9 @@ def claim_results(results_dir, profile_name, writes_top_report):
 
 def _is_report_text(path):
     try:
-        return any(line.startswith("- commit `") and "; generated " in line
-                   for line in path.read_text(encoding="utf-8", errors="replace").splitlines())
+        return any(
+            line.startswith("- commit `") and "; generated " in line
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        )
     except OSError:
         return False

@@ -20,6 +20,7 @@ BASELINE = "baseline"
 class Frontier:
     """One defence family's strength knob: the Table II flagfile it starts from, the flag it sweeps
     and the values (as the flag takes them)."""
+
     family: str
     flagfile: str
     knob: str
@@ -32,13 +33,13 @@ class Frontier:
 
 @dataclasses.dataclass(frozen=True)
 class TradeoffBudget:
-    frontiers: tuple                  # Frontier per defence family
-    seeds: tuple = (0, 1, 2)          # training seeds; each model's RP2 noise uses the same seed
+    frontiers: tuple  # Frontier per defence family
+    seeds: tuple = (0, 1, 2)  # training seeds; each model's RP2 noise uses the same seed
     train_epochs: int = 10
     adv_train_epochs: int = 10
     attack_epochs: int = 30
-    baseline_steps: tuple = ()        # the baseline's curve: its weights after these batches...
-    baseline_epochs: tuple = ()       # ...and these epochs (the final model is a point too)
+    baseline_steps: tuple = ()  # the baseline's curve: its weights after these batches...
+    baseline_epochs: tuple = ()  # ...and these epochs (the final model is a point too)
     targets: str = "all"
     max_train_images: int = 0
 
@@ -46,8 +47,11 @@ class TradeoffBudget:
         return (BASELINE,) + tuple(f.family for f in self.frontiers)
 
     def baseline_points(self):
-        return (tuple(f"step{s}" for s in self.baseline_steps) + tuple(f"epoch{e}" for e in self.baseline_epochs)
-                + (f"epoch{self.train_epochs}",))
+        return (
+            tuple(f"step{s}" for s in self.baseline_steps)
+            + tuple(f"epoch{e}" for e in self.baseline_epochs)
+            + (f"epoch{self.train_epochs}",)
+        )
 
 
 # The frontiers' grids, chosen from a first coarse measurement (seed 0, 10 epochs): legit accuracy from
@@ -55,14 +59,18 @@ class TradeoffBudget:
 # (K = 64 first-layer maps: 0.0015625).
 TRADEOFF = TradeoffBudget(
     # TV: 0.2 and 0.25 added after seeds 0-1 collapsed to the majority class (14%) at 0.3-0.4.
-    frontiers=(Frontier("tv", "tv_1e-4", "alpha", ("0.1", "0.2", "0.25", "0.3", "0.35", "0.4")),
-               # Tik_hf: 15 and 20 added after seed 1 collapsed at 10 and every seed at 30.
-               Frontier("tik_hf", "tik_hf", "alpha", ("1", "10", "15", "20", "30", "100")),
-               Frontier("conv_7", "conv_7", "alpha", ("0.0015625", "0.1", "1", "3"), zero_is_baseline=False),
-               Frontier("gaussian_aug", "gaussian_aug_0.3", "sigma", ("0.3", "0.6", "1.0")),
-               Frontier("adv_train", "adv_train", "pgd_eps", ("0.03137254901960784", "0.12549019607843137"))),
+    frontiers=(
+        Frontier("tv", "tv_1e-4", "alpha", ("0.1", "0.2", "0.25", "0.3", "0.35", "0.4")),
+        # Tik_hf: 15 and 20 added after seed 1 collapsed at 10 and every seed at 30.
+        Frontier("tik_hf", "tik_hf", "alpha", ("1", "10", "15", "20", "30", "100")),
+        Frontier("conv_7", "conv_7", "alpha", ("0.0015625", "0.1", "1", "3"), zero_is_baseline=False),
+        Frontier("gaussian_aug", "gaussian_aug_0.3", "sigma", ("0.3", "0.6", "1.0")),
+        Frontier("adv_train", "adv_train", "pgd_eps", ("0.03137254901960784", "0.12549019607843137")),
+    ),
     # An epoch is 29 batches of 128: the baseline passes 65% after epoch 1 and 97% after epoch 2.
-    baseline_steps=(10, 15, 20, 25, 33, 37, 41, 45, 50, 54), baseline_epochs=(1, 2, 3, 5))
+    baseline_steps=(10, 15, 20, 25, 33, 37, 41, 45, 50, 54),
+    baseline_epochs=(1, 2, 3, 5),
+)
 
 
 def model_dir(lay, family, point, seed):
@@ -90,20 +98,53 @@ def tradeoff_steps(budget, lay, flags_dir, data):
 
     def attack(family, point, seed, model):
         out = attack_dir(lay, family, point, seed)
-        return Step(f"frontier/{family}/{point}/seed{seed}", "frontier", out, inputs=[model], command=[
-            "blurnet_tf.cli.attack", f"--flagfile={flags_dir / 'attacks' / 'whitebox.flags'}",
-            f"--model={model}", f"--out={out}", f"--epochs={budget.attack_epochs}",
-            f"--lambdas={paper.RP2_LAMBDA:g}", f"--seed={seed}", *targets, *data])
+        return Step(
+            f"frontier/{family}/{point}/seed{seed}",
+            "frontier",
+            out,
+            inputs=[model],
+            command=[
+                "blurnet_tf.cli.attack",
+                f"--flagfile={flags_dir / 'attacks' / 'whitebox.flags'}",
+                f"--model={model}",
+                f"--out={out}",
+                f"--epochs={budget.attack_epochs}",
+                f"--lambdas={paper.RP2_LAMBDA:g}",
+                f"--seed={seed}",
+                *targets,
+                *data,
+            ],
+        )
 
     steps = []
     for seed in budget.seeds:
         out = model_dir(lay, BASELINE, "training", seed)
-        steps.append(Step(f"train/{BASELINE}/seed{seed}", "train", out, command=[
-            "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / 'baseline.flags'}", f"--out={out}",
-            f"--epochs={budget.train_epochs}", f"--seed={seed}",
-            *([f"--snapshot_steps={','.join(map(str, budget.baseline_steps))}"] if budget.baseline_steps else []),
-            *([f"--snapshot_epochs={','.join(map(str, budget.baseline_epochs))}"] if budget.baseline_epochs else []),
-            *extra, *data]))
+        steps.append(
+            Step(
+                f"train/{BASELINE}/seed{seed}",
+                "train",
+                out,
+                command=[
+                    "blurnet_tf.cli.train",
+                    f"--flagfile={flags_dir / 'models' / 'baseline.flags'}",
+                    f"--out={out}",
+                    f"--epochs={budget.train_epochs}",
+                    f"--seed={seed}",
+                    *(
+                        [f"--snapshot_steps={','.join(map(str, budget.baseline_steps))}"]
+                        if budget.baseline_steps
+                        else []
+                    ),
+                    *(
+                        [f"--snapshot_epochs={','.join(map(str, budget.baseline_epochs))}"]
+                        if budget.baseline_epochs
+                        else []
+                    ),
+                    *extra,
+                    *data,
+                ],
+            )
+        )
     for seed in budget.seeds:
         steps += [attack(BASELINE, p, seed, baseline_model(lay, budget, p, seed)) for p in budget.baseline_points()]
     for f in budget.frontiers:
@@ -111,9 +152,26 @@ def tradeoff_steps(budget, lay, flags_dir, data):
         for seed in budget.seeds:
             for value, point in zip(f.values, f.points()):
                 out = model_dir(lay, f.family, point, seed)
-                steps.append(Step(f"train/{f.family}/{point}/seed{seed}", "train", out, command=[
-                    "blurnet_tf.cli.train", f"--flagfile={flags_dir / 'models' / f'{f.flagfile}.flags'}",
-                    f"--out={out}", f"--{f.knob}={value}", f"--epochs={epochs}", f"--seed={seed}", *extra, *data]))
-        steps += [attack(f.family, p, seed, model_dir(lay, f.family, p, seed) / rundir.MODEL_FILE)
-                  for seed in budget.seeds for p in f.points()]
+                steps.append(
+                    Step(
+                        f"train/{f.family}/{point}/seed{seed}",
+                        "train",
+                        out,
+                        command=[
+                            "blurnet_tf.cli.train",
+                            f"--flagfile={flags_dir / 'models' / f'{f.flagfile}.flags'}",
+                            f"--out={out}",
+                            f"--{f.knob}={value}",
+                            f"--epochs={epochs}",
+                            f"--seed={seed}",
+                            *extra,
+                            *data,
+                        ],
+                    )
+                )
+        steps += [
+            attack(f.family, p, seed, model_dir(lay, f.family, p, seed) / rundir.MODEL_FILE)
+            for seed in budget.seeds
+            for p in f.points()
+        ]
     return steps

@@ -7,6 +7,7 @@ with architecture="mnist_resnet18" the paper's ResNet-18.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -22,21 +23,27 @@ from blurnet_tf.paper import PAPER_ALPHA, PAPER_CONV_ALPHA
 from blurnet_tf.registry.defence_params import DATASET_ARCHITECTURES, DEFENCE_PARAMS, DEFENCES
 
 
-DATASETS = {"lisa": cnn_model, "mnist": mnist_resnet}
+DATASETS: dict[str, Callable[..., keras.Model]] = {"lisa": cnn_model, "mnist": mnist_resnet}
 # Classifiers by name; a dataset builds its DATASETS one unless another of its own is named.
-ARCHITECTURES = {"lisa_cnn": cnn_model, "mnist_resnet": mnist_resnet, "mnist_resnet18": mnist_resnet18}
+ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
+    "lisa_cnn": cnn_model,
+    "mnist_resnet": mnist_resnet,
+    "mnist_resnet18": mnist_resnet18,
+}
 # The blur and feature-map defences tap the LISA-CNN's first layer by name.
 _LISA_ONLY = ("input_blur", "l1_blur", "conv", "tv", "tik_hf", "tik_pseudo")
 PAPER_FGSM_EPS = {"lisa": 8 / 255, "mnist": 0.2}  # Defend++ §4.1 uses ε 0.2 on MNIST
 
 
 def _blur(kernel_size, blur_kernel, blur_sigma, trainable, alpha=0.0, name=None):
-    return BlurDepthwiseConv2D(kernel_size, init=blur_kernel or "box", sigma=blur_sigma, alpha=alpha,
-                               trainable=trainable, name=name)
+    return BlurDepthwiseConv2D(
+        kernel_size, init=blur_kernel or "box", sigma=blur_sigma, alpha=alpha, trainable=trainable, name=name
+    )
 
 
-def build_model(defence: str = "baseline", dataset: str = "lisa", architecture: str | None = None,
-                **params: Any) -> keras.Model:
+def build_model(
+    defence: str = "baseline", dataset: str = "lisa", architecture: str | None = None, **params: Any
+) -> keras.Model:
     """Build an untrained model: a dataset's classifier with a defence.
 
     Unset (None) parameters take the paper's values (PAPER_CONV_ALPHA, PAPER_ALPHA, PAPER_FGSM_EPS,
@@ -69,8 +76,9 @@ def build_model(defence: str = "baseline", dataset: str = "lisa", architecture: 
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     if architecture is not None and architecture not in DATASET_ARCHITECTURES[dataset]:
-        raise ValueError(f"unknown {dataset} architecture {architecture!r}; choose from "
-                         f"{', '.join(DATASET_ARCHITECTURES[dataset])}")
+        raise ValueError(
+            f"unknown {dataset} architecture {architecture!r}; choose from {', '.join(DATASET_ARCHITECTURES[dataset])}"
+        )
     if dataset != "lisa" and defence in _LISA_ONLY:
         raise ValueError(f"{defence} is defined on the LISA-CNN's first layer; it has no {dataset} version")
     unknown = set(params) - set(DEFENCE_PARAMS[defence])
@@ -82,11 +90,17 @@ def build_model(defence: str = "baseline", dataset: str = "lisa", architecture: 
     if defence == "baseline":
         return base()
     if defence == "defendpp":
-        return DefendPP(base(), decoder=p.get("decoder", "pyramid"),
-                        low_pass_weight=p.get("low_pass_weight", PAPER_LOW_PASS_WEIGHT),
-                        reconstruction_weight=p.get("reconstruction_weight", 1.0), gn_sigma=p.get("gn_sigma", 0.0),
-                        schedule=p.get("schedule", "joint"), alternating_cycles=p.get("alternating_cycles", 2),
-                        alternating_epochs=p.get("alternating_epochs", 1), name="defendpp")
+        return DefendPP(
+            base(),
+            decoder=p.get("decoder", "pyramid"),
+            low_pass_weight=p.get("low_pass_weight", PAPER_LOW_PASS_WEIGHT),
+            reconstruction_weight=p.get("reconstruction_weight", 1.0),
+            gn_sigma=p.get("gn_sigma", 0.0),
+            schedule=p.get("schedule", "joint"),
+            alternating_cycles=p.get("alternating_cycles", 2),
+            alternating_epochs=p.get("alternating_epochs", 1),
+            name="defendpp",
+        )
     if defence == "fgsm_train":
         eps = p.get("fgsm_eps", PAPER_FGSM_EPS[dataset])
         return AdversarialTraining(base(), eps=eps, eps_iter=eps, nb_iter=1, rand_init=False, name="fgsm_train")
@@ -100,12 +114,24 @@ def build_model(defence: str = "baseline", dataset: str = "lisa", architecture: 
             raise ValueError(f"conv with kernel_size={k}: the paper gives no alpha; pass alpha")
         return cnn_model(l1_layers=[_blur(k, p.get("blur_kernel"), p.get("blur_sigma"), True, alpha, name="l1_conv")])
     if defence in PAPER_ALPHA:
-        extra = {"tik_hf": {"window": p.get("tik_window", 3)},
-                 "tik_pseudo": {"mode": p.get("tik_pseudo_mode", "elementwise")}}.get(defence, {})
-        return cnn_model(l1_layers=[FeatureMapRegularizer(defence, p.get("alpha", PAPER_ALPHA[defence]), extra,
-                                                          name=f"{defence}_regulariser")])
+        extra = {
+            "tik_hf": {"window": p.get("tik_window", 3)},
+            "tik_pseudo": {"mode": p.get("tik_pseudo_mode", "elementwise")},
+        }.get(defence, {})
+        return cnn_model(
+            l1_layers=[
+                FeatureMapRegularizer(
+                    defence, p.get("alpha", PAPER_ALPHA[defence]), extra, name=f"{defence}_regulariser"
+                )
+            ]
+        )
     if defence == "gaussian_aug":
         # GaussianNoise is active in training only and draws fresh noise every batch.
         return base(input_layers=[keras.layers.GaussianNoise(p.get("sigma", 0.1), name="gaussian_aug")])
-    return AdversarialTraining(base(), eps=p.get("pgd_eps", 8 / 255), eps_iter=p.get("pgd_step"),
-                               nb_iter=p.get("pgd_steps", 7), name="adv_train")
+    return AdversarialTraining(
+        base(),
+        eps=p.get("pgd_eps", 8 / 255),
+        eps_iter=p.get("pgd_step"),
+        nb_iter=p.get("pgd_steps", 7),
+        name="adv_train",
+    )

@@ -1,4 +1,5 @@
-"""The defences and classifiers build_model knows and the parameters each defence takes: names only, so that a binary checks
+"""The defences and classifiers build_model knows and the parameters each defence takes: names only, so that
+a binary checks
 --defence and its flags without importing TensorFlow."""
 
 # Parameters each defence takes (the train binary passes these flags through).
@@ -13,8 +14,15 @@ DEFENCE_PARAMS = {
     "gaussian_aug": ("sigma",),
     "adv_train": ("pgd_eps", "pgd_step", "pgd_steps"),
     "fgsm_train": ("fgsm_eps",),
-    "defendpp": ("decoder", "low_pass_weight", "reconstruction_weight", "gn_sigma", "schedule",
-                 "alternating_cycles", "alternating_epochs"),
+    "defendpp": (
+        "decoder",
+        "low_pass_weight",
+        "reconstruction_weight",
+        "gn_sigma",
+        "schedule",
+        "alternating_cycles",
+        "alternating_epochs",
+    ),
 }
 DEFENCES = tuple(DEFENCE_PARAMS)
 # The classifiers of each dataset (registry.builders.ARCHITECTURES builds them).

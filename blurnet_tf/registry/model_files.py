@@ -28,6 +28,7 @@ class ModelContract:
     classes : int
         Number of classes the model scores.
     """
+
     dataset: str
     input_shape: tuple[int, ...]
     classes: int
@@ -69,8 +70,12 @@ def save_model(model: keras.Model, path: str | os.PathLike[str]) -> None:
         raise DataError(path, f"cannot write the model ({exc.strerror or exc})") from None
 
 
-def load_model(spec: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
-               compile: bool = False, expect: ModelContract | None = None) -> keras.Model:
+def load_model(
+    spec: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None = None,
+    compile: bool = False,
+    expect: ModelContract | None = None,
+) -> keras.Model:
     """Load a model: `original` (the RP2 weights), a run directory holding model.keras, or a .keras file.
 
     Loads with safe_mode=True: a .keras file that carries Python lambdas is refused.
@@ -108,16 +113,21 @@ def load_model(spec: str | os.PathLike[str], data_dir: str | os.PathLike[str] | 
     path = pathlib.Path(spec)
     record = _run_record(path)  # a run directory's, or a snapshot's run's
     if expect is not None and record is not None and record.dataset != expect.dataset:
-        raise DataError(path, f"is a model trained on {record.dataset.upper()} (its run's {rundir.METRICS_FILE}); "
-                              f"expected one of {expect.describe()}")
+        raise DataError(
+            path,
+            f"is a model trained on {record.dataset.upper()} (its run's {rundir.METRICS_FILE}); "
+            f"expected one of {expect.describe()}",
+        )
     if path.is_dir():
         path = path / rundir.MODEL_FILE
     if not path.is_file():
-        raise DataError(path, "model file not found (expected a run directory with model.keras, "
-                              "a .keras file, or 'original')")
+        raise DataError(
+            path, "model file not found (expected a run directory with model.keras, a .keras file, or 'original')"
+        )
     if not zipfile.is_zipfile(path):
-        raise DataError(path, "not a Keras model (expected a .keras archive; this file is not a zip archive, "
-                              "or is cut short)")
+        raise DataError(
+            path, "not a Keras model (expected a .keras archive; this file is not a zip archive, or is cut short)"
+        )
     with zipfile.ZipFile(path) as archive:
         if "config.json" not in archive.namelist():
             raise DataError(path, "not a Keras model (the archive holds no config.json)")
@@ -137,12 +147,18 @@ def check_classifier(model: keras.Model, source: str | os.PathLike[str]) -> tupl
     with at least 2 classes; anything else is a DataError naming `source`."""
     inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
     if len(inputs) != 1 or len(outputs) != 1:
-        raise DataError(source, f"expected an image classifier with one input and one output, found "
-                                f"{len(inputs)} input(s) and {len(outputs)} output(s)")
+        raise DataError(
+            source,
+            f"expected an image classifier with one input and one output, found "
+            f"{len(inputs)} input(s) and {len(outputs)} output(s)",
+        )
     shape, output = tuple(model.input_shape), tuple(model.output_shape)
     if len(shape) != 4 or len(output) != 2 or not (output[-1] or 0) >= 2:
-        raise DataError(source, f"expected an image classifier taking [N,H,W,C] and giving [N,classes] logits "
-                                f"(2 or more classes), found input {shape} and output {output}")
+        raise DataError(
+            source,
+            f"expected an image classifier taking [N,H,W,C] and giving [N,classes] logits "
+            f"(2 or more classes), found input {shape} and output {output}",
+        )
     dtype = str(getattr(inputs[0], "dtype", "float32"))
     if "float" not in dtype:
         raise DataError(source, f"expected float images in [0,1] as input, found a {dtype} input")
@@ -154,8 +170,10 @@ def check_contract(model: keras.Model, expect: ModelContract, source: str | os.P
     shape, classes = check_classifier(model, source)
     if shape != expect.input_shape or classes != expect.classes:
         found = "x".join("?" if d is None else str(d) for d in shape)
-        raise DataError(source, f"expected a model of {expect.describe()}, found one taking {found} images "
-                                f"and scoring {classes} classes")
+        raise DataError(
+            source,
+            f"expected a model of {expect.describe()}, found one taking {found} images and scoring {classes} classes",
+        )
 
 
 def _run_record(path):

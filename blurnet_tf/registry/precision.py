@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import keras
 
 from blurnet_tf.paper import PRECISIONS  # noqa: E402  (kept where binaries can read it without Keras)
+
 FLOAT32_LAYERS = ("logits",)  # the output layer of our classifiers
 
 
@@ -25,8 +26,12 @@ def with_precision(model: keras.Model, precision: str) -> keras.Model:
         if layer["class_name"] == "InputLayer":
             continue
         policy = "float32" if layer["config"]["name"] in FLOAT32_LAYERS else precision
-        layer["config"]["dtype"] = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": policy},
-                                    "registered_name": None}
+        layer["config"]["dtype"] = {
+            "module": "keras",
+            "class_name": "DTypePolicy",
+            "config": {"name": policy},
+            "registered_name": None,
+        }
     copy = model.__class__.from_config(config)
     copy.set_weights(model.get_weights())
     return copy
@@ -34,8 +39,11 @@ def with_precision(model: keras.Model, precision: str) -> keras.Model:
 
 def compute_precision(model: keras.Model) -> str:
     """'mixed_bfloat16' when any layer computes in bfloat16, else 'float32'."""
-    return "mixed_bfloat16" if any(getattr(l, "compute_dtype", "float32") == "bfloat16" for l in model.layers) \
+    return (
+        "mixed_bfloat16"
+        if any(getattr(layer, "compute_dtype", "float32") == "bfloat16" for layer in model.layers)
         else "float32"
+    )
 
 
 @contextlib.contextmanager

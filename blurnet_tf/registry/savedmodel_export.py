@@ -33,8 +33,11 @@ def check_out_dir(out_dir, overwrite=False):
         raise DataError(out_dir, "exists and is not a directory; choose another --out")
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not (out_dir / SAVED_MODEL_FILE).is_file():
-            raise DataError(out_dir, f"is not empty and not a SavedModel (no {SAVED_MODEL_FILE}); it is "
-                                     "never replaced, even with --overwrite; choose another --out")
+            raise DataError(
+                out_dir,
+                f"is not empty and not a SavedModel (no {SAVED_MODEL_FILE}); it is "
+                "never replaced, even with --overwrite; choose another --out",
+            )
         if not overwrite:
             raise DataError(out_dir, "already holds a SavedModel; pass --overwrite to replace it")
     return out_dir
@@ -52,8 +55,10 @@ def check_class_names(model, class_names=None):
         raise ValueError(f"class_names must be a sequence of names, not one string ({class_names!r})")
     names = tuple(str(c) for c in class_names)
     if len(names) != n:
-        raise ValueError(f"class_names has {len(names)} names but model {model.name!r} has {n} outputs; "
-                         f"give exactly one name per output")
+        raise ValueError(
+            f"class_names has {len(names)} names but model {model.name!r} has {n} outputs; "
+            f"give exactly one name per output"
+        )
     return names
 
 
@@ -72,10 +77,13 @@ def export_probabilities(model, out_dir, overwrite=False, class_names=None, tfli
     out_dir = check_out_dir(out_dir, overwrite)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", _checked_serve(model, names),
-                         # Unknown rank: a fixed rank would let TensorFlow fold the rank check away
-                         # and hand a wrong-rank tensor straight to the model.
-                         input_signature=[tf.TensorSpec(None, tf.float32, name="image")])
+    archive.add_endpoint(
+        "serving_default",
+        _checked_serve(model, names),
+        # Unknown rank: a fixed rank would let TensorFlow fold the rank check away
+        # and hand a wrong-rank tensor straight to the model.
+        input_signature=[tf.TensorSpec(None, tf.float32, name="image")],
+    )
     ensure_dir(out_dir.parent)
     tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     old = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
@@ -107,8 +115,7 @@ def export_probabilities(model, out_dir, overwrite=False, class_names=None, tfli
         try:
             shutil.rmtree(old)
         except OSError as exc:  # the new SavedModel is in place; only the cleanup failed
-            print(f"warning: {old}: cannot remove the replaced SavedModel ({exc.strerror or exc})",
-                  file=sys.stderr)
+            print(f"warning: {old}: cannot remove the replaced SavedModel ({exc.strerror or exc})", file=sys.stderr)
     return out_dir
 
 
@@ -131,9 +138,11 @@ def export_tflite(model, path, class_names=None, overwrite=False):
     # A concrete function over the Keras model directly converts without its variables.
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", lambda image: _outputs(logits_fn(image), names),
-                         input_signature=[tf.TensorSpec((None,) + tuple(model.input_shape[1:]),
-                                                        tf.float32, name="image")])
+    archive.add_endpoint(
+        "serving_default",
+        lambda image: _outputs(logits_fn(image), names),
+        input_signature=[tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="image")],
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="blurnet-tflite-") as saved:
             archive.write_out(saved, verbose=False)
@@ -156,8 +165,10 @@ def logits_of(model):
     softmax = isinstance(last, keras.layers.Softmax) or getattr(last, "activation", None) is keras.activations.softmax
     if not softmax:
         return lambda x: model(x, training=False)
-    problem = ValueError(f"model {model.name!r} ends in {last.name!r}, a {type(last).__name__} with a softmax, "
-                         "and its logits cannot be recovered; export a model that outputs logits")
+    problem = ValueError(
+        f"model {model.name!r} ends in {last.name!r}, a {type(last).__name__} with a softmax, "
+        "and its logits cannot be recovered; export a model that outputs logits"
+    )
     if not isinstance(last, (keras.layers.Softmax, keras.layers.Activation, keras.layers.Dense)):
         raise problem
     try:  # only a functional or Sequential model has a graph to cut before its last layer
@@ -186,8 +197,12 @@ def _outputs(logits, names):
     """
     logits = tf.cast(logits, tf.float32)
     classes = tf.argmax(logits, axis=-1, output_type=tf.int64)
-    return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1), "classes": classes,
-            "class_names": tf.gather(tf.constant(names), classes)}
+    return {
+        "logits": logits,
+        "probabilities": tf.nn.softmax(logits, axis=-1),
+        "classes": classes,
+        "class_names": tf.gather(tf.constant(names), classes),
+    }
 
 
 def _checked_serve(model, names):
@@ -206,13 +221,17 @@ def _checked_serve(model, names):
         good_shape = tf.logical_and(tf.equal(tf.size(shape), 4), tf.reduce_all(tf.equal(dims[1:4], hwc)))
         image = tf.debugging.assert_all_finite(image, message="image has NaN or infinite values")
         checks = [
-            tf.debugging.Assert(good_shape, [f"image must have rank 4 and shape {expected}; got shape", shape],
-                                summarize=8),
+            tf.debugging.Assert(
+                good_shape, [f"image must have rank 4 and shape {expected}; got shape", shape], summarize=8
+            ),
             tf.debugging.assert_positive(dims[0], message="image batch is empty (N must be >= 1)"),
-            tf.debugging.assert_greater_equal(image, 0.0, message="image values must be in [0,1]; "
-                                                                  "found negative values"),
-            tf.debugging.assert_less_equal(image, 1.0, message="image values must be in [0,1]; found "
-                                                               "values > 1 (0-255 images: divide by 255)")]
+            tf.debugging.assert_greater_equal(
+                image, 0.0, message="image values must be in [0,1]; found negative values"
+            ),
+            tf.debugging.assert_less_equal(
+                image, 1.0, message="image values must be in [0,1]; found values > 1 (0-255 images: divide by 255)"
+            ),
+        ]
         with tf.control_dependencies(checks):
             image = tf.ensure_shape(tf.identity(image), (None,) + hwc)
         return _outputs(logits_fn(image), names)

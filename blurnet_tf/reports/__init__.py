@@ -1,7 +1,25 @@
 """Reports: Markdown tables with our numbers beside the paper's."""
 
 # The submodules (importing the package imports none of them).
-__all__ = ["accuracy_curve", "blurnet_tables", "collect", "defendpp_evidence", "defendpp_section", "figures",
-           "flag_tables", "flat_records", "format", "longtrain_report", "models_table", "readme_sync",
-           "report_figures", "report_writer", "robustness_adaptive", "robustness_report", "seed_statistics", "tradeoff_analysis",
-           "tradeoff_report", "what_holds"]
+__all__ = [
+    "accuracy_curve",
+    "blurnet_tables",
+    "collect",
+    "defendpp_evidence",
+    "defendpp_section",
+    "figures",
+    "flag_tables",
+    "flat_records",
+    "format",
+    "longtrain_report",
+    "models_table",
+    "readme_sync",
+    "report_figures",
+    "report_writer",
+    "robustness_adaptive",
+    "robustness_report",
+    "seed_statistics",
+    "tradeoff_analysis",
+    "tradeoff_report",
+    "what_holds",
+]

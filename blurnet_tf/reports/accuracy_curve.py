@@ -21,8 +21,14 @@ MATCHED = 0.02  # "equal accuracy": the two points' legit accuracies within 2 po
 def _point(epoch, legit, record):
     rows = sorted((r for r in record.rows if abs(r["lambda"] - paper.RP2_LAMBDA) < 1e-12), key=lambda r: r["target"])
     agg = record.summary(paper.RP2_LAMBDA)
-    return {"epoch": int(epoch), "legit_accuracy": legit, "avg_asr": agg["avg_asr"], "worst_asr": agg["worst_asr"],
-            "success": [r.get("success") for r in rows], "precision": record.precision}
+    return {
+        "epoch": int(epoch),
+        "legit_accuracy": legit,
+        "avg_asr": agg["avg_asr"],
+        "worst_asr": agg["worst_asr"],
+        "success": [r.get("success") for r in rows],
+        "precision": record.precision,
+    }
 
 
 def collect(work_dir, profile):
@@ -68,25 +74,39 @@ def section(curves):
     """Markdown: Table II at the paper's legit accuracy, and the points of every curve."""
     if not curves:
         return ""
-    lines = ["Each row's weights after a few epochs attacked like Table II (white-box RP2, λ 0.002, every target); "
-             "the row shown is the epoch whose legit accuracy is nearest the paper's. One training seed: the "
-             "interval resamples targets and victims.", "",
-             "**Table II at the paper's legit accuracy:**", "",
-             "| model | paper legit | epoch | our legit | avg ASR [95%] | paper avg | worst ASR | paper worst |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "Each row's weights after a few epochs attacked like Table II (white-box RP2, λ 0.002, every target); "
+        "the row shown is the epoch whose legit accuracy is nearest the paper's. One training seed: the "
+        "interval resamples targets and victims.",
+        "",
+        "**Table II at the paper's legit accuracy:**",
+        "",
+        "| model | paper legit | epoch | our legit | avg ASR [95%] | paper avg | worst ASR | paper worst |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row, points in curves.items():
         ref = paper.TABLE2.get(row)
         p = ref and nearest(points, ref["legit"])
         if p is None:
             continue
-        lines.append(f"| {row} | {_pct(ref['legit'])} | {p['epoch']} | {_pct(p['legit_accuracy'])} | "
-                     f"{_pct(p['avg_asr'])}{_interval(p)} | {_pct(ref['avg_asr'])} | {_pct(p['worst_asr'])} | "
-                     f"{_pct(ref['worst_asr'])} |")
-    lines += ["", "**Robustness along training** (epoch: legit accuracy % / average ASR %):", "",
-              "| model | points |", "|---|---|"]
+        lines.append(
+            f"| {row} | {_pct(ref['legit'])} | {p['epoch']} | {_pct(p['legit_accuracy'])} | "
+            f"{_pct(p['avg_asr'])}{_interval(p)} | {_pct(ref['avg_asr'])} | {_pct(p['worst_asr'])} | "
+            f"{_pct(ref['worst_asr'])} |"
+        )
+    lines += [
+        "",
+        "**Robustness along training** (epoch: legit accuracy % / average ASR %):",
+        "",
+        "| model | points |",
+        "|---|---|",
+    ]
     for row, points in curves.items():
-        lines.append(f"| {row} | " + "; ".join(f"{p['epoch']}: {_pct(p['legit_accuracy'])} / {_pct(p['avg_asr'])}"
-                                               for p in points) + " |")
+        lines.append(
+            f"| {row} | "
+            + "; ".join(f"{p['epoch']}: {_pct(p['legit_accuracy'])} / {_pct(p['avg_asr'])}" for p in points)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -103,18 +123,28 @@ def claims(curves):
         ours = nearest(points, ref["legit"])
         theirs = ours and nearest(base, ours["legit_accuracy"])
         if theirs is None or abs(theirs["legit_accuracy"] - ours["legit_accuracy"]) > MATCHED:
-            ev.append(f"{row}: no baseline checkpoint within {100 * MATCHED:.0f} points of "
-                      f"{_pct(ours and ours['legit_accuracy'])}%")
+            ev.append(
+                f"{row}: no baseline checkpoint within {100 * MATCHED:.0f} points of "
+                f"{_pct(ours and ours['legit_accuracy'])}%"
+            )
             continue
         a, b = _success(ours), _success(theirs)
         if a is None or b is None:
             continue
         d = intervals.paired_difference(a, b)
         verdicts.append(intervals.verdict(d, -1))
-        ev.append(f"{row} at {_pct(ours['legit_accuracy'])}% − baseline at {_pct(theirs['legit_accuracy'])}%: {_fmt(d)}")
-    return [("At equal legit accuracy (within 2 points), BlurNet's defences (conv, TV, Tikhonov) have a lower "
-             "white-box average ASR than the baseline (Table II's comparison, each row near the paper's accuracy; "
-             "one training seed)", _combine(verdicts) if verdicts else "not measured", "; ".join(ev))]
+        ev.append(
+            f"{row} at {_pct(ours['legit_accuracy'])}% − baseline at {_pct(theirs['legit_accuracy'])}%: {_fmt(d)}"
+        )
+    return [
+        (
+            "At equal legit accuracy (within 2 points), BlurNet's defences (conv, TV, Tikhonov) have a lower "
+            "white-box average ASR than the baseline (Table II's comparison, each row near the paper's accuracy; "
+            "one training seed)",
+            _combine(verdicts) if verdicts else "not measured",
+            "; ".join(ev),
+        )
+    ]
 
 
 def figure_series(curves):
@@ -123,6 +153,9 @@ def figure_series(curves):
     for row, points in curves.items():
         known = [p for p in points if p["legit_accuracy"] is not None]
         ref = paper.TABLE2.get(row)
-        out[row] = ([p["legit_accuracy"] for p in known], [p["avg_asr"] for p in known],
-                    (ref["legit"], ref["avg_asr"]) if ref else None)
+        out[row] = (
+            [p["legit_accuracy"] for p in known],
+            [p["avg_asr"] for p in known],
+            (ref["legit"], ref["avg_asr"]) if ref else None,
+        )
     return out

@@ -23,19 +23,23 @@ def table1(data, disagreements):
     for source, result in data["transfer"].items():
         if not result:
             continue
-        lines += [f"\n*Stickers optimised on {'the original RP2 weights' if source == 'original' else 'our baseline'}"
-                  f" (λ {result['lambda']}), moved to the same weights with a fixed box blur.*\n",
-                  "| model | victim acc. (ours / paper) | ASR target 12 (ours / paper / Δ) | avg ASR, 17 targets |"
-                  " worst ASR | legit acc. (test split) |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            f"\n*Stickers optimised on {'the original RP2 weights' if source == 'original' else 'our baseline'}"
+            f" (λ {result['lambda']}), moved to the same weights with a fixed box blur.*\n",
+            "| model | victim acc. (ours / paper) | ASR target 12 (ours / paper / Δ) | avg ASR, 17 targets |"
+            " worst ASR | legit acc. (test split) |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, v in result["variants"].items():
             key = "baseline" if name == "none" else name
             p = paper.TABLE1.get(key, {})
             label = "baseline (no blur)" if name == "none" else name.replace("_", " ")
-            lines.append(f"| {label} | {_pct(v['victim_accuracy'])} / {_pct(p.get('accuracy'))} | "
-                         f"{_pct(v['asr_target_12'])} / {_pct(p.get('asr'))} / "
-                         f"{_diff(v['asr_target_12'], p.get('asr'), disagreements, f'Table I {source} {label} ASR')} | "
-                         f"{_pct(v['avg_asr'])} | {_pct(v['worst_asr'])} | {_pct(v['legit_accuracy'])} |")
+            lines.append(
+                f"| {label} | {_pct(v['victim_accuracy'])} / {_pct(p.get('accuracy'))} | "
+                f"{_pct(v['asr_target_12'])} / {_pct(p.get('asr'))} / "
+                f"{_diff(v['asr_target_12'], p.get('asr'), disagreements, f'Table I {source} {label} ASR')} | "
+                f"{_pct(v['avg_asr'])} | {_pct(v['worst_asr'])} | {_pct(v['legit_accuracy'])} |"
+            )
     return "\n".join(lines)
 
 
@@ -43,26 +47,37 @@ def _table2_rows(data):
     rows = []
     for row, w in data["whitebox"].items():
         if w:
-            rows.append((row, _legit(data, row), w["aggregate"], paper.TABLE2.get("baseline" if row == "original" else row)))
+            rows.append(
+                (row, _legit(data, row), w["aggregate"], paper.TABLE2.get("baseline" if row == "original" else row))
+            )
     for sigma, s in data["smoothing"].items():
         if s:
-            rows.append((f"smoothing_{sigma}", s["legit_accuracy"], s["aggregate"], paper.TABLE2.get(f"smoothing_{sigma}")))
+            rows.append(
+                (f"smoothing_{sigma}", s["legit_accuracy"], s["aggregate"], paper.TABLE2.get(f"smoothing_{sigma}"))
+            )
     return rows
 
 
 def table2(data, disagreements, lambdas):
     sweep = len(lambdas) > 1
-    head = ("| model | legit acc. (ours / paper / Δ) | avg ASR (ours / paper / Δ) | worst ASR (ours / paper / Δ) |"
-            " L2 (ours / paper) |" + (" sweep: avg / worst (best λ per target) |" if sweep else ""))
+    head = (
+        "| model | legit acc. (ours / paper / Δ) | avg ASR (ours / paper / Δ) | worst ASR (ours / paper / Δ) |"
+        " L2 (ours / paper) |" + (" sweep: avg / worst (best λ per target) |" if sweep else "")
+    )
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for row, legit, agg, p in _table2_rows(data):
         a = agg[f"lambda={lambdas[0]}"]
         p = p or {}
         name = "original RP2 weights" if row == "original" else row
-        line = (f"| {name} | {_pct(legit)} / {_pct(p.get('legit'))} / {_diff(legit, p.get('legit'), disagreements, f'Table II {name} legit')} | "
-                f"{_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / {_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table II {name} avg ASR')} | "
-                f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / {_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table II {name} worst ASR')} | "
-                f"{_num(a['l2'])} / {_num(p.get('l2'))} |")
+        cells = [
+            f"{_pct(ours)} / {_pct(p.get(key))} / {_diff(ours, p.get(key), disagreements, f'Table II {name} {what}')}"
+            for ours, key, what in (
+                (legit, "legit", "legit"),
+                (a["avg_asr"], "avg_asr", "avg ASR"),
+                (a["worst_asr"], "worst_asr", "worst ASR"),
+            )
+        ]
+        line = f"| {name} | {' | '.join(cells)} | {_num(a['l2'])} / {_num(p.get('l2'))} |"
         if sweep:
             s = agg[SWEEP_KEY]
             line += f" {_pct(s['avg_asr'])} / {_pct(s['worst_asr'])} |"
@@ -71,19 +86,27 @@ def table2(data, disagreements, lambdas):
 
 
 def table3(data, disagreements):
-    lines = ["| model | attack | avg ASR (ours / paper / Δ) | worst ASR (ours / paper / Δ) | L2 (ours / paper) |"
-             " white-box avg / worst (ours) |", "|---|---|---|---|---|---|"]
-    entries = [(k.split("/")[0], "low-frequency RP2, DCT 16", v) for k, v in data["lowfreq"].items()
-               if k.endswith("/dct16") and v]
+    lines = [
+        "| model | attack | avg ASR (ours / paper / Δ) | worst ASR (ours / paper / Δ) | L2 (ours / paper) |"
+        " white-box avg / worst (ours) |",
+        "|---|---|---|---|---|---|",
+    ]
+    entries = [
+        (k.split("/")[0], "low-frequency RP2, DCT 16", v)
+        for k, v in data["lowfreq"].items()
+        if k.endswith("/dct16") and v
+    ]
     entries += [(r, "regulariser-aware RP2", v) for r, v in data["adaptive"].items() if v]
     for row, attack, v in entries:
         a, p, w = _agg(v), paper.TABLE3.get(row, {}), _agg(data["whitebox"].get(row))
-        lines.append(f"| {row} | {attack} | {_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / "
-                     f"{_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table III {row} avg ASR')} | "
-                     f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / "
-                     f"{_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table III {row} worst ASR')} | "
-                     f"{_num(a['l2'])} / {_num(p.get('l2'))} | "
-                     f"{_pct(w and w['avg_asr'])} / {_pct(w and w['worst_asr'])} |")
+        lines.append(
+            f"| {row} | {attack} | {_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / "
+            f"{_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table III {row} avg ASR')} | "
+            f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / "
+            f"{_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table III {row} worst ASR')} | "
+            f"{_num(a['l2'])} / {_num(p.get('l2'))} | "
+            f"{_pct(w and w['avg_asr'])} / {_pct(w and w['worst_asr'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -94,23 +117,30 @@ def table4(data, disagreements):
             l2p = paper.TABLE4["l2"].get(row)
             lo, hi = paper.TABLE4["l2_range"]
             name = "original RP2 weights" if row == "original" else row
-            lines.append(f"| {name} | {_pct(p['asr'])} / {_pct(paper.TABLE4['asr'])} / "
-                         f"{_diff(p['asr'], paper.TABLE4['asr'], disagreements, f'Table IV {name} PGD ASR')} | "
-                         f"{_num(p['l2'])} / {_num(l2p) if l2p else f'{lo}–{hi}'} |")
+            lines.append(
+                f"| {name} | {_pct(p['asr'])} / {_pct(paper.TABLE4['asr'])} / "
+                f"{_diff(p['asr'], paper.TABLE4['asr'], disagreements, f'Table IV {name} PGD ASR')} | "
+                f"{_num(p['l2'])} / {_num(l2p) if l2p else f'{lo}–{hi}'} |"
+            )
     return "\n".join(lines)
 
 
 def table5(data, disagreements):
-    lines = ["| adaptive attack on adv-train | avg ASR (ours / paper / Δ) | worst ASR (ours / paper / Δ) |"
-             " L2 (ours / paper) |", "|---|---|---|---|"]
+    lines = [
+        "| adaptive attack on adv-train | avg ASR (ours / paper / Δ) | worst ASR (ours / paper / Δ) |"
+        " L2 (ours / paper) |",
+        "|---|---|---|---|",
+    ]
     for reg, v in data["adaptive_adv_train"].items():
         if v:
             a, p = _agg(v), paper.TABLE5.get(reg, {})
-            lines.append(f"| {reg} | {_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / "
-                         f"{_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table V {reg} avg ASR')} | "
-                         f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / "
-                         f"{_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table V {reg} worst ASR')} | "
-                         f"{_num(a['l2'])} / {_num(p.get('l2'))} |")
+            lines.append(
+                f"| {reg} | {_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / "
+                f"{_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table V {reg} avg ASR')} | "
+                f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / "
+                f"{_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table V {reg} worst ASR')} | "
+                f"{_num(a['l2'])} / {_num(p.get('l2'))} |"
+            )
     return "\n".join(lines)
 
 
@@ -122,39 +152,65 @@ def pixel_deflection_tables(data):
     acc, p = pd["accuracy"], pd["parameters"]
     ens = next(k for k in acc if k.startswith("PD+WD (Ens-"))
     attacks = list(acc["no defence"])
-    lines = [f"Classifier: `{pd['model']}` (the baseline recipe without the validation tracks). Parameters chosen by "
-             f"the paper's linear search on the validation tracks ({len(pd['search'])} settings tried, objective "
-             f"= mean of clean and FGSM accuracy): **{p['deflections']} deflections, window {p['window']}, "
-             f"σ {p['sigma']}** (paper, for 299x299 ImageNet: 100, 10, 0.04). Attacks are made on the bare "
-             f"classifier, then defended; accuracy on {pd['test_images']} test images the classifier gets right "
-             f"(and on the {pd['victims_correct']} of 40 victims it gets right for RP2"
-             f"{'; none is right, so all 40 are used' if not pd['victims_correct'] else ''}). Paper columns: ResNet-50 on "
-             f"ImageNet (its Table 2).{_slow_attack_budget(pd['budget'])}", "",
-             "| attack | L2 (ours / paper) | no defence (ours / paper) | PD+WD single (ours / paper) | "
-             f"{ens} (ours / paper Ens-10) |", "|---|---|---|---|---|"]
+    lines = [
+        f"Classifier: `{pd['model']}` (the baseline recipe without the validation tracks). Parameters chosen by "
+        f"the paper's linear search on the validation tracks ({len(pd['search'])} settings tried, objective "
+        f"= mean of clean and FGSM accuracy): **{p['deflections']} deflections, window {p['window']}, "
+        f"σ {p['sigma']}** (paper, for 299x299 ImageNet: 100, 10, 0.04). Attacks are made on the bare "
+        f"classifier, then defended; accuracy on {pd['test_images']} test images the classifier gets right "
+        f"(and on the {pd['victims_correct']} of 40 victims it gets right for RP2"
+        f"{'; none is right, so all 40 are used' if not pd['victims_correct'] else ''}). Paper columns: ResNet-50 on "
+        f"ImageNet (its Table 2).{_slow_attack_budget(pd['budget'])}",
+        "",
+        "| attack | L2 (ours / paper) | no defence (ours / paper) | PD+WD single (ours / paper) | "
+        f"{ens} (ours / paper Ens-10) |",
+        "|---|---|---|---|---|",
+    ]
     for a in attacks:
         ref = paper.PD_TABLE2.get(a)
         l2 = pd["l2"].get(a)
-        lines.append(f"| {a} | {_num(l2) if l2 is not None else '0'} / {_num(ref[3], 2) if ref else '–'} | "
-                     f"{_pct(acc['no defence'][a])} / {ref[0] if ref else '–'} | "
-                     f"{_pct(acc['PD+WD (single)'][a])} / {ref[1] if ref else '–'} | "
-                     f"{_pct(acc[ens][a])} / {ref[2] if ref else '–'} |")
+        lines.append(
+            f"| {a} | {_num(l2) if l2 is not None else '0'} / {_num(ref[3], 2) if ref else '–'} | "
+            f"{_pct(acc['no defence'][a])} / {ref[0] if ref else '–'} | "
+            f"{_pct(acc['PD+WD (single)'][a])} / {ref[1] if ref else '–'} | "
+            f"{_pct(acc[ens][a])} / {ref[2] if ref else '–'} |"
+        )
     for name, reason in pd.get("not_run", {}).items():  # older runs: the attacks we could not run then
         lines.append(f"| {name} | not run: {reason} | | | |")
-    lines += _bracketed_table(acc, attacks, "ablation", ["PD", "WD", "PD+WD", "JPEG", "PD+JPEG"], paper.PD_TABLE3,
-                              "Ablation (single run; paper's Ens-10 numbers in brackets, its Table 3):")
-    lines += _bracketed_table(acc, attacks, "threshold", ["Hard", "VisuShrink", "BayesShrink"], paper.PD_TABLE4,
-                              "Thresholding after deflection (single run; paper's Table 4 in brackets):")
+    lines += _bracketed_table(
+        acc,
+        attacks,
+        "ablation",
+        ["PD", "WD", "PD+WD", "JPEG", "PD+JPEG"],
+        paper.PD_TABLE3,
+        "Ablation (single run; paper's Ens-10 numbers in brackets, its Table 3):",
+    )
+    lines += _bracketed_table(
+        acc,
+        attacks,
+        "threshold",
+        ["Hard", "VisuShrink", "BayesShrink"],
+        paper.PD_TABLE4,
+        "Thresholding after deflection (single run; paper's Table 4 in brackets):",
+    )
     ad = pd["adaptive_accuracy"]
     b = pd["budget"]
-    lines += ["", f"Adaptive attacker: BPDA (identity backward pass) + EOT over {b['eot_samples']} random defences "
-              f"per step; PGD L∞ ε 8/255, {b['adaptive_pgd_steps']} steps on {min(200, pd['test_images'])} test images; RP2 λ 0.002 "
-              f"{b['adaptive_rp2_epochs']} epochs, targets {pd['adaptive_rp2_targets']}. Accuracy under the real "
-              "(random) defence:", "",
-              "| attack | L2 | no defence | PD+WD single | " + ens + " |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Adaptive attacker: BPDA (identity backward pass) + EOT over {b['eot_samples']} random defences "
+        f"per step; PGD L∞ ε 8/255, {b['adaptive_pgd_steps']} steps on {min(200, pd['test_images'])} test images; "
+        "RP2 λ 0.002 "
+        f"{b['adaptive_rp2_epochs']} epochs, targets {pd['adaptive_rp2_targets']}. Accuracy under the real "
+        "(random) defence:",
+        "",
+        "| attack | L2 | no defence | PD+WD single | " + ens + " |",
+        "|---|---|---|---|---|",
+    ]
     for a in ad["no defence"]:
-        lines.append(f"| {a} | {_num(pd['adaptive_l2'][a])} | {_pct(ad['no defence'][a])} | "
-                     f"{_pct(ad['PD+WD (single)'][a])} | {_pct(ad[ens][a])} |")
+        lines.append(
+            f"| {a} | {_num(pd['adaptive_l2'][a])} | {_pct(ad['no defence'][a])} | "
+            f"{_pct(ad['PD+WD (single)'][a])} | {_pct(ad[ens][a])} |"
+        )
     return "\n".join(lines)
 
 
@@ -163,9 +219,12 @@ def _slow_attack_budget(b):
     if "lbfgs_steps" not in b:
         return ""
     classes = b.get("deepfool_classes", 10) or "all"  # runs before the field used ART's top-10 shortcut
-    return (f" Budgets: C&W {b['cw_search']} constants x {b['cw_steps']} steps; DeepFool at most {b['deepfool_steps']} "
-            f"steps (overshoot 0.02, {classes} classes); JSMA θ +1, γ {b['jsma_gamma']:g}; L-BFGS {b['lbfgs_search']} constants "
-            f"x {b['lbfgs_steps']} L-BFGS-B iterations; JSMA and L-BFGS target one seeded random other class.")
+    return (
+        f" Budgets: C&W {b['cw_search']} constants x {b['cw_steps']} steps; DeepFool at most {b['deepfool_steps']} "
+        f"steps (overshoot 0.02, {classes} classes); JSMA θ +1, γ {b['jsma_gamma']:g}; "
+        f"L-BFGS {b['lbfgs_search']} constants "
+        f"x {b['lbfgs_steps']} L-BFGS-B iterations; JSMA and L-BFGS target one seeded random other class."
+    )
 
 
 def _bracketed_table(acc, attacks, prefix, cols, reference, caption):
@@ -173,6 +232,9 @@ def _bracketed_table(acc, attacks, prefix, cols, reference, caption):
     lines = ["", caption, "", "| attack | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for a in attacks:
         ref = reference.get(a, {})
-        lines.append(f"| {a} | " + " | ".join(
-            f"{_pct(acc[f'{prefix}: {c}'][a])}" + (f" ({ref[c]})" if c in ref else "") for c in cols) + " |")
+        lines.append(
+            f"| {a} | "
+            + " | ".join(f"{_pct(acc[f'{prefix}: {c}'][a])}" + (f" ({ref[c]})" if c in ref else "") for c in cols)
+            + " |"
+        )
     return lines

@@ -5,14 +5,24 @@ from blurnet_tf.reports import accuracy_curve, defendpp_section
 
 
 def _model(m):
-    return m and {"legit_accuracy": m.legit_accuracy, "victims_correct": m.victims_correct, "wall_seconds": m.wall_seconds,
-                  "epochs": m.epochs, "test_images": m.test_images, "precision": m.precision}
+    return m and {
+        "legit_accuracy": m.legit_accuracy,
+        "victims_correct": m.victims_correct,
+        "wall_seconds": m.wall_seconds,
+        "epochs": m.epochs,
+        "test_images": m.test_images,
+        "precision": m.precision,
+    }
 
 
 def _attack(path):
     record = rundir.StickerRecord.read(path)
-    return record and {"aggregate": record.aggregate, "rows": record.rows,
-                       "clean_victim_accuracy": record.clean_victim_accuracy, "precision": record.precision}
+    return record and {
+        "aggregate": record.aggregate,
+        "rows": record.rows,
+        "clean_victim_accuracy": record.clean_victim_accuracy,
+        "precision": record.precision,
+    }
 
 
 def _pgd(path):
@@ -30,13 +40,20 @@ def _runs(lay, profile, seed, rows):
     return {
         "models": {r: _model(rundir.read_model(lay.model_dir(r, seed))) for r in rows},
         "whitebox": {r: _attack(lay.results("whitebox", r, seed)) for r in attacked},
-        "transfer": {s: values(lay.results("transfer", s, seed)) for s in (rundir.ORIGINAL, "baseline")
-                     if first or s in attacked},
-        "lowfreq": {f"{r}/dct{d}": _attack(lay.results("lowfreq", f"{r}/dct{d}", seed))
-                    for r in conv for d in (profile.dct_dims if r == "conv_7" and first else (16,))},
+        "transfer": {
+            s: values(lay.results("transfer", s, seed)) for s in (rundir.ORIGINAL, "baseline") if first or s in attacked
+        },
+        "lowfreq": {
+            f"{r}/dct{d}": _attack(lay.results("lowfreq", f"{r}/dct{d}", seed))
+            for r in conv
+            for d in (profile.dct_dims if r == "conv_7" and first else (16,))
+        },
         "adaptive": {r: _attack(lay.results("adaptive", r, seed)) for r in rows},
-        "adaptive_adv_train": {g: _attack(lay.results("adaptive_adv_train", g, seed))
-                               for g in profile.table5_regularisers if first or "adv_train" in rows},
+        "adaptive_adv_train": {
+            g: _attack(lay.results("adaptive_adv_train", g, seed))
+            for g in profile.table5_regularisers
+            if first or "adv_train" in rows
+        },
         "pgd": {r: _pgd(lay.results("pgd", r, seed)) for r in attacked},
     }
 
@@ -59,6 +76,9 @@ def collect(work_dir, profile):
         "pixel_deflection": values(lay.root / "pixel_deflection" / rundir.RESULTS_FILE),
         "defendpp": defendpp_section.collect(work_dir),
         "accuracy_curve": accuracy_curve.collect(work_dir, profile),
-        "seeds": {"seeds": list(profile.seeds), "rows": list(seeded),
-                  "runs": {seed: _runs(lay, profile, seed, seeded) for seed in profile.seeds[1:]}},
+        "seeds": {
+            "seeds": list(profile.seeds),
+            "rows": list(seeded),
+            "runs": {seed: _runs(lay, profile, seed, seeded) for seed in profile.seeds[1:]},
+        },
     }

@@ -26,8 +26,15 @@ def forest(rows, title, xlabel, path):
     fig, ax = plt.subplots(figsize=(6, 0.38 * len(rows) + 1.2))
     for i, (label, r, ref) in enumerate(rows):
         y = len(rows) - 1 - i
-        ax.errorbar(100 * r["mean"], y, xerr=[[100 * (r["mean"] - r["lo"])], [100 * (r["hi"] - r["mean"])]],
-                    fmt="o", color="tab:blue", capsize=3, label="ours: mean, 95% interval" if i == 0 else None)
+        ax.errorbar(
+            100 * r["mean"],
+            y,
+            xerr=[[100 * (r["mean"] - r["lo"])], [100 * (r["hi"] - r["mean"])]],
+            fmt="o",
+            color="tab:blue",
+            capsize=3,
+            label="ours: mean, 95% interval" if i == 0 else None,
+        )
         if ref is not None:
             ax.plot(100 * ref, y, "kD", markersize=5, label="paper" if i == 0 else None)
     ax.set_yticks(range(len(rows)))
@@ -59,8 +66,12 @@ def image_spectra(clean, stickered, path):
 def feature_map_spectra(clean, adversarial, difference, blurred_difference, channels, layer, path):
     """Figs. 2 / 4: per feature map, spectra of clean, adversarial, their difference and the
     difference after a 3x3 box blur of both maps ([K, H, W] inputs)."""
-    cols = (("clean", clean), ("adversarial", adversarial), ("difference", difference),
-            ("blurred difference", blurred_difference))
+    cols = (
+        ("clean", clean),
+        ("adversarial", adversarial),
+        ("difference", difference),
+        ("blurred difference", blurred_difference),
+    )
     fig, axes = plt.subplots(len(channels), 4, figsize=(8, 2 * len(channels)), squeeze=False)
     for r, ch in enumerate(channels):
         for c, (name, maps) in enumerate(cols):
@@ -77,8 +88,9 @@ def asr_vs_dct(dims, avg, worst, paper_points, path):
     ax.plot(dims, 100 * np.asarray(worst), "o-", label="worst over targets (ours)")
     ax.plot(dims, 100 * np.asarray(avg), "s--", label="average over targets (ours)")
     if paper_points:
-        ax.plot(list(paper_points), [100 * v for v in paper_points.values()], "k*", markersize=10,
-                label="paper (worst)")
+        ax.plot(
+            list(paper_points), [100 * v for v in paper_points.values()], "k*", markersize=10, label="paper (worst)"
+        )
     ax.set_xlabel("DCT mask size M_dim")
     ax.set_ylabel("attack success rate (%)")
     ax.set_title("Fig. 3: low-frequency RP2 on 7x7 conv", fontsize=10)
@@ -106,7 +118,7 @@ def asr_vs_accuracy(series, path):
     (accuracy, ASR) as a star in the row's colour. series: {row: ([legit], [asr], (legit, asr) or None)}."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for (row, (legit, asr, ref)), marker in zip(series.items(), "os^vDP*X<>hp8"):
-        line, = ax.plot(100 * np.asarray(legit), 100 * np.asarray(asr), marker=marker, label=row, alpha=0.8)
+        (line,) = ax.plot(100 * np.asarray(legit), 100 * np.asarray(asr), marker=marker, label=row, alpha=0.8)
         if ref:
             ax.plot(100 * ref[0], 100 * ref[1], "*", color=line.get_color(), markersize=12, markeredgecolor="k")
     ax.plot([], [], "*", color="grey", markeredgecolor="k", markersize=12, label="paper (star, row's colour)")
@@ -126,10 +138,19 @@ def frontiers(panels, path):
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.4), squeeze=False)
     for ax, (ylabel, families) in zip(axes[0], panels.items()):
         for family, c in families.items():
-            line, = ax.plot(100 * np.asarray(c["grid"]), 100 * np.asarray(c["mean"]), label=family,
-                            color="k" if family == "baseline" else None)
-            ax.fill_between(100 * np.asarray(c["grid"]), 100 * np.asarray(c["lo"]), 100 * np.asarray(c["hi"]),
-                            color=line.get_color(), alpha=0.15)
+            (line,) = ax.plot(
+                100 * np.asarray(c["grid"]),
+                100 * np.asarray(c["mean"]),
+                label=family,
+                color="k" if family == "baseline" else None,
+            )
+            ax.fill_between(
+                100 * np.asarray(c["grid"]),
+                100 * np.asarray(c["lo"]),
+                100 * np.asarray(c["hi"]),
+                color=line.get_color(),
+                alpha=0.15,
+            )
             if c["points"]:
                 ax.plot(*(100 * np.asarray(c["points"]).T), ".", color=line.get_color(), alpha=0.5, markersize=4)
             for acc, asr in c["paper"]:
@@ -139,9 +160,12 @@ def frontiers(panels, path):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("White-box RP2 (λ 0.002, 17 targets) against legit accuracy: each defence along its strength, the "
-                 "baseline along training; lines: mean over the seeds reaching each accuracy (at least 2), bands: 95%; "
-                 "dots: models", fontsize=9)
+    fig.suptitle(
+        "White-box RP2 (λ 0.002, 17 targets) against legit accuracy: each defence along its strength, the "
+        "baseline along training; lines: mean over the seeds reaching each accuracy (at least 2), bands: 95%; "
+        "dots: models",
+        fontsize=9,
+    )
     _save(fig, path, vector=True)
 
 
@@ -172,13 +196,14 @@ def reconstructions(clean, rec_clean, adversarial, rec_adversarial, ratio, name,
         for c in range(n):
             ax = fig.add_subplot(grid[r, c])
             img = np.clip(images[c], 0, 1)
-            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
-                      vmin=0, vmax=1)
+            ax.imshow(
+                img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=1
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(label, fontsize=8)
-    ax = fig.add_subplot(grid[:, n + 1:])
+    ax = fig.add_subplot(grid[:, n + 1 :])
     ax.hist(ratio, bins=40, range=(0, max(1.5, float(ratio.max()) * 1.05)), color="tab:blue")
     ax.axvline(1.0, color="k", linestyle="--", linewidth=1)
     ax.set_xlabel("R = D_rc / D_ra")

@@ -22,7 +22,9 @@ print(json.dumps([{"name": f.name, "type": f.flag_type(), "default": f.default, 
 @functools.lru_cache(maxsize=None)
 def definitions(binary):
     """[{name, type, default, help, choices}] of `python -m blurnet_tf.cli.<binary>`, in definition order."""
-    proc = subprocess.run([sys.executable, "-c", _READ, binary], capture_output=True, text=True, check=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _READ, binary], capture_output=True, text=True, check=True, timeout=120
+    )
     return json.loads(proc.stdout)
 
 

@@ -26,7 +26,9 @@ def shares(history):
     for h in history:
         if all(k in h for k in MONITORS):
             ce, pen, gce, gpen = (h[k] for k in MONITORS)
-            out.append((h["epoch"], ce, pen / (ce + pen) if ce + pen else 0.0, gpen / (gce + gpen) if gce + gpen else 0.0))
+            out.append(
+                (h["epoch"], ce, pen / (ce + pen) if ce + pen else 0.0, gpen / (gce + gpen) if gce + gpen else 0.0)
+            )
     return out
 
 
@@ -36,20 +38,40 @@ def fresh_records(work_dir, budget, commit, dirty):
         model = rundir.read_model(model_dir(lay, row))
         for point in budget.points():
             path = model_file(lay, budget, row, point)
-            info = files.read_json(path.with_suffix(".json")) if path.name != rundir.MODEL_FILE else model and {
-                "legit_accuracy": model.legit_accuracy, "test_images": model.test_images}
+            info = (
+                files.read_json(path.with_suffix(".json"))
+                if path.name != rundir.MODEL_FILE
+                else model and {"legit_accuracy": model.legit_accuracy, "test_images": model.test_images}
+            )
             attack = rundir.StickerRecord.read(attack_dir(lay, row, point) / rundir.RESULTS_FILE)
             if info and attack:
-                b.add(EXPERIMENT, row, "legit_accuracy", info["legit_accuracy"], budget.seed, variant=point,
-                      images=info["test_images"])
-                b.rp2(EXPERIMENT, row, {"rows": attack.rows, "aggregate": attack.aggregate,
-                                        "precision": attack.precision}, budget.seed, variant=point)
+                b.add(
+                    EXPERIMENT,
+                    row,
+                    "legit_accuracy",
+                    info["legit_accuracy"],
+                    budget.seed,
+                    variant=point,
+                    images=info["test_images"],
+                )
+                b.rp2(
+                    EXPERIMENT,
+                    row,
+                    {"rows": attack.rows, "aggregate": attack.aggregate, "precision": attack.precision},
+                    budget.seed,
+                    variant=point,
+                )
         for epoch, ce, loss_share, grad_share in shares(model.history if model else []):
-            for metric, value in (("cross_entropy", ce), ("penalty_loss_share", loss_share),
-                                  ("penalty_gradient_share", grad_share)):
+            for metric, value in (
+                ("cross_entropy", ce),
+                ("penalty_loss_share", loss_share),
+                ("penalty_gradient_share", grad_share),
+            ):
                 b.add(EXPERIMENT, row, metric, value, budget.seed, variant=f"epoch{epoch}")
         if model and model.training.get("train_seconds_total"):
-            b.add(EXPERIMENT, row, "seconds_per_epoch", model.training["train_seconds_total"] / model.epochs, budget.seed)
+            b.add(
+                EXPERIMENT, row, "seconds_per_epoch", model.training["train_seconds_total"] / model.epochs, budget.seed
+            )
     return b.rows
 
 
@@ -76,33 +98,48 @@ def table2_spread(results_root, row):
     path = pathlib.Path(results_root) / "table2" / flat_records.JSON_FILE
     if not path.is_file():
         return []
-    recs = [r for r in flat_records.read(path) if r.model == row and r.target is None and r.lam in (None, paper.RP2_LAMBDA)]
+    recs = [
+        r for r in flat_records.read(path) if r.model == row and r.target is None and r.lam in (None, paper.RP2_LAMBDA)
+    ]
     legit = {r.seed: r.value for r in recs if r.experiment == "models" and r.metric == "legit_accuracy"}
     asr = {(r.seed, r.metric): r.value for r in recs if r.experiment == "table2_whitebox"}
     return [(s, legit[s], asr[(s, "avg_asr")], asr[(s, "worst_asr")]) for s in sorted(legit) if (s, "avg_asr") in asr]
 
 
 def table(records, rows, results_root):
-    lines = ["| model | epochs | legit acc. % | avg ASR % [95%] | worst ASR % | CE | penalty share of loss / gradient |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | epochs | legit acc. % | avg ASR % [95%] | worst ASR % | CE | penalty share of loss / gradient |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         by = {(r.metric, r.variant): r.value for r in records if r.model == row}
         for epoch, legit, avg, worst, success in points(records, row):
             iv = intervals.asr_interval(success[None])
-            ce, ls, gs = (by.get((m, f"epoch{epoch}")) for m in ("cross_entropy", "penalty_loss_share",
-                                                                 "penalty_gradient_share"))
+            ce, ls, gs = (
+                by.get((m, f"epoch{epoch}")) for m in ("cross_entropy", "penalty_loss_share", "penalty_gradient_share")
+            )
             monitor = f"{ce:.4f} | {_pct(ls)}% / {_pct(gs)}%" if ce is not None else "– | –"
-            lines.append(f"| {row} | {epoch} | {_pct(legit)} | {_pct(avg)} [{_pct(iv['lo'])}, {_pct(iv['hi'])}] | "
-                         f"{_pct(worst)} | {monitor} |")
+            lines.append(
+                f"| {row} | {epoch} | {_pct(legit)} | {_pct(avg)} [{_pct(iv['lo'])}, {_pct(iv['hi'])}] | "
+                f"{_pct(worst)} | {monitor} |"
+            )
         spread = table2_spread(results_root, row)
         if spread:
-            lines.append(f"| {row}, table2 seeds 0/1/2 | 10 | " + " / ".join(_pct(s[1]) for s in spread) + " | "
-                         + " / ".join(_pct(s[2]) for s in spread) + " | " + " / ".join(_pct(s[3]) for s in spread)
-                         + " | – | – |")
+            lines.append(
+                f"| {row}, table2 seeds 0/1/2 | 10 | "
+                + " / ".join(_pct(s[1]) for s in spread)
+                + " | "
+                + " / ".join(_pct(s[2]) for s in spread)
+                + " | "
+                + " / ".join(_pct(s[3]) for s in spread)
+                + " | – | – |"
+            )
         ref = paper.TABLE2.get(row)
         if ref:
-            lines.append(f"| {row}, paper | {PAPER_EPOCHS} | {_pct(ref['legit'])} | {_pct(ref['avg_asr'])} | "
-                         f"{_pct(ref['worst_asr'])} | – | – |")
+            lines.append(
+                f"| {row}, paper | {PAPER_EPOCHS} | {_pct(ref['legit'])} | {_pct(ref['avg_asr'])} | "
+                f"{_pct(ref['worst_asr'])} | – | – |"
+            )
     return "\n".join(lines)
 
 
@@ -123,24 +160,31 @@ def summary(results_dir):
     first = {row: points(records, row)[0] for row in last}
     share = {(r.model, r.metric): r.value for r in records if r.variant == f"epoch{last['tv_1e-4'][0]}"}
     tv, tik = paper.TABLE2["tv_1e-4"], paper.TABLE2["tik_hf"]
-    return (f"Trained {last['tv_1e-4'][0]} epochs instead of {first['tv_1e-4'][0]} (the paper: {PAPER_EPOCHS}), until "
-            f"the penalty is {_pct(share[('tv_1e-4', 'penalty_loss_share')])}% (TV 1e-4) and "
-            f"{_pct(share[('tik_hf', 'penalty_loss_share')])}% (Tik_hf) of the loss and "
-            f"{_pct(share[('tv_1e-4', 'penalty_gradient_share')])}% / {_pct(share[('tik_hf', 'penalty_gradient_share')])}% "
-            f"of the gradient norm, TV 1e-4 and Tik_hf are attacked at {_pct(last['tv_1e-4'][2])}% / "
-            f"{_pct(last['tik_hf'][2])}% average ASR (at {first['tv_1e-4'][0]} epochs {_pct(first['tv_1e-4'][2])}% / "
-            f"{_pct(first['tik_hf'][2])}%; the baseline at {last['baseline'][0]} epochs {_pct(last['baseline'][2])}%) "
-            f"with {_pct(last['tv_1e-4'][1])}% / {_pct(last['tik_hf'][1])}% legit accuracy; the paper: "
-            f"{_pct(tv['avg_asr'])}% / {_pct(tik['avg_asr'])}% at {_pct(tv['legit'])}% / {_pct(tik['legit'])}% "
-            f"(one seed, `results/longtrain`).")
+    return (
+        f"Trained {last['tv_1e-4'][0]} epochs instead of {first['tv_1e-4'][0]} (the paper: {PAPER_EPOCHS}), until "
+        f"the penalty is {_pct(share[('tv_1e-4', 'penalty_loss_share')])}% (TV 1e-4) and "
+        f"{_pct(share[('tik_hf', 'penalty_loss_share')])}% (Tik_hf) of the loss and "
+        f"{_pct(share[('tv_1e-4', 'penalty_gradient_share')])}% / {_pct(share[('tik_hf', 'penalty_gradient_share')])}% "
+        f"of the gradient norm, TV 1e-4 and Tik_hf are attacked at {_pct(last['tv_1e-4'][2])}% / "
+        f"{_pct(last['tik_hf'][2])}% average ASR (at {first['tv_1e-4'][0]} epochs {_pct(first['tv_1e-4'][2])}% / "
+        f"{_pct(first['tik_hf'][2])}%; the baseline at {last['baseline'][0]} epochs {_pct(last['baseline'][2])}%) "
+        f"with {_pct(last['tv_1e-4'][1])}% / {_pct(last['tik_hf'][1])}% legit accuracy; the paper: "
+        f"{_pct(tv['avg_asr'])}% / {_pct(tik['avg_asr'])}% at {_pct(tv['legit'])}% / {_pct(tik['legit'])}% "
+        f"(one seed, `results/longtrain`)."
+    )
 
 
 def figure(records, rows, path):
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     for i, row in enumerate(rows):
         color = f"C{i}"  # one colour per model in every panel
-        mon = sorted((int(r.variant[5:]), r.metric, r.value) for r in records if r.model == row and r.variant
-                     and r.metric in ("cross_entropy", "penalty_loss_share", "penalty_gradient_share"))
+        mon = sorted(
+            (int(r.variant[5:]), r.metric, r.value)
+            for r in records
+            if r.model == row
+            and r.variant
+            and r.metric in ("cross_entropy", "penalty_loss_share", "penalty_gradient_share")
+        )
         for ax, metric in zip(axes[:3], ("cross_entropy", "penalty_loss_share", "penalty_gradient_share")):
             e = [(ep, v) for ep, m, v in mon if m == metric]
             if e:
@@ -149,8 +193,15 @@ def figure(records, rows, path):
         if pts:
             axes[3].plot([p[0] for p in pts], [100 * p[2] for p in pts], "o-", color=color, label=f"{row} average")
             axes[3].plot([p[0] for p in pts], [100 * p[3] for p in pts], "x--", color=color, label=f"{row} worst")
-    for ax, title in zip(axes, ("cross-entropy (first 512 training images)", "penalty share of the loss",
-                                "penalty share of the gradient norm", "white-box RP2 ASR (%)")):
+    for ax, title in zip(
+        axes,
+        (
+            "cross-entropy (first 512 training images)",
+            "penalty share of the loss",
+            "penalty share of the gradient norm",
+            "white-box RP2 ASR (%)",
+        ),
+    ):
         ax.set_xscale("log")
         ax.set_xlabel("epochs")
         ax.set_title(title, fontsize=9)
@@ -162,24 +213,52 @@ def figure(records, rows, path):
 
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
     budget = profile.long_training
-    out, meta, records = profile_records(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs,
-                                         lambda commit, dirty: fresh_records(work_dir, budget, commit, dirty))
+    out, meta, records = profile_records(
+        profile,
+        work_dir,
+        results_dir,
+        started,
+        stage_seconds_this_run,
+        step_dirs,
+        lambda commit, dirty: fresh_records(work_dir, budget, commit, dirty),
+    )
     figure(records, budget.rows, out / "figures" / "long_training.png")
     cost = {r.model: r.value for r in records if r.metric == "seconds_per_epoch"}
-    files.write_json(out / "tables.json", {"schema": flat_records.SCHEMA, "seconds_per_epoch": cost,
-                                           "metadata": {**meta, "missing_steps": list(missing)}})
+    files.write_json(
+        out / "tables.json",
+        {
+            "schema": flat_records.SCHEMA,
+            "seconds_per_epoch": cost,
+            "metadata": {**meta, "missing_steps": list(missing)},
+        },
+    )
     md = report_head("The paper's training length, approached: longtrain profile", meta)
-    md += [f"Generated by `python -m blurnet_tf.cli.reproduce --profile=longtrain`. {', '.join(budget.rows)} trained "
-           f"{budget.epochs} epochs under seed {budget.seed} (the paper: {PAPER_EPOCHS}), each epoch's cross-entropy, "
-           "α-weighted penalty and their gradient norms logged on the first 512 training images; the weights after "
-           f"{', '.join(p.removeprefix('epoch') for p in budget.points())} epochs attacked like Table II (white-box RP2, "
-           f"λ 0.002, {budget.attack_epochs} epochs, 17 targets, 40 victims; the interval resamples targets and "
-           "victims). The 3-seed spread at 10 epochs comes from results/table2 (same rows, same attack).", "",
-           "<!-- results:longtrain -->", table(records, budget.rows, pathlib.Path(results_dir)), "<!-- /results:longtrain -->",
-           "", "![long training](figures/long_training.png)", "",
-           "## Cost", "", "| model | seconds per epoch (fit, this machine) | 2,000 epochs on 2 cores |", "|---|---|---|"]
+    md += [
+        f"Generated by `python -m blurnet_tf.cli.reproduce --profile=longtrain`. {', '.join(budget.rows)} trained "
+        f"{budget.epochs} epochs under seed {budget.seed} (the paper: {PAPER_EPOCHS}), each epoch's cross-entropy, "
+        "α-weighted penalty and their gradient norms logged on the first 512 training images; the weights after "
+        f"{', '.join(p.removeprefix('epoch') for p in budget.points())} epochs attacked like Table II (white-box RP2, "
+        f"λ 0.002, {budget.attack_epochs} epochs, 17 targets, 40 victims; the interval resamples targets and "
+        "victims). The 3-seed spread at 10 epochs comes from results/table2 (same rows, same attack).",
+        "",
+        "<!-- results:longtrain -->",
+        table(records, budget.rows, pathlib.Path(results_dir)),
+        "<!-- /results:longtrain -->",
+        "",
+        "![long training](figures/long_training.png)",
+        "",
+        "## Cost",
+        "",
+        "| model | seconds per epoch (fit, this machine) | 2,000 epochs on 2 cores |",
+        "|---|---|---|",
+    ]
     md += [f"| {row} | {s:.1f} | {s * PAPER_EPOCHS / 3600:.1f} h |" for row, s in cost.items()]
-    md += ["", "The steps ran side by side (three at a time, beside other work): a lone run is faster. On one GPU: not "
-           "measured (no GPU was lent to this project).", "", provenance(meta)]
+    md += [
+        "",
+        "The steps ran side by side (three at a time, beside other work): a lone run is faster. On one GPU: not "
+        "measured (no GPU was lent to this project).",
+        "",
+        provenance(meta),
+    ]
     files.write_text(out / "REPORT.md", "\n".join(md) + "\n")
     return out / "REPORT.md"

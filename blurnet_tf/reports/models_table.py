@@ -26,16 +26,20 @@ def _minutes(metrics, run_dir):
 
 
 def table(runs_dir):
-    lines = ["| model (flagfile) | epochs | legit acc. (ours) | paper | diff | victims | training time |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model (flagfile) | epochs | legit acc. (ours) | paper | diff | victims | training time |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for metrics_file in sorted(pathlib.Path(runs_dir).glob(f"*/{rundir.METRICS_FILE}")):
         m = rundir.read_model(metrics_file.parent)
         row = metrics_file.parent.name
         paper = TABLE2.get(row, {}).get("legit")
         diff = f"{100 * (m.legit_accuracy - paper):+.1f} pt" if paper else "–"
-        lines.append(f"| {row} | {m.epochs} | {100 * m.legit_accuracy:.1f}% | "
-                     f"{f'{100 * paper:.1f}%' if paper else '–'} | {diff} | {m.victims_correct}/40 | "
-                     f"{_minutes(m, metrics_file.parent)} |")
+        lines.append(
+            f"| {row} | {m.epochs} | {100 * m.legit_accuracy:.1f}% | "
+            f"{f'{100 * paper:.1f}%' if paper else '–'} | {diff} | {m.victims_correct}/40 | "
+            f"{_minutes(m, metrics_file.parent)} |"
+        )
     return "\n".join(lines)
 
 

@@ -23,8 +23,19 @@ import subprocess
 import sys
 
 from blurnet_tf import files, paper
-from blurnet_tf.reports import (accuracy_curve, blurnet_tables, defendpp_section, flag_tables, flat_records,
-                                longtrain_report, robustness_adaptive, robustness_report, seed_statistics, tradeoff_analysis, what_holds)
+from blurnet_tf.reports import (
+    accuracy_curve,
+    blurnet_tables,
+    defendpp_section,
+    flag_tables,
+    flat_records,
+    longtrain_report,
+    robustness_adaptive,
+    robustness_report,
+    seed_statistics,
+    tradeoff_analysis,
+    what_holds,
+)
 from blurnet_tf.reports.format import _pct
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -39,32 +50,48 @@ LONGTRAIN_RESULTS = "longtrain"  # the baseline, TV and Tik_hf trained 300 epoch
 ROBUSTNESS_RESULTS = "robustness"  # every model through benchmark(): PGD-10, AutoAttack, strength checks
 TRADEOFF_RESULTS = "tradeoff"  # every defence along its strength knob against the baseline along training
 MNIST_RESULTS = "mnist"  # the full profile's small-net Defend++ steps with the reconstruction-weight curve
-MNIST_CAPTIONS = ("defendpp-table2", "defendpp-table1", "defendpp-fig7", "defendpp-checks", "defendpp-weight",
-                  "defendpp-reconstructions")
+MNIST_CAPTIONS = (
+    "defendpp-table2",
+    "defendpp-table1",
+    "defendpp-fig7",
+    "defendpp-checks",
+    "defendpp-weight",
+    "defendpp-reconstructions",
+)
 TABLES_FILE = "tables.json"
-DEFENDPP_CAPTIONS = {"defendpp-table2-resnet18": "**Defend++ Table 2 as the paper ran it**",
-                     "defendpp-table2": "**Defend++ Table 2 (comparison", "defendpp-table1": "**Defend++ Table 1 ",
-                     "defendpp-fig7": "**Accuracy against the FGSM budget", "defendpp-checks": "**Attack-strength checks**",
-                     "defendpp-transfer": "**Transfer (Tables 7-8):**", "defendpp-weight": "**Reconstruction weight",
-                     "defendpp-reconstructions": "**Reconstructions (Fig. 8):**", "defendpp-lisa": "**Defend++ on LISA**"}
+DEFENDPP_CAPTIONS = {
+    "defendpp-table2-resnet18": "**Defend++ Table 2 as the paper ran it**",
+    "defendpp-table2": "**Defend++ Table 2 (comparison",
+    "defendpp-table1": "**Defend++ Table 1 ",
+    "defendpp-fig7": "**Accuracy against the FGSM budget",
+    "defendpp-checks": "**Attack-strength checks**",
+    "defendpp-transfer": "**Transfer (Tables 7-8):**",
+    "defendpp-weight": "**Reconstruction weight",
+    "defendpp-reconstructions": "**Reconstructions (Fig. 8):**",
+    "defendpp-lisa": "**Defend++ on LISA**",
+}
 _MARKED = re.compile(r"<!-- results:(?P<name>[\w.-]+) -->\n(?P<body>.*?)<!-- /results:(?P=name) -->", re.S)
 
 
 def _data(tables):
     """tables.json's "data" as the report functions take it: aggregates keyed "lambda=<l>" (a
     schema-1 tables.json stores them as named lists; the full run's older one as keys)."""
+
     def back(value, key=None):
         if key == "aggregate" and isinstance(value, list):
             return {flat_records.SWEEP_KEY if a["lambda"] is None else f"lambda={a['lambda']:g}": a for a in value}
         if isinstance(value, dict):
             return {k: back(v, k) for k, v in value.items()}
         return [back(v) for v in value] if isinstance(value, list) else value
+
     return back(tables["data"])
 
 
 def _claims(tables):
     rows = [(c["claim"], c["verdict"], c["evidence"]) if isinstance(c, dict) else c for c in tables["claims"]]
-    return "\n".join(["| claim | verdict | evidence |", "|---|---|---|"] + [f"| {c} | **{v}** | {e} |" for c, v, e in rows])
+    return "\n".join(
+        ["| claim | verdict | evidence |", "|---|---|---|"] + [f"| {c} | **{v}** | {e} |" for c, v, e in rows]
+    )
 
 
 def _models(data):
@@ -85,11 +112,13 @@ def render(results_dir=RESULTS):
     data, ignored = _data(tables), []  # the report collects the >10-point disagreements; not needed here
     first = next(w for w in data["whitebox"].values() if w)["aggregate"]
     lambdas = [k.split("=", 1)[1] for k in first if k.startswith("lambda=")]
-    out = {"claims-full": _claims(tables),
-           "table2-full": blurnet_tables.table2(data, ignored, lambdas),
-           "table3-full": blurnet_tables.table3(data, ignored),
-           "table5-full": blurnet_tables.table5(data, ignored),
-           "models-full": _models(data)}
+    out = {
+        "claims-full": _claims(tables),
+        "table2-full": blurnet_tables.table2(data, ignored, lambdas),
+        "table3-full": blurnet_tables.table3(data, ignored),
+        "table5-full": blurnet_tables.table5(data, ignored),
+        "models-full": _models(data),
+    }
     section = defendpp_section.section(data, ignored)  # the report's Defend++ tables, found by their captions
     for name, caption in DEFENDPP_CAPTIONS.items():
         if caption in section:
@@ -98,16 +127,25 @@ def render(results_dir=RESULTS):
     if quick_tables.is_file():
         quick = files.read_json(quick_tables, missing_ok=False)
         data = _data(quick)
-        out.update({"claims-quick": _claims(quick), "table2-quick": blurnet_tables.table2(data, [], [f"{paper.RP2_LAMBDA:g}"])})
+        out.update(
+            {"claims-quick": _claims(quick), "table2-quick": blurnet_tables.table2(data, [], [f"{paper.RP2_LAMBDA:g}"])}
+        )
         if data.get("accuracy_curve"):
-            out["accuracy-curve-quick"] = _table_after(accuracy_curve.section(data["accuracy_curve"]),
-                                                       "**Table II at the paper's legit accuracy:**")
+            out["accuracy-curve-quick"] = _table_after(
+                accuracy_curve.section(data["accuracy_curve"]), "**Table II at the paper's legit accuracy:**"
+            )
     seeded_tables = pathlib.Path(results_dir).parent / SEEDED_RESULTS / TABLES_FILE
     if seeded_tables.is_file():
         seeded = files.read_json(seeded_tables, missing_ok=False)
         measured = [c for c in seeded["claims"] if c["verdict"] != "not measured"]  # it runs BlurNet's rows only
-        out.update({"claims-table2": _claims({"claims": measured}), "seeds-table2": _table_after(
-            seed_statistics.intervals_table(seeded["intervals"], seeded["seeds"]["seeds"], []), "")})
+        out.update(
+            {
+                "claims-table2": _claims({"claims": measured}),
+                "seeds-table2": _table_after(
+                    seed_statistics.intervals_table(seeded["intervals"], seeded["seeds"]["seeds"], []), ""
+                ),
+            }
+        )
         curve = accuracy_curve.section(_data(seeded).get("accuracy_curve"))
         if curve:
             out["accuracy-curve-table2"] = _table_after(curve, "**Table II at the paper's legit accuracy:**")
@@ -120,15 +158,18 @@ def render(results_dir=RESULTS):
     out["what-holds"] = what_holds.table(root, full=results_dir)
     out.update(flag_tables.tables())  # docs/binaries.md: each binary's flags, from their definitions
     tradeoff, longtrain = root / TRADEOFF_RESULTS, root / LONGTRAIN_RESULTS  # recomputed from their records
-    out["tradeoff-verdicts"] = (tradeoff_analysis.verdict_table(tradeoff)
-                                if (tradeoff / flat_records.JSON_FILE).is_file() else "_not run yet_")
+    out["tradeoff-verdicts"] = (
+        tradeoff_analysis.verdict_table(tradeoff) if (tradeoff / flat_records.JSON_FILE).is_file() else "_not run yet_"
+    )
     stored_longtrain = (longtrain / flat_records.JSON_FILE).is_file()
     out["longtrain"] = longtrain_report.stored_table(longtrain) if stored_longtrain else "_not run yet_"
     out["longtrain-summary"] = longtrain_report.summary(longtrain) if stored_longtrain else "_not run yet_"
     robustness = root / ROBUSTNESS_RESULTS
     stored_robustness = (robustness / flat_records.JSON_FILE).is_file()
     out["robustness"] = robustness_report.stored_table(robustness) if stored_robustness else "_not run yet_"
-    out["robustness-adaptive"] = robustness_adaptive.stored_adaptive_table(robustness) if stored_robustness else "_not run yet_"
+    out["robustness-adaptive"] = (
+        robustness_adaptive.stored_adaptive_table(robustness) if stored_robustness else "_not run yet_"
+    )
     out["robustness-summary"] = robustness_report.summary(robustness) if stored_robustness else "_not run yet_"
     pd_tables = pathlib.Path(results_dir).parent / PD_RESULTS / TABLES_FILE
     if pd_tables.is_file():
@@ -170,8 +211,9 @@ def differences(text, tables):
     """Names of the tables whose marked region in text is not the rendered table, or that are not
     marked; and marked names that have no table ("unknown")."""
     found = marked(text)
-    return sorted([n for n, t in tables.items() if found.get(n) != t] +
-                  [f"{n} (unknown)" for n in found if n not in tables])
+    return sorted(
+        [n for n, t in tables.items() if found.get(n) != t] + [f"{n} (unknown)" for n in found if n not in tables]
+    )
 
 
 def sync(text, tables):
@@ -195,12 +237,15 @@ def _check_markers(found, tables):
 
 def _rewrite(text, tables):
     # A blank line before the closing marker ends the Markdown table.
-    return _MARKED.sub(lambda m: f"<!-- results:{m['name']} -->\n{tables[m['name']]}\n\n<!-- /results:{m['name']} -->",
-                       text)
+    return _MARKED.sub(
+        lambda m: f"<!-- results:{m['name']} -->\n{tables[m['name']]}\n\n<!-- /results:{m['name']} -->", text
+    )
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m blurnet_tf.reports.readme_sync", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m blurnet_tf.reports.readme_sync", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 naming the tables that differ")
     parser.add_argument("--readme", type=pathlib.Path, default=README, help="README.md (its docs/ pages beside it too)")
     parser.add_argument("--results", type=pathlib.Path, default=RESULTS, help="results directory (its tables.json)")
@@ -209,8 +254,10 @@ def main(argv=None):
         try:
             tables = render(args.results)
         except (KeyError, TypeError, AttributeError, IndexError, StopIteration) as exc:  # JSON, but not all of it
-            raise ValueError(f"{args.results}: a results file here is partial or of another shape ({type(exc).__name__}: "
-                             f"{exc}); write it again with python -m blurnet_tf.cli.reproduce") from None
+            raise ValueError(
+                f"{args.results}: a results file here is partial or of another shape ({type(exc).__name__}: "
+                f"{exc}); write it again with python -m blurnet_tf.cli.reproduce"
+            ) from None
         stale = differences(read_documents(args.readme), tables)
         new = {} if args.check else sync_documents(args.readme, tables)
     except (OSError, ValueError, subprocess.SubprocessError) as exc:  # also a binary that cannot list its flags
@@ -218,8 +265,11 @@ def main(argv=None):
         return 1
     if args.check:
         if stale:
-            print(f"{args.readme}: tables differing from {args.results / TABLES_FILE}: {', '.join(stale)}\n"
-                  "(python -m blurnet_tf.reports.readme_sync rewrites them)", file=sys.stderr)
+            print(
+                f"{args.readme}: tables differing from {args.results / TABLES_FILE}: {', '.join(stale)}\n"
+                "(python -m blurnet_tf.reports.readme_sync rewrites them)",
+                file=sys.stderr,
+            )
         return 1 if stale else 0
     for path, text in new.items():
         if text != path.read_text():

@@ -26,23 +26,31 @@ def adaptive_table(records):
     by = {}
     for r in (r for r in records if r.experiment == ADAPTIVE):
         by.setdefault((r.model, r.variant), {})[(r.attack, r.metric)] = r
-    lines = ["| model | adaptive attack | victims right | whole-image RP2, λ 0: moved % | RP2 (λ 0.002) moved % at "
-             "fewer / more epochs | checks passed | failed |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | adaptive attack | victims right | whole-image RP2, λ 0: moved % | RP2 (λ 0.002) moved % at "
+        "fewer / more epochs | checks passed | failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (row, attack), found in by.items():
         held = {c: r.value for (c, m), r in found.items() if m == "check_held" and r.value is not None}
         curve = sorted(((int(m.split("_")[2]), r.value) for (_, m), r in found.items() if m.startswith("rp2_success_")))
         whole, passed = found.get(("rp2", "unrestricted_rp2_success")), found.get(("all", "checks_passed"))
-        lines.append(f"| {row} | {attack} | {passed.images if passed else '–'} | {_pct(whole and whole.value)} | "
-                     + " → ".join(f"{_pct(v)} ({e})" for e, v in curve) + " | "
-                     f"{'–' if passed is None else ('yes' if passed.value else '**no**')} "
-                     f"({sum(map(bool, held.values()))}/{len(held)}) | "
-                     f"{', '.join(c for c, v in held.items() if not v) or '–'} |")
+        lines.append(
+            f"| {row} | {attack} | {passed.images if passed else '–'} | {_pct(whole and whole.value)} | "
+            + " → ".join(f"{_pct(v)} ({e})" for e, v in curve)
+            + " | "
+            f"{'–' if passed is None else ('yes' if passed.value else '**no**')} "
+            f"({sum(map(bool, held.values()))}/{len(held)}) | "
+            f"{', '.join(c for c, v in held.items() if not v) or '–'} |"
+        )
     return "\n".join(lines) if len(lines) > 2 else "_not run_"
 
 
 def adaptive_passed(records):
     """{(row, attack): every check of that adaptive RP2 held}."""
-    return {(r.model, r.variant): bool(r.value) for r in records if r.experiment == ADAPTIVE and r.metric == "checks_passed"}
+    return {
+        (r.model, r.variant): bool(r.value) for r in records if r.experiment == ADAPTIVE and r.metric == "checks_passed"
+    }
 
 
 def failed_adaptive(records):
@@ -51,9 +59,14 @@ def failed_adaptive(records):
 
 def adaptive_summary(records):
     passed, weak = adaptive_passed(records), failed_adaptive(records)
-    return "" if not passed else (
-        f"; Table III / V's adaptive RP2 passed its checks on {len(passed) - len(weak)} of {len(passed)} (row, attack) "
-        "pairs" + (f" (failed: {', '.join(f'{r} {a}' for r, a in weak)})" if weak else ""))
+    return (
+        ""
+        if not passed
+        else (
+            f"; Table III / V's adaptive RP2 passed its checks on {len(passed) - len(weak)} of {len(passed)} "
+            "(row, attack) pairs" + (f" (failed: {', '.join(f'{r} {a}' for r, a in weak)})" if weak else "")
+        )
+    )
 
 
 def stored_adaptive_table(results_dir):

@@ -9,8 +9,14 @@ from blurnet_tf.evaluation import intervals
 from blurnet_tf.reports.flat_records import VICTIMS
 
 BLURNET_ROWS = ("conv_", "tv_", "tik_")  # the feature-map blur and its regularisers, the paper's claim
-STAGES = {"table2_whitebox": "whitebox", "table3_lowfreq": "lowfreq", "table3_adaptive": "adaptive",
-          "table5_adaptive_adv_train": "adaptive_adv_train", "table4_pgd": "pgd", "table1_transfer": "transfer"}
+STAGES = {
+    "table2_whitebox": "whitebox",
+    "table3_lowfreq": "lowfreq",
+    "table3_adaptive": "adaptive",
+    "table5_adaptive_adv_train": "adaptive_adv_train",
+    "table4_pgd": "pgd",
+    "table1_transfer": "transfer",
+}
 
 
 def _vector(record):
@@ -46,8 +52,16 @@ def from_records(records, seeds, rows):
     flat records (reports.flat_records): per seed, [targets][victims] 0/1 in target order and the L2
     per target; the models' legit accuracy; Table I's variants per source."""
     rows = tuple(rows)
-    out = {"seeds": list(seeds), "models": {}, "whitebox": {}, "pgd": {}, "lowfreq": {}, "adaptive": {},
-           "adaptive_adv_train": {}, "transfer": {}}
+    out = {
+        "seeds": list(seeds),
+        "models": {},
+        "whitebox": {},
+        "pgd": {},
+        "lowfreq": {},
+        "adaptive": {},
+        "adaptive_adv_train": {},
+        "transfer": {},
+    }
     cells = {}  # (stage, row, seed, variant) -> (the entry, {"success": {target: 0/1 per victim}, "l2": {target: l2}})
     for r in records:
         if r.seed not in seeds:
@@ -60,8 +74,10 @@ def from_records(records, seeds, rows):
         stage, row, variant = where
         if (stage, row, r.seed, variant) not in cells:
             entry = out[stage].setdefault(row, {}).setdefault(r.seed, {})
-            cells[stage, row, r.seed, variant] = (entry.setdefault(variant, {}) if stage == "transfer" else entry,
-                                                  {"success": {}, "l2": {}})
+            cells[stage, row, r.seed, variant] = (
+                entry.setdefault(variant, {}) if stage == "transfer" else entry,
+                {"success": {}, "l2": {}},
+            )
         kept = cells[stage, row, r.seed, variant][1]
         kept["success" if r.metric == "asr" else "l2"][r.target] = _vector(r) if r.metric == "asr" else r.value
     for (stage, *_), (entry, kept) in cells.items():
@@ -89,12 +105,16 @@ def row_intervals(seeds_data):
             out.setdefault(stage, {})[row] = {
                 "avg_asr": intervals.asr_interval(success, "avg_asr"),
                 "worst_asr": intervals.asr_interval(success, "worst_asr"),
-                "l2": intervals.values_interval(_stack(per_seed, "l2"))}
+                "l2": intervals.values_interval(_stack(per_seed, "l2")),
+            }
     for row, per_seed in seeds_data["pgd"].items():
         out.setdefault("pgd", {})[row] = {"asr": intervals.asr_interval(_stack(per_seed), "avg_asr")}
     for row, per_seed in seeds_data["models"].items():
-        out.setdefault("models", {})[row] = {"legit_accuracy": intervals.accuracy_interval(
-            [v["legit_accuracy"] for v in per_seed.values()], next(iter(per_seed.values()))["test_images"])}
+        out.setdefault("models", {})[row] = {
+            "legit_accuracy": intervals.accuracy_interval(
+                [v["legit_accuracy"] for v in per_seed.values()], next(iter(per_seed.values()))["test_images"]
+            )
+        }
     return out
 
 
@@ -104,8 +124,11 @@ def _common(*per_seeds):
 
 def _combine(verdicts):
     """All held: held; any not held: not held; else inconclusive."""
-    return "held" if verdicts and all(v == "held" for v in verdicts) else (
-        "not held" if "not held" in verdicts else "inconclusive")
+    return (
+        "held"
+        if verdicts and all(v == "held" for v in verdicts)
+        else ("not held" if "not held" in verdicts else "inconclusive")
+    )
 
 
 def at_least(lo, hi, floor):
@@ -133,8 +156,13 @@ def claims(seeds_data):
                 d = intervals.paired_difference(a, b)
                 verdicts.append(intervals.verdict(d, -1))
                 ev.append(f"{source} {k}x{k} (L1 − input blur): {_fmt(d)}")
-    out.append(("Feature-map blur beats input blur at equal kernel size (Table I, average ASR over 17 targets)",
-                _combine(verdicts) if verdicts else "not measured", "; ".join(ev)))
+    out.append(
+        (
+            "Feature-map blur beats input blur at equal kernel size (Table I, average ASR over 17 targets)",
+            _combine(verdicts) if verdicts else "not measured",
+            "; ".join(ev),
+        )
+    )
     # 2. BlurNet's defences lower the white-box average ASR below the baseline's (Table II's point).
     wb = seeds_data["whitebox"]
     ev, verdicts = [], []
@@ -144,9 +172,14 @@ def claims(seeds_data):
         verdicts.append(intervals.verdict(d, -1))
         theirs = 100 * (paper.TABLE2[row]["avg_asr"] - paper.TABLE2["baseline"]["avg_asr"])
         ev.append(f"{row} − baseline: {_fmt(d)} (paper {theirs:+.1f})")
-    out.append(("BlurNet's defences (conv, TV, Tikhonov) lower the white-box average ASR below the baseline's "
-                "(Table II, at the paper's training budget)", _combine(verdicts) if verdicts else "not measured",
-                "; ".join(ev)))
+    out.append(
+        (
+            "BlurNet's defences (conv, TV, Tikhonov) lower the white-box average ASR below the baseline's "
+            "(Table II, at the paper's training budget)",
+            _combine(verdicts) if verdicts else "not measured",
+            "; ".join(ev),
+        )
+    )
     # 3. TV and Tik_hf have the lowest worst-case ASR (Table II).
     tv = [r for r in wb if r.startswith("tv_")]
     others = [r for r in wb if r in paper.TABLE2 and not r.startswith("tv_") and r != "tik_hf"]
@@ -156,20 +189,32 @@ def claims(seeds_data):
         for defended in (best_tv, "tik_hf"):
             for other in others:
                 seeds = _common(wb[defended], wb[other])
-                d = intervals.paired_difference(_stack(wb[defended], seeds=seeds), _stack(wb[other], seeds=seeds),
-                                                "worst_asr")
+                d = intervals.paired_difference(
+                    _stack(wb[defended], seeds=seeds), _stack(wb[other], seeds=seeds), "worst_asr"
+                )
                 verdicts.append(intervals.verdict(d, -1))
                 ev.append(f"{defended} − {other}: {_fmt(d)}")
-    out.append(("TV and Tik_hf have the lowest white-box worst-case ASR (Table II; paired worst-ASR differences "
-                "against every other row)", _combine(verdicts) if verdicts else "not measured", "; ".join(ev)))
+    out.append(
+        (
+            "TV and Tik_hf have the lowest white-box worst-case ASR (Table II; paired worst-ASR differences "
+            "against every other row)",
+            _combine(verdicts) if verdicts else "not measured",
+            "; ".join(ev),
+        )
+    )
     # 4. PGD breaks every model (Table IV): ASR at least 90%.
     ev, verdicts = [], []
     for row, per_seed in seeds_data["pgd"].items():
         r = intervals.asr_interval(_stack(per_seed))
         verdicts.append(at_least(r["lo"], r["hi"], 0.9))
         ev.append(f"{row} {100 * r['mean']:.1f}% [{100 * r['lo']:.1f}, {100 * r['hi']:.1f}]")
-    out.append(("PGD (ε 8/255, 10 steps) breaks every model (ASR ≥ 90%) (Table IV)",
-                _combine(verdicts) if verdicts else "not measured", ", ".join(ev)))
+    out.append(
+        (
+            "PGD (ε 8/255, 10 steps) breaks every model (ASR ≥ 90%) (Table IV)",
+            _combine(verdicts) if verdicts else "not measured",
+            ", ".join(ev),
+        )
+    )
     # 5. The low-frequency attack hurts conv_5 most: (lowfreq − white-box) of conv_5 minus that of the others.
     lf = seeds_data["lowfreq"]
     ev, verdicts = [], []
@@ -180,8 +225,13 @@ def claims(seeds_data):
             d = intervals.paired_contrast(arrays, [1, -1, -1, 1])
             verdicts.append(intervals.verdict(d, +1))
             ev.append(f"gain of conv_5 − gain of {other}: {_fmt(d)}")
-    out.append(("The low-frequency attack hurts the 5x5 conv model most (increase of average ASR over white-box)",
-                _combine(verdicts) if verdicts else "not measured", "; ".join(ev)))
+    out.append(
+        (
+            "The low-frequency attack hurts the 5x5 conv model most (increase of average ASR over white-box)",
+            _combine(verdicts) if verdicts else "not measured",
+            "; ".join(ev),
+        )
+    )
     return out
 
 
@@ -194,17 +244,22 @@ def table(seeds_data, disagreements):
 
 def intervals_table(iv, seeds, disagreements):
     """The Markdown of table() from its intervals (as tables.json stores them)."""
-    lines = ["| table | row | seeds | metric | ours: mean [95% interval] | paper | paper inside? |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| table | row | seeds | metric | ours: mean [95% interval] | paper | paper inside? |",
+        "|---|---|---|---|---|---|---|",
+    ]
 
     def line(tab, row, metric, r, ref, fmt="pct"):
         show = (lambda v: f"{100 * v:.1f}") if fmt == "pct" else (lambda v: f"{v:.3f}")
         inside = "–" if ref is None else ("yes" if intervals.agrees(r, ref) else "**no**")
         if ref is not None and not intervals.agrees(r, ref):
-            disagreements.append(f"{tab} {row} {metric}: ours {show(r['mean'])} [{show(r['lo'])}, {show(r['hi'])}], "
-                                 f"paper {show(ref)}")
-        lines.append(f"| {tab} | {row} | {r['seeds']} | {metric} | {show(r['mean'])} [{show(r['lo'])}, "
-                     f"{show(r['hi'])}] | {'–' if ref is None else show(ref)} | {inside} |")
+            disagreements.append(
+                f"{tab} {row} {metric}: ours {show(r['mean'])} [{show(r['lo'])}, {show(r['hi'])}], paper {show(ref)}"
+            )
+        lines.append(
+            f"| {tab} | {row} | {r['seeds']} | {metric} | {show(r['mean'])} [{show(r['lo'])}, "
+            f"{show(r['hi'])}] | {'–' if ref is None else show(ref)} | {inside} |"
+        )
 
     for row, m in iv.get("models", {}).items():
         line("II", row, "legit acc.", m["legit_accuracy"], paper.TABLE2.get(row, {}).get("legit"))
@@ -213,16 +268,27 @@ def intervals_table(iv, seeds, disagreements):
         for metric in ("avg_asr", "worst_asr"):
             line("II", row, metric.replace("_", " "), m[metric], ref.get(metric))
         line("II", row, "L2", m["l2"], ref.get("l2"), fmt="num")
-    for stage, ref_table in (("lowfreq", paper.TABLE3), ("adaptive", paper.TABLE3), ("adaptive_adv_train", paper.TABLE5)):
+    for stage, ref_table in (
+        ("lowfreq", paper.TABLE3),
+        ("adaptive", paper.TABLE3),
+        ("adaptive_adv_train", paper.TABLE5),
+    ):
         for row, m in iv.get(stage, {}).items():
             for metric in ("avg_asr", "worst_asr"):
-                line("III" if stage != "adaptive_adv_train" else "V", f"{row} ({stage})", metric.replace("_", " "),
-                     m[metric], ref_table.get(row, {}).get(metric))
+                line(
+                    "III" if stage != "adaptive_adv_train" else "V",
+                    f"{row} ({stage})",
+                    metric.replace("_", " "),
+                    m[metric],
+                    ref_table.get(row, {}).get(metric),
+                )
     for row, m in iv.get("pgd", {}).items():
         line("IV", row, "PGD ASR", m["asr"], paper.TABLE4["asr"])
-    head = (f"Seeds {seeds}: each seeded row is trained once per seed and attacked with that seed's RP2 noise "
-            "initialisation (the original weights: one noise seed per seed). Interval: 95% percentile bootstrap "
-            f"({intervals.N_BOOT} replicates) drawing seeds, then the 17 targets and the 40 victims within each "
-            "seed (legit accuracy: seeds, then the test images binomially; L2: seeds, then targets). A worst-case "
-            "ASR's bootstrap leans low (the maximum of a resample is at most the sample's).")
+    head = (
+        f"Seeds {seeds}: each seeded row is trained once per seed and attacked with that seed's RP2 noise "
+        "initialisation (the original weights: one noise seed per seed). Interval: 95% percentile bootstrap "
+        f"({intervals.N_BOOT} replicates) drawing seeds, then the 17 targets and the 40 victims within each "
+        "seed (legit accuracy: seeds, then the test images binomially; L2: seeds, then targets). A worst-case "
+        "ASR's bootstrap leans low (the maximum of a resample is at most the sample's)."
+    )
     return "\n".join([head, ""] + lines)

@@ -28,8 +28,14 @@ EXPERIMENT = "tradeoff"
 MIN_SEEDS = 2  # a cell is read on the seeds whose curves reach its accuracy, at least this many
 FIXED_ACCURACIES = (0.85, 0.90, 0.95, 0.97)  # 97: where TV and Tik_hf stay before they collapse
 STATISTICS = {"avg_asr": "average ASR", "worst_asr": "worst-case ASR"}
-PAPER_ROWS = {BASELINE: ("baseline",), "tv": ("tv_1e-4", "tv_1e-5"), "tik_hf": ("tik_hf",), "conv_7": ("conv_7",),
-              "gaussian_aug": ("gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3"), "adv_train": ("adv_train",)}
+PAPER_ROWS = {
+    BASELINE: ("baseline",),
+    "tv": ("tv_1e-4", "tv_1e-5"),
+    "tik_hf": ("tik_hf",),
+    "conv_7": ("conv_7",),
+    "gaussian_aug": ("gaussian_aug_0.1", "gaussian_aug_0.2", "gaussian_aug_0.3"),
+    "adv_train": ("adv_train",),
+}
 COARSE_FILE = "coarse.json"  # the first coarse measurement the grid was chosen from
 
 
@@ -56,10 +62,23 @@ def fresh_records(work_dir, budget, commit, dirty):
                 legit = _legit(lay, budget, family, point, seed)
                 attack = rundir.StickerRecord.read(attack_dir(lay, family, point, seed) / rundir.RESULTS_FILE)
                 if legit and attack:
-                    b.add(EXPERIMENT, family, "legit_accuracy", legit[0], seed, variant=point, images=legit[1],
-                          precision=attack.precision)
-                    b.rp2(EXPERIMENT, family, {"rows": attack.rows, "aggregate": attack.aggregate,
-                                               "precision": attack.precision}, seed, variant=point)
+                    b.add(
+                        EXPERIMENT,
+                        family,
+                        "legit_accuracy",
+                        legit[0],
+                        seed,
+                        variant=point,
+                        images=legit[1],
+                        precision=attack.precision,
+                    )
+                    b.rp2(
+                        EXPERIMENT,
+                        family,
+                        {"rows": attack.rows, "aggregate": attack.aggregate, "precision": attack.precision},
+                        seed,
+                        variant=point,
+                    )
     return b.rows
 
 
@@ -89,7 +108,9 @@ def curves(records, zero_is_baseline=()):
     out = {}
     for family in sorted({f for f, _, _ in done}, key=lambda f: (f != BASELINE, f)):
         seeds = [s for s in base_seeds if any(k[0] == family and k[2] == s for k in done)]
-        points = [p for p in _order({p for f, p, _ in done if f == family}) if all((family, p, s) in done for s in seeds)]
+        points = [
+            p for p in _order({p for f, p, _ in done if f == family}) if all((family, p, s) in done for s in seeds)
+        ]
         keys = [[(family, p, s) for p in points] for s in seeds]
         if family in zero_is_baseline and last:
             keys = [[(BASELINE, last, s)] + row for s, row in zip(seeds, keys)]
@@ -97,18 +118,24 @@ def curves(records, zero_is_baseline=()):
         if not seeds or len(points) < 2 or not all(k in done for row in keys for k in row):
             continue
         targets = sorted(done[keys[0][0]]["success"])
-        out[family] = {"points": points, "seeds": seeds, "targets": targets,
-                       "accuracy": np.array([[done[k]["accuracy"] for k in row] for row in keys]),
-                       "success": np.array([[[done[k]["success"][t] for t in targets] for k in row] for row in keys])}
+        out[family] = {
+            "points": points,
+            "seeds": seeds,
+            "targets": targets,
+            "accuracy": np.array([[done[k]["accuracy"] for k in row] for row in keys]),
+            "success": np.array([[[done[k]["success"][t] for t in targets] for k in row] for row in keys]),
+        }
     return out
 
 
 def _order(points):
     """Points in knob or training order: the baseline's step<N> snapshots, then its epoch<N> ones;
     a knob's values by value."""
+
     def key(p):
         name, number = re.fullmatch(r"(.*?)([-+]?[0-9.]+(?:e[-+]?[0-9]+)?)?", p).groups()
         return ({"step": 0, "epoch": 1}.get(name, 2), name, float(number or 0))
+
     return sorted(points, key=key)
 
 
@@ -127,8 +154,10 @@ def compare(families, statistic="avg_asr", at=FIXED_ACCURACIES, n_boot=2000):
         d = (c["success"][mine], c["accuracy"][mine])
         b = (base["success"][theirs], base["accuracy"][theirs])
         # Each number over the same seeds: those whose defence and baseline curves both reach the accuracy.
-        own, ref, diff = (frontier.contrast_at([(*d, sd), (*b, sb)], at, statistic, n_boot, min_seeds=MIN_SEEDS)
-                          for sd, sb in ((1.0, 0.0), (0.0, 1.0), (1.0, -1.0)))
+        own, ref, diff = (
+            frontier.contrast_at([(*d, sd), (*b, sb)], at, statistic, n_boot, min_seeds=MIN_SEEDS)
+            for sd, sb in ((1.0, 0.0), (0.0, 1.0), (1.0, -1.0))
+        )
         out[family] = [None if x is None else (o, r, x) for o, r, x in zip(own, ref, diff)]
     return out
 
@@ -143,19 +172,32 @@ def claims(comparison, families, at=FIXED_ACCURACIES):
     for family, cells in comparison.items():
         reached = [(a, cell) for a, cell in zip(at, cells) if cell is not None]
         verdicts = [verdict(cell[2], -1) for _, cell in reached]
-        ev = "; ".join(f"at {100 * a:.0f}%: {_pct(o['mean'])} vs {_pct(r['mean'])}, {_fmt(d)}" for a, (o, r, d) in reached)
+        ev = "; ".join(
+            f"at {100 * a:.0f}%: {_pct(o['mean'])} vs {_pct(r['mean'])}, {_fmt(d)}" for a, (o, r, d) in reached
+        )
         span = _span(families[family])
-        out.append((f"{family} beats the baseline's trade-off: a lower white-box average ASR at the same legit "
-                    f"accuracy ({len(families[family]['seeds'])} seeds)", _combine(verdicts) if verdicts else "not measured",
-                    ev or f"no fixed accuracy inside the range every seed reaches ({span})"))
+        out.append(
+            (
+                f"{family} beats the baseline's trade-off: a lower white-box average ASR at the same legit "
+                f"accuracy ({len(families[family]['seeds'])} seeds)",
+                _combine(verdicts) if verdicts else "not measured",
+                ev or f"no fixed accuracy inside the range every seed reaches ({span})",
+            )
+        )
     judged = dict((claim.split()[0], v) for claim, v, _ in out if claim.split()[0] in BLURNET_FAMILIES)
     if judged:  # a family not measured leaves the whole claim at best inconclusive
         verdicts = [judged.get(f, "not measured") for f in BLURNET_FAMILIES]
         verdicts = [v if v != "not measured" else "inconclusive" for v in verdicts]
-        out.insert(0, ("At equal legit accuracy (each defence along its strength knob, the baseline along its training, "
-                       f"at {'/'.join(f'{100 * a:.0f}' for a in at)}%), BlurNet's defences (conv, TV, Tikhonov) have a "
-                       "lower white-box average ASR than the baseline", _combine(verdicts),
-                       "; ".join(f"{f}: {judged.get(f, 'not measured')}" for f in BLURNET_FAMILIES)))
+        out.insert(
+            0,
+            (
+                "At equal legit accuracy (each defence along its strength knob, the baseline along its training, "
+                f"at {'/'.join(f'{100 * a:.0f}' for a in at)}%), BlurNet's defences (conv, TV, Tikhonov) have a "
+                "lower white-box average ASR than the baseline",
+                _combine(verdicts),
+                "; ".join(f"{f}: {judged.get(f, 'not measured')}" for f in BLURNET_FAMILIES),
+            ),
+        )
     return out
 
 
@@ -166,18 +208,29 @@ def _span(c):
 
 def table(comparison, families, statistic, at=FIXED_ACCURACIES):
     head = " | ".join(f"at {100 * a:.0f}%: defence vs baseline, Δ [95%]" for a in at)
-    lines = [f"| family | points (knob) | seeds | {head} | verdict | paper: legit / {STATISTICS[statistic]} |",
-             "|---|---|---|" + "---|" * len(at) + "---|---|"]
+    lines = [
+        f"| family | points (knob) | seeds | {head} | verdict | paper: legit / {STATISTICS[statistic]} |",
+        "|---|---|---|" + "---|" * len(at) + "---|---|",
+    ]
     for family, cells in comparison.items():
         n = len(families[family]["seeds"])
-        text = [f"{_pct(o['mean'])} vs {_pct(r['mean'])}, {_fmt(d)}" + (f" ({d['seeds']} seeds)" if d["seeds"] < n else "")
-                if cell else "not reached" for cell in cells for o, r, d in [cell or (None, None, None)]]
+        text = [
+            f"{_pct(o['mean'])} vs {_pct(r['mean'])}, {_fmt(d)}" + (f" ({d['seeds']} seeds)" if d["seeds"] < n else "")
+            if cell
+            else "not reached"
+            for cell in cells
+            for o, r, d in [cell or (None, None, None)]
+        ]
         verdicts = [verdict(cell[2], -1) for cell in cells if cell]
         c = families[family]
-        ref = "; ".join(f"{r} {_pct(paper.TABLE2[r]['legit'])} / {_pct(paper.TABLE2[r][statistic])}"
-                        for r in PAPER_ROWS.get(family, ()))
-        lines.append(f"| {family} | {', '.join(c['points'])} | {len(c['seeds'])} | {' | '.join(text)} | "
-                     f"**{_combine(verdicts) if verdicts else 'not measured'}** | {ref or '–'} |")
+        ref = "; ".join(
+            f"{r} {_pct(paper.TABLE2[r]['legit'])} / {_pct(paper.TABLE2[r][statistic])}"
+            for r in PAPER_ROWS.get(family, ())
+        )
+        lines.append(
+            f"| {family} | {', '.join(c['points'])} | {len(c['seeds'])} | {' | '.join(text)} | "
+            f"**{_combine(verdicts) if verdicts else 'not measured'}** | {ref or '–'} |"
+        )
     return "\n".join(lines) if comparison else "_not run_"
 
 
@@ -189,27 +242,41 @@ def figure_panels(families, n_boot=400):
         for family, c in families.items():
             alive = c["accuracy"][c["accuracy"] > 0.5]  # a collapsed model is a dot, not a stretch of line
             grid = np.linspace(alive.min(), alive.max(), 30) if len(alive) > 1 else np.array([])
-            cells = frontier.curve_at(c["success"], c["accuracy"], grid, statistic, n_boot,
-                                      min_seeds=MIN_SEEDS) if len(grid) else []  # as the table reads it
+            cells = (
+                frontier.curve_at(c["success"], c["accuracy"], grid, statistic, n_boot, min_seeds=MIN_SEEDS)
+                if len(grid)
+                else []
+            )  # as the table reads it
             stat = frontier.STATISTICS[statistic](c["success"].mean(axis=-1))
             nan = {"mean": np.nan, "lo": np.nan, "hi": np.nan}  # in a gap: the line breaks
             cells = [x or nan for x in cells]
-            panel[family] = {"grid": grid, "mean": [x["mean"] for x in cells], "lo": [x["lo"] for x in cells],
-                             "hi": [x["hi"] for x in cells], "points": list(zip(c["accuracy"].ravel(), stat.ravel())),
-                             "paper": [(paper.TABLE2[r]["legit"], paper.TABLE2[r][statistic])
-                                       for r in PAPER_ROWS.get(family, ())]}
+            panel[family] = {
+                "grid": grid,
+                "mean": [x["mean"] for x in cells],
+                "lo": [x["lo"] for x in cells],
+                "hi": [x["hi"] for x in cells],
+                "points": list(zip(c["accuracy"].ravel(), stat.ravel())),
+                "paper": [(paper.TABLE2[r]["legit"], paper.TABLE2[r][statistic]) for r in PAPER_ROWS.get(family, ())],
+            }
         panels[f"white-box {label} (%)"] = panel
     return panels
 
 
 def models_table(families):
-    lines = ["| family | point | legit accuracy % per seed | average ASR % per seed | worst ASR % per seed |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| family | point | legit accuracy % per seed | average ASR % per seed | worst ASR % per seed |",
+        "|---|---|---|---|---|",
+    ]
     for family, c in families.items():
         avg, worst = c["success"].mean(axis=-1).mean(axis=-1), c["success"].mean(axis=-1).max(axis=-1)
         for j, point in enumerate(c["points"]):
-            lines.append(f"| {family} | {point} | " + " | ".join(
-                " / ".join(_pct(v[i, j]) for i in range(len(c["seeds"]))) for v in (c["accuracy"], avg, worst)) + " |")
+            lines.append(
+                f"| {family} | {point} | "
+                + " | ".join(
+                    " / ".join(_pct(v[i, j]) for i in range(len(c["seeds"]))) for v in (c["accuracy"], avg, worst)
+                )
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -217,8 +284,9 @@ def coarse_table(coarse):
     if not coarse:
         return "_no coarse measurement recorded_"
     lines = [coarse.get("note", ""), "", "| model | settings | legit accuracy % | training s |", "|---|---|---|---|"]
-    lines += [f"| {m['name']} | `{m['flags']}` | {_pct(m['legit_accuracy'])} | {m['seconds']:.0f} |"
-              for m in coarse["models"]]
+    lines += [
+        f"| {m['name']} | `{m['flags']}` | {_pct(m['legit_accuracy'])} | {m['seconds']:.0f} |" for m in coarse["models"]
+    ]
     return "\n".join(lines)
 
 

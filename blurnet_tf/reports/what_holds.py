@@ -16,10 +16,24 @@ SETS = ("tradeoff", "table2", "robustness", "mnist", "quick", "full", "full-pixe
 # The budget a set's claims rest on, by its profile: full and mnist run the papers' budgets (mnist: the full
 # profile's small-net steps); table2 and tradeoff Table II's rows at budgets measured flat; quick cut ones.
 BUDGET = {"full": 3, "mnist": 3, "table2": 2, "tradeoff": 2, "robustness": 2, "quick": 1}
-PAPERS = (("BlurNet", ("Feature-map", "BlurNet", "TV and", "PGD", "AutoAttack", "No BlurNet defence", "The adaptive attacks", "The low-frequency",
-                        "At equal")),
-          ("Defend++", ("Defend++", "The multi-scale", "The pyramid", "The attacks are not weakened", "The auto-encoder")),
-          ("Pixel Deflection", ("Pixel Deflection",)))
+PAPERS = (
+    (
+        "BlurNet",
+        (
+            "Feature-map",
+            "BlurNet",
+            "TV and",
+            "PGD",
+            "AutoAttack",
+            "No BlurNet defence",
+            "The adaptive attacks",
+            "The low-frequency",
+            "At equal",
+        ),
+    ),
+    ("Defend++", ("Defend++", "The multi-scale", "The pyramid", "The attacks are not weakened", "The auto-encoder")),
+    ("Pixel Deflection", ("Pixel Deflection",)),
+)
 
 
 def key(claim):
@@ -52,20 +66,40 @@ def pixel_deflection_claims(tables):
         return wilson(round(p * n), n)
 
     clean = ci(defended["clean"])
-    kept = "held" if clean[0] >= bare["clean"] - 0.02 else "not held" if clean[1] < bare["clean"] - 0.02 else "inconclusive"
+    kept = (
+        "held"
+        if clean[0] >= bare["clean"] - 0.02
+        else "not held"
+        if clean[1] < bare["clean"] - 0.02
+        else "inconclusive"
+    )
     floor = min(paper.PD_TABLE2[a][1] for a in attacks) / 100
     cells = {a: ci(defended[a]) for a in attacks}
-    recovered = ("not held" if any(c[1] < floor for c in cells.values()) else
-                 "held" if all(c[0] >= floor for c in cells.values()) else "inconclusive")
+    recovered = (
+        "not held"
+        if any(c[1] < floor for c in cells.values())
+        else "held"
+        if all(c[0] >= floor for c in cells.values())
+        else "inconclusive"
+    )
     return [
-        {"claim": f"Pixel Deflection with wavelet denoising keeps clean accuracy (within 2 points of no defence; Table 2: "
-                  f"{paper.PD_TABLE2['clean'][1]} vs {paper.PD_TABLE2['clean'][0]})", "verdict": kept,
-         "evidence": f"{100 * defended['clean']:.1f}% [{100 * clean[0]:.1f}, {100 * clean[1]:.1f}] vs "
-                     f"{100 * bare['clean']:.1f}% on {n} images"},
-        {"claim": f"Pixel Deflection with wavelet denoising restores accuracy under every non-adaptive attack (at least "
-                  f"{100 * floor:.1f}%, the lowest single-model number of Table 2)", "verdict": recovered,
-         "evidence": "; ".join(f"{a} {100 * defended[a]:.1f}% [{100 * c[0]:.1f}, {100 * c[1]:.1f}] (no defence "
-                               f"{100 * bare[a]:.1f}%)" for a, c in cells.items())}]
+        {
+            "claim": "Pixel Deflection with wavelet denoising keeps clean accuracy (within 2 points of no defence; "
+            f"Table 2: {paper.PD_TABLE2['clean'][1]} vs {paper.PD_TABLE2['clean'][0]})",
+            "verdict": kept,
+            "evidence": f"{100 * defended['clean']:.1f}% [{100 * clean[0]:.1f}, {100 * clean[1]:.1f}] vs "
+            f"{100 * bare['clean']:.1f}% on {n} images",
+        },
+        {
+            "claim": "Pixel Deflection with wavelet denoising restores accuracy under every non-adaptive attack "
+            f"(at least {100 * floor:.1f}%, the lowest single-model number of Table 2)",
+            "verdict": recovered,
+            "evidence": "; ".join(
+                f"{a} {100 * defended[a]:.1f}% [{100 * c[0]:.1f}, {100 * c[1]:.1f}] (no defence {100 * bare[a]:.1f}%)"
+                for a, c in cells.items()
+            ),
+        },
+    ]
 
 
 def collect(results_root, full=None):
@@ -77,9 +111,13 @@ def collect(results_root, full=None):
         tables = files.read_json(folder / "tables.json")
         if not tables:
             continue
-        for c in [c if isinstance(c, dict) else dict(zip(("claim", "verdict", "evidence"), c))
-                  for c in tables.get("claims", [])] + pixel_deflection_claims(tables):
-            if c["verdict"] != "not measured" and "beats the baseline's trade-off" not in c["claim"]:  # per family: ours
+        for c in [
+            c if isinstance(c, dict) else dict(zip(("claim", "verdict", "evidence"), c))
+            for c in tables.get("claims", [])
+        ] + pixel_deflection_claims(tables):
+            if (
+                c["verdict"] != "not measured" and "beats the baseline's trade-off" not in c["claim"]
+            ):  # per family: ours
                 # A claim judged on one seed's checkpoints says so ("one training seed"), whatever the set holds.
                 seeded = _paper(c["claim"]) == "BlurNet" and "one training seed" not in c["claim"]
                 rank, note = evidence(name, tables, seeded=seeded)
@@ -95,10 +133,18 @@ def table(results_root, full=None):
     """The README's "What holds": paper, claim, verdict, the set it comes from, the other sets."""
     lines = ["| paper | claim | verdict | from | the other result sets |", "|---|---|---|---|---|"]
     rows = collect(results_root, full)
-    for claim_key, judged in sorted(rows.items(), key=lambda kv: [p for p, _ in PAPERS].index(_paper(kv[0]))
-                                    if _paper(kv[0]) != "other" else 9):
+    for claim_key, judged in sorted(
+        rows.items(), key=lambda kv: [p for p, _ in PAPERS].index(_paper(kv[0])) if _paper(kv[0]) != "other" else 9
+    ):
         (_, best, note, c), others = judged[0], judged[1:]
-        other = "; ".join(f"{name}: {o['verdict']}" + (f" ({n})" if o["verdict"] != c["verdict"] else "")
-                          for _, name, n, o in others) or "–"
-        lines.append(f"| {_paper(claim_key)} | {c['claim']} | **{c['verdict']}** | `results/{best}` ({note}) | {other} |")
+        other = (
+            "; ".join(
+                f"{name}: {o['verdict']}" + (f" ({n})" if o["verdict"] != c["verdict"] else "")
+                for _, name, n, o in others
+            )
+            or "–"
+        )
+        lines.append(
+            f"| {_paper(claim_key)} | {c['claim']} | **{c['verdict']}** | `results/{best}` ({note}) | {other} |"
+        )
     return "\n".join(lines)
