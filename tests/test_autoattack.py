@@ -5,11 +5,12 @@ import keras
 import numpy as np
 import pytest
 
-from blurnet_tf.attacks import autoattack_linf
+from blurnet_tf.attacks import autoattack, autoattack_linf
 
 
-def linear_case(classes=2, n=6, seed=0):
-    """Images near 0.5 (far from the box edges) and each one's critical L∞ radius towards class 1."""
+def linear_case(classes=2, n=6, seed=0, norm="Linf"):
+    """Images near 0.5 (far from the box edges) and each one's critical radius towards the other of the first
+    two classes: margin / ‖w_y − w_other‖₁ in L∞, margin / ‖w_y − w_other‖₂ in L2 (the dual norms)."""
     rng = np.random.default_rng(seed)
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(classes)])
     w = rng.normal(size=(64, classes)).astype(np.float32)
@@ -22,8 +23,9 @@ def linear_case(classes=2, n=6, seed=0):
     labels = logits[:, :2].argmax(axis=1)
     other = 1 - labels
     margin = logits[np.arange(n), labels] - logits[np.arange(n), other]
-    radius = margin / np.abs(w[:, labels] - w[:, other]).sum(axis=0)
-    return model, x, labels, radius
+    direction = w[:, labels] - w[:, other]
+    dual = np.abs(direction).sum(axis=0) if norm == "Linf" else np.linalg.norm(direction, axis=0)
+    return model, x, labels, margin / dual
 
 
 # Square searches without gradients: it is given twice the radius and 2,000 queries (8x8 images: ART 1.20's
@@ -55,3 +57,22 @@ def test_an_image_one_attack_broke_stays_broken_when_a_later_attack_fails_on_it(
     assert np.all(found.norm[breakable] > 0) and np.all(found.norm <= eps + 1e-6)
     assert (np.argmax(model(found.adversarial).numpy(), 1) != labels).tolist() == breakable.tolist()
     np.testing.assert_array_equal(found.adversarial[~breakable], x[~breakable])
+
+
+# Square's L2 search on 8x8 grey images breaks every image at 3x the radius (2x: 5 of 6 at 5,000 queries).
+@pytest.mark.parametrize("attacks, slack", [(("apgd-ce",), 1.05), (("apgd-t",), 1.05), (("square",), 3.0)])
+def test_l2_autoattack_breaks_just_above_the_closed_form_l2_radius_and_nothing_below_it(attacks, slack):
+    """RobustBench's L2 threat model through ART's L2 APGD and Square, against the linear model's exact radii."""
+    model, x, labels, radius = linear_case(classes=3, norm="L2")
+    eps = float(radius.max()) * slack
+    w = model.layers[-1].get_weights()[0]
+    direction = w[:, labels] - w[:, 1 - labels]  # [64, N]: the optimal step is along it
+    peak = 1.05 * radius * np.abs(direction).max(axis=0) / np.linalg.norm(direction, axis=0)
+    assert peak.max() < 0.45  # the optimal step just past each radius stays inside the box: reachable
+    above = autoattack(model, x, labels, norm="L2", eps=eps, attacks=attacks, square_queries=2000)
+    assert above.success.all(), (attacks, radius, above.norm)
+    assert np.all(above.norm <= eps + 1e-5) and np.all(above.norm >= radius - 1e-5)
+    below = autoattack(model, x, labels, norm="L2", eps=float(radius.min()) * 0.95, attacks=attacks, square_queries=200)
+    assert not below.success.any() and not below.norm.any()
+    with pytest.raises(ValueError, match="norm: unknown 'L1'"):
+        autoattack(model, x, labels, norm="L1")

@@ -132,15 +132,26 @@ def test_the_binary_writes_the_records_and_names_a_bad_data_file(small, tmp_path
         f"--model={tmp_path / 'small.keras'}",
         f"--data={tmp_path / 'data.npz'}",
         f"--out={out}",
-        "--threat_models=clean,linf,sticker",
+        "--threat_models=clean,linf,sticker,L2",
         f"--mask={tmp_path / 'mask.npy'}",
         "--targets=1",
         "--linf_steps=3",
         "--rp2_epochs=3",
+        "--l2_eps=0.1,2",
+        "--autoattack_steps=3",
+        "--square_queries=5",
     )
-    records = json.loads((out / "results.json").read_text())["records"]
-    assert {r["threat_model"] for r in records} == {"clean", "linf", "sticker"}
-    assert (out / "results.csv").is_file() and "| clean | none |" in (out / "REPORT.md").read_text()
+    stored = json.loads((out / "results.json").read_text())
+    records = stored["records"]
+    assert {r["threat_model"] for r in records} == {"clean", "linf", "sticker", "L2"}
+    assert [r["budget"].split(",")[0] for r in records if r["threat_model"] == "L2" and r["metric"] == "asr"] == [
+        "eps=0.1",
+        "eps=2",
+    ]
+    assert stored["arguments"]["l2_eps"] == ["0.1", "2"] and stored["versions"]["blurnet_tf"]
+    report = (out / "REPORT.md").read_text()
+    assert (out / "results.csv").is_file() and "| clean | none |" in report
+    assert (out / "robust_accuracy.png").read_bytes()[:4] == b"\x89PNG" and "robust_accuracy.png" in report
     np.savez(tmp_path / "bad.npz", x=x * 255, y=y)
     proc = run_python(
         "-m",
@@ -271,3 +282,25 @@ def test_benchmark_leaves_the_callers_global_seeds_and_loggers_as_it_found_them(
     assert context.global_seed() == 7 and logging.getLogger("art").level == logging.DEBUG
     assert any("steps=2, square_queries=3, runs=2" in r["budget"] for r in records)
     logging.getLogger("art").setLevel(logging.NOTSET)
+
+
+def test_robustbench_threat_models_with_a_list_of_radii_match_the_linear_models_closed_form():
+    """Linf and L2 (AutoAttack) at radii below every image's exact radius keep all of them, above every one
+    break all of them: robust accuracy against ε as records, one per radius, in both norms."""
+    from test_autoattack import linear_case
+
+    for norm, arg in (("Linf", "linf_eps"), ("L2", "l2_eps")):
+        model, x, labels, radius = linear_case(classes=3, n=6, seed=1, norm=norm)
+        radii = [0.9 * float(radius.min()), 1.1 * float(radius.max())]
+        records = benchmark(
+            model, x, labels, threat_models=("clean", norm), autoattack_attacks=("apgd-ce",), **{arg: radii}
+        )
+        curve = [
+            (r["budget"], r["value"]) for r in records if r["threat_model"] == norm and r["metric"] == "robust_accuracy"
+        ]
+        assert [value for _, value in curve] == [1.0, 0.0], (norm, radius, curve)
+        assert [budget.split(",")[0] for budget, _ in curve] == [f"eps={e:.6g}" for e in radii]
+    with pytest.raises(ValueError, match=r"l2_eps: expected positive radii"):
+        benchmark(model, x, labels, threat_models="L2", l2_eps=[0.5, -1.0])
+    with pytest.raises(ValueError, match=r"linf_eps: expected radii in \(0, 1\]"):
+        benchmark(model, x, labels, threat_models="Linf", linf_eps=[])

@@ -3,11 +3,14 @@
     python -m blurnet_tf.cli.benchmark --model=model.keras --data=test.npz --out=runs/bench
     python -m blurnet_tf.cli.benchmark --model=model.keras --data=test.npz --out=runs/bench \\
         --threat_models=clean,linf,l2,sticker --mask=mask.npy --targets=1,3 --seeds=0,1,2
+    python -m blurnet_tf.cli.benchmark --model=model.keras --data=test.npz --out=runs/robustbench \\
+        --threat_models=clean,Linf,L2 --linf_eps=0.0157,0.0314,0.0627 --l2_eps=0.25,0.5
 
 --data is an .npz with `x` (float images [N, H, W, C] in [0, 1]) and `y` (integer labels); --mask an
 .npy of 0 and 1 shaped like one image. Writes OUT/results.json (the flat records, one per number,
 blurnet_tf.evaluation.robustness_benchmark, with the flags, package versions, commit, seconds and time
-of the run), OUT/results.csv (the records) and OUT/REPORT.md. The same function is the library's:
+of the run), OUT/results.csv (the records), OUT/REPORT.md and, where a threat model ran at more than one
+ε, OUT/robust_accuracy.png (robust accuracy against ε). The same function is the library's:
 `from blurnet_tf.evaluation.robustness_benchmark import benchmark`.
 """
 
@@ -27,12 +30,22 @@ flags.DEFINE_string("model", None, "A .keras classifier returning logits (loaded
 flags.DEFINE_string("data", None, "An .npz with x (float images in [0, 1]) and y (integer labels).", required=True)
 flags.DEFINE_string("out", None, "Output directory for results.json, results.csv and REPORT.md.", required=True)
 flags.DEFINE_boolean("overwrite", False, "Write into an --out holding files a benchmark did not write.")
-flags.DEFINE_list("threat_models", ["clean", "linf", "l2"], "Any of clean, linf, l2, sticker, autoattack, checks.")
+flags.DEFINE_list(
+    "threat_models",
+    ["clean", "linf", "l2"],
+    "Any of clean, Linf, L2 (RobustBench's: AutoAttack at each --linf_eps / --l2_eps), linf (PGD), l2 (DDN), "
+    "sticker, autoattack (Linf's older name), checks.",
+)
 flags.DEFINE_string("mask", None, "sticker: an .npy of 0 and 1 shaped like one image.")
 flags.DEFINE_list("targets", [], "sticker: the target classes.")
 flags.DEFINE_list("seeds", ["0"], "Seeds: PGD random starts and RP2 noise initialisations.")
 flags.DEFINE_integer("n_examples", 0, "Use the first N images (0: all).", lower_bound=0)
-flags.DEFINE_float("linf_eps", 8 / 255, "linf: the L-inf radius.")
+flags.DEFINE_list(
+    "linf_eps",
+    ["0.03137254901960784"],
+    "Linf, linf, autoattack: the L-inf radii (8/255; a list gives accuracy against eps).",
+)
+flags.DEFINE_list("l2_eps", ["0.5"], "L2: the L2 radii (RobustBench's 0.5; a list gives accuracy against eps).")
 flags.DEFINE_integer("linf_steps", 50, "linf: PGD steps per start.", lower_bound=1)
 flags.DEFINE_float("linf_step", None, "linf: PGD's step (default: Madry's 2.5 eps / steps).")
 flags.DEFINE_boolean("linf_random_start", True, "linf: start PGD at a random point of the ball (else at the image).")
@@ -90,6 +103,7 @@ def main(argv):
     mask = _array(FLAGS.mask, "mask", []) if FLAGS.mask else None
     targets = cli.int_list("targets", ",".join(FLAGS.targets)) if FLAGS.targets else None
     seeds = cli.int_list("seeds", ",".join(FLAGS.seeds))
+    linf_eps, l2_eps = cli.float_list("linf_eps", FLAGS.linf_eps), cli.float_list("l2_eps", FLAGS.l2_eps)
     from blurnet_tf.evaluation.robustness_benchmark import benchmark  # TensorFlow: only once the files are checked
     from blurnet_tf.registry import load_model
 
@@ -105,7 +119,8 @@ def main(argv):
             mask=mask,
             seeds=seeds,
             n_examples=FLAGS.n_examples or None,
-            linf_eps=FLAGS.linf_eps,
+            linf_eps=linf_eps,
+            l2_eps=l2_eps,
             linf_steps=FLAGS.linf_steps,
             linf_step=FLAGS.linf_step,
             linf_random_start=FLAGS.linf_random_start,
@@ -162,8 +177,40 @@ def main(argv):
             for r in records
             if r["seed"] is None
         ]
+        plot = _accuracy_against_eps(records)
+        if plot is not None:
+            files.write_bytes(out / "robust_accuracy.png", plot)
+            lines += ["", "![robust accuracy against ε](robust_accuracy.png)"]
         files.write_text(out / "REPORT.md", "\n".join(lines) + "\n")
     print(f"{len(records)} records; wrote {out}/results.json, results.csv and REPORT.md", flush=True)
+
+
+def _accuracy_against_eps(records):
+    """PNG bytes of robust accuracy against ε, one panel per threat model run at more than one ε; else None."""
+    curves = {}
+    for r in records:
+        if r["metric"] == "robust_accuracy" and r["seed"] is None and r["budget"].startswith("eps="):
+            eps = float(r["budget"].split(",")[0].removeprefix("eps="))
+            curves.setdefault(r["threat_model"], []).append((eps, r["value"]))
+    curves = {threat: sorted(points) for threat, points in curves.items() if len(points) > 1}
+    if not curves:
+        return None
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3), squeeze=False)
+    for ax, (threat, points) in zip(axes[0], curves.items()):
+        ax.plot(*zip(*points), marker="o")
+        ax.set(xlabel="ε", ylabel="robust accuracy", title=threat, ylim=(0, 1))
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 if __name__ == "__main__":

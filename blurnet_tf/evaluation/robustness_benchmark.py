@@ -4,14 +4,18 @@ model). The CLI (`python -m blurnet_tf.cli.benchmark`) writes the same records.
 
 Threat models (each judged on the images the model classifies correctly, as the papers do):
   clean    accuracy on every image;
-  linf     PGD L∞ (cleverhans) at `linf_eps`, Madry's step 2.5ε/steps, one random start per seed; an
+  Linf     RobustBench's: AutoAttack-strength L∞ (APGD-CE, APGD-T, Square; attacks.autoattack) at each
+           `linf_eps` (8/255), one run per seed, an image robust only if it survives every run: robust
+           accuracy and ASR per ε (a list of ε gives accuracy against ε);
+  L2       RobustBench's: the same in L2 at each `l2_eps` (0.5);
+  linf     PGD L∞ (cleverhans) at each `linf_eps`, Madry's step 2.5ε/steps, one random start per seed; an
            image counts as robust only if it survives every start: robust accuracy and ASR;
   l2       DDN, minimum-norm L2: the median norm that flips an image (inf where none was found) and
            the share flipped;
   sticker  RP2 (eq. 1, λ `rp2_lambda`) with `mask` towards each of `targets`, its noise seeded by each
            seed: per target the share of images whose prediction moved (the paper's ASR), with the
            average and worst over targets;
-  autoattack  AutoAttack-strength L∞ at `linf_eps` (APGD-CE, APGD-T, Square; attacks.autoattack_linf),
+  autoattack  the same attack as Linf under its older name (the robustness profile's records keep it),
            one run per seed, an image robust only if it survives every run: robust accuracy and ASR;
   checks   the attack-strength checks (evaluation.attack_strength): one record per check (1 held,
            0 failed) and `checks_passed`; the transfer check needs `source`, the RP2 ones `targets`
@@ -29,15 +33,15 @@ import math
 
 import numpy as np
 
-from blurnet_tf.attacks import autoattack_linf, ddn, linf_attack, madry_step, rp2
+from blurnet_tf.attacks import autoattack, ddn, linf_attack, madry_step, rp2
 from blurnet_tf.attacks.autoattack_linf import ATTACKS as AA_ATTACKS
-from blurnet_tf.attacks.autoattack_linf import AttackName
+from blurnet_tf.attacks.autoattack_linf import AttackName, Norm
 from blurnet_tf.evaluation import intervals
 from blurnet_tf.evaluation.attack_strength import strength_checks
 from blurnet_tf.evaluation.input_checks import check_inputs, check_source
 from blurnet_tf.evaluation.metrics import predict_classes
 
-ThreatModel = Literal["clean", "linf", "l2", "sticker", "autoattack", "checks"]
+ThreatModel = Literal["clean", "Linf", "L2", "linf", "l2", "sticker", "autoattack", "checks"]
 THREAT_MODELS = get_args(ThreatModel)
 
 
@@ -51,7 +55,8 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
     mask: np.ndarray | None = None,
     seeds: Sequence[int] = (0,),
     n_examples: int | None = None,
-    linf_eps: float = 8 / 255,
+    linf_eps: float | Sequence[float] = 8 / 255,
+    l2_eps: float | Sequence[float] = 0.5,
     linf_steps: int = 50,
     linf_step: float | None = None,
     linf_random_start: bool = True,
@@ -82,7 +87,8 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
     labels : np.ndarray
         Integer class labels [N].
     threat_models : sequence of ThreatModel, or one name
-        Any of "clean", "linf", "l2", "sticker", "autoattack", "checks"; default ("clean", "linf", "l2").
+        Any of "clean", "Linf", "L2" (RobustBench's names: AutoAttack), "linf" (PGD), "l2" (DDN), "sticker",
+        "autoattack" (Linf's older name), "checks"; default ("clean", "linf", "l2").
     targets : sequence of int or None
         Target classes of the sticker attack and of the RP2 checks; "sticker" needs them.
     mask : np.ndarray or None
@@ -91,12 +97,15 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
         At least one; one PGD start, AutoAttack run and RP2 noise per seed (the checks use the first).
     n_examples : int or None
         Evaluate only the first n_examples images (>= 1); None: all.
-    linf_eps : float
-        The L∞ radius in (0, 1] of PGD, AutoAttack and the checks; default 8/255.
+    linf_eps : float or sequence of float
+        The L∞ radii in (0, 1] of PGD and AutoAttack, each its own records, and (the first) of the checks;
+        default 8/255.
+    l2_eps : float or sequence of float
+        The L2 radii (> 0) of the L2 AutoAttack; default 0.5 (RobustBench's).
     linf_steps : int
         PGD's steps (this and every count below: an integer >= 1); default 50.
     linf_step : float or None
-        PGD's step in (0, linf_eps]; None: Madry's 2.5 ε / steps.
+        PGD's step in (0, the smallest linf_eps]; None: Madry's 2.5 ε / steps.
     linf_random_start : bool
         Start PGD at a random point per seed; False starts at the image, one run (BlurNet's Table IV:
         step 0.01, 10 steps). Default True.
@@ -144,12 +153,19 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
         raise ValueError("threat_models: 'sticker' needs mask= (0/1, one image's shape) and targets= (classes)")
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
+    linf_values, l2_values = _radii(linf_eps), _radii(l2_eps)
     for arg, value, ok, expected in (
-        ("linf_eps", linf_eps, 0 < linf_eps <= 1, "a radius in (0, 1]"),
+        (
+            "linf_eps",
+            linf_eps,
+            bool(linf_values) and all(_number(e) and 0 < e <= 1 for e in linf_values),
+            "radii in (0, 1]",
+        ),
+        ("l2_eps", l2_eps, bool(l2_values) and all(_number(e) and e > 0 for e in l2_values), "positive radii"),
         (
             "linf_step",
             linf_step,
-            linf_step is None or (isinstance(linf_step, (int, float)) and 0 < linf_step <= linf_eps),
+            linf_step is None or (_number(linf_step) and 0 < linf_step <= min(linf_values, default=0)),
             "a step in (0, linf_eps] or None",
         ),
         (
@@ -236,37 +252,48 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
             len(yc),
         )
 
-    if "linf" in threat_models:
-        step = linf_step or madry_step(linf_eps, linf_steps)
+    for eps in linf_values if "linf" in threat_models else ():
+        step = linf_step or madry_step(eps, linf_steps)
         robust = np.ones(len(yc), bool)
         starts = seeds if linf_random_start else seeds[:1]  # from the image, PGD is deterministic: one run
         for seed in starts if len(yc) else ():
             adv = linf_attack(
-                model, xc, eps=linf_eps, steps=linf_steps, step_size=step, y=yc, rand_init=linf_random_start, seed=seed
+                model, xc, eps=eps, steps=linf_steps, step_size=step, y=yc, rand_init=linf_random_start, seed=seed
             )
             robust &= predict_classes(model, adv) == yc
         start = f"restarts={len(seeds)}" if linf_random_start else "start=image"
-        robust_records("linf", "pgd", f"eps={linf_eps:.6g}, steps={linf_steps}, step={step:.4g}, {start}", robust)
-    if "autoattack" in threat_models:
+        robust_records("linf", "pgd", f"eps={eps:.6g}, steps={linf_steps}, step={step:.4g}, {start}", robust)
+
+    def autoattack_records(threat: str, norm: Norm, eps: float) -> None:
         robust = np.ones(len(yc), bool)
         for seed in seeds:
             if robust.any():
-                robust[robust] &= ~autoattack_linf(
+                robust[robust] &= ~autoattack(
                     model,
                     xc[robust],
                     yc[robust],
-                    eps=linf_eps,
+                    norm=norm,
+                    eps=eps,
                     attacks=autoattack_attacks,
                     steps=autoattack_steps,
                     square_queries=square_queries,
                     seed=seed,
                 ).success
         robust_records(
-            "autoattack",
+            threat,
             "+".join(autoattack_attacks),
-            f"eps={linf_eps:.6g}, steps={autoattack_steps}, square_queries={square_queries}, runs={len(seeds)}",
+            f"eps={eps:.6g}, steps={autoattack_steps}, square_queries={square_queries}, runs={len(seeds)}",
             robust,
         )
+
+    runs: tuple[tuple[str, Norm, list[float]], ...] = (
+        ("Linf", "Linf", linf_values),
+        ("L2", "L2", l2_values),
+        ("autoattack", "Linf", linf_values),
+    )
+    for threat, norm, values in runs:
+        for eps in values if threat in threat_models else ():
+            autoattack_records(threat, norm, eps)
     if "l2" in threat_models and len(yc):
         found = ddn(model, xc, yc, steps=ddn_steps)
         norms = np.where(found.success, found.norm, np.inf)
@@ -283,12 +310,12 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
     if "sticker" in threat_models and len(yc):
         _stickers(model, xc, mask, targets, seeds, rp2_epochs, rp2_lambda, add)
     if "checks" in threat_models:
-        grid = tuple(min(1.0, linf_eps * f) for f in check_eps_scale)
+        grid = tuple(min(1.0, linf_values[0] * f) for f in check_eps_scale)
         found = strength_checks(
             model,
             x,
             y,
-            eps=linf_eps,
+            eps=linf_values[0],
             eps_grid=grid,
             steps=check_steps,
             source=source,
@@ -298,7 +325,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
             rp2_lambda=rp2_lambda,
             seed=seeds[0],
         )
-        budget = f"eps={linf_eps:.6g}, steps={check_steps}, rp2_epochs={check_rp2_epochs}"
+        budget = f"eps={linf_values[0]:.6g}, steps={check_steps}, rp2_epochs={check_rp2_epochs}"
         for check, held in found["checks"].items():  # nan: not run (no source, no targets, no correct image)
             add("checks", check, budget, "check_held", float("nan") if held is None else float(held), images=len(y))
         for metric in (
@@ -355,3 +382,12 @@ def _stickers(model, x, mask, targets, seeds, epochs, lam, add):
     for statistic in ("avg_asr", "worst_asr"):
         iv = intervals.asr_interval(success, statistic)
         add("sticker", "rp2", budget, statistic, iv["mean"], [iv["lo"], iv["hi"]], success.shape[-1])
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _radii(eps: Any) -> list[Any]:
+    """One radius or a sequence of them, as a list (a radius list gives records per radius: accuracy against ε)."""
+    return [eps] if _number(eps) or isinstance(eps, str) else list(eps) if isinstance(eps, Sequence) else [eps]
