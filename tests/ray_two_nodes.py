@@ -73,6 +73,24 @@ def main(work, kill_after):
     from probe_experiments import chained_steps
 
     wait_for(lambda: subprocess.run([RAY, "status", f"--address={address}"], capture_output=True).returncode == 0)
+    # Beside the run: a reproduction holding another token must be refused in one line naming the token (Ray
+    # itself retries for about 20 s, then reports that no cluster answers). Mostly waiting: it costs no wall time.
+    wrong_token = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "blurnet_tf.cli.reproduce",
+            "--profile=smoke",
+            f"--address={address}",
+            f"--work_dir={work}-wrong-token/work",
+            f"--results_dir={work}-wrong-token/results",
+            "--steps=train/baseline",
+        ],
+        env={**os.environ, "RAY_AUTH_TOKEN": secrets.token_hex(16)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     ray.init(address=address, logging_level="ERROR", log_to_driver=False)
     second = start_node(f"--address={address}")
     wait_for(lambda: live_nodes() == 2)
@@ -96,6 +114,7 @@ def main(work, kill_after):
     if killer:
         killer.join(5)
     killed_at, cut = (killer.killed_at, killer.cut) if killer else (None, [])
+    refused = wrong_token.communicate(timeout=120)[1].strip().splitlines()
     os.killpg(head.pid, signal.SIGKILL)
     placed = {p.parent: json.loads(p.read_text()).get("placement") or {} for p in pathlib.Path(work).rglob("step.json")}
     nodes = sorted({where.get("node_id") for where in placed.values()} - {None})
@@ -112,6 +131,7 @@ def main(work, kill_after):
                 "values": values,
                 "finished": len(placed),
                 "tail": "".join(f"{line}\n" for line in lines[-30:]),
+                "wrong_token": [wrong_token.returncode, refused],
             }
         )
     )

@@ -1504,3 +1504,24 @@ def test_a_record_of_the_wrong_shape_is_one_line_naming_the_file(tmp_path, text,
     with pytest.raises(DataError) as err:
         rundir.read_model(tmp_path)
     assert err.value.path == str(tmp_path / "metrics.json") and problem in err.value.problem
+
+
+def test_a_figure_on_a_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    """Issue 43: matplotlib wrote its own temp PDF, which a full disk left behind with a traceback."""
+    import matplotlib.pyplot as plt
+
+    from blurnet_tf import files
+    from blurnet_tf.reports import figures
+
+    (tmp_path / "fig.png").write_bytes(b"the old figure")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", disk_full)
+    with pytest.raises(DataError, match="No space left on device") as err:
+        figures._save(fig, tmp_path / "fig.png", vector=True)
+    assert err.value.path == str(tmp_path / "fig.png")
+    assert sorted(os.listdir(tmp_path)) == ["fig.png"] and (tmp_path / "fig.png").read_bytes() == b"the old figure"

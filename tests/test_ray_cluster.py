@@ -59,6 +59,9 @@ def test_steps_survive_losing_one_of_two_nodes_and_match_the_one_node_run(tmp_pa
     assert run["killed_after"] is not None and run["killed_after"] >= KILL_AFTER and len(run["nodes"]) == 2, run
     # The steps the second node was running when it died were retried on the head, and finished there.
     assert run["retried"] and all(node not in (None, run["second"]) for node in run["retried"].values()), run
+    # A run holding another token was refused in one line that says so (issue 43: "no Ray cluster answers").
+    status, stderr = run["wrong_token"]
+    assert status == 2 and len(stderr) == 1 and "refused this run's token: set RAY_AUTH_TOKEN" in stderr[0], stderr
 
     one_node = chained_steps(tmp_path / "one")
     run_all(one_node, log=lambda m: None, jobs=2)

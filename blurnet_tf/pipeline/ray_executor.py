@@ -14,6 +14,7 @@ of the cluster before the first step (ray_nodes.py), and the per-step log lines.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pathlib
@@ -30,7 +31,7 @@ from collections.abc import Callable, Sequence
 from blurnet_tf import files
 from blurnet_tf.errors import SettingError, StepFailed
 from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, check_thread_settings
-from blurnet_tf.pipeline.ray_nodes import check_fits, check_reachable, check_shared, placement
+from blurnet_tf.pipeline.ray_nodes import captured_stderr, check_fits, check_reachable, check_shared, placement
 from blurnet_tf.pipeline.steps import Step, is_done, run_step
 
 NODE_RETRIES = 3  # a step whose node or worker died is retried this often
@@ -86,22 +87,32 @@ def run_all(
         request = 1 if local and not already else threads
         if not already:
             sigterm = signal.getsignal(signal.SIGTERM)
-            try:
-                ray.init(
-                    address="local" if local else address,
-                    num_cpus=jobs if local else None,
-                    object_store_memory=OBJECT_STORE if local else None,
-                    include_dashboard=False,
-                    _temp_dir=temp,
-                    log_to_driver=not quiet,
-                    logging_level=logging.ERROR if quiet else logging.INFO,
-                )
-            except (ConnectionError, ray.exceptions.RayError) as error:  # one line, not Ray's traceback
+            where = address or os.environ.get("RAY_ADDRESS")
+            # Joining a cluster starts no process here: its C++ retry lines are held back and read (a token the
+            # cluster refuses shows only there), and shown only with quiet=False.
+            with contextlib.ExitStack() as stack:
+                lines = [] if local else stack.enter_context(captured_stderr(show=not quiet))
+                try:
+                    ray.init(
+                        address="local" if local else address,
+                        num_cpus=jobs if local else None,
+                        object_store_memory=OBJECT_STORE if local else None,
+                        include_dashboard=False,
+                        _temp_dir=temp,
+                        log_to_driver=not quiet,
+                        logging_level=logging.ERROR if quiet else logging.INFO,
+                    )
+                    failed = None
+                except (ConnectionError, ray.exceptions.RayError) as error:  # one line, not Ray's traceback
+                    failed = str(error).splitlines()[0]
+            if failed is not None and any("InvalidAuthToken" in line or "Unauthenticated" in line for line in lines):
                 raise SettingError(
                     "address",
-                    f"no Ray cluster answers at {address or os.environ.get('RAY_ADDRESS')}: "
-                    f"{str(error).splitlines()[0]}",
-                ) from None
+                    f"the Ray cluster at {where} refused this run's token: set RAY_AUTH_TOKEN (with "
+                    "RAY_AUTH_MODE=token) to the cluster's",
+                )
+            if failed is not None:
+                raise SettingError("address", f"no Ray cluster answers at {where}: {failed}")
             if threading.current_thread() is threading.main_thread() and sigterm is not None:
                 signal.signal(signal.SIGTERM, sigterm)  # Ray's C++ handler would print a stack and abort (134)
         try:

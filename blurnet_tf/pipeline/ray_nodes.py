@@ -4,10 +4,14 @@ sees, and where a step ran."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import socket
+import sys
+import tempfile
 import uuid
+from collections.abc import Iterator
 
 from blurnet_tf import files
 from blurnet_tf.errors import DataError, SettingError
@@ -57,6 +61,27 @@ def check_reachable(address: str, source: str = "--address") -> None:
             f"no Ray cluster answers at {address} (something listens there, but it does not answer as Ray's "
             "gRPC server does)"
         )
+
+
+@contextlib.contextmanager
+def captured_stderr(show: bool) -> Iterator[list[str]]:
+    """Holds back what this process (and its C++ code) writes to stderr inside the block; the list it yields
+    holds those lines after the block. show: write them out afterwards, as they came."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines.extend(held.read().decode(errors="replace").splitlines())
+            if show and lines:
+                sys.stderr.write("\n".join(lines) + "\n")
 
 
 def check_fits(ray, cpus, gpus):

@@ -1,5 +1,7 @@
 """The paper's figures as PNGs (matplotlib, no display needed)."""
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -12,12 +14,15 @@ from blurnet_tf.evaluation.spectra import log_spectrum  # noqa: E402
 
 def _save(fig, path, vector=False):
     """PNG (and, for the plots read at paper size, a PDF beside it), each written atomically."""
-    files.ensure_dir(path.parent)
-    for target in (path, path.with_suffix(".pdf")) if vector else (path,):
-        tmp = target.with_name(f".{target.name}.tmp{target.suffix}")
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        tmp.replace(target)
-    plt.close(fig)
+    try:
+        for target in (path, path.with_suffix(".pdf")) if vector else (path,):
+            buffer = (
+                io.BytesIO()
+            )  # rendered in memory: a full disk fails in files.write_bytes, in one line, no temp left
+            fig.savefig(buffer, format=target.suffix[1:], dpi=110, bbox_inches="tight")
+            files.write_bytes(target, buffer.getvalue())
+    finally:
+        plt.close(fig)
 
 
 def forest(rows, title, xlabel, path):
