@@ -40,7 +40,14 @@ def test_finished_step_is_skipped_and_changed_settings_rerun(tmp_path):
     assert len(kept) == 1 and (kept[0] / "result.txt").read_text() == "ok"
 
 
-def test_one_job_runs_the_plan_in_order_and_stops_at_a_failure(tmp_path, probes):
+def test_one_job_runs_the_plan_in_order_and_stops_at_a_failure(tmp_path, probes, monkeypatch):
+    """Under a TMPDIR too long for Ray's socket paths (107 bytes): the instance's folder goes under /tmp."""
+    import tempfile
+
+    long_tmp = tmp_path / ("t" * 90)
+    long_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
     first, inproc, fails, never = (
         _probe(tmp_path, "first", "--sleep=0.5"),
         Step("probe/inproc", "probe", tmp_path / "inproc", experiment=Timed()),

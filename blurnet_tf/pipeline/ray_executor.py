@@ -80,7 +80,7 @@ def run_all(
         os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
     import ray
 
-    temp = tempfile.mkdtemp(prefix="blurnet-ray-") if local else None  # its own sockets and logs: no other
+    temp = _ray_temp_dir() if local else None  # its own sockets and logs: no other
     try:  # Ray instance here is ever joined
         threads = cpus_per_step or (max(1, len(os.sched_getaffinity(0)) // jobs) if local and not already else 1)
         # Locally a step takes one of `jobs` places, whatever its threads: jobs=1 with 0.25 CPUs is one step at once.
@@ -123,6 +123,15 @@ def run_all(
     finally:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def _ray_temp_dir() -> str:
+    """A fresh folder for the local instance's sockets and logs, under TMPDIR when its path leaves room for
+    Ray's socket names (a Unix socket path holds at most 107 bytes; Ray adds about 60), else under /tmp."""
+    base = tempfile.gettempdir()
+    if len(base) > 40 and os.access("/tmp", os.W_OK):
+        base = "/tmp"
+    return tempfile.mkdtemp(prefix="blurnet-ray-", dir=base)
 
 
 def _run_on_ray(ray, steps, log, cpus, threads, gpus, shared_dir):
