@@ -244,18 +244,19 @@ def test_pixel_deflection_on_grey_images_denoises_them_as_rgb_of_equal_channels(
     assert shares.shape == (6, CLASSES) and np.allclose(shares.sum(axis=1), 1.0)
 
 
-@pytest.mark.parametrize("bad", ["nan", "0-255", "two channels", "3-d"])
+@pytest.mark.parametrize("bad", ["nan", "0-255", "two channels", "3-d", "empty", "other size"])
 def test_pixel_deflection_refuses_images_it_would_defend_wrongly(bad):
     x = {
         "nan": np.where(images() > 0.5, np.nan, images()),
         "0-255": images() * 255,
         "two channels": images()[..., :2],
         "3-d": images()[0],
+        "empty": images()[:0],
+        "other size": images()[:, :12, :12],
     }[bad]
+    match = {"empty": "images: expected at least one image", "other size": "images: the classifier takes images shaped"}
     pd = PixelDeflection(small_model(), deflections=5, window=2, cam_layer="maps", dense_layer="scores")
-    with pytest.raises(
-        ValueError, match=r"images: expected grey or RGB images \[N, H, W, 1 or 3\] of finite values in \[0, 1\]"
-    ):
+    with pytest.raises(ValueError, match=match.get(bad, r"images: expected grey or RGB images \[N, H, W, 1 or 3\]")):
         pd.predict(x)
 
 
@@ -331,3 +332,27 @@ def test_add_blurnet_names_what_it_needs():
         add_blurnet(model, "tik_hf", after="block1", alpha=float("nan"))
     with pytest.raises(ValueError, match="defence: unknown 'median'"):
         add_blurnet(model, "median", after="block1")
+    functional = _functional_28()
+    for kwargs, match in (  # the second sweep's cases (issue 43): each once silently wrong or a Keras dump
+        ({"after": functional.layers[0].name}, "is the model's input"),
+        ({"after": "logits"}, r"outputs \(None, 10\); expected feature maps \[N, H, W, K\]"),
+        ({"after": "block1", "alpha": True}, "alpha: expected a finite number >= 0, got True"),
+        ({"after": "block1", "kernel_size": 999, "alpha": 0.1}, r"kernel_size: expected an integer in 1..28"),
+        ({"after": "block1", "tik_window": 0}, "tik_window: expected an integer in 1..28, got 0"),
+        ({"after": "block1", "tik_pseudo_mode": "bogus"}, "tik_pseudo_mode: expected one of elementwise, matmul"),
+        ({"after": "block1", "blur_sigma": -1.0}, "blur_sigma: expected a number > 0 or None"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            add_blurnet(functional, "tv", **kwargs)
+    assert add_blurnet(functional, "tv", after="block1", alpha=np.float32(0.1)).get_layer(
+        "block1_blurnet_tv"
+    ).alpha == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="after: 'block1' already has a BlurNet defence"):
+        add_blurnet(add_blurnet(functional, "tv", after="block1"), "blur", after="block1")
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="model: expected a built functional or Sequential Keras model"):
+        add_blurnet(Subclassed(), "tv", after="block1")

@@ -76,3 +76,39 @@ def test_l2_autoattack_breaks_just_above_the_closed_form_l2_radius_and_nothing_b
     assert not below.success.any() and not below.norm.any()
     with pytest.raises(ValueError, match="norm: unknown 'L1'"):
         autoattack(model, x, labels, norm="L1")
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"eps": np.float32(0.03)}, None),  # a NumPy radius is a radius
+        ({"eps": True}, "eps: expected a positive number"),
+        ({"eps": 5.0}, r"eps: expected a positive number <= 1 \(images in \[0, 1\]\)"),
+        ({"steps": 0}, "steps: expected an integer >= 1, got 0"),
+        ({"square_queries": 0}, "square_queries: expected an integer >= 1"),
+        ({"target_classes": 0}, "target_classes: expected an integer >= 1"),
+        ({"attacks": ()}, "attacks: expected a non-empty sequence"),
+        ({"attacks": "square"}, "attacks: expected a non-empty sequence"),
+        ({"seed": "a"}, "seed: expected an integer"),
+        ({"x": "uint8"}, r"x: expected float images"),
+        ({"x": "nan"}, r"x: expected finite values in \[0, 1\]"),
+        ({"y": "short"}, "y: expected 6 class indices"),
+        ({"y": "beyond"}, r"y: expected classes 0..2, got up to 7"),
+        ({"x": "empty"}, r"x: expected float images \[N, H, W, C\] \(N >= 1\)"),
+    ],
+)
+def test_autoattack_refuses_what_would_run_nothing_or_the_wrong_thing(change, match):
+    """The second sweep's cases (issue 43): each ran silently (nothing attacked, every image "robust") or failed
+    deep inside ART; now one ValueError naming the argument, before any attack."""
+    model, x, labels, _ = linear_case(classes=3)
+    kwargs = {"eps": 0.01, "steps": 1, "square_queries": 1, "attacks": ("apgd-ce",), "seed": 0}
+    kwargs.update({k: v for k, v in change.items() if k not in ("x", "y")})
+    x = {"uint8": (x * 255).astype(np.uint8), "nan": np.where(x > 0.5, np.nan, x), "empty": x[:0]}.get(
+        change.get("x"), x
+    )
+    labels = {"short": labels[:3], "beyond": np.full_like(labels, 7)}.get(change.get("y"), labels)
+    if match is None:
+        assert autoattack(model, x, labels, **kwargs).success.shape == (len(x),)
+        return
+    with pytest.raises(ValueError, match=match):
+        autoattack(model, x, labels, **kwargs)

@@ -271,14 +271,20 @@ def test_benchmark_leaves_the_callers_global_seeds_and_loggers_as_it_found_them(
     from tensorflow.python.eager import context
 
     x, y = banded(6, seed=12)
+    import tensorflow as tf
+
     np.random.seed(123)
     expected = np.random.random(3)
+    tf.random.set_seed(7)
+    first = tf.random.uniform((4,)).numpy()
+    untouched = tf.random.uniform((4,)).numpy()  # what the caller's second draw is without benchmark() between
     np.random.seed(123)
-    keras.utils.set_random_seed(7)
-    np.random.seed(123)
+    tf.random.set_seed(7)
+    assert np.array_equal(tf.random.uniform((4,)).numpy(), first)
     logging.getLogger("art").setLevel(logging.DEBUG)
     records = benchmark(small, x, y, threat_models="autoattack", seeds=(0, 1), autoattack_steps=2, square_queries=3)
     assert np.array_equal(np.random.random(3), expected)  # NumPy's stream goes on where the caller left it
+    assert np.array_equal(tf.random.uniform((4,)).numpy(), untouched)  # and TensorFlow's, not restarted
     assert context.global_seed() == 7 and logging.getLogger("art").level == logging.DEBUG
     assert any("steps=2, square_queries=3, runs=2" in r["budget"] for r in records)
     logging.getLogger("art").setLevel(logging.NOTSET)
@@ -304,3 +310,66 @@ def test_robustbench_threat_models_with_a_list_of_radii_match_the_linear_models_
         benchmark(model, x, labels, threat_models="L2", l2_eps=[0.5, -1.0])
     with pytest.raises(ValueError, match=r"linf_eps: expected radii in \(0, 1\]"):
         benchmark(model, x, labels, threat_models="Linf", linf_eps=[])
+
+
+def test_radii_may_be_numpy_and_a_bad_lambda_is_named(small):
+    x, y = banded(6, seed=13)
+    records = benchmark(
+        small,
+        x,
+        y,
+        threat_models=("linf", "L2"),
+        linf_eps=np.array([0.01, 0.02]),
+        l2_eps=np.float32(0.3),
+        linf_steps=1,
+        autoattack_steps=1,
+        square_queries=1,
+        autoattack_attacks=("apgd-ce",),
+    )
+    budgets = sorted({r["budget"].split(",")[0] for r in records if r["metric"] == "asr"})
+    assert budgets == ["eps=0.01", "eps=0.02", "eps=0.3"]
+    with pytest.raises(ValueError, match="rp2_lambda: expected a finite number >= 0, got 'x'"):
+        benchmark(small, x, y, threat_models="clean", rp2_lambda="x")
+
+
+def test_importing_art_leaves_the_callers_log_handlers_open(tmp_path):
+    """ART's import runs logging.config.dictConfig, which closed a root FileHandler(mode="w") for good."""
+    log = tmp_path / "mine.log"
+    run_python(
+        "-c",
+        f"""
+import logging
+handler = logging.FileHandler({str(log)!r}, mode="w")
+logging.getLogger().addHandler(handler)
+from blurnet_tf.art_logging import import_art
+import_art()
+import art  # noqa: F401  (already imported: a no-op)
+logging.getLogger().warning("still written after ART's import")
+handler.flush()
+""",
+    )
+    assert "still written after ART's import" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    "flag, line",
+    [
+        ("--linf_eps=", "error: --linf_eps: expected radii in (0, 1], got none"),
+        ("--l2_eps=nan", "error: --l2_eps: expected positive radii, got nan"),
+        ("--threat_models=Linf,bogus", "error: --threat_models: unknown ['bogus']; choose from clean, Linf, L2"),
+        (None, "x_only.npz: expected an array named y or labels (--data); has ['x']"),
+    ],
+)
+def test_benchmark_flags_and_data_are_refused_before_tensorflow_loads(tmp_path, flag, line):
+    from blurnet_tf.cli.benchmark import THREAT_NAMES
+    from blurnet_tf.evaluation.robustness_benchmark import THREAT_MODELS
+
+    assert THREAT_NAMES == THREAT_MODELS  # the binary's copy, readable without TensorFlow
+    data = tmp_path / ("x_only.npz" if flag is None else "data.npz")
+    arrays = {"x": np.zeros((2, SIZE, SIZE, 3), np.float32)} | ({} if flag is None else {"y": np.zeros(2, int)})
+    np.savez(data, **arrays)
+    args = ["-m", "blurnet_tf.cli.benchmark", "--model=original", f"--data={data}", f"--out={tmp_path / 'o'}"]
+    proc = run_python(*args, *([flag] if flag else []), check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and line in lines[0], proc.stderr
+    assert not (tmp_path / "o").exists()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from blurnet_tf.art_logging import import_art
 from blurnet_tf.deprecation import renamed_keywords
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ def _classifier_class():
     of each image's own output gives every image its gradient in one pass, and all classes at once
     are a batch Jacobian. Same values (tests/test_art_bridge.py), several times faster."""
     import tensorflow as tf
+
+    import_art()
     from art.estimators.classification import TensorFlowV2Classifier
 
     class BatchedGradientClassifier(TensorFlowV2Classifier):
@@ -172,6 +175,7 @@ def deepfool(
     first committed, 91829d5; a first check on 20 images: 95%); over all classes, 0%. With 18
     classes all of them cost one batched Jacobian anyway.
     """
+    import_art()
     from art.attacks.evasion import DeepFool
 
     classifier = _as_art(model, preprocessing_defences, x=x)
@@ -232,6 +236,7 @@ def jsma(
     sum_j F_j = 1 makes beta = -alpha, so that ranking is the paper's map alpha * |beta|; on
     logits it would ignore the other classes. So the Keras model is shown to ART as softmax.
     """
+    import_art()
     from art.attacks.evasion import SaliencyMapMethod
 
     classifier = _as_art(model, preprocessing_defences, probabilities=True, x=x)

@@ -20,6 +20,7 @@ from typing import Literal, get_args
 import numpy as np
 import tensorflow as tf
 
+from blurnet_tf.art_logging import import_art
 from blurnet_tf.attacks.art_attacks import art_classifier
 from blurnet_tf.attacks.attack_result import AttackResult
 from blurnet_tf.attacks.global_state import quiet_logger, seeded
@@ -87,10 +88,8 @@ def autoattack(
     if norm not in NORMS:
         raise ValueError(f"norm: unknown {norm!r}; choose from {', '.join(NORMS)}")
     eps = DEFAULT_EPS[norm] if eps is None else eps
-    if not (isinstance(eps, (int, float)) and 0 < eps < float("inf")):
-        raise ValueError(f"eps: expected a positive number, got {eps!r}")
     return _autoattack(
-        model, x, y, 2 if norm == "L2" else np.inf, float(eps), steps, target_classes, square_queries, attacks, seed
+        model, x, y, 2 if norm == "L2" else np.inf, eps, steps, target_classes, square_queries, attacks, seed
     )
 
 
@@ -160,15 +159,18 @@ def _autoattack(
     seed: int,
 ) -> AttackResult:
     """The three attacks in the p-norm (np.inf or 2) at ε; the public functions' docstrings say the rest."""
+    import_art()
     from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
 
-    unknown = set(attacks) - set(ATTACKS)
-    if unknown:
-        raise ValueError(f"attacks: unknown {sorted(unknown)}; choose from {', '.join(ATTACKS)}")
+    eps = _check_settings(p, eps, steps, target_classes, square_queries, attacks, seed)
     f = logits_fn(model)
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
+    x, y = _images_and_labels(x, y)
     logits = np.asarray(f(tf.constant(x)))
     classes = logits.shape[1]
+    if logits.shape != (len(x), classes) or classes < 2:
+        raise ValueError(f"model: expected logits [N, classes >= 2] for {len(x)} images, got {logits.shape}")
+    if y.max() >= classes:
+        raise ValueError(f"y: expected classes 0..{classes - 1}, got up to {y.max()}")
     classifier = art_classifier(model, nb_classes=classes, input_shape=x.shape[1:])
     best = x.copy()
     broken = np.argmax(logits, 1) != y
@@ -235,3 +237,38 @@ def _autoattack(
     delta = (best - x).reshape(len(x), -1)
     norm = np.abs(delta).max(axis=1) if p == np.inf else np.linalg.norm(delta, axis=1)
     return AttackResult(best, success, np.where(success, norm, 0.0).astype(np.float32))
+
+
+def _count(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and bool(v >= 1)
+
+
+def _check_settings(
+    p: float, eps: object, steps: object, target_classes: object, square_queries: object, attacks: object, seed: object
+) -> float:
+    """ε as a float, or one ValueError naming the setting out of its range (before any model call)."""
+    number = isinstance(eps, (int, float, np.number)) and not isinstance(eps, (bool, np.bool_))
+    if not (number and 0 < float(eps) < float("inf") and (p == 2 or float(eps) <= 1)):  # type: ignore[arg-type]
+        raise ValueError(f"eps: expected a positive number{'' if p == 2 else ' <= 1 (images in [0, 1])'}, got {eps!r}")
+    for name, value in (("steps", steps), ("target_classes", target_classes), ("square_queries", square_queries)):
+        if not _count(value):
+            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    if isinstance(attacks, str) or not isinstance(attacks, Sequence) or not attacks:
+        raise ValueError(f"attacks: expected a non-empty sequence of {', '.join(ATTACKS)}, got {attacks!r}")
+    unknown = set(attacks) - set(ATTACKS)
+    if unknown:
+        raise ValueError(f"attacks: unknown {sorted(unknown)}; choose from {', '.join(ATTACKS)}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed <= 2**32 - 1:
+        raise ValueError(f"seed: expected an integer in 0..{2**32 - 1}, got {seed!r}")
+    return float(eps)  # type: ignore[arg-type]
+
+
+def _images_and_labels(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = np.asarray(x), np.asarray(y)
+    if images.ndim != 4 or not len(images) or not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"x: expected float images [N, H, W, C] (N >= 1), got {images.dtype} {images.shape}")
+    if not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        raise ValueError("x: expected finite values in [0, 1] (divide 8-bit images by 255)")
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise ValueError(f"y: expected {len(images)} class indices >= 0, got {labels.dtype} {labels.shape}")
+    return images.astype(np.float32), labels.astype(np.int64)

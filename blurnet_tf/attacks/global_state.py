@@ -20,7 +20,10 @@ def seeded(seed: int | None) -> Iterator[None]:
     if seed is None:
         yield
         return
+    context = tf_context.context()
     state, tf_seed = np.random.get_state(), tf_context.global_seed()
+    op_seeds = getattr(context, "_rng", None)  # where TensorFlow draws each op's seed from the global one
+    op_state = op_seeds.getstate() if op_seeds is not None else None
     np.random.seed(seed)
     tf.random.set_seed(seed)
     try:
@@ -28,6 +31,8 @@ def seeded(seed: int | None) -> Iterator[None]:
     finally:
         np.random.set_state(state)
         tf.random.set_seed(tf_seed)
+        if op_state is not None:  # the caller's next random op continues its stream instead of restarting it
+            context._rng.setstate(op_state)
 
 
 @contextlib.contextmanager

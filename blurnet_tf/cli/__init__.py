@@ -137,6 +137,8 @@ def _quiet_tensorflow():
     if level < 1:
         return
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|art)(\.|$)")
+    if not flags.FLAGS["verbosity"].present:  # absl's INFO lines from TensorFlow's Python (a SavedModel's)
+        logging.set_verbosity(logging.WARNING)
     pylogging.getLogger("tensorflow").setLevel(pylogging.ERROR)
     if not any(isinstance(f, _FilteredTensorFlowImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _FilteredTensorFlowImport(level))

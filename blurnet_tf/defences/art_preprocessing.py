@@ -13,10 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from art.defences.preprocessor import Preprocessor
 
+from blurnet_tf.art_logging import import_art
 from blurnet_tf.defences.image_denoisers import jpeg, wavelet_denoise
 from blurnet_tf.defences.pixel_deflection import PixelDeflection
+
+import_art()  # before ART's first import: its logging set-up would close the caller's handlers
+from art.defences.preprocessor import Preprocessor  # noqa: E402
 
 __all__ = ["TransformPreprocessor", "pixel_deflection_preprocessor", "jpeg_preprocessor", "wavelet_preprocessor"]
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 import keras
+import numpy as np
 
 from blurnet_tf.defences.blur import BlurDepthwiseConv2D
 from blurnet_tf.defences.regularizers import FeatureMapRegularizer
 from blurnet_tf.paper import PAPER_ALPHA, PAPER_CONV_ALPHA
 
 BlurNetDefence = Literal["blur", "tv", "tik_hf", "tik_pseudo"]
+TIK_PSEUDO_MODES = ("elementwise", "matmul")  # regularizers.tik_pseudo's
 BLURNET_DEFENCES = get_args(BlurNetDefence)
 
 
@@ -72,20 +74,43 @@ def add_blurnet(
     Raises
     ------
     ValueError
-        If `defence` is unknown, `model` has no layer `after` (the message lists its layers), α is negative
-        or not finite, or the blur's kernel size has no paper α and none is given.
+        Naming the argument: `defence` unknown; `model` not a built functional or Sequential model; `after` not
+        one of its layers (the message lists them), its input, not feature maps [N, H, W, K], a shared layer,
+        or already defended; α negative, not finite or (for a blur without a paper α) missing; a kernel size,
+        σ, window or mode out of range.
     """
     if defence not in BLURNET_DEFENCES:
         raise ValueError(f"defence: unknown {defence!r}; choose from {', '.join(BLURNET_DEFENCES)}")
-    names = [layer.name for layer in model.layers]
-    if after not in names:
-        raise ValueError(f"after: {model.name} has no layer {after!r}; its layers are {', '.join(names)}")
+    side = _tapped_side(model, after)
     if alpha is None:
         alpha = PAPER_CONV_ALPHA.get(kernel_size) if defence == "blur" else PAPER_ALPHA[defence]
         if alpha is None:
             raise ValueError(f"alpha: the paper gives none for a {kernel_size}x{kernel_size} blur; pass alpha")
-    if not (isinstance(alpha, (int, float)) and 0 <= alpha < float("inf")):
-        raise ValueError(f"alpha: expected a finite number >= 0, got {alpha!r}")
+    for name, value, ok, expected in (
+        ("alpha", alpha, _number(alpha) and alpha >= 0, "a finite number >= 0"),
+        (
+            "kernel_size",
+            kernel_size,
+            _count(kernel_size) and kernel_size <= side,
+            f"an integer in 1..{side} (the maps' side)",
+        ),
+        (
+            "blur_sigma",
+            blur_sigma,
+            blur_sigma is None or (_number(blur_sigma) and blur_sigma > 0),
+            "a number > 0 or None",
+        ),
+        ("tik_window", tik_window, _count(tik_window) and tik_window <= side, f"an integer in 1..{side}"),
+        (
+            "tik_pseudo_mode",
+            tik_pseudo_mode,
+            tik_pseudo_mode in TIK_PSEUDO_MODES,
+            f"one of {', '.join(TIK_PSEUDO_MODES)}",
+        ),
+    ):
+        if not ok:
+            raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    alpha = float(alpha)
 
     def defence_layer() -> keras.layers.Layer:
         if defence == "blur":
@@ -115,3 +140,43 @@ def add_blurnet(
         if layer.weights:
             defended.get_layer(layer.name).set_weights(layer.get_weights())
     return defended
+
+
+def _tapped_side(model: keras.Model, after: str) -> int:
+    """The side of the feature maps the layer `after` gives (the smaller of H and W), or one ValueError naming
+    what is wrong with the model or the layer."""
+    if not isinstance(model, keras.Model) or not _is_graph(model):
+        raise ValueError(
+            "model: expected a built functional or Sequential Keras model (a subclassed or unbuilt one has no "
+            "graph to insert into)"
+        )
+    names = [layer.name for layer in model.layers]
+    if after not in names:
+        raise ValueError(f"after: {model.name} has no layer {after!r}; its layers are {', '.join(names)}")
+    tapped = model.get_layer(after)
+    shape = tuple(tapped.output.shape)
+    defended = [name for name in names if name.startswith(f"{after}_blurnet_")]
+    for problem in (
+        isinstance(tapped, keras.layers.InputLayer) and "is the model's input; name a layer whose maps it reads",
+        len(shape) != 4 and f"outputs {shape}; expected feature maps [N, H, W, K]",
+        len(getattr(tapped, "_inbound_nodes", ())) > 1 and "is a shared layer (called more than once)",
+        defended and f"already has a BlurNet defence ({', '.join(defended)})",
+    ):
+        if problem:
+            raise ValueError(f"after: {after!r} {problem}")
+    return max(1, min(shape[1] or 1, shape[2] or 1))
+
+
+def _is_graph(model: keras.Model) -> bool:
+    try:
+        return bool(model.inputs)  # a subclassed or unbuilt model has none (or raises)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and bool(np.isfinite(v))
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and bool(v >= 1)

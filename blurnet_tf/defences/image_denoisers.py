@@ -14,6 +14,8 @@ def unit_images(images: np.ndarray) -> np.ndarray:
     """images as float32, or one ValueError: grey or RGB [N, H, W, 1 or 3], finite, in [0, 1] (what the
     denoisers and the deflection assume; a 0-255 image would pass through every step silently wrong)."""
     x = np.asarray(images, np.float32)
+    if x.ndim == 4 and not len(x):
+        raise ValueError(f"images: expected at least one image, got an array shaped {x.shape}")
     if x.ndim != 4 or x.shape[-1] not in (1, 3) or not np.isfinite(x).all() or x.size and (x.min() < 0 or x.max() > 1):
         raise ValueError(
             f"images: expected grey or RGB images [N, H, W, 1 or 3] of finite values in [0, 1] (divide "

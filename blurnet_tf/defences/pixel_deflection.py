@@ -169,6 +169,13 @@ class PixelDeflection:
         self.classifier = classifier_of(self.classifier)
         self._rng = np.random.default_rng(self.seed)
 
+    def _images(self, images: np.ndarray) -> np.ndarray:
+        x = unit_images(images)
+        wanted = tuple(self.classifier.input_shape[1:])
+        if any(w is not None and w != g for w, g in zip(wanted, x.shape[1:])) or len(wanted) != 3:
+            raise ValueError(f"images: the classifier takes images shaped {wanted}, got {x.shape[1:]}")
+        return x
+
     def activation_map(self, images: np.ndarray) -> np.ndarray:
         """The deflection probability map R (deterministic: computed once per image).
 
@@ -187,7 +194,7 @@ class PixelDeflection:
         images [N, H, W, C] -> [N, H, W, C] float32; rng: the draw's generator (None: the defence's own, seeded
         by `seed`); maps: activation maps [N, H, W] if already computed (None: computed here)."""
         rng = self._rng if rng is None else rng
-        out = unit_images(images)
+        out = self._images(images)
         if self.deflections:
             out = deflect(out, self.activation_map(out) if maps is None else maps, self.deflections, self.window, rng)
         rgb = np.repeat(out, 3, axis=-1) if out.shape[-1] == 1 else out  # grey: denoised as RGB of equal channels
@@ -202,7 +209,7 @@ class PixelDeflection:
 
         images [N, H, W, C] -> [N, classes], the share of the defences voting for each class. The activation map
         is computed once; the draws go through the classifier as one batch (`batch_size` at a time)."""
-        images = unit_images(images)
+        images = self._images(images)
         maps = self.activation_map(images) if self.deflections else None
         draws = np.concatenate([self.defend(images, maps=maps) for _ in range(self.ensemble)])
         classes = self.classifier.predict(draws, batch_size=batch_size, verbose=0).argmax(axis=1)

@@ -174,7 +174,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
             bool(autoattack_attacks) and set(autoattack_attacks) <= set(AA_ATTACKS),
             f"a non-empty subset of {', '.join(AA_ATTACKS)}",
         ),
-        ("rp2_lambda", rp2_lambda, math.isfinite(rp2_lambda) and rp2_lambda >= 0, "a finite number >= 0"),
+        ("rp2_lambda", rp2_lambda, _number(rp2_lambda) and rp2_lambda >= 0, "a finite number >= 0"),
         (
             "check_eps_scale",
             check_eps_scale,
@@ -203,6 +203,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
     ):
         if not ok:
             raise ValueError(f"{arg}: expected {expected}, got {value!r}")
+    linf_values, l2_values = [float(e) for e in linf_values], [float(e) for e in l2_values]  # NumPy scalars too
     x, y, classes = check_inputs(model, images, labels, mask, targets)
     if source is not None:
         check_source(source, x, classes)
@@ -385,9 +386,11 @@ def _stickers(model, x, mask, targets, seeds, epochs, lam, add):
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
 
 
 def _radii(eps: Any) -> list[Any]:
     """One radius or a sequence of them, as a list (a radius list gives records per radius: accuracy against ε)."""
-    return [eps] if _number(eps) or isinstance(eps, str) else list(eps) if isinstance(eps, Sequence) else [eps]
+    if _number(eps) or isinstance(eps, str):
+        return [eps]
+    return list(eps) if isinstance(eps, (Sequence, np.ndarray)) and np.ndim(eps) <= 1 else [eps]

@@ -36,7 +36,7 @@ def check_reachable(address: str, source: str = "--address") -> None:
     if address == "auto":
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or "/" in host:
+    if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535 or "/" in host:
         refuse(f"expected host:port (port 1-65535), ray://host:port or 'auto', got {address!r}")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as conn:
@@ -52,6 +52,8 @@ def check_reachable(address: str, source: str = "--address") -> None:
                 head += chunk
     except socket.gaierror as error:
         refuse(f"no Ray cluster answers at {address} (unknown host: {error.strerror})")
+    except UnicodeError:  # IDNA: a label over 63 characters, a name over 253
+        refuse(f"expected host:port with a valid host name, got {address!r}")
     except TimeoutError:
         head = b""
     except OSError as error:
