@@ -106,7 +106,7 @@ def test_bad_input_gets_one_error_naming_it(small, change, match):
     with pytest.raises(ValueError, match="'sticker' needs mask"):
         benchmark(small, x, y, threat_models=("sticker",))
     for budget, match in (
-        ({"linf_eps": -0.1}, "linf_eps: expected a radius"),
+        ({"linf_eps": -0.1}, "linf_eps: expected radii in \\(0, 1\\]"),
         ({"rp2_lambda": float("nan")}, "rp2_lambda"),
         ({"linf_steps": 0}, "linf_steps: expected an integer >= 1"),
         ({"n_examples": 0}, "n_examples"),
