@@ -132,23 +132,21 @@ def test_the_binary_writes_the_records_and_names_a_bad_data_file(small, tmp_path
         f"--model={tmp_path / 'small.keras'}",
         f"--data={tmp_path / 'data.npz'}",
         f"--out={out}",
-        "--threat_models=clean,linf,sticker,L2",
+        "--threat_models=clean,linf,sticker",
         f"--mask={tmp_path / 'mask.npy'}",
         "--targets=1",
         "--linf_steps=3",
         "--rp2_epochs=3",
-        "--l2_eps=0.1,2",
-        "--autoattack_steps=3",
-        "--square_queries=5",
+        "--linf_eps=0.01,0.05",
     )
     stored = json.loads((out / "results.json").read_text())
     records = stored["records"]
-    assert {r["threat_model"] for r in records} == {"clean", "linf", "sticker", "L2"}
-    assert [r["budget"].split(",")[0] for r in records if r["threat_model"] == "L2" and r["metric"] == "asr"] == [
-        "eps=0.1",
-        "eps=2",
+    assert {r["threat_model"] for r in records} == {"clean", "linf", "sticker"}
+    assert [r["budget"].split(",")[0] for r in records if r["threat_model"] == "linf" and r["metric"] == "asr"] == [
+        "eps=0.01",
+        "eps=0.05",
     ]
-    assert stored["arguments"]["l2_eps"] == ["0.1", "2"] and stored["versions"]["blurnet_tf"]
+    assert stored["arguments"]["linf_eps"] == ["0.01", "0.05"] and stored["versions"]["blurnet_tf"]
     report = (out / "REPORT.md").read_text()
     assert (out / "results.csv").is_file() and "| clean | none |" in report
     assert (out / "robust_accuracy.png").read_bytes()[:4] == b"\x89PNG" and "robust_accuracy.png" in report

@@ -57,6 +57,12 @@ flags.DEFINE_integer("split_seed", 0, "MNIST split seed, when the model has no m
 
 
 def settings():
+    from blurnet_tf import paper
+
+    known = paper.DEFENDPP_ATTACKS + paper.DEFENDPP_CHECKS  # checked before TensorFlow loads
+    unknown = sorted(set(FLAGS.attacks) - set(known))
+    if unknown:
+        raise cli.SettingError("attacks", f"unknown {unknown}; choose from {', '.join(known)}")
     from blurnet_tf.evaluation.mnist_attack_suite import CHECK_FIELDS, AttackBudget
     from blurnet_tf.experiments.mnist_robustness import MnistRobustness
 

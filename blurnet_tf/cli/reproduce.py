@@ -148,12 +148,12 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
     if not pathlib.Path("flags/models").is_dir():
         raise DataError(pathlib.Path("flags/models").resolve(), "flagfiles not found: run from the repository root")
     plan = build_plan(profile, work_dir, FLAGS.data_dir)
-    if FLAGS.report_only and not any(is_done(s) for s in plan):  # a typo in --work_dir: no empty report
-        raise DataError(work_dir, "holds no finished step of this profile to report; check --work_dir and --profile")
     if FLAGS.report_only and not profile.tradeoff:  # (the trade-off report merges its parts by design)
         from blurnet_tf.pipeline.steps import keep_a_fuller_report
 
         keep_a_fuller_report(pathlib.Path(FLAGS.results_dir) / profile.name, plan, work_dir, profile.seeds)
+    if FLAGS.report_only and not any(is_done(s) for s in plan):  # a typo in --work_dir: no empty report
+        raise DataError(work_dir, "holds no finished step of this profile to report; check --work_dir and --profile")
     steps = plan
     if FLAGS.stages:
         unknown = set(FLAGS.stages) - {s.stage for s in steps}

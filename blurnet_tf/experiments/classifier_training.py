@@ -188,22 +188,22 @@ class TrainingRun:
     def run(self, out, data_dir=None, checkpoint_every=1, log=print, overwrite=False):
         """Trains (or resumes) into `out`; returns the ModelRecord. An `out` holding files training did
         not write (a user's model.keras, say) is refused unless `overwrite`."""
-        import keras
-        import tensorflow as tf
-
-        from blurnet_tf.data import find_data_dir
-        from blurnet_tf.defences import DefendPP, classifier_of
-        from blurnet_tf.experiments.model_training import train
-        from blurnet_tf.registry import save_model
-
         started = time.time()
-        try:
-            self.build()  # a bad combination of defence and parameters fails before any data is read
-        except ValueError as exc:
-            raise SettingError("defence", str(exc)) from None
         out = pathlib.Path(out)
-        locks.claim_dir(out, rundir.TRAIN_WRITER, overwrite)
+        locks.claim_dir(out, rundir.TRAIN_WRITER, overwrite)  # a refused --out costs no TensorFlow start-up
         with locks.RunLock(out):
+            import keras
+            import tensorflow as tf
+
+            from blurnet_tf.data import find_data_dir
+            from blurnet_tf.defences import DefendPP, classifier_of
+            from blurnet_tf.experiments.model_training import train
+            from blurnet_tf.registry import save_model
+
+            try:
+                self.build()  # a bad combination of defence and parameters fails before any data is read
+            except ValueError as exc:
+                raise SettingError("defence", str(exc)) from None
             keras.utils.set_random_seed(self.seed)
             if self.deterministic:
                 tf.config.experimental.enable_op_determinism()
