@@ -46,6 +46,7 @@ GENERATED = (
         "defendpp-reconstructions",
         "defendpp-lisa",
         "what-holds",
+        "summary",
     }
     | FLAG_TABLES
     | PD_TABLES
@@ -107,6 +108,7 @@ def test_the_tables_are_the_committed_report_and_records(rendered):
         [
             "models-full",
             "what-holds",
+            "summary",
             *FLAG_TABLES,
             *PD_TABLES,
             *QUICK_TABLES,

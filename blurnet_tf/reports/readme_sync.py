@@ -156,6 +156,7 @@ def render(results_dir=RESULTS):
         out.update({f"{name}-mnist": _table_after(mnist_section, DEFENDPP_CAPTIONS[name]) for name in MNIST_CAPTIONS})
     root = pathlib.Path(results_dir).parent
     out["what-holds"] = what_holds.table(root, full=results_dir)
+    out["summary"] = what_holds.summary(root, full=results_dir)
     out.update(flag_tables.tables())  # docs/binaries.md: each binary's flags, from their definitions
     tradeoff, longtrain = root / TRADEOFF_RESULTS, root / LONGTRAIN_RESULTS  # recomputed from their records
     out["tradeoff-verdicts"] = (

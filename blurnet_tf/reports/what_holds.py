@@ -148,3 +148,33 @@ def table(results_root, full=None):
             f"| {_paper(claim_key)} | {c['claim']} | **{c['verdict']}** | `results/{best}` ({note}) | {other} |"
         )
     return "\n".join(lines)
+
+
+def _is_check(claim):
+    """Our attack-strength checks, beside the papers' own claims."""
+    return "weaken" in claim or "full strength" in claim
+
+
+def summary(results_root, full=None):
+    """The README's three-sentence summary, counted from the same verdicts as `table`."""
+    best = {k: judged[0][3] for k, judged in collect(results_root, full).items()}
+
+    def count(paper, verdict, checks=False):
+        return sum(
+            _paper(k) == paper and c["verdict"] == verdict and _is_check(c["claim"]) == checks for k, c in best.items()
+        )
+
+    def claims(paper):
+        return sum(_paper(k) == paper and not _is_check(c["claim"]) for k, c in best.items())
+
+    weak = [c["claim"].split(" (", 1)[0] for c in best.values() if _is_check(c["claim"]) and c["verdict"] != "held"]
+    checks = [c for c in best.values() if _is_check(c["claim"])]
+    return (
+        f"**What we found** (counted from the table below): of BlurNet's {claims('BlurNet')} claims, "
+        f"{count('BlurNet', 'held')} hold, {count('BlurNet', 'not held')} do not and "
+        f"{count('BlurNet', 'inconclusive')} are inconclusive (the fair test of the central one is planned, not run). "
+        f"Defend++ holds {count('Defend++', 'held')} of its {claims('Defend++')} claims and Pixel Deflection "
+        f"{count('Pixel Deflection', 'held')} of {claims('Pixel Deflection')}. "
+        f"Our attack-strength checks hold on {sum(c['verdict'] == 'held' for c in checks)} of {len(checks)} "
+        + (f"(not: {'; '.join(weak)})." if weak else "sets of models.")
+    )
