@@ -285,6 +285,7 @@ def _functional_28():
     return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x), name="fun28")
 
 
+@pytest.mark.slow  # trains each defended model with fit and reloads it
 @pytest.mark.parametrize("make", [_sequential_40, _functional_28], ids=["sequential-40x40x3", "functional-28x28x1"])
 @pytest.mark.parametrize("defence", ["tv", "blur"])
 def test_add_blurnet_on_your_own_model_trains_with_fit_and_survives_save_and_load(tmp_path, make, defence):

@@ -177,6 +177,7 @@ def _gone(pids, within=10.0):
     return not any(_pid_alive(p) for p in pids)
 
 
+@pytest.mark.slow  # a runner process with a Ray instance of its own per signal: about 6 s each
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the death signal is Linux's")
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_stopping_the_runner_stops_its_step_processes(tmp_path, probes, how):
