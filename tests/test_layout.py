@@ -13,6 +13,7 @@ PACKAGE = ROOT / "blurnet_tf"
 # the package root's few low modules sit under everything.
 LAYERS = {
     "art_logging": 0,
+    "ranges": 0,
     "errors": 0,
     "deprecation": 0,
     "files": 0,

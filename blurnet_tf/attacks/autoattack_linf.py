@@ -25,6 +25,7 @@ from blurnet_tf.attacks.art_attacks import art_classifier
 from blurnet_tf.attacks.attack_result import AttackResult
 from blurnet_tf.attacks.global_state import quiet_logger, seeded
 from blurnet_tf.attacks.logits_model import logits_fn
+from blurnet_tf.ranges import is_count, is_number
 
 AttackName = Literal["apgd-ce", "apgd-t", "square"]
 ATTACKS = get_args(AttackName)
@@ -239,19 +240,14 @@ def _autoattack(
     return AttackResult(best, success, np.where(success, norm, 0.0).astype(np.float32))
 
 
-def _count(v: object) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and bool(v >= 1)
-
-
 def _check_settings(
     p: float, eps: object, steps: object, target_classes: object, square_queries: object, attacks: object, seed: object
 ) -> float:
     """ε as a float, or one ValueError naming the setting out of its range (before any model call)."""
-    number = isinstance(eps, (int, float, np.number)) and not isinstance(eps, (bool, np.bool_))
-    if not (number and 0 < float(eps) < float("inf") and (p == 2 or float(eps) <= 1)):  # type: ignore[arg-type]
+    if not (is_number(eps) and 0 < float(eps) and (p == 2 or float(eps) <= 1)):  # type: ignore[arg-type]
         raise ValueError(f"eps: expected a positive number{'' if p == 2 else ' <= 1 (images in [0, 1])'}, got {eps!r}")
     for name, value in (("steps", steps), ("target_classes", target_classes), ("square_queries", square_queries)):
-        if not _count(value):
+        if not is_count(value):
             raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
     if isinstance(attacks, str) or not isinstance(attacks, Sequence) or not attacks:
         raise ValueError(f"attacks: expected a non-empty sequence of {', '.join(ATTACKS)}, got {attacks!r}")

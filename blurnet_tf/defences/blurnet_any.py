@@ -20,11 +20,11 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 import keras
-import numpy as np
 
 from blurnet_tf.defences.blur import BlurDepthwiseConv2D
 from blurnet_tf.defences.regularizers import FeatureMapRegularizer
 from blurnet_tf.paper import PAPER_ALPHA, PAPER_CONV_ALPHA
+from blurnet_tf.ranges import is_count, is_number
 
 BlurNetDefence = Literal["blur", "tv", "tik_hf", "tik_pseudo"]
 TIK_PSEUDO_MODES = ("elementwise", "matmul")  # regularizers.tik_pseudo's
@@ -87,20 +87,20 @@ def add_blurnet(
         if alpha is None:
             raise ValueError(f"alpha: the paper gives none for a {kernel_size}x{kernel_size} blur; pass alpha")
     for name, value, ok, expected in (
-        ("alpha", alpha, _number(alpha) and alpha >= 0, "a finite number >= 0"),
+        ("alpha", alpha, is_number(alpha) and alpha >= 0, "a finite number >= 0"),
         (
             "kernel_size",
             kernel_size,
-            _count(kernel_size) and kernel_size <= side,
+            is_count(kernel_size) and kernel_size <= side,
             f"an integer in 1..{side} (the maps' side)",
         ),
         (
             "blur_sigma",
             blur_sigma,
-            blur_sigma is None or (_number(blur_sigma) and blur_sigma > 0),
+            blur_sigma is None or (is_number(blur_sigma) and blur_sigma > 0),
             "a number > 0 or None",
         ),
-        ("tik_window", tik_window, _count(tik_window) and tik_window <= side, f"an integer in 1..{side}"),
+        ("tik_window", tik_window, is_count(tik_window) and tik_window <= side, f"an integer in 1..{side}"),
         (
             "tik_pseudo_mode",
             tik_pseudo_mode,
@@ -172,11 +172,3 @@ def _is_graph(model: keras.Model) -> bool:
         return bool(model.inputs)  # a subclassed or unbuilt model has none (or raises)
     except (AttributeError, ValueError):
         return False
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and bool(np.isfinite(v))
-
-
-def _count(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and bool(v >= 1)

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from blurnet_tf.attacks import linf_attack, logits_fn, rp2
 from blurnet_tf.evaluation.input_checks import check_inputs, check_source
+from blurnet_tf.ranges import is_count, is_number
 from blurnet_tf.evaluation.metrics import predict_classes
 
 ZERO_GRADIENT_MAX = 0.01  # share of images whose input gradient is exactly zero
@@ -46,14 +47,6 @@ def _moved(run) -> float | None:
     clean = run.clean_predictions[None]
     pairs = run.targets[:, None] != clean
     return float(np.mean((run.predictions[0] != clean)[pairs])) if pairs.any() else None
-
-
-def _positive(v: Any) -> bool:
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and bool(np.isfinite(v)) and bool(v > 0)
-
-
-def _count(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and bool(v >= 1)
 
 
 def _gradients(f, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
@@ -140,11 +133,21 @@ def strength_checks(
     Athalye et al., ICML 2018, §3.1 and §5; Carlini et al., "On evaluating adversarial robustness", 2019, §4-5.
     """
     for arg, value, ok, expected in (
-        ("eps", eps, _positive(eps), "a finite number > 0"),
-        ("eps_grid", eps_grid, len(eps_grid) > 0 and all(_positive(e) for e in eps_grid), "finite numbers > 0"),
-        ("steps", steps, _count(steps), "an integer >= 1"),
-        ("rp2_epochs", rp2_epochs, _count(rp2_epochs), "an integer >= 1"),
-        ("rp2_lambda", rp2_lambda, _positive(rp2_lambda) or rp2_lambda == 0, "a finite number >= 0"),
+        ("eps", eps, (is_number(eps) and eps > 0), "a finite number > 0"),
+        (
+            "eps_grid",
+            eps_grid,
+            len(eps_grid) > 0 and all((is_number(e) and e > 0) for e in eps_grid),
+            "finite numbers > 0",
+        ),
+        ("steps", steps, is_count(steps), "an integer >= 1"),
+        ("rp2_epochs", rp2_epochs, is_count(rp2_epochs), "an integer >= 1"),
+        (
+            "rp2_lambda",
+            rp2_lambda,
+            (is_number(rp2_lambda) and rp2_lambda > 0) or rp2_lambda == 0,
+            "a finite number >= 0",
+        ),
     ):
         if not ok:  # before any work: steps=0 would divide by zero, a negative ε "pass"
             raise ValueError(f"{arg}: expected {expected}, got {value!r}")

@@ -40,6 +40,7 @@ from blurnet_tf.evaluation import intervals
 from blurnet_tf.evaluation.attack_strength import strength_checks
 from blurnet_tf.evaluation.input_checks import check_inputs, check_source
 from blurnet_tf.evaluation.metrics import predict_classes
+from blurnet_tf.ranges import is_number
 
 ThreatModel = Literal["clean", "Linf", "L2", "linf", "l2", "sticker", "autoattack", "checks"]
 THREAT_MODELS = get_args(ThreatModel)
@@ -158,14 +159,14 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
         (
             "linf_eps",
             linf_eps,
-            bool(linf_values) and all(_number(e) and 0 < e <= 1 for e in linf_values),
+            bool(linf_values) and all(is_number(e) and 0 < e <= 1 for e in linf_values),
             "radii in (0, 1]",
         ),
-        ("l2_eps", l2_eps, bool(l2_values) and all(_number(e) and e > 0 for e in l2_values), "positive radii"),
+        ("l2_eps", l2_eps, bool(l2_values) and all(is_number(e) and e > 0 for e in l2_values), "positive radii"),
         (
             "linf_step",
             linf_step,
-            linf_step is None or (_number(linf_step) and 0 < linf_step <= min(linf_values, default=0)),
+            linf_step is None or (is_number(linf_step) and 0 < linf_step <= min(linf_values, default=0)),
             "a step in (0, linf_eps] or None",
         ),
         (
@@ -174,7 +175,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
             bool(autoattack_attacks) and set(autoattack_attacks) <= set(AA_ATTACKS),
             f"a non-empty subset of {', '.join(AA_ATTACKS)}",
         ),
-        ("rp2_lambda", rp2_lambda, _number(rp2_lambda) and rp2_lambda >= 0, "a finite number >= 0"),
+        ("rp2_lambda", rp2_lambda, is_number(rp2_lambda) and rp2_lambda >= 0, "a finite number >= 0"),
         (
             "check_eps_scale",
             check_eps_scale,
@@ -385,12 +386,8 @@ def _stickers(model, x, mask, targets, seeds, epochs, lam, add):
         add("sticker", "rp2", budget, statistic, iv["mean"], [iv["lo"], iv["hi"]], success.shape[-1])
 
 
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
-
-
 def _radii(eps: Any) -> list[Any]:
     """One radius or a sequence of them, as a list (a radius list gives records per radius: accuracy against ε)."""
-    if _number(eps) or isinstance(eps, str):
+    if is_number(eps) or isinstance(eps, str):
         return [eps]
     return list(eps) if isinstance(eps, (Sequence, np.ndarray)) and np.ndim(eps) <= 1 else [eps]
