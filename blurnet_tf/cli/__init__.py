@@ -49,11 +49,11 @@ def run(main):
             _fail(exc, 2)
         except (StepFailed, TrainingDiverged) as exc:
             _fail(exc, 1)
-        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what finished is kept; the same command resumes
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what finished is kept; the same command resumes
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             if logging.get_verbosity() >= 1:
                 raise
-            terminated = isinstance(exc, _Terminated) or bool(_SIGTERM_SEEN)
+            terminated = bool(_SIGTERM_SEEN)
             print(
                 f"error: stopped by {'SIGTERM' if terminated else 'Ctrl-C'}; finished work is kept, the same "
                 "command resumes it",
@@ -64,19 +64,14 @@ def run(main):
     app.run(guarded, flags_parser=_parse_flags)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that its cleanup runs as for Ctrl-C (a KeyboardInterrupt: what
-    Ray's wait lets through; any other exception from a signal handler there becomes a SystemError)."""
-
-
-_SIGTERM_SEEN: list[
-    int
-] = []  # Ray's wait re-raises a KeyboardInterrupt of its own, so the subclass alone may not arrive
+# SIGTERM raises a KeyboardInterrupt where the program is, so that its cleanup runs as for Ctrl-C (the one
+# exception Ray's wait lets through; it re-raises one of its own, so the signal is remembered here, not in a type).
+_SIGTERM_SEEN: list[int] = []
 
 
 def _terminated(signum, frame):
     _SIGTERM_SEEN.append(signum)
-    raise _Terminated
+    raise KeyboardInterrupt
 
 
 def _parse_flags(argv):
