@@ -4,6 +4,7 @@ never leaves half a file behind under its real name. (Who may write a run direct
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import hashlib
 import io as _stdio
@@ -14,7 +15,7 @@ import pathlib
 import platform
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,12 +32,49 @@ def ensure_dir(path: str | os.PathLike[str]) -> pathlib.Path:
     return path
 
 
+_HELD: contextvars.ContextVar[dict[pathlib.Path, bytes] | None] = contextvars.ContextVar("held", default=None)
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> pathlib.Path:
-    """Writes `data` to a PID-named temp file beside `path`, fsyncs it, then renames it into place.
+    """Writes `data` to a PID-named temp file beside `path`, fsyncs it, then renames it into place
+    (inside `all_or_nothing()`: held until the block ends).
 
     On any failure (disk full, no permission) the temp file is removed and a DataError names `path`.
     """
     path = pathlib.Path(path)
+    held = _HELD.get()
+    if held is not None:
+        held[path] = data
+        return path
+    _publish([(path, _temp_copy(path, data))])
+    return path
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Every write inside the block lands together or not at all: the files are held until the block ends,
+    then each is written beside its place (temp file, fsynced) and only when all are written are they
+    renamed into place. A full disk, or an error in the block, replaces none of the old files and leaves
+    no temp file (a kill between two renames, microseconds, can still leave a mix)."""
+    held: dict[pathlib.Path, bytes] = {}
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+    temps: list[tuple[pathlib.Path, pathlib.Path]] = []
+    try:
+        for path, data in held.items():
+            temps.append((path, _temp_copy(path, data)))
+    except DataError:
+        for _, tmp in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+    _publish(temps)
+
+
+def _temp_copy(path: pathlib.Path, data: bytes) -> pathlib.Path:
     ensure_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -44,12 +82,22 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> pathlib.Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise DataError(path, f"cannot write ({exc.strerror or exc})") from None
-    return path
+    return tmp
+
+
+def _publish(temps: list[tuple[pathlib.Path, pathlib.Path]]) -> None:
+    for k, (path, tmp) in enumerate(temps):
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            for _, left in temps[k:]:
+                with contextlib.suppress(OSError):
+                    left.unlink()
+            raise DataError(path, f"cannot write ({exc.strerror or exc})") from None
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> pathlib.Path:

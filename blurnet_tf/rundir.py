@@ -248,6 +248,32 @@ def snapshot_step_file(run_dir, step):
     return pathlib.Path(run_dir) / SNAPSHOT_DIR / f"step{int(step)}.keras"
 
 
+def keras_archive(spec):
+    """The .keras file a `--model` names (a run directory's model.keras, or the file itself), checked
+    without loading Keras: a DataError naming the path if it is missing, a link that leads nowhere (broken
+    or a loop), not a zip archive, or an archive without config.json."""
+    import zipfile
+
+    path = pathlib.Path(spec)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if path.is_symlink() and not os.path.exists(path):  # (exists follows the link: false when broken or looping)
+        raise DataError(path, "is a symbolic link that leads to no file (broken, or a loop)")
+    if not path.is_file():
+        raise DataError(
+            path, "model file not found (expected a run directory with model.keras, a .keras file, or 'original')"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                raise DataError(path, "not a Keras model (the archive holds no config.json)")
+    except (zipfile.BadZipFile, OSError):
+        raise DataError(
+            path, "not a Keras model (expected a .keras archive; this file is not a zip archive, or is cut short)"
+        ) from None
+    return path
+
+
 def read_model(run_dir):
     """The ModelRecord of a run directory (or of the run a snapshot file was kept by), or None
     (original weights, a bare .keras file)."""

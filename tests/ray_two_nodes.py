@@ -5,7 +5,8 @@ the real step machinery (run_all, run_step, the step markers, rundir's records).
 network and PID namespace (`unshare -rnpf --mount-proc`, see test_ray_cluster.py): its only network
 interface is loopback, so the nodes can be reached from nothing else, and every process it starts dies
 with it. Prints one JSON line: the run's outcome, when the node was killed, which nodes the steps ran
-on, where the cut steps finished, and every step's recorded value.
+on, where the cut steps finished, every step's recorded value, and how a second run ended when the head
+node was killed under it.
 
     python tests/ray_two_nodes.py WORK KILL_AFTER
 """
@@ -115,7 +116,7 @@ def main(work, kill_after):
         killer.join(5)
     killed_at, cut = (killer.killed_at, killer.cut) if killer else (None, [])
     refused = wrong_token.communicate(timeout=120)[1].strip().splitlines()
-    os.killpg(head.pid, signal.SIGKILL)
+    head_lost = lose_the_head(address, head, f"{work}-head-lost")
     placed = {p.parent: json.loads(p.read_text()).get("placement") or {} for p in pathlib.Path(work).rglob("step.json")}
     nodes = sorted({where.get("node_id") for where in placed.values()} - {None})
     retried = {str(d): placed.get(d, {}).get("node_id") for d in cut}  # where the cut steps finished
@@ -132,9 +133,37 @@ def main(work, kill_after):
                 "finished": len(placed),
                 "tail": "".join(f"{line}\n" for line in lines[-30:]),
                 "wrong_token": [wrong_token.returncode, refused],
+                "head_lost": head_lost,
             }
         )
     )
+
+
+# A runner as the reproduce binary runs it (cli.run around run_all_watched), its steps 30 s long.
+_RUNNER = """
+import sys
+sys.path.insert(0, "tests")
+from blurnet_tf import cli
+from blurnet_tf.pipeline.ray_executor import run_all_watched
+from probe_experiments import chained_steps
+cli.run(lambda argv: run_all_watched(chained_steps(sys.argv[2], count=4, sleep=30.0), log=print, address=sys.argv[1]))
+"""
+
+
+def lose_the_head(address, head, work):
+    """Kills the head node (and its workers) while a runner's step runs there: [exit status, stderr lines,
+    seconds from the kill to the runner's end]."""
+    runner = subprocess.Popen(
+        [sys.executable, "-c", _RUNNER, address, work], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while runner.poll() is None and not any(pathlib.Path(work).rglob("step.pending.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    kill_tree(head.pid)
+    killed = time.time()
+    _, stderr = runner.communicate(timeout=120)
+    return [runner.returncode, stderr.strip().splitlines(), time.time() - killed]
 
 
 class Killer(threading.Thread):

@@ -131,7 +131,7 @@ def test_learned_blur_penalty_on_another_model():
 
 
 def test_every_attack_takes_a_plain_python_function_and_gives_the_keras_models_result():
-    from blurnet_tf.attacks import autoattack_linf, carlini_wagner_l2, ddn, deepfool, jsma, lbfgs_attack, linf_attack
+    from blurnet_tf.attacks import autoattack, carlini_wagner_l2, ddn, deepfool, jsma, lbfgs_attack, linf_attack
 
     model = trained_small_model()
     x, y = banded(4, seed=5)
@@ -144,7 +144,7 @@ def test_every_attack_takes_a_plain_python_function_and_gives_the_keras_models_r
         lambda m: ddn(m, x, y, steps=10),
         lambda m: lbfgs_attack(m, x, (y + 1) % CLASSES, search_steps=2, max_iterations=20),
         lambda m: linf_attack(m, x, eps=0.05, steps=3, y=y),
-        lambda m: autoattack_linf(m, x, y, eps=0.05, steps=5, target_classes=2, square_queries=20),
+        lambda m: autoattack(m, x, y, norm="Linf", eps=0.05, steps=5, target_classes=2, square_queries=20),
         lambda m: deepfool(m, x, max_iter=5),
         lambda m: jsma(m, x, (y + 1) % CLASSES, gamma=0.02),
     ):

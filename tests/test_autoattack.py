@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from blurnet_tf.attacks import autoattack, autoattack_linf
+from blurnet_tf.attacks import autoattack
 
 
 def linear_case(classes=2, n=6, seed=0, norm="Linf"):
@@ -35,10 +35,12 @@ def test_each_attack_breaks_just_above_the_closed_form_radius_and_nothing_breaks
     model, x, labels, radius = linear_case(classes=3)
     eps = float(radius.max()) * slack
     assert eps < 0.4  # inside the box: the closed form ignores clipping
-    above = autoattack_linf(model, x, labels, eps=eps, attacks=attacks, square_queries=2000)
+    above = autoattack(model, x, labels, norm="Linf", eps=eps, attacks=attacks, square_queries=2000)
     assert above.success.all(), (attacks, radius, above.norm)
     assert np.all(above.norm <= eps + 1e-6) and np.all(above.norm >= radius - 1e-5)
-    below = autoattack_linf(model, x, labels, eps=float(radius.min()) * 0.95, attacks=attacks, square_queries=200)
+    below = autoattack(
+        model, x, labels, norm="Linf", eps=float(radius.min()) * 0.95, attacks=attacks, square_queries=200
+    )
     assert not below.success.any() and not below.norm.any()
     np.testing.assert_array_equal(below.adversarial, x)
 
@@ -52,7 +54,7 @@ def test_an_image_one_attack_broke_stays_broken_when_a_later_attack_fails_on_it(
     eps = float(np.sqrt(r[gap] * r[gap + 1]))
     breakable = radius < eps
     assert r[gap + 1] / r[gap] > 1.1 and 0 < breakable.sum() < len(x)
-    found = autoattack_linf(model, x, labels, eps=eps, square_queries=200)
+    found = autoattack(model, x, labels, norm="Linf", eps=eps, square_queries=200)
     np.testing.assert_array_equal(found.success, breakable)
     assert np.all(found.norm[breakable] > 0) and np.all(found.norm <= eps + 1e-6)
     assert (np.argmax(model(found.adversarial).numpy(), 1) != labels).tolist() == breakable.tolist()
@@ -112,3 +114,15 @@ def test_autoattack_refuses_what_would_run_nothing_or_the_wrong_thing(change, ma
         return
     with pytest.raises(ValueError, match=match):
         autoattack(model, x, labels, **kwargs)
+
+
+def test_the_deprecated_autoattack_linf_warns_and_is_autoattack_in_linf():
+    from blurnet_tf.attacks import autoattack_linf
+
+    model, x, labels, radius = linear_case()
+    eps = float(np.median(radius))
+    with pytest.warns(DeprecationWarning, match=r"autoattack_linf\(\) is deprecated .* norm='Linf'"):
+        old = autoattack_linf(model, x, labels, eps=eps, steps=5, attacks=("apgd-ce",))
+    new = autoattack(model, x, labels, norm="Linf", eps=eps, steps=5, attacks=("apgd-ce",))
+    np.testing.assert_array_equal(old.adversarial, new.adversarial)
+    np.testing.assert_array_equal(old.success, new.success)

@@ -383,6 +383,8 @@ def binaries(tmp_path_factory):
         paths["users_work"] = base / "users_work"
         paths["users_work"].mkdir()
         (paths["users_work"] / "thesis.txt").write_text("mine\n")
+        (paths["users_work"] / "drafts" / "sub").mkdir(parents=True)  # a step record of no step of the plan
+        (paths["users_work"] / "drafts" / "sub" / "step.json").write_text('{"name": "x", "seconds": 1}\n')
         runs.start(
             "reproduce_users_work_dir",
             *reproduce,
@@ -827,6 +829,41 @@ def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch, fail
     assert sorted(os.listdir(tmp_path)) == ["results.json"]  # no .results.json.<pid>.tmp
 
 
+def test_a_report_on_a_full_disk_is_whole_or_absent(tmp_path, monkeypatch):
+    """files.all_or_nothing (issue 43): the disk fills at the third of four files; none of the old files
+    is replaced, no temp file is left; without the fault all four land, and nothing before the block ends."""
+    from blurnet_tf import files
+
+    old = {name: f"old {name}\n" for name in ("REPORT.md", "results.json", "figures/a.png", "tables.json")}
+    for name, text in old.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    real_open, opened = open, []
+
+    def fills_up(p, mode="r", *a, **k):
+        opened.append(p)
+        f = real_open(p, mode, *a, **k)
+        return _DiskFullFile(f) if len(opened) == 3 else f
+
+    monkeypatch.setattr(files, "open", fills_up, raising=False)
+    with pytest.raises(DataError) as err, files.all_or_nothing():
+        for name in old:
+            files.write_text(tmp_path / name, f"new {name}\n")
+        assert not opened  # held, not written
+    monkeypatch.undo()
+    assert "No space left on device" in err.value.problem and err.value.path == str(tmp_path / "figures/a.png")
+    assert {n: (tmp_path / n).read_text() for n in old} == old
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(pathlib.Path(n).name for n in old)
+    with pytest.raises(RuntimeError), files.all_or_nothing():  # an error in the block: nothing written
+        files.write_text(tmp_path / "REPORT.md", "half\n")
+        raise RuntimeError("the report failed half-way")
+    assert (tmp_path / "REPORT.md").read_text() == old["REPORT.md"]
+    with files.all_or_nothing():
+        for name in old:
+            files.write_text(tmp_path / name, f"new {name}\n")
+    assert {n: (tmp_path / n).read_text() for n in old} == {n: f"new {n}\n" for n in old}
+
+
 def test_write_into_an_unwritable_place():
     from blurnet_tf import files
 
@@ -1233,6 +1270,29 @@ def test_the_model_loader_checks_mnist_models_and_the_original_weights(wrong):
         load_model(wrong["text"].with_name("absent.keras"), expect=LISA_MODEL)
 
 
+def test_a_model_link_that_leads_nowhere_is_named_before_tensorflow_loads(tmp_path):
+    """A `--model` that is a symbolic-link loop or a broken link (issue 43): one line naming it, from every
+    binary that takes a model, before TensorFlow is imported (the check is rundir.keras_archive)."""
+    from blurnet_tf import cli
+
+    loop, broken = tmp_path / "loop.keras", tmp_path / "broken.keras"
+    loop.symlink_to(loop)
+    broken.symlink_to(tmp_path / "gone.keras")
+    for link in (loop, broken):
+        with pytest.raises(DataError) as err:
+            cli.check_model(str(link))
+        assert err.value.path == str(link) and "symbolic link that leads to no file" in err.value.problem
+    cli.check_model("original")  # the RP2 weights: found by the data directory, later
+    script = (
+        "import runpy, sys; sys.argv = ['evaluate', '--model=' + sys.argv[1]]\n"
+        "try:\n    runpy.run_module('blurnet_tf.cli.evaluate', run_name='__main__')\n"
+        "finally:\n    print('tensorflow' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(loop)], cwd=ROOT, capture_output=True, text=True)
+    assert "symbolic link that leads to no file" in assert_bad_input(proc, f"{loop}:")
+    assert proc.stdout.strip() == "False", proc.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BINARY_CASES)
 def test_attack_refuses_a_wrong_model_in_one_line_before_any_work(binaries, name):
@@ -1394,7 +1454,7 @@ def test_report_only_never_replaces_a_finished_report_with_an_emptier_one(binari
 @pytest.mark.parametrize(
     "run,where,problem",
     [
-        ("reproduce_users_work_dir", "users_work", "holds files a reproduction did not write (thesis.txt)"),
+        ("reproduce_users_work_dir", "users_work", "holds files a reproduction did not write (drafts, thesis.txt)"),
         ("reproduce_users_top_report", "users_results", "REPORT.md: is not a report a reproduction wrote"),
         ("reproduce_users_profile_results", "users_tables", "smoke: holds files a report did not write"),
     ],
@@ -1407,7 +1467,7 @@ def test_reproduce_refuses_directories_holding_the_users_files(binaries, run, wh
     assert (
         snapshot(paths[where])
         == {
-            "users_work": {"thesis.txt": b"mine\n"},
+            "users_work": {"thesis.txt": b"mine\n", "drafts/sub/step.json": b'{"name": "x", "seconds": 1}\n'},
             "users_results": {"REPORT.md": b"# my notes\n"},
             "users_tables": {"smoke/tables.json": b'{"mine": 1}\n'},
         }[where]

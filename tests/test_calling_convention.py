@@ -18,7 +18,7 @@ ATTACKS = {
     "deepfool": ("x",),
     "jsma": ("x", "targets"),
     "linf_attack": ("x",),
-    "autoattack_linf": ("x", "y"),
+    "autoattack": ("x", "y"),
 }
 
 

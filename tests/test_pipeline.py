@@ -134,12 +134,12 @@ _RUNNER = """
 import pathlib, signal, sys
 from blurnet_tf import cli
 from blurnet_tf.pipeline.steps import Step
-from blurnet_tf.pipeline.ray_executor import run_all
+from blurnet_tf.pipeline.ray_executor import run_all_watched
 signal.signal(signal.SIGINT, signal.default_int_handler)
 root = pathlib.Path(sys.argv[1])
 steps = [Step(f"probe/{n}", "probe", root / n, command=["step_probe", f"--out={root / n}", "--sleep=60"])
          for n in ("a", "b")]
-cli.run(lambda argv: run_all(steps, log=print, jobs=2))  # as the reproduce binary runs it
+cli.run(lambda argv: run_all_watched(steps, log=print, jobs=2))  # as the reproduce binary runs it (in a child)
 """
 
 
@@ -414,7 +414,9 @@ def test_a_profile_without_lisa_rows_reports_what_it_ran_and_leaves_the_lisa_sec
     # step of the plan is marked finished with no records.
     first = build_plan(PROFILES["mnist"], tmp_path / "w")[0]
     first.out.mkdir(parents=True)
-    (first.out / "step.json").write_text(json.dumps({"key": step_key(first), "seconds": 0.0, "records": []}))
+    (first.out / "step.json").write_text(
+        json.dumps({"key": step_key(first), "name": first.name, "seconds": 0.0, "records": []})
+    )
     run_python(
         "-m",
         "blurnet_tf.cli.reproduce",

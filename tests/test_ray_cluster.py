@@ -62,6 +62,11 @@ def test_steps_survive_losing_one_of_two_nodes_and_match_the_one_node_run(tmp_pa
     # A run holding another token was refused in one line that says so (issue 43: "no Ray cluster answers").
     status, stderr = run["wrong_token"]
     assert status == 2 and len(stderr) == 1 and "refused this run's token: set RAY_AUTH_TOKEN" in stderr[0], stderr
+    # Losing the head node under a run (issue 43: exit 1 and no line; Ray exits its driver past Python): one line
+    # naming it, within seconds, not Ray's 60-s reconnection wait.
+    status, stderr, seconds = run["head_lost"]
+    assert status == 1 and len(stderr) == 1 and seconds < 30, run["head_lost"]
+    assert stderr[0].startswith("error: the Ray node this run was attached to died (Ray at 127.0.0.1:"), stderr
 
     one_node = chained_steps(tmp_path / "one")
     run_all(one_node, log=lambda m: None, jobs=2)

@@ -4,7 +4,7 @@ called through `logits_fn`) and images, no I/O: RP2
 L-BFGS, and DeepFool / JSMA through ART."""
 
 from blurnet_tf.attacks.attack_result import AttackResult
-from blurnet_tf.attacks.autoattack_linf import autoattack, autoattack_linf
+from blurnet_tf.attacks.autoattack_linf import autoattack, autoattack_linf  # noqa: F401  (deprecated, not in __all__)
 from blurnet_tf.attacks.art_attacks import art_classifier, deepfool, jsma, random_targets
 from blurnet_tf.attacks.carlini_wagner import carlini_wagner_l2
 from blurnet_tf.attacks.ddn import ddn
@@ -29,5 +29,4 @@ __all__ = [
     "logits_fn",
     "AttackResult",
     "autoattack",
-    "autoattack_linf",
-]
+]  # (autoattack_linf: deprecated, importable until 0.4.0)

@@ -106,44 +106,16 @@ def autoattack_linf(
     attacks: Sequence[AttackName] = ATTACKS,
     seed: int = 0,
 ) -> AttackResult:
-    """AutoAttack-strength L∞ attack: APGD-CE, APGD-T (DLR loss) and Square through ART 1.20.
+    """Deprecated (goes in 0.4.0): `autoattack(model, x, y, norm="Linf", ...)`, the same attack and settings."""
+    import warnings
 
-    Every setting is AutoAttack's standard version (the module docstring lists them); an image
-    counts as broken when any attack breaks it.
+    from blurnet_tf.deprecation import REMOVED_IN
 
-    Parameters
-    ----------
-    model : Callable[..., tf.Tensor]
-        A Keras model or any callable from images [N, H, W, C] in [0, 1] to logits [N, classes].
-    x : np.ndarray
-        [N, H, W, C] images in [0, 1].
-    y : np.ndarray
-        [N] integer labels.
-    eps : float
-        The L∞ budget ε (AutoAttack's 8/255).
-    steps : int
-        Iterations of each APGD run (100).
-    target_classes : int
-        How many of the classes the clean model ranks next APGD-T targets, one run each (9).
-    square_queries : int
-        Square's query budget (5,000).
-    attacks : Sequence[AttackName]
-        Which of "apgd-ce", "apgd-t" and "square" to run, in that order (all three).
-    seed : int
-        Seeds ART's random starts and squares (NumPy's and TensorFlow's global generators, given back after).
-
-    Returns
-    -------
-    AttackResult
-        The first adversarial any attack found per image (the image itself where none did), success
-        [N] (misclassified, read off the model) and the L∞ norm of each perturbation (0 where the
-        attack failed).
-
-    Raises
-    ------
-    ValueError
-        If `attacks` names an attack other than the three above.
-    """
+    warnings.warn(
+        f"autoattack_linf() is deprecated and goes in {REMOVED_IN}; use autoattack(..., norm='Linf')",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return _autoattack(model, x, y, np.inf, eps, steps, target_classes, square_queries, attacks, seed)
 
 

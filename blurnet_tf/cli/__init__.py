@@ -217,3 +217,11 @@ def int_list(name, spec):
     except ValueError:
         got = repr(spec) if spec.strip(" ,") else "an empty value"
         raise SettingError(name, f"expected comma-separated integers, got {got}") from None
+
+
+def check_model(spec):
+    """`--model` checked before TensorFlow loads: 'original', or a .keras archive (rundir.keras_archive)."""
+    from blurnet_tf import rundir
+
+    if spec != rundir.ORIGINAL:
+        rundir.keras_archive(spec)

@@ -94,6 +94,7 @@ def settings():
 
 def main(argv):
     del argv
+    cli.check_model(FLAGS.model)  # a missing or broken file: one line before TensorFlow loads
     attack = settings()
     if FLAGS.save_images < 0:
         raise cli.SettingError("save_images", f"expected an integer >= 0, got {FLAGS.save_images}")

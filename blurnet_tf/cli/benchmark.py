@@ -24,10 +24,9 @@ import zlib
 from absl import flags
 
 from blurnet_tf import cli
+from blurnet_tf.evaluation import threat_models as threats
 
 FLAGS = flags.FLAGS
-# robustness_benchmark.THREAT_MODELS, readable without TensorFlow (tests/test_benchmark.py keeps them equal)
-THREAT_NAMES = ("clean", "Linf", "L2", "linf", "l2", "sticker", "autoattack", "checks")
 flags.DEFINE_string("model", None, "A .keras classifier returning logits (loaded with safe_mode).", required=True)
 flags.DEFINE_string("data", None, "An .npz with x (float images in [0, 1]) and y (integer labels).", required=True)
 flags.DEFINE_string("out", None, "Output directory for results.json, results.csv and REPORT.md.", required=True)
@@ -97,6 +96,7 @@ def _array(path, flag, keys):
 
 def main(argv):
     del argv
+    cli.check_model(FLAGS.model)  # a missing or broken file: one line before TensorFlow loads
     from blurnet_tf import files, locks, rundir
 
     started = time.time()
@@ -108,13 +108,13 @@ def main(argv):
     targets = cli.int_list("targets", ",".join(FLAGS.targets)) if FLAGS.targets else None
     seeds = cli.int_list("seeds", ",".join(FLAGS.seeds))
     linf_eps, l2_eps = cli.float_list("linf_eps", FLAGS.linf_eps), cli.float_list("l2_eps", FLAGS.l2_eps)
-    radii = (("linf_eps", linf_eps, 1.0, "radii in (0, 1]"), ("l2_eps", l2_eps, 1e300, "positive radii"))
-    for name, values, top, expected in radii:  # before TensorFlow loads (NaN fails the comparison too)
-        if not values or not all(0 < v <= top for v in values):
-            raise cli.SettingError(name, f"expected {expected}, got {','.join(getattr(FLAGS, name)) or 'none'}")
-    unknown = sorted(set(FLAGS.threat_models) - set(THREAT_NAMES))
+    for name, values in (("linf_eps", linf_eps), ("l2_eps", l2_eps)):  # before TensorFlow loads (benchmark's rules)
+        problem = threats.radii_problem(name, values)
+        if problem:
+            raise cli.SettingError(name, f"{problem}, got {','.join(getattr(FLAGS, name)) or 'none'}")
+    unknown = threats.unknown_threat_models(FLAGS.threat_models)
     if unknown:
-        raise cli.SettingError("threat_models", f"unknown {unknown}; choose from {', '.join(THREAT_NAMES)}")
+        raise cli.SettingError("threat_models", unknown)
     from blurnet_tf.evaluation.robustness_benchmark import benchmark  # TensorFlow: only once the files are checked
     from blurnet_tf.registry import load_model
 

@@ -10,6 +10,8 @@ import pathlib
 
 from absl import flags
 
+from blurnet_tf import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory, .keras file, or 'original'.", required=True)
 flags.DEFINE_string("data_dir", None, "Data directory (default: $BLURNET_DATA, ../shared/data, cache).")
@@ -21,6 +23,7 @@ flags.DEFINE_boolean("overwrite", False, "Replace an --out file that no evaluati
 
 def main(argv):
     del argv
+    cli.check_model(FLAGS.model)  # a missing or broken file: one line before TensorFlow loads
     from blurnet_tf import files, rundir
 
     if FLAGS.out:  # before TensorFlow is imported: a refused --out costs no start-up

@@ -24,6 +24,8 @@ nothing, behind.
 
 from absl import flags
 
+from blurnet_tf import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Run directory, .keras file, or 'original'.", required=True)
 flags.DEFINE_string("out", None, "SavedModel directory to write.", required=True)
@@ -49,6 +51,7 @@ def class_names_for(model):
 
 def main(argv):
     del argv
+    cli.check_model(FLAGS.model)  # a missing or broken file: one line before TensorFlow loads
     from blurnet_tf.defences import classifier_of
     from blurnet_tf.registry import load_model
     from blurnet_tf.registry.model_files import check_classifier

@@ -84,6 +84,7 @@ def settings():
 
 def main(argv):
     del argv
+    cli.check_model(FLAGS.model)  # a missing or broken file: one line before TensorFlow loads
     settings().run(FLAGS.out, log=lambda m: print(m, flush=True), overwrite=FLAGS.overwrite)
     print(f"wrote {FLAGS.out}/results.json", flush=True)
 

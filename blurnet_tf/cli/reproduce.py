@@ -95,11 +95,11 @@ flags.DEFINE_boolean(
 
 def main(argv):  # noqa: C901 - issue 40's restructure splits it
     del argv
-    from blurnet_tf import locks, rundir
+    from blurnet_tf import files, locks, rundir
     from blurnet_tf.data import find_data_dir
     from blurnet_tf.errors import DataError
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
-    from blurnet_tf.pipeline.ray_executor import run_all
+    from blurnet_tf.pipeline.ray_executor import run_all_watched
     from blurnet_tf.pipeline.steps import claim_results, is_done, status
     from blurnet_tf.reports.report_writer import write_report
 
@@ -138,16 +138,15 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
     made_by = locks.owner(work_dir)
     if made_by not in (None, rundir.REPRODUCE_WRITER.name):
         raise DataError(work_dir, f"was written by `{made_by}`, not a reproduction; choose another --work_dir")
-    if made_by is None and _users_files(pathlib.Path(work_dir)):  # (made before the marker: step records prove it)
-        raise DataError(
-            work_dir,
-            f"holds files a reproduction did not write ({_users_files(pathlib.Path(work_dir))}); "
-            "choose a new or empty --work_dir",
-        )
     find_data_dir(FLAGS.data_dir)  # fail early, with the path, if the data are missing
     if not pathlib.Path("flags/models").is_dir():
         raise DataError(pathlib.Path("flags/models").resolve(), "flagfiles not found: run from the repository root")
     plan = build_plan(profile, work_dir, FLAGS.data_dir)
+    theirs = _users_files(pathlib.Path(work_dir), plan) if made_by is None else ""  # (made before the marker)
+    if theirs:
+        raise DataError(
+            work_dir, f"holds files a reproduction did not write ({theirs}); choose a new or empty --work_dir"
+        )
     if FLAGS.report_only and not profile.tradeoff:  # (the trade-off report merges its parts by design)
         from blurnet_tf.pipeline.steps import keep_a_fuller_report
 
@@ -179,7 +178,7 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
     if not FLAGS.report_only:
         with locks.RunLock(work_dir, flag="work_dir"):  # one runner per work directory
             locks.mark_owner(work_dir, rundir.REPRODUCE_WRITER)
-            stage_seconds = run_all(
+            stage_seconds = run_all_watched(
                 steps,
                 log=lambda m: print(m, flush=True),
                 jobs=jobs,
@@ -198,16 +197,17 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
         from blurnet_tf.reports.longtrain_report import write_report
     elif profile.robustness:
         from blurnet_tf.reports.robustness_report import write_report
-    report = write_report(
-        profile,
-        work_dir,
-        FLAGS.results_dir,
-        started,
-        stage_seconds,
-        [s.out for s in plan if states[s.name] == "done"],
-        missing,
-        stale,
-    )
+    with files.all_or_nothing():  # a full disk leaves the last report whole, not half replaced
+        report = write_report(
+            profile,
+            work_dir,
+            FLAGS.results_dir,
+            started,
+            stage_seconds,
+            [s.out for s in plan if states[s.name] == "done"],
+            missing,
+            stale,
+        )
     top = (
         "" if profile.tradeoff or profile.long_training or profile.robustness else f" and {FLAGS.results_dir}/REPORT.md"
     )
@@ -216,20 +216,19 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
         print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)
 
 
-def _users_files(work_dir):
-    """What a work directory without the reproduction's marker holds, when no step record lies anywhere in it."""
+def _users_files(work_dir, plan):
+    """What a work directory without the reproduction's marker holds beside the folders this profile's steps
+    write; everything, when none of the plan's steps left a record there."""
     from blurnet_tf import locks
 
     if not work_dir.is_dir():
         return ""
+    root = work_dir.resolve()
+    ours = {pathlib.Path(s.out).resolve().relative_to(root).parts[0] for s in plan}
+    recorded = any((pathlib.Path(s.out) / m).exists() for s in plan for m in (locks.STEP_DONE, locks.STEP_PENDING))
     names = sorted(p.name for p in work_dir.iterdir() if p.name not in locks.BOOKKEEPING)
-    if (
-        not names
-        or any(True for _ in work_dir.rglob(locks.STEP_DONE))
-        or any(True for _ in work_dir.rglob(locks.STEP_PENDING))
-    ):
-        return ""
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    theirs = [n for n in names if not recorded or n not in ours]
+    return ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ images for the sticker's average ASR.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Any
 
 import math
 
@@ -42,8 +42,7 @@ from blurnet_tf.evaluation.input_checks import check_inputs, check_source
 from blurnet_tf.evaluation.metrics import predict_classes
 from blurnet_tf.ranges import is_number
 
-ThreatModel = Literal["clean", "Linf", "L2", "linf", "l2", "sticker", "autoattack", "checks"]
-THREAT_MODELS = get_args(ThreatModel)
+from blurnet_tf.evaluation.threat_models import ThreatModel, radii, radii_problem, unknown_threat_models
 
 
 def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them to a table
@@ -147,22 +146,19 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
         empty, a number is out of its range, or images, labels, mask, targets, model or source do not fit.
     """
     threat_models = (threat_models,) if isinstance(threat_models, str) else tuple(threat_models)  # "linf": one name
-    unknown = set(threat_models) - set(THREAT_MODELS)
+    unknown = unknown_threat_models(threat_models)
     if unknown:
-        raise ValueError(f"threat_models: unknown {sorted(unknown)}; choose from {', '.join(THREAT_MODELS)}")
+        raise ValueError(f"threat_models: {unknown}")
     if "sticker" in threat_models and (mask is None or targets is None):
         raise ValueError("threat_models: 'sticker' needs mask= (0/1, one image's shape) and targets= (classes)")
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
-    linf_values, l2_values = _radii(linf_eps), _radii(l2_eps)
+    linf_values, l2_values = radii(linf_eps), radii(l2_eps)
+    for radius_arg, given in (("linf_eps", linf_eps), ("l2_eps", l2_eps)):
+        problem = radii_problem(radius_arg, given)
+        if problem:
+            raise ValueError(f"{radius_arg}: {problem}, got {given!r}")
     for arg, value, ok, expected in (
-        (
-            "linf_eps",
-            linf_eps,
-            bool(linf_values) and all(is_number(e) and 0 < e <= 1 for e in linf_values),
-            "radii in (0, 1]",
-        ),
-        ("l2_eps", l2_eps, bool(l2_values) and all(is_number(e) and e > 0 for e in l2_values), "positive radii"),
         (
             "linf_step",
             linf_step,
@@ -384,10 +380,3 @@ def _stickers(model, x, mask, targets, seeds, epochs, lam, add):
     for statistic in ("avg_asr", "worst_asr"):
         iv = intervals.asr_interval(success, statistic)
         add("sticker", "rp2", budget, statistic, iv["mean"], [iv["lo"], iv["hi"]], success.shape[-1])
-
-
-def _radii(eps: Any) -> list[Any]:
-    """One radius or a sequence of them, as a list (a radius list gives records per radius: accuracy against ε)."""
-    if is_number(eps) or isinstance(eps, str):
-        return [eps]
-    return list(eps) if isinstance(eps, (Sequence, np.ndarray)) and np.ndim(eps) <= 1 else [eps]

@@ -15,6 +15,7 @@ of the cluster before the first step (ray_nodes.py), and the per-step log lines.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import pathlib
@@ -27,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from blurnet_tf import files
 from blurnet_tf.errors import SettingError, StepFailed
@@ -151,7 +153,7 @@ def _run(ray, steps, log, cpus, threads, gpus, stop):
 
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = ray.get_runtime_context().get_node_id()
+    here, where = ray.get_runtime_context().get_node_id(), ray.get_runtime_context().gcs_address
     state = (
         ray.remote(num_cpus=0)(RunState)
         .options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False))
@@ -185,8 +187,11 @@ def _run(ray, steps, log, cpus, threads, gpus, stop):
     bar = tqdm(total=len(steps), unit="step", desc="steps", disable=None, leave=False)
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            lines, running = ray.get(state.drain.remote())
+            try:  # the run's state lives on the driver's node: an error here is that node lost
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                lines, running = ray.get(state.drain.remote())
+            except ray.exceptions.RayError:
+                raise StepFailed(node_lost(where)) from None
             for line in lines:
                 log(line)
             for ref in ready:
@@ -281,3 +286,109 @@ def _step_task(blob, i, head, path, cwd, env, state, stop, *upstream):
         raise
     finally:
         state.end.remote(i)
+
+
+def run_all_watched(steps: Sequence[Step], **kwargs: Any) -> dict[str, float]:
+    """run_all in a forked child that this process waits for, so that losing Ray is named in one line.
+
+    Ray ends its driver with a bare exit(1), past any Python handler, when the node the driver is attached
+    to dies (the head node, or this machine's node of the cluster). The child runs the steps and reports
+    its seconds or its error through a pipe; a child that ends without a report lost its Ray node, and a
+    StepFailed says so (finished steps are kept; the same command resumes). The child has a process group
+    of its own: a Ctrl-C or SIGTERM reaches this process, which hands it on once. From a process running
+    other threads (a fork would copy their locks) it is run_all itself. Arguments: as run_all."""
+    if threading.active_count() > 1 or "ray" in sys.modules or not sys.platform.startswith("linux"):
+        return run_all(steps, **kwargs)
+    read, write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        os.setpgid(0, 0)
+        _die_with_parent()
+        if kwargs.get("quiet", True):  # Ray's C++ lines (written to fd 2) out; Python's own lines kept
+            shown = os.dup(2)
+            sys.stderr = os.fdopen(shown, "w", buffering=1)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        try:
+            report: dict[str, Any] = {"seconds": run_all(steps, **kwargs)}
+        except BaseException as exc:  # every way out is reported; the parent raises it
+            report = _error_report(exc)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        with os.fdopen(write, "w") as pipe:
+            pipe.write(json.dumps(report))
+        os._exit(0)  # not the parent's exit handlers
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        text = _read_while_waiting(pipe, pid)
+    if not text:
+        raise StepFailed(node_lost(kwargs.get("address") or os.environ.get("RAY_ADDRESS")))
+    told = json.loads(text)
+    if "seconds" in told:
+        return told["seconds"]
+    raise _rebuilt(told)
+
+
+def node_lost(address: str | None) -> str:
+    """The one line for a run whose Ray node died under it."""
+    return (
+        f"the Ray node this run was attached to died (Ray at {address or 'this machine'}: its head node, or this "
+        "machine's node, is gone); finished steps are kept: start the cluster again and run the same command to resume"
+    )
+
+
+def _die_with_parent():
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: a killed parent ends it
+    if os.getppid() == 1:
+        os._exit(1)
+
+
+def _read_while_waiting(pipe, pid):
+    """The child's report (empty if it died first), its exit reaped; an interrupt here (Ctrl-C, or SIGTERM
+    raised as KeyboardInterrupt by the binary's handler) is handed to the child, whose report then says so."""
+    text = ""
+    while True:
+        try:
+            text = pipe.read()
+            os.waitpid(pid, 0)
+            return text
+        except KeyboardInterrupt:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+
+
+_REBUILT = {"SettingError": ("field", "problem"), "DataError": ("path", "problem")}
+
+
+def _error_report(exc: BaseException) -> dict[str, Any]:
+    from blurnet_tf.errors import DataError, TrainingDiverged
+
+    if isinstance(exc, (SettingError, DataError)):
+        return {"error": type(exc).__name__, "args": [getattr(exc, f) for f in _REBUILT[type(exc).__name__]]}
+    if isinstance(exc, (StepFailed, TrainingDiverged, KeyboardInterrupt)):
+        return {"error": type(exc).__name__, "args": [str(exc)]}
+    import traceback
+
+    traceback.print_exc()  # a bug: its traceback, from where it happened
+    return {"error": "StepFailed", "args": [f"the run stopped on {type(exc).__name__} (traceback above)"]}
+
+
+def _rebuilt(report: dict[str, Any]) -> BaseException:
+    from blurnet_tf.errors import DataError, TrainingDiverged
+
+    kinds: dict[str, type[BaseException]] = {
+        "SettingError": SettingError,
+        "DataError": DataError,
+        "StepFailed": StepFailed,
+        "TrainingDiverged": TrainingDiverged,
+        "KeyboardInterrupt": KeyboardInterrupt,
+    }
+    kind = kinds.get(report.get("error", ""), StepFailed)
+    return kind(*report.get("args", ["the run's report could not be read"]))

@@ -136,15 +136,20 @@ def nodes_not_seeing(path: str) -> list[str]:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = [n for n in ray.nodes() if n["Alive"]]
-    seen = ray.get(
-        [
-            ray.remote(_sees)
-            .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-            .remote(path, os.getcwd())
-            for n in nodes
-        ]
-    )
-    return [n["NodeManagerAddress"] for n, ok in zip(nodes, seen) if not ok]
+    asked = [
+        ray.remote(_sees)
+        .options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+        .remote(path, os.getcwd())
+        for n in nodes
+    ]
+    blind = []
+    for node, ref in zip(nodes, asked):
+        try:
+            if not ray.get(ref):
+                blind.append(node["NodeManagerAddress"])
+        except ray.exceptions.TaskUnschedulableError:  # a node that died since Ray last listed it runs no step
+            continue
+    return blind
 
 
 def _sees(path, cwd):

@@ -68,7 +68,11 @@ def _marker(path):
         data = json.loads(path.read_text()) if path.is_file() else None
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and isinstance(data.get("key"), str) else None
+    if not (isinstance(data, dict) and isinstance(data.get("key"), str)):
+        return None
+    finished = path.name == DONE  # a finished step's marker also says which step it was and how long it took
+    timed = isinstance(data.get("seconds"), (int, float)) and not isinstance(data.get("seconds"), bool)
+    return data if not finished or (isinstance(data.get("name"), str) and timed) else None
 
 
 # The records a step leaves for the report: step.json lists those it found, and a step whose list is no longer
@@ -114,7 +118,7 @@ def run_step(step, log=print, env=None, processes=None, where=None):
     key = step_key(step)
     done, pending = _marker(step.out / DONE), _marker(step.out / PENDING)
     if done is not None and done.get("key") == key and _intact(step.out, done.get("records", [])):
-        return (done["seconds"] if isinstance(done.get("seconds"), (int, float)) else 0.0), True
+        return done["seconds"], True
     if done is not None and done.get("key") == key:  # finished, but a record it left is gone or damaged
         old = _free_name(step.out, "damaged")
         step.out.rename(old)

@@ -118,19 +118,7 @@ def load_model(
             f"is a model trained on {record.dataset.upper()} (its run's {rundir.METRICS_FILE}); "
             f"expected one of {expect.describe()}",
         )
-    if path.is_dir():
-        path = path / rundir.MODEL_FILE
-    if not path.is_file():
-        raise DataError(
-            path, "model file not found (expected a run directory with model.keras, a .keras file, or 'original')"
-        )
-    if not zipfile.is_zipfile(path):
-        raise DataError(
-            path, "not a Keras model (expected a .keras archive; this file is not a zip archive, or is cut short)"
-        )
-    with zipfile.ZipFile(path) as archive:
-        if "config.json" not in archive.namelist():
-            raise DataError(path, "not a Keras model (the archive holds no config.json)")
+    path = rundir.keras_archive(path)
     import blurnet_tf.defences  # noqa: F401  (registers the custom layers for deserialisation)
 
     try:

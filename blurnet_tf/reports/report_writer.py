@@ -44,9 +44,9 @@ def metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs):
 
     seconds, codes = {}, set()
     for step_dir in step_dirs:
-        d = files.read_json(pathlib.Path(step_dir) / "step.json")
-        stage = str(d.get("name") or pathlib.Path(step_dir).parent.name).split("/")[0]  # (a marker without its name)
-        seconds[stage] = seconds.get(stage, 0.0) + (d["seconds"] if isinstance(d.get("seconds"), (int, float)) else 0.0)
+        d = files.read_json(pathlib.Path(step_dir) / "step.json")  # a finished step's: steps._marker checked it
+        stage = d["name"].split("/")[0]
+        seconds[stage] = seconds.get(stage, 0.0) + d["seconds"]
         codes.add(d.get("code"))  # None: finished before steps recorded their code
     seconds = dict(sorted(seconds.items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else len(STAGES)))
     cpu = (

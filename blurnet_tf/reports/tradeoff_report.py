@@ -56,7 +56,7 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
             "metadata": {**meta, "missing_steps": len(missing), "stale_steps": list(stale)},
         },
     )
-    text = render(budget, families, avg, worst, verdicts, figure.is_file(), coarse, parts, meta, missing)
+    text = render(budget, families, avg, worst, verdicts, bool(families), coarse, parts, meta, missing)
     files.write_text(out / "REPORT.md", text)
     return out / "REPORT.md"
 

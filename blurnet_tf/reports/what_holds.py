@@ -167,7 +167,11 @@ def summary(results_root, full=None):
     def claims(paper):
         return sum(_paper(k) == paper and not _is_check(c["claim"]) for k, c in best.items())
 
-    weak = [c["claim"].split(" (", 1)[0] for c in best.values() if _is_check(c["claim"]) and c["verdict"] != "held"]
+    weak = [
+        _lower_first(c["claim"].split(" (", 1)[0])
+        for c in best.values()
+        if _is_check(c["claim"]) and c["verdict"] != "held"
+    ]
     checks = [c for c in best.values() if _is_check(c["claim"])]
     return (
         f"**What we found** (counted from the table below): of BlurNet's {claims('BlurNet')} claims, "
@@ -178,3 +182,9 @@ def summary(results_root, full=None):
         f"Our attack-strength checks hold on {sum(c['verdict'] == 'held' for c in checks)} of {len(checks)} "
         + (f"(not: {'; '.join(weak)})." if weak else "sets of models.")
     )
+
+
+def _lower_first(clause):
+    """A claim quoted inside a sentence: its first letter small, unless it starts a name ("RP2", "DDN")."""
+    first = clause.split(" ", 1)[0]
+    return clause if first.isupper() or first[1:2].isupper() else clause[:1].lower() + clause[1:]
