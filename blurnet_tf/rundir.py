@@ -19,6 +19,8 @@ import typing
 from blurnet_tf import files, locks, paper
 from blurnet_tf.errors import DataError
 
+BASELINE = "baseline"  # the undefended LISA-CNN row
+PIXEL_DEFLECTION = "pixel_deflection"  # the robustness benchmark's Pixel Deflection row (a trained row underneath)
 SCHEMA = 1
 MODEL_FILE = "model.keras"
 AUTOENCODER_FILE = "autoencoder.keras"
@@ -84,6 +86,42 @@ class Layout:
 
     def mnist_robustness_dir(self, row):
         return self.root / "mnist" / "robustness" / row
+
+    # The studies' layouts (profiles with a trade-off, long-training or robustness budget).
+    def frontier_model_dir(self, family, point, seed):
+        """A trade-off frontier's model: one family at one point of its strength knob, one seed."""
+        return self.root / "models" / family / point / f"seed{seed}"
+
+    def frontier_attack_dir(self, family, point, seed):
+        return self.root / "rp2" / family / point / f"seed{seed}"
+
+    def baseline_point_model(self, point, seed, train_epochs):
+        """The file a baseline point of the trade-off is read from: a snapshot ("step<k>", "epoch<k>"), or the
+        trained model ("epoch<train_epochs>")."""
+        run = self.frontier_model_dir(BASELINE, "training", seed)
+        if point == f"epoch{train_epochs}":
+            return run / MODEL_FILE
+        if point.startswith("step"):
+            return snapshot_step_file(run, int(point.removeprefix("step")))
+        return snapshot_file(run, int(point.removeprefix("epoch")))
+
+    def epoch_model_file(self, row, point, final_epoch):
+        """Long training: the model after epoch `point` ("epoch<k>"), a snapshot unless it is the last."""
+        epoch = int(point.removeprefix("epoch"))
+        run = self.model_dir(row)
+        return run / MODEL_FILE if epoch == final_epoch else snapshot_file(run, epoch)
+
+    def epoch_attack_dir(self, row, point):
+        return self.root / "rp2" / row / point
+
+    def benchmark_dir(self, row):
+        return self.root / "benchmark" / row
+
+    def adaptive_dir(self, row, mode, regulariser):
+        return self.root / "adaptive" / row / (mode if mode == "lowfreq" else f"{mode}_{regulariser or 'own'}")
+
+    def crosscheck_dir(self, row):
+        return self.root / "crosscheck" / row
 
 
 # --- Records -----------------------------------------------------------------------------

@@ -66,6 +66,19 @@ def test_every_import_points_to_a_lower_or_equal_layer():
     assert not wrong, wrong
 
 
+def test_the_pipeline_and_the_reports_stand_side_by_side():
+    """Running steps and reading their records share only the run-directory contract (rundir): a report
+    reads no planner's paths, a planner writes no report (issue 40)."""
+    crossing = [
+        f"{module} -> {target}"
+        for module, path in _modules()
+        for target, _ in _imports(path)
+        if {module.split(".")[1:2][0] if "." in module else "", target.split(".")[1:2][0] if "." in target else ""}
+        == {"pipeline", "reports"}
+    ]
+    assert not crossing, crossing
+
+
 def test_no_import_loops_between_modules():
     known = dict(_modules())
     graph = {m: {t for t, _ in _imports(p, module_level_only=True) if t in known and t != m} for m, p in known.items()}

@@ -642,19 +642,21 @@ def test_stage_times_count_the_plans_steps_not_superseded_folders(tmp_path):
 
 def test_report_only_keeps_a_report_of_more_steps_or_more_seeds(tmp_path):
     from blurnet_tf.errors import DataError
-    from blurnet_tf.pipeline.steps import keep_a_fuller_report
     from blurnet_tf.reports import flat_records
+    from blurnet_tf.reports.results_dirs import keep_a_fuller_report
 
     results = tmp_path / "results" / "quick"
     done, missing = (Step(f"probe/{n}", "probe", tmp_path / n, experiment=Counted(x=i)) for i, n in enumerate("ab"))
     run_step(done, log=lambda m: None)
-    keep_a_fuller_report(results, [done, missing], tmp_path, (0, 1))  # no report yet: nothing to keep
+    unfinished = [s.name for s in (done, missing) if status(s) != "done"]
+    assert unfinished == ["probe/b"]
+    keep_a_fuller_report(results, unfinished, 2, tmp_path, (0, 1))  # no report yet: nothing to keep
     b = flat_records.RecordBuilder("abc", False)
     for seed in (0, 1):
         b.add("models", "baseline", "legit_accuracy", 0.9, seed)
     flat_records.write(results, b.rows, "abc", False)
     with pytest.raises(DataError, match=r"lacking 1 of 2 steps not finished in .* \(e\.g\. probe/b\)"):
-        keep_a_fuller_report(results, [done, missing], tmp_path, (0, 1))
+        keep_a_fuller_report(results, unfinished, 2, tmp_path, (0, 1))
     with pytest.raises(DataError, match=r"holds a report of seeds \[0, 1\]; --report_only with seeds \[0\]"):
-        keep_a_fuller_report(results, [done], tmp_path, (0,))
-    keep_a_fuller_report(results, [done], tmp_path, (0, 1))  # every step and seed: rewritten
+        keep_a_fuller_report(results, [], 1, tmp_path, (0,))
+    keep_a_fuller_report(results, [], 1, tmp_path, (0, 1))  # every step and seed: rewritten

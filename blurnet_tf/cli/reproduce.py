@@ -100,7 +100,8 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
     from blurnet_tf.errors import DataError
     from blurnet_tf.pipeline.plan import PROFILES, build_plan
     from blurnet_tf.pipeline.ray_executor import run_all_watched
-    from blurnet_tf.pipeline.steps import claim_results, is_done, status
+    from blurnet_tf.pipeline.steps import is_done, status
+    from blurnet_tf.reports.results_dirs import claim_results
     from blurnet_tf.reports.report_writer import write_report
 
     started = time.time()
@@ -148,9 +149,12 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
             work_dir, f"holds files a reproduction did not write ({theirs}); choose a new or empty --work_dir"
         )
     if FLAGS.report_only and not profile.tradeoff:  # (the trade-off report merges its parts by design)
-        from blurnet_tf.pipeline.steps import keep_a_fuller_report
+        from blurnet_tf.reports.results_dirs import keep_a_fuller_report
 
-        keep_a_fuller_report(pathlib.Path(FLAGS.results_dir) / profile.name, plan, work_dir, profile.seeds)
+        unfinished = [s.name for s in plan if status(s) != "done"]
+        keep_a_fuller_report(
+            pathlib.Path(FLAGS.results_dir) / profile.name, unfinished, len(plan), work_dir, profile.seeds
+        )
     if FLAGS.report_only and not any(is_done(s) for s in plan):  # a typo in --work_dir: no empty report
         raise DataError(work_dir, "holds no finished step of this profile to report; check --work_dir and --profile")
     steps = plan

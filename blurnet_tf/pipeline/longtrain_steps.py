@@ -8,7 +8,7 @@ logged, and the weights attacked like Table II after 10, 30, 100 and 300 epochs.
 
 import dataclasses
 
-from blurnet_tf import paper, rundir
+from blurnet_tf import paper
 from blurnet_tf.pipeline.steps import Step
 
 
@@ -31,31 +31,17 @@ class LongTraining:
 LONG_TRAINING = LongTraining()
 
 
-def model_dir(lay, row):
-    return lay.root / "models" / row
-
-
-def model_file(lay, budget, row, point):
-    epoch = int(point.removeprefix("epoch"))
-    run = model_dir(lay, row)
-    return run / rundir.MODEL_FILE if epoch == budget.epochs else rundir.snapshot_file(run, epoch)
-
-
-def attack_dir(lay, row, point):
-    return lay.root / "rp2" / row / point
-
-
 def longtrain_steps(budget, lay, flags_dir, data):
     extra = [f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []
     steps = [
         Step(
             f"train/{row}",
             "train",
-            model_dir(lay, row),
+            lay.model_dir(row),
             command=[
                 "blurnet_tf.cli.train",
                 f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
-                f"--out={model_dir(lay, row)}",
+                f"--out={lay.model_dir(row)}",
                 f"--epochs={budget.epochs}",
                 f"--seed={budget.seed}",
                 "--log_penalty_share",
@@ -68,7 +54,7 @@ def longtrain_steps(budget, lay, flags_dir, data):
     ]
     for row in budget.rows:
         for point in budget.points():
-            model, out = model_file(lay, budget, row, point), attack_dir(lay, row, point)
+            model, out = lay.epoch_model_file(row, point, budget.epochs), lay.epoch_attack_dir(row, point)
             steps.append(
                 Step(
                     f"long/{row}/{point}",

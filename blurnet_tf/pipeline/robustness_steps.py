@@ -15,8 +15,7 @@ import os
 from blurnet_tf import rundir
 from blurnet_tf.pipeline.steps import Step
 
-BASELINE = "baseline"
-PIXEL_DEFLECTION = "pixel_deflection"
+BASELINE, PIXEL_DEFLECTION = rundir.BASELINE, rundir.PIXEL_DEFLECTION
 # Table III's adaptive attacks on their rows, Table V's on the adversarially trained model: (row, mode, regulariser).
 ADAPTIVE = (
     ("conv_3", "lowfreq", None),
@@ -54,18 +53,6 @@ class RobustnessBudget:
         return self.rows + (PIXEL_DEFLECTION,)
 
 
-def model_dir(lay, row):
-    return lay.root / "models" / row
-
-
-def benchmark_dir(lay, row):
-    return lay.root / "benchmark" / row
-
-
-def adaptive_dir(lay, row, mode, regulariser):
-    return lay.root / "adaptive" / row / (mode if mode == "lowfreq" else f"{mode}_{regulariser or 'own'}")
-
-
 def robustness_steps(budget, lay, flags_dir, data, data_dir):
     from blurnet_tf.experiments.row_benchmark import AdaptiveChecks, MnistRowBenchmark, RestartCrossCheck, RowBenchmark
 
@@ -74,11 +61,11 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
         Step(
             f"train/{row}",
             "train",
-            model_dir(lay, row),
+            lay.model_dir(row),
             command=[
                 "blurnet_tf.cli.train",
                 f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
-                f"--out={model_dir(lay, row)}",
+                f"--out={lay.model_dir(row)}",
                 f"--epochs={budget.train_epochs}",
                 f"--seed={budget.seed}",
                 *extra,
@@ -87,18 +74,18 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
         )
         for row in budget.rows + (budget.pd_row,)
     ]
-    source = os.fspath(model_dir(lay, BASELINE))
+    source = os.fspath(lay.model_dir(BASELINE))
     for row in budget.benchmarked():
         trained = budget.pd_row if row == PIXEL_DEFLECTION else row
-        model = os.fspath(model_dir(lay, trained))
+        model = os.fspath(lay.model_dir(trained))
         steps.append(
             Step(
                 f"benchmark/{row}",
                 "benchmark",
-                benchmark_dir(lay, row),
+                lay.benchmark_dir(row),
                 inputs=[
-                    model_dir(lay, trained) / rundir.MODEL_FILE,
-                    *([] if row == BASELINE else [model_dir(lay, BASELINE) / rundir.MODEL_FILE]),
+                    lay.model_dir(trained) / rundir.MODEL_FILE,
+                    *([] if row == BASELINE else [lay.model_dir(BASELINE) / rundir.MODEL_FILE]),
                 ],
                 experiment=RowBenchmark(
                     row,
@@ -113,12 +100,12 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
                 ),
             )
         )
-    baseline = model_dir(lay, BASELINE) / rundir.MODEL_FILE
+    baseline = lay.model_dir(BASELINE) / rundir.MODEL_FILE
     steps.append(
         Step(
             f"crosscheck/{BASELINE}",
             "crosscheck",
-            lay.root / "crosscheck" / BASELINE,
+            lay.crosscheck_dir(BASELINE),
             inputs=[baseline],
             experiment=RestartCrossCheck(BASELINE, source, restarts=budget.crosscheck_restarts, data_dir=data_dir),
         )
@@ -129,11 +116,11 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
             Step(
                 f"train/{row}",
                 "train",
-                model_dir(lay, row),
+                lay.model_dir(row),
                 command=[
                     "blurnet_tf.cli.train",
                     f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
-                    f"--out={model_dir(lay, row)}",
+                    f"--out={lay.model_dir(row)}",
                     f"--epochs={budget.mnist_epochs}",
                     f"--seed={budget.seed}",
                     "--mnist_split=official",
@@ -148,12 +135,12 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
             Step(
                 f"benchmark/{row}",
                 "benchmark",
-                benchmark_dir(lay, row),
-                inputs=[model_dir(lay, r) / rundir.MODEL_FILE for r in (row, source) if r],
+                lay.benchmark_dir(row),
+                inputs=[lay.model_dir(r) / rundir.MODEL_FILE for r in (row, source) if r],
                 experiment=MnistRowBenchmark(
                     row,
-                    os.fspath(model_dir(lay, row)),
-                    source=source and os.fspath(model_dir(lay, source)),
+                    os.fspath(lay.model_dir(row)),
+                    source=source and os.fspath(lay.model_dir(source)),
                     images=budget.mnist_images,
                     seed=budget.seed,
                     square_queries=budget.square_queries,
@@ -162,16 +149,16 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
             )
         )
     for row, mode, regulariser in (a for a in budget.adaptive if a[0] in budget.rows):
-        out = adaptive_dir(lay, row, mode, regulariser)
+        out = lay.adaptive_dir(row, mode, regulariser)
         steps.append(
             Step(
                 f"adaptive/{out.relative_to(lay.root / 'adaptive')}",
                 "adaptive_checks",
                 out,
-                inputs=[model_dir(lay, row) / rundir.MODEL_FILE],
+                inputs=[lay.model_dir(row) / rundir.MODEL_FILE],
                 experiment=AdaptiveChecks(
                     row,
-                    os.fspath(model_dir(lay, row)),
+                    os.fspath(lay.model_dir(row)),
                     mode,
                     regulariser,
                     seed=budget.seed,

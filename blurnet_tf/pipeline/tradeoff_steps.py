@@ -13,7 +13,7 @@ import dataclasses
 from blurnet_tf import paper, rundir
 from blurnet_tf.pipeline.steps import Step
 
-BASELINE = "baseline"
+BASELINE = rundir.BASELINE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,31 +73,13 @@ TRADEOFF = TradeoffBudget(
 )
 
 
-def model_dir(lay, family, point, seed):
-    return lay.root / "models" / family / point / f"seed{seed}"
-
-
-def attack_dir(lay, family, point, seed):
-    return lay.root / "rp2" / family / point / f"seed{seed}"
-
-
-def baseline_model(lay, budget, point, seed):
-    """The file a baseline point is read from: a snapshot, or the trained model."""
-    run = model_dir(lay, BASELINE, "training", seed)
-    if point == f"epoch{budget.train_epochs}":
-        return run / rundir.MODEL_FILE
-    if point.startswith("step"):
-        return rundir.snapshot_step_file(run, int(point.removeprefix("step")))
-    return rundir.snapshot_file(run, int(point.removeprefix("epoch")))
-
-
 def tradeoff_steps(budget, lay, flags_dir, data):
     """Train every (family, point, seed), then attack each model (a baseline point: its snapshot)."""
     extra = [f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []
     targets = [f"--targets={budget.targets}"] if budget.targets != "all" else []
 
     def attack(family, point, seed, model):
-        out = attack_dir(lay, family, point, seed)
+        out = lay.frontier_attack_dir(family, point, seed)
         return Step(
             f"frontier/{family}/{point}/seed{seed}",
             "frontier",
@@ -118,7 +100,7 @@ def tradeoff_steps(budget, lay, flags_dir, data):
 
     steps = []
     for seed in budget.seeds:
-        out = model_dir(lay, BASELINE, "training", seed)
+        out = lay.frontier_model_dir(BASELINE, "training", seed)
         steps.append(
             Step(
                 f"train/{BASELINE}/seed{seed}",
@@ -146,12 +128,15 @@ def tradeoff_steps(budget, lay, flags_dir, data):
             )
         )
     for seed in budget.seeds:
-        steps += [attack(BASELINE, p, seed, baseline_model(lay, budget, p, seed)) for p in budget.baseline_points()]
+        steps += [
+            attack(BASELINE, p, seed, lay.baseline_point_model(p, seed, budget.train_epochs))
+            for p in budget.baseline_points()
+        ]
     for f in budget.frontiers:
         epochs = budget.adv_train_epochs if f.flagfile == "adv_train" else budget.train_epochs
         for seed in budget.seeds:
             for value, point in zip(f.values, f.points()):
-                out = model_dir(lay, f.family, point, seed)
+                out = lay.frontier_model_dir(f.family, point, seed)
                 steps.append(
                     Step(
                         f"train/{f.family}/{point}/seed{seed}",
@@ -170,7 +155,7 @@ def tradeoff_steps(budget, lay, flags_dir, data):
                     )
                 )
         steps += [
-            attack(f.family, p, seed, model_dir(lay, f.family, p, seed) / rundir.MODEL_FILE)
+            attack(f.family, p, seed, lay.frontier_model_dir(f.family, p, seed) / rundir.MODEL_FILE)
             for seed in budget.seeds
             for p in f.points()
         ]

@@ -9,7 +9,6 @@ import numpy as np
 
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.evaluation import intervals
-from blurnet_tf.pipeline.longtrain_steps import attack_dir, model_dir, model_file
 from blurnet_tf.reports import flat_records
 from blurnet_tf.reports.figures import _save, plt
 from blurnet_tf.reports.format import _pct
@@ -35,15 +34,15 @@ def shares(history):
 def fresh_records(work_dir, budget, commit, dirty):
     lay, b = rundir.Layout(work_dir), flat_records.RecordBuilder(commit, dirty)
     for row in budget.rows:
-        model = rundir.read_model(model_dir(lay, row))
+        model = rundir.read_model(lay.model_dir(row))
         for point in budget.points():
-            path = model_file(lay, budget, row, point)
+            path = lay.epoch_model_file(row, point, budget.epochs)
             info = (
                 files.read_json(path.with_suffix(".json"))
                 if path.name != rundir.MODEL_FILE
                 else model and {"legit_accuracy": model.legit_accuracy, "test_images": model.test_images}
             )
-            attack = rundir.StickerRecord.read(attack_dir(lay, row, point) / rundir.RESULTS_FILE)
+            attack = rundir.StickerRecord.read(lay.epoch_attack_dir(row, point) / rundir.RESULTS_FILE)
             if info and attack:
                 b.add(
                     EXPERIMENT,

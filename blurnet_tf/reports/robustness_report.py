@@ -9,7 +9,7 @@ import pathlib
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.evaluation import intervals
 from blurnet_tf.evaluation.attack_strength import CHECKS
-from blurnet_tf.pipeline.robustness_steps import BASELINE, PIXEL_DEFLECTION, adaptive_dir, benchmark_dir, model_dir
+from blurnet_tf.rundir import BASELINE, PIXEL_DEFLECTION
 from blurnet_tf.reports import flat_records
 from blurnet_tf.reports.format import _pct
 from blurnet_tf.reports.robustness_adaptive import (
@@ -30,8 +30,8 @@ CROSSCHECK = "robustness_crosscheck"
 def fresh_records(work_dir, budget, commit, dirty):
     lay, b = rundir.Layout(work_dir), flat_records.RecordBuilder(commit, dirty)
     for row in budget.benchmarked() + budget.mnist_rows:
-        trained = rundir.read_model(model_dir(lay, budget.pd_row if row == PIXEL_DEFLECTION else row))
-        found = files.read_json(benchmark_dir(lay, row) / rundir.RESULTS_FILE)
+        trained = rundir.read_model(lay.model_dir(budget.pd_row if row == PIXEL_DEFLECTION else row))
+        found = files.read_json(lay.benchmark_dir(row) / rundir.RESULTS_FILE)
         if not (trained and found):
             continue
         b.add("models", row, "legit_accuracy", trained.legit_accuracy, budget.seed, images=trained.test_images)
@@ -52,7 +52,7 @@ def fresh_records(work_dir, budget, commit, dirty):
                 images=r["images"],
                 ref=ref,
             )
-    found = files.read_json(lay.root / "crosscheck" / BASELINE / rundir.RESULTS_FILE)
+    found = files.read_json(lay.crosscheck_dir(BASELINE) / rundir.RESULTS_FILE)
     for r in (found or {}).get("values", {}).get("records", []):
         if r["threat_model"] == "linf":
             b.add(
@@ -66,7 +66,7 @@ def fresh_records(work_dir, budget, commit, dirty):
                 images=r["images"],
             )
     for row, mode, regulariser in budget.adaptive:
-        found = files.read_json(adaptive_dir(lay, row, mode, regulariser) / rundir.RESULTS_FILE)
+        found = files.read_json(lay.adaptive_dir(row, mode, regulariser) / rundir.RESULTS_FILE)
         if found:
             adaptive_records(b, row, found["values"], budget.seed)
     return b.rows

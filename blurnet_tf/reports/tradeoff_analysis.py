@@ -19,7 +19,7 @@ import numpy as np
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.evaluation import frontier
 from blurnet_tf.evaluation.intervals import verdict
-from blurnet_tf.pipeline.tradeoff_steps import BASELINE, attack_dir, baseline_model, model_dir
+from blurnet_tf.rundir import BASELINE
 from blurnet_tf.reports import flat_records
 from blurnet_tf.reports.format import _pct
 from blurnet_tf.reports.seed_statistics import _combine, _fmt
@@ -42,13 +42,13 @@ COARSE_FILE = "coarse.json"  # the first coarse measurement the grid was chosen 
 def _legit(lay, budget, family, point, seed):
     """(accuracy, test images) of one model: a baseline snapshot's from the file beside it."""
     if family == BASELINE:
-        path = baseline_model(lay, budget, point, seed)
+        path = lay.baseline_point_model(point, seed, budget.train_epochs)
         if path.name != rundir.MODEL_FILE:
             info = files.read_json(path.with_suffix(".json"))
             return info and (info["legit_accuracy"], info["test_images"])
         model = rundir.read_model(path.parent)
     else:
-        model = rundir.read_model(model_dir(lay, family, point, seed))
+        model = rundir.read_model(lay.frontier_model_dir(family, point, seed))
     return model and (model.legit_accuracy, model.test_images)
 
 
@@ -60,7 +60,7 @@ def fresh_records(work_dir, budget, commit, dirty):
         for point in points:
             for seed in budget.seeds:
                 legit = _legit(lay, budget, family, point, seed)
-                attack = rundir.StickerRecord.read(attack_dir(lay, family, point, seed) / rundir.RESULTS_FILE)
+                attack = rundir.StickerRecord.read(lay.frontier_attack_dir(family, point, seed) / rundir.RESULTS_FILE)
                 if legit and attack:
                     b.add(
                         EXPERIMENT,
