@@ -367,3 +367,33 @@ def test_benchmark_flags_and_data_are_refused_before_tensorflow_loads(tmp_path, 
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and line in lines[0], proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_with_its_own_layer_loads_with_custom_objects_and_is_named_without(tmp_path, monkeypatch):
+    """Issue 42: a .keras model holding a layer class of the user's (not registered with Keras) is refused in
+    one line that names the class and the way in; given as custom_objects (the binary's --custom_objects=
+    module:Name) it loads under safe_mode and scores as the original."""
+    import keras
+
+    from blurnet_tf.cli.benchmark import _custom_objects
+    from blurnet_tf.errors import DataError, SettingError
+    from blurnet_tf.registry import load_model
+
+    (tmp_path / "my_layers.py").write_text(
+        "import keras\n\n\nclass Doubling(keras.layers.Layer):\n    def call(self, x):\n        return 2.0 * x\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from my_layers import Doubling
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3), Doubling()])
+    model.save(tmp_path / "mine.keras")
+    with pytest.raises(DataError, match=r"Could not locate class 'Doubling'.*--custom_objects=my_layers:Doubling\)\)$"):
+        load_model(tmp_path / "mine.keras")
+    custom = _custom_objects(["my_layers:Doubling"])
+    assert custom == {"Doubling": Doubling}
+    x = np.random.default_rng(0).random((5, 4, 4, 1), np.float32)
+    np.testing.assert_allclose(load_model(tmp_path / "mine.keras", custom_objects=custom)(x), model(x), rtol=1e-6)
+    assert _custom_objects(["my_layers"]) is None  # a bare module: imported for what it registers
+    for bad, problem in (("no_such_module:X", "No module named 'no_such_module'"), ("my_layers:Nope", "Nope")):
+        with pytest.raises(SettingError, match=f"--custom_objects: cannot import '{bad}' .*{problem}"):
+            _custom_objects([bad])

@@ -32,6 +32,13 @@ flags.DEFINE_string("data", None, "An .npz with x (float images in [0, 1]) and y
 flags.DEFINE_string("out", None, "Output directory for results.json, results.csv and REPORT.md.", required=True)
 flags.DEFINE_boolean("overwrite", False, "Write into an --out holding files a benchmark did not write.")
 flags.DEFINE_list(
+    "custom_objects",
+    [],
+    "The model's own layers or functions, as module:Name (found as `python -m` finds modules: the working "
+    "directory, then PYTHONPATH); "
+    "a bare module is imported for the classes it registers with Keras.",
+)
+flags.DEFINE_list(
     "threat_models",
     ["clean", "linf", "l2"],
     "Any of clean, Linf, L2 (RobustBench's: AutoAttack at each --linf_eps / --l2_eps), linf (PGD), l2 (DDN), "
@@ -94,6 +101,25 @@ def _array(path, flag, keys):
     return arrays[0] if isinstance(data, np.ndarray) else arrays
 
 
+def _custom_objects(specs):
+    """{Name: object} of `module:Name` specs (a bare `module` is imported for what it registers), or a
+    SettingError naming the spec that cannot be imported."""
+    import importlib
+
+    found = {}
+    for spec in specs:
+        module, _, name = spec.partition(":")
+        try:
+            imported = importlib.import_module(module)
+            if name:
+                found[name] = getattr(imported, name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise cli.SettingError(
+                "custom_objects", f"cannot import {spec!r} ({str(exc).splitlines()[0] or type(exc).__name__})"
+            ) from None
+    return found or None
+
+
 def main(argv):
     del argv
     cli.check_model(FLAGS.model)  # a missing or broken file: one line before TensorFlow loads
@@ -118,8 +144,9 @@ def main(argv):
     from blurnet_tf.evaluation.robustness_benchmark import benchmark  # TensorFlow: only once the files are checked
     from blurnet_tf.registry import load_model
 
-    model = load_model(FLAGS.model)
-    source = load_model(FLAGS.source) if FLAGS.source else None
+    custom = _custom_objects(FLAGS.custom_objects)
+    model = load_model(FLAGS.model, custom_objects=custom)
+    source = load_model(FLAGS.source, custom_objects=custom) if FLAGS.source else None
     try:
         records = benchmark(
             model,

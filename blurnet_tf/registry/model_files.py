@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import zipfile
+from typing import Any
 
 import keras
 
@@ -75,6 +77,7 @@ def load_model(
     data_dir: str | os.PathLike[str] | None = None,
     compile: bool = False,
     expect: ModelContract | None = None,
+    custom_objects: dict[str, Any] | None = None,
 ) -> keras.Model:
     """Load a model: `original` (the RP2 weights), a run directory holding model.keras, or a .keras file.
 
@@ -90,6 +93,9 @@ def load_model(
         Compile the model after loading (keras.saving.load_model's `compile`); default False.
     expect : ModelContract or None
         The images and classes the model must take and score (e.g. LISA_MODEL); None checks nothing.
+    custom_objects : dict or None
+        {name: class or function} of the model's own layers, losses or activations that Keras has not
+        registered (keras.saving.load_model's `custom_objects`); safe_mode still refuses lambdas.
 
     Returns
     -------
@@ -122,12 +128,27 @@ def load_model(
     import blurnet_tf.defences  # noqa: F401  (registers the custom layers for deserialisation)
 
     try:
-        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+        model = keras.saving.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=True)
     except (ValueError, OSError, TypeError, KeyError, zipfile.BadZipFile) as exc:
-        raise DataError(path, f"cannot load model ({str(exc).splitlines()[0] or type(exc).__name__})") from None
+        raise DataError(path, f"cannot load model ({_load_problem(exc)})") from None
     if expect is not None:
         check_contract(model, expect, path)
     return model
+
+
+def _load_problem(exc: BaseException) -> str:
+    """Keras' reason in one line; for a class or function of the user's own (anywhere in the message, which
+    Keras nests), its name and the way to pass it."""
+    text = str(exc)
+    missing = re.search(r"Could not locate (?:class|function) '([\w.]+)'", text)
+    if missing:
+        module = re.search(r"Full object config: \{'module': '([\w.]+)'", text)
+        spec = f"{module[1]}:{missing[1]}" if module else f"module:{missing[1]}"
+        return (
+            f"Could not locate class '{missing[1]}', a layer or function of the model's own: pass it in "
+            f"custom_objects (the benchmark binary: --custom_objects={spec})"
+        )
+    return text.splitlines()[0] or type(exc).__name__
 
 
 def check_classifier(model: keras.Model, source: str | os.PathLike[str]) -> tuple[tuple, int]:
