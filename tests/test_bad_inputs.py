@@ -631,6 +631,12 @@ TRAINING_CASES = [
     ("gn_sigma", dict(defence="defendpp", params={"gn_sigma": -1.0})),
     ("blur_sigma", dict(defence="conv", params={"blur_sigma": NAN})),
     ("tik_window", dict(defence="tik_hf", params={"tik_window": 0})),
+    ("train_tracks", dict(train_tracks=0.0)),
+    ("train_tracks", dict(train_tracks=1.5)),
+    ("train_tracks", dict(train_tracks=NAN)),
+    ("train_tracks", dict(dataset="mnist", train_tracks=0.5)),
+    ("alpha_warmup", dict(alpha_warmup=-1)),
+    ("alpha_warmup", dict(epochs=5, alpha_warmup=6)),
 ]
 
 

@@ -42,6 +42,26 @@ def test_track_split_holds_whole_tracks_out_and_is_deterministic(data_dir):
     assert all(tr > 0 and te > 0 for tr, te in report["per_class"].values())
 
 
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.3])
+def test_keeping_a_share_of_the_training_tracks_keeps_whole_tracks_and_every_class(data_dir, fraction):
+    """The fair comparator's data (issue 41): whole tracks, every class, about `fraction` of the images
+    overall, the same crops for the same seed and other crops for another."""
+    from blurnet_tf.data import keep_training_tracks, load_lisa_split
+
+    train, _, _ = load_lisa_split(data_dir)
+    kept = keep_training_tracks(train, fraction, seed=0)
+    dropped = set(train.tracks) - set(kept.tracks)
+    assert not dropped & set(kept.tracks) and dropped
+    assert all(np.sum(train.tracks == t) == np.sum(kept.tracks == t) for t in set(kept.tracks))  # whole tracks
+    assert set(kept.labels) == set(train.labels)
+    assert 0.5 * fraction <= len(kept.labels) / len(train.labels) <= 1.6 * fraction
+    assert np.array_equal(keep_training_tracks(train, fraction, seed=0).names, kept.names)
+    assert not np.array_equal(keep_training_tracks(train, fraction, seed=1).names, kept.names)
+    assert keep_training_tracks(train, 1.0) is train
+    with pytest.raises(ValueError, match=r"fraction: expected a share in \(0, 1\], got 0"):
+        keep_training_tracks(train, 0)
+
+
 def test_track_of_uses_the_video_name():
     assert lisa.track_of("train/13/5_stop_1331866280.avi_image12.png") == "stop_1331866280.avi"
 

@@ -402,3 +402,26 @@ def test_a_users_folders_named_like_checkpoint_leftovers_are_kept_and_ours_are_c
     assert (tmp_path / "checkpoint.old.corrupt-0" / "notes.txt").is_file()
     assert (tmp_path / "checkpoint.7.tmp.corrupt-0" / "data.csv").is_file()
     assert not ours_tmp.exists() and not mine_old.exists() and not mine_tmp.exists()
+
+
+def test_alpha_warmup_ramps_the_penalty_in_the_traced_step_and_saves_the_full_alpha(tmp_path):
+    """Issue 41's warm-up: with the weights frozen (learning rate 0) and one batch an epoch, each epoch's
+    training loss is CE + alpha * (e + 1) / 3 * P, so the loss rises by alpha * P / 3 an epoch exactly; the
+    model saved afterwards holds the full alpha and a ramp of 1."""
+    from blurnet_tf.defences.regularizers import REGULARISERS, FeatureMapRegularizer
+    from blurnet_tf.experiments.model_training import AlphaWarmup
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 6, 6, 1), np.float32), rng.integers(0, 3, 16)
+    inputs = keras.Input((6, 6, 1))
+    maps = keras.layers.Conv2D(4, 3, padding="same", name="maps")(inputs)
+    penalised = FeatureMapRegularizer("tv", alpha=0.5, name="penalty")(maps)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(penalised)))
+    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: seen.append(model.get_layer("penalty").ramp))
+    losses = model.fit(x, y, batch_size=16, epochs=4, callbacks=[AlphaWarmup(3), record], verbose=0).history["loss"]
+    assert seen == [1 / 3, 2 / 3, 1.0, 1.0]
+    penalty = float(0.5 * REGULARISERS["tv"](keras.Model(inputs, maps)(x)))
+    np.testing.assert_allclose(np.diff(losses), [penalty / 3, penalty / 3, 0.0], rtol=1e-4, atol=1e-6)
+    assert model.get_layer("penalty").ramp == 1.0 and model.get_layer("penalty").get_config()["alpha"] == 0.5

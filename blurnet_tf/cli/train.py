@@ -114,6 +114,17 @@ flags.DEFINE_float(
     "images, watched instead of the test set); 0 = train on all.",
 )
 flags.DEFINE_integer("max_train_images", 0, "Use only the first N training images (smoke tests); 0 = all.")
+flags.DEFINE_integer(
+    "alpha_warmup",
+    0,
+    "tv, tik_hf, tik_pseudo: ramp the penalty's weight linearly up to --alpha over this many epochs (0: none).",
+)
+flags.DEFINE_float(
+    "train_tracks",
+    1.0,
+    "LISA: train on this share of each class's training tracks (whole tracks, every class kept, chosen by "
+    "--seed): a less accurate model trained to the end, not stopped early.",
+)
 flags.DEFINE_enum(
     "precision",
     "float32",
@@ -136,6 +147,8 @@ _RUN_FLAGS = (
     "split_seed",
     "validation_fraction",
     "max_train_images",
+    "train_tracks",
+    "alpha_warmup",
     "allow_missing_classes",
     "precision",
     "architecture",

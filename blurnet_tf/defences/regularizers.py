@@ -132,6 +132,12 @@ class FeatureMapRegularizer(keras.layers.Layer):
     params : dict[str, Any] or None
         Keyword arguments of the regulariser (e.g. window, mode).
 
+    Attributes
+    ----------
+    ramp : float
+        A share of alpha applied while training warms up (AlphaWarmup sets it per epoch); 1 otherwise.
+        Not saved: a model always stores, and reloads with, its full alpha.
+
     Raises
     ------
     ValueError
@@ -143,13 +149,14 @@ class FeatureMapRegularizer(keras.layers.Layer):
         if kind not in REGULARISERS:
             raise ValueError(f"unknown regulariser {kind!r}: use one of {sorted(REGULARISERS)}")
         self.kind, self.alpha, self.params = kind, float(alpha), dict(params or {})
+        self.ramp = 1.0
 
     @property
     def function(self) -> Callable[[tf.Tensor], tf.Tensor]:
         return functools.partial(REGULARISERS[self.kind], **self.params)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        self.add_loss(self.alpha * self.function(inputs))
+        self.add_loss(self.alpha * self.ramp * self.function(inputs))  # (alpha * 1.0 is alpha, bit for bit)
         return inputs
 
     def get_config(self) -> dict[str, Any]:

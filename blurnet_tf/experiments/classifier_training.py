@@ -62,6 +62,8 @@ class TrainingRun:
     split_seed: int = 0
     validation_fraction: float = 0.0
     max_train_images: int = 0
+    train_tracks: float = 1.0  # LISA: train on this share of each class's training tracks (issue 41's comparator)
+    alpha_warmup: int = 0  # epochs over which a feature-map penalty ramps up to its alpha (0: full from the start)
     allow_missing_classes: bool = False
     precision: str = "float32"  # mixed_bfloat16: bf16 compute, float32 weights, optimiser and loss
     # Defend++ as the paper ran it (issue #16); at their defaults they are left out of config(), so
@@ -105,6 +107,18 @@ class TrainingRun:
             f"expected a fraction in [0, 1), got {self.validation_fraction}",
         )
         _check(self.max_train_images >= 0, "max_train_images", f"expected an integer >= 0, got {self.max_train_images}")
+        _check(
+            0 <= self.alpha_warmup <= self.epochs,
+            "alpha_warmup",
+            f"expected an integer in 0..{self.epochs} (--epochs), got {self.alpha_warmup}",
+        )
+        _check(
+            math.isfinite(self.train_tracks)
+            and 0 < self.train_tracks <= 1
+            and (self.train_tracks == 1 or self.dataset == "lisa"),
+            "train_tracks",
+            f"expected a share in (0, 1] (LISA only), got {self.train_tracks}",
+        )
         for name in ("seed", "split_seed"):  # NumPy's and TensorFlow's seeds are 32-bit
             value = getattr(self, name)
             _check(0 <= value <= MAX_SEED, name, f"expected an integer in 0..{MAX_SEED}, got {value}")
@@ -230,6 +244,7 @@ class TrainingRun:
                 snapshot_epochs=self.snapshot_epochs,
                 snapshot_steps=self.snapshot_steps,
                 penalty_share=self.log_penalty_share,
+                alpha_warmup=self.alpha_warmup,
             )
             if isinstance(model, DefendPP):  # kept for figures only; inference never uses it
                 save_model(model.autoencoder, out / rundir.AUTOENCODER_FILE)
@@ -296,6 +311,14 @@ class TrainingRun:
             train_set, _ = hold_out_validation(
                 train_set, self.validation_fraction, paper.validation_seed(self.split_seed)
             )
+        if self.train_tracks < 1:
+            from blurnet_tf.data import keep_training_tracks
+
+            train_set = keep_training_tracks(train_set, self.train_tracks, self.seed)
+            log(
+                f"training on {len(train_set.labels)} crops of {len(np.unique(train_set.tracks))} tracks "
+                f"({self.train_tracks:g} of each class's training tracks, seed {self.seed})"
+            )
         if self.max_train_images:
             train_set = train_set.subset(slice(0, self.max_train_images))
         log(format_split_report(split))
@@ -353,6 +376,8 @@ _ADDED_DEFAULTS = {
     "optimizer": "adam",
     "momentum": 0.9,
     "weight_decay": 0.0,
+    "train_tracks": 1.0,
+    "alpha_warmup": 0,
 }
 
 

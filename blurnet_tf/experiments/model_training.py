@@ -156,6 +156,32 @@ class EpochSeeds(keras.callbacks.Callback):
             self.stateful_ops = traced_stateful_random_ops()
 
 
+class AlphaWarmup(keras.callbacks.Callback):
+    """Ramps every feature-map penalty's weight linearly to its alpha over the first `epochs` epochs
+    (epoch e of them trains with alpha (e + 1) / epochs): a regulariser that pulls a fresh network to the
+    majority class at full alpha may not once the network has learnt some features (issue 41)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def _set(self, ramp):
+        from blurnet_tf.defences.regularizers import FeatureMapRegularizer
+
+        layers = [m for m in self.model._flatten_layers() if isinstance(m, FeatureMapRegularizer)]
+        changed = any(layer.ramp != ramp for layer in layers)
+        for layer in layers:
+            layer.ramp = ramp
+        return changed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._set(min(1.0, (epoch + 1) / self.epochs)):
+            self.model.make_train_function(force=True)  # the weight is a constant of the traced step
+
+    def on_train_end(self, logs=None):
+        self._set(1.0)
+
+
 class StopOnDivergence(keras.callbacks.Callback):
     """Stops at the first non-finite loss or weight with a one-line error, before the epoch's
     checkpoint: a diverged run must not finish as a trained model (the last finished epoch stays
@@ -206,6 +232,7 @@ def train(
     snapshot_epochs=(),
     snapshot_steps=(),
     penalty_share=False,
+    alpha_warmup=0,
 ):
     """Trains `build()` (a compiled-later Keras model) and returns (model, history, info).
 
@@ -215,6 +242,7 @@ def train(
     rundir.snapshot_file(out_dir, epoch), and after each of `snapshot_steps` (batches since the start)
     as rundir.snapshot_step_file(out_dir, step). `penalty_share`: log each epoch's cross-entropy, penalty
     and their gradient norms on the first 512 training images (training_monitors.PenaltyShare).
+    `alpha_warmup`: epochs over which feature-map penalties ramp up to their alpha (AlphaWarmup; 0: none).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}: nothing would be trained")
@@ -266,6 +294,7 @@ def train(
     if first_epoch < epochs:
         ds, steps = epoch_dataset(x, y, batch_size, seed, first_epoch, epochs)
         callbacks = [
+            *([AlphaWarmup(alpha_warmup)] if alpha_warmup else []),
             EpochSeeds(seed),
             StopOnDivergence(),
             *([PenaltyShare(x[:512], y[:512])] if penalty_share else []),

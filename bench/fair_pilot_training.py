@@ -1,0 +1,156 @@
+"""The fair-verdict pilot (issue 41), part two: can the comparator and TV / Tik_hf reach 78-95% legit accuracy
+while trained to the end?
+
+    python bench/fair_pilot_training.py [--seeds 0,1] [--epochs 30] [--work runs/pilot] [--out results/pilot]
+
+(a) The comparator: the baseline trained on a share of each class's training tracks (`--train_tracks`,
+whole tracks, every class kept), at each share of --shares. (b) The collapse: TV and Tik_hf at the α where
+results/tradeoff saw them fall to the majority class, trained with the penalty at full weight from the start
+and with a linear warm-up over --warmup epochs (`--alpha_warmup`). Each model is trained by the train
+binary to --epochs; the record keeps its legit accuracy on the track-held-out test split, its per-epoch
+test accuracy (whether it is still climbing at the end), the share of test images given its most common
+class (a collapse: one class for nearly all), and the seconds it took.
+
+Writes <out>/fair_pilot_training.json. The train binary resumes a killed run and skips a finished one.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+
+from arguments import positive
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARES = (0.03, 0.05, 0.1, 0.2)
+COLLAPSE = (("tv_1e-4", (0.25, 0.3, 0.4)), ("tik_hf", (15.0, 20.0, 30.0)))  # results/tradeoff's cliffs
+FLAT = 0.5  # points: "converged" when the last 5 epochs' test accuracy spans less than this
+
+
+def train(name, flagfile, extra, seed, epochs, work, log, share=1.0):
+    out = work / "models" / f"{name}-seed{seed}"
+    seconds = None
+    if not (out / "model.keras").is_file():
+        started = time.time()
+        args = [f"--flagfile=flags/models/{flagfile}.flags", *extra, f"--epochs={epochs}", f"--seed={seed}"]
+        proc = subprocess.run(
+            [sys.executable, "-m", "blurnet_tf.cli.train", *args, f"--out={out}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        log.write(proc.stdout + proc.stderr)
+        if proc.returncode:
+            sys.exit(f"error: training {name} seed {seed} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+        seconds = round(time.time() - started, 1)
+    metrics = json.loads((out / "metrics.json").read_text())
+    curve = [round(100 * h["val_accuracy"], 2) for h in metrics["history"] if "val_accuracy" in h]
+    shares = metrics.get("per_class_accuracy") or {}
+    return {
+        "model": name,
+        "seed": seed,
+        "legit_accuracy": round(100 * metrics["legit_accuracy"], 2),
+        "test_accuracy_by_epoch": curve,
+        "converged": len(curve) >= 5 and max(curve[-5:]) - min(curve[-5:]) < FLAT,
+        "majority_share": _majority_share(out),
+        "per_class_accuracy": shares,
+        "train_images": _train_images(share, seed),
+        "seconds": seconds,
+    }
+
+
+_SPLIT = {}
+
+
+def _split():
+    if not _SPLIT:
+        from blurnet_tf.data import find_data_dir, load_lisa_split
+
+        _SPLIT["train"], _SPLIT["test"], _ = load_lisa_split(find_data_dir())
+    return _SPLIT["train"], _SPLIT["test"]
+
+
+def _majority_share(run_dir):
+    """The share of the test split given the model's most common class (1.0: one class for everything)."""
+    import numpy as np
+
+    from blurnet_tf.evaluation.metrics import predict_classes
+    from blurnet_tf.registry import load_model
+
+    classes = predict_classes(load_model(run_dir), _split()[1].images)
+    return round(float(np.bincount(classes).max() / len(classes)), 3)
+
+
+def _train_images(share, seed):
+    from blurnet_tf.data import keep_training_tracks
+
+    return len(keep_training_tracks(_split()[0], share, seed).labels)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--epochs", type=positive, default=30)
+    parser.add_argument("--warmup", type=positive, default=10)
+    parser.add_argument("--work", default="runs/pilot")
+    parser.add_argument("--out", default="results/pilot")
+    a = parser.parse_args()
+    seeds = [int(s) for s in a.seeds.split(",")]
+    work, out = ROOT / a.work, ROOT / a.out
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    with open(work / "binaries.log", "a") as log:
+        for seed in seeds:
+            for share in SHARES:
+                r = train(
+                    f"baseline_tracks{share:g}",
+                    "baseline",
+                    [f"--train_tracks={share}"],
+                    seed,
+                    a.epochs,
+                    work,
+                    log,
+                    share,
+                )
+                runs.append({"arm": "comparator", "train_tracks": share, **r})
+                print(f"comparator {share:g} seed {seed}: legit {r['legit_accuracy']:.1f}%", flush=True)
+            for flagfile, alphas in COLLAPSE:
+                for alpha in alphas:
+                    for warmup in (0, a.warmup):
+                        extra = [f"--alpha={alpha:g}", f"--alpha_warmup={warmup}"]
+                        name = f"{flagfile.split('_1e')[0]}_alpha{alpha:g}_warmup{warmup}"
+                        r = train(name, flagfile, extra, seed, a.epochs, work, log)
+                        runs.append({"arm": "collapse", "alpha": alpha, "alpha_warmup": warmup, **r})
+                        print(
+                            f"{name} seed {seed}: legit {r['legit_accuracy']:.1f}%, most common class "
+                            f"{100 * r['majority_share']:.0f}% of the test split",
+                            flush=True,
+                        )
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    record = {
+        "what": "issue 41's pilot: the comparator's accuracy by share of training tracks; TV / Tik_hf at their cliffs",
+        "settings": {"seeds": seeds, "epochs": a.epochs, "warmup_epochs": a.warmup, "flat_points": FLAT},
+        "runs": runs,
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "commit": commit,
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    path = out / "fair_pilot_training.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
