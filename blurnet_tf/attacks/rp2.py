@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
+from blurnet_tf.attacks.physical import PhysicalConditions, sample_views
 from blurnet_tf.dct import low_pass
 from blurnet_tf.models.lisa_cnn import FIRST_LAYER, layer_output_model
 
@@ -140,6 +141,7 @@ def rp2(
     transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
     extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None,
     feature_layer: str = FIRST_LAYER,
+    physical: PhysicalConditions | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     chunk: int | None = None,
@@ -182,6 +184,11 @@ def rp2(
         (e.g. the defence's own regulariser, eq. 9-11) to a scalar, added unweighted.
     feature_layer : str
         The layer extra_loss reads (the LISA-CNN's first layer by default).
+    physical : PhysicalConditions | None
+        Optimise in expectation over viewing conditions (EOT): each step scores `physical.samples` views
+        of every adversarial image drawn from it (seeded by (seed, epoch)); the history is then over the
+        views. None: the digital attack, exactly as without it. `transform` acts on the noise, this on
+        the stickered sign. The result's images and predictions are always the digital ones.
     seed : int
         Seed of the uniform initial noise.
     progress : Callable[[int, int], None] | None
@@ -238,16 +245,26 @@ def rp2(
         )
     clean_pred = tf.argmax(clean_logits, axis=-1, output_type=tf.int32)
 
-    def forward(noise_value):
+    views = 1 if physical is None else physical.samples
+
+    def forward(noise_value, epoch=None):  # epoch given: seen under conditions drawn for it (EOT)
         clipped = tf.clip_by_value(noise_value, -noise_clip, noise_clip)
         masked = mask * clipped  # [L,T,H,W,C]
         perturbation = transform(masked) if transform is not None else masked
         adv = tf.clip_by_value(images + perturbation[:, :, None], *input_clip)  # [L,T,N,H,W,C]
         flat = tf.reshape(adv, (-1,) + tuple(images.shape[1:]))
+        k = 1
+        if physical is not None and epoch is not None:
+            flat, k = sample_views(flat, physical, tf.stack([tf.constant(seed, tf.int32), epoch])), views
         out = net(flat)
         logits = tf.cast(out[0] if extra_loss else out, tf.float32)  # losses stay float32 under bf16
-        ce = tf.keras.losses.sparse_categorical_crossentropy(target_rows, logits, from_logits=True)
-        loss = tf.reduce_mean(tf.reshape(ce, (L, T, N)), axis=-1) + lam_t * masked_norm(masked, norm)
+        if k == 1:  # the digital attack: the mean over victims, as it always was
+            ce = tf.keras.losses.sparse_categorical_crossentropy(target_rows, logits, from_logits=True)
+            expected = tf.reduce_mean(tf.reshape(ce, (L, T, N)), axis=-1)
+        else:  # in expectation over the k views of every victim
+            ce = tf.keras.losses.sparse_categorical_crossentropy(tf.tile(target_rows, [k]), logits, from_logits=True)
+            expected = tf.reduce_mean(tf.reshape(ce, (k, L, T, N)), axis=(0, 3))
+        loss = expected + lam_t * masked_norm(masked, norm)
         if colors is not None:
             loss += nps(masked, colors)
         total = tf.reduce_sum(loss)
@@ -255,37 +272,37 @@ def rp2(
         if extra_loss:  # mean over all L*T*N*K maps times L*T = the sum of the per-problem means
             extra = extra_loss(tf.cast(out[1], tf.float32))
             total += L * T * extra
-        pred = tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), (L, T, N))
+        pred = tf.reshape(tf.argmax(logits, axis=-1, output_type=tf.int32), (k, L, T, N))
         return total, loss, pred, adv, clipped, extra
 
     chunk = int(chunk or max(1, -(-epochs // 20)))
 
-    @tf.function(input_signature=[tf.TensorSpec((), tf.int32)])
-    def optimise(steps):  # one chunk of epochs: the hot loop never leaves the graph inside it
+    @tf.function(input_signature=[tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.int32)])
+    def optimise(steps, done_before):  # one chunk of epochs: the hot loop never leaves the graph inside it
         hist = [tf.TensorArray(tf.float32, size=steps) for _ in range(4)]
         for epoch in tf.range(steps):
             with tf.GradientTape() as tape:
-                total, loss, pred, _, _, extra = forward(noise)
+                total, loss, pred, _, _, extra = forward(noise, done_before + epoch)
             optimizer.apply_gradients([(tape.gradient(total, noise), noise)])
-            mis = 100.0 * tf.reduce_mean(tf.cast(pred != clean_pred, tf.float32), axis=-1)
-            hit = 100.0 * tf.reduce_mean(tf.cast(pred == tf.constant(target_ids)[None, :, None], tf.float32), axis=-1)
+            mis = 100.0 * tf.reduce_mean(tf.cast(pred != clean_pred, tf.float32), axis=(0, 3))
+            hit = 100.0 * tf.reduce_mean(tf.cast(pred == tf.constant(target_ids)[:, None], tf.float32), axis=(0, 3))
             hist = [h.write(epoch, v) for h, v in zip(hist, (loss, mis, hit, extra))]
         return [h.stack() for h in hist]
 
     chunks, done = [], 0
     while done < epochs:
         steps = min(chunk, epochs - done)
-        chunks.append([h.numpy() for h in optimise(tf.constant(steps))])
+        chunks.append([h.numpy() for h in optimise(tf.constant(steps), tf.constant(done))])
         done += steps
         if progress is not None:
             progress(done, epochs)
     loss_h, mis_h, hit_h, extra_h = [np.concatenate(h) for h in zip(*chunks)] if chunks else _empty_history(L, T)
-    _, _, pred, adv, clipped, _ = tf.function(forward)(noise)
+    _, _, pred, adv, clipped, _ = tf.function(forward)(noise)  # digital: no views
 
     return RP2Result(
         noise=clipped.numpy(),
         adversarial=adv.numpy(),
-        predictions=pred.numpy(),
+        predictions=pred.numpy()[0],
         clean_predictions=clean_pred.numpy(),
         history={"loss": loss_h, "misclassified": mis_h, "targeted": hit_h, "extra_loss": extra_h},
         lambdas=lambdas,

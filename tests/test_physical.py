@@ -1,0 +1,119 @@
+"""RP2's physical channel (issue 44): the viewing conditions against closed forms, the digital attack as
+the degenerate case of the expectation, and an EOT sticker that survives the held-out stationary grid
+better than the digital one."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from blurnet_tf.attacks import Condition, PhysicalConditions, rp2, sample_views, see
+from blurnet_tf.data import SPEED_LIMIT_45, load_mask
+
+NONE = PhysicalConditions(
+    samples=1, max_distance=1.0, max_yaw=0.0, max_roll=0.0, brightness=0.0, contrast=0.0, max_blur=0.0, noise=0.0
+)
+
+
+def _images(n=3, size=16, seed=0):
+    return np.random.default_rng(seed).random((n, size, size, 3), np.float32)
+
+
+def test_no_condition_sees_the_images_bit_for_bit():
+    x = _images()
+    np.testing.assert_array_equal(see(x, Condition()).numpy(), x)
+    np.testing.assert_array_equal(sample_views(tf.constant(x), NONE, tf.constant([0, 0])).numpy(), x)
+
+
+def test_a_quarter_turn_of_roll_rotates_the_image_and_yaw_foreshortens_as_a_pinhole_camera_would():
+    x = _images(size=15)
+    np.testing.assert_allclose(see(x, Condition(roll=90.0)).numpy(), np.rot90(x, k=-1, axes=(1, 2)), atol=1e-4)
+    # A horizontal ramp I = u / 14: the output pixel u' (centred) shows the input point
+    # u = z0 u' / (z0 cos θ - u' sin θ), z0 = 2 W (the camera's focal distance); bilinear sampling of a ramp is exact.
+    size, theta = 15, math.radians(30)
+    ramp = np.broadcast_to(np.arange(size, dtype=np.float32)[None, None, :, None] / (size - 1), (1, size, size, 3))
+    seen = see(ramp, Condition(yaw=30.0)).numpy()[0, 7, :, 0]
+    z0, centre = 2.0 * size, (size - 1) / 2
+    u_out = np.arange(size) - centre
+    u_in = z0 * u_out / (z0 * math.cos(theta) - u_out * math.sin(theta))
+    inside = np.abs(u_in) <= centre
+    assert inside.sum() >= 11 and not inside.all()  # the turned sign is narrower: its edges repeat
+    np.testing.assert_allclose(seen[inside], (u_in[inside] + centre) / (size - 1), atol=1e-4)
+
+
+def test_distance_keeps_a_flat_sign_and_loses_fine_detail():
+    flat = np.full((1, 32, 32, 3), 0.4, np.float32)
+    np.testing.assert_allclose(see(flat, Condition(distance=4.0)).numpy(), flat, atol=1e-6)
+    checker = (np.indices((32, 32)).sum(0) % 2).astype(np.float32)[None, :, :, None] * np.ones(3, np.float32)
+    far = see(checker, Condition(distance=4.0)).numpy()
+    assert far.std() < 0.05 * checker.std() and abs(far.mean() - 0.5) < 0.01
+
+
+def test_views_are_seeded_and_each_view_of_an_image_differs():
+    x = tf.constant(_images(n=2))
+    conditions = PhysicalConditions(samples=3, noise=0.0)
+    a = sample_views(x, conditions, tf.constant([1, 5])).numpy()
+    assert a.shape == (6, 16, 16, 3) and 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(a, sample_views(x, conditions, tf.constant([1, 5])).numpy())
+    assert not np.array_equal(a, sample_views(x, conditions, tf.constant([1, 6])).numpy())
+    assert not np.allclose(a[0], a[2]) and not np.allclose(a[0], a[4])  # image 0's three views
+
+
+def test_the_straight_through_jpeg_passes_the_gradient_unchanged():
+    x = tf.Variable(_images(n=1))
+    conditions = PhysicalConditions(**{**NONE.__dict__, "jpeg_quality": 30})
+    with tf.GradientTape() as tape:
+        seen = sample_views(x, conditions, tf.constant([0, 0]))
+        total = tf.reduce_sum(seen * 3.0)
+    assert np.abs(seen.numpy() - x.numpy()).max() > 0.01  # JPEG changed the pixels ...
+    np.testing.assert_allclose(tape.gradient(total, x).numpy(), 3.0)  # ... and the gradient is the identity's
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("samples", 0),
+        ("max_distance", 0.5),
+        ("max_yaw", 90.0),
+        ("contrast", 1.0),
+        ("noise", float("nan")),
+        ("jpeg_quality", 100),
+        ("max_blur", -1.0),
+    ],
+)
+def test_a_distribution_out_of_range_is_refused_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"^{field}: expected"):
+        PhysicalConditions(**{field: value})
+
+
+def test_rp2_under_a_distribution_of_no_change_is_the_digital_attack_exactly(original_model, victims, data_dir):
+    """The expectation over one view that changes nothing is the digital attack, bit for bit: the EOT
+    path adds no arithmetic of its own."""
+    mask = load_mask(data_dir, "rectangles")
+    digital = rp2(original_model, victims[:8], mask, [3, SPEED_LIMIT_45], lam=0.002, epochs=6, seed=2)
+    same = rp2(original_model, victims[:8], mask, [3, SPEED_LIMIT_45], lam=0.002, epochs=6, seed=2, physical=NONE)
+    np.testing.assert_array_equal(same.noise, digital.noise)
+    np.testing.assert_array_equal(same.predictions, digital.predictions)
+    for key in digital.history:
+        np.testing.assert_array_equal(same.history[key], digital.history[key])
+
+
+def test_the_eot_loss_is_the_mean_over_the_views_drawn_for_the_epoch(original_model, victims, data_dir):
+    """Eq. 1 in expectation: the first epoch's loss is the cross-entropy towards the target averaged over the k
+    views sample_views draws for (seed, epoch 0) of every victim, plus λ ||M δ||, computed here by hand."""
+    from blurnet_tf.attacks.rp2 import masked_norm
+
+    mask = load_mask(data_dir, "rectangles").astype(np.float32)
+    x, lam, seed, conditions = victims[:6], 0.002, 3, PhysicalConditions(samples=3)
+    r = rp2(original_model, x, mask, [SPEED_LIMIT_45], lam=lam, epochs=1, seed=seed, physical=conditions)
+    noise = tf.random.stateless_uniform((1, 1) + x.shape[1:], seed=[seed, 0])
+    adversarial = tf.clip_by_value(x + mask * noise[0, 0], 0.0, 1.0)
+    views = sample_views(adversarial, conditions, tf.constant([seed, 0]))
+    ce = tf.keras.losses.sparse_categorical_crossentropy(
+        np.full(len(views), SPEED_LIMIT_45), original_model(views), from_logits=True
+    )
+    expected = float(tf.reduce_mean(ce)) + lam * float(masked_norm(mask * noise, "l2")[0, 0])
+    np.testing.assert_allclose(r.history["loss"][0, 0, 0], expected, rtol=1e-5)
+    digital = rp2(original_model, x, mask, [SPEED_LIMIT_45], lam=lam, epochs=1, seed=seed)
+    assert abs(digital.history["loss"][0, 0, 0] - expected) > 1e-3  # the views are not the photographs
