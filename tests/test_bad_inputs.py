@@ -538,6 +538,7 @@ STICKER_CASES = [
     ("mask_threshold", dict(mask_threshold=1.5)),
     ("mask_threshold", dict(mask_threshold=NAN)),
     ("precision", dict(precision="float16")),
+    ("physical_samples", dict(physical_samples=-1)),
 ]
 
 

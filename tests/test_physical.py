@@ -117,3 +117,16 @@ def test_the_eot_loss_is_the_mean_over_the_views_drawn_for_the_epoch(original_mo
     np.testing.assert_allclose(r.history["loss"][0, 0, 0], expected, rtol=1e-5)
     digital = rp2(original_model, x, mask, [SPEED_LIMIT_45], lam=lam, epochs=1, seed=seed)
     assert abs(digital.history["loss"][0, 0, 0] - expected) > 1e-3  # the views are not the photographs
+
+
+def test_the_attack_experiment_runs_in_expectation_and_keeps_the_digital_key(tmp_path, data_dir):
+    """`--physical_samples` (StickerAttack.physical_samples): the digital attack's key is the one it had before
+    EOT existed (f1bbd7371595, so finished work directories stay finished); a run with views records them."""
+    from blurnet_tf.experiments.rp2_stickers import StickerAttack
+
+    assert StickerAttack(model="original").key == "f1bbd7371595"
+    settings = dict(model="original", targets=(12,), epochs=3, data_dir=str(data_dir))
+    eot = StickerAttack(**settings, physical_samples=2).run(tmp_path / "eot", save_images=0, log=lambda m: None)
+    digital = StickerAttack(**settings).run(tmp_path / "digital", save_images=0, log=lambda m: None)
+    assert eot.flags["physical_samples"] == 2 and digital.flags["physical_samples"] == 0
+    assert eot.history["0.002/12"]["loss"] != digital.history["0.002/12"]["loss"]

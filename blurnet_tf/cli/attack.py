@@ -53,6 +53,12 @@ flags.DEFINE_enum(
     "Compute precision of the attacked model (losses, noise and scoring stay float32).",
 )
 flags.DEFINE_integer("save_images", 4, "Adversarial PNGs to write per target (first images).")
+flags.DEFINE_integer(
+    "physical_samples",
+    0,
+    "RP2 in expectation over viewing conditions (attacks.PhysicalConditions): views of every victim a step; "
+    "0 = the digital attack.",
+)
 
 
 def settings():
@@ -61,6 +67,8 @@ def settings():
     from blurnet_tf.experiments.rp2_stickers import ALL_TARGETS, StickerAttack
 
     if FLAGS.mode == "pgd":
+        if FLAGS.physical_samples:
+            raise cli.SettingError("physical_samples", "is for the RP2 modes; --mode=pgd attacks the photographs")
         return PgdAttack(
             model=FLAGS.model,
             pgd_eps=FLAGS.pgd_eps,
@@ -89,6 +97,7 @@ def settings():
         seed=FLAGS.seed,
         precision=FLAGS.precision,
         data_dir=FLAGS.data_dir,
+        physical_samples=FLAGS.physical_samples,
     )
 
 

@@ -43,6 +43,7 @@ class StickerAttack:
     seed: int = 0
     precision: str = "float32"  # the attacked model's compute; scoring is always float32
     data_dir: str | None = None
+    physical_samples: int = 0  # EOT: views a step over attacks.PhysicalConditions() (0: the digital attack)
 
     def __post_init__(self):
         _check(self.precision in PRECISIONS, "precision", f"expected one of {', '.join(PRECISIONS)}")
@@ -68,6 +69,11 @@ class StickerAttack:
             f"expected a positive number, got {self.noise_clip}",
         )
         _check(1 <= self.dct_dim <= 32, "dct_dim", f"expected 1..32, got {self.dct_dim}")
+        _check(
+            isinstance(self.physical_samples, int) and self.physical_samples >= 0,
+            "physical_samples",
+            f"expected an integer >= 0, got {self.physical_samples!r}",
+        )
         _check(self.mode != "transfer" or bool(self.source_model), "source_model", "--mode=transfer needs it")
         _check(
             self.regulariser in (None, "tv", "tik_hf", "tik_pseudo"),
@@ -82,7 +88,10 @@ class StickerAttack:
 
     @property
     def key(self):
-        return rundir.settings_key(self, 12)
+        settings = dataclasses.asdict(self)
+        if not settings["physical_samples"]:  # the digital attack keeps the key it had before EOT existed
+            del settings["physical_samples"]
+        return rundir.settings_key(settings, 12)
 
     def run(self, out, targets_per_call=17, save_images=4, log=print, overwrite=False):
         """Runs (or resumes) the attack into `out`; returns its StickerRecord. An `out` holding files no
@@ -96,7 +105,7 @@ class StickerAttack:
             return self._run(out, targets_per_call, save_images, log)
 
     def _run(self, out, targets_per_call, save_images, log):
-        from blurnet_tf.attacks import rp2
+        from blurnet_tf.attacks import PhysicalConditions, rp2
         from blurnet_tf.evaluation import metrics
         from blurnet_tf.evaluation.sticker_metrics import aggregate, per_target_rows
 
@@ -119,6 +128,7 @@ class StickerAttack:
             noise_clip=self.noise_clip,
             transform=attack_transform(self),
             extra_loss=attack_extra_loss(self, model),
+            physical=PhysicalConditions(samples=self.physical_samples) if self.physical_samples else None,
             seed=self.seed,
         )
         clean_pred = metrics.predict_classes(model, victims)
