@@ -140,12 +140,12 @@ def test_every_attack_takes_a_plain_python_function_and_gives_the_keras_models_r
         return model(batch, training=False)
 
     for attack in (
-        lambda m: carlini_wagner_l2(m, x, y, binary_search_steps=2, max_iterations=20),
+        lambda m: carlini_wagner_l2(m, x, y, binary_search_steps=2, steps=20),
         lambda m: ddn(m, x, y, steps=10),
-        lambda m: lbfgs_attack(m, x, (y + 1) % CLASSES, search_steps=2, max_iterations=20),
+        lambda m: lbfgs_attack(m, x, (y + 1) % CLASSES, search_steps=2, steps=20),
         lambda m: linf_attack(m, x, eps=0.05, steps=3, y=y),
         lambda m: autoattack(m, x, y, norm="Linf", eps=0.05, steps=5, target_classes=2, square_queries=20),
-        lambda m: deepfool(m, x, max_iter=5),
+        lambda m: deepfool(m, x, steps=5),
         lambda m: jsma(m, x, (y + 1) % CLASSES, gamma=0.02),
     ):
         ours, theirs = attack(plain), attack(model)

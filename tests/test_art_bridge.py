@@ -92,7 +92,7 @@ def test_our_cw_agrees_with_arts_on_the_lisa_cnn(original_model, victims):
 
     x = victims[:6]
     labels = original_model(x).numpy().argmax(axis=1)
-    ours = carlini_wagner_l2(original_model, x, labels, max_iterations=200, binary_search_steps=5).adversarial
+    ours = carlini_wagner_l2(original_model, x, labels, steps=200, binary_search_steps=5).adversarial
     art = CarliniL2Method(
         art_classifier(original_model),
         max_iter=30,

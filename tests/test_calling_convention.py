@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from blurnet_tf import attacks
-from blurnet_tf.attacks import carlini_wagner_l2, ddn, lbfgs_attack, rp2
+from blurnet_tf.attacks import carlini_wagner_l2, ddn, deepfool, lbfgs_attack, linf_attack, rp2
 
 ATTACKS = {
     "rp2": ("x", "mask", "targets"),
@@ -42,7 +42,24 @@ def test_the_old_keyword_names_still_work_and_warn():
         ddn(model, images=x, x=x, y=labels)
     for fn, old_names in (
         (rp2, {"images", "input_clip"}),
-        (carlini_wagner_l2, {"images", "labels", "clip"}),
-        (lbfgs_attack, {"images", "clip"}),
+        (carlini_wagner_l2, {"images", "labels", "clip", "max_iterations"}),
+        (lbfgs_attack, {"images", "clip", "max_iterations"}),
+        (deepfool, {"images", "max_iter"}),
     ):
         assert set(fn.renamed_keywords) == old_names
+
+
+def test_every_iterative_attack_but_rp2_names_its_budget_steps():
+    """Issue 42: one name for an iteration budget (C&W's max_iterations, L-BFGS's and DeepFool's max_iter
+    still work, with a warning). RP2 keeps `epochs`, its paper's and every binary's name for its Adam steps."""
+    for fn in (carlini_wagner_l2, lbfgs_attack, deepfool, ddn, linf_attack, attacks.autoattack):
+        assert "steps" in inspect.signature(fn).parameters, fn.__name__
+    assert "epochs" in inspect.signature(rp2).parameters
+    from test_autoattack import linear_case
+
+    model, x, labels, _ = linear_case(classes=2, n=4)
+    with pytest.warns(DeprecationWarning, match=r"carlini_wagner_l2\(max_iterations=...\) is deprecated .* use steps="):
+        old = carlini_wagner_l2(model, x, labels, max_iterations=3, binary_search_steps=1)
+    np.testing.assert_array_equal(
+        old.adversarial, carlini_wagner_l2(model, x, labels, steps=3, binary_search_steps=1).adversarial
+    )

@@ -10,7 +10,7 @@ from conftest import linear_classifier_case
 
 def test_cw_finds_the_minimal_l2_perturbation_of_a_linear_classifier():
     model, x, labels, minimal = linear_classifier_case()
-    adv = carlini_wagner_l2(model, x, labels, max_iterations=500, binary_search_steps=8, learning_rate=5e-3).adversarial
+    adv = carlini_wagner_l2(model, x, labels, steps=500, binary_search_steps=8, learning_rate=5e-3).adversarial
     assert (model(adv).numpy().argmax(axis=1) != labels).all()
     found = np.linalg.norm((adv - x).reshape(8, -1), axis=1)
     assert np.all(found >= minimal * 0.999) and np.all(found <= minimal * 1.05), (found, minimal)
@@ -25,7 +25,7 @@ def test_every_minimum_norm_attack_returns_a_success_mask_and_norms_never_a_sile
     frozen = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
     frozen.layers[-1].set_weights([np.zeros((16, 2), np.float32), np.array([1.0, 0.0], np.float32)])  # always 0
     runs = {
-        "cw": lambda m, y: carlini_wagner_l2(m, x, y, max_iterations=300, binary_search_steps=6, learning_rate=5e-3),
+        "cw": lambda m, y: carlini_wagner_l2(m, x, y, steps=300, binary_search_steps=6, learning_rate=5e-3),
         "ddn": lambda m, y: ddn(m, x, y, steps=200, init_norm=0.05, quantize_levels=None),
         "lbfgs": lambda m, y: lbfgs_attack(m, x, 1 - y, search_steps=8),
     }

@@ -123,13 +123,13 @@ def _classifier_class():
     return BatchedGradientClassifier
 
 
-@renamed_keywords(images="x")
+@renamed_keywords(images="x", max_iter="steps")
 def deepfool(
     model: keras.Model | Callable[..., tf.Tensor] | ClassifierMixin,
     x: np.ndarray,
     *,
     overshoot: float = 0.02,
-    max_iter: int = 50,
+    steps: int = 50,
     nb_grads: int | None = None,
     batch_size: int = 128,
     preprocessing_defences: Preprocessor | list[Preprocessor] | None = None,
@@ -148,7 +148,7 @@ def deepfool(
         [N, H, W, C] images in [0, 1].
     overshoot : float
         The step is scaled by 1 + overshoot (the paper's 0.02).
-    max_iter : int
+    steps : int
         The most iterations (the paper's 50).
     nb_grads : int | None
         How many of the most likely classes to consider (None: every class).
@@ -181,7 +181,7 @@ def deepfool(
     classifier = _as_art(model, preprocessing_defences, x=x)
     nb_grads = classifier.nb_classes if nb_grads is None else nb_grads
     attack = DeepFool(
-        classifier, max_iter=max_iter, epsilon=overshoot, nb_grads=nb_grads, batch_size=batch_size, verbose=False
+        classifier, max_iter=steps, epsilon=overshoot, nb_grads=nb_grads, batch_size=batch_size, verbose=False
     )
     return attack.generate(np.asarray(x, np.float32)).astype(np.float32)
 

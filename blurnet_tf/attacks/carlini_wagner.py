@@ -19,7 +19,7 @@ from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 
 
-@renamed_keywords(images="x", labels="y", clip="clip_values")
+@renamed_keywords(images="x", labels="y", clip="clip_values", max_iterations="steps")
 def carlini_wagner_l2(
     model: Callable[..., tf.Tensor],
     x: np.ndarray,
@@ -28,7 +28,7 @@ def carlini_wagner_l2(
     confidence: float = 0.0,
     initial_const: float = 1e-2,
     binary_search_steps: int = 5,
-    max_iterations: int = 200,
+    steps: int = 200,
     learning_rate: float = 1e-2,
     clip_values: tuple[float, float] = (0.0, 1.0),
 ) -> AttackResult:
@@ -51,7 +51,7 @@ def carlini_wagner_l2(
         The first constant c of the binary search.
     binary_search_steps : int
         Rounds of the binary search over c.
-    max_iterations : int
+    steps : int
         Adam steps per constant.
     learning_rate : float
         Adam's learning rate.
@@ -89,7 +89,7 @@ def carlini_wagner_l2(
                 var.assign(tf.zeros_like(var))
         best_l2 = tf.fill([n], np.inf)
         best_adv = x
-        for _ in tf.range(max_iterations):
+        for _ in tf.range(steps):
             with tf.GradientTape() as tape:
                 adv = to_image(w)
                 logits = to_logits(adv)

@@ -23,7 +23,7 @@ from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 
 
-@renamed_keywords(images="x", clip="clip_values")
+@renamed_keywords(images="x", clip="clip_values", max_iterations="steps")
 def lbfgs_attack(
     model: Callable[..., tf.Tensor],
     x: np.ndarray,
@@ -31,7 +31,7 @@ def lbfgs_attack(
     *,
     initial_const: float = 1e-2,
     search_steps: int = 5,
-    max_iterations: int = 1000,
+    steps: int = 1000,
     clip_values: tuple[float, float] = (0.0, 1.0),
 ) -> AttackResult:
     """Targeted box-constrained L-BFGS (Szegedy et al. 2014, §4.1) on a batch.
@@ -51,7 +51,7 @@ def lbfgs_attack(
         The first constant c weighing the cross-entropy.
     search_steps : int
         Rounds of the search over c.
-    max_iterations : int
+    steps : int
         L-BFGS-B iterations per c.
     clip_values : tuple[float, float]
         The box (low, high) the images live in.
@@ -92,7 +92,7 @@ def lbfgs_attack(
     for _ in range(search_steps):
         c = tf.constant(const, tf.float32)
         found = scipy.optimize.minimize(
-            objective, start, args=(c,), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": max_iterations}
+            objective, start, args=(c,), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": steps}
         )
         adv = np.clip(found.x.reshape(shape), *clip).astype(np.float32)
         _, _, pred, dist = value_and_grad(tf.constant(adv), c)

@@ -58,16 +58,12 @@ def non_adaptive_attacks(model, x, y, budget, seed=0, progress=None):
             model, x, eps=EPS, steps=budget.bim_steps, step_size=madry_step(EPS, budget.bim_steps), y=y
         ),
         "C&W L2": lambda: (
-            carlini_wagner_l2(
-                model, x, y, max_iterations=budget.cw_steps, binary_search_steps=budget.cw_search
-            ).adversarial
+            carlini_wagner_l2(model, x, y, steps=budget.cw_steps, binary_search_steps=budget.cw_search).adversarial
         ),
-        "DeepFool": lambda: deepfool(model, x, max_iter=budget.deepfool_steps, nb_grads=budget.deepfool_classes),
+        "DeepFool": lambda: deepfool(model, x, steps=budget.deepfool_steps, nb_grads=budget.deepfool_classes),
         "JSMA": lambda: jsma(model, x, targets, gamma=budget.jsma_gamma),
         "L-BFGS": lambda: (
-            lbfgs_attack(
-                model, x, targets, search_steps=budget.lbfgs_search, max_iterations=budget.lbfgs_steps
-            ).adversarial
+            lbfgs_attack(model, x, targets, search_steps=budget.lbfgs_search, steps=budget.lbfgs_steps).adversarial
         ),
     }
     out = {}

@@ -91,7 +91,7 @@ def adversarial(
             x,
             y,
             binary_search_steps=budget.cw_search,
-            max_iterations=budget.cw_steps,
+            steps=budget.cw_steps,
             learning_rate=budget.cw_learning_rate,
         ).adversarial
     if name == "ddn":
