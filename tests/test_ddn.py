@@ -2,6 +2,7 @@
 crosses the decision boundary is |margin| / ||w_0 - w_1||."""
 
 import numpy as np
+import pytest
 
 from blurnet_tf.attacks.ddn import ddn
 
@@ -38,3 +39,20 @@ def test_ddn_follows_the_tiny_gradients_of_a_saturated_softmax():
     found = np.linalg.norm((adv - x).reshape(len(x), -1), axis=1)
     assert (model(adv).numpy().argmax(axis=1) != labels).all()
     assert np.all(found <= minimal * 1.05), (found, minimal)
+
+
+def test_batch_size_gives_each_image_the_result_it_gets_in_one_batch():
+    """Issue 42: DDN and C&W in chunks of 3 (with a bar on a terminal) give each of 7 images what one batch
+    gives it: each image's attack reads only its own logits."""
+    from blurnet_tf.attacks import carlini_wagner_l2
+    from test_autoattack import linear_case
+
+    model, x, labels, _ = linear_case(classes=3, n=7, seed=1)
+    for attack, settings in ((ddn, dict(steps=20)), (carlini_wagner_l2, dict(steps=20, binary_search_steps=2))):
+        whole = attack(model, x, labels, **settings)
+        chunked = attack(model, x, labels, batch_size=3, **settings)
+        np.testing.assert_array_equal(chunked.success, whole.success)
+        np.testing.assert_allclose(chunked.adversarial, whole.adversarial, atol=1e-6)
+        np.testing.assert_allclose(chunked.norm, whole.norm, atol=1e-5)
+    with pytest.raises(ValueError, match="^batch_size: expected an integer >= 1 or None, got 0"):
+        ddn(model, x, labels, batch_size=0)

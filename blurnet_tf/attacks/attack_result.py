@@ -51,3 +51,28 @@ def scored(
     success = pred == labels if targeted else pred != labels
     norm = np.sqrt(np.sum(np.square(adversarial - np.asarray(images, np.float32)).reshape(len(labels), -1), axis=1))
     return AttackResult(adversarial, success, np.where(success, norm, 0.0).astype(np.float32))
+
+
+def in_batches(
+    attack: Callable[..., AttackResult],
+    model: Callable[..., tf.Tensor],
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    name: str,
+    **settings: object,
+) -> AttackResult:
+    """`attack` over consecutive chunks of `batch_size` images, their results joined in order (the per-image
+    attacks, C&W and DDN, give each image the same result in any batch); a tqdm bar over the chunks on a
+    terminal."""
+    from tqdm.auto import tqdm
+
+    if not (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1):
+        raise ValueError(f"batch_size: expected an integer >= 1 or None, got {batch_size!r}")
+    parts = [
+        attack(model, x[i : i + batch_size], y[i : i + batch_size], **settings)
+        for i in tqdm(range(0, len(x), batch_size), desc=name, unit="batch", leave=False, disable=None)
+    ]
+    return AttackResult(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(AttackResult))
+    )

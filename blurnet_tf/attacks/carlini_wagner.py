@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf.attacks.attack_result import AttackResult, scored
+from blurnet_tf.attacks.attack_result import AttackResult, in_batches, scored
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 
@@ -31,6 +31,7 @@ def carlini_wagner_l2(
     steps: int = 200,
     learning_rate: float = 1e-2,
     clip_values: tuple[float, float] = (0.0, 1.0),
+    batch_size: int | None = None,
 ) -> AttackResult:
     """Untargeted C&W L2 (Carlini & Wagner, S&P 2017) on a batch.
 
@@ -57,6 +58,9 @@ def carlini_wagner_l2(
         Adam's learning rate.
     clip_values : tuple[float, float]
         The box (low, high) the images live in.
+    batch_size : int | None
+        Attack this many images at a time (their results are the same; memory is not), with a progress bar;
+        None: all at once.
 
     Returns
     -------
@@ -64,6 +68,12 @@ def carlini_wagner_l2(
         The smallest successful adversarial per image (the input itself, with success False, where
         no constant succeeded), its success and its L2 norm.
     """
+    if batch_size is not None:
+        settings: dict[str, object] = dict(
+            confidence=confidence, initial_const=initial_const, binary_search_steps=binary_search_steps
+        )
+        settings |= dict(steps=steps, learning_rate=learning_rate, clip_values=clip_values)
+        return in_batches(carlini_wagner_l2, model, np.asarray(x), np.asarray(y), batch_size, "C&W L2", **settings)
     to_logits = logits_fn(model)
     images, labels = x, y
     x = tf.constant(x, tf.float32)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf.attacks.attack_result import AttackResult, scored
+from blurnet_tf.attacks.attack_result import AttackResult, in_batches, scored
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 
@@ -34,6 +34,7 @@ def ddn(
     alpha_min: float = 0.01,
     quantize_levels: int | None = 256,
     clip_values: tuple[float, float] = (0.0, 1.0),
+    batch_size: int | None = None,
 ) -> AttackResult:
     """Untargeted DDN (Rony et al., CVPR 2019, Algorithm 1) on a batch.
 
@@ -62,6 +63,9 @@ def ddn(
         Round every iterate to that many grey levels, as the reference code does (None: no rounding).
     clip_values : tuple[float, float]
         The box (low, high) the images live in.
+    batch_size : int | None
+        Attack this many images at a time (their results are the same; memory is not), with a progress bar;
+        None: all at once.
 
     Returns
     -------
@@ -69,6 +73,12 @@ def ddn(
         The smallest-L2 adversarial found per image (the image itself, success False, where none
         was), its success and its L2 norm.
     """
+    if batch_size is not None:
+        settings: dict[str, object] = dict(
+            steps=steps, gamma=gamma, init_norm=init_norm, alpha_max=alpha_max, alpha_min=alpha_min
+        )
+        settings |= dict(quantize_levels=quantize_levels, clip_values=clip_values)
+        return in_batches(ddn, model, np.asarray(x), np.asarray(y), batch_size, "DDN", **settings)
     to_logits = logits_fn(model)
     images, labels = x, y
     x = tf.constant(x, tf.float32)
