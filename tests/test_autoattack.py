@@ -92,11 +92,11 @@ def test_l2_autoattack_breaks_just_above_the_closed_form_l2_radius_and_nothing_b
         ({"attacks": ()}, "attacks: expected a non-empty sequence"),
         ({"attacks": "square"}, "attacks: expected a non-empty sequence"),
         ({"seed": "a"}, "seed: expected an integer"),
-        ({"x": "uint8"}, r"x: expected float images"),
+        ({"x": "uint8"}, r"x: expected a float array \[N, H, W, C\]"),
         ({"x": "nan"}, r"x: expected finite values in \[0, 1\]"),
-        ({"y": "short"}, "y: expected 6 class indices"),
+        ({"y": "short"}, "y: expected 6 integer class indices >= 0"),
         ({"y": "beyond"}, r"y: expected classes 0..2, got up to 7"),
-        ({"x": "empty"}, r"x: expected float images \[N, H, W, C\] \(N >= 1\)"),
+        ({"x": "empty"}, r"x: expected at least one image"),
     ],
 )
 def test_autoattack_refuses_what_would_run_nothing_or_the_wrong_thing(change, match):

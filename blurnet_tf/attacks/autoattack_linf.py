@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from blurnet_tf.art_logging import import_art
 from blurnet_tf.attacks.art_attacks import art_classifier
+from blurnet_tf.attacks.input_arrays import checked_images, checked_labels
 from blurnet_tf.attacks.attack_result import AttackResult
 from blurnet_tf.attacks.global_state import quiet_logger, seeded
 from blurnet_tf.attacks.logits_model import logits_fn
@@ -137,7 +138,8 @@ def _autoattack(
 
     eps = _check_settings(p, eps, steps, target_classes, square_queries, attacks, seed)
     f = logits_fn(model)
-    x, y = _images_and_labels(x, y)
+    x = checked_images(x)
+    y = checked_labels(y, len(x)).astype(np.int64)
     logits = np.asarray(f(tf.constant(x)))
     classes = logits.shape[1]
     if logits.shape != (len(x), classes) or classes < 2:
@@ -229,14 +231,3 @@ def _check_settings(
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed <= 2**32 - 1:
         raise ValueError(f"seed: expected an integer in 0..{2**32 - 1}, got {seed!r}")
     return float(eps)  # type: ignore[arg-type]
-
-
-def _images_and_labels(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = np.asarray(x), np.asarray(y)
-    if images.ndim != 4 or not len(images) or not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"x: expected float images [N, H, W, C] (N >= 1), got {images.dtype} {images.shape}")
-    if not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
-        raise ValueError("x: expected finite values in [0, 1] (divide 8-bit images by 255)")
-    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-        raise ValueError(f"y: expected {len(images)} class indices >= 0, got {labels.dtype} {labels.shape}")
-    return images.astype(np.float32), labels.astype(np.int64)

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from blurnet_tf.attacks import logits_fn
+from blurnet_tf.attacks.input_arrays import checked_images, checked_labels
 
 _BATCH = 256  # images per model call of the checks
 
@@ -22,16 +23,8 @@ def check_inputs(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(images float32, labels int, classes), or one ValueError naming the argument that is wrong. constant_ok:
     a model with the same logits for every image is let through (the strength checks flag it as not robust)."""
-    x = np.asarray(images)
-    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"images: expected a float array [N, H, W, C], got {x.dtype} {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"images: expected at least one image, got an array shaped {x.shape}")
-    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise ValueError("images: expected finite values in [0, 1] (divide 8-bit images by 255)")
-    y = np.asarray(labels)
-    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels: expected {len(x)} integer class indices, got {y.dtype} {y.shape}")
+    x = checked_images(images, "images")
+    y = checked_labels(labels, len(x), "labels")
     try:  # every image: a NaN on one of them would be read as class 0 (argmax), i.e. a made-up verdict
         f = logits_fn(model)
         out = np.concatenate(
