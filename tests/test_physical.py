@@ -130,3 +130,26 @@ def test_the_attack_experiment_runs_in_expectation_and_keeps_the_digital_key(tmp
     digital = StickerAttack(**settings).run(tmp_path / "digital", save_images=0, log=lambda m: None)
     assert eot.flags["physical_samples"] == 2 and digital.flags["physical_samples"] == 0
     assert eot.history["0.002/12"]["loss"] != digital.history["0.002/12"]["loss"]
+
+
+@pytest.mark.slow
+def test_the_strength_checks_hold_for_the_eot_attack_read_on_fresh_views(original_model, victims, data_dir):
+    """Issue 44: with the whole image as its mask and λ 0, RP2 in expectation over viewing conditions moves
+    every victim's prediction on views it never optimised over; the sticker's success grows with its epochs."""
+    from blurnet_tf.data import STOP
+    from blurnet_tf.evaluation.attack_strength import strength_checks
+
+    mask = load_mask(data_dir, "rectangles")
+    r = strength_checks(
+        original_model,
+        victims[:10],
+        np.full(10, STOP),
+        steps=5,
+        eps_grid=(8 / 255,),
+        mask=mask,
+        targets=[12],
+        rp2_epochs=30,
+        rp2_physical=PhysicalConditions(samples=2),
+    )
+    assert r["checks"]["unrestricted_rp2"] and r["unrestricted_rp2_success"] >= 0.99, r
+    assert r["checks"]["monotone_rp2"] and r["rp2_success"][1] > r["rp2_success"][0], r

@@ -16,7 +16,8 @@ it? (Athalye et al., ICML 2018, §3.1 and §5; Carlini et al., "On evaluating ad
 
 `rp2_transform` / `rp2_extra_loss` check an adaptive RP2 instead of the plain one (BlurNet's Table III /
 V: the low-frequency transform of eq. 8, a regulariser of eq. 9-11 added to the attack loss); both RP2
-checks then run that attack.
+checks then run that attack. `rp2_physical` checks RP2 in expectation over viewing conditions (issue 44):
+both RP2 checks run it, and read its success on fresh views of each image, clean and adversarial alike.
 
 Success is "the prediction moved off the label" for PGD and "moved off the clean prediction" for RP2
 (the paper's ASR), over the (target, image) pairs whose clean prediction is not the target already.
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf.attacks import linf_attack, logits_fn, rp2
+from blurnet_tf.attacks import PhysicalConditions, linf_attack, logits_fn, rp2, sample_views
 from blurnet_tf.evaluation.input_checks import check_inputs, check_source
 from blurnet_tf.ranges import is_count, is_number
 from blurnet_tf.evaluation.metrics import predict_classes
@@ -47,6 +48,21 @@ def _moved(run) -> float | None:
     clean = run.clean_predictions[None]
     pairs = run.targets[:, None] != clean
     return float(np.mean((run.predictions[0] != clean)[pairs])) if pairs.any() else None
+
+
+def _moved_in_view(model, run, x: np.ndarray, physical: PhysicalConditions, seed: int) -> float | None:
+    """_moved, read on views: each adversarial image and its clean image seen under the same k conditions,
+    drawn with a seed the attack never used."""
+    view_seed = tf.constant([seed + 1, 2**30], tf.int32)  # the attack's are (seed, epoch < 2**30)
+    clean = predict_classes(model, sample_views(tf.constant(x), physical, view_seed).numpy())
+    pairs, moved = [], []
+    for t, adversarial in zip(run.targets, run.adversarial[0]):
+        seen = predict_classes(model, sample_views(tf.constant(adversarial), physical, view_seed).numpy())
+        keep = np.tile(run.clean_predictions != t, physical.samples)
+        pairs.append(keep)
+        moved.append(seen != clean)
+    keep, moved_all = np.concatenate(pairs), np.concatenate(moved)
+    return float(np.mean(moved_all[keep])) if keep.any() else None
 
 
 def _gradients(f, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
@@ -75,6 +91,7 @@ def strength_checks(
     seed: int = 0,
     rp2_transform: Callable[[tf.Tensor], tf.Tensor] | None = None,
     rp2_extra_loss: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    rp2_physical: PhysicalConditions | None = None,
 ) -> dict[str, Any]:
     """Run the attack-strength checks (CHECKS, described in the module docstring) on a model.
 
@@ -113,6 +130,10 @@ def strength_checks(
     rp2_extra_loss : callable or None
         A scalar of the first-layer maps [L*T*N, H', W', K] added to the RP2 loss (a regulariser of
         eq. 9-11; needs a Keras model); both RP2 checks then run that attack.
+    rp2_physical : PhysicalConditions or None
+        RP2 in expectation over viewing conditions (issue 44); both RP2 checks then run that attack and read
+        its success on views drawn afresh from the same conditions (the clean image under the same view
+        as the reference), not on the photographs.
 
     Returns
     -------
@@ -189,11 +210,12 @@ def strength_checks(
         checks["transfer_weaker"] = out["transfer_success"] <= out["whitebox_success"] + slack
     if targets is not None:
         targets = [int(t) for t in targets]
-        adaptive = {"transform": rp2_transform, "extra_loss": rp2_extra_loss}
+        adaptive = {"transform": rp2_transform, "extra_loss": rp2_extra_loss, "physical": rp2_physical}
         whole = rp2(
             model, xc, np.ones(x.shape[1:], np.float32), targets, lam=0.0, epochs=rp2_epochs, seed=seed, **adaptive
         )
-        out["unrestricted_rp2_success"] = _moved(whole)
+        moved = _moved if rp2_physical is None else lambda run: _moved_in_view(model, run, xc, rp2_physical, seed)
+        out["unrestricted_rp2_success"] = moved(whole)
         if out["unrestricted_rp2_success"] is not None:  # None: every image is already at every target
             checks["unrestricted_rp2"] = out["unrestricted_rp2_success"] >= UNBOUNDED_SUCCESS_MIN
         if mask is not None:
@@ -202,7 +224,7 @@ def strength_checks(
             out["rp2_success"] = []
             for epochs in (short, full):
                 run = rp2(model, xc, mask, targets, lam=rp2_lambda, epochs=epochs, seed=seed, **adaptive)
-                out["rp2_success"].append(_moved(run))
+                out["rp2_success"].append(moved(run))
             if None not in out["rp2_success"]:
                 checks["monotone_rp2"] = out["rp2_success"][1] >= out["rp2_success"][0] - slack
     out["checks"] = {k: (None if v is None else bool(v)) for k, v in checks.items()}
