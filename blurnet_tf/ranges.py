@@ -16,3 +16,6 @@ def is_number(v: Any) -> bool:
 def is_count(v: Any) -> bool:
     """An integer >= 1 (NumPy integers too), not a bool."""
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and bool(v >= 1)
+
+
+MAX_VIEWS = 64  # RP2's views a step in expectation over viewing conditions: each is its own resampling in the graph

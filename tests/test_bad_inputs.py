@@ -539,6 +539,7 @@ STICKER_CASES = [
     ("mask_threshold", dict(mask_threshold=NAN)),
     ("precision", dict(precision="float16")),
     ("physical_samples", dict(physical_samples=-1)),
+    ("physical_samples", dict(physical_samples=100000)),  # each view is a resampling in the graph: it never ended
 ]
 
 
@@ -638,6 +639,8 @@ TRAINING_CASES = [
     ("train_tracks", dict(dataset="mnist", train_tracks=0.5)),
     ("alpha_warmup", dict(alpha_warmup=-1)),
     ("alpha_warmup", dict(epochs=5, alpha_warmup=6)),
+    ("alpha_warmup", dict(defence="tv", alpha_warmup=1.5)),
+    ("alpha_warmup", dict(defence="baseline", alpha_warmup=1)),  # no feature-map penalty to ramp
 ]
 
 

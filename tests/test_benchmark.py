@@ -394,6 +394,13 @@ def test_a_model_with_its_own_layer_loads_with_custom_objects_and_is_named_witho
     x = np.random.default_rng(0).random((5, 4, 4, 1), np.float32)
     np.testing.assert_allclose(load_model(tmp_path / "mine.keras", custom_objects=custom)(x), model(x), rtol=1e-6)
     assert _custom_objects(["my_layers"]) is None  # a bare module: imported for what it registers
-    for bad, problem in (("no_such_module:X", "No module named 'no_such_module'"), ("my_layers:Nope", "Nope")):
+    (tmp_path / "raising.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "exiting.py").write_text("raise SystemExit(0)\n")
+    for bad, problem in (
+        ("no_such_module:X", "No module named 'no_such_module'"),
+        ("my_layers:Nope", "Nope"),
+        ("raising:X", "RuntimeError: boom at import"),  # a traceback and exit 1 before (the sweep)
+        ("exiting:X", "SystemExit: 0"),  # exit 0 with no output before
+    ):
         with pytest.raises(SettingError, match=f"--custom_objects: cannot import '{bad}' .*{problem}"):
             _custom_objects([bad])

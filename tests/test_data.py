@@ -60,6 +60,9 @@ def test_keeping_a_share_of_the_training_tracks_keeps_whole_tracks_and_every_cla
     assert keep_training_tracks(train, 1.0) is train
     with pytest.raises(ValueError, match=r"fraction: expected a share in \(0, 1\], got 0"):
         keep_training_tracks(train, 0)
+    for fraction, seed, name in (("0.5", 0, "fraction"), (None, 0, "fraction"), (0.5, None, "seed"), (0.5, -1, "seed")):
+        with pytest.raises(ValueError, match=f"^{name}: expected"):  # None as a seed: another split each time
+            keep_training_tracks(train, fraction, seed)
 
 
 def test_track_of_uses_the_video_name():

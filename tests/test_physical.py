@@ -74,6 +74,9 @@ def test_the_straight_through_jpeg_passes_the_gradient_unchanged():
     "field,value",
     [
         ("samples", 0),
+        ("samples", True),
+        ("samples", 65),
+        ("jpeg_quality", True),
         ("max_distance", 0.5),
         ("max_yaw", 90.0),
         ("contrast", 1.0),
@@ -85,6 +88,39 @@ def test_the_straight_through_jpeg_passes_the_gradient_unchanged():
 def test_a_distribution_out_of_range_is_refused_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"^{field}: expected"):
         PhysicalConditions(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("distance", 0.0),
+        ("distance", float("nan")),
+        ("yaw", 90.0),
+        ("roll", float("inf")),
+        ("contrast", float("nan")),
+        ("blur", -1.0),
+        ("brightness", 2.0),
+    ],
+)
+def test_a_condition_out_of_range_is_refused_naming_the_field(field, value):
+    """The sweep of these surfaces (issue 43's rule): NaN, negative or degenerate conditions gave NaN or
+    garbage images, or TensorFlow's errors; now one ValueError naming the field."""
+    with pytest.raises(ValueError, match=f"^{field}: expected"):
+        Condition(**{field: value})
+
+
+def test_images_and_seeds_of_the_wrong_kind_are_named():
+    x = _images()
+    for bad in ((x * 255).astype(np.uint8), x[0]):  # integer pixels (all saturated to 1 before); one image
+        with pytest.raises(ValueError, match=r"^x: expected float images \[B, H, W, C\]"):
+            see(bad, Condition())
+        with pytest.raises(ValueError, match=r"^x: expected float images"):
+            sample_views(bad, NONE, tf.constant([0, 0]))
+    for seed in (tf.constant([0, 0, 0]), tf.constant(0), tf.constant([0.5, 1.0])):
+        with pytest.raises(ValueError, match="^seed: expected two integers"):
+            sample_views(x, NONE, seed)
+    with pytest.raises(ValueError, match="^condition: expected a Condition"):
+        see(x, "near")
 
 
 def test_rp2_under_a_distribution_of_no_change_is_the_digital_attack_exactly(original_model, victims, data_dir):

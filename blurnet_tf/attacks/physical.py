@@ -31,6 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from blurnet_tf.ranges import MAX_VIEWS, is_count, is_number
+
 __all__ = ["PhysicalConditions", "Condition", "STATIONARY_GRID", "see", "sample_views"]
 
 _FOCAL = 2.0  # the camera's focal distance, in image widths: 30° of yaw narrows the far edge by about a fifth
@@ -62,6 +64,19 @@ class Condition:
     brightness: float = 0.0
     contrast: float = 1.0
     blur: float = 0.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("distance", is_number(self.distance) and self.distance >= 1, "a number >= 1"),
+            ("yaw", is_number(self.yaw) and abs(self.yaw) < 80, "degrees in (-80, 80)"),
+            ("roll", is_number(self.roll), "a finite number of degrees"),
+            ("brightness", is_number(self.brightness) and abs(self.brightness) <= 1, "a number in [-1, 1]"),
+            ("contrast", is_number(self.contrast) and self.contrast > 0, "a number > 0"),
+            ("blur", is_number(self.blur) and self.blur >= 0, "a number >= 0"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
 
     @property
     def name(self) -> str:
@@ -115,27 +130,23 @@ class PhysicalConditions:
 
     def __post_init__(self) -> None:
         checks = (
-            ("samples", isinstance(self.samples, int) and self.samples >= 1, "an integer >= 1"),
-            ("max_distance", _finite(self.max_distance) and self.max_distance >= 1, "a number >= 1"),
-            ("max_yaw", _finite(self.max_yaw) and 0 <= self.max_yaw < 80, "degrees in [0, 80)"),
-            ("max_roll", _finite(self.max_roll) and 0 <= self.max_roll <= 180, "degrees in [0, 180]"),
-            ("brightness", _finite(self.brightness) and 0 <= self.brightness <= 1, "a number in [0, 1]"),
-            ("contrast", _finite(self.contrast) and 0 <= self.contrast < 1, "a number in [0, 1)"),
-            ("max_blur", _finite(self.max_blur) and self.max_blur >= 0, "a number >= 0"),
-            ("noise", _finite(self.noise) and self.noise >= 0, "a number >= 0"),
+            ("samples", is_count(self.samples) and self.samples <= MAX_VIEWS, f"an integer in 1..{MAX_VIEWS}"),
+            ("max_distance", is_number(self.max_distance) and self.max_distance >= 1, "a number >= 1"),
+            ("max_yaw", is_number(self.max_yaw) and 0 <= self.max_yaw < 80, "degrees in [0, 80)"),
+            ("max_roll", is_number(self.max_roll) and 0 <= self.max_roll <= 180, "degrees in [0, 180]"),
+            ("brightness", is_number(self.brightness) and 0 <= self.brightness <= 1, "a number in [0, 1]"),
+            ("contrast", is_number(self.contrast) and 0 <= self.contrast < 1, "a number in [0, 1)"),
+            ("max_blur", is_number(self.max_blur) and self.max_blur >= 0, "a number >= 0"),
+            ("noise", is_number(self.noise) and self.noise >= 0, "a number >= 0"),
             (
                 "jpeg_quality",
-                self.jpeg_quality is None or isinstance(self.jpeg_quality, int) and 1 <= self.jpeg_quality <= 95,
+                self.jpeg_quality is None or is_count(self.jpeg_quality) and self.jpeg_quality <= 95,
                 "None or an integer in 1..95",
             ),
         )
         for name, ok, expected in checks:
             if not ok:
                 raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def sample_views(x: tf.Tensor, conditions: PhysicalConditions, seed: tf.Tensor) -> tf.Tensor:
@@ -158,6 +169,12 @@ def sample_views(x: tf.Tensor, conditions: PhysicalConditions, seed: tf.Tensor) 
     tf.Tensor
         [k * B, H, W, C], view-major (the k views of image b at b, B + b, 2B + b, ...).
     """
+    if not isinstance(conditions, PhysicalConditions):
+        raise ValueError(f"conditions: expected PhysicalConditions, got {conditions!r}")
+    seed = tf.convert_to_tensor(seed)
+    if seed.shape != (2,) or not seed.dtype.is_integer:
+        raise ValueError(f"seed: expected two integers, e.g. (attack seed, epoch), got {seed.dtype.name} {seed.shape}")
+    x = _images(x)
     k, c = conditions.samples, conditions
     batch = tf.shape(x)[0]
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 8)
@@ -202,11 +219,22 @@ def see(x: tf.Tensor | np.ndarray, condition: Condition) -> tf.Tensor:
     tf.Tensor
         [B, H, W, C] in [0, 1]; the images themselves (bit for bit) under Condition().
     """
-    x = tf.convert_to_tensor(x, tf.float32)
+    if not isinstance(condition, Condition):
+        raise ValueError(f"condition: expected a Condition, got {condition!r}")
+    x = _images(x)
     batch = tf.shape(x)[:1]
     seen = _turn(x, tf.fill(batch, float(condition.yaw)), tf.fill(batch, float(condition.roll)))
     seen = _defocus(_distance(seen, tf.constant(float(condition.distance))), tf.constant(float(condition.blur)))
     return tf.clip_by_value(condition.contrast * seen + condition.brightness, 0.0, 1.0)
+
+
+def _images(x):
+    """x as a float32 tensor [B, H, W, C], or a ValueError naming it (values in [0, 1] are the caller's: a
+    traced step cannot look at them)."""
+    x = tf.convert_to_tensor(x)
+    if x.shape.rank != 4 or not x.dtype.is_floating:
+        raise ValueError(f"x: expected float images [B, H, W, C] in [0, 1], got {x.dtype.name} {x.shape}")
+    return tf.cast(x, tf.float32)
 
 
 def _turn(x, yaw_degrees, roll_degrees):

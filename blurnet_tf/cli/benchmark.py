@@ -113,10 +113,9 @@ def _custom_objects(specs):
             imported = importlib.import_module(module)
             if name:
                 found[name] = getattr(imported, name)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise cli.SettingError(
-                "custom_objects", f"cannot import {spec!r} ({str(exc).splitlines()[0] or type(exc).__name__})"
-            ) from None
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module may fail in any way: one line
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            raise cli.SettingError("custom_objects", f"cannot import {spec!r} ({type(exc).__name__}: {text})") from None
     return found or None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from blurnet_tf import paper
+from blurnet_tf.ranges import is_number
 from blurnet_tf.data.lisa import (
     CLASS_NAMES,
     NUM_CLASSES,
@@ -171,8 +172,10 @@ def keep_training_tracks(train: LisaData, fraction: float, seed: int = 0) -> Lis
     LisaData
         The kept crops, in their original order.
     """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction: expected a share in (0, 1], got {fraction}")
+    if not (is_number(fraction) and 0 < fraction <= 1):
+        raise ValueError(f"fraction: expected a share in (0, 1], got {fraction!r}")
+    if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed <= 2**32 - 1):
+        raise ValueError(f"seed: expected an integer in 0..{2**32 - 1}, got {seed!r}")
     if fraction == 1:
         return train
     _, kept = track_split(train, fraction, seed)

@@ -108,9 +108,16 @@ class TrainingRun:
         )
         _check(self.max_train_images >= 0, "max_train_images", f"expected an integer >= 0, got {self.max_train_images}")
         _check(
-            0 <= self.alpha_warmup <= self.epochs,
+            isinstance(self.alpha_warmup, int)
+            and not isinstance(self.alpha_warmup, bool)
+            and 0 <= self.alpha_warmup <= self.epochs,
             "alpha_warmup",
-            f"expected an integer in 0..{self.epochs} (--epochs), got {self.alpha_warmup}",
+            f"expected an integer in 0..{self.epochs} (--epochs), got {self.alpha_warmup!r}",
+        )
+        _check(
+            not self.alpha_warmup or self.defence in PENALISED,
+            "alpha_warmup",
+            f"ramps a feature-map penalty: --defence={self.defence} has none (one of {', '.join(PENALISED)} has)",
         )
         _check(
             math.isfinite(self.train_tracks)
@@ -369,6 +376,7 @@ class TrainingRun:
 
 
 LR_SCHEDULES = ("constant", "cosine", "paper_step")
+PENALISED = ("tv", "tik_hf", "tik_pseudo")  # the defences whose FeatureMapRegularizer alpha_warmup ramps
 MNIST_SPLITS = ("test_split", "official")
 _ADDED_DEFAULTS = {
     "architecture": None,

@@ -14,6 +14,7 @@ import numpy as np
 
 from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.paper import PRECISIONS
+from blurnet_tf.ranges import MAX_VIEWS
 from blurnet_tf.data import NUM_CLASSES, STOP
 from blurnet_tf.errors import DataError, SettingError
 from blurnet_tf.experiments import attack_progress
@@ -70,9 +71,11 @@ class StickerAttack:
         )
         _check(1 <= self.dct_dim <= 32, "dct_dim", f"expected 1..32, got {self.dct_dim}")
         _check(
-            isinstance(self.physical_samples, int) and self.physical_samples >= 0,
+            isinstance(self.physical_samples, int)
+            and not isinstance(self.physical_samples, bool)
+            and 0 <= self.physical_samples <= MAX_VIEWS,
             "physical_samples",
-            f"expected an integer >= 0, got {self.physical_samples!r}",
+            f"expected an integer in 0..{MAX_VIEWS}, got {self.physical_samples!r}",
         )
         _check(self.mode != "transfer" or bool(self.source_model), "source_model", "--mode=transfer needs it")
         _check(
