@@ -9,7 +9,7 @@ logged, and the weights attacked like Table II after 10, 30, 100 and 300 epochs.
 import dataclasses
 
 from blurnet_tf import paper
-from blurnet_tf.pipeline.steps import Step
+from blurnet_tf.pipeline.steps import Step, attack_command, train_command
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,17 +38,17 @@ def longtrain_steps(budget, lay, flags_dir, data):
             f"train/{row}",
             "train",
             lay.model_dir(row),
-            command=[
-                "blurnet_tf.cli.train",
-                f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
-                f"--out={lay.model_dir(row)}",
+            command=train_command(
+                flags_dir,
+                row,
+                lay.model_dir(row),
                 f"--epochs={budget.epochs}",
                 f"--seed={budget.seed}",
                 "--log_penalty_share",
                 f"--snapshot_epochs={','.join(map(str, budget.attacked_epochs))}",
                 *extra,
                 *data,
-            ],
+            ),
         )
         for row in budget.rows
     ]
@@ -61,17 +61,17 @@ def longtrain_steps(budget, lay, flags_dir, data):
                     "long",
                     out,
                     inputs=[model],
-                    command=[
-                        "blurnet_tf.cli.attack",
-                        f"--flagfile={flags_dir / 'attacks' / 'whitebox.flags'}",
-                        f"--model={model}",
-                        f"--out={out}",
+                    command=attack_command(
+                        flags_dir,
+                        "whitebox.flags",
+                        model,
+                        out,
                         f"--epochs={budget.attack_epochs}",
                         f"--lambdas={paper.RP2_LAMBDA:g}",
                         f"--seed={budget.seed}",
                         *([f"--targets={budget.targets}"] if budget.targets != "all" else []),
                         *data,
-                    ],
+                    ),
                 )
             )
     return steps

@@ -5,7 +5,7 @@ import dataclasses
 
 from blurnet_tf import rundir
 from blurnet_tf.paper import DEFENDPP_ATTACKS, DEFENDPP_CHECKS, DEFENDPP_TRANSFERRED
-from blurnet_tf.pipeline.steps import Step
+from blurnet_tf.pipeline.steps import Step, train_command
 
 # Defend++'s MNIST comparison (its Table 2) and ablation (its Table 1), one flagfile each.
 MNIST_ROWS = (
@@ -49,15 +49,15 @@ def mnist_steps(budget, lay, flags_dir, data):
             f"train/{row}",
             "train",
             lay.mnist_model_dir(row),
-            command=[
-                "blurnet_tf.cli.train",
-                f"--flagfile={flags_dir / 'models' / f'{flagfile}.flags'}",
-                f"--out={lay.mnist_model_dir(row)}",
+            command=train_command(
+                flags_dir,
+                flagfile,
+                lay.mnist_model_dir(row),
                 *([f"--epochs={epochs}"] if epochs else []),
                 *extra,
                 *([f"--max_train_images={budget.max_train_images}"] if budget.max_train_images else []),
                 *data,
-            ],
+            ),
         )
 
     def attack(row, out_name, attacks, images, *extra):

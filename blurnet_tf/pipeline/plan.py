@@ -12,7 +12,7 @@ import pathlib
 from blurnet_tf import paper, rundir
 from blurnet_tf.evaluation.deflection_protocol import PDBudget
 from blurnet_tf.pipeline.mnist_steps import PAPER_MNIST_ROWS, MnistBudget, mnist_steps
-from blurnet_tf.pipeline.steps import Step
+from blurnet_tf.pipeline.steps import Step, attack_command, train_command
 from blurnet_tf.pipeline.longtrain_steps import LONG_TRAINING, LongTraining, longtrain_steps
 from blurnet_tf.pipeline.robustness_steps import RobustnessBudget, robustness_steps
 from blurnet_tf.pipeline.tradeoff_steps import TRADEOFF, TradeoffBudget, tradeoff_steps
@@ -321,16 +321,16 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):  # noqa: C9
                     f"train/{name(row, seed)}",
                     "train",
                     lay.model_dir(row, seed),
-                    command=[
-                        "blurnet_tf.cli.train",
-                        f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
-                        f"--out={lay.model(row, seed)}",
+                    command=train_command(
+                        flags_dir,
+                        row,
+                        lay.model(row, seed),
                         *([f"--epochs={epochs}"] if epochs else []),
                         *seed_arg(seed),
                         *([f"--snapshot_epochs={','.join(map(str, snapshots))}"] if snapshots else []),
                         *([f"--max_train_images={profile.max_train_images}"] if profile.max_train_images else []),
                         *data,
-                    ],
+                    ),
                 )
             )
 
@@ -341,16 +341,16 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):  # noqa: C9
             stage,
             out,
             inputs=lay.model_inputs(row, seed),
-            command=[
-                "blurnet_tf.cli.attack",
-                f"--flagfile={flags_dir / 'attacks' / flagfile}",
-                f"--model={lay.model(row, seed)}",
-                f"--out={out}",
+            command=attack_command(
+                flags_dir,
+                flagfile,
+                lay.model(row, seed),
+                out,
                 *extra,
                 *seed_arg(seed),
                 *([f"--targets={profile.targets}"] if profile.targets != "all" else []),
                 *data,
-            ],
+            ),
         )
 
     def whitebox_inputs(row, seed):
@@ -375,17 +375,17 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):  # noqa: C9
                     "accuracy_curve",
                     out,
                     inputs=[snapshot],
-                    command=[
-                        "blurnet_tf.cli.attack",
-                        f"--flagfile={flags_dir / 'attacks' / 'whitebox.flags'}",
-                        f"--model={snapshot}",
-                        f"--out={out}",
+                    command=attack_command(
+                        flags_dir,
+                        "whitebox.flags",
+                        snapshot,
+                        out,
                         *rp2_budget,
                         f"--lambdas={paper.RP2_LAMBDA:g}",
                         *seed_arg(first),
                         *([f"--targets={profile.targets}"] if profile.targets != "all" else []),
                         *data,
-                    ],
+                    ),
                 )
             )
 

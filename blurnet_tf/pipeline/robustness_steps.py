@@ -13,7 +13,7 @@ import dataclasses
 import os
 
 from blurnet_tf import rundir
-from blurnet_tf.pipeline.steps import Step
+from blurnet_tf.pipeline.steps import Step, train_command
 
 BASELINE, PIXEL_DEFLECTION = rundir.BASELINE, rundir.PIXEL_DEFLECTION
 # Table III's adaptive attacks on their rows, Table V's on the adversarially trained model: (row, mode, regulariser).
@@ -62,15 +62,15 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
             f"train/{row}",
             "train",
             lay.model_dir(row),
-            command=[
-                "blurnet_tf.cli.train",
-                f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
-                f"--out={lay.model_dir(row)}",
+            command=train_command(
+                flags_dir,
+                row,
+                lay.model_dir(row),
                 f"--epochs={budget.train_epochs}",
                 f"--seed={budget.seed}",
                 *extra,
                 *data,
-            ],
+            ),
         )
         for row in budget.rows + (budget.pd_row,)
     ]
@@ -117,16 +117,16 @@ def robustness_steps(budget, lay, flags_dir, data, data_dir):
                 f"train/{row}",
                 "train",
                 lay.model_dir(row),
-                command=[
-                    "blurnet_tf.cli.train",
-                    f"--flagfile={flags_dir / 'models' / f'{row}.flags'}",
-                    f"--out={lay.model_dir(row)}",
+                command=train_command(
+                    flags_dir,
+                    row,
+                    lay.model_dir(row),
                     f"--epochs={budget.mnist_epochs}",
                     f"--seed={budget.seed}",
                     "--mnist_split=official",
                     *extra,
                     *data,
-                ],
+                ),
             )
         )
     for row in budget.mnist_rows:

@@ -34,6 +34,27 @@ class Step:
     inputs: list = dataclasses.field(default_factory=list)  # files whose content the result depends on
 
 
+def train_command(flags_dir, flagfile, out, *flags):
+    """argv (after `python -m`) of the train binary on flags/models/<flagfile>.flags into `out`, then `flags`."""
+    return [
+        "blurnet_tf.cli.train",
+        f"--flagfile={pathlib.Path(flags_dir) / 'models' / f'{flagfile}.flags'}",
+        f"--out={out}",
+        *flags,
+    ]
+
+
+def attack_command(flags_dir, flagfile, model, out, *flags):
+    """argv of the attack binary: flags/attacks/<flagfile> on `model` into `out`, then `flags`."""
+    return [
+        "blurnet_tf.cli.attack",
+        f"--flagfile={pathlib.Path(flags_dir) / 'attacks' / flagfile}",
+        f"--model={model}",
+        f"--out={out}",
+        *flags,
+    ]
+
+
 def _file_digest(path):
     path = pathlib.Path(path)
     if not path.is_file():

@@ -11,7 +11,7 @@ The steps go family by family (the baseline first), so a run cut short leaves wh
 import dataclasses
 
 from blurnet_tf import paper, rundir
-from blurnet_tf.pipeline.steps import Step
+from blurnet_tf.pipeline.steps import Step, attack_command, train_command
 
 BASELINE = rundir.BASELINE
 
@@ -85,17 +85,17 @@ def tradeoff_steps(budget, lay, flags_dir, data):
             "frontier",
             out,
             inputs=[model],
-            command=[
-                "blurnet_tf.cli.attack",
-                f"--flagfile={flags_dir / 'attacks' / 'whitebox.flags'}",
-                f"--model={model}",
-                f"--out={out}",
+            command=attack_command(
+                flags_dir,
+                "whitebox.flags",
+                model,
+                out,
                 f"--epochs={budget.attack_epochs}",
                 f"--lambdas={paper.RP2_LAMBDA:g}",
                 f"--seed={seed}",
                 *targets,
                 *data,
-            ],
+            ),
         )
 
     steps = []
@@ -106,10 +106,10 @@ def tradeoff_steps(budget, lay, flags_dir, data):
                 f"train/{BASELINE}/seed{seed}",
                 "train",
                 out,
-                command=[
-                    "blurnet_tf.cli.train",
-                    f"--flagfile={flags_dir / 'models' / 'baseline.flags'}",
-                    f"--out={out}",
+                command=train_command(
+                    flags_dir,
+                    "baseline",
+                    out,
                     f"--epochs={budget.train_epochs}",
                     f"--seed={seed}",
                     *(
@@ -124,7 +124,7 @@ def tradeoff_steps(budget, lay, flags_dir, data):
                     ),
                     *extra,
                     *data,
-                ],
+                ),
             )
         )
     for seed in budget.seeds:
@@ -142,16 +142,16 @@ def tradeoff_steps(budget, lay, flags_dir, data):
                         f"train/{f.family}/{point}/seed{seed}",
                         "train",
                         out,
-                        command=[
-                            "blurnet_tf.cli.train",
-                            f"--flagfile={flags_dir / 'models' / f'{f.flagfile}.flags'}",
-                            f"--out={out}",
+                        command=train_command(
+                            flags_dir,
+                            f.flagfile,
+                            out,
                             f"--{f.knob}={value}",
                             f"--epochs={epochs}",
                             f"--seed={seed}",
                             *extra,
                             *data,
-                        ],
+                        ),
                     )
                 )
         steps += [
