@@ -18,12 +18,12 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import time
 
 from arguments import positive
+from blurnet_tf import files
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARES = (0.03, 0.05, 0.1, 0.2)
@@ -131,24 +131,17 @@ def main():
                             f"{100 * r['majority_share']:.0f}% of the test split",
                             flush=True,
                         )
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor(),
-    )
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     record = {
         "what": "issue 41's pilot: the comparator's accuracy by share of training tracks; TV / Tik_hf at their cliffs",
         "settings": {"seeds": seeds, "epochs": a.epochs, "warmup_epochs": a.warmup, "flat_points": FLAT},
         "runs": runs,
-        "cpu": cpu,
+        "cpu": files.cpu_name(),
         "cores": len(os.sched_getaffinity(0)),
-        "commit": commit,
+        "commit": files.git_commit(ROOT),
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     path = out / "fair_pilot_training.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
+    files.write_json(path, record)
     print(f"wrote {path}")
 
 

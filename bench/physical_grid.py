@@ -12,16 +12,14 @@ Writes <out>/physical_grid.json (per target and condition, seconds, CPU, commit)
 """
 
 import argparse
-import json
 import os
 import pathlib
-import platform
-import subprocess
 import time
 
 import numpy as np
 
 from arguments import positive
+from blurnet_tf import files
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -74,11 +72,6 @@ def main():
         )
         for c in STATIONARY_GRID:
             print(f"  {c.name:>34}: {100 * np.mean(cells[c.name]['moved']):5.1f}%", flush=True)
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor(),
-    )
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     out = ROOT / a.out
     out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -95,15 +88,13 @@ def main():
         },
         "clean_accuracy_by_condition": {k: round(float(np.mean(v == STOP)), 4) for k, v in clean.items()},
         "results": result,
-        "cpu": cpu,
+        "cpu": files.cpu_name(),
         "cores": len(os.sched_getaffinity(0)),
-        "commit": commit,
+        "commit": files.git_commit(ROOT),
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     path = out / "physical_grid.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, path)
+    files.write_json(path, record)
     print(f"wrote {path}")
 
 

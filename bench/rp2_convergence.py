@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import time
 import numpy as np
 
 from arguments import positive
+from blurnet_tf import files
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MARKS = (10, 30, 100, 300)  # epochs read off the curves
@@ -120,11 +120,6 @@ def main():
                 f"; final ASR avg {models[row]['attacks'][precision]['final_avg_asr']:.1f}",
                 flush=True,
             )
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor(),
-    )
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     record = {
         "what": "white-box RP2 (Table II settings) convergence and bf16 fidelity, issue 41's pilot",
         "settings": {
@@ -138,14 +133,12 @@ def main():
         },
         "models": models,
         "seconds": seconds,
-        "cpu": cpu,
+        "cpu": files.cpu_name(),
         "cores": len(os.sched_getaffinity(0)),
-        "commit": commit,
+        "commit": files.git_commit(ROOT),
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    tmp = result_file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, result_file)
+    files.write_json(result_file, record)
     draw(models, out / "rp2_convergence.png")
     print(f"wrote {result_file}")
 

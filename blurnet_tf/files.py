@@ -250,6 +250,16 @@ def _tree_digest(path: pathlib.Path) -> bytes:
     return _TREES[key]
 
 
+def cpu_name() -> str:
+    """The processor's model name (/proc/cpuinfo), for the records: timings differ 2-3x between machines."""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            found = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+        if found:
+            return found
+    return platform.processor()
+
+
 def git_commit(root=None) -> str:
     """Short commit of the checkout (or of `root`), '-dirty' when tracked files differ from it. results/
     is left out: it holds the reports' own outputs, so re-writing a committed report would call its tree dirty."""

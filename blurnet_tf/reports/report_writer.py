@@ -49,14 +49,7 @@ def metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs):
         seconds[stage] = seconds.get(stage, 0.0) + d["seconds"]
         codes.add(d.get("code"))  # None: finished before steps recorded their code
     seconds = dict(sorted(seconds.items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else len(STAGES)))
-    cpu = (
-        next(
-            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-            platform.processor(),
-        )
-        if os.path.exists("/proc/cpuinfo")
-        else platform.processor()
-    )
+    cpu = files.cpu_name()
     # The code the numbers come from: the digest every step ran under, else "mixed" (a resumed run's steps
     # from other code) -- never the code that merely wrote this report (tests/test_stored_results.py).
     code = codes.pop() if len(codes) == 1 and None not in codes else ("mixed" if codes else None)
