@@ -199,3 +199,9 @@ def test_rp2_refuses_settings_out_of_range_with_one_error_naming_each(original_m
         args = {"mask": mask, "targets": 5, "epochs": 1, **kwargs}
         with pytest.raises(ValueError, match=match):
             rp2(original_model, victims[:2], args.pop("mask"), args.pop("targets"), **args)
+
+
+def test_an_rp2_result_has_the_success_mask_every_attack_result_has(original_model, victims, data_dir):
+    r = rp2(original_model, victims[:5], load_mask(data_dir, "rectangles"), [3, 12], lam=[0.002, 0.02], epochs=2)
+    assert r.success.shape == (2, 2, 5) and r.success.dtype == bool
+    np.testing.assert_array_equal(r.success, r.predictions != r.clean_predictions)

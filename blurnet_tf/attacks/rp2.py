@@ -63,6 +63,12 @@ class RP2Result:
     lambdas: np.ndarray
     targets: np.ndarray
 
+    @property
+    def success(self) -> np.ndarray:
+        """[L, T, N] bool: the prediction moved off the clean one (the paper's ASR counts these), as every
+        attack's result has a success mask."""
+        return self.predictions != self.clean_predictions[None, None]
+
 
 def low_frequency(dim: int = 16) -> Callable[[tf.Tensor], tf.Tensor]:
     """The low-frequency transform of BlurNet eq. 8, for `rp2(transform=...)`.
