@@ -44,7 +44,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> pathlib.Path:
     path = pathlib.Path(path)
     held = _HELD.get()
     if held is not None:
-        held[path] = data
+        held[pathlib.Path(os.path.abspath(path))] = data  # one entry per file, however it is spelt
         return path
     _publish([(path, _temp_copy(path, data))])
     return path
@@ -55,7 +55,11 @@ def all_or_nothing() -> Iterator[None]:
     """Every write inside the block lands together or not at all: the files are held until the block ends,
     then each is written beside its place (temp file, fsynced) and only when all are written are they
     renamed into place. A full disk, or an error in the block, replaces none of the old files and leaves
-    no temp file (a kill between two renames, microseconds, can still leave a mix)."""
+    no temp file (a kill between two renames, microseconds, can still leave a mix). A file written in the
+    block reads as its old self until the block ends; a block inside another joins the outer one."""
+    if _HELD.get() is not None:  # inside another such block: its files land with the outer block's
+        yield
+        return
     held: dict[pathlib.Path, bytes] = {}
     token = _HELD.set(held)
     try:
@@ -66,7 +70,7 @@ def all_or_nothing() -> Iterator[None]:
     try:
         for path, data in held.items():
             temps.append((path, _temp_copy(path, data)))
-    except DataError:
+    except BaseException:  # a full disk, or Ctrl-C half-way: no temp file stays
         for _, tmp in temps:
             with contextlib.suppress(OSError):
                 tmp.unlink()

@@ -872,6 +872,11 @@ def test_a_report_on_a_full_disk_is_whole_or_absent(tmp_path, monkeypatch):
         for name in old:
             files.write_text(tmp_path / name, f"new {name}\n")
     assert {n: (tmp_path / n).read_text() for n in old} == {n: f"new {n}\n" for n in old}
+    with pytest.raises(RuntimeError), files.all_or_nothing():  # a block inside another lands with the outer one
+        with files.all_or_nothing():
+            files.write_text(tmp_path / "REPORT.md", "inner\n")
+        raise RuntimeError("the outer block failed after the inner one ended")
+    assert (tmp_path / "REPORT.md").read_text() == "new REPORT.md\n"
 
 
 def test_write_into_an_unwritable_place():

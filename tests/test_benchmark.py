@@ -373,6 +373,8 @@ def test_a_model_with_its_own_layer_loads_with_custom_objects_and_is_named_witho
     """Issue 42: a .keras model holding a layer class of the user's (not registered with Keras) is refused in
     one line that names the class and the way in; given as custom_objects (the binary's --custom_objects=
     module:Name) it loads under safe_mode and scores as the original."""
+    import importlib
+
     import keras
 
     from blurnet_tf.cli.benchmark import _custom_objects
@@ -383,7 +385,7 @@ def test_a_model_with_its_own_layer_loads_with_custom_objects_and_is_named_witho
         "import keras\n\n\nclass Doubling(keras.layers.Layer):\n    def call(self, x):\n        return 2.0 * x\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    from my_layers import Doubling
+    Doubling = importlib.import_module("my_layers").Doubling  # the user's module, written above
 
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3), Doubling()])
     model.save(tmp_path / "mine.keras")

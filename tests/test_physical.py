@@ -60,6 +60,28 @@ def test_views_are_seeded_and_each_view_of_an_image_differs():
     assert not np.allclose(a[0], a[2]) and not np.allclose(a[0], a[4])  # image 0's three views
 
 
+def test_copies_of_the_same_images_are_seen_under_the_same_conditions():
+    x = _images(n=2)
+    twice = sample_views(
+        tf.constant(np.concatenate([x, x])), PhysicalConditions(samples=3), tf.constant([4, 1]), copies=2
+    )
+    views = twice.numpy().reshape(3, 2, 2, 16, 16, 3)  # (view, copy, image)
+    np.testing.assert_array_equal(views[:, 0], views[:, 1])
+    once = sample_views(tf.constant(x), PhysicalConditions(samples=3), tf.constant([4, 1])).numpy()
+    np.testing.assert_array_equal(once.reshape(3, 2, 16, 16, 3), views[:, 0])  # and as they are seen alone
+    with pytest.raises(ValueError, match="^copies: expected an integer >= 1 dividing the batch"):
+        sample_views(tf.constant(x), NONE, tf.constant([0, 0]), copies=3)
+
+
+def test_an_eot_target_gets_the_same_sticker_alone_or_beside_others(original_model, victims, data_dir):
+    """The review's case: a victim's views depend on (seed, epoch), not on the targets sharing the call."""
+    mask, conditions = load_mask(data_dir, "rectangles"), PhysicalConditions(samples=2)
+    settings = dict(lam=0.002, epochs=4, noise_init="zeros", physical=conditions)
+    both = rp2(original_model, victims[:6], mask, [3, SPEED_LIMIT_45], **settings)
+    alone = rp2(original_model, victims[:6], mask, [SPEED_LIMIT_45], **settings)
+    np.testing.assert_allclose(both.noise[0, 1], alone.noise[0, 0], atol=1e-5)
+
+
 def test_the_straight_through_jpeg_passes_the_gradient_unchanged():
     x = tf.Variable(_images(n=1))
     conditions = PhysicalConditions(**{**NONE.__dict__, "jpeg_quality": 30})
@@ -165,6 +187,8 @@ def test_the_attack_experiment_runs_in_expectation_and_keeps_the_digital_key(tmp
     eot = StickerAttack(**settings, physical_samples=2).run(tmp_path / "eot", save_images=0, log=lambda m: None)
     digital = StickerAttack(**settings).run(tmp_path / "digital", save_images=0, log=lambda m: None)
     assert eot.flags["physical_samples"] == 2 and digital.flags["physical_samples"] == 0
+    again = StickerAttack(**settings).run(tmp_path / "digital", save_images=0, log=lambda m: None)  # the review's
+    assert again.rows == digital.rows  # a finished digital attack is found finished, not "another attack"
     assert eot.history["0.002/12"]["loss"] != digital.history["0.002/12"]["loss"]
 
 

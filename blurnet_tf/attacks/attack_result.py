@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -76,3 +78,19 @@ def in_batches(
     return AttackResult(
         *(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(AttackResult))
     )
+
+
+def batchable(name: str) -> Callable[[Callable[..., AttackResult]], Callable[..., AttackResult]]:
+    """Decorator of a per-image attack: called with batch_size=..., it runs on chunks of that many images
+    (in_batches, `name` on the bar); without, as written."""
+
+    def wrap(attack: Callable[..., AttackResult]) -> Callable[..., AttackResult]:
+        @functools.wraps(attack)
+        def call(model: Any, x: Any, y: Any, *, batch_size: int | None = None, **settings: Any) -> AttackResult:
+            if batch_size is None:
+                return attack(model, x, y, **settings)
+            return in_batches(attack, model, np.asarray(x), np.asarray(y), batch_size, name, **settings)
+
+        return call
+
+    return wrap

@@ -14,12 +14,13 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf.attacks.attack_result import AttackResult, in_batches, scored
+from blurnet_tf.attacks.attack_result import AttackResult, batchable, scored
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 
 
 @renamed_keywords(images="x", labels="y", clip="clip_values", max_iterations="steps")
+@batchable("C&W L2")
 def carlini_wagner_l2(
     model: Callable[..., tf.Tensor],
     x: np.ndarray,
@@ -60,7 +61,7 @@ def carlini_wagner_l2(
         The box (low, high) the images live in.
     batch_size : int | None
         Attack this many images at a time (their results are the same; memory is not), with a progress bar;
-        None: all at once.
+        None: all at once (`attack_result.batchable`).
 
     Returns
     -------
@@ -68,12 +69,6 @@ def carlini_wagner_l2(
         The smallest successful adversarial per image (the input itself, with success False, where
         no constant succeeded), its success and its L2 norm.
     """
-    if batch_size is not None:
-        settings: dict[str, object] = dict(
-            confidence=confidence, initial_const=initial_const, binary_search_steps=binary_search_steps
-        )
-        settings |= dict(steps=steps, learning_rate=learning_rate, clip_values=clip_values)
-        return in_batches(carlini_wagner_l2, model, np.asarray(x), np.asarray(y), batch_size, "C&W L2", **settings)
     to_logits = logits_fn(model)
     images, labels = x, y
     x = tf.constant(x, tf.float32)

@@ -16,12 +16,13 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf.attacks.attack_result import AttackResult, in_batches, scored
+from blurnet_tf.attacks.attack_result import AttackResult, batchable, scored
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 
 
 @renamed_keywords(images="x", labels="y", clip="clip_values")
+@batchable("DDN")
 def ddn(
     model: Callable[..., tf.Tensor],
     x: np.ndarray,
@@ -65,7 +66,7 @@ def ddn(
         The box (low, high) the images live in.
     batch_size : int | None
         Attack this many images at a time (their results are the same; memory is not), with a progress bar;
-        None: all at once.
+        None: all at once (`attack_result.batchable`).
 
     Returns
     -------
@@ -73,12 +74,6 @@ def ddn(
         The smallest-L2 adversarial found per image (the image itself, success False, where none
         was), its success and its L2 norm.
     """
-    if batch_size is not None:
-        settings: dict[str, object] = dict(
-            steps=steps, gamma=gamma, init_norm=init_norm, alpha_max=alpha_max, alpha_min=alpha_min
-        )
-        settings |= dict(quantize_levels=quantize_levels, clip_values=clip_values)
-        return in_batches(ddn, model, np.asarray(x), np.asarray(y), batch_size, "DDN", **settings)
     to_logits = logits_fn(model)
     images, labels = x, y
     x = tf.constant(x, tf.float32)

@@ -36,6 +36,7 @@ from blurnet_tf.ranges import MAX_VIEWS, is_count, is_number
 __all__ = ["PhysicalConditions", "Condition", "STATIONARY_GRID", "see", "sample_views"]
 
 _FOCAL = 2.0  # the camera's focal distance, in image widths: 30° of yaw narrows the far edge by about a fifth
+MAX_YAW = 70.0  # degrees; past atan(2 _FOCAL), about 76°, the sign's far edge would cross the horizon
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Condition:
     def __post_init__(self) -> None:
         checks = (
             ("distance", is_number(self.distance) and self.distance >= 1, "a number >= 1"),
-            ("yaw", is_number(self.yaw) and abs(self.yaw) < 80, "degrees in (-80, 80)"),
+            ("yaw", is_number(self.yaw) and abs(self.yaw) <= MAX_YAW, f"degrees in [-{MAX_YAW:g}, {MAX_YAW:g}]"),
             ("roll", is_number(self.roll), "a finite number of degrees"),
             ("brightness", is_number(self.brightness) and abs(self.brightness) <= 1, "a number in [-1, 1]"),
             ("contrast", is_number(self.contrast) and self.contrast > 0, "a number > 0"),
@@ -80,8 +81,17 @@ class Condition:
 
     @property
     def name(self) -> str:
-        light = "" if (self.brightness, self.contrast) == (0.0, 1.0) else f", light {self.brightness:+g}"
-        return f"{self.distance:g}x distance, {self.yaw:g}°{light}"
+        extra = [
+            f"{k} {v:+g}" if k == "light" else f"{k} {v:g}"
+            for k, v, default in (
+                ("roll", self.roll, 0.0),
+                ("light", self.brightness, 0.0),
+                ("contrast", self.contrast, 1.0),
+                ("blur", self.blur, 0.0),
+            )
+            if v != default
+        ]
+        return ", ".join([f"{self.distance:g}x distance", f"{self.yaw:g}°", *extra])
 
 
 # RP2's stationary test: five distances (their 5' to 40' on a sign first photographed at 5') × three angles,
@@ -132,7 +142,7 @@ class PhysicalConditions:
         checks = (
             ("samples", is_count(self.samples) and self.samples <= MAX_VIEWS, f"an integer in 1..{MAX_VIEWS}"),
             ("max_distance", is_number(self.max_distance) and self.max_distance >= 1, "a number >= 1"),
-            ("max_yaw", is_number(self.max_yaw) and 0 <= self.max_yaw < 80, "degrees in [0, 80)"),
+            ("max_yaw", is_number(self.max_yaw) and 0 <= self.max_yaw <= MAX_YAW, f"degrees in [0, {MAX_YAW:g}]"),
             ("max_roll", is_number(self.max_roll) and 0 <= self.max_roll <= 180, "degrees in [0, 180]"),
             ("brightness", is_number(self.brightness) and 0 <= self.brightness <= 1, "a number in [0, 1]"),
             ("contrast", is_number(self.contrast) and 0 <= self.contrast < 1, "a number in [0, 1)"),
@@ -149,11 +159,14 @@ class PhysicalConditions:
                 raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
 
 
-def sample_views(x: tf.Tensor, conditions: PhysicalConditions, seed: tf.Tensor) -> tf.Tensor:
+def sample_views(x: tf.Tensor, conditions: PhysicalConditions, seed: tf.Tensor, copies: int = 1) -> tf.Tensor:
     """k views of every image under conditions drawn from `conditions` (stateless in `seed`).
 
     Geometry, light and noise are drawn per view and image; distance, defocus and JPEG quality per view
-    (one resampling size per view keeps the batch one tensor).
+    (one resampling size per view keeps the batch one tensor). With `copies` > 1 the batch holds that many
+    stickered copies of the same N images ((copy, image) order, e.g. RP2's L × T × N) and each image is seen
+    under the same conditions in every copy: what a victim sees depends on the seed, not on how many targets
+    or λ share the batch.
 
     Parameters
     ----------
@@ -163,6 +176,8 @@ def sample_views(x: tf.Tensor, conditions: PhysicalConditions, seed: tf.Tensor) 
         The distribution.
     seed : tf.Tensor
         [2] int32, e.g. (attack seed, epoch).
+    copies : int
+        How many copies of the same images the batch holds (B = copies × N); default 1.
 
     Returns
     -------
@@ -176,26 +191,31 @@ def sample_views(x: tf.Tensor, conditions: PhysicalConditions, seed: tf.Tensor) 
         raise ValueError(f"seed: expected two integers, e.g. (attack seed, epoch), got {seed.dtype.name} {seed.shape}")
     x = _images(x)
     k, c = conditions.samples, conditions
-    batch = tf.shape(x)[0]
+    if not (isinstance(copies, int) and copies >= 1 and x.shape[0] is not None and x.shape[0] % copies == 0):
+        raise ValueError(f"copies: expected an integer >= 1 dividing the batch ({x.shape[0]}), got {copies!r}")
+    images = x.shape[0] // copies
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int32), 8)
 
     def draw(i, shape, low, high):
         return tf.random.stateless_uniform(shape, seeds[i], low, high)
 
-    per_image = (k * batch,)
+    def per_image(i, low, high):  # [k * copies * N]: one draw per (view, image), the same in every copy
+        if low == high:
+            return tf.fill((k * copies * images,), float(low))
+        return tf.reshape(tf.tile(draw(i, (k, 1, images), low, high), [1, copies, 1]), (-1,))
+
     views = tf.tile(x, [k, 1, 1, 1])
-    yaw = draw(0, per_image, -c.max_yaw, c.max_yaw) if c.max_yaw else tf.zeros(per_image)
-    roll = draw(1, per_image, -c.max_roll, c.max_roll) if c.max_roll else tf.zeros(per_image)
-    views = _turn(views, yaw, roll)
+    views = _turn(views, per_image(0, -c.max_yaw, c.max_yaw), per_image(1, -c.max_roll, c.max_roll))
     distance = draw(2, (k,), 1.0, c.max_distance)
     blur = draw(3, (k,), 0.0, c.max_blur)
     per_view = tf.split(views, k) if k > 1 else [views]
     views = tf.concat([_defocus(_distance(v, distance[j]), blur[j]) for j, v in enumerate(per_view)], 0)
-    contrast = draw(4, per_image, 1.0 - c.contrast, 1.0 + c.contrast)[:, None, None, None]
-    brightness = draw(5, per_image, -c.brightness, c.brightness)[:, None, None, None]
+    contrast = per_image(4, 1.0 - c.contrast, 1.0 + c.contrast)[:, None, None, None]
+    brightness = per_image(5, -c.brightness, c.brightness)[:, None, None, None]
     views = contrast * views + brightness
     if c.noise:
-        views += c.noise * tf.random.stateless_normal(tf.shape(views), seeds[6])
+        noise = tf.random.stateless_normal((k, 1, images) + tuple(x.shape[1:]), seeds[6])
+        views += c.noise * tf.reshape(tf.tile(noise, [1, copies, 1, 1, 1, 1]), tf.shape(views))
     views = tf.clip_by_value(views, 0.0, 1.0)
     if c.jpeg_quality is not None:
         quality = tf.cast(draw(7, (k,), float(c.jpeg_quality), 95.0), tf.int32)
@@ -273,8 +293,8 @@ def _turn(x, yaw_degrees, roll_degrees):
 def _distance(x, distance):
     """Seen from `distance` times further: resampled to round(H / distance) pixels (antialiased), then back."""
     height, width = x.shape[1], x.shape[2]
-    small = tf.cast(tf.maximum(4.0, tf.round(float(height) / distance)), tf.int32)
-    low = tf.image.resize(x, tf.stack([small, small]), method="bilinear", antialias=True)
+    size = tf.cast(tf.maximum(4.0, tf.round(tf.constant([float(height), float(width)]) / distance)), tf.int32)
+    low = tf.image.resize(x, size, method="bilinear", antialias=True)
     return tf.image.resize(low, [height, width], method="bilinear", antialias=True)
 
 

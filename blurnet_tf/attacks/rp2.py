@@ -106,7 +106,7 @@ def nps(masked: tf.Tensor, colors: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.reduce_prod(dist, axis=-1), axis=(-2, -1))
 
 
-def _check(images, mask, lam, targets, epochs, lr, norm, noise_clip=20.0):
+def _check(images, mask, lam, targets, epochs, lr, norm, noise_clip=20.0, seed=0, physical=None):
     """(lambdas, targets) as arrays, or one ValueError naming the setting that is out of range."""
     lambdas = np.atleast_1d(np.asarray(lam, np.float64)).astype(np.float32)
     targets = np.atleast_1d(np.asarray(targets))
@@ -126,6 +126,10 @@ def _check(images, mask, lam, targets, epochs, lr, norm, noise_clip=20.0):
             raise ValueError(f"{name} must be a positive number, got {value!r}")
     if norm not in ("l1", "l2"):
         raise ValueError(f"norm must be l1 or l2, got {norm!r}")
+    if not (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed < 2**31):
+        raise ValueError(f"seed must be an integer in 0..{2**31 - 1}, got {seed!r}")  # a TensorFlow int32
+    if physical is not None and not isinstance(physical, PhysicalConditions):
+        raise ValueError(f"physical must be PhysicalConditions or None, got {physical!r}")
     return lambdas, targets.astype(np.int32)
 
 
@@ -186,15 +190,17 @@ def rp2(
     transform : Callable[[tf.Tensor], tf.Tensor] | None
         Maps the masked noise [L, T, H, W, C] before it is added (e.g. low_frequency(16)).
     extra_loss : Callable[[tf.Tensor], tf.Tensor] | None
-        A function of the maps F [L*T*N, H', W', K] of `feature_layer` on the adversarial images
-        (e.g. the defence's own regulariser, eq. 9-11) to a scalar, added unweighted.
+        A function of the maps F [L*T*N, H', W', K] (k*L*T*N under `physical`) of `feature_layer` on the
+        adversarial images (e.g. the defence's own regulariser, eq. 9-11) to a scalar, added unweighted.
     feature_layer : str
         The layer extra_loss reads (the LISA-CNN's first layer by default).
     physical : PhysicalConditions | None
         Optimise in expectation over viewing conditions (EOT): each step scores `physical.samples` views
         of every adversarial image drawn from it (seeded by (seed, epoch)); the history is then over the
         views. None: the digital attack, exactly as without it. `transform` acts on the noise, this on
-        the stickered sign. The result's images and predictions are always the digital ones.
+        the stickered sign. A victim's views depend on (seed, epoch) only, not on the targets or λ beside it.
+        The history is then over the views (each view's prediction against the clean photograph's); the
+        result's images and predictions are always the digital ones.
     seed : int
         Seed of the uniform initial noise.
     progress : Callable[[int, int], None] | None
@@ -215,7 +221,7 @@ def rp2(
         Keras model.
     """
     images, input_clip = x, clip_values
-    lambdas, target_ids = _check(images, mask, lam, targets, epochs, lr, norm, noise_clip)
+    lambdas, target_ids = _check(images, mask, lam, targets, epochs, lr, norm, noise_clip, seed, physical)
     images = tf.constant(images, tf.float32)
     mask = tf.constant(mask, tf.float32)
     L, T, N = len(lambdas), len(target_ids), int(images.shape[0])
@@ -261,7 +267,8 @@ def rp2(
         flat = tf.reshape(adv, (-1,) + tuple(images.shape[1:]))
         k = 1
         if physical is not None and epoch is not None:
-            flat, k = sample_views(flat, physical, tf.stack([tf.constant(seed, tf.int32), epoch])), views
+            step_seed = tf.stack([tf.constant(seed, tf.int32), epoch])
+            flat, k = sample_views(flat, physical, step_seed, copies=L * T), views
         out = net(flat)
         logits = tf.cast(out[0] if extra_loss else out, tf.float32)  # losses stay float32 under bf16
         if k == 1:  # the digital attack: the mean over victims, as it always was

@@ -227,8 +227,8 @@ def _users_files(work_dir, plan):
 
     if not work_dir.is_dir():
         return ""
-    root = work_dir.resolve()
-    ours = {pathlib.Path(s.out).resolve().relative_to(root).parts[0] for s in plan}
+    root = work_dir.absolute()  # not resolved: a step folder may be a link to another disk
+    ours = {pathlib.Path(os.path.relpath(pathlib.Path(s.out).absolute(), root)).parts[0] for s in plan}
     recorded = any((pathlib.Path(s.out) / m).exists() for s in plan for m in (locks.STEP_DONE, locks.STEP_PENDING))
     names = sorted(p.name for p in work_dir.iterdir() if p.name not in locks.BOOKKEEPING)
     theirs = [n for n in names if not recorded or n not in ours]

@@ -175,11 +175,13 @@ class AlphaWarmup(keras.callbacks.Callback):
         return changed
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._set(min(1.0, (epoch + 1) / self.epochs)):
-            self.model.make_train_function(force=True)  # the weight is a constant of the traced step
+        if self._set(min(1.0, (epoch + 1) / self.epochs)):  # the weight is a constant of the traced steps
+            self.model.make_train_function(force=True)
+            self.model.make_test_function(force=True)  # val_loss with this epoch's weight too
 
     def on_train_end(self, logs=None):
-        self._set(1.0)
+        if self._set(1.0):
+            self.model.make_test_function(force=True)
 
 
 class StopOnDivergence(keras.callbacks.Callback):

@@ -14,7 +14,7 @@ import numpy as np
 
 from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.paper import PRECISIONS
-from blurnet_tf.ranges import MAX_VIEWS
+from blurnet_tf.ranges import MAX_VIEWS, is_count
 from blurnet_tf.data import NUM_CLASSES, STOP
 from blurnet_tf.errors import DataError, SettingError
 from blurnet_tf.experiments import attack_progress
@@ -71,9 +71,7 @@ class StickerAttack:
         )
         _check(1 <= self.dct_dim <= 32, "dct_dim", f"expected 1..32, got {self.dct_dim}")
         _check(
-            isinstance(self.physical_samples, int)
-            and not isinstance(self.physical_samples, bool)
-            and 0 <= self.physical_samples <= MAX_VIEWS,
+            self.physical_samples == 0 or is_count(self.physical_samples) and self.physical_samples <= MAX_VIEWS,
             "physical_samples",
             f"expected an integer in 0..{MAX_VIEWS}, got {self.physical_samples!r}",
         )
@@ -91,10 +89,7 @@ class StickerAttack:
 
     @property
     def key(self):
-        settings = dataclasses.asdict(self)
-        if not settings["physical_samples"]:  # the digital attack keeps the key it had before EOT existed
-            del settings["physical_samples"]
-        return rundir.settings_key(settings, 12)
+        return _key_of(dataclasses.asdict(self))
 
     def run(self, out, targets_per_call=17, save_images=4, log=print, overwrite=False):
         """Runs (or resumes) the attack into `out`; returns its StickerRecord. An `out` holding files no
@@ -244,12 +239,21 @@ def _check(ok, field, problem):
         raise SettingError(field, problem)
 
 
+def _key_of(settings):
+    """The key of an attack's settings (its own or a record's flags); the digital attack keeps the key it had
+    before EOT existed, so finished work stays finished."""
+    settings = dict(settings)
+    if not settings.get("physical_samples"):
+        settings.pop("physical_samples", None)
+    return rundir.settings_key(settings, 12)
+
+
 def _refuse_other_settings(out, key):
     """One run directory holds one attack, finished or killed half-way: another's is never replaced."""
     existing = files.read_json(out / rundir.RESULTS_FILE)
     if existing is not None:
         old = rundir.StickerRecord.from_json(existing, out / rundir.RESULTS_FILE).flags if "rows" in existing else None
-        if old is None or rundir.settings_key(old, 12) != key:
+        if old is None or _key_of(old) != key:
             raise DataError(out, "holds the results of another attack; choose another --out")
     if any(not part.name.startswith(f"{key}-") for part in (out / "parts").glob("*.json")):
         raise DataError(out, "holds the unfinished parts of another attack; choose another --out")

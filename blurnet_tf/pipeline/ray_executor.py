@@ -32,7 +32,7 @@ from typing import Any
 
 from blurnet_tf import files
 from blurnet_tf.errors import SettingError, StepFailed
-from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, check_thread_settings
+from blurnet_tf.pipeline.step_process import THREAD_VARIABLES, check_thread_settings, killed_with_parent
 from blurnet_tf.pipeline.ray_nodes import captured_stderr, check_fits, check_reachable, check_shared, placement
 from blurnet_tf.pipeline.steps import Step, is_done, run_step
 
@@ -293,45 +293,58 @@ def run_all_watched(steps: Sequence[Step], **kwargs: Any) -> dict[str, float]:
 
     Ray ends its driver with a bare exit(1), past any Python handler, when the node the driver is attached
     to dies (the head node, or this machine's node of the cluster). The child runs the steps and reports
-    its seconds or its error through a pipe; a child that ends without a report lost its Ray node, and a
-    StepFailed says so (finished steps are kept; the same command resumes). The child has a process group
-    of its own: a Ctrl-C or SIGTERM reaches this process, which hands it on once. From a process running
-    other threads (a fork would copy their locks) it is run_all itself. Arguments: as run_all."""
+    its seconds or its error through a pipe; a child that exits 1 without a report lost its Ray node, and a
+    StepFailed says so (finished steps are kept; the same command resumes); one killed by a signal is named
+    by it. The child has a process group of its own: each Ctrl-C or SIGTERM reaching this process is handed
+    on to it as SIGINT. From a process running other threads (a fork would copy their locks) it is run_all
+    itself. Arguments: as run_all."""
     if threading.active_count() > 1 or "ray" in sys.modules or not sys.platform.startswith("linux"):
         return run_all(steps, **kwargs)
     read, write = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        os.setpgid(0, 0)
-        _die_with_parent()
-        if kwargs.get("quiet", True):  # Ray's C++ lines (written to fd 2) out; Python's own lines kept
-            shown = os.dup(2)
-            sys.stderr = os.fdopen(shown, "w", buffering=1)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
+    if pid == 0:  # the child: whatever happens here ends in os._exit, never in the parent's code
         try:
-            report: dict[str, Any] = {"seconds": run_all(steps, **kwargs)}
-        except BaseException as exc:  # every way out is reported; the parent raises it
-            report = _error_report(exc)
+            os.close(read)
+            _run_child(steps, kwargs, parent, write)
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        with os.fdopen(write, "w") as pipe:
-            pipe.write(json.dumps(report))
-        os._exit(0)  # not the parent's exit handlers
+            os._exit(0)
     os.close(write)
     with os.fdopen(read) as pipe:
-        text = _read_while_waiting(pipe, pid)
+        text, status = _read_while_waiting(pipe, pid)
     if not text:
+        if os.WIFSIGNALED(status):
+            raise StepFailed(
+                f"the run's process was killed by {signal.Signals(os.WTERMSIG(status)).name}; "
+                "finished steps are kept: the same command resumes"
+            )
         raise StepFailed(node_lost(kwargs.get("address") or os.environ.get("RAY_ADDRESS")))
     told = json.loads(text)
     if "seconds" in told:
         return told["seconds"]
     raise _rebuilt(told)
+
+
+def _run_child(steps, kwargs, parent, write):
+    os.setpgid(0, 0)
+    _die_with(parent)
+    if kwargs.get("quiet", True):  # Ray's C++ lines (written to fd 2) out; Python's own lines kept
+        shown = os.dup(2)
+        sys.stderr = os.fdopen(shown, "w", buffering=1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    try:
+        report: dict[str, Any] = {"seconds": run_all(steps, **kwargs)}
+    except BaseException as exc:  # every way out is reported; the parent raises it
+        report = _error_report(exc)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # the report goes out whole
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with os.fdopen(write, "w") as pipe:
+        pipe.write(json.dumps(report))
 
 
 def node_lost(address: str | None) -> str:
@@ -342,23 +355,27 @@ def node_lost(address: str | None) -> str:
     )
 
 
-def _die_with_parent():
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: a killed parent ends it
-    if os.getppid() == 1:
+def _die_with(parent):
+    """This process is killed with `parent`, or exits now if it is gone already."""
+    killed_with_parent()
+    if os.getppid() != parent:
         os._exit(1)
 
 
 def _read_while_waiting(pipe, pid):
-    """The child's report (empty if it died first), its exit reaped; an interrupt here (Ctrl-C, or SIGTERM
+    """(the child's report, empty if it died first; its wait status). An interrupt here (Ctrl-C, or SIGTERM
     raised as KeyboardInterrupt by the binary's handler) is handed to the child, whose report then says so."""
     text = ""
     while True:
         try:
-            text = pipe.read()
-            os.waitpid(pid, 0)
-            return text
+            text += pipe.read()
+            break
+        except KeyboardInterrupt:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+    while True:
+        try:
+            return text, os.waitpid(pid, 0)[1]
         except KeyboardInterrupt:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGINT)

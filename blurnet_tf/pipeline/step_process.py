@@ -88,12 +88,18 @@ def die_with_runner():
     runner = os.environ.pop(RUNNER_PID, None)  # popped: a process this step starts is not tied to the runner
     if runner is None or not sys.platform.startswith("linux"):
         return
+    killed_with_parent()
+    if str(os.getppid()) != runner.strip():  # the runner died before the signal was set
+        sys.exit(f"error: {RUNNER_PID}: the pipeline runner (pid {runner}) is gone; this step does not start")
+
+
+def killed_with_parent():
+    """This process is killed (SIGKILL) when its parent dies: Linux's PR_SET_PDEATHSIG. The caller then checks
+    that the parent it meant is still the parent (it may have died before this was set)."""
     import ctypes
     import signal
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if str(os.getppid()) != runner.strip():  # the runner died before the signal was set
-        sys.exit(f"error: {RUNNER_PID}: the pipeline runner (pid {runner}) is gone; this step does not start")
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def _is_progress(line):
