@@ -18,6 +18,7 @@ __all__ = [
     "robustness_benchmark",
     "spectra",
     "sticker_metrics",
+    "threat_models",
 ]
 # The public functions, imported lazily so that importing the package stays free of TensorFlow.
 PUBLIC = {"benchmark": "robustness_benchmark", "strength_checks": "attack_strength"}

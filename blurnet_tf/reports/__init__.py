@@ -16,6 +16,7 @@ __all__ = [
     "readme_sync",
     "report_figures",
     "report_writer",
+    "results_dirs",
     "robustness_adaptive",
     "robustness_report",
     "seed_statistics",
