@@ -1,7 +1,8 @@
 """The fair-verdict pilot (issue 41), part two: can the comparator and TV / Tik_hf reach 78-95% legit accuracy
 while trained to the end?
 
-    python bench/fair_pilot_training.py [--seeds 0,1] [--epochs 30] [--work runs/pilot] [--out results/pilot]
+    python bench/fair_pilot_training.py [--seeds 0,1] [--collapse_seeds 0] [--epochs 30] [--work runs/pilot]
+                                        [--out results/pilot]
 
 (a) The comparator: the baseline trained on a share of each class's training tracks (`--train_tracks`,
 whole tracks, every class kept), at each share of --shares. (b) The collapse: TV and Tik_hf at the α where
@@ -59,7 +60,7 @@ def train(name, flagfile, extra, seed, epochs, work, log, share=1.0):
         "majority_share": _majority_share(out),
         "per_class_accuracy": shares,
         "train_images": _train_images(share, seed),
-        "seconds": seconds,
+        "seconds": seconds if seconds is not None else metrics.get("wall_seconds"),  # trained earlier: its record's
     }
 
 
@@ -94,12 +95,14 @@ def _train_images(share, seed):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--collapse_seeds", default=None, help="seeds of (b); default --seeds")
     parser.add_argument("--epochs", type=positive, default=30)
     parser.add_argument("--warmup", type=positive, default=10)
     parser.add_argument("--work", default="runs/pilot")
     parser.add_argument("--out", default="results/pilot")
     a = parser.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
+    collapse_seeds = seeds if a.collapse_seeds is None else [int(s) for s in a.collapse_seeds.split(",")]
     work, out = ROOT / a.work, ROOT / a.out
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +122,7 @@ def main():
                 )
                 runs.append({"arm": "comparator", "train_tracks": share, **r})
                 print(f"comparator {share:g} seed {seed}: legit {r['legit_accuracy']:.1f}%", flush=True)
-            for flagfile, alphas in COLLAPSE:
+            for flagfile, alphas in COLLAPSE if seed in collapse_seeds else ():
                 for alpha in alphas:
                     for warmup in (0, a.warmup):
                         extra = [f"--alpha={alpha:g}", f"--alpha_warmup={warmup}"]
@@ -133,7 +136,13 @@ def main():
                         )
     record = {
         "what": "issue 41's pilot: the comparator's accuracy by share of training tracks; TV / Tik_hf at their cliffs",
-        "settings": {"seeds": seeds, "epochs": a.epochs, "warmup_epochs": a.warmup, "flat_points": FLAT},
+        "settings": {
+            "seeds": seeds,
+            "collapse_seeds": collapse_seeds,
+            "epochs": a.epochs,
+            "warmup_epochs": a.warmup,
+            "flat_points": FLAT,
+        },
         "runs": runs,
         "cpu": files.cpu_name(),
         "cores": len(os.sched_getaffinity(0)),
