@@ -231,7 +231,7 @@ def binaries(tmp_path_factory):
             "mnist_attacks",
             "-m",
             "blurnet_tf.cli.mnist_attacks",
-            f"--model={paths['model']}",
+            "--model=original",  # a model file that exists: the bad --attacks is what is refused
             "--attacks=clean,foo",
             f"--out={paths['mnist_out']}",
         )
