@@ -30,6 +30,17 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARES = (0.03, 0.05, 0.1, 0.2)
 COLLAPSE = (("tv_1e-4", (0.25, 0.3, 0.4)), ("tik_hf", (15.0, 20.0, 30.0)))  # results/tradeoff's cliffs
 FLAT = 0.5  # points: "converged" when the last 5 epochs' test accuracy spans less than this
+# Part three (what part two left open): larger α with the warm-up; every family on the comparator's share of
+# tracks; a decaying learning rate, for a convergence criterion that can hold. (name, flagfile, extra flags)
+PART_THREE = (
+    ("tv_alpha1_warmup10", "tv_1e-4", ["--alpha=1", "--alpha_warmup=10"]),
+    ("tv_alpha3_warmup10", "tv_1e-4", ["--alpha=3", "--alpha_warmup=10"]),
+    ("tv_alpha10_warmup10", "tv_1e-4", ["--alpha=10", "--alpha_warmup=10"]),
+    ("baseline_tracks0.1_cosine", "baseline", ["--train_tracks=0.1", "--lr_schedule=cosine"]),
+    ("tv_1e-4_tracks0.1", "tv_1e-4", ["--train_tracks=0.1"]),
+    ("tik_hf_tracks0.1", "tik_hf", ["--train_tracks=0.1"]),
+    ("conv_7_tracks0.1", "conv_7", ["--train_tracks=0.1"]),
+)
 
 
 def train(name, flagfile, extra, seed, epochs, work, log, share=1.0):
@@ -100,7 +111,10 @@ def main():
     parser.add_argument("--warmup", type=positive, default=10)
     parser.add_argument("--work", default="runs/pilot")
     parser.add_argument("--out", default="results/pilot")
+    parser.add_argument("--part", type=int, choices=(2, 3), default=2, help="2: shares and cliffs; 3: PART_THREE")
     a = parser.parse_args()
+    if a.part == 3:
+        return part_three(a)
     seeds = [int(s) for s in a.seeds.split(",")]
     collapse_seeds = seeds if a.collapse_seeds is None else [int(s) for s in a.collapse_seeds.split(",")]
     work, out = ROOT / a.work, ROOT / a.out
@@ -152,6 +166,36 @@ def main():
     path = out / "fair_pilot_training.json"
     files.write_json(path, record)
     print(f"wrote {path}")
+
+
+def part_three(a):
+    seeds = [int(s) for s in a.seeds.split(",")]
+    work, out = ROOT / a.work, ROOT / a.out
+    work.mkdir(parents=True, exist_ok=True)
+    runs = []
+    with open(work / "binaries.log", "a") as log:
+        for seed in seeds:
+            for name, flagfile, extra in PART_THREE:
+                share = next((float(f.split("=")[1]) for f in extra if f.startswith("--train_tracks=")), 1.0)
+                r = train(name, flagfile, extra, seed, a.epochs, work, log, share)
+                runs.append({"arm": "part three", "flags": extra, **r})
+                print(
+                    f"{name} seed {seed}: legit {r['legit_accuracy']:.1f}%, last 5 epochs "
+                    f"{min(r['test_accuracy_by_epoch'][-5:]):.1f}-{max(r['test_accuracy_by_epoch'][-5:]):.1f}%, "
+                    f"most common class {100 * r['majority_share']:.0f}%",
+                    flush=True,
+                )
+    record = {
+        "what": "issue 41's pilot, part three: larger α with a warm-up, every family on a share of tracks, cosine",
+        "settings": {"seeds": seeds, "epochs": a.epochs, "flat_points": FLAT},
+        "runs": runs,
+        "cpu": files.cpu_name(),
+        "cores": len(os.sched_getaffinity(0)),
+        "commit": files.git_commit(ROOT),
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    files.write_json(out / "fair_pilot_part3.json", record)
+    print(f"wrote {out / 'fair_pilot_part3.json'}")
 
 
 if __name__ == "__main__":
