@@ -19,3 +19,19 @@ def _integer(low, what):
 
 positive = _integer(1, "an integer >= 1")
 non_negative = _integer(0, "an integer >= 0")
+
+
+def int_list(text):
+    """'0,1,2' as a list of integers >= 0 (an argparse type: a bad list is one line naming the flag)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0, got {text!r}")
+    return values
+
+
+def targets(text):
+    """'all' or a list of class indices (an argparse type)."""
+    return text if text == "all" else int_list(text)

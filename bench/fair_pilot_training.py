@@ -17,13 +17,12 @@ Writes <out>/fair_pilot_training.json. The train binary resumes a killed run and
 
 import argparse
 import json
-import os
 import pathlib
 import subprocess
 import sys
 import time
 
-from arguments import positive
+from arguments import int_list, positive
 from blurnet_tf import files
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -105,8 +104,8 @@ def _train_images(share, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--collapse_seeds", default=None, help="seeds of (b); default --seeds")
+    parser.add_argument("--seeds", type=int_list, default=[0, 1])
+    parser.add_argument("--collapse_seeds", type=int_list, default=None, help="seeds of (b); default --seeds")
     parser.add_argument("--epochs", type=positive, default=30)
     parser.add_argument("--warmup", type=positive, default=10)
     parser.add_argument("--work", default="runs/pilot")
@@ -115,8 +114,8 @@ def main():
     a = parser.parse_args()
     if a.part == 3:
         return part_three(a)
-    seeds = [int(s) for s in a.seeds.split(",")]
-    collapse_seeds = seeds if a.collapse_seeds is None else [int(s) for s in a.collapse_seeds.split(",")]
+    seeds = a.seeds
+    collapse_seeds = seeds if a.collapse_seeds is None else a.collapse_seeds
     work, out = ROOT / a.work, ROOT / a.out
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,10 +157,7 @@ def main():
             "flat_points": FLAT,
         },
         "runs": runs,
-        "cpu": files.cpu_name(),
-        "cores": len(os.sched_getaffinity(0)),
-        "commit": files.git_commit(ROOT),
-        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **files.provenance(ROOT),
     }
     path = out / "fair_pilot_training.json"
     files.write_json(path, record)
@@ -169,7 +165,7 @@ def main():
 
 
 def part_three(a):
-    seeds = [int(s) for s in a.seeds.split(",")]
+    seeds = a.seeds
     work, out = ROOT / a.work, ROOT / a.out
     work.mkdir(parents=True, exist_ok=True)
     runs = []
@@ -189,10 +185,7 @@ def part_three(a):
         "what": "issue 41's pilot, part three: larger α with a warm-up, every family on a share of tracks, cosine",
         "settings": {"seeds": seeds, "epochs": a.epochs, "flat_points": FLAT},
         "runs": runs,
-        "cpu": files.cpu_name(),
-        "cores": len(os.sched_getaffinity(0)),
-        "commit": files.git_commit(ROOT),
-        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **files.provenance(ROOT),
     }
     files.write_json(out / "fair_pilot_part3.json", record)
     print(f"wrote {out / 'fair_pilot_part3.json'}")

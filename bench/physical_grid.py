@@ -12,13 +12,12 @@ Writes <out>/physical_grid.json (per target and condition, seconds, CPU, commit)
 """
 
 import argparse
-import os
 import pathlib
 import time
 
 import numpy as np
 
-from arguments import positive
+from arguments import positive, targets
 from blurnet_tf import files
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -27,7 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="original")
-    parser.add_argument("--targets", default="all")
+    parser.add_argument("--targets", type=targets, default="all")
     parser.add_argument("--epochs", type=positive, default=300)
     parser.add_argument("--samples", type=positive, default=4)
     parser.add_argument("--out", default="results/physical_pilot")
@@ -35,28 +34,34 @@ def main():
 
     from blurnet_tf.attacks import STATIONARY_GRID, PhysicalConditions, rp2, see
     from blurnet_tf.data import STOP, find_data_dir, load_mask, load_victims
+    from blurnet_tf.errors import DataError
     from blurnet_tf.evaluation.metrics import predict_classes
     from blurnet_tf.registry import load_model
 
     data_dir = find_data_dir()
-    model = load_model(a.model, data_dir)
+    try:
+        model = load_model(a.model, data_dir)
+    except DataError as exc:
+        parser.error(f"argument --model: {exc}")
     victims, _ = load_victims(data_dir)
     mask = load_mask(data_dir, "rectangles")
     classes = model.output_shape[-1]
-    targets = [t for t in range(classes) if t != STOP] if a.targets == "all" else [int(t) for t in a.targets.split(",")]
+    chosen = [t for t in range(classes) if t != STOP] if a.targets == "all" else a.targets
+    if not set(chosen) <= set(range(classes)) - {STOP}:
+        parser.error(f"argument --targets: expected classes 0..{classes - 1} other than stop ({STOP}), got {a.targets}")
     clean = {c.name: predict_classes(model, see(victims, c).numpy()) for c in STATIONARY_GRID}
     result = {}
     for name, physical in (("digital", None), ("eot", PhysicalConditions(samples=a.samples))):
         started = time.time()
-        r = rp2(model, victims, mask, targets, lam=0.002, epochs=a.epochs, seed=0, physical=physical)
+        r = rp2(model, victims, mask, chosen, lam=0.002, epochs=a.epochs, seed=0, physical=physical)
         seconds = time.time() - started
         cells = {}
         for c in STATIONARY_GRID:
             seen = see(r.adversarial[0].reshape(-1, *victims.shape[1:]), c).numpy()
-            pred = predict_classes(model, seen).reshape(len(targets), -1)
+            pred = predict_classes(model, seen).reshape(len(chosen), -1)
             cells[c.name] = {
                 "moved": [round(float(np.mean(p != clean[c.name])), 4) for p in pred],
-                "targeted": [round(float(np.mean(p == t)), 4) for p, t in zip(pred, targets)],
+                "targeted": [round(float(np.mean(p == t)), 4) for p, t in zip(pred, chosen)],
             }
         result[name] = {
             "seconds": round(seconds, 1),
@@ -78,7 +83,7 @@ def main():
         "what": "digital vs EOT RP2 stickers on the held-out stationary grid (issue 44's pilot)",
         "settings": {
             "model": a.model,
-            "targets": targets,
+            "targets": chosen,
             "epochs": a.epochs,
             "lambda": 0.002,
             "mask": "rectangles",
@@ -88,10 +93,7 @@ def main():
         },
         "clean_accuracy_by_condition": {k: round(float(np.mean(v == STOP)), 4) for k, v in clean.items()},
         "results": result,
-        "cpu": files.cpu_name(),
-        "cores": len(os.sched_getaffinity(0)),
-        "commit": files.git_commit(ROOT),
-        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **files.provenance(ROOT),
     }
     path = out / "physical_grid.json"
     files.write_json(path, record)

@@ -59,6 +59,8 @@ def main():
     parser.add_argument("--out", default="results/pilot")
     a = parser.parse_args()
     rows, precisions = a.rows.split(","), a.precisions.split(",")
+    if not set(precisions) <= {"float32", "mixed_bfloat16"}:
+        parser.error(f"argument --precisions: expected float32 and / or mixed_bfloat16, got {a.precisions!r}")
     for row in rows:
         if not (ROOT / "flags" / "models" / f"{row}.flags").is_file():
             parser.error(f"argument --rows: no flags/models/{row}.flags")
@@ -133,10 +135,7 @@ def main():
         },
         "models": models,
         "seconds": seconds,
-        "cpu": files.cpu_name(),
-        "cores": len(os.sched_getaffinity(0)),
-        "commit": files.git_commit(ROOT),
-        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **files.provenance(ROOT),
     }
     files.write_json(result_file, record)
     draw(models, out / "rp2_convergence.png")

@@ -264,6 +264,19 @@ def cpu_name() -> str:
     return platform.processor()
 
 
+def provenance(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Where and when a measurement was made: CPU, cores, commit (of `root`), time. Timings differ 2-3x
+    between machines, so every timed record carries it."""
+    import time
+
+    return {
+        "cpu": cpu_name(),
+        "cores": len(os.sched_getaffinity(0)),
+        "commit": git_commit(root),
+        "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
 def git_commit(root=None) -> str:
     """Short commit of the checkout (or of `root`), '-dirty' when tracked files differ from it. results/
     is left out: it holds the reports' own outputs, so re-writing a committed report would call its tree dirty."""

@@ -540,6 +540,8 @@ STICKER_CASES = [
     ("precision", dict(precision="float16")),
     ("physical_samples", dict(physical_samples=-1)),
     ("physical_samples", dict(physical_samples=100000)),  # each view is a resampling in the graph: it never ended
+    ("physical_samples", dict(physical_samples=1.0)),
+    ("seed", dict(seed=2**31)),  # RP2's stateless seeds are int32: a traceback from TensorFlow before
 ]
 
 
@@ -1224,8 +1226,21 @@ def test_bench_scripts_refuse_a_bad_count_naming_the_flag(capsys):
     parser = argparse.ArgumentParser(prog="bf16_gate.py")
     parser.add_argument("--sweep_epochs", type=arguments.non_negative, default=0)
     parser.add_argument("--epochs", type=arguments.positive, default=300)
-    assert parser.parse_args(["--sweep_epochs", "0", "--epochs", "1"]) == argparse.Namespace(sweep_epochs=0, epochs=1)
-    for bad in (["--sweep_epochs", "-3"], ["--epochs", "0"], ["--epochs", "ten"]):
+    parser.add_argument("--seeds", type=arguments.int_list, default=[0])
+    parser.add_argument("--targets", type=arguments.targets, default="all")
+    assert parser.parse_args(["--sweep_epochs", "0", "--epochs", "1"]) == argparse.Namespace(
+        sweep_epochs=0, epochs=1, seeds=[0], targets="all"
+    )
+    assert parser.parse_args(["--seeds", "0,2", "--targets", "3,12"]).seeds == [0, 2]
+    assert parser.parse_args(["--targets", "all"]).targets == "all"
+    for bad in (
+        ["--sweep_epochs", "-3"],
+        ["--epochs", "0"],
+        ["--epochs", "ten"],
+        ["--seeds", "0,x"],
+        ["--seeds", "-1"],
+        ["--targets", "some"],
+    ):
         with pytest.raises(SystemExit) as exit_:
             parser.parse_args(bad)
         assert exit_.value.code == 2

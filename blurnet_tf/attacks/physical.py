@@ -39,6 +39,13 @@ _FOCAL = 2.0  # the camera's focal distance, in image widths: 30° of yaw narrow
 MAX_YAW = 70.0  # degrees; past atan(2 _FOCAL), about 76°, the sign's far edge would cross the horizon
 
 
+def _refuse_first_wrong(settings: object, checks: Sequence[tuple[str, bool, str]]) -> None:
+    """A ValueError naming the first field whose check failed: "<field>: expected <what>, got <value>"."""
+    for name, ok, expected in checks:
+        if not ok:
+            raise ValueError(f"{name}: expected {expected}, got {getattr(settings, name)!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Condition:
     """One viewing condition (the stationary test's cell).
@@ -75,9 +82,7 @@ class Condition:
             ("contrast", is_number(self.contrast) and self.contrast > 0, "a number > 0"),
             ("blur", is_number(self.blur) and self.blur >= 0, "a number >= 0"),
         )
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
+        _refuse_first_wrong(self, checks)
 
     @property
     def name(self) -> str:
@@ -154,9 +159,7 @@ class PhysicalConditions:
                 "None or an integer in 1..95",
             ),
         )
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
+        _refuse_first_wrong(self, checks)
 
 
 def sample_views(x: tf.Tensor, conditions: PhysicalConditions, seed: tf.Tensor, copies: int = 1) -> tf.Tensor:

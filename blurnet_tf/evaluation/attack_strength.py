@@ -54,15 +54,13 @@ def _moved_in_view(model, run, x: np.ndarray, physical: PhysicalConditions, seed
     """_moved, read on views: each adversarial image and its clean image seen under the same k conditions,
     drawn with a seed the attack never used."""
     view_seed = tf.constant([seed + 1, 2**30], tf.int32)  # the attack's are (seed, epoch < 2**30)
-    clean = predict_classes(model, sample_views(tf.constant(x), physical, view_seed).numpy())
-    pairs, moved = [], []
-    for t, adversarial in zip(run.targets, run.adversarial[0]):
-        seen = predict_classes(model, sample_views(tf.constant(adversarial), physical, view_seed).numpy())
-        keep = np.tile(run.clean_predictions != t, physical.samples)
-        pairs.append(keep)
-        moved.append(seen != clean)
-    keep, moved_all = np.concatenate(pairs), np.concatenate(moved)
-    return float(np.mean(moved_all[keep])) if keep.any() else None
+    k, (targets, n) = physical.samples, run.adversarial.shape[1:3]
+    clean = predict_classes(model, sample_views(tf.constant(x), physical, view_seed).numpy()).reshape(k, 1, n)
+    adversarial = run.adversarial[0].reshape(targets * n, *x.shape[1:])  # each target's copy: the same views
+    seen = predict_classes(model, sample_views(adversarial, physical, view_seed, copies=targets).numpy())
+    keep = np.broadcast_to(run.targets[:, None] != run.clean_predictions[None], (k, targets, n))
+    moved = seen.reshape(k, targets, n) != clean
+    return float(np.mean(moved[keep])) if keep.any() else None
 
 
 def _gradients(f, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:

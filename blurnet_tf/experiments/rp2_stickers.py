@@ -14,7 +14,7 @@ import numpy as np
 
 from blurnet_tf import files, locks, paper, rundir
 from blurnet_tf.paper import PRECISIONS
-from blurnet_tf.ranges import MAX_VIEWS, is_count
+from blurnet_tf.ranges import MAX_VIEWS
 from blurnet_tf.data import NUM_CLASSES, STOP
 from blurnet_tf.errors import DataError, SettingError
 from blurnet_tf.experiments import attack_progress
@@ -70,8 +70,9 @@ class StickerAttack:
             f"expected a positive number, got {self.noise_clip}",
         )
         _check(1 <= self.dct_dim <= 32, "dct_dim", f"expected 1..32, got {self.dct_dim}")
+        _check(0 <= self.seed < 2**31, "seed", f"expected an integer in 0..{2**31 - 1} (RP2's seeds), got {self.seed}")
         _check(
-            self.physical_samples == 0 or is_count(self.physical_samples) and self.physical_samples <= MAX_VIEWS,
+            type(self.physical_samples) is int and 0 <= self.physical_samples <= MAX_VIEWS,
             "physical_samples",
             f"expected an integer in 0..{MAX_VIEWS}, got {self.physical_samples!r}",
         )
