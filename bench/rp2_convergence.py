@@ -27,6 +27,7 @@ import numpy as np
 
 from arguments import positive
 from blurnet_tf import files
+from blurnet_tf.evaluation.sticker_metrics import converged_at
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MARKS = (10, 30, 100, 300)  # epochs read off the curves
@@ -40,13 +41,6 @@ def run(args, log):
         sys.exit(f"error: {' '.join(args[:1])} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     log.write(proc.stdout + proc.stderr)
     return time.time() - started
-
-
-def converged_at(curve):
-    """The first epoch from which the curve stays within WITHIN points of its last value."""
-    last = curve[-1]
-    far = np.nonzero(np.abs(np.asarray(curve) - last) > WITHIN)[0]
-    return int(far[-1] + 1) if far.size else 0
 
 
 def main():
@@ -111,7 +105,7 @@ def main():
                 "targets": len(curves),
                 "misclassified_avg": average.round(3).tolist(),
                 "at": {str(e): round(float(average[e - 1]), 2) for e in MARKS if e <= len(average)},
-                "converged_at": converged_at(average),
+                "converged_at": converged_at(average, WITHIN),
                 "final_avg_asr": round(100 * float(np.mean(asr)), 2),
                 "final_worst_asr": round(100 * float(np.max(asr)), 2),
             }

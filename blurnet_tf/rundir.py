@@ -58,6 +58,11 @@ def seeded(name, seed):
     return name if not seed else f"{name}-seed{seed}"
 
 
+def accuracy_point(level):
+    """The run-directory name of a legit-accuracy level (the fair profile's cells)."""
+    return f"acc{level}"
+
+
 class Layout:
     """Where a reproduction's steps write."""
 
@@ -199,6 +204,7 @@ class ModelRecord(_Record):
     victim_accuracy: float | None = None
     victim_predictions: list | None = None
     per_class_accuracy: dict | None = None
+    correct_by_track: dict | None = None  # test track -> [correct, images] (LISA)
     history: list = dataclasses.field(default_factory=list)
     training: dict = dataclasses.field(default_factory=dict)
     data_dir: str | None = None

@@ -16,6 +16,7 @@ __all__ = [
     "mnist_attack_suite",
     "reference_logs",
     "robustness_benchmark",
+    "seed_tests",
     "spectra",
     "sticker_metrics",
     "threat_models",

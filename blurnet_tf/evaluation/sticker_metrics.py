@@ -57,3 +57,11 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "l2": float(np.mean([r["l2"] for r in rows])),
         "targets": len(rows),
     }
+
+
+def converged_at(curve: Sequence[float] | np.ndarray, within: float = 2.0) -> int:
+    """The first epoch (1-based; 0: from the start) from which an RP2 curve stays within `within` points of its
+    last value: where a shorter run would have read the same number."""
+    c = np.asarray(curve, np.float64)
+    far = np.nonzero(np.abs(c - c[-1]) > within)[0]
+    return int(far[-1] + 1) if far.size else 0

@@ -2,6 +2,7 @@
 
 # The submodules (importing the package imports none of them).
 __all__ = [
+    "fair_steps",
     "longtrain_steps",
     "mnist_steps",
     "plan",

@@ -13,6 +13,7 @@ from blurnet_tf import paper, rundir
 from blurnet_tf.evaluation.deflection_protocol import PDBudget
 from blurnet_tf.pipeline.mnist_steps import PAPER_MNIST_ROWS, MnistBudget, mnist_steps
 from blurnet_tf.pipeline.steps import Step, attack_command, train_command
+from blurnet_tf.pipeline.fair_steps import FAIR, FairBudget, fair_steps
 from blurnet_tf.pipeline.longtrain_steps import LONG_TRAINING, LongTraining, longtrain_steps
 from blurnet_tf.pipeline.robustness_steps import RobustnessBudget, robustness_steps
 from blurnet_tf.pipeline.tradeoff_steps import TRADEOFF, TradeoffBudget, tradeoff_steps
@@ -63,6 +64,7 @@ class Profile:
     tradeoff: TradeoffBudget | None = None  # the accuracy-robustness frontiers (issue #29)
     long_training: LongTraining | None = None  # the paper's training length, approached (issue #29)
     robustness: RobustnessBudget | None = None  # AutoAttack-strength L∞ and the strength checks (issue #32)
+    fair: FairBudget | None = None  # the central claim at matched accuracy, fully trained comparators (issue #41)
 
     @property
     def lowfreq_attack_epochs(self):
@@ -236,6 +238,23 @@ PROFILES = {
         robustness=RobustnessBudget(
             rows=TABLE2_ROWS + (DEFENDPP_ROW,), mnist_rows=("mnist_baseline", "mnist_defendpp")
         ),
+    ),
+    # The central claim tested fairly (docs/plan-fair-verdict.md): the baseline on a share of the training tracks
+    # against each BlurNet family at matched legit accuracy, all trained to the end, RP2 at the paper's 300 epochs,
+    # 10 seeds read by a pre-registered rule. Run in parts of seeds (./run.sh fair --seeds=10,11,12,13,14).
+    "fair": Profile(
+        "fair",
+        rows=(),
+        train_epochs=None,
+        adv_train_epochs=None,
+        attack_epochs=0,
+        lambdas=(),
+        dct_dims=(),
+        table1_kernels=(),
+        table5_regularisers=(),
+        seeds=FAIR.seeds,
+        fair=FAIR,
+        jobs=2,
     ),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile(
@@ -475,6 +494,8 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):  # noqa: C9
         steps += tradeoff_steps(profile.tradeoff, lay, flags_dir, data)
     if profile.long_training:
         steps += longtrain_steps(profile.long_training, lay, flags_dir, data)
+    if profile.fair:
+        steps += fair_steps(dataclasses.replace(profile.fair, seeds=tuple(profile.seeds)), lay, flags_dir, data)
     if profile.robustness:
         steps += robustness_steps(profile.robustness, lay, flags_dir, data, data_dir)
     if DEFENDPP_ROW in profile.rows or profile.mnist:

@@ -7,6 +7,8 @@ __all__ = [
     "collect",
     "defendpp_evidence",
     "defendpp_section",
+    "fair_report",
+    "fair_verdict",
     "figures",
     "flag_tables",
     "flat_records",

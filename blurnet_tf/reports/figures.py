@@ -216,3 +216,33 @@ def reconstructions(clean, rec_clean, adversarial, rec_adversarial, ratio, name,
     ax.set_title(f"{100 * np.mean(ratio < 1):.1f}% of images have R < 1", fontsize=9)
     fig.suptitle(f"Defend++ auto-encoder ({name}): reconstructions of clean and FGSM images, and R", fontsize=10)
     _save(fig, path)
+
+
+def fair_figure(models, comparator, path):
+    """The fair verdict's evidence: average ASR (right victims) against legit accuracy, one panel per family
+    with the comparator beside it; small marks per seed, large ones the mean at each level (±1 seed sd).
+    models: reports.fair_verdict.ModelPoint."""
+    families = sorted({m.family for m in models} - {comparator})
+    fig, axes = plt.subplots(1, max(1, len(families)), figsize=(4.2 * max(1, len(families)), 3.6), squeeze=False)
+    for ax, family in zip(axes[0], families or [comparator]):
+        for name, colour in ((comparator, "tab:grey"), (family, "tab:blue")):
+            own = [m for m in models if m.family == name and m.avg_asr is not None]
+            ax.scatter([m.legit_accuracy for m in own], [m.avg_asr for m in own], s=8, color=colour, alpha=0.4)
+            for level in sorted({m.level for m in own}):
+                at = [m for m in own if m.level == level]
+                acc, asr = [m.legit_accuracy for m in at], [m.avg_asr for m in at]
+                ax.errorbar(
+                    np.mean(acc),
+                    np.mean(asr),
+                    xerr=np.std(acc, ddof=1) if len(at) > 1 else 0,
+                    yerr=np.std(asr, ddof=1) if len(at) > 1 else 0,
+                    fmt="o",
+                    color=colour,
+                    label=name if level == min(m.level for m in own) else None,
+                )
+        ax.set_title(family)
+        ax.set_xlabel("legit accuracy, %")
+        ax.set_ylabel("average ASR, % of the right victims")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    _save(fig, path, vector=True)

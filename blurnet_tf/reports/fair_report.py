@@ -1,0 +1,276 @@
+"""results/fair: the fair verdict's records, tables.json (cells and verdicts as data), REPORT.md and its figure,
+from this run's models merged with the parts already committed there. The analysis is reports.fair_verdict.
+
+Records (experiment "fair_verdict", model = the arm, variant = "acc<level>", one seed each): legit_accuracy (with
+_lo / _hi, the test tracks resampled), train_tracks, training_flat, victims_right (success: the victims the model
+classifies right), per target asr (success: the victims the sticker moved), rp2_converged_at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+
+from blurnet_tf import files, paper, rundir
+from blurnet_tf.data import STOP
+from blurnet_tf.evaluation.seed_tests import track_bootstrap
+from blurnet_tf.evaluation.sticker_metrics import converged_at
+from blurnet_tf.reports import fair_verdict as rule
+from blurnet_tf.reports import flat_records
+from blurnet_tf.reports.report_writer import metadata, report_head
+
+FLAT_POINTS = 0.5  # a training is flat when its last five epochs' test accuracy spans less than this
+PLAN = "docs/plan-fair-verdict.md"
+
+
+def fresh_records(work_dir, budget, commit: str, dirty: bool | None) -> list[flat_records.ResultRow]:
+    """The flat records of every finished (model, attack) pair in a fair run directory."""
+    lay, b = rundir.Layout(work_dir), flat_records.RecordBuilder(commit, dirty)
+    for arm in budget.arms:
+        for level, share in arm.shares:
+            for seed in budget.seeds:
+                model = rundir.ModelRecord.read(
+                    lay.frontier_model_dir(arm.family, rundir.accuracy_point(level), seed) / rundir.METRICS_FILE
+                )
+                attack = rundir.StickerRecord.read(
+                    lay.frontier_attack_dir(arm.family, rundir.accuracy_point(level), seed) / rundir.RESULTS_FILE
+                )
+                if model and attack:
+                    _model_records(b, arm.family, rundir.accuracy_point(level), seed, share, model, attack)
+    return b.rows
+
+
+def _model_records(b, family, variant, seed, share, model, attack) -> None:
+    add = dict(seed=seed, variant=variant, precision=attack.precision)
+    b.add(rule.EXPERIMENT, family, "legit_accuracy", model.legit_accuracy, images=model.test_images, **add)
+    if model.correct_by_track:
+        _, lo, hi = track_bootstrap(model.correct_by_track)
+        b.add(rule.EXPERIMENT, family, "legit_accuracy_lo", lo, images=model.test_images, **add)
+        b.add(rule.EXPERIMENT, family, "legit_accuracy_hi", hi, images=model.test_images, **add)
+    b.add(rule.EXPERIMENT, family, "train_tracks", share, **add)
+    curve = [100 * h["val_accuracy"] for h in model.history if "val_accuracy" in h]
+    flat = len(curve) >= 5 and max(curve[-5:]) - min(curve[-5:]) < FLAT_POINTS
+    b.add(rule.EXPERIMENT, family, "training_flat", float(flat), **add)
+    right = [int(p == STOP) for p in model.victim_predictions or ()]
+    b.add(rule.EXPERIMENT, family, "victims_right", sum(right), images=len(right), success=_bits(right), **add)
+    b.rp2(
+        rule.EXPERIMENT,
+        family,
+        {"rows": attack.rows, "aggregate": attack.aggregate, "precision": attack.precision},
+        seed,
+        variant=variant,
+    )
+    mean_curve = np.mean([h["misclassified"] for h in attack.history.values()], axis=0) if attack.history else None
+    b.add(
+        rule.EXPERIMENT,
+        family,
+        "rp2_converged_at",
+        None if mean_curve is None else converged_at(mean_curve),
+        attack="rp2",
+        lam=paper.RP2_LAMBDA,
+        **add,
+    )
+
+
+def _bits(values) -> str | None:
+    return "".join(map(str, values)) or None
+
+
+def merge(committed, fresh):
+    """`fresh` replaces the committed records of the same (arm, level, seed); the rest are kept."""
+    made = {(r.model, r.variant, r.seed) for r in fresh}
+    return [
+        r for r in committed if r.experiment == rule.EXPERIMENT and (r.model, r.variant, r.seed) not in made
+    ] + fresh
+
+
+def paper_differences(budget) -> dict[str, float | None]:
+    """Each arm's paper difference in points: its Table II row's average ASR minus the baseline's."""
+    base = paper.TABLE2["baseline"]["avg_asr"]
+    return {
+        arm.family: 100 * (paper.TABLE2[arm.flagfile]["avg_asr"] - base) if arm.flagfile in paper.TABLE2 else None
+        for arm in budget.arms[1:]
+    }
+
+
+def analyse(records, budget) -> tuple[list[rule.ModelPoint], list[rule.Cell], list[rule.Verdict]]:
+    models = rule.points(records)
+    found = rule.cells(models, budget.comparator.family, paper_differences(budget))
+    return models, found, rule.verdicts(found)
+
+
+def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
+    """Same contract as report_writer.write_report, for the profile with a `fair` budget."""
+    budget = dataclasses.replace(profile.fair, seeds=tuple(profile.seeds))
+    out = files.ensure_dir(pathlib.Path(results_dir) / profile.name)
+    meta = metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs)
+    commit, meta["dirty"] = flat_records.stamp(meta["commit"])
+    fresh = fresh_records(work_dir, budget, commit, meta["dirty"])
+    old = out / flat_records.JSON_FILE
+    records = merge(flat_records.read(old) if old.is_file() else [], fresh)
+    previous = files.read_json(out / "tables.json") or {}
+    ran = sorted({r.seed for r in fresh})
+    parts = [p for p in previous.get("parts", []) if not set(p["seeds"]) <= set(ran)]
+    if ran:
+        parts.append(
+            {
+                "seeds": ran,
+                "commit": commit,
+                "dirty": meta["dirty"],
+                "generated": meta["generated"],
+                "stage_seconds": meta["stage_seconds"],
+                "hardware": meta["hardware"]["cpu"],
+            }
+        )
+    flat_records.write(out, records, commit, meta["dirty"])
+    models, found, verdicts = analyse(records, budget)
+    if models:
+        from blurnet_tf.reports.figures import fair_figure
+
+        fair_figure(models, budget.comparator.family, out / "figures" / "fair.png")
+    files.write_json(
+        out / "tables.json",
+        {
+            "schema": flat_records.SCHEMA,
+            "plan": PLAN,
+            "rule": {
+                "match_points": rule.MATCH,
+                "min_seeds": rule.MIN_SEEDS,
+                "alpha": rule.ALPHA,
+                "paper_levels": list(rule.PAPER_LEVELS),
+            },
+            "cells": [_cell_json(c) for c in found],
+            "verdicts": [dataclasses.asdict(v) for v in verdicts],
+            "parts": parts,
+            "metadata": {**meta, "missing_steps": len(missing), "stale_steps": list(stale)},
+        },
+    )
+    files.write_text(out / "REPORT.md", render(budget, models, found, verdicts, parts, meta, missing))
+    return out / "REPORT.md"
+
+
+def _cell_json(c: rule.Cell) -> dict[str, Any]:
+    d = dataclasses.asdict(c)
+    d["seeds"], d["differences"] = list(c.seeds), [round(x, 4) for x in c.differences]
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.1f}"
+
+
+def cells_table(found) -> str:
+    rows = [
+        "| family | level | seeds | legit % (family / comparator) | avg ASR % (family / comparator) | Δ, 95% | p | "
+        "Holm p | call |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in found:
+        t = c.test
+        delta = "–" if t is None else f"{t.mean:+.1f} [{t.lo:+.1f}, {t.hi:+.1f}]"
+        call = c.call + (" (short of the paper's)" if c.short_of_paper else "") + (f": {c.why}" if c.why else "")
+        rows.append(
+            f"| {c.family} | {c.level}% | {len(c.seeds)} | {_pct(c.accuracy)} / {_pct(c.comparator_accuracy)} | "
+            f"{_pct(c.asr)} / {_pct(c.comparator_asr)} | {delta} | {'–' if t is None else f'{t.p:.4f}'} | "
+            f"{'–' if c.p_holm is None else f'{c.p_holm:.4f}'} | {call} |"
+        )
+    return "\n".join(rows)
+
+
+def verdict_table(verdicts, budget) -> str:
+    diffs = paper_differences(budget)
+    rows = ["| family | verdict | why | the paper's difference (Table II, its row − baseline) |", "|---|---|---|---|"]
+    rows += [f"| {v.family} | **{v.verdict}** | {v.why} | {_pct(diffs.get(v.family))} pt |" for v in verdicts]
+    return "\n".join(rows)
+
+
+def models_table(models, budget) -> str:
+    rows = [
+        "| arm | level | share of tracks | seeds | legit % mean (seed sd) | track-resampled 95% half-width, mean | "
+        "victims right, mean of 40 | avg ASR % mean | trainings flat | RP2 within 2 pt of its end from epoch (max) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for arm in budget.arms:
+        for level, share in arm.shares:
+            ms = [m for m in models if m.family == arm.family and m.level == level]
+            if not ms:
+                continue
+            acc = np.array([m.legit_accuracy for m in ms])
+            sd = acc.std(ddof=1) if len(ms) > 1 else 0.0
+            right = np.mean([m.victims_right for m in ms])
+            half = np.nanmean([(m.accuracy_hi - m.accuracy_lo) / 2 for m in ms])
+            asr = [m.avg_asr for m in ms if m.avg_asr is not None]
+            conv = [m.rp2_converged_at for m in ms if m.rp2_converged_at is not None]
+            rows.append(
+                f"| {arm.family} | {level}% | {share:g} | {len(ms)} | {acc.mean():.1f} ({sd:.1f}) | "
+                f"{_pct(half)} | {right:.1f} | {_pct(np.mean(asr) if asr else None)} | "
+                f"{sum(m.training_flat for m in ms)} of {len(ms)} | {max(conv) if conv else '–'} |"
+            )
+    return "\n".join(rows)
+
+
+def render(budget, models, found, verdicts, parts, meta, missing) -> str:
+    arms = "; ".join(
+        f"{a.family} ({a.flagfile}.flags): " + ", ".join(f"{lv}% ← {s:g}" for lv, s in a.shares) for a in budget.arms
+    )
+    md = report_head("The fair verdict: fully trained comparators at matched accuracy (fair profile)", meta)
+    md += [
+        f"Generated by `python -m blurnet_tf.cli.reproduce --profile=fair` (`./run.sh fair`), in parts of seeds "
+        f"(`--seeds`). Every model trained {budget.train_epochs} epochs with a {budget.lr_schedule} learning rate on a "
+        "share of each class's training tracks (the level it was chosen for ← the share, measured on pilot seeds 0-2): "
+        f"{arms}. Attacked like Table II: white-box RP2, λ 0.002, {budget.attack_epochs} epochs, all 17 targets, "
+        f"the RP2 noise seeded by the training seed, {budget.precision}. A model's ASR counts only the victims it "
+        "classifies right before the attack.",
+        "",
+        f"The rule, fixed before these seeds ran ([{PLAN}](../../{PLAN})): per cell, the paired difference family − "
+        "comparator of average ASR over seeds, an exact two-sided sign-flip test, Holm's correction over every cell "
+        f"that can decide (legit accuracies within {rule.MATCH:g} points, at least {rule.MIN_SEEDS} seeds), at "
+        f"{rule.ALPHA:g}. A family is held when a cell at {', '.join(map(str, rule.PAPER_LEVELS))}% is below 0 and "
+        "none is above; not held when one is above, or when none at those levels is below and every one there "
+        "excludes the paper's difference (short of the paper's); untested when no cell there can decide; else "
+        "inconclusive.",
+        "",
+        "## Verdicts",
+        "",
+        "<!-- results:fair-verdicts -->",
+        verdict_table(verdicts, budget) if verdicts else "_no cell yet_",
+        "<!-- /results:fair-verdicts -->",
+        "",
+        "## Cells",
+        "",
+        cells_table(found) if found else "_no cell yet_",
+        "",
+        "Δ: family − comparator, points, with the interval of the inverted sign-flip test (± ∞ where too few seeds "
+        "reject anything).",
+        "",
+        "## Average ASR against legit accuracy",
+        "",
+    ]
+    md += (
+        ["![fair](figures/fair.png)", "", "(PDF beside it: `figures/fair.pdf`.)", ""]
+        if models
+        else ["_no model yet_", ""]
+    )
+    md += ["## Every arm", "", models_table(models, budget), ""]
+    if missing:
+        md += [
+            f"{len(missing)} steps of the plan did not run here; their seeds come from the committed parts below.",
+            "",
+        ]
+    md += ["## Parts and cost", "", "| seeds | commit | generated | CPU | step minutes |", "|---|---|---|---|---|"]
+    md += [
+        f"| {', '.join(map(str, p['seeds']))} | `{p['commit']}`{' (dirty)' if p['dirty'] else ''} | {p['generated']} | "
+        f"{p['hardware']} | " + ", ".join(f"{s} {t / 60:.1f}" for s, t in p["stage_seconds"].items()) + " |"
+        for p in parts
+    ]
+    md += [
+        "",
+        "Versions: "
+        + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+        + f"; written {time.strftime('%Y-%m-%d %H:%M %Z')}.",
+    ]
+    return "\n".join(md) + "\n"
