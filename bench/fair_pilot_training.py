@@ -128,6 +128,11 @@ def main():
         "--part", type=int, choices=(2, 3, 4), default=2, help="2: shares and cliffs; 3: PART_THREE; 4: PART_FOUR"
     )
     parser.add_argument("--jobs", type=positive, default=2, help="part 4: trainings at once (one thread each)")
+    parser.add_argument(
+        "--finished_only",
+        action="store_true",
+        help="part 4: record the models already trained in --work and stop (no training, no RP2)",
+    )
     a = parser.parse_args()
     if a.part == 3:
         return part_three(a)
@@ -239,6 +244,8 @@ def part_four(a):
         (f"{row}_tracks{share:g}_cosine{2 * a.epochs}", row, share, seeds[0], 2 * a.epochs)
         for row, share in PART_FOUR_LONG.items()
     ]
+    if a.finished_only:
+        jobs = [j for j in jobs if (work / "models" / f"{j[0]}-seed{j[3]}" / "model.keras").is_file()]
     threads = max(1, (os.cpu_count() or 1) // a.jobs)
     with open(work / "binaries.log", "a") as log, concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
 
@@ -250,9 +257,13 @@ def part_four(a):
             return {"row": row, "train_tracks": share, "epochs": epochs, "flags": extra, **r}
 
         runs = list(pool.map(one, jobs))
-        attacks = list(
-            pool.map(
-                lambda item: _attack_part_four(*item, seeds[0], a.epochs, work, log, threads), PART_FOUR_RP2.items()
+        attacks = (
+            []
+            if a.finished_only
+            else list(
+                pool.map(
+                    lambda item: _attack_part_four(*item, seeds[0], a.epochs, work, log, threads), PART_FOUR_RP2.items()
+                )
             )
         )
     for attack in attacks:
@@ -270,6 +281,7 @@ def part_four(a):
             "long": PART_FOUR_LONG,
             "rp2": {"models": PART_FOUR_RP2, "precision": RP2_PRECISION, "flagfile": "whitebox.flags"},
             "jobs": a.jobs,
+            "finished_only": a.finished_only,  # stopped early: the runs below are those that had finished
             "threads_each": threads,
             "flat_points": FLAT,
         },
