@@ -141,7 +141,7 @@ def test_the_robustness_profile_benchmarks_every_row_and_the_table_is_recomputed
         max_train_images=256,
         crosscheck_restarts=2,
     )
-    profile = dataclasses.replace(PROFILES["robustness"], robustness=budget)
+    profile = dataclasses.replace(PROFILES["robustness"], budget=budget)
     steps = build_plan(profile, tmp_path / "runs")
     assert [s.name for s in steps] == [
         "train/baseline",

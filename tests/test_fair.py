@@ -160,10 +160,10 @@ def test_the_committed_verdicts_are_recomputed_from_the_committed_records():
     if not (out / "results.json").is_file():
         pytest.skip("results/fair not committed yet")
     from blurnet_tf.pipeline.fair_steps import FAIR
-    from blurnet_tf.reports.fair_report import analyse, _cell_json
+    from blurnet_tf.reports.fair_report import _cell_json, arms_of, stored
 
-    records = flat_records.read(out / "results.json")
-    _, found, verdicts = analyse(records, FAIR)
+    _, found, verdicts, arms = stored(out)
+    assert arms == arms_of(FAIR)
     tables = json.loads((out / "tables.json").read_text())
     assert json.loads(json.dumps([_cell_json(c) for c in found])) == tables["cells"]
     assert [dataclasses.asdict(v) for v in verdicts] == tables["verdicts"]
@@ -174,7 +174,7 @@ def test_the_committed_verdicts_are_recomputed_from_the_committed_records():
 @pytest.mark.slow
 def test_the_fair_profile_runs_end_to_end_and_merges_its_parts(tmp_path):
     from blurnet_tf.pipeline.fair_steps import FairArm, FairBudget
-    from blurnet_tf.pipeline.plan import PROFILES, build_plan
+    from blurnet_tf.pipeline.plan import PROFILES, build_plan, with_seeds
     from blurnet_tf.pipeline.ray_executor import run_all
     from blurnet_tf.reports.fair_report import write_report
 
@@ -186,7 +186,7 @@ def test_the_fair_profile_runs_end_to_end_and_merges_its_parts(tmp_path):
         targets="12",
         max_train_images=128,
     )
-    profile = dataclasses.replace(PROFILES["fair"], fair=budget, seeds=(0,))
+    profile = dataclasses.replace(PROFILES["fair"], budget=budget)
     steps = build_plan(profile, tmp_path / "runs")
     assert [s.name for s in steps] == [
         "train/baseline/acc85/seed0",
@@ -210,5 +210,17 @@ def test_the_fair_profile_runs_end_to_end_and_merges_its_parts(tmp_path):
     assert cell["why"] == ("1 seed (at least 9 decide)" if paired else "no paired seed yet")
     assert (out / "figures" / "fair.png").is_file() and (out / "figures" / "fair.pdf").is_file()
     # A later part (another seed, here none ran) keeps this part's records.
-    write_report(dataclasses.replace(profile, seeds=(1,)), tmp_path / "empty", tmp_path / "results", 0.0, {}, [])
+    write_report(with_seeds(profile, (1,)), tmp_path / "empty", tmp_path / "results", 0.0, {}, [])
     assert flat_records.read(out / "results.json") == records
+
+
+def test_seeds_run_a_part_of_a_study_and_a_one_seed_study_refuses_them():
+    from blurnet_tf.errors import SettingError
+    from blurnet_tf.pipeline.plan import PROFILES, build_plan, with_seeds
+
+    part = with_seeds(PROFILES["fair"], (10, 11))
+    assert part.seeds == (10, 11) and part.budget.planned_seeds == tuple(range(10, 20))
+    assert {s.name.rsplit("/", 1)[1] for s in build_plan(part, "runs/fair")} == {"seed10", "seed11"}
+    assert len(build_plan(part, "runs/fair")) == 2 * 2 * (4 + 3 + 4 + 4)  # train + attack, 15 models a seed
+    with pytest.raises(SettingError, match="--seeds.*longtrain profile runs one seed"):
+        with_seeds(PROFILES["longtrain"], (1,))

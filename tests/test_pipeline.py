@@ -556,8 +556,8 @@ def test_row_intervals_give_each_metric_its_own_statistic():
 
 def test_differences_over_ten_points_are_flagged():
     flags = []
-    assert report_format._diff(0.5, 0.45, flags, "small") == "+5.0"
-    assert report_format._diff(0.1, 0.3, flags, "large") == "**-20.0**"
+    assert report_format.diff_from_paper(0.5, 0.45, flags, "small") == "+5.0"
+    assert report_format.diff_from_paper(0.1, 0.3, flags, "large") == "**-20.0**"
     assert flags == ["large: ours 10.0%, paper 30.0% (-20.0 pt)"]
 
 

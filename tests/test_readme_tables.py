@@ -46,6 +46,7 @@ GENERATED = (
         "defendpp-reconstructions",
         "defendpp-lisa",
         "what-holds",
+        "fair-verdicts",
         "summary",
     }
     | FLAG_TABLES
@@ -68,6 +69,7 @@ def _beside(folder):
         STORED_TRADEOFF,
         ROOT / "results" / "robustness",
         ROOT / "results" / "longtrain",
+        ROOT / "results" / "fair",
     ):
         if stored.is_dir():
             shutil.copytree(stored, folder / stored.name)
@@ -108,6 +110,7 @@ def test_the_tables_are_the_committed_report_and_records(rendered):
         [
             "models-full",
             "what-holds",
+            "fair-verdicts",
             "summary",
             *FLAG_TABLES,
             *PD_TABLES,

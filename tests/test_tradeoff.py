@@ -148,7 +148,7 @@ def test_the_tradeoff_profile_runs_end_to_end_and_its_table_is_recomputed_from_i
         targets="5,12",
         max_train_images=256,
     )
-    profile = dataclasses.replace(PROFILES["tradeoff"], tradeoff=budget)
+    profile = dataclasses.replace(PROFILES["tradeoff"], budget=budget)
     steps = build_plan(profile, tmp_path / "runs")
     assert [s.name for s in steps if s.stage == "train"] == [
         "train/baseline/seed0",
@@ -189,7 +189,7 @@ def test_the_longtrain_profile_logs_the_penalty_share_and_attacks_every_kept_epo
         targets="5,12",
         max_train_images=256,
     )
-    profile = dataclasses.replace(PROFILES["longtrain"], long_training=budget)
+    profile = dataclasses.replace(PROFILES["longtrain"], budget=budget)
     steps = build_plan(profile, tmp_path / "runs")
     run_all(steps, jobs=2)
     write_report(profile, tmp_path / "runs", tmp_path / "results", 0.0, {}, [s.out for s in steps])

@@ -8,8 +8,8 @@ where it stopped. Step outputs live in runs/<profile>/; the report in results/<p
 results/REPORT.md.
 """
 
-import dataclasses
 import fnmatch
+import importlib
 import os
 import pathlib
 import time
@@ -17,6 +17,12 @@ import time
 from absl import flags
 
 FLAGS = flags.FLAGS
+STUDY_REPORTS = {  # a study budget's type -> the reports module that writes its report
+    "TradeoffBudget": "tradeoff_report",
+    "LongTraining": "longtrain_report",
+    "RobustnessBudget": "robustness_report",
+    "FairBudget": "fair_report",
+}
 flags.DEFINE_enum(
     "profile",
     "quick",
@@ -99,7 +105,7 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
     from blurnet_tf import files, locks, rundir
     from blurnet_tf.data import find_data_dir
     from blurnet_tf.errors import DataError
-    from blurnet_tf.pipeline.plan import PROFILES, build_plan
+    from blurnet_tf.pipeline.plan import PROFILES, Study, build_plan, with_seeds
     from blurnet_tf.pipeline.ray_executor import run_all_watched
     from blurnet_tf.pipeline.steps import is_done, status
     from blurnet_tf.reports.results_dirs import claim_results
@@ -115,7 +121,7 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
             raise cli.SettingError(
                 "seeds", f"expected distinct integers in 0..{2**32 - 1}, got {','.join(FLAGS.seeds)}"
             )
-        profile = dataclasses.replace(profile, seeds=seeds)
+        profile = with_seeds(profile, seeds)
     if FLAGS.address and not FLAGS.report_only:  # before anything is written
         from blurnet_tf.pipeline.ray_nodes import check_reachable
 
@@ -130,7 +136,7 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
     claim_results(
         FLAGS.results_dir,
         profile.name,
-        writes_top_report=not (profile.tradeoff or profile.long_training or profile.robustness or profile.fair),
+        writes_top_report=not isinstance(profile, Study),
     )
     if FLAGS.report_only:  # reads the work directory, writes nothing there
         if pathlib.Path(work_dir).exists() and not pathlib.Path(work_dir).is_dir():
@@ -149,7 +155,7 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
         raise DataError(
             work_dir, f"holds files a reproduction did not write ({theirs}); choose a new or empty --work_dir"
         )
-    if FLAGS.report_only and not (profile.tradeoff or profile.fair):  # (these reports merge their parts by design)
+    if FLAGS.report_only and not (isinstance(profile, Study) and profile.merges_parts):  # (these merge by design)
         from blurnet_tf.reports.results_dirs import keep_a_fuller_report
 
         unfinished = [s.name for s in plan if status(s) != "done"]
@@ -196,14 +202,10 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
     states = {s.name: status(s) for s in plan}  # after the run: the whole plan, not only the steps run
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]
-    if profile.tradeoff:
-        from blurnet_tf.reports.tradeoff_report import write_report
-    elif profile.long_training:
-        from blurnet_tf.reports.longtrain_report import write_report
-    elif profile.robustness:
-        from blurnet_tf.reports.robustness_report import write_report
-    elif profile.fair:
-        from blurnet_tf.reports.fair_report import write_report
+    if isinstance(profile, Study):  # each study writes its own report, named by its budget's type
+        write_report = importlib.import_module(
+            f"blurnet_tf.reports.{STUDY_REPORTS[type(profile.budget).__name__]}"
+        ).write_report
     with files.all_or_nothing():  # a full disk leaves the last report whole, not half replaced
         report = write_report(
             profile,
@@ -215,11 +217,7 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
             missing,
             stale,
         )
-    top = (
-        ""
-        if profile.tradeoff or profile.long_training or profile.robustness or profile.fair
-        else f" and {FLAGS.results_dir}/REPORT.md"
-    )
+    top = "" if isinstance(profile, Study) else f" and {FLAGS.results_dir}/REPORT.md"
     print(f"wrote {report}{top} in {(time.time() - started) / 60:.1f} min", flush=True)
     for stage, seconds in stage_seconds.items():
         print(f"  {stage:>20}: {seconds / 60:5.1f} min", flush=True)

@@ -34,7 +34,8 @@ class FairArm:
 @dataclasses.dataclass(frozen=True)
 class FairBudget:
     arms: tuple[FairArm, ...]  # the comparator (the baseline) first
-    seeds: tuple[int, ...] = tuple(range(10, 20))  # pilot seeds 0-2 chose the shares; these decide
+    seeds: tuple[int, ...] = tuple(range(10, 20))  # this run's (--seeds: a part of the planned ones)
+    planned_seeds: tuple[int, ...] = tuple(range(10, 20))  # pilot seeds 0-2 chose the shares; these decide
     train_epochs: int = 30
     lr_schedule: str = "cosine"
     attack_epochs: int = paper.RP2_EPOCHS

@@ -17,6 +17,7 @@ from blurnet_tf.pipeline.fair_steps import FAIR, FairBudget, fair_steps
 from blurnet_tf.pipeline.longtrain_steps import LONG_TRAINING, LongTraining, longtrain_steps
 from blurnet_tf.pipeline.robustness_steps import RobustnessBudget, robustness_steps
 from blurnet_tf.pipeline.tradeoff_steps import TRADEOFF, TradeoffBudget, tradeoff_steps
+from blurnet_tf.errors import SettingError
 from blurnet_tf.rundir import ORIGINAL, Layout
 
 TABLE2_ROWS = (
@@ -61,15 +62,41 @@ class Profile:
     snapshot_rows: tuple = ()  # ...for these rows, under seeds[0]
     lowfreq_epochs: int | None = None  # the DCT-restricted runs converge slower; None: attack_epochs
     jobs: int = 1  # steps at once unless --jobs says (each gets cores / jobs threads)
-    tradeoff: TradeoffBudget | None = None  # the accuracy-robustness frontiers (issue #29)
-    long_training: LongTraining | None = None  # the paper's training length, approached (issue #29)
-    robustness: RobustnessBudget | None = None  # AutoAttack-strength L∞ and the strength checks (issue #32)
-    fair: FairBudget | None = None  # the central claim at matched accuracy, fully trained comparators (issue #41)
 
     @property
     def lowfreq_attack_epochs(self):
         """RP2 epochs of the low-frequency runs."""
         return self.lowfreq_epochs or self.attack_epochs
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """A profile that runs one study rather than the papers' tables: its budget (whose type is the study's kind,
+    and which holds its seeds) and how many steps run at once. Its report is results/<name>/ only."""
+
+    name: str
+    budget: TradeoffBudget | LongTraining | RobustnessBudget | FairBudget
+    jobs: int = 1
+
+    @property
+    def seeds(self) -> tuple:
+        return tuple(self.budget.seeds) if hasattr(self.budget, "seeds") else (self.budget.seed,)
+
+    @property
+    def merges_parts(self) -> bool:
+        """Its report merges the parts committed before (each part a set of families or seeds)."""
+        return isinstance(self.budget, (TradeoffBudget, FairBudget))
+
+
+def with_seeds(profile, seeds):
+    """`profile` under other training seeds (--seeds); a study whose budget runs one seed refuses (SettingError)."""
+    if isinstance(profile, Profile):
+        return dataclasses.replace(profile, seeds=tuple(seeds))
+    if not hasattr(profile.budget, "seeds"):
+        raise SettingError(
+            "seeds", f"the {profile.name} profile runs one seed ({profile.budget.seed}); leave --seeds out"
+        )
+    return dataclasses.replace(profile, budget=dataclasses.replace(profile.budget, seeds=tuple(seeds)))
 
 
 SEEDED_ROWS = TABLE2_ROWS  # Tables I-V: the λ sweep, Pixel Deflection and Defend++ stay single-seed
@@ -195,67 +222,20 @@ PROFILES = {
     # budgets (10 training epochs, RP2 30 epochs at λ 0.002, 17 targets). The grid came from a first coarse
     # measurement (one seed; docs/results-blurnet.md, "Trade-off frontiers"); each family is a part that fits
     # one session on 2 cores (./run.sh tradeoff --steps='*/baseline/*,*/tv/*'), merged with the committed ones.
-    "tradeoff": Profile(
-        "tradeoff",
-        rows=(),
-        train_epochs=None,
-        adv_train_epochs=None,
-        attack_epochs=0,
-        lambdas=(),
-        dct_dims=(),
-        table1_kernels=(),
-        table5_regularisers=(),
-        tradeoff=TRADEOFF,
-        jobs=2,
-    ),
+    "tradeoff": Study("tradeoff", TRADEOFF, jobs=2),
     # The baseline, TV 1e-4 and Tik_hf trained 300 epochs (one seed), attacked after 10, 30, 100 and 300.
-    "longtrain": Profile(
-        "longtrain",
-        rows=(),
-        train_epochs=None,
-        adv_train_epochs=None,
-        attack_epochs=0,
-        lambdas=(),
-        dct_dims=(),
-        table1_kernels=(),
-        table5_regularisers=(),
-        long_training=LONG_TRAINING,
-        jobs=3,
-    ),
+    "longtrain": Study("longtrain", LONG_TRAINING, jobs=3),
     # Every Table II row, the LISA Defend++ row and Pixel Deflection's classifier trained once (seed 0, 10 epochs)
     # and put through benchmark(): Table IV's PGD-10, AutoAttack-strength L∞, the attack-strength checks.
-    "robustness": Profile(
+    "robustness": Study(
         "robustness",
-        rows=(),
-        train_epochs=None,
-        adv_train_epochs=None,
-        attack_epochs=0,
-        lambdas=(),
-        dct_dims=(),
-        table1_kernels=(),
-        table5_regularisers=(),
+        RobustnessBudget(rows=TABLE2_ROWS + (DEFENDPP_ROW,), mnist_rows=("mnist_baseline", "mnist_defendpp")),
         jobs=2,
-        robustness=RobustnessBudget(
-            rows=TABLE2_ROWS + (DEFENDPP_ROW,), mnist_rows=("mnist_baseline", "mnist_defendpp")
-        ),
     ),
     # The central claim tested fairly (docs/plan-fair-verdict.md): the baseline on a share of the training tracks
     # against each BlurNet family at matched legit accuracy, all trained to the end, RP2 at the paper's 300 epochs,
     # 10 seeds read by a pre-registered rule. Run in parts of seeds (./run.sh fair --seeds=10,11,12,13,14).
-    "fair": Profile(
-        "fair",
-        rows=(),
-        train_epochs=None,
-        adv_train_epochs=None,
-        attack_epochs=0,
-        lambdas=(),
-        dct_dims=(),
-        table1_kernels=(),
-        table5_regularisers=(),
-        seeds=FAIR.seeds,
-        fair=FAIR,
-        jobs=2,
-    ),
+    "fair": Study("fair", FAIR, jobs=2),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile(
         "smoke",
@@ -306,6 +286,17 @@ PROFILES = {
 }
 
 
+def study_steps(budget, lay, flags_dir, data, data_dir=None):
+    """The steps of one study, by its budget's type."""
+    if isinstance(budget, TradeoffBudget):
+        return tradeoff_steps(budget, lay, flags_dir, data)
+    if isinstance(budget, LongTraining):
+        return longtrain_steps(budget, lay, flags_dir, data)
+    if isinstance(budget, FairBudget):
+        return fair_steps(budget, lay, flags_dir, data)
+    return robustness_steps(budget, lay, flags_dir, data, data_dir)
+
+
 def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):  # noqa: C901 - issue 40's restructure splits it
     """The ordered steps of a profile. Experiments are imported lazily so planning needs no TF."""
     from blurnet_tf.experiments.blur_transfer import BlurTransfer
@@ -317,6 +308,8 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):  # noqa: C9
     lay = Layout(work_dir)
     flags_dir = pathlib.Path(flags_dir)
     data = [f"--data_dir={data_dir}"] if data_dir else []
+    if isinstance(profile, Study):
+        return study_steps(profile.budget, lay, flags_dir, data, data_dir)
     steps = []
     first, *more = profile.seeds
 
@@ -490,14 +483,6 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):  # noqa: C9
         )
     if profile.mnist:
         steps += mnist_steps(profile.mnist, lay, flags_dir, data)
-    if profile.tradeoff:
-        steps += tradeoff_steps(profile.tradeoff, lay, flags_dir, data)
-    if profile.long_training:
-        steps += longtrain_steps(profile.long_training, lay, flags_dir, data)
-    if profile.fair:
-        steps += fair_steps(dataclasses.replace(profile.fair, seeds=tuple(profile.seeds)), lay, flags_dir, data)
-    if profile.robustness:
-        steps += robustness_steps(profile.robustness, lay, flags_dir, data, data_dir)
     if DEFENDPP_ROW in profile.rows or profile.mnist:
         mnist_defended = (
             ()

@@ -11,7 +11,7 @@ import numpy as np
 
 from blurnet_tf import paper, rundir
 from blurnet_tf.evaluation import intervals
-from blurnet_tf.reports.format import _pct
+from blurnet_tf.reports.format import pct
 from blurnet_tf.reports.seed_statistics import BLURNET_ROWS, _combine, _fmt
 
 STAGE = "accuracy_curve"
@@ -67,7 +67,7 @@ def _interval(point):
     if success is None:
         return ""
     r = intervals.asr_interval(success)
-    return f" [{_pct(r['lo'])}, {_pct(r['hi'])}]"
+    return f" [{pct(r['lo'])}, {pct(r['hi'])}]"
 
 
 def section(curves):
@@ -90,9 +90,9 @@ def section(curves):
         if p is None:
             continue
         lines.append(
-            f"| {row} | {_pct(ref['legit'])} | {p['epoch']} | {_pct(p['legit_accuracy'])} | "
-            f"{_pct(p['avg_asr'])}{_interval(p)} | {_pct(ref['avg_asr'])} | {_pct(p['worst_asr'])} | "
-            f"{_pct(ref['worst_asr'])} |"
+            f"| {row} | {pct(ref['legit'])} | {p['epoch']} | {pct(p['legit_accuracy'])} | "
+            f"{pct(p['avg_asr'])}{_interval(p)} | {pct(ref['avg_asr'])} | {pct(p['worst_asr'])} | "
+            f"{pct(ref['worst_asr'])} |"
         )
     lines += [
         "",
@@ -104,7 +104,7 @@ def section(curves):
     for row, points in curves.items():
         lines.append(
             f"| {row} | "
-            + "; ".join(f"{p['epoch']}: {_pct(p['legit_accuracy'])} / {_pct(p['avg_asr'])}" for p in points)
+            + "; ".join(f"{p['epoch']}: {pct(p['legit_accuracy'])} / {pct(p['avg_asr'])}" for p in points)
             + " |"
         )
     return "\n".join(lines)
@@ -125,7 +125,7 @@ def claims(curves):
         if theirs is None or abs(theirs["legit_accuracy"] - ours["legit_accuracy"]) > MATCHED:
             ev.append(
                 f"{row}: no baseline checkpoint within {100 * MATCHED:.0f} points of "
-                f"{_pct(ours and ours['legit_accuracy'])}%"
+                f"{pct(ours and ours['legit_accuracy'])}%"
             )
             continue
         a, b = _success(ours), _success(theirs)
@@ -133,9 +133,7 @@ def claims(curves):
             continue
         d = intervals.paired_difference(a, b)
         verdicts.append(intervals.verdict(d, -1))
-        ev.append(
-            f"{row} at {_pct(ours['legit_accuracy'])}% − baseline at {_pct(theirs['legit_accuracy'])}%: {_fmt(d)}"
-        )
+        ev.append(f"{row} at {pct(ours['legit_accuracy'])}% − baseline at {pct(theirs['legit_accuracy'])}%: {_fmt(d)}")
     return [
         (
             "At equal legit accuracy (within 2 points), BlurNet's defences (conv, TV, Tikhonov) have a lower "

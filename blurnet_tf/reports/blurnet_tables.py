@@ -1,7 +1,7 @@
 """BlurNet's Tables I-V and the Pixel Deflection tables as Markdown, ours beside the paper's."""
 
 from blurnet_tf import paper
-from blurnet_tf.reports.format import _diff, _num, _pct
+from blurnet_tf.reports.format import diff_from_paper, num, pct
 
 SWEEP_KEY = "best_lambda_per_target"
 
@@ -35,10 +35,11 @@ def table1(data, disagreements):
             p = paper.TABLE1.get(key, {})
             label = "baseline (no blur)" if name == "none" else name.replace("_", " ")
             lines.append(
-                f"| {label} | {_pct(v['victim_accuracy'])} / {_pct(p.get('accuracy'))} | "
-                f"{_pct(v['asr_target_12'])} / {_pct(p.get('asr'))} / "
-                f"{_diff(v['asr_target_12'], p.get('asr'), disagreements, f'Table I {source} {label} ASR')} | "
-                f"{_pct(v['avg_asr'])} | {_pct(v['worst_asr'])} | {_pct(v['legit_accuracy'])} |"
+                f"| {label} | {pct(v['victim_accuracy'])} / {pct(p.get('accuracy'))} | "
+                f"{pct(v['asr_target_12'])} / {pct(p.get('asr'))} / "
+                + diff_from_paper(v["asr_target_12"], p.get("asr"), disagreements, f"Table I {source} {label} ASR")
+                + " | "
+                f"{pct(v['avg_asr'])} | {pct(v['worst_asr'])} | {pct(v['legit_accuracy'])} |"
             )
     return "\n".join(lines)
 
@@ -70,17 +71,18 @@ def table2(data, disagreements, lambdas):
         p = p or {}
         name = "original RP2 weights" if row == "original" else row
         cells = [
-            f"{_pct(ours)} / {_pct(p.get(key))} / {_diff(ours, p.get(key), disagreements, f'Table II {name} {what}')}"
+            f"{pct(ours)} / {pct(p.get(key))} / "
+            + diff_from_paper(ours, p.get(key), disagreements, f"Table II {name} {what}")
             for ours, key, what in (
                 (legit, "legit", "legit"),
                 (a["avg_asr"], "avg_asr", "avg ASR"),
                 (a["worst_asr"], "worst_asr", "worst ASR"),
             )
         ]
-        line = f"| {name} | {' | '.join(cells)} | {_num(a['l2'])} / {_num(p.get('l2'))} |"
+        line = f"| {name} | {' | '.join(cells)} | {num(a['l2'])} / {num(p.get('l2'))} |"
         if sweep:
             s = agg[SWEEP_KEY]
-            line += f" {_pct(s['avg_asr'])} / {_pct(s['worst_asr'])} |"
+            line += f" {pct(s['avg_asr'])} / {pct(s['worst_asr'])} |"
         lines.append(line)
     return "\n".join(lines) if len(lines) > 2 else ""  # no rows: "not run in this profile"
 
@@ -100,12 +102,12 @@ def table3(data, disagreements):
     for row, attack, v in entries:
         a, p, w = _agg(v), paper.TABLE3.get(row, {}), _agg(data["whitebox"].get(row))
         lines.append(
-            f"| {row} | {attack} | {_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / "
-            f"{_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table III {row} avg ASR')} | "
-            f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / "
-            f"{_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table III {row} worst ASR')} | "
-            f"{_num(a['l2'])} / {_num(p.get('l2'))} | "
-            f"{_pct(w and w['avg_asr'])} / {_pct(w and w['worst_asr'])} |"
+            f"| {row} | {attack} | {pct(a['avg_asr'])} / {pct(p.get('avg_asr'))} / "
+            f"{diff_from_paper(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table III {row} avg ASR')} | "
+            f"{pct(a['worst_asr'])} / {pct(p.get('worst_asr'))} / "
+            f"{diff_from_paper(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table III {row} worst ASR')} | "
+            f"{num(a['l2'])} / {num(p.get('l2'))} | "
+            f"{pct(w and w['avg_asr'])} / {pct(w and w['worst_asr'])} |"
         )
     return "\n".join(lines)
 
@@ -118,9 +120,9 @@ def table4(data, disagreements):
             lo, hi = paper.TABLE4["l2_range"]
             name = "original RP2 weights" if row == "original" else row
             lines.append(
-                f"| {name} | {_pct(p['asr'])} / {_pct(paper.TABLE4['asr'])} / "
-                f"{_diff(p['asr'], paper.TABLE4['asr'], disagreements, f'Table IV {name} PGD ASR')} | "
-                f"{_num(p['l2'])} / {_num(l2p) if l2p else f'{lo}–{hi}'} |"
+                f"| {name} | {pct(p['asr'])} / {pct(paper.TABLE4['asr'])} / "
+                f"{diff_from_paper(p['asr'], paper.TABLE4['asr'], disagreements, f'Table IV {name} PGD ASR')} | "
+                f"{num(p['l2'])} / {num(l2p) if l2p else f'{lo}–{hi}'} |"
             )
     return "\n".join(lines)
 
@@ -135,11 +137,11 @@ def table5(data, disagreements):
         if v:
             a, p = _agg(v), paper.TABLE5.get(reg, {})
             lines.append(
-                f"| {reg} | {_pct(a['avg_asr'])} / {_pct(p.get('avg_asr'))} / "
-                f"{_diff(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table V {reg} avg ASR')} | "
-                f"{_pct(a['worst_asr'])} / {_pct(p.get('worst_asr'))} / "
-                f"{_diff(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table V {reg} worst ASR')} | "
-                f"{_num(a['l2'])} / {_num(p.get('l2'))} |"
+                f"| {reg} | {pct(a['avg_asr'])} / {pct(p.get('avg_asr'))} / "
+                f"{diff_from_paper(a['avg_asr'], p.get('avg_asr'), disagreements, f'Table V {reg} avg ASR')} | "
+                f"{pct(a['worst_asr'])} / {pct(p.get('worst_asr'))} / "
+                f"{diff_from_paper(a['worst_asr'], p.get('worst_asr'), disagreements, f'Table V {reg} worst ASR')} | "
+                f"{num(a['l2'])} / {num(p.get('l2'))} |"
             )
     return "\n".join(lines)
 
@@ -170,10 +172,10 @@ def pixel_deflection_tables(data):
         ref = paper.PD_TABLE2.get(a)
         l2 = pd["l2"].get(a)
         lines.append(
-            f"| {a} | {_num(l2) if l2 is not None else '0'} / {_num(ref[3], 2) if ref else '–'} | "
-            f"{_pct(acc['no defence'][a])} / {ref[0] if ref else '–'} | "
-            f"{_pct(acc['PD+WD (single)'][a])} / {ref[1] if ref else '–'} | "
-            f"{_pct(acc[ens][a])} / {ref[2] if ref else '–'} |"
+            f"| {a} | {num(l2) if l2 is not None else '0'} / {num(ref[3], 2) if ref else '–'} | "
+            f"{pct(acc['no defence'][a])} / {ref[0] if ref else '–'} | "
+            f"{pct(acc['PD+WD (single)'][a])} / {ref[1] if ref else '–'} | "
+            f"{pct(acc[ens][a])} / {ref[2] if ref else '–'} |"
         )
     for name, reason in pd.get("not_run", {}).items():  # older runs: the attacks we could not run then
         lines.append(f"| {name} | not run: {reason} | | | |")
@@ -208,8 +210,8 @@ def pixel_deflection_tables(data):
     ]
     for a in ad["no defence"]:
         lines.append(
-            f"| {a} | {_num(pd['adaptive_l2'][a])} | {_pct(ad['no defence'][a])} | "
-            f"{_pct(ad['PD+WD (single)'][a])} | {_pct(ad[ens][a])} |"
+            f"| {a} | {num(pd['adaptive_l2'][a])} | {pct(ad['no defence'][a])} | "
+            f"{pct(ad['PD+WD (single)'][a])} | {pct(ad[ens][a])} |"
         )
     return "\n".join(lines)
 
@@ -234,7 +236,7 @@ def _bracketed_table(acc, attacks, prefix, cols, reference, caption):
         ref = reference.get(a, {})
         lines.append(
             f"| {a} | "
-            + " | ".join(f"{_pct(acc[f'{prefix}: {c}'][a])}" + (f" ({ref[c]})" if c in ref else "") for c in cols)
+            + " | ".join(f"{pct(acc[f'{prefix}: {c}'][a])}" + (f" ({ref[c]})" if c in ref else "") for c in cols)
             + " |"
         )
     return lines

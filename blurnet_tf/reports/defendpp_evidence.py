@@ -2,7 +2,7 @@
 attack-strength checks against gradient masking, transfer from another network (its Tables 7-8)
 and the reconstruction-weight curve; as report tables and claims."""
 
-from blurnet_tf.reports.format import _num, _pct
+from blurnet_tf.reports.format import num, pct
 
 
 def _result(dpp, row, attack):
@@ -34,7 +34,7 @@ def _curve_table(dpp):
     lines = lines if grids else []
     for eps, rows in grids.items():
         lines += ["", "| model | " + " | ".join(f"ε {e:g}" for e in eps) + " |", "|---" * (len(eps) + 1) + "|"]
-        lines += [f"| {r} | " + " | ".join(_pct(a) for a in c["accuracies"]) + " |" for r, c in rows]
+        lines += [f"| {r} | " + " | ".join(pct(a) for a in c["accuracies"]) + " |" for r, c in rows]
     return lines
 
 
@@ -58,8 +58,8 @@ def _checks_table(dpp):
         ]
         for r, c in rows:
             lines.append(
-                f"| {r} | {_pct(c['zero_gradient_fraction'])}% | {_pct(c['unbounded_success'])}% | "
-                + " | ".join(_pct(a) for a in c["bim_accuracies"])
+                f"| {r} | {pct(c['zero_gradient_fraction'])}% | {pct(c['unbounded_success'])}% | "
+                + " | ".join(pct(a) for a in c["bim_accuracies"])
                 + f" | {'yes' if c['monotone'] else '**no**'} | {'yes' if c['passed'] else '**no**'} |"
             )
     return lines
@@ -82,8 +82,8 @@ def _transfer_table(dpp):
         got = lambda a: (t["results"].get(a) or {}).get("accuracy")  # noqa: E731
         white = lambda a: (_result(dpp, t["target"], a) or {}).get("accuracy")  # noqa: E731
         lines.append(
-            f"| {t['target']} | {t['source']} | {_pct(got('fgsm'))} | {_pct(white('fgsm'))} | "
-            f"{_pct(got('bim'))} | {_pct(white('bim'))} | {t['images']} |"
+            f"| {t['target']} | {t['source']} | {pct(got('fgsm'))} | {pct(white('fgsm'))} | "
+            f"{pct(got('bim'))} | {pct(white('bim'))} | {t['images']} |"
         )
     return lines
 
@@ -110,9 +110,9 @@ def _weight_table(dpp):
     for w, r in rows:
         ratio = rec.get(f"mnist_{r}") or {}
         lines.append(
-            f"| {w:g} | {_pct(accuracy(dpp, r, 'clean'))} | {_pct(accuracy(dpp, r, 'fgsm'))} | "
-            f"{_pct(accuracy(dpp, r, 'bim'))} | {_num(ratio.get('ratio_median'), 2)} | "
-            f"{_pct(ratio.get('fraction_below_1'))}% |"
+            f"| {w:g} | {pct(accuracy(dpp, r, 'clean'))} | {pct(accuracy(dpp, r, 'fgsm'))} | "
+            f"{pct(accuracy(dpp, r, 'bim'))} | {num(ratio.get('ratio_median'), 2)} | "
+            f"{pct(ratio.get('fraction_below_1'))}% |"
         )
     return lines
 
@@ -160,7 +160,7 @@ def claims(dpp):
                 "Under FGSM made on another network, Defend++ keeps more accuracy than no defence (Tables 7-8: "
                 "the paper's case that it is not gradient masking)",
                 "held" if all(d > b for _, d, b in pairs) else "not held",
-                "; ".join(f"from {src}: {_pct(d)}% vs {_pct(b)}%" for src, d, b in pairs),
+                "; ".join(f"from {src}: {pct(d)}% vs {pct(b)}%" for src, d, b in pairs),
             )
         )
     checks = {r: _result(dpp, r, "strength_checks") for r in (dpp.get("robustness") or {}) if "defendpp" in r}

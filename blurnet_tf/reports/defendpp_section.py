@@ -6,7 +6,7 @@ import pathlib
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.reports import defendpp_evidence
 from blurnet_tf.reports.defendpp_evidence import accuracy as _acc
-from blurnet_tf.reports.format import _diff, _num, _pct
+from blurnet_tf.reports.format import diff_from_paper, num, pct
 
 ATTACKS = ("clean", "fgsm", "bim", "cw", "ddn")
 LISA_ROWS = ("baseline", "defendpp", "adv_train", "tv_1e-4", "tik_hf", "conv_5")
@@ -63,10 +63,11 @@ def _table(dpp, reference, disagreements, table_name):
         for attack in ATTACKS:
             ours, theirs = _acc(dpp, row, attack), ref[attack] / 100
             cells.append(
-                f"{_pct(ours)} / {ref[attack]:.2f} / {_diff(ours, theirs, row_disagreements, f'{label} {attack}')}"
+                f"{pct(ours)} / {ref[attack]:.2f} / "
+                + diff_from_paper(ours, theirs, row_disagreements, f"{label} {attack}")
             )
         res = dpp["robustness"][row]["results"]
-        med = " / ".join(_num(res.get(a, {}).get("median_l2"), 2).replace("inf", "∞") for a in ("cw", "ddn"))
+        med = " / ".join(num(res.get(a, {}).get("median_l2"), 2).replace("inf", "∞") for a in ("cw", "ddn"))
         lines.append(f"| {row} ({ref['label']}) | " + " | ".join(cells) + f" | {med} |")
     return lines
 
@@ -79,8 +80,8 @@ def _lisa_table(data):
             continue
         a = wb["aggregate"][f"lambda={paper.RP2_LAMBDA:g}"]
         lines.append(
-            f"| {row} | {_pct(m and m['legit_accuracy'])} | {_pct(a['avg_asr'])} | {_pct(a['worst_asr'])} | "
-            f"{_pct(pgd and pgd['asr'])} |"
+            f"| {row} | {pct(m and m['legit_accuracy'])} | {pct(a['avg_asr'])} | {pct(a['worst_asr'])} | "
+            f"{pct(pgd and pgd['asr'])} |"
         )
     return lines
 
@@ -163,7 +164,7 @@ def section(data, disagreements):
         ]
         for name, r in rec.items():
             lines.append(
-                f"| {name} | {r['images']} | {r['fgsm_eps']:.3g} | {_pct(r['fraction_below_1'])}% | "
+                f"| {name} | {r['images']} | {r['fgsm_eps']:.3g} | {pct(r['fraction_below_1'])}% | "
                 f"{r['ratio_median']:.2f} | {r['ratio_max']:.2f} | {r['reconstruction_error_clean']:.4f} |"
             )
     if data["whitebox"].get("defendpp"):
@@ -196,7 +197,7 @@ def claims(data):
         (
             "Defend++ raises accuracy over no defence under every attack (FGSM, BIM, C&W, DDN; Table 2)",
             verdict(base + ours, lambda: all(o > b for o, b in zip(ours, base))),
-            ", ".join(f"{a}: {_pct(o)}% vs {_pct(b)}%" for a, o, b in zip(attacks, ours, base)),
+            ", ".join(f"{a}: {pct(o)}% vs {pct(b)}%" for a, o, b in zip(attacks, ours, base)),
         )
     )
     pair = [acc("mnist_defendpp", "bim"), acc("mnist_fgsm_train", "bim")]
@@ -206,7 +207,7 @@ def claims(data):
             f"Defend++ beats FGSM adversarial training under BIM (Table 2: {t2['mnist_defendpp']['bim']:.2f} vs "
             f"{t2['mnist_fgsm_train']['bim']:.2f})",
             verdict(pair, lambda: pair[0] > pair[1]),
-            f"{_pct(pair[0])}% vs {_pct(pair[1])}%",
+            f"{pct(pair[0])}% vs {pct(pair[1])}%",
         )
     )
     clean = [acc("mnist_defendpp", "clean"), acc("mnist_baseline", "clean")]
@@ -215,7 +216,7 @@ def claims(data):
             f"Defend++ keeps clean accuracy (within 0.5 points of no defence; Table 2: "
             f"{t2['mnist_defendpp']['clean']:.2f} vs {t2['mnist_baseline']['clean']:.2f})",
             verdict(clean, lambda: clean[0] >= clean[1] - 0.005),
-            f"{_pct(clean[0])}% vs {_pct(clean[1])}%",
+            f"{pct(clean[0])}% vs {pct(clean[1])}%",
         )
     )
     for other, what in (
@@ -227,7 +228,7 @@ def claims(data):
             (
                 f"{what} (Table 1: higher FGSM and BIM accuracy)",
                 verdict(v, lambda: v[0] > v[1] and v[2] > v[3]),
-                f"FGSM {_pct(v[0])}% vs {_pct(v[1])}%, BIM {_pct(v[2])}% vs {_pct(v[3])}%",
+                f"FGSM {pct(v[0])}% vs {pct(v[1])}%, BIM {pct(v[2])}% vs {pct(v[3])}%",
             )
         )
     if any(r in (dpp.get("robustness") or {}) for r in paper.DEFENDPP_TABLE2_RESNET18):
@@ -243,7 +244,7 @@ def claims(data):
                 "Defend++ raises accuracy over no defence under every attack, in the paper's setting (ResNet-18, "
                 f"the 60,000 / 10,000 split, SGD; {budget}; Table 2)",
                 verdict(base + ours, lambda: all(o > b for o, b in zip(ours, base))),
-                ", ".join(f"{a}: {_pct(o)}% vs {_pct(b)}%" for a, o, b in zip(attacks, ours, base)),
+                ", ".join(f"{a}: {pct(o)}% vs {pct(b)}%" for a, o, b in zip(attacks, ours, base)),
             )
         )
         clean = [acc("mnist_defendpp" + PAPER_NET, "clean"), acc("mnist_baseline" + PAPER_NET, "clean")]
@@ -251,7 +252,7 @@ def claims(data):
             (
                 f"Defend++ keeps clean accuracy in the paper's setting (within 0.5 points of no defence; {budget})",
                 verdict(clean, lambda: clean[0] >= clean[1] - 0.005),
-                f"{_pct(clean[0])}% vs {_pct(clean[1])}%",
+                f"{pct(clean[0])}% vs {pct(clean[1])}%",
             )
         )
     out += defendpp_evidence.claims(dpp)
@@ -261,7 +262,7 @@ def claims(data):
             "The auto-encoder's reconstruction of an attacked image is closer to the clean image (R < 1 for "
             "every image; Fig. 8)",
             verdict([rec], lambda: rec["fraction_below_1"] == 1.0),
-            f"R < 1 for {_pct(rec['fraction_below_1'])}% of {rec['images']} images, median {rec['ratio_median']:.2f}"
+            f"R < 1 for {pct(rec['fraction_below_1'])}% of {rec['images']} images, median {rec['ratio_median']:.2f}"
             if rec
             else "",
         )

@@ -88,24 +88,42 @@ def merge(committed, fresh):
     ] + fresh
 
 
-def paper_differences(budget) -> dict[str, float | None]:
-    """Each arm's paper difference in points: its Table II row's average ASR minus the baseline's."""
+def arms_of(budget) -> dict[str, str]:
+    """{arm: its Table II flagfile}, the comparator first (stored in results.json's header)."""
+    return {arm.family: arm.flagfile for arm in budget.arms}
+
+
+def paper_differences(arms: dict[str, str]) -> dict[str, float | None]:
+    """Each family's paper difference in points: its Table II row's average ASR minus the baseline's."""
     base = paper.TABLE2["baseline"]["avg_asr"]
     return {
-        arm.family: 100 * (paper.TABLE2[arm.flagfile]["avg_asr"] - base) if arm.flagfile in paper.TABLE2 else None
-        for arm in budget.arms[1:]
+        family: 100 * (paper.TABLE2[flagfile]["avg_asr"] - base) if flagfile in paper.TABLE2 else None
+        for family, flagfile in list(arms.items())[1:]
     }
 
 
-def analyse(records, budget) -> tuple[list[rule.ModelPoint], list[rule.Cell], list[rule.Verdict]]:
+def analyse(records, arms: dict[str, str]) -> tuple[list[rule.ModelPoint], list[rule.Cell], list[rule.Verdict]]:
+    """Models, cells and verdicts of a set of records; `arms`: arms_of(budget), the comparator first."""
     models = rule.points(records)
-    found = rule.cells(models, budget.comparator.family, paper_differences(budget))
+    found = rule.cells(models, next(iter(arms)), paper_differences(arms))
     return models, found, rule.verdicts(found)
 
 
+def stored(results_dir) -> tuple[list[rule.ModelPoint], list[rule.Cell], list[rule.Verdict], dict[str, str]]:
+    """The analysis of a committed results/fair, recomputed from its records (and the arms in their header)."""
+    path = pathlib.Path(results_dir) / flat_records.JSON_FILE
+    arms = files.read_json(path, missing_ok=False)["arms"]
+    return (*analyse(flat_records.read(path), arms), arms)
+
+
+def stored_verdict_table(results_dir) -> str:
+    _, _, verdicts, arms = stored(results_dir)
+    return verdict_table(verdicts, arms)
+
+
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
-    """Same contract as report_writer.write_report, for the profile with a `fair` budget."""
-    budget = dataclasses.replace(profile.fair, seeds=tuple(profile.seeds))
+    """Same contract as report_writer.write_report, for a study with a FairBudget."""
+    budget = profile.budget
     out = files.ensure_dir(pathlib.Path(results_dir) / profile.name)
     meta = metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs)
     commit, meta["dirty"] = flat_records.stamp(meta["commit"])
@@ -126,8 +144,11 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
                 "hardware": meta["hardware"]["cpu"],
             }
         )
-    flat_records.write(out, records, commit, meta["dirty"])
-    models, found, verdicts = analyse(records, budget)
+    arms = arms_of(budget)
+    flat_records.write(out, records, commit, meta["dirty"], arms=arms)
+    models, found, verdicts = analyse(records, arms)
+    seeds = sorted({m.seed for m in models})
+    meta["seeds"] = {"training": seeds, "rp2_noise_init": seeds, "planned": list(budget.planned_seeds)}
     if models:
         from blurnet_tf.reports.figures import fair_figure
 
@@ -143,6 +164,7 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
                 "alpha": rule.ALPHA,
                 "paper_levels": list(rule.PAPER_LEVELS),
             },
+            "claims": [central_claim(verdicts, seeds, budget.planned_seeds)] if verdicts else [],
             "cells": [_cell_json(c) for c in found],
             "verdicts": [dataclasses.asdict(v) for v in verdicts],
             "parts": parts,
@@ -153,13 +175,32 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
     return out / "REPORT.md"
 
 
+CLAIM = (
+    "At equal legit accuracy (fully trained comparators on fewer training tracks, 80-90%, a pre-registered rule; "
+    "the fair profile), BlurNet's defences (conv_7, TV, Tik_hf) have a lower white-box average ASR than the baseline"
+)
+
+
+def central_claim(verdicts, seeds, planned) -> dict[str, str]:
+    """The paper's central claim for "What holds": held when every family is held, not held when every one is not
+    held, untested when none can be judged yet, else inconclusive (the families' own verdicts in the evidence)."""
+    kinds = {v.verdict for v in verdicts}
+    verdict = next((k for k in ("held", "not held", "untested") if kinds == {k}), "inconclusive")
+    ran = f"seeds {', '.join(map(str, seeds))} of the planned {len(planned)}"
+    return {
+        "claim": CLAIM,
+        "verdict": verdict,
+        "evidence": "; ".join(f"{v.family}: {v.verdict} ({v.why})" for v in verdicts) + f"; {ran}",
+    }
+
+
 def _cell_json(c: rule.Cell) -> dict[str, Any]:
     d = dataclasses.asdict(c)
     d["seeds"], d["differences"] = list(c.seeds), [round(x, 4) for x in c.differences]
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
 
 
-def _pct(v: float | None) -> str:
+def _points(v: float | None) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{v:.1f}"
 
 
@@ -174,17 +215,17 @@ def cells_table(found) -> str:
         delta = "–" if t is None else f"{t.mean:+.1f} [{t.lo:+.1f}, {t.hi:+.1f}]"
         call = c.call + (" (short of the paper's)" if c.short_of_paper else "") + (f": {c.why}" if c.why else "")
         rows.append(
-            f"| {c.family} | {c.level}% | {len(c.seeds)} | {_pct(c.accuracy)} / {_pct(c.comparator_accuracy)} | "
-            f"{_pct(c.asr)} / {_pct(c.comparator_asr)} | {delta} | {'–' if t is None else f'{t.p:.4f}'} | "
+            f"| {c.family} | {c.level}% | {len(c.seeds)} | {_points(c.accuracy)} / {_points(c.comparator_accuracy)} | "
+            f"{_points(c.asr)} / {_points(c.comparator_asr)} | {delta} | {'–' if t is None else f'{t.p:.4f}'} | "
             f"{'–' if c.p_holm is None else f'{c.p_holm:.4f}'} | {call} |"
         )
     return "\n".join(rows)
 
 
-def verdict_table(verdicts, budget) -> str:
-    diffs = paper_differences(budget)
+def verdict_table(verdicts, arms: dict[str, str]) -> str:
+    diffs = paper_differences(arms)
     rows = ["| family | verdict | why | the paper's difference (Table II, its row − baseline) |", "|---|---|---|---|"]
-    rows += [f"| {v.family} | **{v.verdict}** | {v.why} | {_pct(diffs.get(v.family))} pt |" for v in verdicts]
+    rows += [f"| {v.family} | **{v.verdict}** | {v.why} | {_points(diffs.get(v.family))} pt |" for v in verdicts]
     return "\n".join(rows)
 
 
@@ -207,7 +248,7 @@ def models_table(models, budget) -> str:
             conv = [m.rp2_converged_at for m in ms if m.rp2_converged_at is not None]
             rows.append(
                 f"| {arm.family} | {level}% | {share:g} | {len(ms)} | {acc.mean():.1f} ({sd:.1f}) | "
-                f"{_pct(half)} | {right:.1f} | {_pct(np.mean(asr) if asr else None)} | "
+                f"{_points(half)} | {right:.1f} | {_points(np.mean(asr) if asr else None)} | "
                 f"{sum(m.training_flat for m in ms)} of {len(ms)} | {max(conv) if conv else '–'} |"
             )
     return "\n".join(rows)
@@ -237,7 +278,7 @@ def render(budget, models, found, verdicts, parts, meta, missing) -> str:
         "## Verdicts",
         "",
         "<!-- results:fair-verdicts -->",
-        verdict_table(verdicts, budget) if verdicts else "_no cell yet_",
+        verdict_table(verdicts, arms_of(budget)) if verdicts else "_no cell yet_",
         "<!-- /results:fair-verdicts -->",
         "",
         "## Cells",

@@ -1,17 +1,18 @@
-"""Number formatting shared by the report sections: percentages, and differences from a paper."""
+"""Number formatting shared by the report sections (public: every report and the README tooling use them):
+percentages, numbers, and differences from a paper."""
 
 DISAGREE_POINTS = 10.0  # report a difference from the paper larger than this (percentage points)
 
 
-def _pct(v):
+def pct(v):
     return "–" if v is None else f"{100 * v:.1f}"
 
 
-def _num(v, digits=3):
+def num(v, digits=3):
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _diff(ours, theirs, disagreements, label):
+def diff_from_paper(ours, theirs, disagreements, label):
     """'+x.x' in points; differences over DISAGREE_POINTS are flagged and collected."""
     if ours is None or theirs is None:
         return "–"

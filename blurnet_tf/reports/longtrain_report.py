@@ -11,7 +11,7 @@ from blurnet_tf import files, paper, rundir
 from blurnet_tf.evaluation import intervals
 from blurnet_tf.reports import flat_records
 from blurnet_tf.reports.figures import _save, plt
-from blurnet_tf.reports.format import _pct
+from blurnet_tf.reports.format import pct
 from blurnet_tf.reports.report_writer import profile_records, provenance, report_head
 
 EXPERIMENT = "long_training"
@@ -117,27 +117,27 @@ def table(records, rows, results_root):
             ce, ls, gs = (
                 by.get((m, f"epoch{epoch}")) for m in ("cross_entropy", "penalty_loss_share", "penalty_gradient_share")
             )
-            monitor = f"{ce:.4f} | {_pct(ls)}% / {_pct(gs)}%" if ce is not None else "– | –"
+            monitor = f"{ce:.4f} | {pct(ls)}% / {pct(gs)}%" if ce is not None else "– | –"
             lines.append(
-                f"| {row} | {epoch} | {_pct(legit)} | {_pct(avg)} [{_pct(iv['lo'])}, {_pct(iv['hi'])}] | "
-                f"{_pct(worst)} | {monitor} |"
+                f"| {row} | {epoch} | {pct(legit)} | {pct(avg)} [{pct(iv['lo'])}, {pct(iv['hi'])}] | "
+                f"{pct(worst)} | {monitor} |"
             )
         spread = table2_spread(results_root, row)
         if spread:
             lines.append(
                 f"| {row}, table2 seeds 0/1/2 | 10 | "
-                + " / ".join(_pct(s[1]) for s in spread)
+                + " / ".join(pct(s[1]) for s in spread)
                 + " | "
-                + " / ".join(_pct(s[2]) for s in spread)
+                + " / ".join(pct(s[2]) for s in spread)
                 + " | "
-                + " / ".join(_pct(s[3]) for s in spread)
+                + " / ".join(pct(s[3]) for s in spread)
                 + " | – | – |"
             )
         ref = paper.TABLE2.get(row)
         if ref:
             lines.append(
-                f"| {row}, paper | {PAPER_EPOCHS} | {_pct(ref['legit'])} | {_pct(ref['avg_asr'])} | "
-                f"{_pct(ref['worst_asr'])} | – | – |"
+                f"| {row}, paper | {PAPER_EPOCHS} | {pct(ref['legit'])} | {pct(ref['avg_asr'])} | "
+                f"{pct(ref['worst_asr'])} | – | – |"
             )
     return "\n".join(lines)
 
@@ -161,14 +161,14 @@ def summary(results_dir):
     tv, tik = paper.TABLE2["tv_1e-4"], paper.TABLE2["tik_hf"]
     return (
         f"Trained {last['tv_1e-4'][0]} epochs instead of {first['tv_1e-4'][0]} (the paper: {PAPER_EPOCHS}), until "
-        f"the penalty is {_pct(share[('tv_1e-4', 'penalty_loss_share')])}% (TV 1e-4) and "
-        f"{_pct(share[('tik_hf', 'penalty_loss_share')])}% (Tik_hf) of the loss and "
-        f"{_pct(share[('tv_1e-4', 'penalty_gradient_share')])}% / {_pct(share[('tik_hf', 'penalty_gradient_share')])}% "
-        f"of the gradient norm, TV 1e-4 and Tik_hf are attacked at {_pct(last['tv_1e-4'][2])}% / "
-        f"{_pct(last['tik_hf'][2])}% average ASR (at {first['tv_1e-4'][0]} epochs {_pct(first['tv_1e-4'][2])}% / "
-        f"{_pct(first['tik_hf'][2])}%; the baseline at {last['baseline'][0]} epochs {_pct(last['baseline'][2])}%) "
-        f"with {_pct(last['tv_1e-4'][1])}% / {_pct(last['tik_hf'][1])}% legit accuracy; the paper: "
-        f"{_pct(tv['avg_asr'])}% / {_pct(tik['avg_asr'])}% at {_pct(tv['legit'])}% / {_pct(tik['legit'])}% "
+        f"the penalty is {pct(share[('tv_1e-4', 'penalty_loss_share')])}% (TV 1e-4) and "
+        f"{pct(share[('tik_hf', 'penalty_loss_share')])}% (Tik_hf) of the loss and "
+        f"{pct(share[('tv_1e-4', 'penalty_gradient_share')])}% / {pct(share[('tik_hf', 'penalty_gradient_share')])}% "
+        f"of the gradient norm, TV 1e-4 and Tik_hf are attacked at {pct(last['tv_1e-4'][2])}% / "
+        f"{pct(last['tik_hf'][2])}% average ASR (at {first['tv_1e-4'][0]} epochs {pct(first['tv_1e-4'][2])}% / "
+        f"{pct(first['tik_hf'][2])}%; the baseline at {last['baseline'][0]} epochs {pct(last['baseline'][2])}%) "
+        f"with {pct(last['tv_1e-4'][1])}% / {pct(last['tik_hf'][1])}% legit accuracy; the paper: "
+        f"{pct(tv['avg_asr'])}% / {pct(tik['avg_asr'])}% at {pct(tv['legit'])}% / {pct(tik['legit'])}% "
         f"(one seed, `results/longtrain`)."
     )
 
@@ -211,7 +211,7 @@ def figure(records, rows, path):
 
 
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
-    budget = profile.long_training
+    budget = profile.budget
     out, meta, records = profile_records(
         profile,
         work_dir,

@@ -27,6 +27,7 @@ from blurnet_tf.reports import (
     accuracy_curve,
     blurnet_tables,
     defendpp_section,
+    fair_report,
     flag_tables,
     flat_records,
     longtrain_report,
@@ -36,7 +37,7 @@ from blurnet_tf.reports import (
     tradeoff_analysis,
     what_holds,
 )
-from blurnet_tf.reports.format import _pct
+from blurnet_tf.reports.format import pct
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -48,6 +49,7 @@ QUICK_RESULTS = "quick"  # the quick profile's fresh-clone run: the README's exc
 SEEDED_RESULTS = "table2"  # every Table II row under three seeds (the table2 profile)
 LONGTRAIN_RESULTS = "longtrain"  # the baseline, TV and Tik_hf trained 300 epochs
 ROBUSTNESS_RESULTS = "robustness"  # every model through benchmark(): PGD-10, AutoAttack, strength checks
+FAIR_RESULTS = "fair"  # the central claim at matched accuracy, fully trained comparators (issue 41)
 TRADEOFF_RESULTS = "tradeoff"  # every defence along its strength knob against the baseline along training
 MNIST_RESULTS = "mnist"  # the full profile's small-net Defend++ steps with the reconstruction-weight curve
 MNIST_CAPTIONS = (
@@ -101,8 +103,8 @@ def _models(data):
         if not m:
             continue
         acc, ref = m["legit_accuracy"], paper.TABLE2.get(row, {}).get("legit")
-        theirs, diff = (f"{_pct(ref)}%", f"{100 * (acc - ref):+.1f} pt") if ref else ("–", "–")
-        lines.append(f"| {row} | {m['epochs']} | {_pct(acc)}% | {theirs} | {diff} | {m['victims_correct']}/40 |")
+        theirs, diff = (f"{pct(ref)}%", f"{100 * (acc - ref):+.1f} pt") if ref else ("–", "–")
+        lines.append(f"| {row} | {m['epochs']} | {pct(acc)}% | {theirs} | {diff} | {m['victims_correct']}/40 |")
     return "\n".join(lines)
 
 
@@ -161,6 +163,10 @@ def render(results_dir=RESULTS):
     tradeoff, longtrain = root / TRADEOFF_RESULTS, root / LONGTRAIN_RESULTS  # recomputed from their records
     out["tradeoff-verdicts"] = (
         tradeoff_analysis.verdict_table(tradeoff) if (tradeoff / flat_records.JSON_FILE).is_file() else "_not run yet_"
+    )
+    fair = root / FAIR_RESULTS
+    out["fair-verdicts"] = (
+        fair_report.stored_verdict_table(fair) if (fair / flat_records.JSON_FILE).is_file() else "_not run yet_"
     )
     stored_longtrain = (longtrain / flat_records.JSON_FILE).is_file()
     out["longtrain"] = longtrain_report.stored_table(longtrain) if stored_longtrain else "_not run yet_"

@@ -4,7 +4,7 @@ their flat records, the table with a checks column, and which (row, attack) pair
 import pathlib
 
 from blurnet_tf.reports import flat_records
-from blurnet_tf.reports.format import _pct
+from blurnet_tf.reports.format import pct
 
 ADAPTIVE = "robustness_adaptive_checks"
 
@@ -36,8 +36,8 @@ def adaptive_table(records):
         curve = sorted(((int(m.split("_")[2]), r.value) for (_, m), r in found.items() if m.startswith("rp2_success_")))
         whole, passed = found.get(("rp2", "unrestricted_rp2_success")), found.get(("all", "checks_passed"))
         lines.append(
-            f"| {row} | {attack} | {passed.images if passed else '–'} | {_pct(whole and whole.value)} | "
-            + " → ".join(f"{_pct(v)} ({e})" for e, v in curve)
+            f"| {row} | {attack} | {passed.images if passed else '–'} | {pct(whole and whole.value)} | "
+            + " → ".join(f"{pct(v)} ({e})" for e, v in curve)
             + " | "
             f"{'–' if passed is None else ('yes' if passed.value else '**no**')} "
             f"({sum(map(bool, held.values()))}/{len(held)}) | "

@@ -11,7 +11,7 @@ from blurnet_tf.evaluation import intervals
 from blurnet_tf.evaluation.attack_strength import CHECKS
 from blurnet_tf.rundir import BASELINE, PIXEL_DEFLECTION
 from blurnet_tf.reports import flat_records
-from blurnet_tf.reports.format import _pct
+from blurnet_tf.reports.format import pct
 from blurnet_tf.reports.robustness_adaptive import (
     ADAPTIVE,
     adaptive_passed,
@@ -95,8 +95,8 @@ def crosscheck_line(records):
         return "Second implementation: not run."
     verdict = "no lower, as it should be" if pgd.value >= aa.value else "**lower: AutoAttack missed images**"
     return (
-        f"Second implementation on `{pgd.model}`: cleverhans PGD ({pgd.variant}) leaves {_pct(pgd.value)}% of the "
-        f"victims robust, AutoAttack (ART) {_pct(aa.value)}%: {verdict}."
+        f"Second implementation on `{pgd.model}`: cleverhans PGD ({pgd.variant}) leaves {pct(pgd.value)}% of the "
+        f"victims robust, AutoAttack (ART) {pct(aa.value)}%: {verdict}."
     )
 
 
@@ -116,7 +116,7 @@ def _asr(rec):
     if rec is None or rec.value is None:
         return "–"
     lo, hi = intervals.wilson(round(rec.value * rec.images), rec.images) if rec.images else (None, None)
-    return f"{_pct(rec.value)} [{_pct(lo)}, {_pct(hi)}]"
+    return f"{pct(rec.value)} [{pct(lo)}, {pct(hi)}]"
 
 
 def table(records):
@@ -140,8 +140,8 @@ def table(records):
         right = f"{round(clean.value * clean.images)}/{clean.images}" if clean else "–"
         only = "" if aa is None or "square" in aa.attack else f" ({aa.attack})"
         lines.append(
-            f"| {row} | {_pct(legit and legit.value)} | {right} | {_asr(pgd)} | {_asr(aa)}{only} | "
-            f"{_pct(robust and robust.value)} | {_pct(pgd and pgd.paper)} | "
+            f"| {row} | {pct(legit and legit.value)} | {right} | {_asr(pgd)} | {_asr(aa)}{only} | "
+            f"{pct(robust and robust.value)} | {pct(pgd and pgd.paper)} | "
             f"{'–' if passed is None else ('yes' if passed.value else '**no**')} "
             f"({sum(map(bool, held.values()))}/{len(held)}) "
             f"| {failed} |"
@@ -183,7 +183,7 @@ def claims(records):
                 continue
             lo, hi = intervals.wilson(round(rec.value * rec.images), rec.images)
             verdicts.append(at_least(lo, hi, 0.9))
-            ev.append(f"{row} {_pct(rec.value)}% [{_pct(lo)}, {_pct(hi)}]")
+            ev.append(f"{row} {pct(rec.value)}% [{pct(lo)}, {pct(hi)}]")
         verdict = _combine(verdicts) if verdicts else "not measured"
         out.append(
             (
@@ -242,16 +242,16 @@ def summary(results_dir):
     passed = {r: by.get((PREFIX + "checks", "all", "checks_passed")) for r, by in rows.items()}
     failed = [r for r, rec in passed.items() if rec is not None and not rec.value]
     extra = "; ".join(
-        f"{r} {_pct(asr('linf', 'pgd', r))}% / {_pct(asr('autoattack', 'aa', r))}%"
+        f"{r} {pct(asr('linf', 'pgd', r))}% / {pct(asr('autoattack', 'aa', r))}%"
         for r in rows
         if r not in table2 and asr("autoattack", "aa", r) is not None
     )
     return (
-        f"On the 40 victims at ε 8/255, AutoAttack-strength L∞ reaches {_pct(min(aa.values()))}-"
-        f"{_pct(max(aa.values()))}% "
-        f"ASR over the {len(table2)} Table II rows, PGD-10 as Table IV ran it {_pct(min(pgd.values()))}-"
-        f"{_pct(max(pgd.values()))}% (the paper: {_pct(paper.TABLE4['asr'])}% on every row); AutoAttack is stronger on "
-        + (", ".join(f"{r} ({_pct(pgd[r])}% → {_pct(aa[r])}%)" for r in stronger) if stronger else "no row")
+        f"On the 40 victims at ε 8/255, AutoAttack-strength L∞ reaches {pct(min(aa.values()))}-"
+        f"{pct(max(aa.values()))}% "
+        f"ASR over the {len(table2)} Table II rows, PGD-10 as Table IV ran it {pct(min(pgd.values()))}-"
+        f"{pct(max(pgd.values()))}% (the paper: {pct(paper.TABLE4['asr'])}% on every row); AutoAttack is stronger on "
+        + (", ".join(f"{r} ({pct(pgd[r])}% → {pct(aa[r])}%)" for r in stronger) if stronger else "no row")
         + (
             ". Defend++ and Pixel Deflection (PGD / AutoAttack; the MNIST rows at Defend++'s ε 0.2 with PGD-100): "
             f"{extra}"
@@ -273,7 +273,7 @@ def stored_table(results_dir):
 
 
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
-    budget = profile.robustness
+    budget = profile.budget
     out, meta, records = profile_records(
         profile,
         work_dir,

@@ -21,7 +21,7 @@ from blurnet_tf.evaluation import frontier
 from blurnet_tf.evaluation.intervals import verdict
 from blurnet_tf.rundir import BASELINE
 from blurnet_tf.reports import flat_records
-from blurnet_tf.reports.format import _pct
+from blurnet_tf.reports.format import pct
 from blurnet_tf.reports.seed_statistics import _combine, _fmt
 
 EXPERIMENT = "tradeoff"
@@ -173,7 +173,7 @@ def claims(comparison, families, at=FIXED_ACCURACIES):
         reached = [(a, cell) for a, cell in zip(at, cells) if cell is not None]
         verdicts = [verdict(cell[2], -1) for _, cell in reached]
         ev = "; ".join(
-            f"at {100 * a:.0f}%: {_pct(o['mean'])} vs {_pct(r['mean'])}, {_fmt(d)}" for a, (o, r, d) in reached
+            f"at {100 * a:.0f}%: {pct(o['mean'])} vs {pct(r['mean'])}, {_fmt(d)}" for a, (o, r, d) in reached
         )
         span = _span(families[family])
         out.append(
@@ -203,7 +203,7 @@ def claims(comparison, families, at=FIXED_ACCURACIES):
 
 def _span(c):
     lo, hi = c["accuracy"].min(axis=1).max(), c["accuracy"].max(axis=1).min()
-    return f"{_pct(lo)}-{_pct(hi)}% reached by every seed" if hi >= lo else "the seeds' ranges do not overlap"
+    return f"{pct(lo)}-{pct(hi)}% reached by every seed" if hi >= lo else "the seeds' ranges do not overlap"
 
 
 def table(comparison, families, statistic, at=FIXED_ACCURACIES):
@@ -215,7 +215,7 @@ def table(comparison, families, statistic, at=FIXED_ACCURACIES):
     for family, cells in comparison.items():
         n = len(families[family]["seeds"])
         text = [
-            f"{_pct(o['mean'])} vs {_pct(r['mean'])}, {_fmt(d)}" + (f" ({d['seeds']} seeds)" if d["seeds"] < n else "")
+            f"{pct(o['mean'])} vs {pct(r['mean'])}, {_fmt(d)}" + (f" ({d['seeds']} seeds)" if d["seeds"] < n else "")
             if cell
             else "not reached"
             for cell in cells
@@ -224,7 +224,7 @@ def table(comparison, families, statistic, at=FIXED_ACCURACIES):
         verdicts = [verdict(cell[2], -1) for cell in cells if cell]
         c = families[family]
         ref = "; ".join(
-            f"{r} {_pct(paper.TABLE2[r]['legit'])} / {_pct(paper.TABLE2[r][statistic])}"
+            f"{r} {pct(paper.TABLE2[r]['legit'])} / {pct(paper.TABLE2[r][statistic])}"
             for r in PAPER_ROWS.get(family, ())
         )
         lines.append(
@@ -273,7 +273,7 @@ def models_table(families):
             lines.append(
                 f"| {family} | {point} | "
                 + " | ".join(
-                    " / ".join(_pct(v[i, j]) for i in range(len(c["seeds"]))) for v in (c["accuracy"], avg, worst)
+                    " / ".join(pct(v[i, j]) for i in range(len(c["seeds"]))) for v in (c["accuracy"], avg, worst)
                 )
                 + " |"
             )
@@ -285,7 +285,7 @@ def coarse_table(coarse):
         return "_no coarse measurement recorded_"
     lines = [coarse.get("note", ""), "", "| model | settings | legit accuracy % | training s |", "|---|---|---|---|"]
     lines += [
-        f"| {m['name']} | `{m['flags']}` | {_pct(m['legit_accuracy'])} | {m['seconds']:.0f} |" for m in coarse["models"]
+        f"| {m['name']} | `{m['flags']}` | {pct(m['legit_accuracy'])} | {m['seconds']:.0f} |" for m in coarse["models"]
     ]
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ from blurnet_tf.reports.report_writer import metadata, report_head
 
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
     """Same contract as report_writer.write_report, for a profile with a `tradeoff` budget."""
-    budget = profile.tradeoff
+    budget = profile.budget
     out = files.ensure_dir(pathlib.Path(results_dir) / profile.name)
     meta = metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs)
     commit, meta["dirty"] = flat_records.stamp(meta["commit"])
