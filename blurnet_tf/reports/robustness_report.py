@@ -119,12 +119,30 @@ def _asr(rec):
     return f"{pct(rec.value)} [{pct(lo)}, {pct(hi)}]"
 
 
+def _setting(rec, name):
+    """A setting of an attack's record, from its variant ("eps=0.0313725, steps=10, ..."); None when absent."""
+    fields = dict(part.split("=", 1) for part in (rec.variant or "").split(", ") if "=" in part) if rec else {}
+    return fields.get(name)
+
+
+def _eps(rec, in_255):
+    """ε as each paper writes it: BlurNet's 8/255 (`in_255`), Defend++'s 0.2."""
+    text = _setting(rec, "eps")
+    if text is None:
+        return "–"
+    eps = float(text)
+    return f"{round(eps * 255)}/255" if in_255 and abs(eps * 255 - round(eps * 255)) < 1e-3 else f"{eps:g}"
+
+
 def table(records):
-    lines = [
-        "| model | legit acc. % | images right | PGD ASR % [95%] | AutoAttack ASR % [95%] | "
+    """The benchmark table: the LISA rows (40 victims), then the MNIST rows apart (Defend++'s setting), each with
+    its ε, the attacks that ran and the images they ran on (the ones the model classifies right)."""
+    head = [
+        "| model | legit acc. % | images right | ε | PGD | PGD ASR % [95%] | AutoAttack | AutoAttack ASR % [95%] | "
         "AutoAttack robust acc. % | paper PGD-10 ASR % | checks passed | failed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    lisa, mnist = list(head), list(head)
     for row, by in rows_of(records).items():
         legit, clean = by.get(("models", "none", "legit_accuracy")), by.get((PREFIX + "clean", "none", "accuracy"))
         pgd, aa = by.get((PREFIX + "linf", "pgd", "asr")), by.get((PREFIX + "autoattack", "aa", "asr"))
@@ -138,15 +156,17 @@ def table(records):
         passed = by.get((PREFIX + "checks", "all", "checks_passed"))
         failed = ", ".join(c for c, v in held.items() if not v) or "–"
         right = f"{round(clean.value * clean.images)}/{clean.images}" if clean else "–"
-        only = "" if aa is None or "square" in aa.attack else f" ({aa.attack})"
-        lines.append(
-            f"| {row} | {pct(legit and legit.value)} | {right} | {_asr(pgd)} | {_asr(aa)}{only} | "
+        steps = _setting(pgd, "steps")
+        (mnist if row.startswith("mnist_") else lisa).append(
+            f"| {row} | {pct(legit and legit.value)} | {right} | {_eps(pgd or aa, not row.startswith('mnist_'))} | "
+            f"{'–' if steps is None else f'PGD-{steps}'} | {_asr(pgd)} | {aa.attack if aa else '–'} | {_asr(aa)} | "
             f"{pct(robust and robust.value)} | {pct(pgd and pgd.paper)} | "
             f"{'–' if passed is None else ('yes' if passed.value else '**no**')} "
             f"({sum(map(bool, held.values()))}/{len(held)}) "
             f"| {failed} |"
         )
-    return "\n".join(lines)
+    parts = ["\n".join(lisa)] + (["**MNIST, Defend++'s setting:**", "\n".join(mnist)] if len(mnist) > 2 else [])
+    return "\n\n".join(parts)
 
 
 def failed_rows(records):
