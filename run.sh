@@ -7,6 +7,7 @@
 # ./run.sh longtrain the baseline, TV 1e-4 and Tik_hf trained 300 epochs, attacked after 10, 30, 100, 300 (~1-1.5 h)
 # ./run.sh robustness every Table II row, Defend++ and Pixel Deflection through benchmark(): PGD-10, AutoAttack, strength checks
 # ./run.sh fair     the central claim at matched accuracy, fully trained comparators, 10 seeds (parts: --seeds)
+# ./run.sh physical digital and EOT RP2 stickers on the held-out stationary grid, every defence, 6 seeds (parts: --seeds)
 # ./run.sh test     same set-up, then the test suite (what CI runs, after ./run.sh lint)
 # ./run.sh lint     ruff (lint and format check) and mypy, configured in pyproject.toml
 # Extra arguments go to the job, e.g. ./run.sh full --stages=train or ./run.sh test -k rp2.
@@ -40,8 +41,8 @@ case "$job" in
     exec "$VENV/bin/mypy" ;;
   main|quick)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile=quick "$@" ;;
-  full|table2|mnist|tradeoff|longtrain|robustness|fair)
+  full|table2|mnist|tradeoff|longtrain|robustness|fair|physical)
     exec "$PY" -m blurnet_tf.cli.reproduce --profile="$job" "$@" ;;
   *)
-    echo "usage: ./run.sh [main|full|table2|mnist|tradeoff|longtrain|robustness|fair|test|lint] [args...]" >&2; exit 2 ;;
+    echo "usage: ./run.sh [main|full|table2|mnist|tradeoff|longtrain|robustness|fair|physical|test|lint] [args...]" >&2; exit 2 ;;
 esac

@@ -125,6 +125,13 @@ class Layout:
     def adaptive_dir(self, row, mode, regulariser):
         return self.root / "adaptive" / row / (mode if mode == "lowfreq" else f"{mode}_{regulariser or 'own'}")
 
+    def physical_attack_dir(self, row, sticker, seed):
+        """An RP2 sticker of the physical study: "digital" or "eot" (optimised over viewing conditions)."""
+        return self.root / "rp2" / row / sticker / f"seed{seed}"
+
+    def stationary_dir(self, row, seed):
+        return self.root / "stationary" / row / f"seed{seed}"
+
     def crosscheck_dir(self, row):
         return self.root / "crosscheck" / row
 

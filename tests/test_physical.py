@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 import tensorflow as tf
 
 from blurnet_tf.attacks import Condition, PhysicalConditions, rp2, sample_views, see
@@ -213,3 +214,97 @@ def test_the_strength_checks_hold_for_the_eot_attack_read_on_fresh_views(origina
     )
     assert r["checks"]["unrestricted_rp2"] and r["unrestricted_rp2_success"] >= 0.99, r
     assert r["checks"]["monotone_rp2"] and r["rp2_success"][1] > r["rp2_success"][0], r
+
+
+def _stationary_records(success_by_row, seeds, right="1" * 30 + "0" * 10):
+    """Flat records of a physical study: per row and seed, every grid condition and target moving the first k(seed)
+    victims of both stickers."""
+    from blurnet_tf.reports import flat_records
+    from blurnet_tf.reports import physical_verdict as rule
+
+    b = flat_records.RecordBuilder("abc", False)
+    for row, k in success_by_row.items():
+        for seed in seeds:
+            b.add(rule.EXPERIMENT, row, "legit_accuracy", 0.98, seed, images=1000)
+            b.add(rule.EXPERIMENT, row, "victims_right", right.count("1"), seed, images=40, success=right)
+            for sticker in ("digital", "eot"):
+                for condition in ("1x distance, 0°", "6x distance, 30°"):
+                    for target in (7, 12):
+                        bits = "1" * k(seed) + "0" * (40 - k(seed))
+                        b.add(
+                            rule.EXPERIMENT,
+                            row,
+                            "moved",
+                            k(seed) / 40,
+                            seed,
+                            variant=f"{sticker}/{condition}",
+                            target=target,
+                            success=bits,
+                        )
+    return b.rows
+
+
+def test_the_physical_cells_count_the_right_victims_and_pair_seeds():
+    from blurnet_tf.reports import physical_verdict as rule
+
+    records = _stationary_records({"baseline": lambda s: 24, "tik_hf": lambda s: 3 * s}, range(6))
+    found = rule.points(records)
+    assert {p.success for p in found if p.row == "baseline"} == {80.0}  # 24 moved of the 30 right victims
+    cells = rule.cells(found)
+    eot = next(c for c in cells if c.sticker == "eot")
+    assert eot.seeds == tuple(range(6)) and eot.mean == pytest.approx(
+        np.mean([100 * 3 * s / 30 - 80 for s in range(6)])
+    )
+    assert eot.call == "below" and eot.p_holm == pytest.approx(eot.p)  # one deciding cell: Holm changes nothing
+    assert next(c for c in cells if c.sticker == "digital").call == "shown"
+    assert [(v.row, v.verdict) for v in rule.verdicts(cells)] == [("tik_hf", "held")]
+
+
+@pytest.mark.parametrize("noise", ["normal", "t3"])
+def test_with_no_true_effect_the_physical_rule_calls_at_most_five_percent_of_cells(noise):
+    """Three BlurNet families' EOT cells, 6 seeds, differences with mean 0 and the issue's 16.6-point spread."""
+    from blurnet_tf.reports import physical_verdict as rule
+
+    rng = np.random.default_rng(44)
+    sims, called = 1000, 0
+    for _ in range(sims):
+        draw = rng.normal(size=(3, 6)) if noise == "normal" else rng.standard_t(3, size=(3, 6)) / np.sqrt(3)
+        found = []
+        for row, d in zip(("conv_7", "tv_1e-4", "tik_hf"), 16.6 * draw):
+            test = stats.ttest_1samp(d, 0.0)
+            found.append(rule.PhysicalCell(row, "eot", tuple(range(6)), 30.0, 30.0, float(d.mean()), 0, 0, test.pvalue))
+        called += sum(c.call in ("below", "above") for c in rule.decide(found))
+    assert called / (3 * sims) <= 0.05
+
+
+@pytest.mark.slow
+def test_the_physical_profile_runs_end_to_end(tmp_path):
+    import dataclasses
+    import json
+
+    from blurnet_tf.pipeline.physical_steps import PhysicalBudget
+    from blurnet_tf.pipeline.plan import PROFILES, build_plan
+    from blurnet_tf.pipeline.ray_executor import run_all
+    from blurnet_tf.reports import flat_records
+    from blurnet_tf.reports.physical_report import write_report
+
+    budget = PhysicalBudget(
+        rows=("baseline",), seeds=(0,), train_epochs=1, attack_epochs=2, targets="12", max_train_images=256
+    )
+    profile = dataclasses.replace(PROFILES["physical"], budget=budget)
+    steps = build_plan(profile, tmp_path / "runs")
+    assert [s.name for s in steps] == [
+        "train/baseline/seed0",
+        "physical/baseline/digital/seed0",
+        "physical/baseline/eot/seed0",
+        "stationary/baseline/seed0",
+    ]
+    run_all(steps, jobs=2)
+    eot = json.loads((tmp_path / "runs" / "rp2" / "baseline" / "eot" / "seed0" / "results.json").read_text())
+    assert eot["flags"]["physical_samples"] == 4
+    write_report(profile, tmp_path / "runs", tmp_path / "results", 0.0, {}, [s.out for s in steps])
+    records = flat_records.read(tmp_path / "results" / "physical" / "results.json")
+    moved = [r for r in records if r.metric == "moved"]
+    assert {r.variant.split("/")[0] for r in moved} == {"digital", "eot"} and {r.target for r in moved} == {12}
+    assert len({r.variant for r in moved}) == 2 * 17  # both stickers on every condition of the grid
+    assert all(len(r.success) == 40 for r in moved)

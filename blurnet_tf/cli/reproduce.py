@@ -22,17 +22,19 @@ STUDY_REPORTS = {  # a study budget's type -> the reports module that writes its
     "LongTraining": "longtrain_report",
     "RobustnessBudget": "robustness_report",
     "FairBudget": "fair_report",
+    "PhysicalBudget": "physical_report",
 }
 flags.DEFINE_enum(
     "profile",
     "quick",
-    ["quick", "full", "table2", "mnist", "tradeoff", "longtrain", "robustness", "fair", "smoke"],
+    ["quick", "full", "table2", "mnist", "tradeoff", "longtrain", "robustness", "fair", "physical", "smoke"],
     "quick: reduced budgets; full: the paper's; table2: every Table II row under 3 seeds at budgets "
     "measured flat; mnist: Defend++'s small nets on the official split with the reconstruction-weight curve; "
     "tradeoff: every defence along its strength knob against the baseline along training (3 seeds); "
     "longtrain: the baseline, TV and Tik_hf trained 300 epochs and attacked along the way; "
     "robustness: every model through benchmark() (PGD-10, AutoAttack-strength L-inf, strength checks); "
     "fair: the central claim at matched accuracy with fully trained comparators (10 seeds, run in parts by --seeds); "
+    "physical: digital and EOT RP2 stickers on the held-out stationary grid, every defence (6 seeds); "
     "smoke: seconds-scale (tests).",
 )
 flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")

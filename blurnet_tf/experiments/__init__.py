@@ -15,6 +15,7 @@ __all__ = [
     "rp2_stickers",
     "smoothing_votes",
     "spectra_maps",
+    "stationary_test",
     "training_checkpoint",
     "training_monitors",
 ]

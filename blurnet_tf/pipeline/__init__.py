@@ -5,6 +5,7 @@ __all__ = [
     "fair_steps",
     "longtrain_steps",
     "mnist_steps",
+    "physical_steps",
     "plan",
     "ray_executor",
     "ray_nodes",

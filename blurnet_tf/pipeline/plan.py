@@ -14,6 +14,7 @@ from blurnet_tf.evaluation.deflection_protocol import PDBudget
 from blurnet_tf.pipeline.mnist_steps import PAPER_MNIST_ROWS, MnistBudget, mnist_steps
 from blurnet_tf.pipeline.steps import Step, attack_command, train_command
 from blurnet_tf.pipeline.fair_steps import FAIR, FairBudget, fair_steps
+from blurnet_tf.pipeline.physical_steps import PHYSICAL, PhysicalBudget, physical_steps
 from blurnet_tf.pipeline.longtrain_steps import LONG_TRAINING, LongTraining, longtrain_steps
 from blurnet_tf.pipeline.robustness_steps import RobustnessBudget, robustness_steps
 from blurnet_tf.pipeline.tradeoff_steps import TRADEOFF, TradeoffBudget, tradeoff_steps
@@ -75,7 +76,7 @@ class Study:
     and which holds its seeds) and how many steps run at once. Its report is results/<name>/ only."""
 
     name: str
-    budget: TradeoffBudget | LongTraining | RobustnessBudget | FairBudget
+    budget: TradeoffBudget | LongTraining | RobustnessBudget | FairBudget | PhysicalBudget
     jobs: int = 1
 
     @property
@@ -85,7 +86,7 @@ class Study:
     @property
     def merges_parts(self) -> bool:
         """Its report merges the parts committed before (each part a set of families or seeds)."""
-        return isinstance(self.budget, (TradeoffBudget, FairBudget))
+        return isinstance(self.budget, (TradeoffBudget, FairBudget, PhysicalBudget))
 
 
 def with_seeds(profile, seeds):
@@ -236,6 +237,9 @@ PROFILES = {
     # against each BlurNet family at matched legit accuracy, all trained to the end, RP2 at the paper's 300 epochs,
     # 10 seeds read by a pre-registered rule. Run in parts of seeds (./run.sh fair --seeds=10,11,12,13,14).
     "fair": Study("fair", FAIR, jobs=2),
+    # RP2's physical threat model (issue 44): each row's digital and EOT stickers on the held-out stationary grid,
+    # 6 seeds, 3 targets (12 among them), run in parts of seeds (./run.sh physical --seeds=0,1,2).
+    "physical": Study("physical", PHYSICAL, jobs=2),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile(
         "smoke",
@@ -294,6 +298,8 @@ def study_steps(budget, lay, flags_dir, data, data_dir=None):
         return longtrain_steps(budget, lay, flags_dir, data)
     if isinstance(budget, FairBudget):
         return fair_steps(budget, lay, flags_dir, data)
+    if isinstance(budget, PhysicalBudget):
+        return physical_steps(budget, lay, flags_dir, data, data_dir)
     return robustness_steps(budget, lay, flags_dir, data, data_dir)
 
 

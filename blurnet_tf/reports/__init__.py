@@ -15,6 +15,8 @@ __all__ = [
     "format",
     "longtrain_report",
     "models_table",
+    "physical_report",
+    "physical_verdict",
     "readme_sync",
     "report_figures",
     "report_writer",

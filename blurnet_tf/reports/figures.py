@@ -246,3 +246,36 @@ def fair_figure(models, comparator, path):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     _save(fig, path, vector=True)
+
+
+def physical_figure(points, path):
+    """RP2 stickers on the stationary grid: success against distance (head-on) and against angle (at 1x), one line
+    per row, EOT solid and digital dashed, the mean over seeds. points: reports.physical_verdict.StickerPoint."""
+    import re
+
+    rows = list(dict.fromkeys(p.row for p in points))
+    colours = dict(zip(rows, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    fig, (by_distance, by_angle) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for row in rows:
+        for sticker, style in (("eot", "-"), ("digital", "--")):
+            own = [p for p in points if p.row == row and p.sticker == sticker]
+            if not own:
+                continue
+            names = own[0].by_condition.keys()
+            parsed = {n: re.match(r"([\d.]+)x distance, ([\d.]+)°$", n) for n in names}
+            head_on = sorted((float(m[1]), n) for n, m in parsed.items() if m and m[2] == "0")
+            near = sorted((float(m[2]), n) for n, m in parsed.items() if m and m[1] == "1")
+            for ax, picks in ((by_distance, head_on), (by_angle, near)):
+                ax.plot(
+                    [x for x, _ in picks],
+                    [np.mean([p.by_condition[n] for p in own]) for _, n in picks],
+                    style,
+                    marker="o",
+                    color=colours[row],
+                    label=f"{row} ({sticker})",
+                )
+    by_distance.set_xlabel("distance (x the photograph's), head-on")
+    by_angle.set_xlabel("yaw, degrees, at the photograph's distance")
+    by_distance.set_ylabel("victims moved, % of the right ones")
+    by_angle.legend(fontsize=7, ncol=2)
+    _save(fig, path, vector=True)
