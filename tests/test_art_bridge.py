@@ -21,9 +21,9 @@ def norms(adv, x):
 
 def test_deepfool_steps_to_the_linear_boundary_with_its_overshoot():
     model, x, labels, minimal = linear_classifier_case()
-    adv = deepfool(model, x)
-    assert (model(adv).numpy().argmax(axis=1) != labels).all()
-    ratio = norms(adv, x) / minimal  # one linearised step is exact here; only the 2% overshoot adds
+    found = deepfool(model, x)
+    assert (model(found.adversarial).numpy().argmax(axis=1) != labels).all() and found.success.all()
+    ratio = found.norm / minimal  # one linearised step is exact here; only the 2% overshoot adds
     assert np.all(ratio > 1.0) and np.all(ratio <= 1.021), ratio
 
 
@@ -52,7 +52,9 @@ def test_jsma_raises_the_most_salient_features_in_the_papers_order():
     gains = np.cumsum(0.8 * d[order])
     pairs = int(np.argmax(gains[1::2] > margin)) + 1
     assert gains[2 * pairs - 1] > margin  # the instance is feasible
-    adv = jsma(model, x, np.array([target]), gamma=1.0)
+    found = jsma(model, x, np.array([target]), gamma=1.0)
+    adv = found.adversarial
+    assert found.success.all()  # read off the model: the target
     changed = np.flatnonzero(adv.ravel() != x.ravel())
     assert sorted(changed) == sorted(order[: 2 * pairs])
     assert np.all(adv.ravel()[changed] == 1.0) and int(model(adv).numpy().argmax()) == target

@@ -192,7 +192,7 @@ def test_one_pgd_step_from_the_image_takes_the_step_it_is_given_not_epsilon():
     from blurnet_tf.attacks import linf_attack
 
     model, x, labels, _ = linear_case(classes=2, n=4)
-    small = linf_attack(model, x, eps=0.1, steps=1, step_size=0.01, y=labels)
-    full = linf_attack(model, x, eps=0.1, steps=1, y=labels)  # FGSM
+    small = linf_attack(model, x, eps=0.1, steps=1, step_size=0.01, y=labels).adversarial
+    full = linf_attack(model, x, eps=0.1, steps=1, y=labels).adversarial  # FGSM
     np.testing.assert_allclose(np.abs(small - x).max(axis=(1, 2, 3)), 0.01, atol=1e-6)
     np.testing.assert_allclose(np.abs(full - x).max(axis=(1, 2, 3)), 0.1, atol=1e-6)

@@ -54,14 +54,15 @@ def test_fgsm_curve_equals_fgsm_run_at_each_eps():
     model, budget = tiny_mlp((6, 6, 1), 0), AttackBudget(fgsm_curve_eps=(0.05, 0.2, 0.7, 1.0))
     result = fgsm_curve(model, x, y, budget)
     expected = [
-        float(np.mean(predict_classes(model, linf_attack(model, x, eps=e, y=y)) == y)) for e in budget.fgsm_curve_eps
+        float(np.mean(predict_classes(model, linf_attack(model, x, eps=e, y=y).adversarial) == y))
+        for e in budget.fgsm_curve_eps
     ]
     assert result["eps"] == [0.05, 0.2, 0.7, 1.0] and result["accuracies"] == expected
     assert result["accuracy"] == expected[1] and result["accuracy_eps"] == 0.2  # the paper's ε
     # The images themselves, not only their accuracy: one gradient gives FGSM at every ε exactly.
     direction = fgsm_direction(model, x, y)
     for e in budget.fgsm_curve_eps:
-        np.testing.assert_array_equal(fgsm_at(x, direction, e), linf_attack(model, x, eps=e, y=y))
+        np.testing.assert_array_equal(fgsm_at(x, direction, e), linf_attack(model, x, eps=e, y=y).adversarial)
 
 
 def test_strength_checks_pass_on_a_linear_softmax_model():
@@ -168,7 +169,7 @@ def test_transfer_scores_attacks_made_on_the_source(tmp_path, data_dir):
     moved = run(source, "white", messages.append)  # same directory: the white-box parts must not be reused
     assert len(messages) == len(attacks) and not any("skipped" in m for m in messages)
     t, s = keras.saving.load_model(target), keras.saving.load_model(source)
-    adv = linf_attack(s, x, eps=SMALL.fgsm_eps, y=y)
+    adv = linf_attack(s, x, eps=SMALL.fgsm_eps, y=y).adversarial
     assert moved["fgsm"]["accuracy"] == float(np.mean(predict_classes(t, adv) == y))
     assert moved["fgsm_curve"]["accuracies"][1] == moved["fgsm"]["accuracy"]  # ε 0.2 on both
     stored = json.loads((tmp_path / "white" / rundir.RESULTS_FILE).read_text())

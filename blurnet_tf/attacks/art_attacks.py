@@ -2,7 +2,8 @@
 
 `art_classifier` is the one bridge from our models (images in [0, 1] -> logits) to ART; pass a
 preprocessor from `blurnet_tf.defences.art_preprocessing` to attack through a defence with BPDA.
-Defaults are the attacks' papers' settings, as Pixel Deflection's Table 2 ran them.
+Defaults are the attacks' papers' settings, as Pixel Deflection's Table 2 ran them. Both attacks return an
+AttackResult, its success read off the ART classifier they attacked.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import keras
 import numpy as np
 
 from blurnet_tf.art_logging import import_art
+from blurnet_tf.attacks.attack_result import AttackResult, predicted, scored, settings_of
 from blurnet_tf.deprecation import renamed_keywords
 
 if TYPE_CHECKING:
@@ -133,7 +135,7 @@ def deepfool(
     nb_grads: int | None = None,
     batch_size: int = 128,
     preprocessing_defences: Preprocessor | list[Preprocessor] | None = None,
-) -> np.ndarray:
+) -> AttackResult:
     """Untargeted DeepFool (Moosavi-Dezfooli et al. 2016, Alg. 2).
 
     The linearised step to the nearest class boundary, scaled by 1 + overshoot, over every class
@@ -159,8 +161,10 @@ def deepfool(
 
     Returns
     -------
-    np.ndarray
-        [N, H, W, C] float32 adversarial images.
+    AttackResult
+        [N, H, W, C] float32 adversarial images (ART's output, fooling or not), success [N] (the classifier's
+        prediction on them is not its prediction on `x`), the L2 norm of each successful perturbation (0 where
+        it failed) and the settings (nb_grads resolved).
 
     Raises
     ------
@@ -183,7 +187,19 @@ def deepfool(
     attack = DeepFool(
         classifier, max_iter=steps, epsilon=overshoot, nb_grads=nb_grads, batch_size=batch_size, verbose=False
     )
-    return attack.generate(np.asarray(x, np.float32)).astype(np.float32)
+    x = np.asarray(x, np.float32)
+    adv = attack.generate(x).astype(np.float32)
+    to_logits = _predict(classifier, batch_size)
+    settings = settings_of(
+        "deepfool",
+        overshoot=overshoot,
+        steps=steps,
+        nb_grads=nb_grads,
+        batch_size=batch_size,
+        preprocessing_defences=preprocessing_defences,
+    )
+    # Untargeted, so the label is the clean prediction, taken after the attack as linf_attack takes it.
+    return scored(to_logits, x, adv, predicted(to_logits, x), settings=settings)
 
 
 @renamed_keywords(images="x")
@@ -196,7 +212,7 @@ def jsma(
     gamma: float = 0.145,
     batch_size: int = 128,
     preprocessing_defences: Preprocessor | list[Preprocessor] | None = None,
-) -> np.ndarray:
+) -> AttackResult:
     """Targeted JSMA (Papernot et al. 2016, Alg. 3, eq. 8-9).
 
     Raises the two most salient features by theta per step until the target class wins or a
@@ -222,8 +238,10 @@ def jsma(
 
     Returns
     -------
-    np.ndarray
-        [N, H, W, C] float32 adversarial images.
+    AttackResult
+        [N, H, W, C] float32 adversarial images (ART's output, fooling or not), success [N] (the classifier's
+        prediction on them is the target), the L2 norm of each successful perturbation (0 where it failed)
+        and the settings.
 
     Raises
     ------
@@ -242,7 +260,12 @@ def jsma(
     classifier = _as_art(model, preprocessing_defences, probabilities=True, x=x)
     onehot = np.eye(classifier.nb_classes, dtype=np.float32)[np.asarray(targets)]
     attack = SaliencyMapMethod(classifier, theta=theta, gamma=gamma, batch_size=batch_size, verbose=False)
-    return attack.generate(np.asarray(x, np.float32), y=onehot).astype(np.float32)
+    x = np.asarray(x, np.float32)
+    adv = attack.generate(x, y=onehot).astype(np.float32)
+    settings = settings_of(
+        "jsma", theta=theta, gamma=gamma, batch_size=batch_size, preprocessing_defences=preprocessing_defences
+    )
+    return scored(_predict(classifier, batch_size), x, adv, np.asarray(targets), targeted=True, settings=settings)
 
 
 def random_targets(labels: np.ndarray, nb_classes: int, seed: int = 0) -> np.ndarray:
@@ -267,6 +290,12 @@ def random_targets(labels: np.ndarray, nb_classes: int, seed: int = 0) -> np.nda
     labels = np.asarray(labels)
     shift = np.random.default_rng(seed).integers(1, nb_classes, len(labels))
     return (labels + shift) % nb_classes
+
+
+def _predict(classifier, batch_size):
+    """The attacked ART classifier as scored() reads a model: its scores (logits, or JSMA's softmax: the same
+    arg-max) through its own preprocessing."""
+    return lambda t: classifier.predict(np.asarray(t), batch_size=batch_size)
 
 
 def _as_art(model, preprocessing_defences, probabilities=False, x=None):

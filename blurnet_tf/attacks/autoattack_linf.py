@@ -23,7 +23,7 @@ import tensorflow as tf
 from blurnet_tf.art_logging import import_art
 from blurnet_tf.attacks.art_attacks import art_classifier
 from blurnet_tf.attacks.input_arrays import checked_images, checked_labels
-from blurnet_tf.attacks.attack_result import AttackResult
+from blurnet_tf.attacks.attack_result import AttackResult, settings_of
 from blurnet_tf.attacks.global_state import quiet_logger, seeded
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.ranges import is_count, is_number
@@ -80,7 +80,8 @@ def autoattack(
     -------
     AttackResult
         The first adversarial any attack found per image (the image itself where none did), success
-        [N] (misclassified, read off the model) and the perturbation's norm in `norm` (0 where the attack failed).
+        [N] (misclassified, read off the model), the perturbation's norm in `norm` (0 where the attack failed)
+        and the settings (ε resolved).
 
     Raises
     ------
@@ -137,6 +138,16 @@ def _autoattack(
     from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
 
     eps = _check_settings(p, eps, steps, target_classes, square_queries, attacks, seed)
+    settings = settings_of(
+        "autoattack",
+        norm="L2" if p == 2 else "Linf",
+        eps=eps,
+        steps=steps,
+        target_classes=target_classes,
+        square_queries=square_queries,
+        attacks=tuple(attacks),
+        seed=seed,
+    )
     f = logits_fn(model)
     x = checked_images(x)
     y = checked_labels(y, len(x)).astype(np.int64)
@@ -211,7 +222,7 @@ def _autoattack(
     success = np.argmax(np.asarray(f(tf.constant(best))), 1) != y
     delta = (best - x).reshape(len(x), -1)
     norm = np.abs(delta).max(axis=1) if p == np.inf else np.linalg.norm(delta, axis=1)
-    return AttackResult(best, success, np.where(success, norm, 0.0).astype(np.float32))
+    return AttackResult(best, success, np.where(success, norm, 0.0).astype(np.float32), settings)
 
 
 def _check_settings(

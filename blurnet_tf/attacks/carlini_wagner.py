@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf.attacks.attack_result import AttackResult, batchable, scored
+from blurnet_tf.attacks.attack_result import AttackResult, batchable, scored, settings_of
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 
@@ -67,8 +67,18 @@ def carlini_wagner_l2(
     -------
     AttackResult
         The smallest successful adversarial per image (the input itself, with success False, where
-        no constant succeeded), its success and its L2 norm.
+        no constant succeeded), its success, its L2 norm and the settings.
     """
+    settings = settings_of(
+        "carlini_wagner_l2",
+        confidence=confidence,
+        initial_const=initial_const,
+        binary_search_steps=binary_search_steps,
+        steps=steps,
+        learning_rate=learning_rate,
+        clip_values=clip_values,
+        batch_size=batch_size,
+    )
     to_logits = logits_fn(model)
     images, labels = x, y
     x = tf.constant(x, tf.float32)
@@ -122,4 +132,4 @@ def carlini_wagner_l2(
         upper[found] = np.minimum(upper[found], const[found])  # success: try a smaller constant
         lower[~found] = np.maximum(lower[~found], const[~found])
         const = np.where(upper < 1e9, (lower + upper) / 2, const * 10).astype(np.float32)
-    return scored(to_logits, images, best_adv, labels)
+    return scored(to_logits, images, best_adv, labels, settings=settings)

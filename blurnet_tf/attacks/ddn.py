@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from blurnet_tf.attacks.attack_result import AttackResult, batchable, scored
+from blurnet_tf.attacks.attack_result import AttackResult, batchable, scored, settings_of
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 
@@ -72,8 +72,19 @@ def ddn(
     -------
     AttackResult
         The smallest-L2 adversarial found per image (the image itself, success False, where none
-        was), its success and its L2 norm.
+        was), its success, its L2 norm and the settings.
     """
+    settings = settings_of(
+        "ddn",
+        steps=steps,
+        gamma=gamma,
+        init_norm=init_norm,
+        alpha_max=alpha_max,
+        alpha_min=alpha_min,
+        quantize_levels=quantize_levels,
+        clip_values=clip_values,
+        batch_size=batch_size,
+    )
     to_logits = logits_fn(model)
     images, labels = x, y
     x = tf.constant(x, tf.float32)
@@ -126,4 +137,4 @@ def ddn(
         better = is_adv & (l2(delta) < best_l2)
         return tf.where(tf.reshape(better, shape), adv, best_adv)
 
-    return scored(to_logits, images, attack().numpy(), labels)
+    return scored(to_logits, images, attack().numpy(), labels, settings=settings)

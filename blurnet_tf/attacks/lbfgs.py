@@ -18,7 +18,7 @@ import tensorflow as tf
 
 __all__ = ["lbfgs_attack"]
 
-from blurnet_tf.attacks.attack_result import AttackResult, scored
+from blurnet_tf.attacks.attack_result import AttackResult, scored, settings_of
 from blurnet_tf.attacks.logits_model import logits_fn
 from blurnet_tf.deprecation import renamed_keywords
 
@@ -60,8 +60,11 @@ def lbfgs_attack(
     -------
     AttackResult
         The smallest-L2 adversarial found per image (the input itself, success False, where no c
-        succeeded), its success (classified as the target) and its L2 norm.
+        succeeded), its success (classified as the target), its L2 norm and the settings.
     """
+    settings = settings_of(
+        "lbfgs_attack", initial_const=initial_const, search_steps=search_steps, steps=steps, clip_values=clip_values
+    )
     to_logits = logits_fn(model)
     images, clip = x, clip_values
     x = np.asarray(x, np.float32)
@@ -102,4 +105,4 @@ def lbfgs_attack(
         hi = np.where(hit, np.minimum(hi, const), hi)
         lo = np.where(hit, lo, np.maximum(lo, const))
         const = np.where(np.isfinite(hi), (lo + hi) / 2, const * 10)
-    return scored(to_logits, images, best, wanted, targeted=True)
+    return scored(to_logits, images, best, wanted, targeted=True, settings=settings)

@@ -193,8 +193,8 @@ def strength_checks(
             return 0.0
         adv = linf_attack(
             on, xc, eps=e, steps=steps, step_size=min(e, 2.5 * e / steps), y=yc, rand_init=True, seed=seed
-        )
-        return float(np.mean(predict_classes(model, adv) != yc))
+        ).adversarial
+        return float(np.mean(predict_classes(model, adv) != yc))  # scored on `model`, whichever model attacked
 
     out["eps_grid"], out["pgd_success"] = [float(e) for e in eps_grid], []
     if not len(yc):  # no correctly classified image: nothing to attack, every attack check is "not run"

@@ -39,7 +39,7 @@ def fgsm(model, x, y):
     """FGSM L∞ ε 8/255 on the bare classifier (cleverhans tf2)."""
     from blurnet_tf.attacks.linf_gradient import linf_attack
 
-    return linf_attack(model, x, eps=EPS, y=y)
+    return linf_attack(model, x, eps=EPS, y=y).adversarial
 
 
 def non_adaptive_attacks(model, x, y, budget, seed=0, progress=None):
@@ -54,14 +54,18 @@ def non_adaptive_attacks(model, x, y, budget, seed=0, progress=None):
     targets = random_targets(y, model.output_shape[-1], seed)
     attacks = {
         "FGSM": lambda: fgsm(model, x, y),
-        "BIM": lambda: linf_attack(
-            model, x, eps=EPS, steps=budget.bim_steps, step_size=madry_step(EPS, budget.bim_steps), y=y
+        "BIM": lambda: (
+            linf_attack(
+                model, x, eps=EPS, steps=budget.bim_steps, step_size=madry_step(EPS, budget.bim_steps), y=y
+            ).adversarial
         ),
         "C&W L2": lambda: (
             carlini_wagner_l2(model, x, y, steps=budget.cw_steps, binary_search_steps=budget.cw_search).adversarial
         ),
-        "DeepFool": lambda: deepfool(model, x, steps=budget.deepfool_steps, nb_grads=budget.deepfool_classes),
-        "JSMA": lambda: jsma(model, x, targets, gamma=budget.jsma_gamma),
+        "DeepFool": lambda: (
+            deepfool(model, x, steps=budget.deepfool_steps, nb_grads=budget.deepfool_classes).adversarial
+        ),
+        "JSMA": lambda: jsma(model, x, targets, gamma=budget.jsma_gamma).adversarial,
         "L-BFGS": lambda: (
             lbfgs_attack(model, x, targets, search_steps=budget.lbfgs_search, steps=budget.lbfgs_steps).adversarial
         ),
@@ -147,7 +151,7 @@ def adaptive_pgd(classifier, x, y, params, budget):
         steps=budget.adaptive_pgd_steps,
         step_size=madry_step(EPS, budget.adaptive_pgd_steps),
         y=y,
-    )
+    ).adversarial
 
 
 def adaptive_rp2(classifier, victims, mask, params, budget, targets):

@@ -82,9 +82,11 @@ def adversarial(
     if name == "clean":
         return x
     if name == "fgsm":
-        return linf_attack(model, x, eps=budget.fgsm_eps, y=y)
+        return linf_attack(model, x, eps=budget.fgsm_eps, y=y).adversarial
     if name == "bim":
-        return linf_attack(model, x, eps=budget.bim_eps, steps=budget.bim_steps, step_size=budget.bim_step, y=y)
+        return linf_attack(
+            model, x, eps=budget.bim_eps, steps=budget.bim_steps, step_size=budget.bim_step, y=y
+        ).adversarial
     if name == "cw":
         return carlini_wagner_l2(
             model,
@@ -117,7 +119,7 @@ def fgsm_direction(model: keras.Model, x: np.ndarray, y: np.ndarray) -> np.ndarr
     pixel to the edge of the box it moves towards, so sign(x_adv − x) is sign ∇ except where the
     pixel already sits on that edge, where no ε moves it. Exact: the same float32 operations as
     cleverhans' FGSM."""
-    return np.sign(linf_attack(model, x, eps=1.0, y=y) - x)
+    return np.sign(linf_attack(model, x, eps=1.0, y=y).adversarial - x)
 
 
 def fgsm_at(x: np.ndarray, direction: np.ndarray, eps: float) -> np.ndarray:
@@ -175,7 +177,7 @@ def strength_checks(model: keras.Model, x: np.ndarray, y: np.ndarray, budget: At
             steps=budget.bim_steps,
             y=y,
             step_size=min(eps, max(least, eps * budget.bim_step / budget.bim_eps)),
-        )
+        ).adversarial
 
     flat = np.abs((np.zeros_like(x) if grads is None else grads).reshape(len(x), -1))
     zero_fraction = float(np.mean(flat.max(axis=1) == 0))

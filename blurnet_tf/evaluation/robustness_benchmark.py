@@ -257,7 +257,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
         for seed in starts if len(yc) else ():
             adv = linf_attack(
                 model, xc, eps=eps, steps=linf_steps, step_size=step, y=yc, rand_init=linf_random_start, seed=seed
-            )
+            ).adversarial
             robust &= predict_classes(model, adv) == yc
         start = f"restarts={len(seeds)}" if linf_random_start else "start=image"
         robust_records("linf", "pgd", f"eps={eps:.6g}, steps={linf_steps}, step={step:.4g}, {start}", robust)

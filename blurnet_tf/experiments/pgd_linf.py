@@ -45,7 +45,9 @@ class PgdAttack:
             from blurnet_tf.registry.precision import with_precision
 
             attacked = model if self.precision == "float32" else with_precision(model, self.precision)
-            adv = linf_attack(attacked, victims, eps=self.pgd_eps, steps=self.pgd_steps, step_size=self.pgd_step)
+            adv = linf_attack(
+                attacked, victims, eps=self.pgd_eps, steps=self.pgd_steps, step_size=self.pgd_step
+            ).adversarial
             pred = metrics.predict_classes(model, adv)
             result = {
                 "asr": metrics.attack_success_rate(clean, pred),
