@@ -406,3 +406,23 @@ def test_a_model_with_its_own_layer_loads_with_custom_objects_and_is_named_witho
     ):
         with pytest.raises(SettingError, match=f"--custom_objects: cannot import '{bad}' .*{problem}"):
             _custom_objects([bad])
+
+
+def test_the_physical_threat_model_scores_the_eot_sticker_on_every_grid_condition(small):
+    from blurnet_tf.attacks import STATIONARY_GRID
+
+    x, y = banded(24, seed=9)
+    settings = dict(threat_models=("physical",), targets=[1, 3], seeds=(0,), rp2_epochs=3, physical_samples=2)
+    records = benchmark(small, x, y, mask=sticker_mask(), **settings)
+    cells = [r for r in records if r["metric"] == "asr"]
+    assert len(cells) == 2 * len(STATIONARY_GRID)  # every target under every condition
+    for target in (1, 3):
+        own = [r["value"] for r in cells if r["target"] == target]
+        grid = next(r for r in records if r["metric"] == "grid_asr" and r["target"] == target)
+        assert grid["value"] == pytest.approx(np.mean(own))  # the grid's mean is the mean over its conditions
+    average = next(r for r in records if r["metric"] == "avg_grid_asr")
+    assert average["value"] == pytest.approx(np.mean([r["value"] for r in records if r["metric"] == "grid_asr"]))
+    untouched = benchmark(small, x, y, mask=np.zeros((SIZE, SIZE, 3)), **settings)  # no sticker, no movement
+    assert all(r["value"] == 0.0 for r in untouched if r["threat_model"] == "physical")
+    with pytest.raises(ValueError, match="'physical' needs mask="):
+        benchmark(small, x, y, threat_models=("physical",), targets=[1])

@@ -42,10 +42,11 @@ flags.DEFINE_list(
     "threat_models",
     ["clean", "linf", "l2"],
     "Any of clean, Linf, L2 (RobustBench's: AutoAttack at each --linf_eps / --l2_eps), linf (PGD), l2 (DDN), "
-    "sticker, autoattack (Linf's older name), checks.",
+    "sticker (RP2), physical (RP2 over viewing conditions, scored on the stationary grid), autoattack (Linf's "
+    "older name), checks.",
 )
-flags.DEFINE_string("mask", None, "sticker: an .npy of 0 and 1 shaped like one image.")
-flags.DEFINE_list("targets", [], "sticker: the target classes.")
+flags.DEFINE_string("mask", None, "sticker, physical: an .npy of 0 and 1 shaped like one image.")
+flags.DEFINE_list("targets", [], "sticker, physical: the target classes.")
 flags.DEFINE_list("seeds", ["0"], "Seeds: PGD random starts and RP2 noise initialisations.")
 flags.DEFINE_integer("n_examples", 0, "Use the first N images (0: all).", lower_bound=0)
 flags.DEFINE_list(
@@ -67,6 +68,13 @@ flags.DEFINE_integer("check_rp2_epochs", 30, "checks: RP2 epochs of the RP2 chec
 flags.DEFINE_integer("ddn_steps", 100, "l2: DDN steps.", lower_bound=1)
 flags.DEFINE_integer("rp2_epochs", 300, "sticker: RP2 epochs (the paper's 300).", lower_bound=1)
 flags.DEFINE_float("rp2_lambda", 0.002, "sticker: RP2's λ (the paper's 0.002).")
+flags.DEFINE_integer(
+    "physical_samples",
+    4,
+    "physical: views of every image a step of the EOT sticker (attacks.PhysicalConditions).",
+    lower_bound=1,
+    upper_bound=64,
+)
 
 
 def _array(path, flag, keys):
@@ -164,6 +172,7 @@ def main(argv):
             ddn_steps=FLAGS.ddn_steps,
             rp2_epochs=FLAGS.rp2_epochs,
             rp2_lambda=FLAGS.rp2_lambda,
+            physical_samples=FLAGS.physical_samples,
             autoattack_steps=FLAGS.autoattack_steps,
             square_queries=FLAGS.square_queries,
             source=source,

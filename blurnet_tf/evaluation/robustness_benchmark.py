@@ -15,6 +15,11 @@ Threat models (each judged on the images the model classifies correctly, as the 
   sticker  RP2 (eq. 1, λ `rp2_lambda`) with `mask` towards each of `targets`, its noise seeded by each
            seed: per target the share of images whose prediction moved (the paper's ASR), with the
            average and worst over targets;
+  physical RP2's own threat model: the sticker optimised in expectation over viewing conditions
+           (attacks.PhysicalConditions, `physical_samples` views a step), then scored on the held-out
+           stationary grid (attacks.STATIONARY_GRID, 5 distances x 3 angles and two lightings): per target and
+           condition the share of images whose prediction under the condition differs from the clean image's
+           under it, with the mean over the grid per target and the average over targets;
   autoattack  the same attack as Linf under its older name (the robustness profile's records keep it),
            one run per seed, an image robust only if it survives every run: robust accuracy and ASR;
   checks   the attack-strength checks (evaluation.attack_strength): one record per check (1 held,
@@ -63,6 +68,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
     ddn_steps: int = 100,
     rp2_epochs: int = 300,
     rp2_lambda: float = 0.002,
+    physical_samples: int = 4,
     autoattack_steps: int = 100,
     square_queries: int = 5000,
     autoattack_attacks: Sequence[AttackName] = ("apgd-ce", "apgd-t", "square"),
@@ -87,7 +93,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
     labels : np.ndarray
         Integer class labels [N].
     threat_models : sequence of ThreatModel, or one name
-        Any of "clean", "Linf", "L2" (RobustBench's names: AutoAttack), "linf" (PGD), "l2" (DDN), "sticker",
+        Any of "clean", "Linf", "L2" (RobustBench's names: AutoAttack), "linf" (PGD), "l2" (DDN), "sticker", "physical",
         "autoattack" (Linf's older name), "checks"; default ("clean", "linf", "l2").
     targets : sequence of int or None
         Target classes of the sticker attack and of the RP2 checks; "sticker" needs them.
@@ -115,6 +121,8 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
         The sticker attack's RP2 epochs; default 300.
     rp2_lambda : float
         RP2's λ (eq. 1), finite and >= 0, of the sticker attack and the checks; default 0.002.
+    physical_samples : int
+        The physical threat model's views of every image a step (EOT); default 4. Its RP2 runs rp2_epochs.
     autoattack_steps : int
         The iterations of each APGD run within AutoAttack; default 100 (AutoAttack's standard version).
     square_queries : int
@@ -149,8 +157,9 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
     unknown = unknown_threat_models(threat_models)
     if unknown:
         raise ValueError(f"threat_models: {unknown}")
-    if "sticker" in threat_models and (mask is None or targets is None):
-        raise ValueError("threat_models: 'sticker' needs mask= (0/1, one image's shape) and targets= (classes)")
+    for needs in ("sticker", "physical"):
+        if needs in threat_models and (mask is None or targets is None):
+            raise ValueError(f"threat_models: {needs!r} needs mask= (0/1, one image's shape) and targets= (classes)")
     if not seeds:
         raise ValueError("seeds: expected at least one seed")
     linf_values, l2_values = radii(linf_eps), radii(l2_eps)
@@ -185,6 +194,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
                 ("linf_steps", linf_steps),
                 ("ddn_steps", ddn_steps),
                 ("rp2_epochs", rp2_epochs),
+                ("physical_samples", physical_samples),
                 ("autoattack_steps", autoattack_steps),
                 ("square_queries", square_queries),
                 ("check_rp2_epochs", check_rp2_epochs),
@@ -307,6 +317,8 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
         )
     if "sticker" in threat_models and len(yc):
         _stickers(model, xc, mask, targets, seeds, rp2_epochs, rp2_lambda, add)
+    if "physical" in threat_models and len(yc):
+        _physical(model, xc, mask, targets, seeds, rp2_epochs, rp2_lambda, physical_samples, add)
     if "checks" in threat_models:
         grid = tuple(min(1.0, linf_values[0] * f) for f in check_eps_scale)
         found = strength_checks(
@@ -355,6 +367,52 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
             )
         add("checks", "all", budget, "checks_passed", float(found["passed"]), images=len(y))
     return records
+
+
+def _physical(model, x, mask, targets, seeds, epochs, lam, samples, add):
+    from blurnet_tf.attacks import STATIONARY_GRID, PhysicalConditions, see
+
+    budget = f"lambda={lam:g}, epochs={epochs}, samples={samples}"
+    clean = {c.name: predict_classes(model, see(x, c).numpy()) for c in STATIONARY_GRID}
+    success = []
+    for seed in seeds:
+        run = rp2(
+            model,
+            x,
+            mask,
+            list(targets),
+            lam=lam,
+            epochs=epochs,
+            seed=seed,
+            physical=PhysicalConditions(samples=samples),
+        )
+        adversarial = run.adversarial[0]  # [targets, images, ...]
+        moved = np.stack(
+            [
+                predict_classes(model, see(adversarial.reshape(-1, *x.shape[1:]), c).numpy()).reshape(len(targets), -1)
+                != clean[c.name][None]
+                for c in STATIONARY_GRID
+            ]
+        )  # [conditions, targets, images]
+        for c, by_target in zip(STATIONARY_GRID, moved):
+            for target, row in zip(run.targets, by_target):
+                add(
+                    "physical",
+                    "rp2_eot",
+                    f"{budget}, condition={c.name}",
+                    "asr",
+                    row.mean(),
+                    None,
+                    row.size,
+                    int(target),
+                    seed,
+                )
+        over_grid = moved.mean(axis=0)  # [targets, images]: the share of the grid's conditions each image is moved in
+        for target, row in zip(run.targets, over_grid):
+            add("physical", "rp2_eot", budget, "grid_asr", row.mean(), None, row.size, int(target), seed)
+        success.append(over_grid)
+    iv = intervals.asr_interval(np.asarray(success, np.float64), "avg_asr")
+    add("physical", "rp2_eot", budget, "avg_grid_asr", iv["mean"], [iv["lo"], iv["hi"]], len(x))
 
 
 def _stickers(model, x, mask, targets, seeds, epochs, lam, add):

@@ -8,7 +8,7 @@ import numpy as np
 
 from blurnet_tf.ranges import is_number
 
-ThreatModel = Literal["clean", "Linf", "L2", "linf", "l2", "sticker", "autoattack", "checks"]
+ThreatModel = Literal["clean", "Linf", "L2", "linf", "l2", "sticker", "physical", "autoattack", "checks"]
 THREAT_MODELS: tuple[str, ...] = get_args(ThreatModel)
 
 # (argument, what a radius must be, the rule): L∞ radii of [0, 1] images, L2 radii of any size.
