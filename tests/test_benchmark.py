@@ -426,3 +426,13 @@ def test_the_physical_threat_model_scores_the_eot_sticker_on_every_grid_conditio
     assert all(r["value"] == 0.0 for r in untouched if r["threat_model"] == "physical")
     with pytest.raises(ValueError, match="'physical' needs mask="):
         benchmark(small, x, y, threat_models=("physical",), targets=[1])
+
+
+def test_a_batch_size_gives_the_same_records_where_the_attacks_draw_nothing_at_random(small):
+    """PGD from the image and DDN are per image and draw nothing: chunks of 7 give every record unchanged."""
+    x, y = banded(20, seed=10)
+    settings = dict(threat_models=("linf", "l2"), linf_eps=0.1, linf_steps=4, linf_random_start=False, ddn_steps=10)
+    whole, chunked = benchmark(small, x, y, **settings), benchmark(small, x, y, batch_size=7, verbose=0, **settings)
+    assert [(r["metric"], r["value"]) for r in chunked] == [(r["metric"], r["value"]) for r in whole]
+    with pytest.raises(ValueError, match="batch_size: expected an integer >= 1 or None"):
+        benchmark(small, x, y, threat_models=("clean",), batch_size=0)

@@ -47,6 +47,7 @@ def autoattack(
     square_queries: int = 5000,
     attacks: Sequence[AttackName] = ATTACKS,
     seed: int = 0,
+    batch_size: int | None = None,
 ) -> AttackResult:
     """AutoAttack-strength attack in RobustBench's threat model `norm`: APGD-CE, APGD-T (DLR loss) and Square.
 
@@ -75,6 +76,9 @@ def autoattack(
         Which of "apgd-ce", "apgd-t" and "square" to run, in that order (all three).
     seed : int
         Seeds ART's random starts and squares (NumPy's and TensorFlow's global generators, given back after).
+    batch_size : int or None
+        Images per ART batch (None: all at once). The attacks are per image, but their random starts are drawn
+        batch by batch, so another batch size gives other (equally strong) draws.
 
     Returns
     -------
@@ -91,8 +95,20 @@ def autoattack(
     if norm not in NORMS:
         raise ValueError(f"norm: unknown {norm!r}; choose from {', '.join(NORMS)}")
     eps = DEFAULT_EPS[norm] if eps is None else eps
+    if batch_size is not None and not (type(batch_size) is int and batch_size >= 1):
+        raise ValueError(f"batch_size: expected an integer >= 1 or None, got {batch_size!r}")
     return _autoattack(
-        model, x, y, 2 if norm == "L2" else np.inf, eps, steps, target_classes, square_queries, attacks, seed
+        model,
+        x,
+        y,
+        2 if norm == "L2" else np.inf,
+        eps,
+        steps,
+        target_classes,
+        square_queries,
+        attacks,
+        seed,
+        batch_size,
     )
 
 
@@ -132,6 +148,7 @@ def _autoattack(
     square_queries: int,
     attacks: Sequence[AttackName],
     seed: int,
+    batch_size: int | None = None,
 ) -> AttackResult:
     """The three attacks in the p-norm (np.inf or 2) at ε; the public functions' docstrings say the rest."""
     import_art()
@@ -147,8 +164,13 @@ def _autoattack(
         square_queries=square_queries,
         attacks=tuple(attacks),
         seed=seed,
+        batch_size=batch_size,
     )
     f = logits_fn(model)
+
+    def batch(n: int) -> int:
+        return min(batch_size, n) if batch_size else n
+
     x = checked_images(x)
     y = checked_labels(y, len(x)).astype(np.int64)
     logits = np.asarray(f(tf.constant(x)))
@@ -176,7 +198,7 @@ def _autoattack(
                     eps_step=2 * eps,
                     max_iter=steps,
                     nb_random_init=1,
-                    batch_size=len(x),
+                    batch_size=batch(len(x)),
                     loss_type="cross_entropy",
                     verbose=False,
                 ).generate(x, y=np.eye(classes)[y])
@@ -198,7 +220,7 @@ def _autoattack(
                     max_iter=steps,
                     targeted=True,
                     nb_random_init=1,
-                    batch_size=int(todo.sum()),
+                    batch_size=batch(int(todo.sum())),
                     loss_type="difference_logits_ratio",
                     verbose=False,
                 )
@@ -215,7 +237,7 @@ def _autoattack(
                 eps=eps,
                 p_init=0.8,
                 nb_restarts=1,
-                batch_size=int(todo.sum()),
+                batch_size=batch(int(todo.sum())),
                 verbose=False,
             ).generate(x[todo], y=np.eye(classes)[y[todo]])
             keep(adv)

@@ -49,6 +49,9 @@ flags.DEFINE_string("mask", None, "sticker, physical: an .npy of 0 and 1 shaped 
 flags.DEFINE_list("targets", [], "sticker, physical: the target classes.")
 flags.DEFINE_list("seeds", ["0"], "Seeds: PGD random starts and RP2 noise initialisations.")
 flags.DEFINE_integer("n_examples", 0, "Use the first N images (0: all).", lower_bound=0)
+flags.DEFINE_integer(
+    "batch_size", 0, "Images per call of PGD, DDN and AutoAttack (0: all at once; RP2 keeps one call).", lower_bound=0
+)
 flags.DEFINE_list(
     "linf_eps",
     ["0.03137254901960784"],
@@ -164,6 +167,7 @@ def main(argv):
             mask=mask,
             seeds=seeds,
             n_examples=FLAGS.n_examples or None,
+            batch_size=FLAGS.batch_size or None,
             linf_eps=linf_eps,
             l2_eps=l2_eps,
             linf_steps=FLAGS.linf_steps,

@@ -77,6 +77,8 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
     check_rp2_epochs: int = 30,
     check_eps_scale: Sequence[float] = (0.125, 0.25, 0.5, 1.0, 2.0),
     name: str = "model",
+    batch_size: int | None = None,
+    verbose: int = 1,
 ) -> list[dict[str, Any]]:
     """Evaluate a classifier under the given threat models, as flat records (one per number).
 
@@ -121,6 +123,12 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
         The sticker attack's RP2 epochs; default 300.
     rp2_lambda : float
         RP2's λ (eq. 1), finite and >= 0, of the sticker attack and the checks; default 0.002.
+    batch_size : int or None
+        Images per call of PGD, DDN and AutoAttack (None: all at once); RP2 keeps every image in one call (its
+        sticker is one noise shared by all the images). PGD's random starts and AutoAttack's draws are taken batch
+        by batch, so another batch size gives other, equally strong, draws.
+    verbose : int
+        1: a tqdm bar over the threat models (shown on a terminal); 0: none.
     physical_samples : int
         The physical threat model's views of every image a step (EOT); default 4. Its RP2 runs rp2_epochs.
     autoattack_steps : int
@@ -202,6 +210,12 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
             )
         ),
         (
+            "batch_size",
+            batch_size,
+            batch_size is None or (type(batch_size) is int and batch_size >= 1),
+            "an integer >= 1 or None",
+        ),
+        (
             "n_examples",
             n_examples,
             n_examples is None or (isinstance(n_examples, int) and n_examples >= 1),
@@ -236,6 +250,13 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
             }
         )
 
+    from tqdm.auto import tqdm
+
+    jobs = sum(len(linf_values) for t in ("linf", "Linf", "autoattack") if t in threat_models) + len(l2_values) * (
+        "L2" in threat_models
+    )
+    jobs += sum(t in threat_models for t in ("l2", "sticker", "physical", "checks"))
+    progress = tqdm(total=jobs, desc=f"benchmark {name}", unit="attack", leave=False, disable=None if verbose else True)
     correct = predict_classes(model, x) == y
     add("clean", "none", "", "accuracy", correct.mean(), intervals.wilson(correct.sum(), len(y)), len(y))
     xc, yc = x[correct], y[correct]
@@ -265,10 +286,24 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
         robust = np.ones(len(yc), bool)
         starts = seeds if linf_random_start else seeds[:1]  # from the image, PGD is deterministic: one run
         for seed in starts if len(yc) else ():
-            adv = linf_attack(
-                model, xc, eps=eps, steps=linf_steps, step_size=step, y=yc, rand_init=linf_random_start, seed=seed
-            ).adversarial
+            chunk = batch_size or len(yc)
+            adv = np.concatenate(
+                [
+                    linf_attack(
+                        model,
+                        xc[i : i + chunk],
+                        eps=eps,
+                        steps=linf_steps,
+                        step_size=step,
+                        y=yc[i : i + chunk],
+                        rand_init=linf_random_start,
+                        seed=seed,
+                    ).adversarial
+                    for i in range(0, len(yc), chunk)
+                ]
+            )
             robust &= predict_classes(model, adv) == yc
+        progress.update()
         start = f"restarts={len(seeds)}" if linf_random_start else "start=image"
         robust_records("linf", "pgd", f"eps={eps:.6g}, steps={linf_steps}, step={step:.4g}, {start}", robust)
 
@@ -286,6 +321,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
                     steps=autoattack_steps,
                     square_queries=square_queries,
                     seed=seed,
+                    batch_size=batch_size,
                 ).success
         robust_records(
             threat,
@@ -302,8 +338,9 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
     for threat, norm, values in runs:
         for eps in values if threat in threat_models else ():
             autoattack_records(threat, norm, eps)
+            progress.update()
     if "l2" in threat_models and len(yc):
-        found = ddn(model, xc, yc, steps=ddn_steps)
+        found = ddn(model, xc, yc, steps=ddn_steps, batch_size=batch_size)
         norms = np.where(found.success, found.norm, np.inf)
         add("l2", "ddn", f"steps={ddn_steps}", "median_l2", np.median(norms), images=len(yc))
         add(
@@ -315,10 +352,16 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
             intervals.wilson(found.success.sum(), len(yc)),
             len(yc),
         )
+    if "l2" in threat_models:
+        progress.update()
     if "sticker" in threat_models and len(yc):
         _stickers(model, xc, mask, targets, seeds, rp2_epochs, rp2_lambda, add)
+    if "sticker" in threat_models:
+        progress.update()
     if "physical" in threat_models and len(yc):
         _physical(model, xc, mask, targets, seeds, rp2_epochs, rp2_lambda, physical_samples, add)
+    if "physical" in threat_models:
+        progress.update()
     if "checks" in threat_models:
         grid = tuple(min(1.0, linf_values[0] * f) for f in check_eps_scale)
         found = strength_checks(
@@ -366,6 +409,8 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
                 images=found["correct"],
             )
         add("checks", "all", budget, "checks_passed", float(found["passed"]), images=len(y))
+        progress.update()
+    progress.close()
     return records
 
 
