@@ -21,7 +21,7 @@ from blurnet_tf.evaluation.seed_tests import track_bootstrap
 from blurnet_tf.evaluation.sticker_metrics import converged_at
 from blurnet_tf.reports import fair_verdict as rule
 from blurnet_tf.reports import flat_records
-from blurnet_tf.reports.report_writer import metadata, report_head
+from blurnet_tf.reports.report_writer import parts_table, report_head, seed_parts
 
 FLAT_POINTS = 0.5  # a training is flat when its last five epochs' test accuracy spans less than this
 PLAN = "docs/plan-fair-verdict.md"
@@ -80,14 +80,6 @@ def _bits(values) -> str | None:
     return "".join(map(str, values)) or None
 
 
-def merge(committed, fresh):
-    """`fresh` replaces the committed records of the same (arm, level, seed); the rest are kept."""
-    made = {(r.model, r.variant, r.seed) for r in fresh}
-    return [
-        r for r in committed if r.experiment == rule.EXPERIMENT and (r.model, r.variant, r.seed) not in made
-    ] + fresh
-
-
 def arms_of(budget) -> dict[str, str]:
     """{arm: its Table II flagfile}, the comparator first (stored in results.json's header)."""
     return {arm.family: arm.flagfile for arm in budget.arms}
@@ -124,26 +116,17 @@ def stored_verdict_table(results_dir) -> str:
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
     """Same contract as report_writer.write_report, for a study with a FairBudget."""
     budget = profile.budget
-    out = files.ensure_dir(pathlib.Path(results_dir) / profile.name)
-    meta = metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs)
-    commit, meta["dirty"] = flat_records.stamp(meta["commit"])
-    fresh = fresh_records(work_dir, budget, commit, meta["dirty"])
-    old = out / flat_records.JSON_FILE
-    records = merge(flat_records.read(old) if old.is_file() else [], fresh)
-    previous = files.read_json(out / "tables.json") or {}
-    ran = sorted({r.seed for r in fresh})
-    parts = [p for p in previous.get("parts", []) if not set(p["seeds"]) <= set(ran)]
-    if ran:
-        parts.append(
-            {
-                "seeds": ran,
-                "commit": commit,
-                "dirty": meta["dirty"],
-                "generated": meta["generated"],
-                "stage_seconds": meta["stage_seconds"],
-                "hardware": meta["hardware"]["cpu"],
-            }
-        )
+    out, meta, records, parts, commit = seed_parts(
+        profile,
+        work_dir,
+        results_dir,
+        started,
+        stage_seconds_this_run,
+        step_dirs,
+        lambda commit, dirty: fresh_records(work_dir, budget, commit, dirty),
+        rule.EXPERIMENT,
+        lambda r: (r.model, r.variant, r.seed),
+    )
     arms = arms_of(budget)
     flat_records.write(out, records, commit, meta["dirty"], arms=arms)
     models, found, verdicts = analyse(records, arms)
@@ -302,12 +285,7 @@ def render(budget, models, found, verdicts, parts, meta, missing) -> str:
             f"{len(missing)} steps of the plan did not run here; their seeds come from the committed parts below.",
             "",
         ]
-    md += ["## Parts and cost", "", "| seeds | commit | generated | CPU | step minutes |", "|---|---|---|---|---|"]
-    md += [
-        f"| {', '.join(map(str, p['seeds']))} | `{p['commit']}`{' (dirty)' if p['dirty'] else ''} | {p['generated']} | "
-        f"{p['hardware']} | " + ", ".join(f"{s} {t / 60:.1f}" for s, t in p["stage_seconds"].items()) + " |"
-        for p in parts
-    ]
+    md += ["## Parts and cost", "", *parts_table(parts)]
     md += [
         "",
         "Versions: "

@@ -18,7 +18,7 @@ import numpy as np
 from blurnet_tf import files, paper, rundir
 from blurnet_tf.reports import flat_records
 from blurnet_tf.reports import physical_verdict as rule
-from blurnet_tf.reports.report_writer import metadata, report_head
+from blurnet_tf.reports.report_writer import parts_table, report_head, seed_parts
 
 CLAIM = (
     "BlurNet's defences lower the physical-world success of RP2 stickers (a sticker optimised over viewing "
@@ -72,12 +72,6 @@ def fresh_records(work_dir, budget, commit: str, dirty: bool | None) -> list[fla
     return b.rows
 
 
-def merge(committed, fresh):
-    """`fresh` replaces the committed records of the same (row, seed); the rest are kept."""
-    made = {(r.model, r.seed) for r in fresh}
-    return [r for r in committed if r.experiment == rule.EXPERIMENT and (r.model, r.seed) not in made] + fresh
-
-
 def central_claim(verdicts: list[rule.PhysicalVerdict], seeds: list[int]) -> dict[str, str]:
     kinds = {v.verdict for v in verdicts}
     verdict = next((k for k in ("held", "not held") if kinds == {k}), "inconclusive")
@@ -98,12 +92,17 @@ def stored(results_dir):
 def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, missing=(), stale=()):
     """Same contract as report_writer.write_report, for a study with a PhysicalBudget."""
     budget = profile.budget
-    out = files.ensure_dir(pathlib.Path(results_dir) / profile.name)
-    meta = metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs)
-    commit, meta["dirty"] = flat_records.stamp(meta["commit"])
-    fresh = fresh_records(work_dir, budget, commit, meta["dirty"])
-    old = out / flat_records.JSON_FILE
-    records = merge(flat_records.read(old) if old.is_file() else [], fresh)
+    out, meta, records, parts, commit = seed_parts(
+        profile,
+        work_dir,
+        results_dir,
+        started,
+        stage_seconds_this_run,
+        step_dirs,
+        lambda commit, dirty: fresh_records(work_dir, budget, commit, dirty),
+        rule.EXPERIMENT,
+        lambda r: (r.model, r.seed),
+    )
     flat_records.write(out, records, commit, meta["dirty"])
     found = rule.points(records)
     cells = rule.cells(found)
@@ -114,19 +113,6 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
         from blurnet_tf.reports.figures import physical_figure
 
         physical_figure(found, out / "figures" / "physical.png")
-    previous = files.read_json(out / "tables.json") or {}
-    ran = sorted({r.seed for r in fresh})
-    parts = [p for p in previous.get("parts", []) if not set(p["seeds"]) <= set(ran)]
-    if ran:
-        parts.append(
-            {
-                "seeds": ran,
-                "commit": commit,
-                "generated": meta["generated"],
-                "stage_seconds": meta["stage_seconds"],
-                "hardware": meta["hardware"]["cpu"],
-            }
-        )
     files.write_json(
         out / "tables.json",
         {
@@ -237,14 +223,7 @@ def render(budget, found, cells, verdicts, parts, meta) -> str:
         "",
         "## Parts and cost",
         "",
-        "| seeds | commit | generated | CPU | step minutes |",
-        "|---|---|---|---|---|",
-    ]
-    md += [
-        f"| {', '.join(map(str, p['seeds']))} | `{p['commit']}` | {p['generated']} | {p['hardware']} | "
-        + ", ".join(f"{s} {t / 60:.1f}" for s, t in p["stage_seconds"].items())
-        + " |"
-        for p in parts
+        *parts_table(parts),
     ]
     md += [
         "",

@@ -73,6 +73,49 @@ def metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs):
     }
 
 
+def seed_parts(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, fresh, experiment, key):
+    """(out folder, metadata with the commit stamped, records, parts, commit) of a study run in parts of seeds (fair,
+    physical): fresh(commit, dirty) builds this run's records, which replace the committed records of `experiment`
+    with the same key(record); `parts` lists each part's seeds, commit, time and CPU (a part re-run replaces its
+    entry). Nothing is written here."""
+    out = files.ensure_dir(pathlib.Path(results_dir) / profile.name)
+    meta = metadata(profile, work_dir, started, stage_seconds_this_run, step_dirs)
+    commit, meta["dirty"] = flat_records.stamp(meta["commit"])
+    fresh_rows = fresh(commit, meta["dirty"])
+    old = out / flat_records.JSON_FILE
+    made = {key(r) for r in fresh_rows}
+    committed = flat_records.read(old) if old.is_file() else []
+    records = [r for r in committed if r.experiment == experiment and key(r) not in made] + fresh_rows
+    ran = sorted({r.seed for r in fresh_rows})
+    parts = [
+        p for p in (files.read_json(out / "tables.json") or {}).get("parts", []) if not set(p["seeds"]) <= set(ran)
+    ]
+    if ran:
+        parts.append(
+            {
+                "seeds": ran,
+                "commit": commit,
+                "dirty": meta["dirty"],
+                "generated": meta["generated"],
+                "stage_seconds": meta["stage_seconds"],
+                "hardware": meta["hardware"]["cpu"],
+            }
+        )
+    return out, meta, records, parts, commit
+
+
+def parts_table(parts) -> list[str]:
+    """The report's "Parts and cost" lines of a study run in parts of seeds."""
+    lines = ["| seeds | commit | generated | CPU | step minutes |", "|---|---|---|---|---|"]
+    return lines + [
+        f"| {', '.join(map(str, p['seeds']))} | `{p['commit']}`{' (dirty)' if p.get('dirty') else ''} | "
+        f"{p['generated']} | {p['hardware']} | "
+        + ", ".join(f"{s} {t / 60:.1f}" for s, t in p["stage_seconds"].items())
+        + " |"
+        for p in parts
+    ]
+
+
 def profile_records(profile, work_dir, results_dir, started, stage_seconds_this_run, step_dirs, fresh):
     """(out folder, metadata with the commit stamped, records) of a profile's own report (tradeoff, longtrain,
     robustness): fresh(commit, dirty) builds the flat records, written here as results.json / .csv."""
