@@ -154,7 +154,8 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
             "metadata": {**meta, "missing_steps": len(missing), "stale_steps": list(stale)},
         },
     )
-    files.write_text(out / "REPORT.md", render(budget, models, found, verdicts, parts, meta, missing))
+    reference = snapshot_reference(results_dir, budget.levels())
+    files.write_text(out / "REPORT.md", render(budget, models, found, verdicts, parts, meta, missing, reference))
     return out / "REPORT.md"
 
 
@@ -237,7 +238,47 @@ def models_table(models, budget) -> str:
     return "\n".join(rows)
 
 
-def render(budget, models, found, verdicts, parts, meta, missing) -> str:
+def snapshot_reference(results_dir, levels) -> dict[int, dict[str, Any] | None]:
+    """The trade-off study's snapshot baseline (results/tradeoff beside results/fair) at each level: its average ASR
+    interpolated on each seed's curve of weights along training, with its interval (None: not reached or not
+    committed). Its ASR counts every victim the sticker moves, not only the right ones."""
+    from blurnet_tf.evaluation.frontier import curve_at
+    from blurnet_tf.reports import tradeoff_analysis
+
+    path = pathlib.Path(results_dir) / "tradeoff" / flat_records.JSON_FILE
+    if not path.is_file():
+        return {level: None for level in levels}
+    base = tradeoff_analysis.curves(flat_records.read(path)).get(rundir.BASELINE)
+    if base is None:
+        return {level: None for level in levels}
+    at = curve_at(base["success"], base["accuracy"], [level / 100 for level in levels], min_seeds=2)
+    return dict(zip(levels, at))
+
+
+def baselines_table(models, comparator, reference) -> str:
+    """Where the two baselines disagree: the fully trained comparator against the snapshot curve, level by level."""
+    rows = [
+        "| level | comparator: legit % / avg ASR % (seeds) | snapshot baseline at that accuracy: avg ASR % [95%] "
+        "(seeds) | comparator − snapshot, points |",
+        "|---|---|---|---|",
+    ]
+    for level, ref in reference.items():
+        ms = [m for m in models if m.family == comparator and m.level == level and m.avg_asr is not None]
+        if not ms:
+            continue
+        asr = float(np.mean([m.avg_asr for m in ms]))
+        acc = float(np.mean([m.legit_accuracy for m in ms]))
+        snap = (
+            "not reached"
+            if ref is None
+            else (f"{100 * ref['mean']:.1f} [{100 * ref['lo']:.1f}, {100 * ref['hi']:.1f}] ({ref['seeds']})")
+        )
+        gap = "–" if ref is None else f"{asr - 100 * ref['mean']:+.1f}"
+        rows.append(f"| {level}% | {acc:.1f} / {asr:.1f} ({len(ms)}) | {snap} | {gap} |")
+    return "\n".join(rows)
+
+
+def render(budget, models, found, verdicts, parts, meta, missing, reference=None) -> str:
     arms = "; ".join(
         f"{a.family} ({a.flagfile}.flags): " + ", ".join(f"{lv}% ← {s:g}" for lv, s in a.shares) for a in budget.arms
     )
@@ -280,6 +321,18 @@ def render(budget, models, found, verdicts, parts, meta, missing) -> str:
         else ["_no model yet_", ""]
     )
     md += ["## Every arm", "", models_table(models, budget), ""]
+    if reference and models:
+        md += [
+            "## The two baselines",
+            "",
+            "The fully trained comparator against the trade-off study's snapshot baseline (its weights along 10 "
+            "epochs of training, results/tradeoff) at the same legit accuracy: where they disagree, a half-trained "
+            "model stood in for a less accurate one. (The snapshot ASR counts every victim; the comparator's only the "
+            "right ones.)",
+            "",
+            baselines_table(models, budget.comparator.family, reference),
+            "",
+        ]
     if missing:
         md += [
             f"{len(missing)} steps of the plan did not run here; their seeds come from the committed parts below.",
