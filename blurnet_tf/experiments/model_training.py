@@ -156,6 +156,13 @@ class EpochSeeds(keras.callbacks.Callback):
             self.stateful_ops = traced_stateful_random_ops()
 
 
+def _every_layer(layer):
+    """`layer` and every layer inside it, through nested models (Keras' public `layers`, recursively)."""
+    yield layer
+    for inner in getattr(layer, "layers", ()):
+        yield from _every_layer(inner)
+
+
 class AlphaWarmup(keras.callbacks.Callback):
     """Ramps every feature-map penalty's weight linearly to its alpha over the first `epochs` epochs
     (epoch e of them trains with alpha (e + 1) / epochs): a regulariser that pulls a fresh network to the
@@ -168,7 +175,7 @@ class AlphaWarmup(keras.callbacks.Callback):
     def _set(self, ramp):
         from blurnet_tf.defences.regularizers import FeatureMapRegularizer
 
-        layers = [m for m in self.model._flatten_layers() if isinstance(m, FeatureMapRegularizer)]
+        layers = [m for m in _every_layer(self.model) if isinstance(m, FeatureMapRegularizer)]
         changed = any(layer.ramp != ramp for layer in layers)
         for layer in layers:
             layer.ramp = ramp
