@@ -160,12 +160,12 @@ def test_the_committed_verdicts_are_recomputed_from_the_committed_records():
     if not (out / "results.json").is_file():
         pytest.skip("results/fair not committed yet")
     from blurnet_tf.pipeline.fair_steps import FAIR
-    from blurnet_tf.reports.fair_report import _cell_json, arms_of, stored
+    from blurnet_tf.reports.fair_report import arms_of, cell_json, stored
 
     _, found, verdicts, arms = stored(out)
     assert arms == arms_of(FAIR)
     tables = json.loads((out / "tables.json").read_text())
-    assert json.loads(json.dumps([_cell_json(c) for c in found])) == tables["cells"]
+    assert [cell_json(c) for c in found] == tables["cells"]
     assert [dataclasses.asdict(v) for v in verdicts] == tables["verdicts"]
     report = (out / "REPORT.md").read_text()
     assert all(f"| {v.family} | **{v.verdict}** |" in report for v in verdicts)
@@ -181,6 +181,7 @@ def test_the_fair_profile_runs_end_to_end_and_merges_its_parts(tmp_path):
     budget = FairBudget(
         arms=(FairArm("baseline", "baseline", ((85, 0.5),)), FairArm("tv", "tv_1e-4", ((85, 0.5),))),
         seeds=(0,),
+        planned_seeds=(0, 1),
         train_epochs=1,
         attack_epochs=2,
         targets="12",
@@ -224,3 +225,15 @@ def test_seeds_run_a_part_of_a_study_and_a_one_seed_study_refuses_them():
     assert len(build_plan(part, "runs/fair")) == 2 * 2 * (4 + 3 + 4 + 4)  # train + attack, 15 models a seed
     with pytest.raises(SettingError, match="--seeds.*longtrain profile runs one seed"):
         with_seeds(PROFILES["longtrain"], (1,))
+    with pytest.raises(SettingError, match="--seeds: the fair profile's pre-registered seeds are 10, .*; 0, 20 would"):
+        with_seeds(PROFILES["fair"], (0, 10, 20))  # a pilot seed, or one past the plan, never counts
+
+
+def test_only_the_pre_registered_seeds_count_and_an_old_record_without_track_counts_reads_as_nan():
+    from blurnet_tf.reports.fair_report import analyse
+
+    records = _records({"baseline": lambda s: 20, "tv": lambda s: 5}, {"baseline": 0.85, "tv": 0.85}, range(12))
+    models, (cell,), _ = analyse(records, {"baseline": "baseline", "tv": "tv_1e-4"}, planned_seeds=range(2, 12))
+    assert {m.seed for m in models} == set(range(2, 12)) and cell.seeds == tuple(range(2, 12))
+    bare = [r for r in records if not r.metric.startswith("legit_accuracy_")]
+    assert all(np.isnan(m.accuracy_lo) and np.isnan(m.accuracy_hi) for m in rule.points(bare))

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 import tensorflow as tf
 
 from blurnet_tf.attacks import Condition, PhysicalConditions, rp2, sample_views, see
@@ -262,19 +261,37 @@ def test_the_physical_cells_count_the_right_victims_and_pair_seeds():
 
 @pytest.mark.parametrize("noise", ["normal", "t3"])
 def test_with_no_true_effect_the_physical_rule_calls_at_most_five_percent_of_cells(noise):
-    """Three BlurNet families' EOT cells, 6 seeds, differences with mean 0 and the issue's 16.6-point spread."""
+    """Through rule.cells as the report runs it: the baseline and three BlurNet families, both stickers, 6 seeds,
+    each seed's success a shared seed effect plus per-row noise of the issue's spread, and no true difference."""
     from blurnet_tf.reports import physical_verdict as rule
 
     rng = np.random.default_rng(44)
-    sims, called = 1000, 0
+    rows, sims, called = ("baseline", "conv_7", "tv_1e-4", "tik_hf"), 400, 0
     for _ in range(sims):
-        draw = rng.normal(size=(3, 6)) if noise == "normal" else rng.standard_t(3, size=(3, 6)) / np.sqrt(3)
-        found = []
-        for row, d in zip(("conv_7", "tv_1e-4", "tik_hf"), 16.6 * draw):
-            test = stats.ttest_1samp(d, 0.0)
-            found.append(rule.PhysicalCell(row, "eot", tuple(range(6)), 30.0, 30.0, float(d.mean()), 0, 0, test.pvalue))
-        called += sum(c.call in ("below", "above") for c in rule.decide(found))
-    assert called / (3 * sims) <= 0.05
+        shared = 30 + 10 * rng.normal(size=6)
+        noise_draw = rng.normal(size=(4, 2, 6)) if noise == "normal" else rng.standard_t(3, size=(4, 2, 6)) / np.sqrt(3)
+        found = [
+            rule.StickerPoint(
+                row, seed, sticker, float(shared[seed] + 11.7 * noise_draw[r, k, seed]), {}, None, 98.0, 30
+            )
+            for r, row in enumerate(rows)
+            for k, sticker in enumerate(("digital", "eot"))
+            for seed in range(6)
+        ]
+        called += sum(c.call in ("below", "above") for c in rule.cells(found))
+    assert called / (3 * sims) <= 0.05  # 11.7 per row: a paired difference of 16.6 points
+
+
+def test_a_physical_cell_with_too_few_seeds_or_no_spread_is_untested():
+    from blurnet_tf.reports import physical_verdict as rule
+
+    def points(row, values):
+        return [rule.StickerPoint(row, s, "eot", v, {}, None, 98.0, 30) for s, v in enumerate(values)]
+
+    same = rule.cells(points("baseline", [40, 50, 60]) + points("tv_1e-4", [30, 40, 50]))  # -10 every seed
+    assert [(v.row, v.verdict) for v in rule.verdicts(same)] == [("tv_1e-4", "untested")]
+    few = rule.cells(points("baseline", [40, 50]) + points("tv_1e-4", [30, 45]))
+    assert rule.verdicts(few)[0].verdict == "untested" and "2 seeds" in rule.verdicts(few)[0].why
 
 
 @pytest.mark.slow

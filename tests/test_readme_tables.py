@@ -70,6 +70,7 @@ def _beside(folder):
         ROOT / "results" / "robustness",
         ROOT / "results" / "longtrain",
         ROOT / "results" / "fair",
+        ROOT / "results" / "physical",
     ):
         if stored.is_dir():
             shutil.copytree(stored, folder / stored.name)

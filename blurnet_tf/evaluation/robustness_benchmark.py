@@ -45,7 +45,7 @@ from blurnet_tf.evaluation import intervals
 from blurnet_tf.evaluation.attack_strength import strength_checks
 from blurnet_tf.evaluation.input_checks import check_inputs, check_source
 from blurnet_tf.evaluation.metrics import predict_classes
-from blurnet_tf.ranges import is_number
+from blurnet_tf.ranges import MAX_VIEWS, is_number
 
 from blurnet_tf.evaluation.threat_models import ThreatModel, radii, radii_problem, unknown_threat_models
 
@@ -202,12 +202,17 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
                 ("linf_steps", linf_steps),
                 ("ddn_steps", ddn_steps),
                 ("rp2_epochs", rp2_epochs),
-                ("physical_samples", physical_samples),
                 ("autoattack_steps", autoattack_steps),
                 ("square_queries", square_queries),
                 ("check_rp2_epochs", check_rp2_epochs),
                 ("check_steps", check_steps),
             )
+        ),
+        (
+            "physical_samples",
+            physical_samples,
+            type(physical_samples) is int and 1 <= physical_samples <= MAX_VIEWS,
+            f"an integer in 1..{MAX_VIEWS}",
         ),
         (
             "batch_size",
@@ -297,7 +302,7 @@ def benchmark(  # noqa: C901 - one branch per threat model; issue 42 moves them 
                         step_size=step,
                         y=yc[i : i + chunk],
                         rand_init=linf_random_start,
-                        seed=seed,
+                        seed=seed + i // chunk,  # each chunk its own random starts
                     ).adversarial
                     for i in range(0, len(yc), chunk)
                 ]

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 LEVEL = 0.95
-MAX_SEEDS = 20  # 2^20 sign assignments: the exact enumeration stays under a second
+MAX_SEEDS = 20  # 2^20 sign assignments: about 6 s and 400 MB at 20 seeds (10 seeds: under a millisecond)
 
 
 @dataclasses.dataclass(frozen=True)

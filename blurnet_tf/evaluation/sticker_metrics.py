@@ -60,8 +60,8 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def converged_at(curve: Sequence[float] | np.ndarray, within: float = 2.0) -> int:
-    """The first epoch (1-based; 0: from the start) from which an RP2 curve stays within `within` points of its
-    last value: where a shorter run would have read the same number."""
+    """How many epochs an RP2 curve needs before it stays within `within` points of its last value (0: from the
+    start): a run of that length would have read the same number, to `within`."""
     c = np.asarray(curve, np.float64)
     far = np.nonzero(np.abs(c - c[-1]) > within)[0]
     return int(far[-1] + 1) if far.size else 0

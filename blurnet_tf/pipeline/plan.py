@@ -97,6 +97,13 @@ def with_seeds(profile, seeds):
         raise SettingError(
             "seeds", f"the {profile.name} profile runs one seed ({profile.budget.seed}); leave --seeds out"
         )
+    planned = getattr(profile.budget, "planned_seeds", None)
+    if planned is not None and not set(seeds) <= set(planned):
+        raise SettingError(
+            "seeds",
+            f"the {profile.name} profile's pre-registered seeds are {', '.join(map(str, planned))}; "
+            f"{', '.join(str(s) for s in seeds if s not in planned)} would never count",
+        )
     return dataclasses.replace(profile, budget=dataclasses.replace(profile.budget, seeds=tuple(seeds)))
 
 

@@ -27,20 +27,24 @@ FLAT_POINTS = 0.5  # a training is flat when its last five epochs' test accuracy
 PLAN = "docs/plan-fair-verdict.md"
 
 
-def fresh_records(work_dir, budget, commit: str, dirty: bool | None) -> list[flat_records.ResultRow]:
-    """The flat records of every finished (model, attack) pair in a fair run directory."""
+def fresh_records(work_dir, budget, commit: str, dirty: bool | None, finished=None) -> list[flat_records.ResultRow]:
+    """The flat records of every (model, attack) pair in a fair run directory whose two steps are `finished` (their
+    run directories; None: whatever is there), the share of tracks read from the model's own record."""
     lay, b = rundir.Layout(work_dir), flat_records.RecordBuilder(commit, dirty)
+    done = None if finished is None else {pathlib.Path(d).absolute() for d in finished}
     for arm in budget.arms:
-        for level, share in arm.shares:
+        for level, _ in arm.shares:
             for seed in budget.seeds:
-                model = rundir.ModelRecord.read(
-                    lay.frontier_model_dir(arm.family, rundir.accuracy_point(level), seed) / rundir.METRICS_FILE
-                )
-                attack = rundir.StickerRecord.read(
-                    lay.frontier_attack_dir(arm.family, rundir.accuracy_point(level), seed) / rundir.RESULTS_FILE
-                )
+                point = rundir.accuracy_point(level)
+                model_dir = lay.frontier_model_dir(arm.family, point, seed)
+                attack_dir = lay.frontier_attack_dir(arm.family, point, seed)
+                if done is not None and not {model_dir.absolute(), attack_dir.absolute()} <= done:
+                    continue  # not run, or stale: another setting's leftovers never enter the verdict
+                model = rundir.ModelRecord.read(model_dir / rundir.METRICS_FILE)
+                attack = rundir.StickerRecord.read(attack_dir / rundir.RESULTS_FILE)
                 if model and attack:
-                    _model_records(b, arm.family, rundir.accuracy_point(level), seed, share, model, attack)
+                    share = model.flags.get("train_tracks", 1.0)
+                    _model_records(b, arm.family, point, seed, share, model, attack)
     return b.rows
 
 
@@ -94,9 +98,12 @@ def paper_differences(arms: dict[str, str]) -> dict[str, float | None]:
     }
 
 
-def analyse(records, arms: dict[str, str]) -> tuple[list[rule.ModelPoint], list[rule.Cell], list[rule.Verdict]]:
-    """Models, cells and verdicts of a set of records; `arms`: arms_of(budget), the comparator first."""
-    models = rule.points(records)
+def analyse(
+    records, arms: dict[str, str], planned_seeds
+) -> tuple[list[rule.ModelPoint], list[rule.Cell], list[rule.Verdict]]:
+    """Models, cells and verdicts of a set of records; `arms`: arms_of(budget), the comparator first. Only the
+    pre-registered seeds count (a pilot seed or one past the plan is never read)."""
+    models = [m for m in rule.points(records) if m.seed in set(planned_seeds)]
     found = rule.cells(models, next(iter(arms)), paper_differences(arms))
     return models, found, rule.verdicts(found)
 
@@ -104,8 +111,8 @@ def analyse(records, arms: dict[str, str]) -> tuple[list[rule.ModelPoint], list[
 def stored(results_dir) -> tuple[list[rule.ModelPoint], list[rule.Cell], list[rule.Verdict], dict[str, str]]:
     """The analysis of a committed results/fair, recomputed from its records (and the arms in their header)."""
     path = pathlib.Path(results_dir) / flat_records.JSON_FILE
-    arms = files.read_json(path, missing_ok=False)["arms"]
-    return (*analyse(flat_records.read(path), arms), arms)
+    header = files.read_json(path, missing_ok=False)
+    return (*analyse(flat_records.read(path), header["arms"], header["planned_seeds"]), header["arms"])
 
 
 def stored_verdict_table(results_dir) -> str:
@@ -123,13 +130,14 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
         started,
         stage_seconds_this_run,
         step_dirs,
-        lambda commit, dirty: fresh_records(work_dir, budget, commit, dirty),
+        lambda commit, dirty: fresh_records(work_dir, budget, commit, dirty, step_dirs),
         rule.EXPERIMENT,
         lambda r: (r.model, r.variant, r.seed),
     )
     arms = arms_of(budget)
-    flat_records.write(out, records, commit, meta["dirty"], arms=arms)
-    models, found, verdicts = analyse(records, arms)
+    planned = list(budget.planned_seeds)
+    flat_records.write(out, records, commit, meta["dirty"], arms=arms, planned_seeds=planned)
+    models, found, verdicts = analyse(records, arms, planned)
     seeds = sorted({m.seed for m in models})
     meta["seeds"] = {"training": seeds, "rp2_noise_init": seeds, "planned": list(budget.planned_seeds)}
     if models:
@@ -148,7 +156,7 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
                 "paper_levels": list(rule.PAPER_LEVELS),
             },
             "claims": [central_claim(verdicts, seeds, budget.planned_seeds)] if verdicts else [],
-            "cells": [_cell_json(c) for c in found],
+            "cells": [cell_json(c) for c in found],
             "verdicts": [dataclasses.asdict(v) for v in verdicts],
             "parts": parts,
             "metadata": {**meta, "missing_steps": len(missing), "stale_steps": list(stale)},
@@ -178,10 +186,23 @@ def central_claim(verdicts, seeds, planned) -> dict[str, str]:
     }
 
 
-def _cell_json(c: rule.Cell) -> dict[str, Any]:
+def _finite(value: Any) -> Any:
+    """JSON's view of a value: NaN and ±inf as None, through nested dicts and lists (the intervals of too few seeds
+    are infinite; tables.json and a recomputation must read the same)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def cell_json(c: rule.Cell) -> dict[str, Any]:
+    """A cell as tables.json holds it."""
     d = dataclasses.asdict(c)
-    d["seeds"], d["differences"] = list(c.seeds), [round(x, 4) for x in c.differences]
-    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
+    d["differences"] = [round(x, 4) for x in c.differences]
+    return _finite(d)
 
 
 def _points(v: float | None) -> str:

@@ -353,7 +353,7 @@ def read(path):
     path = pathlib.Path(path)
     if path.suffix == ".json":
         return [ResultRow.from_json(r) for r in files.read_json(path, missing_ok=False)["records"]]
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return [ResultRow.from_json({k: _parse(k, v) for k, v in row.items()}) for row in csv.DictReader(f)]
 
 

@@ -27,11 +27,15 @@ CLAIM = (
 STICKER_ATTACK = {"digital": "rp2", "eot": "rp2_eot"}
 
 
-def fresh_records(work_dir, budget, commit: str, dirty: bool | None) -> list[flat_records.ResultRow]:
-    """The flat records of every finished stationary test in a physical run directory."""
+def fresh_records(work_dir, budget, commit: str, dirty: bool | None, finished=None) -> list[flat_records.ResultRow]:
+    """The flat records of every stationary test in a physical run directory whose step is `finished` (its run
+    directory; None: whatever is there)."""
     lay, b = rundir.Layout(work_dir), flat_records.RecordBuilder(commit, dirty)
+    done = None if finished is None else {pathlib.Path(d).absolute() for d in finished}
     for seed in budget.seeds:
         for row in budget.rows:
+            if done is not None and lay.stationary_dir(row, seed).absolute() not in done:
+                continue  # not run, or stale
             model = rundir.ModelRecord.read(
                 lay.frontier_model_dir(row, f"epoch{budget.train_epochs}", seed) / rundir.METRICS_FILE
             )
@@ -40,10 +44,24 @@ def fresh_records(work_dir, budget, commit: str, dirty: bool | None) -> list[fla
                 continue
             v = test.values
             b.add(rule.EXPERIMENT, row, "legit_accuracy", model.legit_accuracy, seed, images=model.test_images)
-            b.add(rule.EXPERIMENT, row, "victims_right", v["right"].count("1"), seed, images=40, success=v["right"])
+            b.add(
+                rule.EXPERIMENT,
+                row,
+                "victims_right",
+                v["right"].count("1"),
+                seed,
+                images=len(v["right"]),
+                success=v["right"],
+            )
             for sticker, scored in v["stickers"].items():
                 attack = rundir.StickerRecord.read(lay.physical_attack_dir(row, sticker, seed) / rundir.RESULTS_FILE)
-                where = dict(seed=seed, attack=STICKER_ATTACK[sticker], lam=paper.RP2_LAMBDA, images=40)
+                where = dict(
+                    seed=seed,
+                    attack=STICKER_ATTACK[sticker],
+                    lam=paper.RP2_LAMBDA,
+                    images=len(v["right"]),
+                    precision=attack.precision if attack else "float32",
+                )
                 for r in attack.rows if attack else ():
                     bits = "".join(map(str, r["success"]))
                     b.add(
@@ -74,7 +92,7 @@ def fresh_records(work_dir, budget, commit: str, dirty: bool | None) -> list[fla
 
 def central_claim(verdicts: list[rule.PhysicalVerdict], seeds: list[int]) -> dict[str, str]:
     kinds = {v.verdict for v in verdicts}
-    verdict = next((k for k in ("held", "not held") if kinds == {k}), "inconclusive")
+    verdict = next((k for k in ("held", "not held", "untested") if kinds == {k}), "inconclusive")
     return {
         "claim": CLAIM,
         "verdict": verdict,
@@ -99,7 +117,7 @@ def write_report(profile, work_dir, results_dir, started, stage_seconds_this_run
         started,
         stage_seconds_this_run,
         step_dirs,
-        lambda commit, dirty: fresh_records(work_dir, budget, commit, dirty),
+        lambda commit, dirty: fresh_records(work_dir, budget, commit, dirty, step_dirs),
         rule.EXPERIMENT,
         lambda r: (r.model, r.seed),
     )

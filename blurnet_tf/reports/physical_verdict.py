@@ -23,6 +23,7 @@ from blurnet_tf.evaluation.seed_tests import holm
 
 EXPERIMENT = "physical_stationary"
 ALPHA = 0.05
+MIN_SEEDS = 3  # fewer: a cell is shown, never called
 DECIDING_STICKER = "eot"
 BLURNET_ROWS = ("conv_3", "conv_5", "conv_7", "tv_1e-4", "tv_1e-5", "tik_hf", "tik_pseudo")
 
@@ -114,8 +115,8 @@ def cells(found: Sequence[StickerPoint], comparator: str = "baseline") -> list[P
         a = np.array([index[(row, sticker, s)].success for s in seeds])
         b = np.array([index[(comparator, sticker, s)].success for s in seeds])
         d = a - b
-        if np.all(d == d[0]):  # no spread: the t statistic is undefined
-            p, lo, hi = (1.0 if d[0] == 0 else 0.0), float(d[0]), float(d[0])
+        if np.all(d == d[0]):  # no spread: the t statistic is undefined, nothing can be called
+            p, lo, hi = float("nan"), float(d[0]), float(d[0])
         else:
             test = stats.ttest_1samp(d, 0.0)
             ci = test.confidence_interval(0.95)
@@ -125,7 +126,11 @@ def cells(found: Sequence[StickerPoint], comparator: str = "baseline") -> list[P
 
 
 def decide(found: Sequence[PhysicalCell]) -> list[PhysicalCell]:
-    deciding = [i for i, c in enumerate(found) if c.row in BLURNET_ROWS and c.sticker == DECIDING_STICKER]
+    deciding = [
+        i
+        for i, c in enumerate(found)
+        if c.row in BLURNET_ROWS and c.sticker == DECIDING_STICKER and len(c.seeds) >= MIN_SEEDS and np.isfinite(c.p)
+    ]
     adjusted = holm([found[i].p for i in deciding])
     out = [dataclasses.replace(c, call="shown") for c in found]
     for i, q in zip(deciding, adjusted):
@@ -137,7 +142,11 @@ def decide(found: Sequence[PhysicalCell]) -> list[PhysicalCell]:
 def verdicts(found: Sequence[PhysicalCell]) -> list[PhysicalVerdict]:
     out = []
     for c in found:
+        if c.row not in BLURNET_ROWS or c.sticker != DECIDING_STICKER:
+            continue
         if c.p_holm is None:
+            why = f"{len(c.seeds)} seeds" if len(c.seeds) < MIN_SEEDS else "no spread across seeds"
+            out.append(PhysicalVerdict(c.row, "untested", f"EOT cell cannot decide: {why} (at least {MIN_SEEDS})"))
             continue
         where = (
             f"EOT sticker {c.mean:+.1f} points [{c.lo:+.1f}, {c.hi:+.1f}], Holm p {c.p_holm:.3f}, {len(c.seeds)} seeds"
