@@ -411,8 +411,8 @@ def test_a_model_with_its_own_layer_loads_with_custom_objects_and_is_named_witho
 def test_the_physical_threat_model_scores_the_eot_sticker_on_every_grid_condition(small):
     from blurnet_tf.attacks import STATIONARY_GRID
 
-    x, y = banded(24, seed=9)
-    settings = dict(threat_models=("physical",), targets=[1, 3], seeds=(0,), rp2_epochs=3, physical_samples=2)
+    x, y = banded(12, seed=9)
+    settings = dict(threat_models=("physical",), targets=[1, 3], seeds=(0,), rp2_epochs=2, physical_samples=2)
     records = benchmark(small, x, y, mask=sticker_mask(), **settings)
     cells = [r for r in records if r["metric"] == "asr"]
     assert len(cells) == 2 * len(STATIONARY_GRID)  # every target under every condition

@@ -172,47 +172,77 @@ def test_the_committed_verdicts_are_recomputed_from_the_committed_records():
 
 
 @pytest.mark.slow
-def test_the_fair_profile_runs_end_to_end_and_merges_its_parts(tmp_path):
+def test_the_fair_and_physical_studies_run_end_to_end_and_merge_their_parts(tmp_path):
+    """Both studies' steps in one run (two at a time: their trainings and attacks share the rounds), then each
+    report from its own run directory."""
     from blurnet_tf.pipeline.fair_steps import FairArm, FairBudget
+    from blurnet_tf.pipeline.physical_steps import PhysicalBudget
     from blurnet_tf.pipeline.plan import PROFILES, build_plan, with_seeds
     from blurnet_tf.pipeline.ray_executor import run_all
-    from blurnet_tf.reports.fair_report import write_report
+    from blurnet_tf.reports import fair_report, physical_report
 
-    budget = FairBudget(
-        arms=(FairArm("baseline", "baseline", ((85, 0.5),)), FairArm("tv", "tv_1e-4", ((85, 0.5),))),
-        seeds=(0,),
-        planned_seeds=(0, 1),
-        train_epochs=1,
-        attack_epochs=2,
-        targets="12",
-        max_train_images=128,
+    fair = dataclasses.replace(
+        PROFILES["fair"],
+        budget=FairBudget(
+            arms=(FairArm("baseline", "baseline", ((85, 0.5),)), FairArm("tv", "tv_1e-4", ((85, 0.5),))),
+            seeds=(0,),
+            planned_seeds=(0, 1),
+            train_epochs=1,
+            attack_epochs=2,
+            targets="12",
+            max_train_images=128,
+        ),
     )
-    profile = dataclasses.replace(PROFILES["fair"], budget=budget)
-    steps = build_plan(profile, tmp_path / "runs")
-    assert [s.name for s in steps] == [
+    physical = dataclasses.replace(
+        PROFILES["physical"],
+        budget=PhysicalBudget(
+            rows=("baseline",), seeds=(0,), train_epochs=1, attack_epochs=2, targets="12", max_train_images=128
+        ),
+    )
+    fair_steps, physical_steps = build_plan(fair, tmp_path / "fair"), build_plan(physical, tmp_path / "physical")
+    assert [s.name for s in fair_steps] == [
         "train/baseline/acc85/seed0",
         "fair/baseline/acc85/seed0",
         "train/tv/acc85/seed0",
         "fair/tv/acc85/seed0",
     ]
-    run_all(steps, jobs=2)
-    write_report(profile, tmp_path / "runs", tmp_path / "results", 0.0, {}, [s.out for s in steps])
+    assert [s.name for s in physical_steps] == [
+        "train/baseline/seed0",
+        "physical/baseline/digital/seed0",
+        "physical/baseline/eot/seed0",
+        "stationary/baseline/seed0",
+    ]
+    run_all(fair_steps + physical_steps, jobs=2)
+
+    fair_report.write_report(fair, tmp_path / "fair", tmp_path / "results", 0.0, {}, [s.out for s in fair_steps])
     out = tmp_path / "results" / "fair"
     records = flat_records.read(out / "results.json")
     models = rule.points(records)
     assert {(m.family, m.level, m.seed) for m in models} == {("baseline", 85, 0), ("tv", 85, 0)}
     assert all(0 <= m.accuracy_lo <= m.legit_accuracy <= m.accuracy_hi <= 100 for m in models)
-    for m in models:  # the right victims are the training record's
-        run = tmp_path / "runs" / "models" / m.family / "acc85" / "seed0"
-        assert m.victims_right == json.loads((run / "metrics.json").read_text())["victims_correct"]
+    for m in models:  # the right victims are the training record's, the share the model's own
+        run = json.loads((tmp_path / "fair" / "models" / m.family / "acc85" / "seed0" / "metrics.json").read_text())
+        assert m.victims_right == run["victims_correct"] and m.train_tracks == run["flags"]["train_tracks"] == 0.5
     (cell,) = json.loads((out / "tables.json").read_text())["cells"]
     paired = all(m.victims_right for m in models)  # (a model with no right victim has no ASR)
     assert cell["call"] == "cannot decide" and cell["seeds"] == ([0] if paired else [])
     assert cell["why"] == ("1 seed (at least 9 decide)" if paired else "no paired seed yet")
     assert (out / "figures" / "fair.png").is_file() and (out / "figures" / "fair.pdf").is_file()
-    # A later part (another seed, here none ran) keeps this part's records.
-    write_report(with_seeds(profile, (1,)), tmp_path / "empty", tmp_path / "results", 0.0, {}, [])
+    # A later part (another seed, here none ran) keeps this part's records; a step not finished is not read.
+    fair_report.write_report(with_seeds(fair, (1,)), tmp_path / "empty", tmp_path / "results", 0.0, {}, [])
     assert flat_records.read(out / "results.json") == records
+    assert fair_report.fresh_records(tmp_path / "fair", fair.budget, "abc", False, finished=[]) == []
+
+    eot = json.loads((tmp_path / "physical" / "rp2" / "baseline" / "eot" / "seed0" / "results.json").read_text())
+    assert eot["flags"]["physical_samples"] == 4
+    physical_report.write_report(
+        physical, tmp_path / "physical", tmp_path / "results", 0.0, {}, [s.out for s in physical_steps]
+    )
+    stationary = flat_records.read(tmp_path / "results" / "physical" / "results.json")
+    moved = [r for r in stationary if r.metric == "moved"]
+    assert {r.variant.split("/")[0] for r in moved} == {"digital", "eot"} and {r.target for r in moved} == {12}
+    assert len({r.variant for r in moved}) == 2 * 17  # both stickers on every condition of the grid
+    assert all(len(r.success) == 40 and r.precision == "mixed_bfloat16" for r in moved)
 
 
 def test_seeds_run_a_part_of_a_study_and_a_one_seed_study_refuses_them():

@@ -292,36 +292,3 @@ def test_a_physical_cell_with_too_few_seeds_or_no_spread_is_untested():
     assert [(v.row, v.verdict) for v in rule.verdicts(same)] == [("tv_1e-4", "untested")]
     few = rule.cells(points("baseline", [40, 50]) + points("tv_1e-4", [30, 45]))
     assert rule.verdicts(few)[0].verdict == "untested" and "2 seeds" in rule.verdicts(few)[0].why
-
-
-@pytest.mark.slow
-def test_the_physical_profile_runs_end_to_end(tmp_path):
-    import dataclasses
-    import json
-
-    from blurnet_tf.pipeline.physical_steps import PhysicalBudget
-    from blurnet_tf.pipeline.plan import PROFILES, build_plan
-    from blurnet_tf.pipeline.ray_executor import run_all
-    from blurnet_tf.reports import flat_records
-    from blurnet_tf.reports.physical_report import write_report
-
-    budget = PhysicalBudget(
-        rows=("baseline",), seeds=(0,), train_epochs=1, attack_epochs=2, targets="12", max_train_images=256
-    )
-    profile = dataclasses.replace(PROFILES["physical"], budget=budget)
-    steps = build_plan(profile, tmp_path / "runs")
-    assert [s.name for s in steps] == [
-        "train/baseline/seed0",
-        "physical/baseline/digital/seed0",
-        "physical/baseline/eot/seed0",
-        "stationary/baseline/seed0",
-    ]
-    run_all(steps, jobs=2)
-    eot = json.loads((tmp_path / "runs" / "rp2" / "baseline" / "eot" / "seed0" / "results.json").read_text())
-    assert eot["flags"]["physical_samples"] == 4
-    write_report(profile, tmp_path / "runs", tmp_path / "results", 0.0, {}, [s.out for s in steps])
-    records = flat_records.read(tmp_path / "results" / "physical" / "results.json")
-    moved = [r for r in records if r.metric == "moved"]
-    assert {r.variant.split("/")[0] for r in moved} == {"digital", "eot"} and {r.target for r in moved} == {12}
-    assert len({r.variant for r in moved}) == 2 * 17  # both stickers on every condition of the grid
-    assert all(len(r.success) == 40 for r in moved)

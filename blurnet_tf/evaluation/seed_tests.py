@@ -18,6 +18,7 @@ over the m cells is at most α.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 
@@ -39,8 +40,11 @@ class SignFlip:
     seeds: int
 
 
+@functools.lru_cache(maxsize=None)
 def _signs(n: int) -> np.ndarray:
-    return np.array(list(itertools.product((-1.0, 1.0), repeat=n)))  # [2^n, n]
+    signs = np.array(list(itertools.product((-1.0, 1.0), repeat=n)))  # [2^n, n]
+    signs.flags.writeable = False  # shared by every call with n seeds
+    return signs
 
 
 def _p_value(d: np.ndarray, signs: np.ndarray) -> float:
