@@ -16,26 +16,14 @@ import time
 
 from absl import flags
 
+from blurnet_tf.pipeline.plan import PROFILES  # (planning imports no TensorFlow)
+
 FLAGS = flags.FLAGS
-STUDY_REPORTS = {  # a study budget's type -> the reports module that writes its report
-    "TradeoffBudget": "tradeoff_report",
-    "LongTraining": "longtrain_report",
-    "RobustnessBudget": "robustness_report",
-    "FairBudget": "fair_report",
-    "PhysicalBudget": "physical_report",
-}
 flags.DEFINE_enum(
     "profile",
     "quick",
-    ["quick", "full", "table2", "mnist", "tradeoff", "longtrain", "robustness", "fair", "physical", "smoke"],
-    "quick: reduced budgets; full: the paper's; table2: every Table II row under 3 seeds at budgets "
-    "measured flat; mnist: Defend++'s small nets on the official split with the reconstruction-weight curve; "
-    "tradeoff: every defence along its strength knob against the baseline along training (3 seeds); "
-    "longtrain: the baseline, TV and Tik_hf trained 300 epochs and attacked along the way; "
-    "robustness: every model through benchmark() (PGD-10, AutoAttack-strength L-inf, strength checks); "
-    "fair: the central claim at matched accuracy with fully trained comparators (10 seeds, run in parts by --seeds); "
-    "physical: digital and EOT RP2 stickers on the held-out stationary grid, every defence (6 seeds); "
-    "smoke: seconds-scale (tests).",
+    list(PROFILES),
+    "; ".join(f"{name}: {profile.what}" for name, profile in PROFILES.items()) + ".",
 )
 flags.DEFINE_string("work_dir", None, "Step outputs (default runs/<profile>).")
 flags.DEFINE_string("results_dir", "results", "Where REPORT.md, tables.json and figures go.")
@@ -107,7 +95,7 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
     from blurnet_tf import files, locks, rundir
     from blurnet_tf.data import find_data_dir
     from blurnet_tf.errors import DataError
-    from blurnet_tf.pipeline.plan import PROFILES, Study, build_plan, with_seeds
+    from blurnet_tf.pipeline.plan import Study, build_plan, with_seeds
     from blurnet_tf.pipeline.ray_executor import run_all_watched
     from blurnet_tf.pipeline.steps import is_done, status
     from blurnet_tf.reports.results_dirs import claim_results
@@ -205,9 +193,7 @@ def main(argv):  # noqa: C901 - issue 40's restructure splits it
     missing = [n for n, st in states.items() if st == "missing"]
     stale = [n for n, st in states.items() if st == "stale"]
     if isinstance(profile, Study):  # each study writes its own report, named by its budget's type
-        write_report = importlib.import_module(
-            f"blurnet_tf.reports.{STUDY_REPORTS[type(profile.budget).__name__]}"
-        ).write_report
+        write_report = importlib.import_module(f"blurnet_tf.reports.{profile.budget.REPORT}").write_report
     with files.all_or_nothing():  # a full disk leaves the last report whole, not half replaced
         report = write_report(
             profile,

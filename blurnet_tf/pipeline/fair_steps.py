@@ -14,6 +14,7 @@ Steps go seed by seed, so a run cut short leaves whole seeds (`--seeds` runs a p
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 from blurnet_tf import paper, rundir
 from blurnet_tf.pipeline.steps import Step, attack_command, train_command
@@ -33,6 +34,9 @@ class FairArm:
 
 @dataclasses.dataclass(frozen=True)
 class FairBudget:
+    REPORT: typing.ClassVar[str] = "fair_report"  # the reports module that writes this study's report
+    MERGES_PARTS: typing.ClassVar[bool] = True  # its report merges each part with the committed ones
+
     arms: tuple[FairArm, ...]  # the comparator (the baseline) first
     seeds: tuple[int, ...] = tuple(range(10, 20))  # this run's (--seeds: a part of the planned ones)
     planned_seeds: tuple[int, ...] = tuple(range(10, 20))  # pilot seeds 0-2 chose the shares; these decide
@@ -49,6 +53,10 @@ class FairBudget:
 
     def levels(self) -> tuple[int, ...]:
         return tuple(sorted({level for arm in self.arms for level, _ in arm.shares}))
+
+    def steps(self, lay, flags_dir, data, data_dir=None):
+        """This study's steps (plan.build_plan asks a Study's budget for them)."""
+        return fair_steps(self, lay, flags_dir, data)
 
 
 def fair_steps(budget: FairBudget, lay: rundir.Layout, flags_dir, data: list[str]) -> list[Step]:

@@ -7,6 +7,7 @@ logged, and the weights attacked like Table II after 10, 30, 100 and 300 epochs.
 """
 
 import dataclasses
+import typing
 
 from blurnet_tf import paper
 from blurnet_tf.pipeline.steps import Step, attack_command, train_command
@@ -14,6 +15,9 @@ from blurnet_tf.pipeline.steps import Step, attack_command, train_command
 
 @dataclasses.dataclass(frozen=True)
 class LongTraining:
+    REPORT: typing.ClassVar[str] = "longtrain_report"  # the reports module that writes this study's report
+    MERGES_PARTS: typing.ClassVar[bool] = False  # its report merges each part with the committed ones
+
     rows: tuple = ("baseline", "tv_1e-4", "tik_hf")
     epochs: int = 300
     attacked_epochs: tuple = (10, 30, 100)  # snapshots attacked; the final model is too
@@ -24,6 +28,10 @@ class LongTraining:
 
     def points(self):
         return tuple(f"epoch{e}" for e in self.attacked_epochs + (self.epochs,))
+
+    def steps(self, lay, flags_dir, data, data_dir=None):
+        """This study's steps (plan.build_plan asks a Study's budget for them)."""
+        return longtrain_steps(self, lay, flags_dir, data)
 
 
 # One seed (the issue allows it beside the 3-seed spread at 10 epochs, results/table2); about 50-80 min of two

@@ -12,6 +12,7 @@ Steps go seed by seed, so a run cut short leaves whole seeds (`--seeds` runs a p
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 from blurnet_tf import paper, rundir
 from blurnet_tf.experiments.stationary_test import StationaryTest
@@ -22,6 +23,9 @@ STICKERS = (("digital", "whitebox.flags"), ("eot", "whitebox_eot.flags"))
 
 @dataclasses.dataclass(frozen=True)
 class PhysicalBudget:
+    REPORT: typing.ClassVar[str] = "physical_report"  # the reports module that writes this study's report
+    MERGES_PARTS: typing.ClassVar[bool] = True  # its report merges each part with the committed ones
+
     rows: tuple[str, ...] = ("baseline", "conv_7", "tv_1e-4", "tik_hf", "defendpp")  # the comparator first
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
     train_epochs: int = 10  # Table II's budget measured flat (the table2 profile)
@@ -29,6 +33,10 @@ class PhysicalBudget:
     targets: str = "1,7,12"  # the paper's target 12 among them (the EOT attack costs 4 views a step)
     precision: str = "mixed_bfloat16"  # one precision for every arm (the bf16 gate of issue 41's pilot)
     max_train_images: int = 0  # tests
+
+    def steps(self, lay, flags_dir, data, data_dir=None):
+        """This study's steps (plan.build_plan asks a Study's budget for them)."""
+        return physical_steps(self, lay, flags_dir, data, data_dir)
 
 
 def physical_steps(budget: PhysicalBudget, lay: rundir.Layout, flags_dir, data: list[str], data_dir=None) -> list[Step]:

@@ -13,11 +13,11 @@ from blurnet_tf import paper, rundir
 from blurnet_tf.evaluation.deflection_protocol import PDBudget
 from blurnet_tf.pipeline.mnist_steps import PAPER_MNIST_ROWS, MnistBudget, mnist_steps
 from blurnet_tf.pipeline.steps import Step, attack_command, train_command
-from blurnet_tf.pipeline.fair_steps import FAIR, FairBudget, fair_steps
-from blurnet_tf.pipeline.physical_steps import PHYSICAL, PhysicalBudget, physical_steps
-from blurnet_tf.pipeline.longtrain_steps import LONG_TRAINING, LongTraining, longtrain_steps
-from blurnet_tf.pipeline.robustness_steps import RobustnessBudget, robustness_steps
-from blurnet_tf.pipeline.tradeoff_steps import TRADEOFF, TradeoffBudget, tradeoff_steps
+from blurnet_tf.pipeline.fair_steps import FAIR, FairBudget
+from blurnet_tf.pipeline.physical_steps import PHYSICAL, PhysicalBudget
+from blurnet_tf.pipeline.longtrain_steps import LONG_TRAINING, LongTraining
+from blurnet_tf.pipeline.robustness_steps import RobustnessBudget
+from blurnet_tf.pipeline.tradeoff_steps import TRADEOFF, TradeoffBudget
 from blurnet_tf.errors import SettingError
 from blurnet_tf.rundir import ORIGINAL, Layout
 
@@ -63,6 +63,7 @@ class Profile:
     snapshot_rows: tuple = ()  # ...for these rows, under seeds[0]
     lowfreq_epochs: int | None = None  # the DCT-restricted runs converge slower; None: attack_epochs
     jobs: int = 1  # steps at once unless --jobs says (each gets cores / jobs threads)
+    what: str = ""  # one line for --help
 
     @property
     def lowfreq_attack_epochs(self):
@@ -72,12 +73,15 @@ class Profile:
 
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """A profile that runs one study rather than the papers' tables: its budget (whose type is the study's kind,
-    and which holds its seeds) and how many steps run at once. Its report is results/<name>/ only."""
+    """A profile that runs one study rather than the papers' tables: its budget (which holds its seeds, makes its
+    steps and names the reports module of its report: budget.steps(...), budget.REPORT) and how many steps run at
+    once. Its report is results/<name>/ only. A new study is a budget in its own *_steps.py, a report module and
+    one entry in PROFILES."""
 
     name: str
     budget: TradeoffBudget | LongTraining | RobustnessBudget | FairBudget | PhysicalBudget
     jobs: int = 1
+    what: str = ""  # one line for --help
 
     @property
     def seeds(self) -> tuple:
@@ -86,7 +90,7 @@ class Study:
     @property
     def merges_parts(self) -> bool:
         """Its report merges the parts committed before (each part a set of families or seeds)."""
-        return isinstance(self.budget, (TradeoffBudget, FairBudget, PhysicalBudget))
+        return self.budget.MERGES_PARTS
 
 
 def with_seeds(profile, seeds):
@@ -109,7 +113,7 @@ def with_seeds(profile, seeds):
 
 SEEDED_ROWS = TABLE2_ROWS  # Tables I-V: the λ sweep, Pixel Deflection and Defend++ stay single-seed
 
-PROFILES = {
+PROFILES: dict[str, Profile | Study] = {
     # Budgets cut where measured flat (docs/reproduction.md, "Quick profile budgets"): LISA training 3 epochs (baseline
     # held-out accuracy 97.8% at 3, 98.5% at 5); λ-0.002 RP2 20 epochs (average ASR within 1.1 points of
     # epoch 30 on 15 of 17 runs, the original weights' within 3.7); the low-frequency runs keep 80 (still
@@ -117,6 +121,7 @@ PROFILES = {
     # time (docs/reproduction.md, "Quick profile rows"); Tik_hf, the LISA Defend++ row and Tables V / smoothing in full.
     "quick": Profile(
         "quick",
+        what="reduced budgets, two seeds (about 6 min on 2 cores)",
         rows=("baseline", "conv_7", "tv_1e-4"),
         train_epochs=3,
         adv_train_epochs=2,
@@ -155,6 +160,7 @@ PROFILES = {
     ),
     "full": Profile(
         "full",
+        what="the papers' budgets",
         rows=TABLE2_ROWS + (DEFENDPP_ROW,),
         train_epochs=None,
         adv_train_epochs=None,
@@ -195,6 +201,7 @@ PROFILES = {
     # paper's 78-91% legit accuracy lies there). docs/results-blurnet.md, "Three seeds on every Table II row".
     "table2": Profile(
         "table2",
+        what="every Table II row under 3 seeds at budgets measured flat",
         rows=TABLE2_ROWS,
         train_epochs=10,
         adv_train_epochs=10,
@@ -215,6 +222,7 @@ PROFILES = {
     # ResNet-18's). docs/results-defendpp.md, "The small nets on the official split".
     "mnist": Profile(
         "mnist",
+        what="Defend++'s small nets on the official split with the reconstruction-weight curve",
         rows=(),
         train_epochs=None,
         adv_train_epochs=None,
@@ -230,26 +238,48 @@ PROFILES = {
     # budgets (10 training epochs, RP2 30 epochs at λ 0.002, 17 targets). The grid came from a first coarse
     # measurement (one seed; docs/results-blurnet.md, "Trade-off frontiers"); each family is a part that fits
     # one session on 2 cores (./run.sh tradeoff --steps='*/baseline/*,*/tv/*'), merged with the committed ones.
-    "tradeoff": Study("tradeoff", TRADEOFF, jobs=2),
+    "tradeoff": Study(
+        "tradeoff",
+        TRADEOFF,
+        jobs=2,
+        what="every defence along its strength knob against the baseline along training (3 seeds)",
+    ),
     # The baseline, TV 1e-4 and Tik_hf trained 300 epochs (one seed), attacked after 10, 30, 100 and 300.
-    "longtrain": Study("longtrain", LONG_TRAINING, jobs=3),
+    "longtrain": Study(
+        "longtrain",
+        LONG_TRAINING,
+        jobs=3,
+        what="the baseline, TV and Tik_hf trained 300 epochs and attacked along the way",
+    ),
     # Every Table II row, the LISA Defend++ row and Pixel Deflection's classifier trained once (seed 0, 10 epochs)
     # and put through benchmark(): Table IV's PGD-10, AutoAttack-strength L∞, the attack-strength checks.
     "robustness": Study(
         "robustness",
         RobustnessBudget(rows=TABLE2_ROWS + (DEFENDPP_ROW,), mnist_rows=("mnist_baseline", "mnist_defendpp")),
         jobs=2,
+        what="every model through benchmark() (PGD-10, AutoAttack-strength L-inf, strength checks)",
     ),
     # The central claim tested fairly (docs/plan-fair-verdict.md): the baseline on a share of the training tracks
     # against each BlurNet family at matched legit accuracy, all trained to the end, RP2 at the paper's 300 epochs,
     # 10 seeds read by a pre-registered rule. Run in parts of seeds (./run.sh fair --seeds=10,11,12,13,14).
-    "fair": Study("fair", FAIR, jobs=2),
+    "fair": Study(
+        "fair",
+        FAIR,
+        jobs=2,
+        what="the central claim at matched accuracy, fully trained comparators (10 seeds, parts by --seeds)",
+    ),
     # RP2's physical threat model (issue 44): each row's digital and EOT stickers on the held-out stationary grid,
     # 6 seeds, 3 targets (12 among them), run in parts of seeds (./run.sh physical --seeds=0,1,2).
-    "physical": Study("physical", PHYSICAL, jobs=2),
+    "physical": Study(
+        "physical",
+        PHYSICAL,
+        jobs=2,
+        what="digital and EOT RP2 stickers on the held-out stationary grid, every defence (6 seeds)",
+    ),
     # Seconds-scale budgets that still run every stage: the tests' end-to-end run.
     "smoke": Profile(
         "smoke",
+        what="seconds-scale budgets that still run every stage (tests)",
         rows=("baseline", "gaussian_aug_0.2", "adv_train", "conv_5", "conv_7", "tv_1e-4", "tik_hf", DEFENDPP_ROW),
         train_epochs=1,
         adv_train_epochs=1,
@@ -297,19 +327,6 @@ PROFILES = {
 }
 
 
-def study_steps(budget, lay, flags_dir, data, data_dir=None):
-    """The steps of one study, by its budget's type."""
-    if isinstance(budget, TradeoffBudget):
-        return tradeoff_steps(budget, lay, flags_dir, data)
-    if isinstance(budget, LongTraining):
-        return longtrain_steps(budget, lay, flags_dir, data)
-    if isinstance(budget, FairBudget):
-        return fair_steps(budget, lay, flags_dir, data)
-    if isinstance(budget, PhysicalBudget):
-        return physical_steps(budget, lay, flags_dir, data, data_dir)
-    return robustness_steps(budget, lay, flags_dir, data, data_dir)
-
-
 def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):  # noqa: C901 - issue 40's restructure splits it
     """The ordered steps of a profile. Experiments are imported lazily so planning needs no TF."""
     from blurnet_tf.experiments.blur_transfer import BlurTransfer
@@ -322,7 +339,7 @@ def build_plan(profile, work_dir, data_dir=None, flags_dir="flags"):  # noqa: C9
     flags_dir = pathlib.Path(flags_dir)
     data = [f"--data_dir={data_dir}"] if data_dir else []
     if isinstance(profile, Study):
-        return study_steps(profile.budget, lay, flags_dir, data, data_dir)
+        return profile.budget.steps(lay, flags_dir, data, data_dir)
     steps = []
     first, *more = profile.seeds
 

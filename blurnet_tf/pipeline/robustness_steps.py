@@ -10,6 +10,7 @@ through `benchmark()`: PGD-10 as Table IV ran it, AutoAttack-strength L∞ and t
 """
 
 import dataclasses
+import typing
 import os
 
 from blurnet_tf import rundir
@@ -33,6 +34,9 @@ ADAPTIVE = (
 
 @dataclasses.dataclass(frozen=True)
 class RobustnessBudget:
+    REPORT: typing.ClassVar[str] = "robustness_report"  # the reports module that writes this study's report
+    MERGES_PARTS: typing.ClassVar[bool] = False  # its report merges each part with the committed ones
+
     rows: tuple  # trained rows, benchmarked bare (the baseline among them)
     pd_row: str = "baseline_holdout"  # the classifier behind Pixel Deflection
     # The parameters the paper's linear search chose on the validation tracks (results/full-pixel-deflection).
@@ -51,6 +55,10 @@ class RobustnessBudget:
 
     def benchmarked(self):
         return self.rows + (PIXEL_DEFLECTION,)
+
+    def steps(self, lay, flags_dir, data, data_dir=None):
+        """This study's steps (plan.build_plan asks a Study's budget for them)."""
+        return robustness_steps(self, lay, flags_dir, data, data_dir)
 
 
 def robustness_steps(budget, lay, flags_dir, data, data_dir):

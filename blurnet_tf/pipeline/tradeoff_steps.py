@@ -9,6 +9,7 @@ The steps go family by family (the baseline first), so a run cut short leaves wh
 """
 
 import dataclasses
+import typing
 
 from blurnet_tf import paper, rundir
 from blurnet_tf.pipeline.steps import Step, attack_command, train_command
@@ -33,6 +34,9 @@ class Frontier:
 
 @dataclasses.dataclass(frozen=True)
 class TradeoffBudget:
+    REPORT: typing.ClassVar[str] = "tradeoff_report"  # the reports module that writes this study's report
+    MERGES_PARTS: typing.ClassVar[bool] = True  # its report merges each part with the committed ones
+
     frontiers: tuple  # Frontier per defence family
     seeds: tuple = (0, 1, 2)  # training seeds; each model's RP2 noise uses the same seed
     train_epochs: int = 10
@@ -52,6 +56,10 @@ class TradeoffBudget:
             + tuple(f"epoch{e}" for e in self.baseline_epochs)
             + (f"epoch{self.train_epochs}",)
         )
+
+    def steps(self, lay, flags_dir, data, data_dir=None):
+        """This study's steps (plan.build_plan asks a Study's budget for them)."""
+        return tradeoff_steps(self, lay, flags_dir, data)
 
 
 # The frontiers' grids, chosen from a first coarse measurement (seed 0, 10 epochs): legit accuracy from
