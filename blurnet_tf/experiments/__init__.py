@@ -15,7 +15,7 @@ __all__ = [
     "rp2_stickers",
     "smoothing_votes",
     "spectra_maps",
-    "stationary_test",
+    "stationary_scores",
     "training_checkpoint",
     "training_monitors",
 ]

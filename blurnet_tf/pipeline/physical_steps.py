@@ -4,7 +4,7 @@ over viewing conditions, whitebox_eot.flags), and both stickers scored on the he
 
     runs/physical/models/<row>/seed<s>/              model.keras, metrics.json
     runs/physical/rp2/<row>/<digital|eot>/seed<s>/   results.json (and the noise)
-    runs/physical/stationary/<row>/seed<s>/          results.json (experiments.stationary_test)
+    runs/physical/stationary/<row>/seed<s>/          results.json (experiments.stationary_scores)
 
 Steps go seed by seed, so a run cut short leaves whole seeds (`--seeds` runs a part).
 """
@@ -15,7 +15,7 @@ import dataclasses
 import typing
 
 from blurnet_tf import paper, rundir
-from blurnet_tf.experiments.stationary_test import StationaryTest
+from blurnet_tf.experiments.stationary_scores import StationaryTest
 from blurnet_tf.pipeline.steps import Step, attack_command, train_command
 
 STICKERS = (("digital", "whitebox.flags"), ("eot", "whitebox_eot.flags"))
